@@ -1,0 +1,20 @@
+import { InvalidArgumentError } from 'commander'
+import { jsonReplacer } from './api.js'
+
+/** Prints `value` as JSON (with bigints as numbers) or runs `human` to print it for people. */
+export function output (json: boolean, value: unknown, human: () => string): void {
+  process.stdout.write((json ? JSON.stringify(value, jsonReplacer, 2) : human()) + '\n')
+}
+
+export function parseIndex (text: string): number {
+  const n = Number(text)
+  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError(`expected a node number (1, 2, ...), got "${text}"`)
+  return n
+}
+
+export function parsePositive (text: string): number {
+  const n = Number(text)
+  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive whole number, got "${text}"`)
+  return n
+}
+

@@ -1,0 +1,221 @@
+import { isIP } from 'node:net'
+import { UserError } from './errors.js'
+
+/** `poolboard.conf`: plain `key=value` lines, `#` comments, `member` repeated; flags override it. */
+export const CONFIG_FILE = 'poolboard.conf'
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const
+export type LogLevel = typeof LOG_LEVELS[number]
+
+export interface HostPort {
+  host: string
+  port: number
+}
+
+/** Another member of the pool as this node knows it: a label, a libp2p peer id, where to dial it. */
+export interface MemberEntry {
+  name: string
+  peerId: string
+  address: HostPort
+}
+
+export interface NodeConfig {
+  /** A label for this member in tables and logs. */
+  name: string
+  /** Where libp2p listens for the other members. */
+  listen: HostPort
+  /** Where the admin API listens; loopback only. */
+  api: HostPort
+  logLevel: LogLevel
+  /** Every member of the pool, this node included; only these peer ids may connect. */
+  members: MemberEntry[]
+  /** Lab mode: enables the test-only and adversarial features. Never on a real pool. */
+  lab: boolean
+}
+
+interface Setting {
+  key: string
+  defaultText: string
+  help: string
+  /** Applies one line's value to the config being built; throws a plain Error naming what is wrong. */
+  apply: (config: NodeConfig, value: string) => void
+  /** Lines for this setting in a rendered config file. */
+  render: (config: NodeConfig) => string[]
+}
+
+const MAX_NAME_CHARS = 32
+const MAX_MEMBERS = 256
+const MAX_CONFIG_BYTES = 256 * 1024
+const NAME_PATTERN = /^[A-Za-z0-9_.-]+$/
+const PEER_ID_PATTERN = /^[1-9A-HJ-NP-Za-km-z]{32,128}$/ // base58btc
+
+export function defaultConfig (): NodeConfig {
+  return {
+    name: 'node',
+    listen: { host: '0.0.0.0', port: 7700 },
+    api: { host: '127.0.0.1', port: 7701 },
+    logLevel: 'info',
+    members: [],
+    lab: false
+  }
+}
+
+export const SETTINGS: readonly Setting[] = [
+  {
+    key: 'name',
+    defaultText: 'node',
+    help: `a label for this member in tables and logs (letters, digits, "._-", at most ${MAX_NAME_CHARS})`,
+    apply: (c, v) => { c.name = parseName(v) },
+    render: (c) => [`name=${c.name}`]
+  },
+  {
+    key: 'listen',
+    defaultText: '0.0.0.0:7700',
+    help: 'host:port where libp2p listens for the other members (only members may connect)',
+    apply: (c, v) => { c.listen = parseHostPort(v) },
+    render: (c) => [`listen=${formatHostPort(c.listen)}`]
+  },
+  {
+    key: 'api',
+    defaultText: '127.0.0.1:7701',
+    help: 'host:port of the admin API (HTTP JSON, cookie auth); must be a loopback address',
+    apply: (c, v) => {
+      const api = parseHostPort(v)
+      if (!isLoopback(api.host)) throw new Error(`the admin API must listen on loopback (127.0.0.1 or ::1), not ${api.host}`)
+      c.api = api
+    },
+    render: (c) => [`api=${formatHostPort(c.api)}`]
+  },
+  {
+    key: 'log-level',
+    defaultText: 'info',
+    help: `one of ${LOG_LEVELS.join(', ')}`,
+    apply: (c, v) => { c.logLevel = parseLogLevel(v) },
+    render: (c) => [`log-level=${c.logLevel}`]
+  },
+  {
+    key: 'member',
+    defaultText: '(none)',
+    help: 'a pool member, one line each, this node included: NAME PEERID HOST:PORT',
+    apply: (c, v) => {
+      if (c.members.length >= MAX_MEMBERS) throw new Error(`at most ${MAX_MEMBERS} members`)
+      const member = parseMember(v)
+      if (c.members.some((m) => m.peerId === member.peerId)) throw new Error(`member ${member.peerId} is listed twice`)
+      if (c.members.some((m) => m.name === member.name)) throw new Error(`member name ${member.name} is used twice`)
+      c.members.push(member)
+    },
+    render: (c) => c.members.map((m) => `member=${m.name} ${m.peerId} ${formatHostPort(m.address)}`)
+  },
+  {
+    key: 'lab',
+    defaultText: '0',
+    help: 'lab mode (1) enables raw board entries and adversarial behaviours; never on a real pool',
+    apply: (c, v) => { c.lab = parseBool(v) },
+    render: (c) => [`lab=${c.lab ? 1 : 0}`]
+  }
+]
+
+/** Parses a config file's text. `source` names the file in error messages. */
+export function parseConfig (text: string, source: string): NodeConfig {
+  if (Buffer.byteLength(text) > MAX_CONFIG_BYTES) throw new UserError(`${source}: larger than ${MAX_CONFIG_BYTES} bytes`)
+  const config = defaultConfig()
+  const seen = new Set<string>()
+  const lines = text.split(/\r?\n/)
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i].trim()
+    if (line === '' || line.startsWith('#')) continue
+    const eq = line.indexOf('=')
+    if (eq <= 0) throw new UserError(`${source}:${i + 1}: expected key=value, got "${line}"`)
+    const key = line.slice(0, eq).trim()
+    const value = line.slice(eq + 1).trim()
+    const setting = SETTINGS.find((s) => s.key === key)
+    if (setting === undefined) {
+      throw new UserError(`${source}:${i + 1}: unknown setting "${key}" (known: ${SETTINGS.map((s) => s.key).join(', ')})`)
+    }
+    if (key !== 'member' && seen.has(key)) throw new UserError(`${source}:${i + 1}: "${key}" is set twice`)
+    seen.add(key)
+    try {
+      setting.apply(config, value)
+    } catch (err) {
+      throw new UserError(`${source}:${i + 1}: ${key}: ${(err as Error).message}`)
+    }
+  }
+  return config
+}
+
+/** Applies command-line overrides (`--listen`, `--api`, ...) by the same rules as the file. */
+export function applyOverrides (config: NodeConfig, overrides: Record<string, string | undefined>): NodeConfig {
+  const result: NodeConfig = { ...config, members: [...config.members] }
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value === undefined) continue
+    const setting = SETTINGS.find((s) => s.key === key)
+    if (setting === undefined) throw new UserError(`unknown setting "${key}"`)
+    try {
+      setting.apply(result, value)
+    } catch (err) {
+      throw new UserError(`--${key}: ${(err as Error).message}`)
+    }
+  }
+  return result
+}
+
+/** Renders a config file that documents every setting and its default. */
+export function renderConfig (config: NodeConfig): string {
+  const out = ['# poolboard node configuration: key=value, one per line. Flags given to `poolboard start` override these.', '']
+  for (const s of SETTINGS) {
+    out.push(`# ${s.key}: ${s.help} (default: ${s.defaultText})`)
+    out.push(...s.render(config))
+    out.push('')
+  }
+  return out.join('\n')
+}
+
+export function parseHostPort (text: string): HostPort {
+  const match = /^\[?([^\]]*?)\]?:(\d{1,5})$/.exec(text)
+  if (match === null) throw new Error(`expected HOST:PORT, got "${text}"`)
+  const host = match[1]
+  const port = Number(match[2])
+  if (isIP(host) === 0) throw new Error(`"${host}" is not an IP address`)
+  if (port > 65535) throw new Error(`port ${port} is above 65535`)
+  return { host, port }
+}
+
+export function formatHostPort (hp: HostPort): string {
+  return isIP(hp.host) === 6 ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`
+}
+
+export function isLoopback (host: string): boolean {
+  return host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
+}
+
+/** The libp2p multiaddr of a host:port on TCP. */
+export function tcpMultiaddr (hp: HostPort): string {
+  return `/ip${isIP(hp.host) === 6 ? '6' : '4'}/${hp.host}/tcp/${hp.port}`
+}
+
+function parseName (text: string): string {
+  if (text.length === 0 || text.length > MAX_NAME_CHARS || !NAME_PATTERN.test(text)) {
+    throw new Error(`"${text}" is not a valid name (letters, digits, "._-", 1 to ${MAX_NAME_CHARS} characters)`)
+  }
+  return text
+}
+
+function parseLogLevel (text: string): LogLevel {
+  const level = LOG_LEVELS.find((l) => l === text)
+  if (level === undefined) throw new Error(`"${text}" is not one of ${LOG_LEVELS.join(', ')}`)
+  return level
+}
+
+function parseBool (text: string): boolean {
+  if (text === '1' || text === 'true') return true
+  if (text === '0' || text === 'false') return false
+  throw new Error(`expected 0 or 1, got "${text}"`)
+}
+
+function parseMember (text: string): MemberEntry {
+  const parts = text.split(/\s+/)
+  if (parts.length !== 3) throw new Error(`expected NAME PEERID HOST:PORT, got "${text}"`)
+  const [name, peerId, address] = parts
+  if (!PEER_ID_PATTERN.test(peerId)) throw new Error(`"${peerId}" is not a libp2p peer id`)
+  return { name: parseName(name), peerId, address: parseHostPort(address) }
+}

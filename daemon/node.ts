@@ -1,0 +1,200 @@
+import { Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { AdminApi, type Route } from './api.js'
+import { formatHostPort, type HostPort, type NodeConfig } from './config.js'
+import type { DataDir, NodeKeys } from './datadir.js'
+import { UserError } from './errors.js'
+import type { Logger } from './log.js'
+import { MemberNetwork } from './p2p.js'
+import { VERSION } from './version.js'
+import { DatabaseLockedError, openDatabase, type Database } from '../storage/database.js'
+
+export interface NodeStatus {
+  name: string
+  version: string
+  pid: number
+  datadir: string
+  peerId: string
+  memberKey: string
+  listenAddresses: string[]
+  api: string
+  connectedPeers: Array<{ name: string, peerId: string }>
+  connectedPeerCount: number
+  memberCount: number
+  uptimeSeconds: number
+  lab: boolean
+  cut: boolean
+}
+
+export interface NodeOptions {
+  dir: DataDir
+  config: NodeConfig
+  keys: NodeKeys
+  logger: Logger
+}
+
+const SHUTDOWN_STEP_TIMEOUT_MS = 10_000
+
+/**
+ * A participant node: owns the database (and with it the data directory's lock), the member
+ * network and the admin API. `start` brings them up in that order, `stop` takes them down in reverse.
+ */
+export class PoolboardNode {
+  private readonly startedAtMs = Date.now()
+  private readonly metrics = new Registry()
+  private api: AdminApi | undefined
+  private apiAddress: HostPort | undefined
+  private stopping: Promise<void> | undefined
+
+  private constructor (
+    private readonly options: NodeOptions,
+    private readonly db: Database,
+    private readonly network: MemberNetwork
+  ) {}
+
+  static async start (options: NodeOptions): Promise<PoolboardNode> {
+    const { dir, config, keys, logger } = options
+    if (!config.members.some((m) => m.peerId === keys.peerId) && config.members.length > 0) {
+      throw new UserError(`${dir.configFile}: the member list does not include this node's own peer id ${keys.peerId}`)
+    }
+    let db: Database
+    try {
+      db = await openDatabase(dir.databasePath, { create: false })
+    } catch (err) {
+      if (err instanceof DatabaseLockedError) {
+        const pid = dir.readPid()
+        throw new UserError(`another poolboard node is already running on ${dir.path}${pid === undefined ? '' : ` (pid ${pid})`}`)
+      }
+      throw err
+    }
+    dir.writePid()
+    let network: MemberNetwork | undefined
+    try {
+      network = await MemberNetwork.create({ privateKey: keys.libp2pKey, peerId: keys.peerId, listen: config.listen, members: config.members, logger })
+      const node = new PoolboardNode(options, db, network)
+      node.registerMetrics()
+      await network.start()
+      await node.startApi()
+      logger.info({ peerId: keys.peerId, api: formatHostPort(node.apiAddress!), members: config.members.length, lab: config.lab }, 'node started')
+      return node
+    } catch (err) {
+      await network?.stop().catch(() => {})
+      await db.close().catch(() => {})
+      dir.removePid()
+      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+        throw new UserError(`an address is already in use: ${(err as Error).message}`)
+      }
+      throw err
+    }
+  }
+
+  status (): NodeStatus {
+    const { dir, config, keys } = this.options
+    const connected = this.network.connectedMembers()
+    return {
+      name: config.name,
+      version: VERSION,
+      pid: process.pid,
+      datadir: dir.path,
+      peerId: keys.peerId,
+      memberKey: Buffer.from(keys.memberKey).toString('hex'),
+      listenAddresses: this.network.listenAddresses(),
+      api: this.apiAddress === undefined ? '' : formatHostPort(this.apiAddress),
+      connectedPeers: connected.map((m) => ({ name: m.name, peerId: m.peerId })),
+      connectedPeerCount: connected.length,
+      memberCount: config.members.length,
+      uptimeSeconds: Math.floor((Date.now() - this.startedAtMs) / 1000),
+      lab: config.lab,
+      cut: this.network.isCut()
+    }
+  }
+
+  /** Stops accepting API calls, closes libp2p, then the database (which releases the lock). */
+  async stop (reason: string): Promise<void> {
+    this.stopping ??= this.shutdown(reason)
+    await this.stopping
+  }
+
+  private async shutdown (reason: string): Promise<void> {
+    const { dir, logger } = this.options
+    logger.info({ reason }, 'stopping')
+    dir.removeCookie()
+    await withTimeout(this.api?.stop(), 'admin API')
+    await withTimeout(this.network.stop(), 'libp2p')
+    await withTimeout(this.db.close(), 'database')
+    dir.removePid()
+    logger.info('stopped')
+  }
+
+  private async startApi (): Promise<void> {
+    const { dir, config } = this.options
+    const password = dir.writeCookie()
+    this.api = new AdminApi({
+      listen: config.api,
+      password,
+      logger: this.options.logger,
+      routes: this.routes(),
+      publicRoutes: [{ path: '/metrics', contentType: this.metrics.contentType, handler: async () => await this.metrics.metrics() }]
+    })
+    try {
+      this.apiAddress = await this.api.start()
+    } catch (err) {
+      dir.removeCookie()
+      throw err
+    }
+  }
+
+  private routes (): Route[] {
+    return [
+      { method: 'GET', path: '/v1/status', handler: async () => this.status() },
+      {
+        method: 'POST',
+        path: '/v1/stop',
+        handler: async () => {
+          setImmediate(() => { process.kill(process.pid, 'SIGTERM') })
+          return { stopping: true }
+        }
+      },
+      {
+        method: 'POST',
+        path: '/v1/network/cut',
+        handler: async () => { await this.network.cut(); return { cut: true } }
+      },
+      {
+        method: 'POST',
+        path: '/v1/network/heal',
+        handler: async () => { this.network.heal(); return { cut: false } }
+      }
+    ]
+  }
+
+  private registerMetrics (): void {
+    collectDefaultMetrics({ register: this.metrics, prefix: 'poolboard_process_' })
+    const network = this.network
+    const startedAtMs = this.startedAtMs
+    this.metrics.registerMetric(new Gauge({
+      name: 'poolboard_connected_members',
+      help: 'Pool members (other than this node) with an open libp2p connection',
+      registers: [],
+      collect () { this.set(network.connectedMembers().length) }
+    }))
+    this.metrics.registerMetric(new Gauge({
+      name: 'poolboard_uptime_seconds',
+      help: 'Seconds since the node started',
+      registers: [],
+      collect () { this.set((Date.now() - startedAtMs) / 1000) }
+    }))
+  }
+}
+
+async function withTimeout (work: Promise<void> | undefined, what: string): Promise<void> {
+  if (work === undefined) return
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => { reject(new Error(`${what} did not stop within ${SHUTDOWN_STEP_TIMEOUT_MS} ms`)) }, SHUTDOWN_STEP_TIMEOUT_MS)
+  })
+  try {
+    await Promise.race([work, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}

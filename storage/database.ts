@@ -1,0 +1,70 @@
+import { Level } from 'level'
+
+/** Keys and values are raw bytes; each part of the schema owns a one-byte key prefix. */
+export type Database = Level<Uint8Array, Uint8Array>
+
+/** Version of the on-disk layout; a node refuses a database written by a newer layout. */
+export const SCHEMA_VERSION = 1
+
+/** Key prefixes of the schema, one byte each, so that no part can read another's keys. */
+export const PREFIX = {
+  meta: 0x00
+} as const
+
+const SCHEMA_KEY = Uint8Array.of(PREFIX.meta, ...new TextEncoder().encode('schema'))
+
+/** Thrown when another process holds the database (LevelDB's own lock, released even on kill -9). */
+export class DatabaseLockedError extends Error {
+  constructor (path: string) {
+    super(`the database ${path} is in use by another process`)
+    this.name = 'DatabaseLockedError'
+  }
+}
+
+/**
+ * Opens (and with `create`, creates) the node's LevelDB and checks its schema version.
+ * LevelDB's lock doubles as the data directory's lock: it is an OS lock, so a crashed node never
+ * leaves a stale one behind.
+ */
+export async function openDatabase (path: string, options: { create: boolean }): Promise<Database> {
+  const db: Database = new Level<Uint8Array, Uint8Array>(path, {
+    keyEncoding: 'view',
+    valueEncoding: 'view',
+    createIfMissing: options.create,
+    errorIfExists: options.create
+  })
+  try {
+    await db.open()
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string, message?: string } }).cause
+    if (cause?.code === 'LEVEL_LOCKED') throw new DatabaseLockedError(path)
+    throw new Error(`cannot open the database ${path}: ${cause?.message ?? (err as Error).message}`)
+  }
+  try {
+    const stored = await db.get(SCHEMA_KEY)
+    if (stored === undefined) {
+      if (!options.create) throw new Error(`the database ${path} has no schema version: it was not made by poolboard init`)
+      await db.put(SCHEMA_KEY, encodeU32(SCHEMA_VERSION), { sync: true })
+    } else {
+      const version = decodeU32(stored)
+      if (version !== SCHEMA_VERSION) {
+        throw new Error(`the database ${path} has schema version ${version}; this poolboard reads version ${SCHEMA_VERSION}`)
+      }
+    }
+  } catch (err) {
+    await db.close()
+    throw err
+  }
+  return db
+}
+
+function encodeU32 (n: number): Uint8Array {
+  const out = new Uint8Array(4)
+  new DataView(out.buffer).setUint32(0, n)
+  return out
+}
+
+function decodeU32 (bytes: Uint8Array): number {
+  if (bytes.length !== 4) throw new Error(`schema version: expected 4 bytes, got ${bytes.length}`)
+  return new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0)
+}
