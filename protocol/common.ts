@@ -1,0 +1,190 @@
+/**
+ * Field types shared by several objects, with their canonical encodings:
+ * outpoints, pool references, state references, sorted member-key lists and balances.
+ */
+import { compareBytes, equalBytes, toHex } from './bytes.js';
+import { DecodeError, EncodeError, type Reader, type Writer } from './codec.js';
+import { LOCKTIME_THRESHOLD, MAX_MONEY_SATS, MAX_OBJECT_BYTES } from './limits.js';
+
+/** A transaction output reference: txid (32 bytes, internal byte order) and output index. */
+export interface Outpoint {
+  txid: Uint8Array;
+  vout: number;
+}
+
+/**
+ * Which (sub-)pool: the root pool of `poolId`, or the partition created by a partition statement.
+ * Encoded as a kind byte (0 = root, 1 = partition) followed, for a partition, by the statement id.
+ */
+export type PoolRef = { kind: 'root' } | { kind: 'partition'; statementId: Uint8Array };
+
+/** A state of a (sub-)pool: the pool reference and the state number (N, or sub-state k). */
+export interface StateRef {
+  pool: PoolRef;
+  stateNumber: number;
+}
+
+/** The outcome of a verification that explains itself. */
+export type Verdict = { ok: true } | { ok: false; reason: string };
+
+export const OK: Verdict = Object.freeze({ ok: true });
+export function fail(reason: string): Verdict {
+  return { ok: false, reason };
+}
+
+/** A short printable form of a key or hash for error messages: the first 8 bytes in hex. */
+export function short(bytes: Uint8Array): string {
+  return toHex(bytes.subarray(0, 8));
+}
+
+/** `txid:vout` in internal byte order: a map key for an outpoint. */
+export function outpointKey(o: Outpoint): string {
+  return `${toHex(o.txid)}:${o.vout}`;
+}
+
+export function equalOutpoints(a: Outpoint, b: Outpoint): boolean {
+  return a.vout === b.vout && equalBytes(a.txid, b.txid);
+}
+
+export function equalPoolRefs(a: PoolRef, b: PoolRef): boolean {
+  if (a.kind === 'root') return b.kind === 'root';
+  return b.kind === 'partition' && equalBytes(a.statementId, b.statementId);
+}
+
+export function equalStateRefs(a: StateRef, b: StateRef): boolean {
+  return a.stateNumber === b.stateNumber && equalPoolRefs(a.pool, b.pool);
+}
+
+/** Human-readable pool reference for messages. */
+export function describePoolRef(ref: PoolRef): string {
+  return ref.kind === 'root' ? 'root pool' : `partition ${short(ref.statementId)}`;
+}
+
+export function describeStateRef(ref: StateRef): string {
+  return `${describePoolRef(ref.pool)} state ${ref.stateNumber}`;
+}
+
+/** Sum of balances (bigint satoshis). */
+export function sumSats(balances: readonly bigint[]): bigint {
+  let s = 0n;
+  for (const b of balances) s += b;
+  return s;
+}
+
+/** Reject an encoding larger than `MAX_OBJECT_BYTES` before parsing it. */
+export function checkObjectSize(bytes: Uint8Array, context: string): void {
+  if (!(bytes instanceof Uint8Array)) throw new DecodeError(context, 'input is not a byte array');
+  if (bytes.length > MAX_OBJECT_BYTES) {
+    throw new DecodeError(context, `encoding is ${bytes.length} bytes, over the limit of ${MAX_OBJECT_BYTES}`);
+  }
+}
+
+// ---- encoders / decoders ----
+
+export const OUTPOINT_BYTES = 36;
+
+export function writeOutpoint(w: Writer, o: Outpoint, field = 'outpoint'): void {
+  w.bytes32(o.txid, `${field}.txid`).u32(o.vout, `${field}.vout`);
+}
+
+export function readOutpoint(r: Reader, name: string): Outpoint {
+  return r.field(name, (r) => ({ txid: r.bytes32('txid'), vout: r.u32('vout') }));
+}
+
+export function writePoolRef(w: Writer, ref: PoolRef, field = 'pool'): void {
+  if (ref.kind === 'root') w.u8(0);
+  else if (ref.kind === 'partition') w.u8(1).bytes32(ref.statementId, `${field}.statementId`);
+  else throw new EncodeError(field, 'unknown pool reference kind');
+}
+
+export function readPoolRef(r: Reader, name: string): PoolRef {
+  return r.field(name, (r) => {
+    const kind = r.u8('kind');
+    if (kind === 0) return { kind: 'root' } as const;
+    if (kind === 1) return { kind: 'partition', statementId: r.bytes32('statementId') } as const;
+    return r.fail('kind', `unknown pool reference kind ${kind} (0 = root, 1 = partition)`);
+  });
+}
+
+export function writeStateRef(w: Writer, ref: StateRef, field = 'state'): void {
+  writePoolRef(w, ref.pool, `${field}.pool`);
+  w.u32(ref.stateNumber, `${field}.stateNumber`);
+}
+
+export function readStateRef(r: Reader, name: string): StateRef {
+  return r.field(name, (r) => ({ pool: readPoolRef(r, 'pool'), stateNumber: r.u32('stateNumber') }));
+}
+
+/** A block height: u32 below the locktime threshold. */
+export function readHeight(r: Reader, name: string): number {
+  const h = r.u32(name);
+  if (h >= LOCKTIME_THRESHOLD) r.fail(name, `height ${h} is not below the locktime threshold ${LOCKTIME_THRESHOLD}`);
+  return h;
+}
+
+/** An amount in satoshis: u64, at most 21 million BTC. */
+export function writeSats(w: Writer, v: bigint, field = 'sats'): void {
+  if (typeof v !== 'bigint' || v < 0n || v > MAX_MONEY_SATS) {
+    throw new EncodeError(field, `amount ${String(v)} is not within 0..${MAX_MONEY_SATS} sats`);
+  }
+  w.u64(v, field);
+}
+
+export function readSats(r: Reader, name: string): bigint {
+  const v = r.u64(name);
+  if (v > MAX_MONEY_SATS) r.fail(name, `amount ${v} exceeds 21 million BTC (${MAX_MONEY_SATS} sats)`);
+  return v;
+}
+
+/** Balances aligned with a member list of known length (no count prefix); checks the total. */
+export function writeBalances(w: Writer, balances: readonly bigint[], field = 'balances'): void {
+  for (let i = 0; i < balances.length; i++) writeSats(w, balances[i]!, `${field}[${i}]`);
+}
+
+export function readBalances(r: Reader, name: string, n: number): bigint[] {
+  if (n * 8 > r.remaining) r.fail(name, `expected ${n * 8} bytes, got ${r.remaining}`);
+  const out = r.repeat(name, n, (r) => readSats(r, ''));
+  const total = sumSats(out);
+  if (total > MAX_MONEY_SATS) r.fail(name, `total ${total} exceeds 21 million BTC (${MAX_MONEY_SATS} sats)`);
+  return out;
+}
+
+/** A counted list of 32-byte keys in strictly increasing byte order (so sorted and unique). */
+export function writeSortedKeys(w: Writer, keys: readonly Uint8Array[], minCount: number, maxCount: number, field: string): void {
+  if (keys.length < minCount) throw new EncodeError(field, `at least ${minCount} required, got ${keys.length}`);
+  w.count(keys.length, maxCount, field);
+  for (let i = 0; i < keys.length; i++) {
+    if (i > 0 && compareBytes(keys[i - 1]!, keys[i]!) >= 0) {
+      throw new EncodeError(`${field}[${i}]`, 'keys must be sorted in increasing order without duplicates');
+    }
+    w.bytes32(keys[i]!, `${field}[${i}]`);
+  }
+}
+
+export function readSortedKeys(r: Reader, name: string, minCount: number, maxCount: number): Uint8Array[] {
+  const n = r.count(name, maxCount, 32);
+  if (n < minCount) r.fail(name, `at least ${minCount} required, got ${n}`);
+  let prev: Uint8Array | undefined;
+  return r.repeat(name, n, (r) => {
+    const k = r.bytes32('');
+    if (prev !== undefined && compareBytes(prev, k) >= 0) {
+      r.fail('', equalBytes(prev, k) ? 'duplicate key' : 'keys not in increasing order');
+    }
+    prev = k;
+    return k;
+  });
+}
+
+/** Index of `key` in a sorted key list, or -1 (binary search). */
+export function indexOfKey(sortedKeys: readonly Uint8Array[], key: Uint8Array): number {
+  let lo = 0;
+  let hi = sortedKeys.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const c = compareBytes(sortedKeys[mid]!, key);
+    if (c === 0) return mid;
+    if (c < 0) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
+}

@@ -1,0 +1,71 @@
+/**
+ * Hashes: sha256, BIP340-style tagged hashes, and Bitcoin's double-sha256 txid.
+ *
+ * A tagged hash is `sha256(sha256(tag) || sha256(tag) || msg)` (BIP340). Every pool object that is
+ * hashed or signed has its own tag, listed in `TAGS` below and nowhere else, so a signature or an id
+ * made for one kind of object can never be mistaken for another.
+ */
+import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
+
+/** Every tag used by poolboard. Adding an object type means adding its tag here. */
+export const TAGS = {
+  /** `poolId` = tagged hash of the canonical genesis encoding. */
+  genesis: 'poolboard/genesis',
+  /** State hash: what every member signs to make a (sub-)pool state final. */
+  state: 'poolboard/state',
+  /** Commitment used as the output key of a state's Update transaction. */
+  stateCommitment: 'poolboard/state-commitment',
+  /** Commitment used as the output key of a Withdraw's remainder output. */
+  withdrawRemainder: 'poolboard/withdraw-remainder',
+  /** Signing hash of an update request. */
+  updateRequest: 'poolboard/update-request',
+  /** Signing hash of a partition request. */
+  partitionRequest: 'poolboard/partition-request',
+  /** `statementId` = signing hash of a partition statement (its unsigned encoding). */
+  partitionStatement: 'poolboard/partition-statement',
+  /** Commitment used as the output key of a partition's intermediate Update transaction. */
+  partitionCommitment: 'poolboard/partition-commitment',
+  /** Id of an equivocation evidence object (for de-duplication). */
+  evidence: 'poolboard/evidence',
+  /** Deterministic secret keys derived from a seed (tests, simulations). */
+  keySeed: 'poolboard/key-seed',
+} as const;
+
+export type TagName = keyof typeof TAGS;
+export type Tag = (typeof TAGS)[TagName];
+
+/** Plain sha256. */
+export function sha256(msg: Uint8Array): Uint8Array {
+  return nobleSha256(msg);
+}
+
+/** Bitcoin's double sha256 (as used for txids, internal byte order). */
+export function sha256d(msg: Uint8Array): Uint8Array {
+  return nobleSha256(nobleSha256(msg));
+}
+
+const textEncoder = new TextEncoder();
+
+// sha256(tag) for every tag, computed once. The map is filled at module load and never mutated.
+const TAG_PREFIX: ReadonlyMap<string, Uint8Array> = new Map(
+  Object.values(TAGS).map((tag) => {
+    const th = nobleSha256(textEncoder.encode(tag));
+    const prefix = new Uint8Array(64);
+    prefix.set(th, 0);
+    prefix.set(th, 32);
+    return [tag, prefix] as const;
+  }),
+);
+
+/**
+ * BIP340 tagged hash of the concatenation of `parts` under `tag`. Only the tags in `TAGS` are
+ * accepted, which keeps the list of tags complete.
+ */
+export function taggedHash(tag: Tag, ...parts: Uint8Array[]): Uint8Array {
+  const prefix = TAG_PREFIX.get(tag);
+  if (prefix === undefined) throw new RangeError(`unknown tag ${JSON.stringify(tag)}`);
+  const h = nobleSha256.create();
+  h.update(prefix);
+  for (const p of parts) h.update(p);
+  return h.digest();
+}

@@ -1,0 +1,28 @@
+/**
+ * Every size and range limit of the protocol objects, in one place.
+ * Changing one of these changes what decoders accept: treat it as a protocol change.
+ */
+
+/** Most members in a pool (and so most actives in a partition, inputs in an intermediate Update). */
+export const MAX_MEMBERS = 256;
+/** Fewest members in a root pool. A partition (sub-pool) may have a single member. */
+export const MIN_GENESIS_MEMBERS = 2;
+/** Longest libp2p peer id string, in UTF-8 bytes (base58btc or multibase text, alphanumeric). */
+export const MAX_PEER_ID_BYTES = 128;
+/** 21 million BTC in satoshis: no balance, sum or output value may exceed it. */
+export const MAX_MONEY_SATS = 2_100_000_000_000_000n;
+/** Kick-out delay X, in blocks: at least one block, at most about one year. */
+export const MIN_KICKOUT_DELAY_BLOCKS = 1;
+export const MAX_KICKOUT_DELAY_BLOCKS = 52_560;
+/**
+ * Bitcoin's nLockTime threshold: values below it are block heights. Every height in the protocol,
+ * and every kick-out locktime `T + X`, must stay below it.
+ */
+export const LOCKTIME_THRESHOLD = 500_000_000;
+/** Inputs and outputs of a modelled transaction. */
+export const MAX_TX_INPUTS = MAX_MEMBERS;
+export const MAX_TX_OUTPUTS = MAX_MEMBERS;
+/** Largest encoding any protocol decoder accepts (checked before parsing). */
+export const MAX_OBJECT_BYTES = 256 * 1024;
+/** Largest state number (u32 on the wire). */
+export const MAX_STATE_NUMBER = 0xffff_ffff;
