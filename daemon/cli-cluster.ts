@@ -3,6 +3,7 @@ import { Command } from 'commander'
 import { AdminClient } from './client.js'
 import { type ClusterNodeState, LocalCluster } from './cluster.js'
 import { output, parseIndex, parsePositive } from './cli-util.js'
+import { parseHostPort } from './config.js'
 import { UserError } from './errors.js'
 import { Progress, renderTable } from './table.js'
 
@@ -67,6 +68,22 @@ export function clusterCommand (): Command {
       for (const { index, pid } of pids) await c.waitForApi(index, deadlineMs, pid)
       await c.waitConnected(deadlineMs, 'connecting')
       await printStatus(c, json)
+    })
+
+  dirOption(cluster.command('create'))
+    .description('only create the data directories of a cluster (for nodes started elsewhere, e.g. containers)')
+    .option('--nodes <n>', 'number of nodes', parsePositive, 3)
+    .option('--addresses <list>', 'comma-separated HOST:PORT where each node listens and is dialed (default: loopback, free ports)')
+    .option('--lab', 'lab mode')
+    .option('--json', 'print JSON')
+    .action(async (opts: ClusterOptions & { nodes: number, addresses?: string, lab?: boolean }) => {
+      const c = new LocalCluster(opts.dir)
+      if (c.exists()) throw new UserError(`a cluster already exists in ${c.dir}`)
+      const addresses = opts.addresses?.split(',').map((a) => {
+        try { return parseHostPort(a.trim()) } catch (err) { throw new UserError(`--addresses: ${(err as Error).message}`) }
+      })
+      const file = await c.create({ nodes: opts.nodes, lab: opts.lab === true, addresses })
+      output(opts.json === true, file, () => renderTable(['node', 'name', 'peer id', 'listen', 'api'], file.nodes.map((n) => [String(n.index), n.name, n.peerId, n.listen, n.api])))
     })
 
   dirOption(cluster.command('status'))

@@ -53,20 +53,27 @@ export class LocalCluster {
     return JSON.parse(readFileSync(join(this.dir, CLUSTER_FILE), 'utf8')) as ClusterFile
   }
 
-  /** Creates the data directories of a new cluster: keys, configs that list every member, free ports. */
-  async create (options: { nodes: number, lab: boolean }): Promise<ClusterFile> {
+  /**
+   * Creates the data directories of a new cluster: keys, and configs that list every member.
+   * Without `addresses`, every node is on loopback with free ports. With them (one per node, e.g.
+   * containers on their own IPs), node i listens on addresses[i] and its API on 127.0.0.1:7701.
+   */
+  async create (options: { nodes: number, lab: boolean, addresses?: HostPort[] }): Promise<ClusterFile> {
     if (!Number.isSafeInteger(options.nodes) || options.nodes < 1 || options.nodes > MAX_NODES) {
       throw new UserError(`--nodes must be between 1 and ${MAX_NODES}, got ${options.nodes}`)
     }
     if (existsSync(this.dir) && readdirSync(this.dir).length > 0) {
       throw new UserError(`${this.dir} exists and is not a cluster directory; choose another --dir`)
     }
-    const ports = await freePorts(options.nodes * 2)
+    if (options.addresses !== undefined && options.addresses.length !== options.nodes) {
+      throw new UserError(`--addresses lists ${options.addresses.length} addresses for ${options.nodes} nodes`)
+    }
+    const ports = options.addresses === undefined ? await freePorts(options.nodes * 2) : []
     const made: Array<{ dir: DataDir, member: MemberEntry, api: HostPort }> = []
     for (let i = 1; i <= options.nodes; i++) {
       const dir = new DataDir(join(this.dir, `node${i}`))
-      const listen = { host: '127.0.0.1', port: ports[2 * (i - 1)] }
-      const api = { host: '127.0.0.1', port: ports[2 * (i - 1) + 1] }
+      const listen = options.addresses?.[i - 1] ?? { host: '127.0.0.1', port: ports[2 * (i - 1)] }
+      const api = options.addresses === undefined ? { host: '127.0.0.1', port: ports[2 * (i - 1) + 1] } : defaultConfig().api
       const config = { ...defaultConfig(), name: `node${i}`, listen, api, lab: options.lab }
       const keys = await initDataDir(dir, config)
       made.push({ dir, member: { name: config.name, peerId: keys.peerId, address: listen }, api })

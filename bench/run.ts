@@ -1,0 +1,21 @@
+import '../daemon/polyfill.js'
+
+/** `npm run bench -- NAME [options]`: each benchmark is a module in bench/ exporting `run(args)`. */
+const BENCHMARKS: Record<string, { description: string, load: () => Promise<{ run: (args: string[]) => Promise<void> }> }> = {
+  cluster: { description: 'time from cluster up to fully connected (3 and 7 nodes), RSS of an idle node', load: async () => await import('./cluster.js') }
+}
+
+async function main (): Promise<void> {
+  const [name, ...args] = process.argv.slice(2)
+  const bench = name === undefined ? undefined : BENCHMARKS[name]
+  if (bench === undefined) {
+    process.stderr.write(`usage: npm run bench -- NAME [options]\n\n${Object.entries(BENCHMARKS).map(([n, b]) => `  ${n.padEnd(14)} ${b.description}`).join('\n')}\n`)
+    process.exit(name === undefined || name === '--help' ? 0 : 1)
+  }
+  await (await bench.load()).run(args)
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`)
+  process.exit(1)
+})
