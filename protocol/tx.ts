@@ -15,7 +15,7 @@
  */
 import { reverseBytes, toHex } from './bytes.js';
 import { EncodeError, Writer, decodeAll, type Reader } from './codec.js';
-import { checkObjectSize, readOutpoint, readSats, writeOutpoint, writeSats, type Outpoint } from './common.js';
+import { checkObjectSize, outpointKey, readOutpoint, readSats, writeOutpoint, writeSats, type Outpoint } from './common.js';
 import { sha256d } from './hash.js';
 import { MAX_MONEY_SATS, MAX_TX_INPUTS, MAX_TX_OUTPUTS } from './limits.js';
 
@@ -47,7 +47,11 @@ export interface Tx {
 export function writeTx(w: Writer, tx: Tx, field = 'tx'): void {
   w.u32(tx.version, `${field}.version`);
   if (tx.inputs.length < 1) throw new EncodeError(`${field}.inputs`, 'at least one input required');
+  const seen = new Set<string>();
   w.array(tx.inputs, MAX_TX_INPUTS, (w, input, i) => {
+    const k = outpointKey(input);
+    if (seen.has(k)) throw new EncodeError(`${field}.inputs[${i}]`, 'outpoint spent twice in the same transaction');
+    seen.add(k);
     writeOutpoint(w, input, `${field}.inputs[${i}]`);
     w.varint(0); // empty scriptSig
     w.u32(TX_SEQUENCE);
@@ -67,8 +71,12 @@ export function writeTx(w: Writer, tx: Tx, field = 'tx'): void {
 export function readTx(r: Reader, name: string): Tx {
   return r.field(name, (r) => {
     const version = r.u32('version');
+    const seen = new Set<string>();
     const inputs = r.array('inputs', MAX_TX_INPUTS, (r) => {
       const o = readOutpoint(r, 'outpoint');
+      const k = outpointKey(o);
+      if (seen.has(k)) r.fail('outpoint', 'spent twice in the same transaction');
+      seen.add(k);
       const scriptLen = r.varint('scriptSig');
       if (scriptLen !== 0) r.fail('scriptSig', `expected an empty scriptSig, got length ${scriptLen}`);
       const seq = r.u32('sequence');
