@@ -336,13 +336,18 @@ export function signState(s: PoolState, secretKey: Uint8Array, auxRand: Uint8Arr
   return signHash(stateHash(s), secretKey, auxRand);
 }
 
-/** Check that a signed state carries a valid signature from every member. */
+/** Check that a signed state carries a valid signature from every member. Never throws. */
 export function verifySignedState(ss: SignedState): Verdict {
   const p = stateProblem(ss.state);
   if (p) return fail(`state: ${p.field}: ${p.reason}`);
   const n = ss.state.pool.members.length;
   if (ss.signatures.length !== n) return fail(`expected ${n} signatures (one per member), got ${ss.signatures.length}`);
-  const h = stateHash(ss.state);
+  let h: Uint8Array;
+  try {
+    h = stateHash(ss.state);
+  } catch (e) {
+    return fail(`malformed state: ${(e as Error).message}`);
+  }
   for (let i = 0; i < n; i++) {
     const key = ss.state.pool.members[i]!;
     if (!verifyHash(ss.signatures[i]!, h, key)) return fail(`signature of member ${i} (${short(key)}) does not verify`);
