@@ -38,12 +38,24 @@ export class DecodeError extends Error {
   }
 }
 
-/** Thrown by `Writer` when asked to encode a value that is out of range for its field. */
+/** Thrown by `Writer` (and the object encoders) when asked to encode an invalid value. */
 export class EncodeError extends Error {
+  /** The field path, e.g. `inputs[2].txid`. */
+  readonly field: string;
+  readonly reason: string;
   constructor(field: string, reason: string) {
     super(`${field}: ${reason}`);
     this.name = 'EncodeError';
+    this.field = field;
+    this.reason = reason;
   }
+}
+
+/** Re-throw `e` with `prefix` prepended to its field path if it is an `EncodeError`. */
+function prefixed(e: unknown, prefix: string): unknown {
+  if (!(e instanceof EncodeError)) return e;
+  const sep = e.field.startsWith('[') ? '' : '.';
+  return new EncodeError(e.field === '' ? prefix : `${prefix}${sep}${e.field}`, e.reason);
 }
 
 const MAX_U32 = 0xffff_ffff;
@@ -212,10 +224,33 @@ export class Writer {
     return this.varint(n, field);
   }
 
-  /** Varint count + each element written by `writeOne`. */
+  /**
+   * Varint count + each element written by `writeOne`. An `EncodeError` thrown for an element is
+   * re-thrown with its field under `field[i]` (names are only built when an error is thrown).
+   */
   array<T>(items: readonly T[], maxCount: number, writeOne: (w: this, item: T, index: number) => void, field = 'array'): this {
     this.count(items.length, maxCount, field);
-    for (let i = 0; i < items.length; i++) writeOne(this, items[i]!, i);
+    return this.each(items, writeOne, field);
+  }
+
+  /** Each element written by `writeOne`, no count (the count is known from elsewhere). */
+  each<T>(items: readonly T[], writeOne: (w: this, item: T, index: number) => void, field = 'array'): this {
+    let i = 0;
+    try {
+      for (; i < items.length; i++) writeOne(this, items[i]!, i);
+    } catch (e) {
+      throw prefixed(e, `${field}[${i}]`);
+    }
+    return this;
+  }
+
+  /** Write a nested structure; an `EncodeError` inside `fn` is re-thrown under `field`. */
+  field(field: string, fn: (w: this) => void): this {
+    try {
+      fn(this);
+    } catch (e) {
+      throw prefixed(e, field);
+    }
     return this;
   }
 

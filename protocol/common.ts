@@ -83,18 +83,18 @@ export function checkObjectSize(bytes: Uint8Array, context: string): void {
 
 export const OUTPOINT_BYTES = 36;
 
-export function writeOutpoint(w: Writer, o: Outpoint, field = 'outpoint'): void {
-  w.bytes32(o.txid, `${field}.txid`).u32(o.vout, `${field}.vout`);
+export function writeOutpoint(w: Writer, o: Outpoint): void {
+  w.bytes32(o.txid, 'txid').u32(o.vout, 'vout');
 }
 
 export function readOutpoint(r: Reader, name: string): Outpoint {
   return r.field(name, (r) => ({ txid: r.bytes32('txid'), vout: r.u32('vout') }));
 }
 
-export function writePoolRef(w: Writer, ref: PoolRef, field = 'pool'): void {
+export function writePoolRef(w: Writer, ref: PoolRef): void {
   if (ref.kind === 'root') w.u8(0);
-  else if (ref.kind === 'partition') w.u8(1).bytes32(ref.statementId, `${field}.statementId`);
-  else throw new EncodeError(field, 'unknown pool reference kind');
+  else if (ref.kind === 'partition') w.u8(1).bytes32(ref.statementId, 'statementId');
+  else throw new EncodeError('kind', 'unknown pool reference kind');
 }
 
 export function readPoolRef(r: Reader, name: string): PoolRef {
@@ -106,9 +106,9 @@ export function readPoolRef(r: Reader, name: string): PoolRef {
   });
 }
 
-export function writeStateRef(w: Writer, ref: StateRef, field = 'state'): void {
-  writePoolRef(w, ref.pool, `${field}.pool`);
-  w.u32(ref.stateNumber, `${field}.stateNumber`);
+export function writeStateRef(w: Writer, ref: StateRef): void {
+  w.field('pool', (w) => writePoolRef(w, ref.pool));
+  w.u32(ref.stateNumber, 'stateNumber');
 }
 
 export function readStateRef(r: Reader, name: string): StateRef {
@@ -136,9 +136,9 @@ export function readSats(r: Reader, name: string): bigint {
   return v;
 }
 
-/** Balances aligned with a member list of known length (no count prefix); checks the total. */
+/** Balances aligned with a member list of known length (no count prefix). */
 export function writeBalances(w: Writer, balances: readonly bigint[], field = 'balances'): void {
-  for (let i = 0; i < balances.length; i++) writeSats(w, balances[i]!, `${field}[${i}]`);
+  w.each(balances, (w, b) => writeSats(w, b, ''), field);
 }
 
 export function readBalances(r: Reader, name: string, n: number): bigint[] {
@@ -152,13 +152,10 @@ export function readBalances(r: Reader, name: string, n: number): bigint[] {
 /** A counted list of 32-byte keys in strictly increasing byte order (so sorted and unique). */
 export function writeSortedKeys(w: Writer, keys: readonly Uint8Array[], minCount: number, maxCount: number, field: string): void {
   if (keys.length < minCount) throw new EncodeError(field, `at least ${minCount} required, got ${keys.length}`);
-  w.count(keys.length, maxCount, field);
-  for (let i = 0; i < keys.length; i++) {
-    if (i > 0 && compareBytes(keys[i - 1]!, keys[i]!) >= 0) {
-      throw new EncodeError(`${field}[${i}]`, 'keys must be sorted in increasing order without duplicates');
-    }
-    w.bytes32(keys[i]!, `${field}[${i}]`);
-  }
+  w.array(keys, maxCount, (w, key, i) => {
+    if (i > 0 && compareBytes(keys[i - 1]!, key) >= 0) throw new EncodeError('', 'keys must be sorted in increasing order without duplicates');
+    w.bytes32(key, '');
+  }, field);
 }
 
 export function readSortedKeys(r: Reader, name: string, minCount: number, maxCount: number): Uint8Array[] {

@@ -48,9 +48,11 @@ export function encodeEvidence(ev: EquivocationEvidence): Uint8Array {
   const a = encodeUnsignedStatement(ev.first);
   const b = encodeUnsignedStatement(ev.second);
   const w = new Writer(1 + 32 + a.length + b.length + 128);
-  w.u8(EVIDENCE_VERSION).bytes32(ev.member, 'member');
-  w.raw(a).bytes64(ev.firstSignature, 'firstSignature');
-  w.raw(b).bytes64(ev.secondSignature, 'secondSignature');
+  w.field('equivocation evidence', (w) => {
+    w.u8(EVIDENCE_VERSION).bytes32(ev.member, 'member');
+    w.raw(a).bytes64(ev.firstSignature, 'firstSignature');
+    w.raw(b).bytes64(ev.secondSignature, 'secondSignature');
+  });
   return w.finish();
 }
 

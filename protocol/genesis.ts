@@ -130,7 +130,7 @@ export function writeGenesis(w: Writer, g: Genesis): void {
     w.bytes32(m.key, `members[${i}].key`).string(m.peerId, MAX_PEER_ID_BYTES, `members[${i}].peerId`);
   }, 'members');
   writeBalances(w, g.balances);
-  writeOutpoint(w, g.funding, 'funding');
+  w.field('funding', (w) => writeOutpoint(w, g.funding));
   w.u32(g.kickoutDelayBlocks, 'kickoutDelayBlocks');
   w.u32(g.creationHeight, 'creationHeight');
 }

@@ -116,7 +116,7 @@ export function readPayment(r: Reader, name: string): Payment {
 
 function writeBalanceList(w: Writer, balances: readonly bigint[], field: string): void {
   w.count(balances.length, MAX_MEMBERS, field);
-  balances.forEach((b, i) => writeSats(w, b, `${field}[${i}]`));
+  w.each(balances, (w, b) => writeSats(w, b, ''), field);
 }
 
 function readBalanceList(r: Reader, name: string): bigint[] {
@@ -130,10 +130,10 @@ function readBalanceList(r: Reader, name: string): bigint[] {
 
 // ---- update request ----
 
-function writeUnsignedUpdateRequest(w: Writer, q: UnsignedUpdateRequest): void {
+function writeUnsignedUpdateRequest(w: Writer, q: UnsignedUpdateRequest): Writer {
   w.u8(UPDATE_REQUEST_VERSION);
   w.bytes32(q.poolId, 'poolId');
-  writeStateRef(w, q.from, 'from');
+  w.field('from', (w) => writeStateRef(w, q.from));
   w.bytes32(q.fromStateHash, 'fromStateHash');
   w.bytes32(q.proposer, 'proposer');
   w.u32(q.heightT, 'heightT');
@@ -141,7 +141,7 @@ function writeUnsignedUpdateRequest(w: Writer, q: UnsignedUpdateRequest): void {
   writeBalanceList(w, q.newBalances, 'newBalances');
   writePayment(w, q.payment);
   w.u53(q.deadlineMs, 'deadlineMs');
-  w.bytes32(q.roundId, 'roundId');
+  return w.bytes32(q.roundId, 'roundId');
 }
 
 function readUnsignedUpdateRequest(r: Reader): UnsignedUpdateRequest {
@@ -162,14 +162,13 @@ function readUnsignedUpdateRequest(r: Reader): UnsignedUpdateRequest {
 /** The unsigned encoding (everything but the signature). */
 export function encodeUnsignedUpdateRequest(q: UnsignedUpdateRequest): Uint8Array {
   const w = new Writer(256 + q.newBalances.length * 8);
-  writeUnsignedUpdateRequest(w, q);
+  w.field('update request', (w) => writeUnsignedUpdateRequest(w, q));
   return w.finish();
 }
 
 export function encodeUpdateRequest(q: UpdateRequest): Uint8Array {
   const w = new Writer(320 + q.newBalances.length * 8);
-  writeUnsignedUpdateRequest(w, q);
-  w.bytes64(q.signature, 'signature');
+  w.field('update request', (w) => writeUnsignedUpdateRequest(w, q).bytes64(q.signature, 'signature'));
   return w.finish();
 }
 
@@ -205,10 +204,10 @@ export function verifyUpdateRequestSignature(q: UpdateRequest): boolean {
 
 // ---- partition request ----
 
-function writeUnsignedPartitionRequest(w: Writer, q: UnsignedPartitionRequest): void {
+function writeUnsignedPartitionRequest(w: Writer, q: UnsignedPartitionRequest): Writer {
   w.u8(PARTITION_REQUEST_VERSION);
   w.bytes32(q.poolId, 'poolId');
-  writeStateRef(w, q.parent, 'parent');
+  w.field('parent', (w) => writeStateRef(w, q.parent));
   w.bytes32(q.parentStateHash, 'parentStateHash');
   w.bytes32(q.proposer, 'proposer');
   w.u32(q.heightT, 'heightT');
@@ -216,9 +215,9 @@ function writeUnsignedPartitionRequest(w: Writer, q: UnsignedPartitionRequest): 
   if (q.newBalances.length !== q.actives.length) {
     throw new EncodeError('newBalances', `expected ${q.actives.length} balances (one per active), got ${q.newBalances.length}`);
   }
-  q.newBalances.forEach((b, i) => writeSats(w, b, `newBalances[${i}]`));
+  w.each(q.newBalances, (w, b) => writeSats(w, b, ''), 'newBalances');
   w.u53(q.deadlineMs, 'deadlineMs');
-  w.bytes32(q.roundId, 'roundId');
+  return w.bytes32(q.roundId, 'roundId');
 }
 
 function readUnsignedPartitionRequest(r: Reader): UnsignedPartitionRequest {
@@ -238,14 +237,13 @@ function readUnsignedPartitionRequest(r: Reader): UnsignedPartitionRequest {
 
 export function encodeUnsignedPartitionRequest(q: UnsignedPartitionRequest): Uint8Array {
   const w = new Writer(256 + q.actives.length * 40);
-  writeUnsignedPartitionRequest(w, q);
+  w.field('partition request', (w) => writeUnsignedPartitionRequest(w, q));
   return w.finish();
 }
 
 export function encodePartitionRequest(q: PartitionRequest): Uint8Array {
   const w = new Writer(320 + q.actives.length * 40);
-  writeUnsignedPartitionRequest(w, q);
-  w.bytes64(q.signature, 'signature');
+  w.field('partition request', (w) => writeUnsignedPartitionRequest(w, q).bytes64(q.signature, 'signature'));
   return w.finish();
 }
 
@@ -283,11 +281,13 @@ const SHARE_KINDS: readonly ShareKind[] = ['state', 'statement'];
 
 export function encodeSignatureShare(s: SignatureShare): Uint8Array {
   const kind = SHARE_KINDS.indexOf(s.kind);
-  if (kind < 0) throw new EncodeError('kind', `unknown share kind ${String(s.kind)}`);
+  if (kind < 0) throw new EncodeError('signature share.kind', `unknown share kind ${String(s.kind)}`);
   const w = new Writer(1 + 1 + 32 * 4 + 64);
-  w.u8(SIGNATURE_SHARE_VERSION).u8(kind);
-  w.bytes32(s.poolId, 'poolId').bytes32(s.roundId, 'roundId').bytes32(s.subject, 'subject').bytes32(s.member, 'member');
-  w.bytes64(s.signature, 'signature');
+  w.field('signature share', (w) => {
+    w.u8(SIGNATURE_SHARE_VERSION).u8(kind);
+    w.bytes32(s.poolId, 'poolId').bytes32(s.roundId, 'roundId').bytes32(s.subject, 'subject').bytes32(s.member, 'member');
+    w.bytes64(s.signature, 'signature');
+  });
   return w.finish();
 }
 

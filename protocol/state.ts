@@ -130,9 +130,9 @@ export function memberIndex(pool: Pool, key: Uint8Array): number {
 
 export function writePool(w: Writer, pool: Pool): void {
   w.bytes32(pool.poolId, 'poolId');
-  writePoolRef(w, pool.ref, 'ref');
+  w.field('ref', (w) => writePoolRef(w, pool.ref));
   writeSortedKeys(w, pool.members, 1, MAX_MEMBERS, 'members');
-  writeOutpoint(w, pool.funding, 'funding');
+  w.field('funding', (w) => writeOutpoint(w, pool.funding));
   writeSats(w, pool.totalSats, 'totalSats');
   const x = pool.kickoutDelayBlocks;
   if (!Number.isInteger(x) || x < MIN_KICKOUT_DELAY_BLOCKS || x > MAX_KICKOUT_DELAY_BLOCKS) {
@@ -172,7 +172,7 @@ export function stateProblem(s: PoolState): { field: string; reason: string } | 
 
 export function writeState(w: Writer, s: PoolState): void {
   const p = stateProblem(s);
-  if (p) throw new EncodeError(`state.${p.field}`, p.reason);
+  if (p) throw new EncodeError(p.field, p.reason);
   w.u8(STATE_VERSION);
   writePool(w, s.pool);
   w.u32(s.stateNumber, 'stateNumber');
@@ -197,7 +197,7 @@ export function readState(r: Reader): PoolState {
 /** Canonical encoding of a state (throws `EncodeError` if it is structurally invalid). */
 export function encodeState(s: PoolState): Uint8Array {
   const w = new Writer(128 + s.balances.length * 40);
-  writeState(w, s);
+  w.field('state', (w) => writeState(w, s));
   return w.finish();
 }
 
@@ -211,9 +211,11 @@ export function encodeSignedState(ss: SignedState): Uint8Array {
   const n = ss.state.pool.members.length;
   if (ss.signatures.length !== n) throw new EncodeError('signed state.signatures', `expected ${n} signatures, got ${ss.signatures.length}`);
   const w = new Writer(128 + n * 104);
-  w.u8(SIGNED_STATE_VERSION);
-  writeState(w, ss.state);
-  ss.signatures.forEach((sig, i) => w.bytes64(sig, `signatures[${i}]`));
+  w.field('signed state', (w) => {
+    w.u8(SIGNED_STATE_VERSION);
+    w.field('state', (w) => writeState(w, ss.state));
+    w.each(ss.signatures, (w, sig) => w.bytes64(sig, ''), 'signatures');
+  });
   return w.finish();
 }
 

@@ -92,21 +92,21 @@ export type StatementFields = Omit<PartitionStatement, 'intermediateTx' | 'signa
 function writeHeader(w: Writer, s: StatementFields): void {
   w.u8(STATEMENT_VERSION);
   w.bytes32(s.poolId, 'poolId');
-  writeStateRef(w, s.parent, 'parent');
+  w.field('parent', (w) => writeStateRef(w, s.parent));
   w.u32(s.heightT, 'heightT');
   writeSortedKeys(w, s.actives, 1, MAX_MEMBERS, 'actives');
   const n = s.actives.length;
   if (s.spent.length !== n) throw new EncodeError('spent', `expected ${n} outpoints (one per active), got ${s.spent.length}`);
-  s.spent.forEach((o, i) => writeOutpoint(w, o, `spent[${i}]`));
+  w.each(s.spent, writeOutpoint, 'spent');
   if (s.newBalances.length !== n) throw new EncodeError('newBalances', `expected ${n} balances (one per active), got ${s.newBalances.length}`);
-  s.newBalances.forEach((b, i) => writeSats(w, b, `newBalances[${i}]`));
+  w.each(s.newBalances, (w, b) => writeSats(w, b, ''), 'newBalances');
   const total = sumSats(s.newBalances);
   if (total > MAX_MONEY_SATS) throw new EncodeError('newBalances', `total ${total} exceeds 21 million BTC`);
 }
 
 function headerBytes(s: StatementFields): Uint8Array {
   const w = new Writer(128 + s.actives.length * 80);
-  writeHeader(w, s);
+  w.field('partition statement', (w) => writeHeader(w, s));
   return w.finish();
 }
 
@@ -132,20 +132,20 @@ export function makeStatement(fields: StatementFields): PartitionStatement {
 
 function writeUnsigned(w: Writer, s: PartitionStatement): void {
   writeHeader(w, s);
-  writeTx(w, s.intermediateTx, 'intermediateTx');
+  w.field('intermediateTx', (w) => writeTx(w, s.intermediateTx));
 }
 
 function writeSignatures(w: Writer, s: PartitionStatement): void {
   const n = s.actives.length;
   w.count(s.signatures.length, n, 'signatures');
   let prev = -1;
-  s.signatures.forEach((sig, i) => {
+  w.each(s.signatures, (w, sig) => {
     if (!Number.isInteger(sig.index) || sig.index <= prev || sig.index >= n) {
-      throw new EncodeError(`signatures[${i}].index`, `indices must be strictly increasing and below ${n}, got ${sig.index}`);
+      throw new EncodeError('index', `indices must be strictly increasing and below ${n}, got ${sig.index}`);
     }
     prev = sig.index;
-    w.varint(sig.index, `signatures[${i}].index`).bytes64(sig.signature, `signatures[${i}].signature`);
-  });
+    w.varint(sig.index, 'index').bytes64(sig.signature, 'signature');
+  }, 'signatures');
 }
 
 /**
@@ -193,15 +193,17 @@ function readSignatures(r: Reader, n: number): StatementSignature[] {
 /** The unsigned encoding (what `statementId` hashes and actives sign). */
 export function encodeUnsignedStatement(s: PartitionStatement): Uint8Array {
   const w = new Writer(256 + s.actives.length * 120);
-  writeUnsigned(w, s);
+  w.field('partition statement', (w) => writeUnsigned(w, s));
   return w.finish();
 }
 
 /** Full encoding: unsigned part followed by the signatures collected so far. */
 export function encodeStatement(s: PartitionStatement): Uint8Array {
   const w = new Writer(256 + s.actives.length * 190);
-  writeUnsigned(w, s);
-  writeSignatures(w, s);
+  w.field('partition statement', (w) => {
+    writeUnsigned(w, s);
+    writeSignatures(w, s);
+  });
   return w.finish();
 }
 

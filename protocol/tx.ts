@@ -44,27 +44,27 @@ export interface Tx {
 }
 
 /** Append the canonical encoding of `tx`. */
-export function writeTx(w: Writer, tx: Tx, field = 'tx'): void {
-  w.u32(tx.version, `${field}.version`);
-  if (tx.inputs.length < 1) throw new EncodeError(`${field}.inputs`, 'at least one input required');
+export function writeTx(w: Writer, tx: Tx): void {
+  w.u32(tx.version, 'version');
+  if (tx.inputs.length < 1) throw new EncodeError('inputs', 'at least one input required');
   const seen = new Set<string>();
-  w.array(tx.inputs, MAX_TX_INPUTS, (w, input, i) => {
+  w.array(tx.inputs, MAX_TX_INPUTS, (w, input) => {
     const k = outpointKey(input);
-    if (seen.has(k)) throw new EncodeError(`${field}.inputs[${i}]`, 'outpoint spent twice in the same transaction');
+    if (seen.has(k)) throw new EncodeError('', 'outpoint spent twice in the same transaction');
     seen.add(k);
-    writeOutpoint(w, input, `${field}.inputs[${i}]`);
+    writeOutpoint(w, input);
     w.varint(0); // empty scriptSig
     w.u32(TX_SEQUENCE);
-  }, `${field}.inputs`);
-  if (tx.outputs.length < 1) throw new EncodeError(`${field}.outputs`, 'at least one output required');
+  }, 'inputs');
+  if (tx.outputs.length < 1) throw new EncodeError('outputs', 'at least one output required');
   let total = 0n;
-  w.array(tx.outputs, MAX_TX_OUTPUTS, (w, out, i) => {
-    writeSats(w, out.valueSats, `${field}.outputs[${i}].valueSats`);
+  w.array(tx.outputs, MAX_TX_OUTPUTS, (w, out) => {
+    writeSats(w, out.valueSats, 'valueSats');
     total += out.valueSats;
-    w.varint(P2TR_SCRIPT_BYTES).u8(P2TR_PREFIX_0).u8(P2TR_PREFIX_1).bytes32(out.key, `${field}.outputs[${i}].key`);
-  }, `${field}.outputs`);
-  if (total > MAX_MONEY_SATS) throw new EncodeError(`${field}.outputs`, `total ${total} exceeds 21 million BTC`);
-  w.u32(tx.locktime, `${field}.locktime`);
+    w.varint(P2TR_SCRIPT_BYTES).u8(P2TR_PREFIX_0).u8(P2TR_PREFIX_1).bytes32(out.key, 'key');
+  }, 'outputs');
+  if (total > MAX_MONEY_SATS) throw new EncodeError('outputs', `total ${total} exceeds 21 million BTC`);
+  w.u32(tx.locktime, 'locktime');
 }
 
 /** Read one transaction (the fields of a `Tx`, reported under `name`). */
@@ -105,7 +105,7 @@ export function readTx(r: Reader, name: string): Tx {
 /** Canonical encoding (Bitcoin non-witness serialization). */
 export function encodeTx(tx: Tx): Uint8Array {
   const w = new Writer(64 + tx.inputs.length * 41 + tx.outputs.length * 43);
-  writeTx(w, tx);
+  w.field('tx', (w) => writeTx(w, tx));
   return w.finish();
 }
 

@@ -141,4 +141,3 @@ export function partitionOf(parent: PoolState, actives: Uint8Array[], newBalance
   return { stmt, sub: partitionInitialState(parent.pool, stmt) };
 }
 
-export { initialState };

@@ -385,6 +385,19 @@ describe('protocol objects', () => {
     });
   });
 
+  it('encoders name the invalid field', () => {
+    const tx: Tx = { version: 2, inputs: [{ txid: fill32(1), vout: 0 }, { txid: new Uint8Array(31), vout: 0 }], outputs: [{ valueSats: 1n, key: fill32(2) }], locktime: 0 };
+    assert.throws(() => encodeTx(tx), /^EncodeError: tx\.inputs\[1\]\.txid: expected 32 bytes, got 31$/);
+    assert.throws(() => encodeTx({ ...tx, inputs: [tx.inputs[0]!, tx.inputs[0]!] }), /^EncodeError: tx\.inputs\[1\]: outpoint spent twice in the same transaction$/);
+    assert.throws(() => encodeTx({ ...tx, inputs: [tx.inputs[0]!], outputs: [{ valueSats: -1n, key: fill32(2) }] }), /^EncodeError: tx\.outputs\[0\]\.valueSats: amount -1 is not within/);
+    const s = initialState(testGenesis(3));
+    const { stmt } = partitionOf(s, [s.pool.members[0]!], [s.balances[0]!]);
+    assert.throws(() => encodeStatement({ ...stmt, signatures: [{ index: 0, signature: new Uint8Array(3) }] }), /^EncodeError: partition statement\.signatures\[0\]\.signature: expected 64 bytes, got 3$/);
+    assert.throws(() => encodeStatement({ ...stmt, signatures: [{ index: 1, signature: new Uint8Array(64) }] }), /^EncodeError: partition statement\.signatures\[0\]\.index: indices must be strictly increasing and below 1, got 1$/);
+    assert.throws(() => encodeState({ ...s, balances: [1n, 2n, 3n] }), /^EncodeError: state\.balances: sum 6 differs from the pool total 300000$/);
+    assert.throws(() => encodeSignedState({ state: s, signatures: [new Uint8Array(64), new Uint8Array(64), new Uint8Array(2)] }), /^EncodeError: signed state\.signatures\[2\]: expected 64 bytes, got 2$/);
+  });
+
   it('decoders never throw anything but DecodeError on random input', () => {
     const decoders: [string, (b: Uint8Array) => unknown][] = [
       ['tx', decodeTx],
