@@ -6,7 +6,6 @@ import fc from 'fast-check';
 import {
   buildPartitionStatement,
   compareBytes,
-  initialState,
   makeGenesis,
   partitionInitialState,
   publicKeyOf,
