@@ -31,6 +31,20 @@ export interface NodeConfig {
   members: MemberEntry[]
   /** Lab mode: enables the test-only and adversarial features. Never on a real pool. */
   lab: boolean
+  board: BoardConfig
+}
+
+export interface BoardConfig {
+  /** One Raft tick. Heartbeats and election timeouts are counted in ticks. */
+  tickMs: number
+  /** The leader sends a heartbeat every this many ticks. */
+  heartbeatTicks: number
+  /** A follower that hears no leader for a random [1x, 2x) of this many ticks starts an election. */
+  electionTicks: number
+  /** Snapshot (compact the in-memory log) every this many applied entries. */
+  snapshotEveryEntries: number
+  /** Names of the members that vote on the new board; null: every member. The others are learners. */
+  voters: string[] | null
 }
 
 interface Setting {
@@ -56,7 +70,8 @@ export function defaultConfig (): NodeConfig {
     api: { host: '127.0.0.1', port: 7701 },
     logLevel: 'info',
     members: [],
-    lab: false
+    lab: false,
+    board: { tickMs: 25, heartbeatTicks: 2, electionTicks: 20, snapshotEveryEntries: 10_000, voters: null }
   }
 }
 
@@ -107,6 +122,41 @@ export const SETTINGS: readonly Setting[] = [
     render: (c) => c.members.map((m) => `member=${m.name} ${m.peerId} ${formatHostPort(m.address)}`)
   },
   {
+    key: 'tick-ms',
+    defaultText: '25',
+    help: 'one Raft tick in ms; on the internet use 100',
+    apply: (c, v) => { c.board = { ...c.board, tickMs: parseInteger(v, 1, 10_000) } },
+    render: (c) => [`tick-ms=${c.board.tickMs}`]
+  },
+  {
+    key: 'heartbeat-ticks',
+    defaultText: '2',
+    help: 'the board leader sends a heartbeat every this many ticks (about one network round trip)',
+    apply: (c, v) => { c.board = { ...c.board, heartbeatTicks: parseInteger(v, 1, 1_000) } },
+    render: (c) => [`heartbeat-ticks=${c.board.heartbeatTicks}`]
+  },
+  {
+    key: 'election-ticks',
+    defaultText: '20',
+    help: 'a member that hears no leader for a random 1x to 2x this many ticks starts an election; at least 5 heartbeats',
+    apply: (c, v) => { c.board = { ...c.board, electionTicks: parseInteger(v, 2, 100_000) } },
+    render: (c) => [`election-ticks=${c.board.electionTicks}`]
+  },
+  {
+    key: 'snapshot-entries',
+    defaultText: '10000',
+    help: 'compact the in-memory Raft log every this many applied entries (the history stays on disk)',
+    apply: (c, v) => { c.board = { ...c.board, snapshotEveryEntries: parseInteger(v, 1, 100_000_000) } },
+    render: (c) => [`snapshot-entries=${c.board.snapshotEveryEntries}`]
+  },
+  {
+    key: 'voters',
+    defaultText: 'every member',
+    help: 'comma-separated member names that vote on a new board (5 or 7 in a large pool); the others are learners',
+    apply: (c, v) => { c.board = { ...c.board, voters: v === '' ? null : v.split(',').map((n) => parseName(n.trim())) } },
+    render: (c) => c.board.voters === null ? ['# voters=NAME,NAME,...'] : [`voters=${c.board.voters.join(',')}`]
+  },
+  {
     key: 'lab',
     defaultText: '0',
     help: 'lab mode (1) enables raw board entries and adversarial behaviours; never on a real pool',
@@ -117,6 +167,27 @@ export const SETTINGS: readonly Setting[] = [
 
 /** Parses a config file's text. `source` names the file in error messages. */
 export function parseConfig (text: string, source: string): NodeConfig {
+  const config = parseLines(text, source)
+  const problem = checkConfig(config)
+  if (problem !== null) throw new UserError(`${source}: ${problem}`)
+  return config
+}
+
+/** Rules that span settings. */
+export function checkConfig (config: NodeConfig): string | null {
+  const { board } = config
+  if (board.heartbeatTicks * 5 > board.electionTicks) {
+    return `election-ticks (${board.electionTicks}) must be at least 5 heartbeats (heartbeat-ticks ${board.heartbeatTicks} x 5)`
+  }
+  if (board.voters !== null) {
+    const names = new Set(config.members.map((m) => m.name))
+    const unknown = board.voters.filter((v) => !names.has(v))
+    if (config.members.length > 0 && unknown.length > 0) return `voters lists ${unknown.join(', ')}, not in the member list`
+  }
+  return null
+}
+
+function parseLines (text: string, source: string): NodeConfig {
   if (Buffer.byteLength(text) > MAX_CONFIG_BYTES) throw new UserError(`${source}: larger than ${MAX_CONFIG_BYTES} bytes`)
   const config = defaultConfig()
   const seen = new Set<string>()
@@ -145,7 +216,7 @@ export function parseConfig (text: string, source: string): NodeConfig {
 
 /** Applies command-line overrides (`--listen`, `--api`, ...) by the same rules as the file. */
 export function applyOverrides (config: NodeConfig, overrides: Record<string, string | undefined>): NodeConfig {
-  const result: NodeConfig = { ...config, members: [...config.members] }
+  const result: NodeConfig = { ...config, members: [...config.members], board: { ...config.board } }
   for (const [key, value] of Object.entries(overrides)) {
     if (value === undefined) continue
     const setting = SETTINGS.find((s) => s.key === key)
@@ -156,6 +227,8 @@ export function applyOverrides (config: NodeConfig, overrides: Record<string, st
       throw new UserError(`--${key}: ${(err as Error).message}`)
     }
   }
+  const problem = checkConfig(result)
+  if (problem !== null) throw new UserError(problem)
   return result
 }
 
@@ -204,6 +277,12 @@ function parseLogLevel (text: string): LogLevel {
   const level = LOG_LEVELS.find((l) => l === text)
   if (level === undefined) throw new Error(`"${text}" is not one of ${LOG_LEVELS.join(', ')}`)
   return level
+}
+
+function parseInteger (text: string, min: number, max: number): number {
+  const n = Number(text)
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min || n > max) throw new Error(`expected a whole number from ${min} to ${max}, got "${text}"`)
+  return n
 }
 
 function parseBool (text: string): boolean {

@@ -8,7 +8,11 @@ export const SCHEMA_VERSION = 1
 
 /** Key prefixes of the schema, one byte each, so that no part can read another's keys. */
 export const PREFIX = {
-  meta: 0x00
+  meta: 0x00,
+  raftHardState: 0x01,
+  raftEntry: 0x02,
+  raftSnapshot: 0x03,
+  boardApplied: 0x04
 } as const
 
 const SCHEMA_KEY = Uint8Array.of(PREFIX.meta, ...new TextEncoder().encode('schema'))

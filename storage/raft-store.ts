@@ -1,0 +1,254 @@
+import { DecodeError, Reader, Writer } from '../protocol/codec.js'
+import { bytesEqual, type Configuration, type Entry, type EntryType, type HardState, type PersistedState, type Ready, type SnapshotMeta } from '../board/raft/index.js'
+import { PREFIX, type Database } from './database.js'
+
+/**
+ * The board's Raft log on LevelDB.
+ *
+ * Keys (one byte prefix each, see database.ts):
+ *   raftHardState                 -> term, vote, commit
+ *   raftEntry + u64 BE index      -> term, type, hash, data   (big-endian so keys sort by index)
+ *   raftSnapshot                  -> snapshot metadata: index, term, hash, configuration
+ *   boardApplied                  -> index of the last entry the board state machine applied
+ *
+ * Committed entries are never deleted: the log is the bulletin board's history, so a snapshot is
+ * only metadata (where the Raft core's in-memory log starts) and a lagging node is sent the
+ * committed entries it lacks. Uncommitted entries are overwritten when a new leader truncates them.
+ *
+ * Every Ready is persisted as ONE atomic, synced batch (`persist`), which is the durability
+ * contract of board/raft/types.ts. Batches that only record derived state (applied index,
+ * snapshot metadata) are not synced: LevelDB replays its log in order, so a crash loses at most a
+ * suffix of them, and the next synced batch makes them durable.
+ */
+export class RaftStore {
+  private lastIndex: number
+
+  private constructor (private readonly db: Database, lastIndex: number) {
+    this.lastIndex = lastIndex
+  }
+
+  static async open (db: Database): Promise<RaftStore> {
+    return new RaftStore(db, await lastStoredIndex(db))
+  }
+
+  /** The last index in the stored log (0 when empty). */
+  get lastStoredIndex (): number {
+    return this.lastIndex
+  }
+
+  /**
+   * The state to restart the Raft core from, or null for a node that never ran the board.
+   * Throws StoreCorruptError when the store cannot be a log this node wrote.
+   */
+  async load (): Promise<PersistedState | null> {
+    const hardBytes = await this.db.get(HARD_STATE_KEY)
+    const snapBytes = await this.db.get(SNAPSHOT_KEY)
+    if (hardBytes === undefined && snapBytes === undefined) {
+      if (this.lastIndex !== 0) throw new StoreCorruptError(`the log holds entries up to ${this.lastIndex} but no hard state or snapshot`)
+      return null
+    }
+    if (snapBytes === undefined) throw new StoreCorruptError('the hard state is present but the snapshot metadata is missing')
+    const hardState = hardBytes === undefined ? { term: 0, vote: null, commit: 0 } : decodeStored(hardBytes, 'hard state', readHardState)
+    const meta = decodeStored(snapBytes, 'snapshot metadata', readSnapshotMeta)
+    if (meta.index > 0) {
+      const atSnapshot = await this.entry(meta.index)
+      if (atSnapshot === undefined) throw new StoreCorruptError(`the snapshot ends at ${meta.index} but that entry is missing from the log`)
+      if (!bytesEqual(atSnapshot.hash, meta.hash)) throw new StoreCorruptError(`the entry at the snapshot index ${meta.index} does not have the snapshot's hash`)
+    }
+    const entries = await this.readEntries(meta.index + 1, Number.MAX_SAFE_INTEGER)
+    if (hardState.commit > (entries.at(-1)?.index ?? meta.index)) {
+      throw new StoreCorruptError(`the node acknowledged entries up to ${hardState.commit} but the log ends at ${entries.at(-1)?.index ?? meta.index}: writes were lost`)
+    }
+    const appliedBytes = await this.db.get(APPLIED_KEY)
+    const applied = appliedBytes === undefined ? meta.index : decodeStored(appliedBytes, 'applied index', (r) => r.varint('applied'))
+    return { hardState, snapshot: { meta, data: new Uint8Array(0) }, entries, applied: Math.max(applied, meta.index) }
+  }
+
+  /** Records the initial state of a node that has never run the board (founding or joining). */
+  async bootstrap (state: PersistedState): Promise<void> {
+    if (this.lastIndex !== 0 || (await this.db.get(SNAPSHOT_KEY)) !== undefined) throw new Error('the board store is already initialized')
+    await this.db.batch([
+      { type: 'put', key: SNAPSHOT_KEY, value: encodeSnapshotMeta(state.snapshot.meta) },
+      { type: 'put', key: HARD_STATE_KEY, value: encodeHardState(state.hardState) },
+      ...state.entries.map(putEntry)
+    ], { sync: true })
+    this.lastIndex = state.entries.at(-1)?.index ?? state.snapshot.meta.index
+  }
+
+  /**
+   * Persists a Ready in one synced atomic batch: a received snapshot (its history entries and
+   * metadata), new entries (replacing any stored suffix), and the hard state.
+   * `snapshotEntries` are the committed entries the snapshot carries, already verified.
+   */
+  async persist (ready: Ready, snapshotEntries: readonly Entry[] = []): Promise<void> {
+    const ops: BatchOp[] = []
+    let last = this.lastIndex
+    if (ready.snapshot !== null) {
+      const meta = ready.snapshot.meta
+      for (const e of snapshotEntries) ops.push(putEntry(e))
+      // The core discarded its whole log for the snapshot: stored entries after it are not ours any more.
+      for (let i = meta.index + 1; i <= last; i++) ops.push({ type: 'del', key: entryKey(i) })
+      ops.push({ type: 'put', key: SNAPSHOT_KEY, value: encodeSnapshotMeta(meta) })
+      last = meta.index
+    }
+    if (ready.entries.length > 0) {
+      const first = ready.entries[0].index
+      const newLast = ready.entries[ready.entries.length - 1].index
+      for (const e of ready.entries) ops.push(putEntry(e))
+      for (let i = newLast + 1; i <= last; i++) ops.push({ type: 'del', key: entryKey(i) })
+      if (first > last + 1) throw new Error(`persist: entries start at ${first} but the stored log ends at ${last}`)
+      last = newLast
+    }
+    if (ready.hardState !== null) ops.push({ type: 'put', key: HARD_STATE_KEY, value: encodeHardState(ready.hardState) })
+    if (ops.length === 0) return
+    await this.db.batch(ops, { sync: true })
+    this.lastIndex = last
+  }
+
+  /** Records a snapshot taken locally (metadata only: the entries stay as history). */
+  async saveSnapshotMeta (meta: SnapshotMeta): Promise<void> {
+    await this.db.put(SNAPSHOT_KEY, encodeSnapshotMeta(meta))
+  }
+
+  /** Writes derived state (applied index, board state) in one atomic batch, not synced (see above). */
+  async batch (ops: BatchOp[]): Promise<void> {
+    if (ops.length > 0) await this.db.batch(ops)
+  }
+
+  /** The operations that record `applied`, for the board state machine to put in its own batch. */
+  appliedOp (applied: number): BatchOp {
+    return { type: 'put', key: APPLIED_KEY, value: new Writer(9).varint(applied).finish() }
+  }
+
+  async entry (index: number): Promise<Entry | undefined> {
+    const bytes = await this.db.get(entryKey(index))
+    return bytes === undefined ? undefined : decodeStored(bytes, `entry ${index}`, (r) => readEntry(r, index))
+  }
+
+  /** Stored entries with from <= index <= to, in order, stopping after `maxBytes` of data (at least one). */
+  async readEntries (from: number, to: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<Entry[]> {
+    const out: Entry[] = []
+    if (to < from) return out
+    let bytes = 0
+    let expected = from
+    for await (const [key, value] of this.db.iterator({ gte: entryKey(from), lte: entryKey(Math.min(to, MAX_INDEX)) })) {
+      const index = indexOfKey(key)
+      if (index !== expected) throw new StoreCorruptError(`the log has a gap: expected entry ${expected}, found ${index}`)
+      const e = decodeStored(value, `entry ${index}`, (r) => readEntry(r, index))
+      out.push(e)
+      bytes += e.data.length
+      expected++
+      if (bytes >= maxBytes) break
+    }
+    return out
+  }
+}
+
+export type BatchOp = { type: 'put', key: Uint8Array, value: Uint8Array } | { type: 'del', key: Uint8Array }
+
+/** The stored log or state is not one this node could have written; the node must not start. */
+export class StoreCorruptError extends Error {
+  constructor (message: string) {
+    super(`the board store is damaged: ${message}`)
+    this.name = 'StoreCorruptError'
+  }
+}
+
+const STORE_VERSION = 1
+const MAX_INDEX = Number.MAX_SAFE_INTEGER
+const MAX_NODE_ID_BYTES = 1024
+const MAX_MEMBERS = 1024
+const MAX_ENTRY_BYTES = 64 * 1024 * 1024
+const HARD_STATE_KEY = Uint8Array.of(PREFIX.raftHardState)
+const SNAPSHOT_KEY = Uint8Array.of(PREFIX.raftSnapshot)
+const APPLIED_KEY = Uint8Array.of(PREFIX.boardApplied)
+
+export function entryKey (index: number): Uint8Array {
+  const key = new Uint8Array(9)
+  key[0] = PREFIX.raftEntry
+  new DataView(key.buffer).setBigUint64(1, BigInt(index))
+  return key
+}
+
+function indexOfKey (key: Uint8Array): number {
+  return Number(new DataView(key.buffer, key.byteOffset, key.byteLength).getBigUint64(1))
+}
+
+async function lastStoredIndex (db: Database): Promise<number> {
+  for await (const key of db.keys({ gte: entryKey(0), lte: entryKey(MAX_INDEX), reverse: true, limit: 1 })) return indexOfKey(key)
+  return 0
+}
+
+function putEntry (e: Entry): BatchOp {
+  const w = new Writer(e.data.length + 48)
+  w.u8(STORE_VERSION).varint(e.term).u8(e.type === 'normal' ? 0 : 1).bytes32(e.hash).bytes(e.data, MAX_ENTRY_BYTES)
+  return { type: 'put', key: entryKey(e.index), value: w.finish() }
+}
+
+function readEntry (r: Reader, index: number): Entry {
+  r.version([STORE_VERSION])
+  const term = r.varint('term')
+  const code = r.u8('type')
+  if (code > 1) r.fail('type', `unknown entry type ${code}`)
+  const type: EntryType = code === 0 ? 'normal' : 'confChange'
+  const hash = r.bytes32('hash')
+  const data = r.bytes('data', MAX_ENTRY_BYTES)
+  return { index, term, type, hash, data }
+}
+
+function encodeHardState (hs: HardState): Uint8Array {
+  const w = new Writer(64).u8(STORE_VERSION).varint(hs.term).varint(hs.commit).u8(hs.vote === null ? 0 : 1)
+  if (hs.vote !== null) w.string(hs.vote, MAX_NODE_ID_BYTES, 'vote')
+  return w.finish()
+}
+
+function readHardState (r: Reader): HardState {
+  r.version([STORE_VERSION])
+  const term = r.varint('term')
+  const commit = r.varint('commit')
+  const hasVote = r.u8('has vote')
+  if (hasVote > 1) r.fail('has vote', `expected 0 or 1, got ${hasVote}`)
+  const vote = hasVote === 1 ? r.string('vote', MAX_NODE_ID_BYTES) : null
+  return { term, vote, commit }
+}
+
+function encodeSnapshotMeta (meta: SnapshotMeta): Uint8Array {
+  const w = new Writer(256).u8(STORE_VERSION).varint(meta.index).varint(meta.term).bytes32(meta.hash)
+  writeConfiguration(w, meta.configuration)
+  return w.finish()
+}
+
+function readSnapshotMeta (r: Reader): SnapshotMeta {
+  r.version([STORE_VERSION])
+  const index = r.varint('index')
+  const term = r.varint('term')
+  const hash = r.bytes32('hash')
+  return { index, term, hash, configuration: readConfiguration(r) }
+}
+
+function writeConfiguration (w: Writer, c: Configuration): void {
+  w.array(c.voters, MAX_MEMBERS, (ww, id) => { ww.string(id, MAX_NODE_ID_BYTES, 'voter') }, 'voters')
+  w.array(c.learners, MAX_MEMBERS, (ww, id) => { ww.string(id, MAX_NODE_ID_BYTES, 'learner') }, 'learners')
+}
+
+function readConfiguration (r: Reader): Configuration {
+  const voters: string[] = []
+  const learners: string[] = []
+  const nv = r.count('voters', MAX_MEMBERS)
+  for (let i = 0; i < nv; i++) voters.push(r.string('voter', MAX_NODE_ID_BYTES))
+  const nl = r.count('learners', MAX_MEMBERS)
+  for (let i = 0; i < nl; i++) learners.push(r.string('learner', MAX_NODE_ID_BYTES))
+  return { voters, learners }
+}
+
+function decodeStored<T> (bytes: Uint8Array, what: string, read: (r: Reader) => T): T {
+  try {
+    const r = new Reader(bytes, what)
+    const value = read(r)
+    r.end()
+    return value
+  } catch (err) {
+    if (err instanceof DecodeError) throw new StoreCorruptError(err.message)
+    throw err
+  }
+}
