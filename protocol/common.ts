@@ -3,8 +3,8 @@
  * outpoints, pool references, state references, sorted member-key lists and balances.
  */
 import { compareBytes, equalBytes, toHex } from './bytes.js';
-import { DecodeError, EncodeError, type Reader, type Writer } from './codec.js';
-import { LOCKTIME_THRESHOLD, MAX_MONEY_SATS, MAX_OBJECT_BYTES } from './limits.js';
+import { DecodeError, EncodeError, Writer, decodeAll, type Reader } from './codec.js';
+import { LOCKTIME_THRESHOLD, MAX_MEMBERS, MAX_MONEY_SATS, MAX_OBJECT_BYTES, MAX_POOL_REF_DEPTH } from './limits.js';
 
 /** A transaction output reference: txid (32 bytes, internal byte order) and output index. */
 export interface Outpoint {
@@ -13,10 +13,24 @@ export interface Outpoint {
 }
 
 /**
- * Which (sub-)pool: the root pool of `poolId`, or the partition created by a partition statement.
- * Encoded as a kind byte (0 = root, 1 = partition) followed, for a partition, by the statement id.
+ * Which (sub-)pool: the root pool of `poolId`, the partition created by a partition statement, or
+ * the continuation of a pool after a kick-out.
+ *
+ * Encoded as a kind byte followed by the kind's fields:
+ *
+ *     0 = root
+ *     1 = partition      | statementId 32
+ *     2 = continuation   | parent pool ref | parentStateNumber u32 | evictedIndex varint (< 256)
+ *
+ * A continuation is what remains of pool P at state N once the kick-out Withdraw K(N,u) of the
+ * member at `evictedIndex` has confirmed: its funding is K(N,u)'s remainder output. It nests its
+ * parent's reference, so a chain of kick-outs nests; each one removes a member, so the nesting is
+ * at most `MAX_POOL_REF_DEPTH` deep (a partition starts a new chain: its reference is its id).
  */
-export type PoolRef = { kind: 'root' } | { kind: 'partition'; statementId: Uint8Array };
+export type PoolRef =
+  | { kind: 'root' }
+  | { kind: 'partition'; statementId: Uint8Array }
+  | { kind: 'continuation'; parent: PoolRef; parentStateNumber: number; evictedIndex: number };
 
 /** A state of a (sub-)pool: the pool reference and the state number (N, or sub-state k). */
 export interface StateRef {
@@ -47,17 +61,42 @@ export function equalOutpoints(a: Outpoint, b: Outpoint): boolean {
 }
 
 export function equalPoolRefs(a: PoolRef, b: PoolRef): boolean {
-  if (a.kind === 'root') return b.kind === 'root';
-  return b.kind === 'partition' && equalBytes(a.statementId, b.statementId);
+  // Iterative over the continuation chain: a forged deep reference cannot exhaust the stack.
+  let x = a;
+  let y = b;
+  for (;;) {
+    if (x.kind === 'root') return y.kind === 'root';
+    if (x.kind === 'partition') return y.kind === 'partition' && equalBytes(x.statementId, y.statementId);
+    if (y.kind !== 'continuation' || x.parentStateNumber !== y.parentStateNumber || x.evictedIndex !== y.evictedIndex) return false;
+    x = x.parent;
+    y = y.parent;
+  }
+}
+
+/** Number of continuation levels in a reference (0 for a root pool or a partition). */
+export function poolRefDepth(ref: PoolRef): number {
+  let depth = 0;
+  for (let r = ref; r.kind === 'continuation'; r = r.parent) depth++;
+  return depth;
 }
 
 export function equalStateRefs(a: StateRef, b: StateRef): boolean {
   return a.stateNumber === b.stateNumber && equalPoolRefs(a.pool, b.pool);
 }
 
-/** Human-readable pool reference for messages. */
+/** Human-readable pool reference for messages (a long kick-out chain is shortened). */
 export function describePoolRef(ref: PoolRef): string {
-  return ref.kind === 'root' ? 'root pool' : `partition ${short(ref.statementId)}`;
+  const steps: string[] = [];
+  let r = ref;
+  while (r.kind === 'continuation') {
+    steps.push(`after kick-out of member ${r.evictedIndex} at state ${r.parentStateNumber}`);
+    r = r.parent;
+  }
+  const base = r.kind === 'root' ? 'root pool' : `partition ${short(r.statementId)}`;
+  if (steps.length === 0) return base;
+  steps.reverse();
+  const shown = steps.length <= 3 ? steps : [steps[0]!, `… ${steps.length - 2} more …`, steps[steps.length - 1]!];
+  return `continuation of ${base} ${shown.join(', ')}`;
 }
 
 export function describeStateRef(ref: StateRef): string {
@@ -91,19 +130,49 @@ export function readOutpoint(r: Reader, name: string): Outpoint {
   return r.field(name, (r) => ({ txid: r.bytes32('txid'), vout: r.u32('vout') }));
 }
 
-export function writePoolRef(w: Writer, ref: PoolRef): void {
+export function writePoolRef(w: Writer, ref: PoolRef, depth = 0): void {
   if (ref.kind === 'root') w.u8(0);
   else if (ref.kind === 'partition') w.u8(1).bytes32(ref.statementId, 'statementId');
-  else throw new EncodeError('kind', 'unknown pool reference kind');
+  else if (ref.kind === 'continuation') {
+    if (depth >= MAX_POOL_REF_DEPTH) throw new EncodeError('parent', `continuations nested more than ${MAX_POOL_REF_DEPTH} deep`);
+    const { evictedIndex } = ref;
+    if (!Number.isInteger(evictedIndex) || evictedIndex < 0 || evictedIndex >= MAX_MEMBERS) {
+      throw new EncodeError('evictedIndex', `${evictedIndex} is not a member index below ${MAX_MEMBERS}`);
+    }
+    w.u8(2);
+    w.field('parent', (w) => writePoolRef(w, ref.parent, depth + 1));
+    w.u32(ref.parentStateNumber, 'parentStateNumber').varint(evictedIndex, 'evictedIndex');
+  } else throw new EncodeError('kind', 'unknown pool reference kind');
 }
 
-export function readPoolRef(r: Reader, name: string): PoolRef {
-  return r.field(name, (r) => {
+export function readPoolRef(r: Reader, name: string, depth = 0): PoolRef {
+  return r.field(name, (r): PoolRef => {
     const kind = r.u8('kind');
     if (kind === 0) return { kind: 'root' } as const;
     if (kind === 1) return { kind: 'partition', statementId: r.bytes32('statementId') } as const;
-    return r.fail('kind', `unknown pool reference kind ${kind} (0 = root, 1 = partition)`);
+    if (kind === 2) {
+      if (depth >= MAX_POOL_REF_DEPTH) r.fail('parent', `continuations nested more than ${MAX_POOL_REF_DEPTH} deep`);
+      const parent = readPoolRef(r, 'parent', depth + 1);
+      const parentStateNumber = r.u32('parentStateNumber');
+      const evictedIndex = r.varint('evictedIndex');
+      if (evictedIndex >= MAX_MEMBERS) r.fail('evictedIndex', `${evictedIndex} is not a member index below ${MAX_MEMBERS}`);
+      return { kind: 'continuation', parent, parentStateNumber, evictedIndex };
+    }
+    return r.fail('kind', `unknown pool reference kind ${kind} (0 = root, 1 = partition, 2 = continuation)`);
   });
+}
+
+/** Canonical encoding of a pool reference on its own (a map or storage key). */
+export function encodePoolRef(ref: PoolRef): Uint8Array {
+  const w = new Writer(64);
+  w.field('pool ref', (w) => writePoolRef(w, ref));
+  return w.finish();
+}
+
+/** Decode a pool reference encoded on its own; throws `DecodeError` naming the field. */
+export function decodePoolRef(bytes: Uint8Array): PoolRef {
+  checkObjectSize(bytes, 'pool ref');
+  return decodeAll(bytes, 'pool ref', (r) => readPoolRef(r, ''));
 }
 
 export function writeStateRef(w: Writer, ref: StateRef): void {

@@ -5,6 +5,7 @@
 export * from './bytes.js';
 export * from './codec.js';
 export * from './common.js';
+export * from './continuation.js';
 export * from './evidence.js';
 export * from './genesis.js';
 export * from './hash.js';

@@ -24,5 +24,10 @@ export const MAX_TX_INPUTS = MAX_MEMBERS;
 export const MAX_TX_OUTPUTS = MAX_MEMBERS;
 /** Largest encoding any protocol decoder accepts (checked before parsing). */
 export const MAX_OBJECT_BYTES = 256 * 1024;
+/**
+ * Deepest nesting of kick-out continuations in a pool reference. Each kick-out removes a member
+ * and a partition's reference starts afresh, so a real chain is at most `MAX_MEMBERS - 1` deep.
+ */
+export const MAX_POOL_REF_DEPTH = MAX_MEMBERS;
 /** Largest state number (u32 on the wire). */
 export const MAX_STATE_NUMBER = 0xffff_ffff;
