@@ -46,8 +46,10 @@ export interface SimOptions {
   readonly steps: number;
   /** A planted bug to run with (tests only). */
   readonly bug?: PlantedBug | null;
-  /** Number of trailing events kept for the failure trace. */
+  /** Number of trailing events kept for the failure trace (default 50). */
   readonly traceEvents?: number;
+  /** Return the trace even when the run passes. */
+  readonly alwaysTrace?: boolean;
 }
 
 export interface SimStats {
@@ -96,6 +98,7 @@ interface Params {
   faultIntervalUnits: number;
   crashBeforeSyncRate: number;
   crashAfterSyncRate: number;
+  crashAfterVoteRate: number;
   slowDiskRate: number;
   compactEvery: number;
   compactTrailing: number;
@@ -133,6 +136,7 @@ function drawParams(rng: Prng): Params {
     faultIntervalUnits: rng.pick([60, 150, 400]),
     crashBeforeSyncRate: rng.pick([0, 0.002, 0.01]),
     crashAfterSyncRate: rng.pick([0, 0.002, 0.01]),
+    crashAfterVoteRate: rng.pick([0, 0.05, 0.2]),
     slowDiskRate: rng.pick([0, 0.1, 0.3]),
     compactEvery: rng.pick([0, 4, 10, 30]),
     compactTrailing: rng.pick([0, 2, 8]),
@@ -236,6 +240,11 @@ class Simulation {
   private readonly leaderOfTerm = new Map<number, NodeId>();
   /** committed[i] = hash of the entry committed at index i (index 0: the empty log). */
   private readonly committed: Uint8Array[] = [ZERO_HASH];
+  /**
+   * commitTerms[i]: the term in which index i was committed (exact when seen on the leader; an
+   * upper bound when first learned otherwise). Leader completeness concerns leaders of later terms.
+   */
+  private readonly commitTerms: number[] = [0];
   private readonly committedConfigs: { index: number; config: Configuration }[];
   private readonly seenEntries = new Map<number, Entry[]>();
   private readonly chainChecked = new WeakMap<Entry, Uint8Array>();
@@ -313,7 +322,7 @@ class Simulation {
       steps: this.steps,
       ticks: Math.floor(this.now / TICK_UNITS),
       failure,
-      trace: failure === null ? [] : this.formatTrace(),
+      trace: failure === null && this.opts.alwaysTrace !== true ? [] : this.formatTrace(),
       stats: this.stats,
       params: describeParams(this.params),
     };
@@ -356,7 +365,8 @@ class Simulation {
     this.schedule(1 + this.rng.int(TICK_UNITS), { kind: 'tick', node, epoch: node.epoch });
   }
 
-  private crash(node: SimNode, why: string): void {
+  /** restartAfterUnits: when to bring it back (default: a random 3..40 ticks). */
+  private crash(node: SimNode, why: string, restartAfterUnits?: number): void {
     if (!node.alive) return;
     node.alive = false;
     node.raft = null;
@@ -366,7 +376,8 @@ class Simulation {
     this.stats.crashes++;
     this.record(node.id, `CRASH (${why})`);
     if (this.phase === 'chaos') {
-      this.schedule(this.rng.range(3, 40) * TICK_UNITS, { kind: 'restart', node, epoch: node.epoch });
+      const after = restartAfterUnits ?? this.rng.range(3, 40) * TICK_UNITS;
+      this.schedule(after, { kind: 'restart', node, epoch: node.epoch });
     }
   }
 
@@ -450,10 +461,10 @@ class Simulation {
       const rd = node.raft!.ready();
       node.syncing = rd;
       const mustWrite = rd.hardState !== null || rd.entries.length > 0 || rd.snapshot !== null;
+      if (this.bug === 'ack-before-persist') this.sendAll(rd.messages);
       if (mustWrite) {
         const batch: Batch = { hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot };
         node.disk.write(batch);
-        if (this.bug === 'ack-before-persist') this.sendAll(rd.messages);
         if (this.phase === 'chaos' && this.rng.chance(this.params.crashBeforeSyncRate)) {
           this.crash(node, 'before sync');
           return;
@@ -500,6 +511,17 @@ class Simulation {
     for (const rs of rd.readStates) this.checkRead(node, rs.index, rs.context);
     node.syncing = null;
     raft.advance(rd);
+    if (
+      this.phase === 'chaos' &&
+      rd.hardState !== null &&
+      rd.hardState.vote !== null &&
+      rd.hardState.vote !== node.id &&
+      this.rng.chance(this.params.crashAfterVoteRate)
+    ) {
+      // Failpoint: killed right after persisting and sending a vote, back at once.
+      this.crash(node, 'right after voting', this.rng.range(1, 10));
+      return;
+    }
     this.maybeCompact(node);
     this.pump(node);
   }
@@ -710,10 +732,17 @@ class Simulation {
     const ids = [...this.nodes.values()].filter((n) => !n.decommissioned).map((n) => n.id);
     const roll = this.rng.int(100);
     const healAfter = (): number => this.rng.range(5, 80) * TICK_UNITS;
-    if (roll < 25) {
+    const leader = this.currentLeader();
+    if (roll < 15) {
       const live = this.liveNodes();
       if (live.length > 0) this.crash(this.rng.pick(live), 'fault');
-    } else if (roll < 45) {
+    } else if (roll < 27) {
+      // Kill the leader, and often bring it straight back (kill -9 under a supervisor).
+      if (leader !== null) this.crash(leader, 'leader fault', this.rng.chance(0.6) ? this.rng.range(1, 30) : undefined);
+    } else if (roll < 35) {
+      const live = this.liveNodes();
+      if (live.length > 0) this.crash(this.rng.pick(live), 'quick restart', this.rng.range(1, 20));
+    } else if (roll < 48) {
       // Symmetric partition into two random groups.
       const side = new Set(ids.filter(() => this.rng.chance(0.5)));
       const cuts: string[] = [];
@@ -721,8 +750,9 @@ class Simulation {
       this.stats.partitions++;
       this.record('-', `PARTITION {${[...side].join(',')}} | {${ids.filter((i) => !side.has(i)).join(',')}}`);
       this.schedule(healAfter(), { kind: 'heal', cuts });
-    } else if (roll < 60) {
-      const victim = this.rng.pick(ids);
+    } else if (roll < 62) {
+      // Isolate one node, often the leader (it may keep believing it leads for a while).
+      const victim = leader !== null && this.rng.chance(0.6) ? leader.id : this.rng.pick(ids);
       const cuts: string[] = [];
       for (const b of ids) if (b !== victim) cuts.push(this.cut(victim, b), this.cut(b, victim));
       this.stats.partitions++;
@@ -828,6 +858,7 @@ class Simulation {
       throw new Violation(`${node.id} applied index ${e.index} but nothing is known committed after ${this.committed.length - 1}`);
     }
     this.committed.push(e.hash);
+    for (let i = this.commitTerms.length; i <= e.index; i++) this.commitTerms.push(node.raft!.currentTerm);
     this.stats.committed = e.index;
     if (e.type === 'confChange') {
       const prev = this.committedConfigs[this.committedConfigs.length - 1]!.config;
@@ -911,6 +942,7 @@ class Simulation {
       }
     }
     const last = snapIndex + d.entries.length;
+    for (let i = this.commitTerms.length; i <= d.hardState.commit; i++) this.commitTerms.push(d.hardState.term);
     if (d.hardState.commit > last) {
       throw new Violation(`${node.id} persisted commit ${d.hardState.commit} beyond its stored log (last ${last})`);
     }
@@ -925,7 +957,10 @@ class Simulation {
       const raft = node.raft!;
       const role = raft.currentRole;
       const term = raft.currentTerm;
-      if (role === 'leader' && (node.lastRole !== 'leader' || node.lastTerm !== term)) this.onBecameLeader(node);
+      if (role === 'leader') {
+        for (let i = this.commitTerms.length; i <= raft.commitIndex; i++) this.commitTerms.push(term);
+        if (node.lastRole !== 'leader' || node.lastTerm !== term) this.onBecameLeader(node);
+      }
       node.lastRole = role;
       node.lastTerm = term;
       if (term > this.stats.maxTerm) this.stats.maxTerm = term;
@@ -942,16 +977,19 @@ class Simulation {
     const other = this.leaderOfTerm.get(term);
     if (other !== undefined && other !== node.id) throw new Violation(`election safety: ${other} and ${node.id} both lead term ${term}`);
     this.leaderOfTerm.set(term, node.id);
-    // Leader completeness: the new leader holds every committed entry.
-    const c = this.committed.length - 1;
+    // Leader completeness: the new leader holds every entry committed in an earlier term.
+    let c = this.committed.length - 1;
+    while (c > 0 && this.commitTerms[c]! >= term) c--;
     if (c === 0) return;
     if (raft.lastIndex < c) {
-      throw new Violation(`leader completeness: ${node.id} leads term ${term} with last index ${raft.lastIndex} < committed ${c}`);
+      throw new Violation(
+        `leader completeness: ${node.id} leads term ${term} with last index ${raft.lastIndex}, but ${c} was committed in term ${this.commitTerms[c]}`,
+      );
     }
     const h = raft.hashAt(c);
     if (h !== null) {
       if (!bytesEqual(h, this.committed[c]!)) {
-        throw new Violation(`leader completeness: ${node.id} leads term ${term} without the committed entry at ${c}`);
+        throw new Violation(`leader completeness: ${node.id} leads term ${term} without the entry at ${c} committed in term ${this.commitTerms[c]}`);
       }
     } else {
       const sm = raft.snapshotMeta();

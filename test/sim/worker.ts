@@ -1,0 +1,8 @@
+// Worker thread: runs chunks of seeds for runner.ts.
+
+import { parentPort } from 'node:worker_threads';
+import { runChunk, type WorkerRequest } from './runner.js';
+
+parentPort!.on('message', (req: WorkerRequest) => {
+  parentPort!.postMessage(runChunk(req));
+});
