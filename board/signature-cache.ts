@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict'
+import { toHex } from '../protocol/bytes.js'
+import { sha256 } from '../protocol/hash.js'
+import { verifyHash } from '../protocol/keys.js'
+
+/** Verifies a BIP340 signature over a 32-byte hash; never throws. */
+export type VerifySignature = (signature: Uint8Array, hash: Uint8Array, publicKey: Uint8Array) => boolean
+
+export interface SignatureCacheStats {
+  /** Verifications answered from the cache. */
+  hits: number
+  /** Verifications that had to run the curve arithmetic. */
+  misses: number
+  /** Of the misses, how many signatures did not verify. */
+  invalid: number
+  /** Valid signatures remembered now. */
+  entries: number
+  maxEntries: number
+}
+
+export const DEFAULT_SIGNATURE_CACHE_ENTRIES = 65_536
+const MAX_SIGNATURE_CACHE_ENTRIES = 10_000_000
+
+/**
+ * A bounded LRU of signatures known to be valid, keyed by sha256(message hash ‖ key ‖ signature),
+ * so that a signature checked once on this node (when gossip brings it, or when the board applies
+ * it) is never checked again: a BIP340 verification costs about a millisecond, a lookup nothing.
+ *
+ * Only valid signatures are remembered. A forged signature is checked every time it is offered,
+ * but forgeries cannot push valid entries out of the cache.
+ *
+ * The cache changes no answer, only how fast it comes, so the board stays deterministic with or
+ * without it. One instance is meant to be shared by everything on a node that verifies.
+ */
+export class SignatureCache {
+  private readonly valid = new Map<string, true>()
+  private hits = 0
+  private misses = 0
+  private invalid = 0
+
+  constructor (readonly maxEntries: number = DEFAULT_SIGNATURE_CACHE_ENTRIES, private readonly verifyFn: VerifySignature = verifyHash) {
+    assert(Number.isInteger(maxEntries) && maxEntries >= 1 && maxEntries <= MAX_SIGNATURE_CACHE_ENTRIES, `signature cache size must be within 1..${MAX_SIGNATURE_CACHE_ENTRIES}, got ${maxEntries}`)
+  }
+
+  /** Same answer as `verifyHash(signature, hash, publicKey)`. */
+  verify (signature: Uint8Array, hash: Uint8Array, publicKey: Uint8Array): boolean {
+    if (signature.length !== 64 || hash.length !== 32 || publicKey.length !== 32) {
+      this.misses++
+      this.invalid++
+      return false
+    }
+    const buf = new Uint8Array(128)
+    buf.set(hash, 0)
+    buf.set(publicKey, 32)
+    buf.set(signature, 64)
+    const key = toHex(sha256(buf))
+    if (this.valid.has(key)) {
+      this.hits++
+      // Refresh its place: the least recently used entry is the first in the map's order.
+      this.valid.delete(key)
+      this.valid.set(key, true)
+      return true
+    }
+    this.misses++
+    if (!this.verifyFn(signature, hash, publicKey)) {
+      this.invalid++
+      return false
+    }
+    if (this.valid.size >= this.maxEntries) {
+      const oldest = this.valid.keys().next()
+      assert(oldest.done !== true)
+      this.valid.delete(oldest.value)
+    }
+    this.valid.set(key, true)
+    return true
+  }
+
+  /** A function with `verifyHash`'s signature that goes through this cache. */
+  get verifier (): VerifySignature {
+    return (signature, hash, publicKey) => this.verify(signature, hash, publicKey)
+  }
+
+  stats (): SignatureCacheStats {
+    return { hits: this.hits, misses: this.misses, invalid: this.invalid, entries: this.valid.size, maxEntries: this.maxEntries }
+  }
+}
