@@ -255,8 +255,8 @@ export function drain(node: TestNode): Message[] {
   return node.handle();
 }
 
-export function msgsOfType<T extends Message['type']>(msgs: readonly Message[], type: T): Extract<Message, { type: T }>[] {
-  return msgs.filter((m) => m.type === type) as Extract<Message, { type: T }>[];
+export function msgsOfType<T extends Message['type']>(msgs: readonly Message[], type: T): (Message & { type: T })[] {
+  return msgs.filter((m) => m.type === type) as (Message & { type: T })[];
 }
 
 /** Distinct fixed timeouts per node: node k (n1, n2, ...) gets rand = (k * 3) mod n. */
