@@ -12,7 +12,21 @@ export const PREFIX = {
   raftHardState: 0x01,
   raftEntry: 0x02,
   raftSnapshot: 0x03,
-  boardApplied: 0x04
+  boardApplied: 0x04,
+  /** The pool board (storage/pool-store.ts): applied index, chain height, genesis. */
+  poolMeta: 0x10,
+  /** Each (sub-)pool's current state and status, keyed by its pool reference. */
+  poolState: 0x11,
+  /** Outpoints spent by accepted partition statements, keyed by outpoint. */
+  poolSpent: 0x12,
+  /** Partition statements, keyed by statement id. */
+  poolStatement: 0x13,
+  /** Equivocation evidence, keyed by evidence id. */
+  poolEvidence: 0x14,
+  /** Kick-out Withdraws confirmed on the simulated chain, keyed by txid. */
+  poolKickout: 0x15,
+  /** The result of each applied entry (the most recent ones), keyed by board index. */
+  poolResult: 0x16
 } as const
 
 const SCHEMA_KEY = Uint8Array.of(PREFIX.meta, ...new TextEncoder().encode('schema'))
