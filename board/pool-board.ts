@@ -248,6 +248,8 @@ export class PoolBoard {
   private readonly kickoutsByTxid = new Map<string, KickoutRecord>()
   private readonly results = new Map<number, ApplyResult>()
   readonly signatureCache: SignatureCache
+  /** The pool id, hashed once (a genesis encoding may be tens of kilobytes). */
+  private poolIdMemo: { genesis: Genesis, id: Uint8Array } | null = null
 
   constructor (options: PoolBoardOptions = {}) {
     this.signatureCache = options.signatureCache ?? new SignatureCache()
@@ -303,7 +305,7 @@ export class PoolBoard {
 
   private applyGenesis (base: ApplyResult, genesis: Genesis, signed: SignedState, changes: PoolBoardChange[]): ApplyResult {
     const poolId = poolIdOf(genesis)
-    if (this.meta.genesis !== null) refuse(`the board already holds pool ${short(poolIdOf(this.meta.genesis))}; a second genesis (pool ${short(poolId)}) is refused`)
+    if (this.meta.genesis !== null) refuse(`the board already holds pool ${short(this.idOf(this.meta.genesis))}; a second genesis (pool ${short(poolId)}) is refused`)
     const expected = initialState(genesis)
     if (!equalBytes(encodeState(signed.state), encodeState(expected))) {
       refuse(`the signed state is not state 0 of this genesis: ${stateMismatch(expected, signed.state)}`)
@@ -341,7 +343,7 @@ export class PoolBoard {
     const rejectedRecord = (reason: string, conflictsWith: Uint8Array | null, evidenceIds: Uint8Array[]): StatementRecord =>
       ({ id, status: 'rejected', index: base.index, reason: clip(reason), conflictsWith, evidenceIds, parent: stmt.parent, statement: null })
     try {
-      if (!equalBytes(stmt.poolId, poolIdOf(genesis))) refuse(`the statement is for pool ${short(stmt.poolId)}, the board holds pool ${short(poolIdOf(genesis))}`)
+      if (!equalBytes(stmt.poolId, this.idOf(genesis))) refuse(`the statement is for pool ${short(stmt.poolId)}, the board holds pool ${short(this.idOf(genesis))}`)
       const earlier = this.statements.get(idHex)
       if (earlier?.status === 'accepted') refuse(`statement ${short(id)} is already on the board (accepted at index ${earlier.index})`)
     } catch (err) {
@@ -432,7 +434,7 @@ export class PoolBoard {
 
   private applyEvidence (base: ApplyResult, ev: EquivocationEvidence, changes: PoolBoardChange[]): ApplyResult {
     const genesis = this.requireGenesis()
-    const poolId = poolIdOf(genesis)
+    const poolId = this.idOf(genesis)
     const id = evidenceId(ev)
     const known = this.evidenceById.get(toHex(id))
     if (known !== undefined) refuse(`evidence ${short(id)} is already recorded (index ${known.index})`)
@@ -460,7 +462,7 @@ export class PoolBoard {
 
   private applyKickout (base: ApplyResult, req: KickoutRequest, changes: PoolBoardChange[]): ApplyResult {
     const genesis = this.requireGenesis()
-    const slot = this.openSlot(poolIdOf(genesis), req.pool, 'kick-out')
+    const slot = this.openSlot(this.idOf(genesis), req.pool, 'kick-out')
     const state = slot.record.state
     const what = describePoolRef(state.pool.ref)
     if (req.stateNumber !== state.stateNumber) refuse(`the kick-out names state ${req.stateNumber} of the ${what}, whose current state is ${state.stateNumber}`)
@@ -488,6 +490,11 @@ export class PoolBoard {
 
   // ---- checks ----
 
+  private idOf (genesis: Genesis): Uint8Array {
+    if (this.poolIdMemo?.genesis !== genesis) this.poolIdMemo = { genesis, id: poolIdOf(genesis) }
+    return this.poolIdMemo.id
+  }
+
   private requireGenesis (): Genesis {
     if (this.meta.genesis === null) refuse('the board holds no pool yet: the first entry about it must be a valid genesis')
     return this.meta.genesis
@@ -496,7 +503,7 @@ export class PoolBoard {
   /** The pool `ref` of pool `poolId`, refusing unless it exists and can take `action` (`allowFrozen` for partitions). */
   private openSlot (poolId: Uint8Array, ref: PoolRef, action: string, allowFrozen = false): PoolSlot {
     const genesis = this.requireGenesis()
-    const boardPoolId = poolIdOf(genesis)
+    const boardPoolId = this.idOf(genesis)
     if (!equalBytes(poolId, boardPoolId)) refuse(`the ${action} is for pool ${short(poolId)}, the board holds pool ${short(boardPoolId)}`)
     const slot = this.pools.get(refKey(ref))
     if (slot === undefined) refuse(`unknown pool: the board holds no ${describePoolRef(ref)}`)
@@ -636,7 +643,7 @@ export class PoolBoard {
   }
 
   get poolId (): Uint8Array | null {
-    return this.meta.genesis === null ? null : poolIdOf(this.meta.genesis)
+    return this.meta.genesis === null ? null : this.idOf(this.meta.genesis)
   }
 
   /** The record of a (sub-)pool: its current state, how it is proven, its status. */
@@ -784,7 +791,7 @@ export class PoolBoard {
       for (const s of this.statements.values()) if (s.status === 'accepted') fail('an accepted statement without a genesis')
       return
     }
-    const poolId = poolIdOf(genesis)
+    const poolId = this.idOf(genesis)
     if (!this.pools.has(refKey({ kind: 'root' }))) fail('the genesis is recorded but not the root pool')
     for (const [key, { record }] of this.pools) {
       const ref = record.state.pool.ref
