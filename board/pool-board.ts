@@ -22,10 +22,15 @@ import { SignatureCache } from './signature-cache.js'
 
 /** Highest simulated chain height: any T up to it keeps T + X below the locktime threshold for every X. */
 export const MAX_CHAIN_HEIGHT = LOCKTIME_THRESHOLD - 1 - MAX_KICKOUT_DELAY_BLOCKS
-/** Per-entry results kept (the oldest are forgotten first); the log itself keeps everything. */
-export const MAX_RESULTS_KEPT = 10_000
-/** Records of rejected statements kept (the oldest are forgotten first). Accepted ones are all kept. */
-export const MAX_REJECTED_STATEMENTS_KEPT = 10_000
+/**
+ * Default retention: per-entry results, and records of rejected statements, kept (the oldest are
+ * forgotten first; the log itself keeps everything, and accepted statements are all kept). No
+ * decision depends on a forgotten record, so retention is a node's own choice.
+ */
+export const DEFAULT_RESULTS_KEPT = 10_000
+export const DEFAULT_REJECTED_STATEMENTS_KEPT = 10_000
+/** Largest retention a node may configure. */
+export const MAX_RETENTION = 10_000_000
 /** Evidence kept per equivocating member: one proves the point, a few more help, more is spam. */
 export const MAX_EVIDENCE_PER_MEMBER = 16
 /** Longest reason recorded for a rejection, in characters. */
@@ -205,6 +210,10 @@ export interface PoolTreeNode {
 export interface PoolBoardOptions {
   /** Shared with gossip so that a signature is verified once per node. */
   signatureCache?: SignatureCache
+  /** Per-entry results kept (default `DEFAULT_RESULTS_KEPT`). */
+  resultsKept?: number
+  /** Rejected statement records kept (default `DEFAULT_REJECTED_STATEMENTS_KEPT`). */
+  rejectedStatementsKept?: number
 }
 
 /** A rejection: the entry leaves no trace but its result. */
@@ -251,8 +260,16 @@ export class PoolBoard {
   /** The pool id, hashed once (a genesis encoding may be tens of kilobytes). */
   private poolIdMemo: { genesis: Genesis, id: Uint8Array } | null = null
 
+  private readonly resultsKept: number
+  private readonly rejectedStatementsKept: number
+
   constructor (options: PoolBoardOptions = {}) {
     this.signatureCache = options.signatureCache ?? new SignatureCache()
+    this.resultsKept = options.resultsKept ?? DEFAULT_RESULTS_KEPT
+    this.rejectedStatementsKept = options.rejectedStatementsKept ?? DEFAULT_REJECTED_STATEMENTS_KEPT
+    for (const [name, n] of [['resultsKept', this.resultsKept], ['rejectedStatementsKept', this.rejectedStatementsKept]] as const) {
+      assert(Number.isInteger(n) && n >= 1 && n <= MAX_RETENTION, `${name} must be within 1..${MAX_RETENTION}, got ${n}`)
+    }
   }
 
   // ---- applying entries ----
@@ -299,6 +316,8 @@ export class PoolBoard {
     }
     result = { ...result, reason: clip(result.reason) }
     this.putResult(result, changes)
+    this.trimStatements(changes)
+    this.trimResults(changes)
     this.putMeta({ ...this.meta, appliedIndex: entry.index }, changes)
     return { result, changes }
   }
@@ -586,9 +605,12 @@ export class PoolBoard {
     this.statements.set(key, record)
     this.rejectedOrder.delete(key)
     changes.push({ type: 'statement', record })
-    if (record.status !== 'rejected') return
-    this.rejectedOrder.set(key, record.index)
-    while (this.rejectedOrder.size > MAX_REJECTED_STATEMENTS_KEPT) {
+    if (record.status === 'rejected') this.rejectedOrder.set(key, record.index)
+  }
+
+  /** Forgets the oldest rejected statement records beyond this node's retention. */
+  private trimStatements (changes: PoolBoardChange[]): void {
+    while (this.rejectedOrder.size > this.rejectedStatementsKept) {
       const oldest = this.rejectedOrder.keys().next().value
       assert(oldest !== undefined)
       const forgotten = this.statements.get(oldest)
@@ -618,7 +640,10 @@ export class PoolBoard {
   private putResult (result: ApplyResult, changes: PoolBoardChange[]): void {
     this.results.set(result.index, result)
     changes.push({ type: 'result', result })
-    while (this.results.size > MAX_RESULTS_KEPT) {
+  }
+
+  private trimResults (changes: PoolBoardChange[]): void {
+    while (this.results.size > this.resultsKept) {
       const oldest = this.results.keys().next().value
       assert(oldest !== undefined)
       this.results.delete(oldest)
@@ -751,7 +776,7 @@ export class PoolBoard {
     return [...this.kickoutsByTxid.values()].sort((a, b) => a.index - b.index)
   }
 
-  /** The result of the entry at `index`, if it is among the most recent `MAX_RESULTS_KEPT`. */
+  /** The result of the entry at `index`, if it is among the most recent ones kept. */
   result (index: number): ApplyResult | undefined {
     return this.results.get(index)
   }
@@ -829,8 +854,7 @@ export class PoolBoard {
         if (!this.pools.has(refKey({ kind: 'partition', statementId: s.id }))) fail(`accepted statement ${short(s.id)} has no sub-pool`)
       } else if (!this.rejectedOrder.has(toHex(s.id))) fail(`rejected statement ${short(s.id)} is not in the order of forgetting`)
     }
-    if (this.rejectedOrder.size > MAX_REJECTED_STATEMENTS_KEPT) fail(`${this.rejectedOrder.size} rejected statements kept, more than ${MAX_REJECTED_STATEMENTS_KEPT}`)
-    if (this.results.size > MAX_RESULTS_KEPT) fail(`${this.results.size} results kept, more than ${MAX_RESULTS_KEPT}`)
+    // More records than this node keeps are possible after its retention was lowered: the next applies trim them.
     for (const r of this.results.values()) if (r.index > this.meta.appliedIndex) fail(`a result for entry ${r.index}, after the applied index ${this.meta.appliedIndex}`)
     for (const [member, n] of this.evidenceCount) if (n > MAX_EVIDENCE_PER_MEMBER) fail(`${n} pieces of evidence against ${member.slice(0, 16)}`)
     for (const k of this.kickoutsByTxid.values()) {

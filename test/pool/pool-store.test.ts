@@ -11,7 +11,7 @@ import { SignatureCache } from '../../board/signature-cache.js'
 import { findEquivocations, statementId, type PoolRef } from '../../protocol/index.js'
 import { openDatabase, PREFIX, type Database } from '../../storage/database.js'
 import { catchUpPoolBoard, loadPoolBoard, PoolApplier, poolChangeOps, poolStateKey, spentKey } from '../../storage/pool-store.js'
-import { RaftStore, StoreCorruptError } from '../../storage/raft-store.js'
+import { RaftStore, StoreCorruptError, type BatchOp } from '../../storage/raft-store.js'
 import { tempDir } from '../helpers/process.js'
 import {
   Harness, assertConserved, blocksEntry, evidenceEntry, genesisEntry, kickoutEntry, partition, smallGenesis, statementEntry, updateEntry
@@ -132,6 +132,41 @@ describe('the pool store on LevelDB', () => {
     const reference = new PoolBoard()
     for (const e of STORY) reference.apply(e)
     assert.deepStrictEqual((await loadPoolBoard(db)).snapshot(), reference.snapshot())
+  })
+
+  it('forgets the oldest results and rejected statements beyond its retention, on disk too', async () => {
+    const retention = { resultsKept: 30, rejectedStatementsKept: 20 }
+    const h = new Harness(new PoolBoard(retention))
+    h.accept(genesisEntry(smallGenesis(3)))
+    const s0 = h.state()
+    let ops: BatchOp[] = poolChangeOps(h.applied[0].changes)
+    const first = h.push(statementEntry(partition(s0, [0, 1], [0n, 300_000n], []))).result
+    ops.push(...poolChangeOps(h.applied[1].changes))
+    for (let i = 1; h.board.appliedIndex <= 40; i++) {
+      // incomplete statements (no signature): rejected, each with a record
+      const a = h.push(statementEntry(partition(s0, [0, 1], [BigInt(i), 300_000n - BigInt(i)], [])))
+      assert.equal(a.result.outcome, 'rejected')
+      ops.push(...poolChangeOps(a.changes))
+    }
+    await db.batch(ops)
+    assert.equal(h.board.result(1), undefined, 'the oldest result is forgotten')
+    assert.deepStrictEqual(h.board.recentResults().map((r) => r.index), Array.from({ length: 30 }, (_, i) => 12 + i))
+    assert.equal(h.board.statement(first.statementId!), undefined, 'the oldest rejected statement is forgotten')
+    assert.deepStrictEqual(h.board.snapshot().statements.map((r) => r.index).sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => 22 + i))
+    await reopen()
+    const restored = await loadPoolBoard(db, retention)
+    assert.deepStrictEqual(restored.snapshot(), h.board.snapshot())
+    // a node keeping fewer trims the excess at its next apply
+    await reopen()
+    const smaller = await loadPoolBoard(db, { resultsKept: 5, rejectedStatementsKept: 5 })
+    const a = smaller.apply(h.log.add(blocksEntry(1)))
+    assert.equal(smaller.recentResults().length, 5)
+    assert.equal(smaller.snapshot().statements.length, 5)
+    assert.equal(a.changes.filter((c) => c.type === 'result-forgotten').length, 26)
+    assert.equal(a.changes.filter((c) => c.type === 'statement-forgotten').length, 15)
+    await db.batch(poolChangeOps(a.changes))
+    await reopen()
+    assert.deepStrictEqual((await loadPoolBoard(db, { resultsKept: 5, rejectedStatementsKept: 5 })).snapshot(), smaller.snapshot())
   })
 
   describe('damage', () => {
