@@ -1,5 +1,5 @@
 import { createReadStream, existsSync, readFileSync, statSync, watch } from 'node:fs'
-import { Command } from 'commander'
+import { Command, InvalidArgumentError } from 'commander'
 import { AdminClient } from './client.js'
 import { type ClusterNodeState, LocalCluster } from './cluster.js'
 import { output, parseIndex, parsePositive } from './cli-util.js'
@@ -38,6 +38,14 @@ async function printStatus (cluster: LocalCluster, json: boolean, note?: string)
   output(json, { dir: cluster.dir, nodes }, () => (note === undefined ? '' : note + '\n') + renderNodes(nodes))
 }
 
+function collectSetting (text: string, all: Record<string, string>): Record<string, string> {
+  const eq = text.indexOf('=')
+  if (eq <= 0) throw new InvalidArgumentError(`expected KEY=VALUE, got "${text}"`)
+  const key = text.slice(0, eq)
+  if (['name', 'listen', 'api', 'member', 'lab', 'voters'].includes(key)) throw new InvalidArgumentError(`${key} is set by the cluster itself`)
+  return { ...all, [key]: text.slice(eq + 1) }
+}
+
 export function clusterCommand (): Command {
   const cluster = new Command('cluster').description('run a local cluster of nodes on loopback (one process and data directory per node)')
 
@@ -45,9 +53,11 @@ export function clusterCommand (): Command {
     .description('create (first time) and start every node, wait until all are connected, print their table')
     .option('--nodes <n>', 'number of nodes for a new cluster', parsePositive, 3)
     .option('--lab', 'start the nodes in lab mode (raw board entries, adversarial behaviours)')
+    .option('--voters <n>', 'only nodes 1..N vote on the board; the others are learners (default: all vote)', parsePositive)
+    .option('--set <key=value>', 'a config setting for every node of a new cluster, e.g. --set snapshot-entries=500 (repeatable)', collectSetting, {})
     .option('--wait <seconds>', 'how long to wait for the nodes to connect', parsePositive, DEFAULT_WAIT_S)
     .option('--json', 'print JSON')
-    .action(async (opts: ClusterOptions & { nodes: number, lab?: boolean, wait: number }, cmd: Command) => {
+    .action(async (opts: ClusterOptions & { nodes: number, lab?: boolean, voters?: number, set: Record<string, string>, wait: number }, cmd: Command) => {
       const json = opts.json === true
       const c = new LocalCluster(opts.dir, new Progress(!json))
       if (c.exists()) {
@@ -56,7 +66,7 @@ export function clusterCommand (): Command {
           throw new UserError(`the cluster in ${c.dir} has ${file.nodes.length} nodes; use --nodes ${file.nodes.length}, or cluster down and destroy it first`)
         }
       } else {
-        await c.create({ nodes: opts.nodes, lab: opts.lab === true })
+        await c.create({ nodes: opts.nodes, lab: opts.lab === true, voters: opts.voters, settings: opts.set })
       }
       const stopped = c.indexes().filter((i) => c.runningPid(i) === undefined)
       if (stopped.length === 0) {
@@ -75,14 +85,16 @@ export function clusterCommand (): Command {
     .option('--nodes <n>', 'number of nodes', parsePositive, 3)
     .option('--addresses <list>', 'comma-separated HOST:PORT where each node listens and is dialed (default: loopback, free ports)')
     .option('--lab', 'lab mode')
+    .option('--voters <n>', 'only nodes 1..N vote on the board; the others are learners', parsePositive)
+    .option('--set <key=value>', 'a config setting for every node (repeatable)', collectSetting, {})
     .option('--json', 'print JSON')
-    .action(async (opts: ClusterOptions & { nodes: number, addresses?: string, lab?: boolean }) => {
+    .action(async (opts: ClusterOptions & { nodes: number, addresses?: string, lab?: boolean, voters?: number, set: Record<string, string> }) => {
       const c = new LocalCluster(opts.dir)
       if (c.exists()) throw new UserError(`a cluster already exists in ${c.dir}`)
       const addresses = opts.addresses?.split(',').map((a) => {
         try { return parseHostPort(a.trim()) } catch (err) { throw new UserError(`--addresses: ${(err as Error).message}`) }
       })
-      const file = await c.create({ nodes: opts.nodes, lab: opts.lab === true, addresses })
+      const file = await c.create({ nodes: opts.nodes, lab: opts.lab === true, addresses, voters: opts.voters, settings: opts.set })
       output(opts.json === true, file, () => renderTable(['node', 'name', 'peer id', 'listen', 'api'], file.nodes.map((n) => [String(n.index), n.name, n.peerId, n.listen, n.api])))
     })
 

@@ -1,5 +1,6 @@
-import { InvalidArgumentError } from 'commander'
+import { InvalidArgumentError, Option } from 'commander'
 import { jsonReplacer } from './api.js'
+import { DataDir, defaultDataDir } from './datadir.js'
 
 /** Prints `value` as JSON (with bigints as numbers) or runs `human` to print it for people. */
 export function output (json: boolean, value: unknown, human: () => string): void {
@@ -18,3 +19,9 @@ export function parsePositive (text: string): number {
   return n
 }
 
+
+export const datadirOption = (): Option => new Option('--datadir <dir>', 'data directory (default: $POOLBOARD_DATADIR or ~/.poolboard)')
+
+export function dataDir (options: { datadir?: string }): DataDir {
+  return new DataDir(options.datadir ?? defaultDataDir())
+}

@@ -1,21 +1,17 @@
 #!/usr/bin/env node
 import './polyfill.js'
-import { Command, Option } from 'commander'
+import { Command } from 'commander'
+import { boardCommand } from './cli-board.js'
 import { clusterCommand } from './cli-cluster.js'
 import { applyOverrides, defaultConfig, formatHostPort } from './config.js'
 import { AdminClient } from './client.js'
-import { DataDir, defaultDataDir, initDataDir } from './datadir.js'
+import { type DataDir, initDataDir } from './datadir.js'
 import { UserError, errorMessage } from './errors.js'
 import { createNodeLogger } from './log.js'
 import { PoolboardNode, type NodeStatus } from './node.js'
-import { output } from './cli-util.js'
+import { dataDir, datadirOption, output } from './cli-util.js'
 import { VERSION } from './version.js'
 
-const datadirOption = (): Option => new Option('--datadir <dir>', 'data directory (default: $POOLBOARD_DATADIR or ~/.poolboard)')
-
-function dataDir (options: { datadir?: string }): DataDir {
-  return new DataDir(options.datadir ?? defaultDataDir())
-}
 
 function program (): Command {
   const cli = new Command('poolboard')
@@ -77,6 +73,7 @@ function program (): Command {
       process.stdout.write('stopping\n')
     })
 
+  cli.addCommand(boardCommand())
   cli.addCommand(clusterCommand())
   return cli
 }
@@ -103,7 +100,17 @@ async function runNode (dir: DataDir, opts: { listen?: string, api?: string, log
   const { logger, reopen, flush } = await createNodeLogger({ file: dir.logFile, level: config.logLevel, quiet: opts.quiet === true, name: config.name })
   for (const file of dir.looseSecrets()) logger.warn({ file }, 'secret key file is readable by other users; chmod 600 it')
 
-  const node = await PoolboardNode.start({ dir, config, keys, logger })
+  const node = await PoolboardNode.start({
+    dir,
+    config,
+    keys,
+    logger,
+    onFatal: (err) => {
+      logger.fatal({ err }, 'stopping: the node cannot keep its promises')
+      flush()
+      process.exit(70)
+    }
+  })
   let signals = 0
   const shutdown = (signal: string): void => {
     signals++

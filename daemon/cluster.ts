@@ -3,7 +3,7 @@ import { closeSync, existsSync, openSync, readFileSync, readdirSync, rmSync, rmd
 import { createServer } from 'node:net'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { defaultConfig, formatHostPort, type HostPort, type MemberEntry } from './config.js'
+import { applyOverrides, defaultConfig, formatHostPort, type HostPort, type MemberEntry } from './config.js'
 import { AdminClient } from './client.js'
 import { DataDir, initDataDir } from './datadir.js'
 import { UserError } from './errors.js'
@@ -58,12 +58,15 @@ export class LocalCluster {
    * Without `addresses`, every node is on loopback with free ports. With them (one per node, e.g.
    * containers on their own IPs), node i listens on addresses[i] and its API on 127.0.0.1:7701.
    */
-  async create (options: { nodes: number, lab: boolean, addresses?: HostPort[] }): Promise<ClusterFile> {
+  async create (options: { nodes: number, lab: boolean, addresses?: HostPort[], voters?: number, settings?: Record<string, string> }): Promise<ClusterFile> {
     if (!Number.isSafeInteger(options.nodes) || options.nodes < 1 || options.nodes > MAX_NODES) {
       throw new UserError(`--nodes must be between 1 and ${MAX_NODES}, got ${options.nodes}`)
     }
     if (existsSync(this.dir) && readdirSync(this.dir).length > 0) {
       throw new UserError(`${this.dir} exists and is not a cluster directory; choose another --dir`)
+    }
+    if (options.voters !== undefined && (options.voters < 1 || options.voters > options.nodes)) {
+      throw new UserError(`--voters must be between 1 and the number of nodes (${options.nodes}), got ${options.voters}`)
     }
     if (options.addresses !== undefined && options.addresses.length !== options.nodes) {
       throw new UserError(`--addresses lists ${options.addresses.length} addresses for ${options.nodes} nodes`)
@@ -74,9 +77,11 @@ export class LocalCluster {
       const dir = new DataDir(join(this.dir, `node${i}`))
       const listen = options.addresses?.[i - 1] ?? { host: '127.0.0.1', port: ports[2 * (i - 1)] }
       const api = options.addresses === undefined ? { host: '127.0.0.1', port: ports[2 * (i - 1) + 1] } : defaultConfig().api
-      const config = { ...defaultConfig(), name: `node${i}`, listen, api, lab: options.lab }
+      const base = defaultConfig()
+      const voters = options.voters === undefined ? null : Array.from({ length: options.voters }, (_, v) => `node${v + 1}`)
+      const config = applyOverrides({ ...base, name: `node${i}`, listen, api, lab: options.lab, board: { ...base.board, voters } }, options.settings ?? {})
       const keys = await initDataDir(dir, config)
-      made.push({ dir, member: { name: config.name, peerId: keys.peerId, address: listen }, api })
+      made.push({ dir, member: { name: config.name, peerId: keys.peerId, address: listen, api: options.addresses === undefined ? api : undefined }, api })
     }
     const members = made.map((m) => m.member)
     for (const m of made) m.dir.writeConfig({ ...m.dir.readConfig(), members })

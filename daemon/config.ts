@@ -17,6 +17,8 @@ export interface MemberEntry {
   name: string
   peerId: string
   address: HostPort
+  /** Its admin API, when it runs on this machine (local clusters): named in "ask the leader" errors. */
+  api?: HostPort
 }
 
 export interface NodeConfig {
@@ -111,7 +113,7 @@ export const SETTINGS: readonly Setting[] = [
   {
     key: 'member',
     defaultText: '(none)',
-    help: 'a pool member, one line each, this node included: NAME PEERID HOST:PORT',
+    help: 'a pool member, one line each, this node included: NAME PEERID HOST:PORT [API-HOST:PORT on this machine]',
     apply: (c, v) => {
       if (c.members.length >= MAX_MEMBERS) throw new Error(`at most ${MAX_MEMBERS} members`)
       const member = parseMember(v)
@@ -119,7 +121,7 @@ export const SETTINGS: readonly Setting[] = [
       if (c.members.some((m) => m.name === member.name)) throw new Error(`member name ${member.name} is used twice`)
       c.members.push(member)
     },
-    render: (c) => c.members.map((m) => `member=${m.name} ${m.peerId} ${formatHostPort(m.address)}`)
+    render: (c) => c.members.map((m) => `member=${m.name} ${m.peerId} ${formatHostPort(m.address)}${m.api === undefined ? '' : ' ' + formatHostPort(m.api)}`)
   },
   {
     key: 'tick-ms',
@@ -293,8 +295,10 @@ function parseBool (text: string): boolean {
 
 function parseMember (text: string): MemberEntry {
   const parts = text.split(/\s+/)
-  if (parts.length !== 3) throw new Error(`expected NAME PEERID HOST:PORT, got "${text}"`)
-  const [name, peerId, address] = parts
+  if (parts.length !== 3 && parts.length !== 4) throw new Error(`expected NAME PEERID HOST:PORT [API-HOST:PORT], got "${text}"`)
+  const [name, peerId, address, api] = parts
   if (!PEER_ID_PATTERN.test(peerId)) throw new Error(`"${peerId}" is not a libp2p peer id`)
-  return { name: parseName(name), peerId, address: parseHostPort(address) }
+  const member: MemberEntry = { name: parseName(name), peerId, address: parseHostPort(address) }
+  if (api !== undefined) member.api = parseHostPort(api)
+  return member
 }

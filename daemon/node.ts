@@ -1,12 +1,19 @@
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import type { Configuration } from '../board/raft/index.js'
+import { DEFAULT_WIRE_LIMITS } from '../board/wire.js'
+import { InconsistentStoreError } from '../board/raft/index.js'
+import { DatabaseLockedError, openDatabase, type Database } from '../storage/database.js'
+import { RaftStore, StoreCorruptError } from '../storage/raft-store.js'
 import { AdminApi, type Route } from './api.js'
+import { Board } from './board.js'
+import { boardRoutes } from './board-api.js'
 import { formatHostPort, type HostPort, type NodeConfig } from './config.js'
 import type { DataDir, NodeKeys } from './datadir.js'
 import { UserError } from './errors.js'
 import type { Logger } from './log.js'
 import { MemberNetwork } from './p2p.js'
+import { RaftTransport } from './raft-transport.js'
 import { VERSION } from './version.js'
-import { DatabaseLockedError, openDatabase, type Database } from '../storage/database.js'
 
 export interface NodeStatus {
   name: string
@@ -30,13 +37,17 @@ export interface NodeOptions {
   config: NodeConfig
   keys: NodeKeys
   logger: Logger
+  /** The node can no longer keep its promises (its store failed): the process must stop. */
+  onFatal: (err: Error) => void
 }
 
 const SHUTDOWN_STEP_TIMEOUT_MS = 10_000
+const PROPOSAL_TIMEOUT_MS = 10_000
 
 /**
  * A participant node: owns the database (and with it the data directory's lock), the member
- * network and the admin API. `start` brings them up in that order, `stop` takes them down in reverse.
+ * network, the board and the admin API. `start` brings them up in that order, `stop` takes them
+ * down in reverse.
  */
 export class PoolboardNode {
   private readonly startedAtMs = Date.now()
@@ -48,7 +59,9 @@ export class PoolboardNode {
   private constructor (
     private readonly options: NodeOptions,
     private readonly db: Database,
-    private readonly network: MemberNetwork
+    private readonly network: MemberNetwork,
+    private readonly transport: RaftTransport,
+    private readonly board: Board
   ) {}
 
   static async start (options: NodeOptions): Promise<PoolboardNode> {
@@ -56,32 +69,44 @@ export class PoolboardNode {
     if (!config.members.some((m) => m.peerId === keys.peerId) && config.members.length > 0) {
       throw new UserError(`${dir.configFile}: the member list does not include this node's own peer id ${keys.peerId}`)
     }
-    let db: Database
-    try {
-      db = await openDatabase(dir.databasePath, { create: false })
-    } catch (err) {
-      if (err instanceof DatabaseLockedError) {
-        const pid = dir.readPid()
-        throw new UserError(`another poolboard node is already running on ${dir.path}${pid === undefined ? '' : ` (pid ${pid})`}`)
-      }
-      throw err
-    }
+    const db = await openLocked(dir)
     dir.writePid()
     let network: MemberNetwork | undefined
+    let transport: RaftTransport | undefined
+    let board: Board | undefined
     try {
+      const store = await RaftStore.open(db)
       network = await MemberNetwork.create({ privateKey: keys.libp2pKey, peerId: keys.peerId, listen: config.listen, members: config.members, logger })
-      const node = new PoolboardNode(options, db, network)
+      const net = network
+      transport = new RaftTransport({ libp2p: net.libp2p, selfId: keys.peerId, isMember: (id) => net.isMember(id), logger, limits: DEFAULT_WIRE_LIMITS })
+      board = await Board.open({
+        selfId: keys.peerId,
+        store,
+        transport,
+        applier: { apply: async () => [] },
+        logger,
+        timing: config.board,
+        snapshotEveryEntries: config.board.snapshotEveryEntries,
+        initialConfiguration: initialConfiguration(config, keys.peerId),
+        onFatal: options.onFatal
+      })
+      const node = new PoolboardNode(options, db, network, transport, board)
       node.registerMetrics()
       await network.start()
+      await transport.start()
+      board.start()
       await node.startApi()
       logger.info({ peerId: keys.peerId, api: formatHostPort(node.apiAddress!), members: config.members.length, lab: config.lab }, 'node started')
       return node
     } catch (err) {
+      await board?.stop().catch(() => {})
+      await transport?.stop().catch(() => {})
       await network?.stop().catch(() => {})
       await db.close().catch(() => {})
       dir.removePid()
-      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-        throw new UserError(`an address is already in use: ${(err as Error).message}`)
+      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new UserError(`an address is already in use: ${(err as Error).message}`)
+      if (err instanceof StoreCorruptError || err instanceof InconsistentStoreError) {
+        throw new UserError(`refusing to start: ${err.message} (database ${dir.databasePath}); restore it from a backup or re-create this node and let it catch up`)
       }
       throw err
     }
@@ -108,7 +133,7 @@ export class PoolboardNode {
     }
   }
 
-  /** Stops accepting API calls, closes libp2p, then the database (which releases the lock). */
+  /** Stops accepting API calls, stops the board, closes libp2p, then the database (which releases the lock). */
   async stop (reason: string): Promise<void> {
     this.stopping ??= this.shutdown(reason)
     await this.stopping
@@ -119,6 +144,8 @@ export class PoolboardNode {
     logger.info({ reason }, 'stopping')
     dir.removeCookie()
     await withTimeout(this.api?.stop(), 'admin API')
+    await withTimeout(this.board.stop(), 'board')
+    await withTimeout(this.transport.stop(), 'raft transport')
     await withTimeout(this.network.stop(), 'libp2p')
     await withTimeout(this.db.close(), 'database')
     dir.removePid()
@@ -144,6 +171,7 @@ export class PoolboardNode {
   }
 
   private routes (): Route[] {
+    const { config } = this.options
     return [
       { method: 'GET', path: '/v1/status', handler: async () => this.status() },
       {
@@ -154,35 +182,46 @@ export class PoolboardNode {
           return { stopping: true }
         }
       },
-      {
-        method: 'POST',
-        path: '/v1/network/cut',
-        handler: async () => { await this.network.cut(); return { cut: true } }
-      },
-      {
-        method: 'POST',
-        path: '/v1/network/heal',
-        handler: async () => { this.network.heal(); return { cut: false } }
-      }
+      { method: 'POST', path: '/v1/network/cut', handler: async () => { await this.network.cut(); return { cut: true } } },
+      { method: 'POST', path: '/v1/network/heal', handler: async () => { this.network.heal(); return { cut: false } } },
+      ...boardRoutes({ board: this.board, members: config.members, lab: config.lab, proposalTimeoutMs: PROPOSAL_TIMEOUT_MS })
     ]
   }
 
   private registerMetrics (): void {
     collectDefaultMetrics({ register: this.metrics, prefix: 'poolboard_process_' })
-    const network = this.network
-    const startedAtMs = this.startedAtMs
-    this.metrics.registerMetric(new Gauge({
-      name: 'poolboard_connected_members',
-      help: 'Pool members (other than this node) with an open libp2p connection',
-      registers: [],
-      collect () { this.set(network.connectedMembers().length) }
-    }))
-    this.metrics.registerMetric(new Gauge({
-      name: 'poolboard_uptime_seconds',
-      help: 'Seconds since the node started',
-      registers: [],
-      collect () { this.set((Date.now() - startedAtMs) / 1000) }
-    }))
+    const gauge = (name: string, help: string, read: () => number): void => {
+      this.metrics.registerMetric(new Gauge({ name, help, registers: [], collect () { this.set(read()) } }))
+    }
+    gauge('poolboard_connected_members', 'Pool members (other than this node) with an open libp2p connection', () => this.network.connectedMembers().length)
+    gauge('poolboard_uptime_seconds', 'Seconds since the node started', () => (Date.now() - this.startedAtMs) / 1000)
+    gauge('poolboard_board_term', 'Current Raft term of the board', () => this.board.status().term)
+    gauge('poolboard_board_is_leader', '1 if this node leads the board', () => this.board.status().role === 'leader' ? 1 : 0)
+    gauge('poolboard_board_commit_index', 'Highest board index known committed', () => this.board.status().commit)
+    gauge('poolboard_board_applied_index', 'Highest board index applied on this node', () => this.board.appliedIndex)
+    gauge('poolboard_board_alarms', 'Alarms raised: a member offered a log conflicting with committed entries', () => this.board.status().alarms)
+  }
+}
+
+/** The board of a new cluster: the configured voters (default: every member), the others learners. */
+function initialConfiguration (config: NodeConfig, selfId: string): Configuration {
+  if (config.members.length === 0) return { voters: [selfId], learners: [] }
+  const voterNames = config.board.voters ?? config.members.map((m) => m.name)
+  return {
+    voters: config.members.filter((m) => voterNames.includes(m.name)).map((m) => m.peerId),
+    learners: config.members.filter((m) => !voterNames.includes(m.name)).map((m) => m.peerId)
+  }
+}
+
+async function openLocked (dir: DataDir): Promise<Database> {
+  try {
+    return await openDatabase(dir.databasePath, { create: false })
+  } catch (err) {
+    if (err instanceof DatabaseLockedError) {
+      const pid = dir.readPid()
+      throw new UserError(`another poolboard node is already running on ${dir.path}${pid === undefined ? '' : ` (pid ${pid})`}`)
+    }
+    throw err
   }
 }
 
