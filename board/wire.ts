@@ -1,0 +1,455 @@
+// The binary encoding of Raft messages, as they travel between the pool's nodes.
+//
+// Layout (every integer that is an index, a term, a length or a count is a CompactSize varint, see
+// protocol/codec.ts; booleans and presence flags are one byte, 0 or 1; node ids are varint-length
+// UTF-8 strings of at most maxNodeIdBytes; hashes are exactly 32 bytes, no length prefix):
+//
+//   message       = version (u8, 1) || type (u8, see TYPE_CODES) || from || to || term || body
+//   app           = prevIndex || prevTerm || prevHash || commit || count || entry*
+//   entry         = index || term || entryType (u8: 0 normal, 1 confChange) || data (varint len + bytes) || hash
+//   appResp       = index || reject (bool) || hintIndex || hintTerm
+//   vote, preVote = lastIndex || lastTerm || force (bool)
+//   voteResp, preVoteResp = reject (bool)
+//   heartbeat     = commit || optional context
+//   heartbeatResp = optional context
+//   snap          = snapshot
+//   snapshot      = index || term || hash || configuration || data (varint len + bytes)
+//   configuration = count || voter id* || count || learner id*
+//   timeoutNow    = (nothing)
+//   readIndex     = context
+//   readIndexResp = index || context
+//   transferLeader = target node id
+//   optional x    = 0 | 1 || x
+//
+// The encoding is canonical: a decoder accepts exactly the bytes the encoder produces (minimal
+// varints, booleans 0 or 1, well-formed UTF-8, no trailing bytes), so decode(encode(m)) equals m
+// and encode(decode(b)) equals b for every accepted b.
+//
+// What is checked here: the version, the type, every length and count against WireLimits, every
+// integer is a non-negative safe integer, hashes are 32 bytes, enums and booleans are in range,
+// node ids are non-empty. What is not: Raft-level consistency (contiguous entry indexes, the hash
+// chain, terms that make sense). That is the core's job, so that a leader sending a malformed
+// append still raises the core's alarm with its proof rather than vanishing as a bad frame.
+//
+// Pure: no I/O, no clock, no module-level mutable state.
+
+import { DecodeError, EncodeError, Reader, Writer } from '../protocol/codec.js';
+import type {
+  Configuration,
+  Entry,
+  EntryType,
+  Message,
+  MessageType,
+  NodeId,
+  Snapshot,
+} from './raft/types.js';
+
+/** The only version this code reads and writes. */
+export const WIRE_VERSION = 1;
+/** Every hash in a message (entry hashes, prevHash, snapshot hash) is a sha256 digest. */
+export const WIRE_HASH_BYTES = 32;
+const CONTEXT = 'raft message';
+
+/** Size and count limits of the decoder (and of the encoder, so that a node never sends what its peers refuse). */
+export interface WireLimits {
+  /**
+   * Largest encoded message other than `snap`, in bytes. Also the frame limit of the raft stream.
+   * Must hold the largest append the core builds: about the core's maxMessageBytes of entry bytes,
+   * or one entry of maxEntryBytes, plus a few bytes per entry.
+   */
+  readonly maxMessageBytes: number;
+  /** Most entries in one append message. Must be at least the core's maxMessageBytes / ENTRY_OVERHEAD_BYTES + 1. */
+  readonly maxEntriesPerMessage: number;
+  /** Largest payload of one entry, in bytes. Must be at least the core's maxEntryBytes. */
+  readonly maxEntryBytes: number;
+  /** Largest snapshot payload (the application's state), in bytes. */
+  readonly maxSnapshotBytes: number;
+  /** Longest node id, in UTF-8 bytes. */
+  readonly maxNodeIdBytes: number;
+  /** Most voters plus learners in a snapshot's configuration. */
+  readonly maxConfigurationNodes: number;
+  /** Longest read-index context, in bytes (the core refuses more than 256). */
+  readonly maxReadContextBytes: number;
+}
+
+export const DEFAULT_WIRE_LIMITS: WireLimits = Object.freeze({
+  // The core's defaults (1 MiB of entry bytes per append, 1 MiB per entry) need at most ~1.2 MiB.
+  maxMessageBytes: 4 * 1024 * 1024,
+  // 1 MiB / 49 bytes of per-entry overhead is ~21,400 empty entries; three times that for margin.
+  maxEntriesPerMessage: 65_536,
+  maxEntryBytes: 1024 * 1024,
+  maxSnapshotBytes: 64 * 1024 * 1024,
+  // libp2p peer ids (protocol/limits.ts MAX_PEER_ID_BYTES).
+  maxNodeIdBytes: 128,
+  // The core's MAX_MEMBERS (a pool has at most 256 members, protocol/limits.ts).
+  maxConfigurationNodes: 1024,
+  maxReadContextBytes: 256,
+});
+
+/** Fills in defaults and checks that every limit is a positive safe integer; throws a RangeError naming the key. */
+export function resolveWireLimits(overrides: Partial<WireLimits> = {}): WireLimits {
+  const limits: WireLimits = { ...DEFAULT_WIRE_LIMITS };
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value === undefined) continue;
+    if (!(key in DEFAULT_WIRE_LIMITS)) throw new RangeError(`wire limits: unknown key ${key}`);
+    (limits as unknown as Record<string, number>)[key] = value;
+  }
+  for (const [key, value] of Object.entries(limits)) {
+    if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`wire limits: ${key} must be a positive integer, got ${String(value)}`);
+  }
+  if (limits.maxEntryBytes > limits.maxMessageBytes) {
+    throw new RangeError(`wire limits: maxEntryBytes (${limits.maxEntryBytes}) must not exceed maxMessageBytes (${limits.maxMessageBytes})`);
+  }
+  return Object.freeze(limits);
+}
+
+/** The largest encoded `snap` message the limits allow, in bytes (snapshot payload plus every other field at its maximum). */
+export function maxSnapMessageBytes(limits: WireLimits): number {
+  const id = 9 + limits.maxNodeIdBytes;
+  return 2 + 2 * id + 9 + 9 + 9 + WIRE_HASH_BYTES + 2 * 9 + limits.maxConfigurationNodes * id + 9 + limits.maxSnapshotBytes;
+}
+
+/** The largest encoded message of any type the limits allow, in bytes. */
+export function maxEncodedMessageBytes(limits: WireLimits): number {
+  return Math.max(limits.maxMessageBytes, maxSnapMessageBytes(limits));
+}
+
+/** Type codes on the wire. Never renumber: add new codes at the end. */
+export const TYPE_CODES: Readonly<Record<MessageType, number>> = Object.freeze({
+  app: 1,
+  appResp: 2,
+  vote: 3,
+  voteResp: 4,
+  preVote: 5,
+  preVoteResp: 6,
+  heartbeat: 7,
+  heartbeatResp: 8,
+  snap: 9,
+  timeoutNow: 10,
+  readIndex: 11,
+  readIndexResp: 12,
+  transferLeader: 13,
+});
+
+const TYPE_NAMES: readonly (MessageType | undefined)[] = (() => {
+  const names: (MessageType | undefined)[] = [];
+  for (const [name, code] of Object.entries(TYPE_CODES)) names[code] = name as MessageType;
+  return names;
+})();
+
+const SNAP_CODE = TYPE_CODES.snap;
+/** Fewest bytes an encoded entry takes: index, term, type, empty data, hash. */
+const MIN_ENTRY_BYTES = 1 + 1 + 1 + 1 + WIRE_HASH_BYTES;
+/** Upper bound of a varint. */
+const V = 9;
+
+/** Every message type, in type-code order. */
+export const MESSAGE_TYPES: readonly MessageType[] = Object.freeze(TYPE_NAMES.filter((t): t is MessageType => t !== undefined));
+
+/** The message type of an encoded message, read from its header without decoding it (null if the header is not valid). */
+export function peekMessageType(bytes: Uint8Array): MessageType | null {
+  if (bytes.length < 2 || bytes[0] !== WIRE_VERSION) return null;
+  return TYPE_NAMES[bytes[1]!] ?? null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+/**
+ * Encodes a message. Throws an EncodeError naming the field when the message is out of range for
+ * the limits (a node id too long, a hash that is not 32 bytes, too many entries, ...).
+ * The result may be a view into a slightly larger buffer.
+ */
+export function encodeMessage(m: Message, limits: WireLimits = DEFAULT_WIRE_LIMITS): Uint8Array {
+  const code = TYPE_CODES[m.type];
+  if (code === undefined) throw new EncodeError('type', `unknown message type ${String(m.type)}`);
+  const w = new Writer(sizeBound(m));
+  w.u8(WIRE_VERSION).u8(code);
+  nodeId(w, m.from, limits, 'from');
+  nodeId(w, m.to, limits, 'to');
+  w.varint(m.term, 'term');
+  switch (m.type) {
+    case 'app': {
+      w.varint(m.prevIndex, 'prevIndex').varint(m.prevTerm, 'prevTerm').fixed(m.prevHash, WIRE_HASH_BYTES, 'prevHash');
+      w.varint(m.commit, 'commit');
+      const entries = m.entries;
+      w.count(entries.length, limits.maxEntriesPerMessage, 'entries');
+      for (let i = 0; i < entries.length; i++) writeEntry(w, entries[i]!, limits);
+      break;
+    }
+    case 'appResp':
+      w.varint(m.index, 'index');
+      bool(w, m.reject, 'reject');
+      w.varint(m.hintIndex, 'hintIndex').varint(m.hintTerm, 'hintTerm');
+      break;
+    case 'vote':
+    case 'preVote':
+      w.varint(m.lastIndex, 'lastIndex').varint(m.lastTerm, 'lastTerm');
+      bool(w, m.force, 'force');
+      break;
+    case 'voteResp':
+    case 'preVoteResp':
+      bool(w, m.reject, 'reject');
+      break;
+    case 'heartbeat':
+      w.varint(m.commit, 'commit');
+      optionalContext(w, m.context, limits);
+      break;
+    case 'heartbeatResp':
+      optionalContext(w, m.context, limits);
+      break;
+    case 'snap':
+      writeSnapshot(w, m.snapshot, limits);
+      break;
+    case 'timeoutNow':
+      break;
+    case 'readIndex':
+      w.bytes(m.context, limits.maxReadContextBytes, 'context');
+      break;
+    case 'readIndexResp':
+      w.varint(m.index, 'index');
+      w.bytes(m.context, limits.maxReadContextBytes, 'context');
+      break;
+    case 'transferLeader':
+      nodeId(w, m.target, limits, 'target');
+      break;
+    default:
+      return unreachable(m);
+  }
+  const size = w.length;
+  if (code === SNAP_CODE ? size > maxSnapMessageBytes(limits) : size > limits.maxMessageBytes) {
+    throw new EncodeError('message', `encoded size ${size} bytes exceeds limit ${code === SNAP_CODE ? maxSnapMessageBytes(limits) : limits.maxMessageBytes}`);
+  }
+  return w.subarray();
+}
+
+/** An upper bound of the encoded size, so that the writer never grows. */
+function sizeBound(m: Message): number {
+  let n = 2 + idBound(m.from) + idBound(m.to) + V + 4 * V + WIRE_HASH_BYTES;
+  switch (m.type) {
+    case 'app':
+      for (let i = 0; i < m.entries.length; i++) n += m.entries[i]!.data.length + 4 * V + 1 + WIRE_HASH_BYTES;
+      n += V;
+      break;
+    case 'heartbeat':
+    case 'heartbeatResp':
+      n += m.context === null ? 1 : m.context.length + 1 + V;
+      break;
+    case 'readIndex':
+    case 'readIndexResp':
+      n += m.context.length + V;
+      break;
+    case 'snap': {
+      const c = m.snapshot.meta.configuration;
+      n += m.snapshot.data.length + 3 * V + WIRE_HASH_BYTES + 2 * V;
+      for (const id of c.voters) n += idBound(id);
+      for (const id of c.learners) n += idBound(id);
+      break;
+    }
+    case 'transferLeader':
+      n += idBound(m.target);
+      break;
+    default:
+      break;
+  }
+  return n;
+}
+
+function idBound(id: NodeId): number {
+  return typeof id === 'string' ? 3 * id.length + V : 0;
+}
+
+function nodeId(w: Writer, id: NodeId, limits: WireLimits, field: string): void {
+  if (typeof id !== 'string' || id.length === 0) throw new EncodeError(field, 'node id must be a non-empty string');
+  w.string(id, limits.maxNodeIdBytes, field);
+}
+
+function bool(w: Writer, v: boolean, field: string): void {
+  if (typeof v !== 'boolean') throw new EncodeError(field, `not a boolean: ${String(v)}`);
+  w.u8(v ? 1 : 0);
+}
+
+function optionalContext(w: Writer, context: Uint8Array | null, limits: WireLimits): void {
+  if (context === null) {
+    w.u8(0);
+  } else {
+    w.u8(1);
+    w.bytes(context, limits.maxReadContextBytes, 'context');
+  }
+}
+
+function entryTypeCode(type: EntryType): number {
+  if (type === 'normal') return 0;
+  if (type === 'confChange') return 1;
+  throw new EncodeError('entries: type', `unknown entry type ${String(type)}`);
+}
+
+function writeEntry(w: Writer, e: Entry, limits: WireLimits): void {
+  w.varint(e.index, 'entries: index').varint(e.term, 'entries: term').u8(entryTypeCode(e.type));
+  w.bytes(e.data, limits.maxEntryBytes, 'entries: data');
+  w.fixed(e.hash, WIRE_HASH_BYTES, 'entries: hash');
+}
+
+function writeSnapshot(w: Writer, s: Snapshot, limits: WireLimits): void {
+  const meta = s.meta;
+  w.varint(meta.index, 'snapshot: index').varint(meta.term, 'snapshot: term');
+  w.fixed(meta.hash, WIRE_HASH_BYTES, 'snapshot: hash');
+  const { voters, learners } = meta.configuration;
+  if (voters.length + learners.length > limits.maxConfigurationNodes) {
+    throw new EncodeError('snapshot: configuration', `${voters.length + learners.length} nodes exceed limit ${limits.maxConfigurationNodes}`);
+  }
+  w.count(voters.length, limits.maxConfigurationNodes, 'snapshot: configuration: voters');
+  for (const id of voters) nodeId(w, id, limits, 'snapshot: configuration: voters');
+  w.count(learners.length, limits.maxConfigurationNodes, 'snapshot: configuration: learners');
+  for (const id of learners) nodeId(w, id, limits, 'snapshot: configuration: learners');
+  w.bytes(s.data, limits.maxSnapshotBytes, 'snapshot: data');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding
+
+export interface DecodeOptions {
+  /**
+   * Let byte fields of the result (entry data, snapshot data) be views into `bytes` instead of
+   * into a private copy of it. Saves copying a large snapshot; the caller must then never modify
+   * `bytes`, and the message keeps the whole of `bytes.buffer` alive. Default false.
+   */
+  readonly shareInput?: boolean;
+}
+
+/**
+ * Decodes one complete message. Throws a DecodeError whose path names the field on any malformed
+ * or out-of-limits input; never anything else, whatever the bytes. Unless `shareInput`, the
+ * result shares no memory with `bytes`: the message is decoded from one private copy (one
+ * allocation rather than one per entry, and no pinning of a larger network buffer).
+ */
+export function decodeMessage(bytes: Uint8Array, limits: WireLimits = DEFAULT_WIRE_LIMITS, options: DecodeOptions = {}): Message {
+  if (!(bytes instanceof Uint8Array)) throw new DecodeError(CONTEXT, 'input is not a byte array');
+  if (bytes.length > maxEncodedMessageBytes(limits)) {
+    throw new DecodeError(CONTEXT, `${bytes.length} bytes exceeds limit ${maxEncodedMessageBytes(limits)}`);
+  }
+  const r: Reader = new Reader(options.shareInput === true ? bytes : copyOf(bytes), CONTEXT);
+  r.version([WIRE_VERSION]);
+  const code = r.u8('type');
+  const type = TYPE_NAMES[code];
+  if (type === undefined) r.fail('type', `unknown message type ${code}`);
+  const sizeLimit = code === SNAP_CODE ? maxSnapMessageBytes(limits) : limits.maxMessageBytes;
+  if (bytes.length > sizeLimit) r.fail('', `${bytes.length} bytes exceeds limit ${sizeLimit} for a ${type} message`);
+  const from = readNodeId(r, 'from', limits);
+  const to = readNodeId(r, 'to', limits);
+  const term = r.varint('term');
+  let m: Message;
+  switch (type) {
+    case 'app': {
+      const prevIndex = r.varint('prevIndex');
+      const prevTerm = r.varint('prevTerm');
+      const prevHash = r.fixed('prevHash', WIRE_HASH_BYTES);
+      const commit = r.varint('commit');
+      const entries = r.array('entries', limits.maxEntriesPerMessage, (rr) => readEntry(rr, limits), MIN_ENTRY_BYTES);
+      m = { type, from, to, term, prevIndex, prevTerm, prevHash, entries, commit };
+      break;
+    }
+    case 'appResp': {
+      const index = r.varint('index');
+      const reject = readBool(r, 'reject');
+      const hintIndex = r.varint('hintIndex');
+      const hintTerm = r.varint('hintTerm');
+      m = { type, from, to, term, index, reject, hintIndex, hintTerm };
+      break;
+    }
+    case 'vote':
+    case 'preVote': {
+      const lastIndex = r.varint('lastIndex');
+      const lastTerm = r.varint('lastTerm');
+      const force = readBool(r, 'force');
+      m = { type, from, to, term, lastIndex, lastTerm, force };
+      break;
+    }
+    case 'voteResp':
+    case 'preVoteResp':
+      m = { type, from, to, term, reject: readBool(r, 'reject') };
+      break;
+    case 'heartbeat': {
+      const commit = r.varint('commit');
+      const context = readOptionalContext(r, limits);
+      m = { type, from, to, term, commit, context };
+      break;
+    }
+    case 'heartbeatResp':
+      m = { type, from, to, term, context: readOptionalContext(r, limits) };
+      break;
+    case 'snap':
+      m = { type, from, to, term, snapshot: r.field('snapshot', (rr) => readSnapshot(rr, limits)) };
+      break;
+    case 'timeoutNow':
+      m = { type, from, to, term };
+      break;
+    case 'readIndex':
+      m = { type, from, to, term, context: r.bytes('context', limits.maxReadContextBytes) };
+      break;
+    case 'readIndexResp': {
+      const index = r.varint('index');
+      m = { type, from, to, term, index, context: r.bytes('context', limits.maxReadContextBytes) };
+      break;
+    }
+    case 'transferLeader':
+      m = { type, from, to, term, target: readNodeId(r, 'target', limits) };
+      break;
+    default:
+      return unreachable(type);
+  }
+  r.end();
+  return m;
+}
+
+/** A plain copy (`Buffer.prototype.slice` would return a view, so never call `.slice()` on input). */
+function copyOf(bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(bytes.length);
+  out.set(bytes);
+  return out;
+}
+
+function readNodeId(r: Reader, name: string, limits: WireLimits): NodeId {
+  const id = r.string(name, limits.maxNodeIdBytes);
+  if (id.length === 0) r.fail(name, 'empty node id');
+  return id;
+}
+
+function readBool(r: Reader, name: string): boolean {
+  const b = r.u8(name);
+  if (b > 1) r.fail(name, `boolean must be 0 or 1, got ${b}`);
+  return b === 1;
+}
+
+function readOptionalContext(r: Reader, limits: WireLimits): Uint8Array | null {
+  const present = r.u8('context');
+  if (present > 1) r.fail('context', `presence flag must be 0 or 1, got ${present}`);
+  return present === 0 ? null : r.bytes('context', limits.maxReadContextBytes);
+}
+
+function readEntry(r: Reader, limits: WireLimits): Entry {
+  const index = r.varint('index');
+  const term = r.varint('term');
+  const t = r.u8('type');
+  if (t > 1) r.fail('type', `unknown entry type ${t}`);
+  const data = r.bytesView('data', limits.maxEntryBytes);
+  const hash = r.fixed('hash', WIRE_HASH_BYTES);
+  return { index, term, type: t === 0 ? 'normal' : 'confChange', data, hash };
+}
+
+function readSnapshot(r: Reader, limits: WireLimits): Snapshot {
+  const index = r.varint('index');
+  const term = r.varint('term');
+  const hash = r.fixed('hash', WIRE_HASH_BYTES);
+  const configuration = r.field('configuration', (rc): Configuration => {
+    const voters = rc.array('voters', limits.maxConfigurationNodes, () => readNodeId(rc, '', limits), 2);
+    const learners = rc.array('learners', limits.maxConfigurationNodes - voters.length, () => readNodeId(rc, '', limits), 2);
+    return { voters, learners };
+  });
+  const data = r.bytesView('data', limits.maxSnapshotBytes);
+  return { meta: { index, term, hash, configuration }, data };
+}
+
+function unreachable(x: never): never {
+  throw new Error(`unreachable: ${JSON.stringify(x)}`);
+}
