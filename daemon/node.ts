@@ -4,6 +4,9 @@ import { DEFAULT_WIRE_LIMITS } from '../board/wire.js'
 import { InconsistentStoreError } from '../board/raft/index.js'
 import { DatabaseLockedError, openDatabase, type Database } from '../storage/database.js'
 import { RaftStore, StoreCorruptError } from '../storage/raft-store.js'
+import { catchUpPoolBoard, loadPoolBoard, PoolApplier } from '../storage/pool-store.js'
+import { SignatureCache } from '../board/signature-cache.js'
+import type { PoolBoard, ApplyResult } from '../board/pool-board.js'
 import { AdminApi, type Route } from './api.js'
 import { Board } from './board.js'
 import { boardRoutes } from './board-api.js'
@@ -13,6 +16,8 @@ import { UserError } from './errors.js'
 import type { Logger } from './log.js'
 import { MemberNetwork } from './p2p.js'
 import { RaftTransport } from './raft-transport.js'
+import { MemberRpc } from './rpc.js'
+import { ProposalRouter } from './forward.js'
 import { VERSION } from './version.js'
 
 export interface NodeStatus {
@@ -56,12 +61,18 @@ export class PoolboardNode {
   private apiAddress: HostPort | undefined
   private stopping: Promise<void> | undefined
 
+  /** Listeners of every board entry's outcome on this node (the pool service). */
+  private readonly resultListeners: Array<(result: ApplyResult) => void> = []
+
   private constructor (
     private readonly options: NodeOptions,
     private readonly db: Database,
     private readonly network: MemberNetwork,
     private readonly transport: RaftTransport,
-    private readonly board: Board
+    private readonly board: Board,
+    private readonly poolBoard: PoolBoard,
+    private readonly rpc: MemberRpc,
+    private readonly router: ProposalRouter
   ) {}
 
   static async start (options: NodeOptions): Promise<PoolboardNode> {
@@ -74,32 +85,45 @@ export class PoolboardNode {
     let network: MemberNetwork | undefined
     let transport: RaftTransport | undefined
     let board: Board | undefined
+    let rpc: MemberRpc | undefined
     try {
       const store = await RaftStore.open(db)
+      const signatureCache = new SignatureCache()
+      const poolBoard = await loadPoolBoard(db, { signatureCache })
       network = await MemberNetwork.create({ privateKey: keys.libp2pKey, peerId: keys.peerId, listen: config.listen, members: config.members, logger })
       const net = network
-      transport = new RaftTransport({ libp2p: net.libp2p, selfId: keys.peerId, isMember: (id) => net.isMember(id), logger, limits: DEFAULT_WIRE_LIMITS })
+      const isMember = (id: string): boolean => net.isMember(id)
+      transport = new RaftTransport({ libp2p: net.libp2p, selfId: keys.peerId, isMember, logger, limits: DEFAULT_WIRE_LIMITS })
+      const listeners: Array<(result: ApplyResult) => void> = []
       board = await Board.open({
         selfId: keys.peerId,
         store,
         transport,
-        applier: { apply: async () => [] },
+        applier: new PoolApplier(poolBoard, (result) => { for (const l of listeners) l(result) }),
         logger,
         timing: config.board,
         snapshotEveryEntries: config.board.snapshotEveryEntries,
         initialConfiguration: initialConfiguration(config, keys.peerId),
         onFatal: options.onFatal
       })
-      const node = new PoolboardNode(options, db, network, transport, board)
+      // The pool records and the applied index are written in one batch, so they agree; a store
+      // from before the pool records existed is brought up to date from the log.
+      if (poolBoard.appliedIndex < board.appliedIndex) await catchUpPoolBoard(poolBoard, store, db, board.appliedIndex)
+      rpc = new MemberRpc({ libp2p: net.libp2p, isMember, logger })
+      const router = new ProposalRouter(board, rpc, logger)
+      const node = new PoolboardNode(options, db, network, transport, board, poolBoard, rpc, router)
+      listeners.push((result) => { for (const l of node.resultListeners) l(result) })
       node.registerMetrics()
       await network.start()
       await transport.start()
+      await router.start()
       board.start()
       await node.startApi()
       logger.info({ peerId: keys.peerId, api: formatHostPort(node.apiAddress!), members: config.members.length, lab: config.lab }, 'node started')
       return node
     } catch (err) {
       await board?.stop().catch(() => {})
+      await rpc?.stop().catch(() => {})
       await transport?.stop().catch(() => {})
       await network?.stop().catch(() => {})
       await db.close().catch(() => {})
@@ -133,6 +157,16 @@ export class PoolboardNode {
     }
   }
 
+  /** Proposes a board entry through whichever node leads (see forward.ts). */
+  async proposeEntry (data: Uint8Array, timeoutMs: number): Promise<{ index: number, term: number }> {
+    return await this.router.propose(data, timeoutMs)
+  }
+
+  /** Calls `listener` with the outcome of every board entry applied on this node from now on. */
+  onBoardResult (listener: (result: ApplyResult) => void): void {
+    this.resultListeners.push(listener)
+  }
+
   /** Stops accepting API calls, stops the board, closes libp2p, then the database (which releases the lock). */
   async stop (reason: string): Promise<void> {
     this.stopping ??= this.shutdown(reason)
@@ -145,6 +179,7 @@ export class PoolboardNode {
     dir.removeCookie()
     await withTimeout(this.api?.stop(), 'admin API')
     await withTimeout(this.board.stop(), 'board')
+    await withTimeout(this.rpc.stop(), 'member requests')
     await withTimeout(this.transport.stop(), 'raft transport')
     await withTimeout(this.network.stop(), 'libp2p')
     await withTimeout(this.db.close(), 'database')
@@ -199,6 +234,7 @@ export class PoolboardNode {
     gauge('poolboard_board_is_leader', '1 if this node leads the board', () => this.board.status().role === 'leader' ? 1 : 0)
     gauge('poolboard_board_commit_index', 'Highest board index known committed', () => this.board.status().commit)
     gauge('poolboard_board_applied_index', 'Highest board index applied on this node', () => this.board.appliedIndex)
+    gauge('poolboard_signature_cache_hits', 'Signature checks answered by the cache', () => this.poolBoard.signatureCache.stats().hits)
     gauge('poolboard_board_alarms', 'Alarms raised: a member offered a log conflicting with committed entries', () => this.board.status().alarms)
   }
 }
