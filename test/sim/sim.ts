@@ -107,13 +107,15 @@ interface Params {
   memberIntervalUnits: number;
   transferIntervalUnits: number;
   payloadMaxBytes: number;
+  /** 'churn' keeps knocking out whichever node leads (isolation, kill and quick restart). */
+  nemesis: 'mixed' | 'churn';
 }
 
 function drawParams(rng: Prng): Params {
   const electionTicks = rng.range(5, 12);
   const heartbeatTicks = rng.range(1, Math.min(3, Math.floor(electionTicks / 2)));
-  const maxMessageBytes = rng.pick([200, 1000, 1 << 20]);
-  return {
+  const maxMessageBytes = rng.pick([1, 200, 1000, 1 << 20]);
+  const p: Params = {
     raft: {
       electionTicks,
       heartbeatTicks,
@@ -145,7 +147,16 @@ function drawParams(rng: Prng): Params {
     memberIntervalUnits: rng.pick([150, 400, 1000]),
     transferIntervalUnits: rng.pick([200, 600, 2000]),
     payloadMaxBytes: rng.pick([8, 64, 200]),
+    nemesis: 'mixed',
   };
+  if (rng.chance(0.4)) {
+    // Short election timeouts: many leaderships per run.
+    p.nemesis = 'churn';
+    const e = rng.range(3, 6);
+    p.raft = { ...p.raft, electionTicks: e, heartbeatTicks: 1, snapshotTimeoutTicks: 3 * e };
+    p.faultIntervalUnits = rng.pick([15, 30, 60]);
+  }
+  return p;
 }
 
 function describeParams(p: Params): string {
@@ -154,7 +165,7 @@ function describeParams(p: Params): string {
     `election=${r.electionTicks} heartbeat=${r.heartbeatTicks} preVote=${r.preVote} checkQuorum=${r.checkQuorum} ` +
     `verifyHashChain=${r.verifyHashChain} maxMsg=${r.maxMessageBytes} inflight=${r.maxInflightMsgs} ` +
     `uncommitted=${r.maxUncommittedBytes} drop=${p.dropRate} dup=${p.dupRate} delay<=${p.maxDelayUnits} ` +
-    `faultEvery=${p.faultIntervalUnits} compactEvery=${p.compactEvery}`
+    `faultEvery=${p.faultIntervalUnits} nemesis=${p.nemesis} compactEvery=${p.compactEvery}`
   );
 }
 
@@ -235,6 +246,8 @@ class Simulation {
   private nextNodeNumber = 1;
   /** Directed cut links "from>to" with a reference count (overlapping partitions). */
   private readonly cuts = new Map<string, number>();
+  /** Nodes the churn nemesis keeps cut off, with their cut links. */
+  private readonly isolated = new Map<NodeId, string[]>();
 
   // Checker state.
   private readonly leaderOfTerm = new Map<number, NodeId>();
@@ -391,7 +404,10 @@ class Simulation {
   // Events
 
   private schedule(delayUnits: number, ev: EvInput): void {
-    this.heap.push({ ...ev, time: this.now + Math.max(1, Math.round(delayUnits)), seq: this.seq++ } as Ev);
+    const e = ev as Ev;
+    e.time = this.now + Math.max(1, Math.round(delayUnits));
+    e.seq = this.seq++;
+    this.heap.push(e);
   }
 
   private process(ev: Ev): void {
@@ -620,7 +636,14 @@ class Simulation {
     const live = this.liveNodes();
     if (live.length === 0) return;
     const leader = this.currentLeader();
-    const target = leader !== null && !this.rng.chance(0.1) ? leader : this.rng.pick(live);
+    // Clients look for the leader; now and then one asks a random node (and is redirected), or a
+    // node that still believes it leads an older term.
+    if (leader === null && !this.rng.chance(0.1)) return;
+    let target = leader !== null && !this.rng.chance(0.1) ? leader : this.rng.pick(live);
+    if (this.rng.chance(0.3)) {
+      const leaders = live.filter((n) => n.raft!.currentRole === 'leader');
+      if (leaders.length > 1) target = this.rng.pick(leaders);
+    }
     try {
       const r = target.raft!.propose(req.data);
       this.record(target.id, `propose req#${req.id} -> index ${r.index} term ${r.term}`);
@@ -635,6 +658,7 @@ class Simulation {
     const live = this.liveNodes().filter((n) => !n.paused);
     if (live.length === 0) return;
     const node = this.rng.pick(live);
+    if (node.raft!.leaderId === null && !this.rng.chance(0.1)) return;
     const ctx = new Uint8Array(4);
     new DataView(ctx.buffer).setUint32(0, this.nextReadId++);
     // Everything known committed anywhere before the request must be visible to the read.
@@ -730,6 +754,10 @@ class Simulation {
 
   private faultStep(): void {
     const ids = [...this.nodes.values()].filter((n) => !n.decommissioned).map((n) => n.id);
+    if (this.params.nemesis === 'churn') {
+      this.churnStep(ids);
+      return;
+    }
     const roll = this.rng.int(100);
     const healAfter = (): number => this.rng.range(5, 80) * TICK_UNITS;
     const leader = this.currentLeader();
@@ -793,6 +821,37 @@ class Simulation {
     }
   }
 
+  /**
+   * Leader churn: cut off whoever leads and leave it cut off, so deposed leaders pile up divergent
+   * entries of their terms; reconnect one of them whenever too few nodes remain connected. Now and
+   * then kill the leader instead and bring it straight back.
+   */
+  private churnStep(ids: NodeId[]): void {
+    const leader = this.currentLeader();
+    let justCut: NodeId | null = null;
+    if (leader !== null && !this.isolated.has(leader.id)) {
+      if (this.rng.chance(0.2)) this.crash(leader, 'churn', this.rng.range(1, 6 * TICK_UNITS));
+      else if (this.rng.chance(0.6)) {
+        const cuts: string[] = [];
+        for (const b of ids) if (b !== leader.id) cuts.push(this.cut(leader.id, b), this.cut(b, leader.id));
+        this.isolated.set(leader.id, cuts);
+        justCut = leader.id;
+        this.stats.partitions++;
+        this.record(leader.id, 'ISOLATED (churn)');
+      }
+    }
+    const connected = ids.filter((id) => !this.isolated.has(id)).length;
+    const candidates = [...this.isolated.keys()].filter((id) => id !== justCut);
+    if (candidates.length > 0 && (connected < quorumSize(ids.length) || this.rng.chance(0.15))) {
+      const back = this.rng.pick(candidates);
+      for (const c of this.isolated.get(back)!) this.uncut(c);
+      this.isolated.delete(back);
+      this.record(back, 'RECONNECTED (churn)');
+    }
+    const down = [...this.nodes.values()].filter((n) => !n.alive && !n.decommissioned);
+    if (down.length > 0 && this.rng.chance(0.3)) this.restart(this.rng.pick(down));
+  }
+
   private quietTicks(): number {
     return 60 * this.params.raft.electionTicks! + 200;
   }
@@ -801,6 +860,7 @@ class Simulation {
     this.phase = 'quiet';
     this.quietDeadline = this.now + this.quietTicks() * TICK_UNITS;
     this.cuts.clear();
+    this.isolated.clear();
     this.record('-', 'QUIET PHASE: faults stop, every node comes back');
     for (const node of this.nodes.values()) {
       node.slowDiskUntil = 0;
