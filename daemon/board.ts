@@ -333,17 +333,29 @@ export class Board {
       snapshotEntries = incoming.entries
       this.incomingSnapshot = undefined
     }
+    // A leader's appends may go out while its own copy is being written (Raft thesis §10.2.1):
+    // followers write theirs durably before acknowledging, and whatever commits through them is
+    // only announced or applied from a later Ready, handled after this write completes. Anything
+    // else waits for the write, and so does everything when the term or vote is changing.
+    const early = rd.hardState === null || !store.changesTermOrVote(rd.hardState)
+    const sendNow = early ? rd.messages.filter((m) => m.type === 'app') : []
+    for (const m of sendNow) transport.send(m)
+
+    // Committed entries are applied in memory now and their records join the same atomic batch as
+    // the Raft state: a crash keeps both or neither, and nothing is answered before the write ends.
+    const toApply = rd.snapshot !== null ? snapshotEntries.filter((e) => e.index > this.applied) : rd.committedEntries
+    const applyOps = await this.applyInMemory(toApply)
     const startMs = performance.now()
-    await store.persist(rd, snapshotEntries)
+    await store.persist(rd, snapshotEntries, applyOps)
     const persistMs = performance.now() - startMs
     if (persistMs > SLOW_PERSIST_MS) this.options.logger.warn({ persistMs: Math.round(persistMs) }, 'slow disk: persisting a Raft batch took long')
 
     for (const m of rd.messages) {
+      if (sendNow.length > 0 && m.type === 'app') continue
       if (m.type === 'snap') this.sendSnapshot(m)
       else transport.send(m)
     }
-    if (rd.snapshot !== null) await this.apply(snapshotEntries.filter((e) => e.index > this.applied))
-    if (rd.committedEntries.length > 0) await this.apply(rd.committedEntries)
+    this.answerProposals(toApply)
     for (const rs of rd.readStates) this.confirmRead(toHex(rs.context), rs.index)
     for (const alarm of rd.alarms) this.raiseAlarm(alarm)
     if (rd.softState !== null) this.options.logger.info({ role: rd.softState.role, leader: rd.softState.leader, term: this.raft.currentTerm }, 'board role changed')
@@ -352,15 +364,19 @@ export class Board {
     await this.maybeCompact()
   }
 
-  private async apply (entries: readonly Entry[]): Promise<void> {
-    if (entries.length === 0) return
-    const { store, applier } = this.options
+  /** Applies committed entries to the board state in memory; returns the records to write. */
+  private async applyInMemory (entries: readonly Entry[]): Promise<BatchOp[]> {
+    if (entries.length === 0) return []
     const last = entries[entries.length - 1].index
     assert(entries[0].index === this.applied + 1, `applying ${entries[0].index} after ${this.applied}`)
-    const ops = await applier.apply(entries)
-    ops.push(store.appliedOp(last))
-    await store.batch(ops)
+    const ops = await this.options.applier.apply(entries)
+    ops.push(this.options.store.appliedOp(last))
     this.applied = last
+    return ops
+  }
+
+  /** Answers the proposals among `entries` (now durable and applied): committed as proposed, or replaced. */
+  private answerProposals (entries: readonly Entry[]): void {
     for (const e of entries) {
       const w = this.proposals.get(e.index)
       if (w === undefined) continue

@@ -15,13 +15,18 @@ import { PREFIX, type Database } from './database.js'
  * only metadata (where the Raft core's in-memory log starts) and a lagging node is sent the
  * committed entries it lacks. Uncommitted entries are overwritten when a new leader truncates them.
  *
- * Every Ready is persisted as ONE atomic, synced batch (`persist`), which is the durability
- * contract of board/raft/types.ts. Batches that only record derived state (applied index,
- * snapshot metadata) are not synced: LevelDB replays its log in order, so a crash loses at most a
- * suffix of them, and the next synced batch makes them durable.
+ * Every Ready is persisted as ONE atomic batch (`persist`), together with the board state that
+ * applying its committed entries produced, which is the durability contract of
+ * board/raft/types.ts. The batch is synced whenever it holds entries, a snapshot, a term or a vote.
+ * Batches that only record a commit index, derived state or snapshot metadata are not synced:
+ * LevelDB replays its log in order, so a crash loses at most a suffix of them, and the next synced
+ * batch makes them durable.
  */
 export class RaftStore {
   private lastIndex: number
+  /** Term and vote last written, to tell whether a hard state change needs a sync. */
+  private durableTerm = 0
+  private durableVote: string | null = null
 
   private constructor (private readonly db: Database, lastIndex: number) {
     this.lastIndex = lastIndex
@@ -49,6 +54,8 @@ export class RaftStore {
     }
     if (snapBytes === undefined) throw new StoreCorruptError('the hard state is present but the snapshot metadata is missing')
     const hardState = hardBytes === undefined ? { term: 0, vote: null, commit: 0 } : decodeStored(hardBytes, 'hard state', readHardState)
+    this.durableTerm = hardState.term
+    this.durableVote = hardState.vote
     const meta = decodeStored(snapBytes, 'snapshot metadata', readSnapshotMeta)
     if (meta.index > 0) {
       const atSnapshot = await this.entry(meta.index)
@@ -72,15 +79,21 @@ export class RaftStore {
       { type: 'put', key: HARD_STATE_KEY, value: encodeHardState(state.hardState) },
       ...state.entries.map(putEntry)
     ], { sync: true })
+    this.durableTerm = state.hardState.term
+    this.durableVote = state.hardState.vote
     this.lastIndex = state.entries.at(-1)?.index ?? state.snapshot.meta.index
   }
 
   /**
-   * Persists a Ready in one synced atomic batch: a received snapshot (its history entries and
-   * metadata), new entries (replacing any stored suffix), and the hard state.
-   * `snapshotEntries` are the committed entries the snapshot carries, already verified.
+   * Persists a Ready in one atomic batch: a received snapshot (its history entries and metadata),
+   * new entries (replacing any stored suffix), and the hard state. The batch is synced unless all
+   * it records is a higher commit index: a node that forgets how far the log is committed learns
+   * it again from the leader, and nothing committed depends on this node remembering it (etcd's
+   * rule too). Entries, a snapshot, a new term or a vote are always synced.
+   * `snapshotEntries` are the committed entries the snapshot carries, already verified;
+   * `appliedOps` record the board state after applying this Ready's committed entries.
    */
-  async persist (ready: Ready, snapshotEntries: readonly Entry[] = []): Promise<void> {
+  async persist (ready: Ready, snapshotEntries: readonly Entry[] = [], appliedOps: readonly BatchOp[] = []): Promise<void> {
     const ops: BatchOp[] = []
     let last = this.lastIndex
     if (ready.snapshot !== null) {
@@ -99,20 +112,27 @@ export class RaftStore {
       if (first > last + 1) throw new Error(`persist: entries start at ${first} but the stored log ends at ${last}`)
       last = newLast
     }
-    if (ready.hardState !== null) ops.push({ type: 'put', key: HARD_STATE_KEY, value: encodeHardState(ready.hardState) })
+    const hs = ready.hardState
+    if (hs !== null) ops.push({ type: 'put', key: HARD_STATE_KEY, value: encodeHardState(hs) })
+    ops.push(...appliedOps)
     if (ops.length === 0) return
-    await this.db.batch(ops, { sync: true })
+    const mustSync = ready.entries.length > 0 || ready.snapshot !== null || (hs !== null && this.changesTermOrVote(hs))
+    await this.db.batch(ops, { sync: mustSync })
     this.lastIndex = last
+    if (hs !== null) {
+      this.durableTerm = hs.term
+      this.durableVote = hs.vote
+    }
+  }
+
+  /** Whether writing `hs` changes the durable term or vote (and so must be synced before anything depends on it). */
+  changesTermOrVote (hs: HardState): boolean {
+    return hs.term !== this.durableTerm || hs.vote !== this.durableVote
   }
 
   /** Records a snapshot taken locally (metadata only: the entries stay as history). */
   async saveSnapshotMeta (meta: SnapshotMeta): Promise<void> {
     await this.db.put(SNAPSHOT_KEY, encodeSnapshotMeta(meta))
-  }
-
-  /** Writes derived state (applied index, board state) in one atomic batch, not synced (see above). */
-  async batch (ops: BatchOp[]): Promise<void> {
-    if (ops.length > 0) await this.db.batch(ops)
   }
 
   /** The operations that record `applied`, for the board state machine to put in its own batch. */

@@ -110,7 +110,7 @@ describe('the pool store on LevelDB', () => {
     for (const chunk of [STORY.slice(0, 5), STORY.slice(5, 6), STORY.slice(6)]) {
       const ops = await applier.apply(chunk)
       ops.push(raft.appliedOp(chunk[chunk.length - 1].index))
-      await raft.batch(ops)
+      await db.batch(ops)
     }
     assert.equal(results.length, STORY.length)
     await reopen()
