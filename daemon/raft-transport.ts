@@ -111,7 +111,7 @@ export type OutboundDropReason = typeof OUTBOUND_DROP_REASONS[number]
 export const INBOUND_DROP_REASONS = [
   /** The transport is not running. */
   'stopped',
-  /** The remote peer is not a member: its stream is reset. */
+  /** The remote peer is not a member: its stream is reset, its frames are not delivered. */
   'not-member',
   /** The frame is not a valid message (DecodeError), or a snapshot came on the raft stream. */
   'malformed',
@@ -125,8 +125,12 @@ export const INBOUND_DROP_REASONS = [
   'no-handler',
   /** The handler threw. */
   'handler-error',
-  /** A snapshot from that peer is already being received, or too many are. */
+  /** Too many snapshots are being received from other peers. */
   'snapshot-busy',
+  /** A snapshot transfer was superseded by a newer one from the same peer (it gave the old one up). */
+  'snapshot-replaced',
+  /** A snapshot stream was reset by the sender or lost with its connection. */
+  'snapshot-aborted',
   /** A snapshot stream broke its framing (bad header, more or fewer bytes than announced, not a snap message). */
   'snapshot-malformed',
   /** A snapshot transfer made no progress within snapshotStallTimeoutMs. */
@@ -139,7 +143,7 @@ export interface PeerTransportStats {
   queueMessages: number
   queueBytes: number
   streamOpen: boolean
-  /** Consecutive failed stream opens (reset by a stream that stays open healthyStreamMs). */
+  /** Stream opens since the last stream that stayed open healthyStreamMs (drives the re-open backoff). */
   openFailures: number
   snapshotOut: { sentBytes: number, totalBytes: number } | null
   snapshotIn: { receivedBytes: number, totalBytes: number } | null
@@ -152,6 +156,8 @@ export interface RaftTransportStats {
   /** Messages delivered to the handler, by type. */
   received: Record<MessageType, number>
   sentBytes: number
+  /** Writes handed to raft streams: sent messages / sentWrites is how well frames are coalesced. */
+  sentWrites: number
   receivedBytes: number
   droppedOutbound: Record<OutboundDropReason, number>
   droppedInbound: Record<InboundDropReason, number>
@@ -257,6 +263,7 @@ interface InboundSnapshot {
   delivered: boolean
   lastProgressMs: number
   stalled: boolean
+  replaced: boolean
 }
 
 interface Link {
@@ -341,10 +348,12 @@ export class RaftTransport {
   private readonly inbound = new Map<string, Stream>()
   private readonly inboundSnapshots = new Map<string, InboundSnapshot>()
   private snapshotTimer: NodeJS.Timeout | undefined
+  private stopping: Promise<void> | null = null
   private readonly counters = {
     sent: zeroCounts(MESSAGE_TYPES),
     received: zeroCounts(MESSAGE_TYPES),
     sentBytes: 0,
+    sentWrites: 0,
     receivedBytes: 0,
     droppedOutbound: zeroCounts(OUTBOUND_DROP_REASONS),
     droppedInbound: zeroCounts(INBOUND_DROP_REASONS),
@@ -390,10 +399,17 @@ export class RaftTransport {
    * most closeTimeoutMs for what is being written), resets inbound streams and snapshot transfers.
    */
   async stop (): Promise<void> {
-    if (this.state !== 'running') {
-      this.state = 'stopped'
-      return
+    if (this.stopping === null) {
+      if (this.state !== 'running') {
+        this.state = 'stopped'
+        return
+      }
+      this.stopping = this.shutDown()
     }
+    await this.stopping
+  }
+
+  private async shutDown (): Promise<void> {
     this.state = 'stopping'
     if (this.snapshotTimer !== undefined) clearInterval(this.snapshotTimer)
     await this.libp2p.unhandle([RAFT_PROTOCOL, SNAPSHOT_PROTOCOL]).catch((err: unknown) => {
@@ -437,6 +453,10 @@ export class RaftTransport {
       return
     }
     const link = this.link(to)
+    if (link === null) {
+      this.dropOut('bad-address', to, { type: message.type, err: 'not a peer id' })
+      return
+    }
     if (message.type === 'snap') {
       this.sendSnapshot(link, message)
       return
@@ -464,6 +484,7 @@ export class RaftTransport {
       sent: { ...c.sent },
       received: { ...c.received },
       sentBytes: c.sentBytes,
+      sentWrites: c.sentWrites,
       receivedBytes: c.receivedBytes,
       droppedOutbound: { ...c.droppedOutbound },
       droppedInbound: { ...c.droppedInbound },
@@ -488,10 +509,16 @@ export class RaftTransport {
   // ---------------------------------------------------------------------------------------------
   // Outbound raft stream
 
-  private link (peer: string): Link {
+  private link (peer: string): Link | null {
     let link = this.links.get(peer)
     if (link === undefined) {
-      link = { peer, peerId: peerIdFromString(peer), queue: new FrameQueue(), session: null, opening: false, failures: 0, nextOpenAtMs: 0, snapshot: null }
+      let peerId: PeerId
+      try {
+        peerId = peerIdFromString(peer)
+      } catch {
+        return null
+      }
+      link = { peer, peerId, queue: new FrameQueue(), session: null, opening: false, failures: 0, nextOpenAtMs: 0, snapshot: null }
       this.links.set(peer, link)
     }
     return link
@@ -563,6 +590,9 @@ export class RaftTransport {
       if (q.length === 0) {
         await new Promise<void>((resolve) => { session.wake = resolve })
         session.wake = null
+        // Let whatever else is sent in this turn of the event loop (the rest of a Ready, the answers
+        // to every frame of one socket read) join the batch: one write instead of one per message.
+        await new Promise<void>((resolve) => { setImmediate(resolve) })
         continue
       }
       const frames: Uint8Array[] = []
@@ -575,6 +605,7 @@ export class RaftTransport {
         this.counters.sent[f.type]++
       }
       this.counters.sentBytes += bytes
+      this.counters.sentWrites++
       // it-length-prefixed yields a length prefix and the frame, twice per frame. Small frames are
       // joined into one write so that the muxer and the encryption handle one chunk, not two per frame.
       const parts = [...lp.encode(frames, { maxDataLength: maxMessageBytes })]
@@ -684,6 +715,11 @@ export class RaftTransport {
   }
 
   private deliver (peer: string, m: Message): boolean {
+    // Membership may have changed since the stream was accepted.
+    if (!this.isMember(peer)) {
+      this.dropIn('not-member', peer, { type: m.type })
+      return false
+    }
     if (m.from !== peer) {
       this.dropIn('forged-from', peer, { from: m.from, type: m.type })
       return false
@@ -779,13 +815,19 @@ export class RaftTransport {
       stream.abort(new Error('not a pool member'))
       return
     }
-    if (this.inboundSnapshots.has(peer) || this.inboundSnapshots.size >= this.limits.maxConcurrentInboundSnapshots) {
+    // A sender runs one transfer to us at a time: a new stream means it gave the old one up.
+    const previous = this.inboundSnapshots.get(peer)
+    if (previous === undefined && this.inboundSnapshots.size >= this.limits.maxConcurrentInboundSnapshots) {
       this.dropIn('snapshot-busy', peer, { inProgress: this.inboundSnapshots.size })
-      stream.abort(new Error('a snapshot transfer is already in progress'))
+      stream.abort(new Error('too many snapshot transfers in progress'))
       return
     }
-    const t: InboundSnapshot = { stream, buffer: null, receivedBytes: 0, totalBytes: 0, delivered: false, lastProgressMs: performance.now(), stalled: false }
+    const t: InboundSnapshot = { stream, buffer: null, receivedBytes: 0, totalBytes: 0, delivered: false, lastProgressMs: performance.now(), stalled: false, replaced: false }
     this.inboundSnapshots.set(peer, t)
+    if (previous !== undefined) {
+      previous.replaced = true
+      previous.stream.abort(new Error('replaced by a newer snapshot transfer'))
+    }
     const duplex = messageStreamToDuplex(stream)
     pipe(
       duplex.source,
@@ -796,12 +838,10 @@ export class RaftTransport {
       }
     ).catch((err: unknown) => {
       if (this.state !== 'running') return
-      const reason: InboundDropReason = t.stalled ? 'snapshot-stalled' : 'snapshot-malformed'
-      if (t.stalled || err instanceof SnapshotStreamError) {
-        this.dropIn(reason, peer, { receivedBytes: t.receivedBytes, totalBytes: t.totalBytes, err: errorText(err) })
-      } else {
-        this.dropIn('snapshot-malformed', peer, { receivedBytes: t.receivedBytes, totalBytes: t.totalBytes, err: errorText(err) })
-      }
+      const reason: InboundDropReason = t.replaced
+        ? 'snapshot-replaced'
+        : t.stalled ? 'snapshot-stalled' : err instanceof SnapshotStreamError ? 'snapshot-malformed' : 'snapshot-aborted'
+      this.dropIn(reason, peer, { receivedBytes: t.receivedBytes, totalBytes: t.totalBytes, err: errorText(err) })
       stream.abort(err instanceof Error ? err : new Error(String(err)))
     }).finally(() => {
       if (this.inboundSnapshots.get(peer) === t) this.inboundSnapshots.delete(peer)

@@ -256,6 +256,36 @@ describe('raft transport over real libp2p nodes (loopback TCP)', function () {
     assert.equal(Object.values(a.transport.stats().received).reduce((x, y) => x + y, 0), 0)
   })
 
+  it('lets a newer snapshot transfer from the same peer replace an unfinished one', async () => {
+    const { a, b } = await pair()
+    const old = await rawStream(b, a, SNAPSHOT_PROTOCOL)
+    const lp = lpStream(old)
+    await lp.write(new Writer().u8(1).varint(5000).finish())
+    await lp.write(new Uint8Array(10))
+    await until('a has the transfer in progress', () => a.transport.stats().peers.find((p) => p.peer === b.id)?.snapshotIn?.receivedBytes === 10)
+    const s = snap(b.id, a.id, 5000)
+    b.transport.send(s)
+    const got = await until('the newer snapshot', () => a.inbox.find((m) => m.type === 'snap'))
+    assert.deepEqual(got, s)
+    assert.equal(a.transport.stats().droppedInbound['snapshot-replaced'], 1)
+    await until('the old stream is reset', () => old.status !== 'open')
+  })
+
+  it('stops delivering from a peer that is no longer a member', async () => {
+    const ka = await newKey()
+    const kb = await newKey()
+    const members = new Set([ka.id, kb.id])
+    const a = await node({ key: ka.key, allowed: new Set([ka.id, kb.id]), members })
+    const b = await node({ key: kb.key, allowed: new Set([ka.id, kb.id]) })
+    await introduce(b, a)
+    b.transport.send(heartbeat(1, b.id, a.id))
+    await until('first heartbeat', () => a.inbox.length === 1)
+    members.delete(kb.id)
+    b.transport.send(heartbeat(2, b.id, a.id))
+    await until('the second is refused', () => a.transport.stats().droppedInbound['not-member'] === 1)
+    assert.equal(a.inbox.length, 1)
+  })
+
   it('aborts a stalled snapshot transfer in either direction', async () => {
     const { a, b } = await pair({ timing: { snapshotStallTimeoutMs: 300 } })
     // Inbound: a header announcing 1000 bytes, 10 bytes, then nothing.
@@ -377,7 +407,8 @@ describe('raft transport: queue and reopen policy', () => {
     t.send({ ...hb(1), to: selfId })
     t.send({ ...hb(1), to: 'stranger' })
     t.send({ ...hb(1), from: peer })
-    assert.equal(t.stats().droppedOutbound['bad-address'], 3)
+    t.send({ ...hb(1), to: 'not-a-peer-id' })
+    assert.equal(t.stats().droppedOutbound['bad-address'], 4)
     await t.stop()
     t.send(hb(2))
     assert.equal(t.stats().droppedOutbound.stopped, 2)
