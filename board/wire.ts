@@ -78,7 +78,7 @@ export const DEFAULT_WIRE_LIMITS: WireLimits = Object.freeze({
   // 1 MiB / 49 bytes of per-entry overhead is ~21,400 empty entries; three times that for margin.
   maxEntriesPerMessage: 65_536,
   maxEntryBytes: 1024 * 1024,
-  maxSnapshotBytes: 64 * 1024 * 1024,
+  maxSnapshotBytes: 256 * 1024 * 1024,
   // libp2p peer ids (protocol/limits.ts MAX_PEER_ID_BYTES).
   maxNodeIdBytes: 128,
   // The core's MAX_MEMBERS (a pool has at most 256 members, protocol/limits.ts).

@@ -42,7 +42,7 @@ export const DEFAULT_TRANSPORT_LIMITS: TransportLimits = Object.freeze({
   maxQueueBytesPerPeer: 8 * 1024 * 1024,
   maxBatchBytes: 256 * 1024,
   snapshotChunkBytes: 1024 * 1024,
-  maxConcurrentInboundSnapshots: 4,
+  maxConcurrentInboundSnapshots: 2,
   maxInvalidFramesPerStream: 100
 })
 
