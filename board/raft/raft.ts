@@ -102,9 +102,9 @@ export class Raft {
   protected readonly log: RaftLog;
   protected readonly tracker: ProgressTracker;
 
-  protected electionElapsed = 0;
-  protected heartbeatElapsed = 0;
-  protected randomizedElectionTimeout: number;
+  protected electionElapsedTicks = 0;
+  protected heartbeatElapsedTicks = 0;
+  protected randomizedElectionTimeoutTicks: number;
 
   /** Leadership transfer target, while a transfer is in progress. */
   protected leadTransferee: NodeId | null = null;
@@ -146,7 +146,7 @@ export class Raft {
     this.vote = persisted.hardState.vote;
     this.prevHard = persisted.hardState;
     this.prevSoft = { role: 'follower', leader: null };
-    this.randomizedElectionTimeout = this.cfg.electionTicks;
+    this.randomizedElectionTimeoutTicks = this.cfg.electionTicks;
     this.becomeFollower(this.term, null);
   }
 
@@ -399,7 +399,7 @@ export class Raft {
   }
 
   protected inLease(): boolean {
-    return this.cfg.checkQuorum && this.leader !== null && this.electionElapsed < this.cfg.electionTicks;
+    return this.cfg.checkQuorum && this.leader !== null && this.electionElapsedTicks < this.cfg.electionTicks;
   }
 
   protected reset(term: number): void {
@@ -409,8 +409,8 @@ export class Raft {
       this.vote = null;
     }
     this.leader = null;
-    this.electionElapsed = 0;
-    this.heartbeatElapsed = 0;
+    this.electionElapsedTicks = 0;
+    this.heartbeatElapsedTicks = 0;
     this.resetRandomizedElectionTimeout();
     this.leadTransferee = null;
     this.tracker.resetVotes();
@@ -426,7 +426,7 @@ export class Raft {
     // Random in [electionTicks, 2 * electionTicks) so that candidates rarely collide (§5.2).
     const r = this.cfg.rand(this.cfg.electionTicks);
     assert(Number.isInteger(r) && r >= 0 && r < this.cfg.electionTicks, `rand(${this.cfg.electionTicks}) returned ${r}`);
-    this.randomizedElectionTimeout = this.cfg.electionTicks + r;
+    this.randomizedElectionTimeoutTicks = this.cfg.electionTicks + r;
   }
 
   protected becomeFollower(term: number, leader: NodeId | null): void {
@@ -472,15 +472,15 @@ export class Raft {
   // Elections
 
   protected tickElection(): void {
-    this.electionElapsed++;
-    if (this.role === 'follower' && this.leader !== null && this.electionElapsed >= this.cfg.electionTicks) {
+    this.electionElapsedTicks++;
+    if (this.role === 'follower' && this.leader !== null && this.electionElapsedTicks >= this.cfg.electionTicks) {
       // Forget a leader we no longer hear from: we then grant (pre-)votes again, so the cluster
       // can elect even if some nodes still hear the old leader (avoids the PreVote+CheckQuorum
       // deadlock, etcd issues 8243/9586/10355).
       this.leader = null;
     }
-    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
-      this.electionElapsed = 0;
+    if (this.promotable() && this.electionElapsedTicks >= this.randomizedElectionTimeoutTicks) {
+      this.electionElapsedTicks = 0;
       this.hup();
     }
   }
@@ -539,7 +539,7 @@ export class Raft {
       // Answer with the request's term: a granted pre-vote must match the pre-candidate's future term.
       this.send({ type: respType, to: m.from, term: m.term, reject: false });
       if (m.type === 'vote') {
-        this.electionElapsed = 0;
+        this.electionElapsedTicks = 0;
         this.vote = m.from;
       }
     } else {
@@ -568,17 +568,17 @@ export class Raft {
   protected stepFollower(m: Message): void {
     switch (m.type) {
       case 'app':
-        this.electionElapsed = 0;
+        this.electionElapsedTicks = 0;
         this.leader = m.from;
         this.handleAppendEntries(m);
         break;
       case 'heartbeat':
-        this.electionElapsed = 0;
+        this.electionElapsedTicks = 0;
         this.leader = m.from;
         this.handleHeartbeat(m);
         break;
       case 'snap':
-        this.electionElapsed = 0;
+        this.electionElapsedTicks = 0;
         this.leader = m.from;
         this.handleSnapshot(m);
         break;
@@ -645,10 +645,10 @@ export class Raft {
   // Leader: proposals, replication, commit
 
   protected tickLeader(): void {
-    this.heartbeatElapsed++;
-    this.electionElapsed++;
-    if (this.electionElapsed >= this.cfg.electionTicks) {
-      this.electionElapsed = 0;
+    this.heartbeatElapsedTicks++;
+    this.electionElapsedTicks++;
+    if (this.electionElapsedTicks >= this.cfg.electionTicks) {
+      this.electionElapsedTicks = 0;
       if (this.cfg.checkQuorum) {
         if (!this.tracker.quorumActive(this.id)) {
           // Cut off from a quorum: step down so clients go elsewhere and stale reads are impossible.
@@ -667,8 +667,8 @@ export class Raft {
         this.sendAppend(id);
       }
     }
-    if (this.heartbeatElapsed >= this.cfg.heartbeatTicks) {
-      this.heartbeatElapsed = 0;
+    if (this.heartbeatElapsedTicks >= this.cfg.heartbeatTicks) {
+      this.heartbeatElapsedTicks = 0;
       this.bcastHeartbeat(this.reads.lastContext());
     }
   }
@@ -874,6 +874,10 @@ export class Raft {
         // The follower caught up through the snapshot (or already had what it covers).
         pr.becomeProbe();
         pr.becomeReplicate();
+      } else if (pr.state === 'snapshot' && pr.match >= pr.pendingSnapshot) {
+        // It installed the snapshot we sent, but we have compacted past it since: send the
+        // newer one now rather than after snapshotTimeoutTicks.
+        pr.becomeProbe();
       } else if (pr.state === 'replicate') {
         pr.inflights.freeLE(m.index);
       }
@@ -1167,7 +1171,7 @@ export class Raft {
     if (this.leadTransferee === target) return;
     this.leadTransferee = target;
     // The transfer must finish within an election timeout, counted from now.
-    this.electionElapsed = 0;
+    this.electionElapsedTicks = 0;
     const pr = this.tracker.progress.get(target)!;
     if (pr.match === this.log.lastIndex()) this.send({ type: 'timeoutNow', to: target });
     else this.sendAppend(target);

@@ -705,9 +705,9 @@ class Simulation {
   }
 
   private memberStep(): void {
+    this.decommissionRemoved();
     const leader = this.currentLeader();
     if (leader === null) return;
-    this.decommissionRemoved();
     const config = leader.raft!.configuration();
     const minVoters = Math.min(3, this.opts.nodes);
     const maxMembers = this.opts.nodes + 2;
