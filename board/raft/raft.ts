@@ -156,7 +156,7 @@ export class Raft {
   /** Feeds a message from another node. Never throws on malformed or hostile remote input that is well-typed. */
   step(m: Message): void {
     assert.equal(m.to, this.id, `message for ${m.to} delivered to ${this.id}`);
-    if (m.from === this.id) return;
+    if (m.from === this.id || !wellFormed(m)) return;
 
     if (m.term > this.term) {
       if ((m.type === 'vote' || m.type === 'preVote') && !m.force && this.inLease()) {
@@ -1201,7 +1201,44 @@ export class Raft {
 }
 
 // =============================================================================================
-// Validation of persisted state and snapshots
+// Validation of messages, persisted state and snapshots
+
+const isIndex = (v: unknown): boolean => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const isBytes = (v: unknown): boolean => v instanceof Uint8Array;
+const isContext = (v: unknown): boolean => v === null || isBytes(v);
+
+/** Shallow shape check of a message from the network (a codec should have done it already). */
+function wellFormed(m: Message): boolean {
+  if (typeof m.from !== 'string' || m.from.length === 0 || !isIndex(m.term)) return false;
+  switch (m.type) {
+    case 'app':
+      return isIndex(m.prevIndex) && isIndex(m.prevTerm) && isBytes(m.prevHash) && Array.isArray(m.entries) && isIndex(m.commit);
+    case 'appResp':
+      return isIndex(m.index) && typeof m.reject === 'boolean' && isIndex(m.hintIndex) && isIndex(m.hintTerm);
+    case 'vote':
+    case 'preVote':
+      return isIndex(m.lastIndex) && isIndex(m.lastTerm) && typeof m.force === 'boolean';
+    case 'voteResp':
+    case 'preVoteResp':
+      return typeof m.reject === 'boolean';
+    case 'heartbeat':
+      return isIndex(m.commit) && isContext(m.context);
+    case 'heartbeatResp':
+      return isContext(m.context);
+    case 'snap':
+      return typeof m.snapshot === 'object' && m.snapshot !== null && typeof m.snapshot.meta === 'object' && m.snapshot.meta !== null;
+    case 'timeoutNow':
+      return true;
+    case 'readIndex':
+      return isBytes(m.context);
+    case 'readIndexResp':
+      return isIndex(m.index) && isBytes(m.context);
+    case 'transferLeader':
+      return typeof m.target === 'string';
+    default:
+      return false;
+  }
+}
 
 function checkSnapshotMeta(meta: SnapshotMeta): string | null {
   if (!Number.isSafeInteger(meta.index) || meta.index < 0) return 'snapshot index is not a non-negative integer';
