@@ -5,6 +5,8 @@ import { type ClusterNodeState, LocalCluster } from './cluster.js'
 import { output, parseIndex, parsePositive } from './cli-util.js'
 import { parseHostPort } from './config.js'
 import { UserError } from './errors.js'
+import { ensureClusterPool } from './pool-cluster.js'
+import { renderPoolStatus } from './cli-pool.js'
 import { Progress, renderTable } from './table.js'
 
 const DEFAULT_CLUSTER_DIR = '.poolboard-cluster'
@@ -56,8 +58,11 @@ export function clusterCommand (): Command {
     .option('--voters <n>', 'only nodes 1..N vote on the board; the others are learners (default: all vote)', parsePositive)
     .option('--set <key=value>', 'a config setting for every node of a new cluster, e.g. --set snapshot-entries=500 (repeatable)', collectSetting, {})
     .option('--wait <seconds>', 'how long to wait for the nodes to connect', parsePositive, DEFAULT_WAIT_S)
+    .option('--pool', 'then create the pool among the nodes (if the board holds none) and wait until every node shows it')
+    .option('--balance <sats>', 'with --pool: each member\'s starting balance', '100000')
+    .option('--kickout-delay <blocks>', 'with --pool: the kick-out delay X in blocks', parsePositive, 144)
     .option('--json', 'print JSON')
-    .action(async (opts: ClusterOptions & { nodes: number, lab?: boolean, voters?: number, set: Record<string, string>, wait: number }, cmd: Command) => {
+    .action(async (opts: ClusterOptions & { nodes: number, lab?: boolean, voters?: number, set: Record<string, string>, wait: number, pool?: boolean, balance: string, kickoutDelay: number }, cmd: Command) => {
       const json = opts.json === true
       const c = new LocalCluster(opts.dir, new Progress(!json))
       if (c.exists()) {
@@ -69,14 +74,22 @@ export function clusterCommand (): Command {
         await c.create({ nodes: opts.nodes, lab: opts.lab === true, voters: opts.voters, settings: opts.set })
       }
       const stopped = c.indexes().filter((i) => c.runningPid(i) === undefined)
-      if (stopped.length === 0) {
+      const deadlineMs = Date.now() + opts.wait * 1000
+      if (stopped.length === 0 && opts.pool !== true) {
         await printStatus(c, json, `the cluster in ${c.dir} is already running`)
         return
       }
-      const deadlineMs = Date.now() + opts.wait * 1000
       const pids = stopped.map((i) => ({ index: i, pid: c.startNode(i) }))
       for (const { index, pid } of pids) await c.waitForApi(index, deadlineMs, pid)
       await c.waitConnected(deadlineMs, 'connecting')
+      if (opts.pool === true) {
+        if (!/^\d{1,16}$/.test(opts.balance)) throw new UserError(`--balance: expected a whole number of sats, got "${opts.balance}"`)
+        await ensureClusterPool(c, { balanceSats: opts.balance, kickoutDelayBlocks: opts.kickoutDelay, deadlineMs, progress: new Progress(!json) })
+        const status = await AdminClient.fromDataDir(c.dataDir(c.indexes()[0])).get<Parameters<typeof renderPoolStatus>[0]>('/v1/pool/status')
+        const nodes = await c.status()
+        output(json, { dir: c.dir, nodes, pool: status }, () => renderNodes(nodes) + '\n\n' + renderPoolStatus(status))
+        return
+      }
       await printStatus(c, json)
     })
 

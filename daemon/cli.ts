@@ -3,6 +3,7 @@ import './polyfill.js'
 import { Command } from 'commander'
 import { boardCommand } from './cli-board.js'
 import { clusterCommand } from './cli-cluster.js'
+import { chainCommand, labCommand, poolCommand } from './cli-pool.js'
 import { applyOverrides, defaultConfig, formatHostPort } from './config.js'
 import { AdminClient } from './client.js'
 import { type DataDir, initDataDir } from './datadir.js'
@@ -75,6 +76,9 @@ function program (): Command {
 
   cli.addCommand(boardCommand())
   cli.addCommand(clusterCommand())
+  cli.addCommand(poolCommand())
+  cli.addCommand(chainCommand())
+  cli.addCommand(labCommand())
   return cli
 }
 

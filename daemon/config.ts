@@ -34,6 +34,8 @@ export interface NodeConfig {
   /** Lab mode: enables the test-only and adversarial features. Never on a real pool. */
   lab: boolean
   board: BoardConfig
+  /** The simulated chain: the board leader mines one block every this many seconds; 0 = never. */
+  blockIntervalS: number
 }
 
 export interface BoardConfig {
@@ -73,7 +75,8 @@ export function defaultConfig (): NodeConfig {
     logLevel: 'info',
     members: [],
     lab: false,
-    board: { tickMs: 25, heartbeatTicks: 2, electionTicks: 20, snapshotEveryEntries: 10_000, voters: null }
+    board: { tickMs: 25, heartbeatTicks: 2, electionTicks: 20, snapshotEveryEntries: 10_000, voters: null },
+    blockIntervalS: 600
   }
 }
 
@@ -157,6 +160,13 @@ export const SETTINGS: readonly Setting[] = [
     help: 'comma-separated member names that vote on a new board (5 or 7 in a large pool); the others are learners',
     apply: (c, v) => { c.board = { ...c.board, voters: v === '' ? null : v.split(',').map((n) => parseName(n.trim())) } },
     render: (c) => c.board.voters === null ? ['# voters=NAME,NAME,...'] : [`voters=${c.board.voters.join(',')}`]
+  },
+  {
+    key: 'block-interval-s',
+    defaultText: '600',
+    help: 'the simulated chain: the board leader mines one block every this many seconds (0 = only `chain mine`)',
+    apply: (c, v) => { c.blockIntervalS = parseInteger(v, 0, 86_400) },
+    render: (c) => [`block-interval-s=${c.blockIntervalS}`]
   },
   {
     key: 'lab',

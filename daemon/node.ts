@@ -18,6 +18,9 @@ import { MemberNetwork } from './p2p.js'
 import { RaftTransport } from './raft-transport.js'
 import { MemberRpc } from './rpc.js'
 import { ProposalRouter } from './forward.js'
+import { PoolService } from './pool.js'
+import { poolRoutes } from './pool-api.js'
+import { ChainTicker } from './chain.js'
 import { VERSION } from './version.js'
 
 export interface NodeStatus {
@@ -63,6 +66,9 @@ export class PoolboardNode {
 
   /** Listeners of every board entry's outcome on this node (the pool service). */
   private readonly resultListeners: Array<(result: ApplyResult) => void> = []
+  /** The pool on top of the board, and the simulated chain's block timer. */
+  private pool: PoolService | undefined
+  private chainTicker: ChainTicker | undefined
 
   private constructor (
     private readonly options: NodeOptions,
@@ -113,11 +119,31 @@ export class PoolboardNode {
       const router = new ProposalRouter(board, rpc, logger)
       const node = new PoolboardNode(options, db, network, transport, board, poolBoard, rpc, router)
       listeners.push((result) => { for (const l of node.resultListeners) l(result) })
+      const pool = new PoolService({
+        selfPeerId: keys.peerId,
+        memberKey: keys.memberKey,
+        memberSecret: keys.memberSecret,
+        config,
+        pubsub: net.libp2p.services.pubsub,
+        rpc,
+        board,
+        poolBoard,
+        db,
+        propose: async (data, timeoutMs) => await node.proposeEntry(data, timeoutMs),
+        connectedPeerIds: () => net.connectedMembers().map((m) => m.peerId),
+        logger
+      })
+      node.pool = pool
+      node.onBoardResult((result) => { pool.onBoardResult(result) })
+      const chainBoard = board
+      node.chainTicker = new ChainTicker({ intervalS: config.blockIntervalS, isLeader: () => chainBoard.status().role === 'leader', entries: pool.entries, logger })
       node.registerMetrics()
       await network.start()
       await transport.start()
       await router.start()
+      await pool.start()
       board.start()
+      node.chainTicker.start()
       await node.startApi()
       logger.info({ peerId: keys.peerId, api: formatHostPort(node.apiAddress!), members: config.members.length, lab: config.lab }, 'node started')
       return node
@@ -178,6 +204,8 @@ export class PoolboardNode {
     logger.info({ reason }, 'stopping')
     dir.removeCookie()
     await withTimeout(this.api?.stop(), 'admin API')
+    this.chainTicker?.stop()
+    this.pool?.stop()
     await withTimeout(this.board.stop(), 'board')
     await withTimeout(this.rpc.stop(), 'member requests')
     await withTimeout(this.transport.stop(), 'raft transport')
@@ -219,7 +247,8 @@ export class PoolboardNode {
       },
       { method: 'POST', path: '/v1/network/cut', handler: async () => { await this.network.cut(); return { cut: true } } },
       { method: 'POST', path: '/v1/network/heal', handler: async () => { this.network.heal(); return { cut: false } } },
-      ...boardRoutes({ board: this.board, members: config.members, lab: config.lab, proposalTimeoutMs: PROPOSAL_TIMEOUT_MS })
+      ...boardRoutes({ board: this.board, members: config.members, lab: config.lab, proposalTimeoutMs: PROPOSAL_TIMEOUT_MS }),
+      ...(this.pool === undefined ? [] : poolRoutes({ pool: this.pool, blockIntervalS: config.blockIntervalS }))
     ]
   }
 

@@ -26,7 +26,13 @@ export const PREFIX = {
   /** Kick-out Withdraws confirmed on the simulated chain, keyed by txid. */
   poolKickout: 0x15,
   /** The result of each applied entry (the most recent ones), keyed by board index. */
-  poolResult: 0x16
+  poolResult: 0x16,
+  /**
+   * What this node's member signed (daemon/pool-memory.ts): one state N+1 per state N of a pool,
+   * one partition statement per Withdraw output of its own. Never replicated: it is the member's
+   * own promise not to sign twice, kept across restarts.
+   */
+  poolSigned: 0x20
 } as const
 
 const SCHEMA_KEY = Uint8Array.of(PREFIX.meta, ...new TextEncoder().encode('schema'))

@@ -1,0 +1,258 @@
+import { Command, InvalidArgumentError } from 'commander'
+import { AdminClient, ApiCallError } from './client.js'
+import { dataDir, datadirOption, output, parsePositive } from './cli-util.js'
+import { UserError } from './errors.js'
+import type { PoolNodeView } from './pool-view.js'
+import { renderTree } from './pool-view.js'
+import { renderTable } from './table.js'
+
+/** `poolboard pool …`, `poolboard chain …` and `poolboard lab equivocate`: clients of a running node's admin API. */
+
+/** A command waits for its round (the timeout) plus the board; the HTTP call gets this much more. */
+const CALL_SLACK_MS = 30_000
+const DEFAULT_TIMEOUT_S = 10
+
+interface StatusView {
+  poolId: string | null
+  state: number | null
+  chainHeight: number
+  appliedIndex: number
+  totalSats: number
+  kickoutDelayBlocks: number | null
+  balances: Record<string, number>
+  onChain: Record<string, number>
+  members: Array<{ name: string, pool: string | null, poolLabel: string | null, balanceSats: number, onChainSats: number }>
+  partitions: Array<Omit<PoolNodeView, 'children'>>
+  tree: PoolNodeView | null
+  evidenceCount: number
+  equivocators: string[]
+  me: { name: string, poolLabel: string | null }
+  pending: Array<{ kind: string, round: string, what: string, deadlineInMs: number, signed: string[], refused: string[], missing: string[] }>
+  gossip: { received: number, delivered: number, dropped: Record<string, number>, subscribers: number }
+}
+
+interface RefusalView { member: string, code: string, reason: string }
+
+function client (opts: { datadir?: string }): AdminClient {
+  return AdminClient.fromDataDir(dataDir(opts))
+}
+
+function parseSats (text: string): string {
+  if (!/^\d{1,16}$/.test(text)) throw new InvalidArgumentError(`expected a whole number of sats, got "${text}"`)
+  return text
+}
+
+function parseTimeout (text: string): number {
+  const n = Number(text)
+  if (!Number.isFinite(n) || n < 0.1 || n > 120) throw new InvalidArgumentError(`expected seconds from 0.1 to 120, got "${text}"`)
+  return n
+}
+
+function parseMembers (text: string): string[] {
+  const list = text.split(',').map((s) => s.trim()).filter((s) => s !== '')
+  if (list.length === 0) throw new InvalidArgumentError('expected member names separated by commas, e.g. node2,node3')
+  return list
+}
+
+function collectPay (text: string, all: Array<{ to: string, amountSats: string }>): Array<{ to: string, amountSats: string }> {
+  const m = /^([^:]+):(\d{1,16})$/.exec(text.trim())
+  if (m === null) throw new InvalidArgumentError(`expected MEMBER:SATS, got "${text}"`)
+  return [...all, { to: m[1], amountSats: m[2] }]
+}
+
+const fmtSats = (n: number | string): string => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',')
+
+export function renderPoolStatus (s: StatusView): string {
+  if (s.poolId === null) return `no pool on the board yet (chain height ${s.chainHeight}); create one with: poolboard pool create`
+  const lines = [
+    `pool       ${s.poolId}`,
+    `members    ${s.members.length}, total ${fmtSats(s.totalSats)} sats, kick-out delay X = ${s.kickoutDelayBlocks} blocks`,
+    `chain      height ${s.chainHeight}  (board index ${s.appliedIndex})`,
+    `root       state ${s.state}  ${s.tree?.status ?? ''}`,
+    `evidence   ${s.evidenceCount}${s.equivocators.length === 0 ? '' : `  (proven equivocators: ${s.equivocators.join(', ')})`}`,
+    `me         ${s.me.name}${s.me.poolLabel === null ? '' : `, funds in the ${s.me.poolLabel}`}`,
+    '',
+    renderTable(['member', 'where', 'balance (sats)', 'on chain'], s.members.map((m) => [
+      m.name, m.poolLabel ?? '(kicked out)', fmtSats(m.balanceSats), m.onChainSats > 0 ? fmtSats(m.onChainSats) : ''
+    ]), { alignRight: [2, 3] })
+  ]
+  if (s.tree !== null) lines.push('', 'pools', ...renderTree(s.tree))
+  if (s.pending.length > 0) {
+    lines.push('', 'rounds in progress on this node')
+    for (const p of s.pending) lines.push(`  ${p.kind} ${p.what}: signed ${p.signed.join(', ') || '-'}; waiting for ${p.missing.join(', ') || '-'}${p.refused.length > 0 ? `; refused by ${p.refused.join(', ')}` : ''} (${Math.ceil(p.deadlineInMs / 1000)} s left)`)
+  }
+  return lines.join('\n')
+}
+
+/** Turns an API error into a one-line error for the terminal (the node's message already names what was wrong). */
+async function call<T> (work: () => Promise<T>): Promise<T> {
+  try {
+    return await work()
+  } catch (err) {
+    if (err instanceof ApiCallError) throw new UserError(err.message)
+    throw err
+  }
+}
+
+export function poolCommand (): Command {
+  const pool = new Command('pool').description('the payment pool: create it, pay, partition among the online members, kick out, evidence')
+
+  pool.command('create')
+    .description('create the pool (run on one node, every member online): genesis, state 0 signed by all')
+    .addOption(datadirOption())
+    .option('--balance <sats>', 'each member\'s starting balance', parseSats, '100000')
+    .option('--kickout-delay <blocks>', 'X: blocks after a state\'s height T before a member can be kicked out', parsePositive, 144)
+    .option('--timeout <seconds>', 'how long to wait for every member', parseTimeout, 30)
+    .option('--json', 'print JSON')
+    .action(async (opts: { datadir?: string, balance: string, kickoutDelay: number, timeout: number, json?: boolean }) => {
+      const timeoutMs = Math.round(opts.timeout * 1000)
+      const r = await call(async () => await client(opts).post<{ poolId: string, index: number, members: string[], balances: Record<string, number>, kickoutDelayBlocks: number, creationHeight: number }>(
+        '/v1/pool/create', { balanceSats: opts.balance, kickoutDelayBlocks: opts.kickoutDelay, timeoutMs }, { timeoutMs: timeoutMs + CALL_SLACK_MS }))
+      output(opts.json === true, r, () => [
+        `pool ${r.poolId} created at board index ${r.index}`,
+        `  members  ${r.members.join(', ')}`,
+        `  balances ${Object.entries(r.balances).map(([n, b]) => `${n} ${fmtSats(b)}`).join(', ')}`,
+        `  X = ${r.kickoutDelayBlocks} blocks, created at height ${r.creationHeight}`
+      ].join('\n'))
+    })
+
+  pool.command('status')
+    .description('pool id, state, where each member\'s funds are, the tree of partitions, rounds in progress, chain height, evidence')
+    .addOption(datadirOption())
+    .option('--json', 'print JSON')
+    .action(async (opts: { datadir?: string, json?: boolean }) => {
+      const s = await call(async () => await client(opts).get<StatusView>('/v1/pool/status'))
+      output(opts.json === true, s, () => renderPoolStatus(s))
+    })
+
+  pool.command('members')
+    .description('names, peer ids and member keys this node knows')
+    .addOption(datadirOption())
+    .option('--json', 'print JSON')
+    .action(async (opts: { datadir?: string, json?: boolean }) => {
+      const r = await call(async () => await client(opts).get<{ members: Array<{ name: string, peerId: string, key: string | null }> }>('/v1/pool/members'))
+      output(opts.json === true, r, () => renderTable(['name', 'peer id', 'member key'], r.members.map((m) => [m.name, m.peerId, m.key ?? '(not known yet)'])))
+    })
+
+  pool.command('pay')
+    .description('pay another member of your current pool: the next state, signed by every member of that pool')
+    .addOption(datadirOption())
+    .requiredOption('--to <member>', 'the payee (name, peer id or member key)')
+    .requiredOption('--amount <sats>', 'amount in sats', parseSats)
+    .option('--timeout <seconds>', 'how long to wait for every member\'s signature', parseTimeout, DEFAULT_TIMEOUT_S)
+    .option('--json', 'print JSON')
+    .action(async (opts: { datadir?: string, to: string, amount: string, timeout: number, json?: boolean }) => {
+      const timeoutMs = Math.round(opts.timeout * 1000)
+      const r = await call(async () => await client(opts).post<{ poolLabel: string, state: number, index: number, balances: Record<string, number> }>(
+        '/v1/pool/pay', { to: opts.to, amountSats: opts.amount, timeoutMs }, { timeoutMs: timeoutMs + CALL_SLACK_MS }))
+      output(opts.json === true, r, () => `paid ${fmtSats(opts.amount)} sats to ${opts.to}: state ${r.state} of the ${r.poolLabel} (board index ${r.index})\n` +
+        `  balances ${Object.entries(r.balances).map(([n, b]) => `${n} ${fmtSats(b)}`).join(', ')}`)
+    })
+
+  pool.command('partition')
+    .description('partition your current pool among you and the online members you name; the others\' balances are untouched')
+    .addOption(datadirOption())
+    .requiredOption('--with <members>', 'the other actives, comma-separated (e.g. node2,node3)', parseMembers)
+    .option('--pay <member:sats>', 'move sats from you to another active in the partition (repeatable)', collectPay, [] as Array<{ to: string, amountSats: string }>)
+    .option('--timeout <seconds>', 'how long to wait for every active\'s signature', parseTimeout, DEFAULT_TIMEOUT_S)
+    .option('--json', 'print JSON')
+    .action(async (opts: { datadir?: string, with: string[], pay: Array<{ to: string, amountSats: string }>, timeout: number, json?: boolean }) => {
+      const timeoutMs = Math.round(opts.timeout * 1000)
+      const r = await call(async () => await client(opts).post<{ statementId: string, index: number, poolLabel: string, parent: string, actives: string[], balances: Record<string, number> }>(
+        '/v1/pool/partition', { with: opts.with, pay: opts.pay, timeoutMs }, { timeoutMs: timeoutMs + CALL_SLACK_MS }))
+      output(opts.json === true, r, () => [
+        `accepted: ${r.poolLabel} of the ${r.parent}, committed at board index ${r.index}`,
+        `  statement ${r.statementId}`,
+        `  actives   ${r.actives.join(', ')}`,
+        `  balances  ${Object.entries(r.balances).map(([n, b]) => `${n} ${fmtSats(b)}`).join(', ')}`
+      ].join('\n'))
+    })
+
+  pool.command('kick')
+    .description('kick a member out of its current pool with its kick-out Withdraw (valid from height T + X + 1)')
+    .argument('<member>', 'member name, peer id or member key')
+    .addOption(datadirOption())
+    .option('--json', 'print JSON')
+    .action(async (member: string, opts: { datadir?: string, json?: boolean }) => {
+      const r = await call(async () => await client(opts).post<{ member: string, poolLabel: string, state: number, index: number, height: number, exitSats: number, txid: string, continuationLabel: string | null }>(
+        '/v1/pool/kick', { member }, { timeoutMs: CALL_SLACK_MS }))
+      output(opts.json === true, r, () => [
+        `kicked ${r.member} out of the ${r.poolLabel} (state ${r.state}) at height ${r.height}, board index ${r.index}`,
+        `  ${fmtSats(r.exitSats)} sats paid to ${r.member} on chain by kick-out Withdraw ${r.txid}`,
+        `  ${r.continuationLabel === null ? 'nothing remains in the pool' : `the others go on in the ${r.continuationLabel}`}`
+      ].join('\n'))
+    })
+
+  pool.command('evidence')
+    .description('proofs that a member signed two conflicting partition statements')
+    .addOption(datadirOption())
+    .option('--json', 'print JSON')
+    .action(async (opts: { datadir?: string, json?: boolean }) => {
+      interface S { statementId: string, parent: string, actives: string[], board: { status: string, index: number } | null }
+      const r = await call(async () => await client(opts).get<{ evidence: Array<{ id: string, member: string, index: number, source: string, first: S, second: S }> }>('/v1/pool/evidence'))
+      const describe = (s: S): string => `${s.statementId.slice(0, 16)} (${s.actives.join(', ')}; ${s.board === null ? 'never on the board' : `${s.board.status} at index ${s.board.index}`}) of the ${s.parent}`
+      output(opts.json === true, r, () => r.evidence.length === 0
+        ? 'no evidence of equivocation on the board'
+        : r.evidence.map((e) => `${e.member} signed two conflicting statements (recorded at board index ${e.index}, ${e.source === 'conflict' ? 'from a conflicting statement' : 'by gossip'}):\n  ${describe(e.first)}\n  ${describe(e.second)}`).join('\n'))
+    })
+
+  return pool
+}
+
+export function chainCommand (): Command {
+  const chain = new Command('chain').description('the simulated chain: its height is on the board, so every member agrees on it')
+
+  chain.command('status')
+    .description('height of the simulated chain and the block interval')
+    .addOption(datadirOption())
+    .option('--json', 'print JSON')
+    .action(async (opts: { datadir?: string, json?: boolean }) => {
+      const r = await call(async () => await client(opts).get<{ height: number, blockIntervalS: number }>('/v1/chain/status'))
+      output(opts.json === true, r, () => `height ${r.height}; ${r.blockIntervalS === 0 ? 'blocks only by poolboard chain mine' : `the board leader mines a block every ${r.blockIntervalS} s`}`)
+    })
+
+  chain.command('mine')
+    .description('mine N blocks (one board entry) and wait until it is applied here')
+    .argument('<n>', 'number of blocks (1 to 10000)', parsePositive)
+    .addOption(datadirOption())
+    .option('--json', 'print JSON')
+    .action(async (n: number, opts: { datadir?: string, json?: boolean }) => {
+      const r = await call(async () => await client(opts).post<{ height: number, index: number }>('/v1/chain/mine', { blocks: n }, { timeoutMs: CALL_SLACK_MS }))
+      output(opts.json === true, r, () => `mined ${n} block${n === 1 ? '' : 's'}: height ${r.height} (board index ${r.index})`)
+    })
+
+  return chain
+}
+
+export function labCommand (): Command {
+  const lab = new Command('lab').description('(lab mode) adversarial behaviours, to watch the defences work')
+
+  lab.command('equivocate')
+    .description('sign a partition that conflicts with one this member already signed, and ask MEMBERS to sign it too')
+    .addOption(datadirOption())
+    .requiredOption('--with <members>', 'the members asked to join the conflicting partition, comma-separated', parseMembers)
+    .option('--timeout <seconds>', 'how long to wait for their answers', parseTimeout, DEFAULT_TIMEOUT_S)
+    .option('--json', 'print JSON')
+    .action(async (opts: { datadir?: string, with: string[], timeout: number, json?: boolean }) => {
+      const timeoutMs = Math.round(opts.timeout * 1000)
+      const r = await call(async () => await client(opts).post<{ outcome: string, statementId: string, actives?: string[], first: { statementId: string, actives: string[], index: number | null }, message?: string, refusals?: RefusalView[] }>(
+        '/v1/lab/equivocate', { with: opts.with, timeoutMs }, { timeoutMs: timeoutMs + CALL_SLACK_MS }))
+      output(opts.json === true, r, () => {
+        const lines = [
+          `signed statement ${r.statementId.slice(0, 16)}, which spends the same Withdraw output as statement ${r.first.statementId.slice(0, 16)} (${r.first.actives.join(', ')}${r.first.index === null ? '' : `; accepted at board index ${r.first.index}`})`
+        ]
+        if (r.outcome === 'refused') {
+          for (const f of r.refusals ?? []) lines.push(`refused by ${f.member}: ${f.reason}`)
+          lines.push('the honest members would not sign; the equivocation is evidence now: poolboard pool evidence')
+        } else if (r.outcome === 'accepted') {
+          lines.push('every member asked signed it, and the board accepted it (the first statement was never committed)')
+        } else {
+          lines.push(`${r.outcome}: ${r.message ?? ''}`)
+        }
+        return lines.join('\n')
+      })
+      if (r.outcome === 'failed') process.exitCode = 1
+    })
+
+  return lab
+}
