@@ -31,6 +31,8 @@ export class RaftLog {
   applying: number;
   /** First index not yet handed out for persisting. */
   unstableFrom: number;
+  /** The log is durable up to here (handed out in a Ready that was advanced); <= lastIndex. */
+  persistedIndex: number;
   /** A snapshot received from a leader, not yet handed out for persisting. */
   pendingSnapshot: Snapshot | null = null;
 
@@ -43,6 +45,7 @@ export class RaftLog {
     this.applying = applied;
     this.appendUnchecked(entries);
     this.unstableFrom = this.lastIndex() + 1; // restored entries are already durable
+    this.persistedIndex = this.lastIndex();
   }
 
   // ---- reads -----------------------------------------------------------------------------
@@ -180,6 +183,7 @@ export class RaftLog {
     this.entries.length = from - this.snap.index - 1;
     while (this.confs.length > 0 && this.confs[this.confs.length - 1]!.index >= from) this.confs.pop();
     if (this.unstableFrom > from) this.unstableFrom = from;
+    if (this.persistedIndex >= from) this.persistedIndex = from - 1;
   }
 
   commitTo(index: number): void {
@@ -197,6 +201,7 @@ export class RaftLog {
     this.committed = snapshot.meta.index;
     this.applying = Math.max(this.applying, snapshot.meta.index);
     this.unstableFrom = snapshot.meta.index + 1;
+    this.persistedIndex = Math.min(this.persistedIndex, snapshot.meta.index);
     this.pendingSnapshot = snapshot;
   }
 
@@ -225,6 +230,11 @@ export class RaftLog {
   }
 
   // ---- Ready support -------------------------------------------------------------------------
+
+  /** A Ready whose last entry (or snapshot) was (index, hash) is durable: so is the log up to it, if still there. */
+  markPersisted(index: number, hash: Uint8Array): void {
+    if (index > this.persistedIndex && this.matches(index, this.term(index) ?? -1, hash)) this.persistedIndex = index;
+  }
 
   hasUnstableEntries(): boolean {
     return this.unstableFrom <= this.lastIndex();

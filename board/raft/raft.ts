@@ -314,10 +314,22 @@ export class Raft {
   /** Acknowledges that `rd` was persisted, sent and applied as the contract in types.ts says. */
   advance(rd: Ready): void {
     assert(rd === this.outstanding, 'advance() must receive the Ready returned by the last ready()');
-    if (rd.snapshot !== null) this.log.applied = Math.max(this.log.applied, rd.snapshot.meta.index);
+    this.outstanding = null;
+    if (rd.snapshot !== null) {
+      this.log.applied = Math.max(this.log.applied, rd.snapshot.meta.index);
+      this.log.markPersisted(rd.snapshot.meta.index, rd.snapshot.meta.hash);
+    }
     const n = rd.committedEntries.length;
     if (n > 0) this.log.applied = Math.max(this.log.applied, rd.committedEntries[n - 1]!.index);
-    this.outstanding = null;
+    if (rd.entries.length > 0) {
+      const last = rd.entries[rd.entries.length - 1]!;
+      this.log.markPersisted(last.index, last.hash);
+      // The leader's own copy counts toward a quorum only once it is durable, so a driver may
+      // send the leader's appends while its own write is still in progress (thesis §10.2.1).
+      if (this.role === 'leader' && this.tracker.progress.get(this.id)?.maybeUpdate(this.log.persistedIndex) === true) {
+        if (this.maybeCommit()) this.afterLeaderCommit();
+      }
+    }
   }
 
   status(): Status {
@@ -459,8 +471,9 @@ export class Raft {
     this.syncProgressWithConfiguration();
     const self = this.tracker.progress.get(this.id);
     if (self !== undefined) {
-      self.match = this.log.lastIndex();
+      self.match = this.log.persistedIndex;
       self.becomeReplicate();
+      self.next = this.log.lastIndex() + 1;
       self.recentActive = true;
     }
     // An entry of the new term: committing it commits everything before it (§5.4.2) and lets
@@ -703,9 +716,7 @@ export class Raft {
     this.log.append([e]);
     this.uncommittedBytes += data.length;
     this.syncProgressWithConfiguration();
-    // The leader's own copy counts toward the quorum. It is not yet durable, but no follower sees
-    // the entry before the Ready carrying it is persisted, so no quorum can form without it.
-    this.tracker.progress.get(this.id)?.maybeUpdate(e.index);
+    // The leader's own copy counts toward the quorum once durable (see advance()).
     this.broadcastEntries = true;
     if (this.maybeCommit()) this.afterLeaderCommit();
     return e;
@@ -783,8 +794,9 @@ export class Raft {
         // A new member gets a full election timeout before check-quorum holds its silence against us.
         fresh.recentActive = true;
         if (id === this.id) {
-          fresh.match = this.log.lastIndex();
+          fresh.match = this.log.persistedIndex;
           fresh.becomeReplicate();
+          fresh.next = this.log.lastIndex() + 1;
         }
         this.tracker.progress.set(id, fresh);
       }

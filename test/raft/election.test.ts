@@ -142,7 +142,22 @@ describe('raft §5.2 leader election', () => {
     const l = c.elect('n1');
     assert.equal(l.currentRole, 'leader');
     const r = l.propose(new TextEncoder().encode('x'));
+    assert.ok(l.commitIndex < r.index, 'not before the entry is durable on the leader itself');
+    c.node('n1').handle();
     assert.equal(l.commitIndex, r.index);
+  });
+
+  it('§5.3: the leader counts its own copy only once durable (its appends may go out during its write)', () => {
+    const c = new Cluster({ voters: 3 });
+    const l = c.elect('n1');
+    l.propose(new TextEncoder().encode('x'));
+    const rd = l.ready(); // not yet persisted
+    for (const m of rd.messages) if (m.to === 'n2') c.deliver(m);
+    for (const m of c.node('n2').handle()) c.deliver(m);
+    assert.ok(l.commitIndex < l.lastIndex, 'one durable copy (n2) of three is not a quorum');
+    c.node('n1').store.persist(rd);
+    l.advance(rd);
+    assert.equal(l.commitIndex, l.lastIndex, 'durable on n1 and n2');
   });
 });
 

@@ -38,6 +38,9 @@ import { Prng } from './prng.js';
 /** Simulated time units per tick. Message delays and disk latencies are in units. */
 const TICK_UNITS = 10;
 
+/** Messages a driver may send before the Ready's batch is synced (see docs/raft.md). */
+const LEADER_MESSAGES: ReadonlySet<Message['type']> = new Set(['app', 'heartbeat', 'snap', 'timeoutNow', 'readIndexResp']);
+
 export interface SimOptions {
   readonly seed: number;
   /** Voters of the initial cluster. */
@@ -109,6 +112,8 @@ interface Params {
   payloadMaxBytes: number;
   /** 'churn' keeps knocking out whichever node leads (isolation, kill and quick restart). */
   nemesis: 'mixed' | 'churn';
+  /** The driver sends a leader's own messages (appends, heartbeats...) before its batch is synced. */
+  leaderSendsEarly: boolean;
 }
 
 function drawParams(rng: Prng): Params {
@@ -148,6 +153,7 @@ function drawParams(rng: Prng): Params {
     transferIntervalUnits: rng.pick([200, 600, 2000]),
     payloadMaxBytes: rng.pick([8, 64, 200]),
     nemesis: 'mixed',
+    leaderSendsEarly: rng.chance(0.5),
   };
   if (rng.chance(0.4)) {
     // Short election timeouts: many leaderships per run.
@@ -165,7 +171,7 @@ function describeParams(p: Params): string {
     `election=${r.electionTicks} heartbeat=${r.heartbeatTicks} preVote=${r.preVote} checkQuorum=${r.checkQuorum} ` +
     `verifyHashChain=${r.verifyHashChain} maxMsg=${r.maxMessageBytes} inflight=${r.maxInflightMsgs} ` +
     `uncommitted=${r.maxUncommittedBytes} drop=${p.dropRate} dup=${p.dupRate} delay<=${p.maxDelayUnits} ` +
-    `faultEvery=${p.faultIntervalUnits} nemesis=${p.nemesis} compactEvery=${p.compactEvery}`
+    `faultEvery=${p.faultIntervalUnits} nemesis=${p.nemesis} compactEvery=${p.compactEvery} leaderSendsEarly=${p.leaderSendsEarly}`
   );
 }
 
@@ -242,6 +248,8 @@ class Simulation {
   private steps = 0;
   private phase: 'chaos' | 'quiet' = 'chaos';
   private quietDeadline = 0;
+  /** A run that takes this many steps is stuck in a message storm. */
+  private readonly stepLimit: number;
   private readonly nodes = new Map<NodeId, SimNode>();
   private nextNodeNumber = 1;
   /** Directed cut links "from>to" with a reference count (overlapping partitions). */
@@ -292,6 +300,7 @@ class Simulation {
     this.bug = opts.bug ?? null;
     this.factory = raftFactory(this.bug);
     this.traceLength = opts.traceEvents ?? 50;
+    this.stepLimit = Math.max(60 * opts.steps, 100_000);
     const ids: NodeId[] = [];
     for (let i = 0; i < opts.nodes; i++) ids.push(this.newNodeId());
     const initial: Configuration = { voters: ids, learners: [] };
@@ -315,6 +324,9 @@ class Simulation {
         this.process(ev);
         this.checkStep();
         if (this.phase === 'chaos' && this.steps >= this.opts.steps) this.startQuiet();
+        if (this.steps > this.stepLimit) {
+          throw new Violation(`liveness: more than ${this.stepLimit} steps (${this.steps - this.opts.steps} after faults stopped): a message storm?`);
+        }
         if (this.phase === 'quiet' && this.steps % 16 === 0) {
           const missing = this.convergenceProblem();
           if (missing === null) break;
@@ -478,6 +490,10 @@ class Simulation {
       node.syncing = rd;
       const mustWrite = rd.hardState !== null || rd.entries.length > 0 || rd.snapshot !== null;
       if (this.bug === 'ack-before-persist') this.sendAll(rd.messages);
+      else if (mustWrite && this.params.leaderSendsEarly) {
+        // Allowed by the contract: what a leader sends does not depend on its own durability.
+        for (const m of rd.messages) if (LEADER_MESSAGES.has(m.type)) this.send(m);
+      }
       if (mustWrite) {
         const batch: Batch = { hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot };
         node.disk.write(batch);
@@ -512,7 +528,10 @@ class Simulation {
     if (rd.softState !== null) {
       this.record(node.id, `becomes ${rd.softState.role} (term ${raft.currentTerm}, leader ${rd.softState.leader ?? '-'})`);
     }
-    if (this.bug !== 'ack-before-persist') this.sendAll(rd.messages);
+    if (this.bug !== 'ack-before-persist') {
+      const early = this.params.leaderSendsEarly && (rd.hardState !== null || rd.entries.length > 0 || rd.snapshot !== null);
+      for (const m of rd.messages) if (!early || !LEADER_MESSAGES.has(m.type)) this.send(m);
+    }
     if (rd.alarms.length > 0) {
       const a = rd.alarms[0]!;
       throw new Violation(`alarm in an honest run on ${node.id}: ${JSON.stringify(a, (_k, v) => (v instanceof Uint8Array ? toHex(v).slice(0, 12) : v))}`);
@@ -1077,7 +1096,7 @@ class Simulation {
       }
     }
     if (holders < need) {
-      throw new Violation(`committed entry ${c} is durable on only ${holders} of voters [${config.voters.join(',')}] (need ${need}): it could be lost`);
+      throw new Violation(`durability: committed entry ${c} is durable on only ${holders} of voters [${config.voters.join(',')}] (need ${need}): it could be lost`);
     }
   }
 
