@@ -221,6 +221,11 @@ export type MessageType = Message['type'];
  * being handled (their output goes into the next Ready); ready() may not be called again before
  * advance(). A driver that sends a message or applies an entry before the batch is synced can
  * make the cluster lose a committed entry or elect two leaders in one term.
+ *
+ * One exception (the leader's parallel write, Raft thesis §10.2.1): messages only a leader sends
+ * ('app', 'heartbeat', 'snap', 'timeoutNow', 'readIndexResp') may go out before the sync, because
+ * the leader counts its own copy of an entry only after advance(). Votes, vote and append
+ * responses, heartbeat responses and forwarded requests must wait for the sync.
  */
 export interface Ready {
   /** Present when role or leader changed since the previous Ready. Not persisted. */
