@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { randomInt } from 'node:crypto'
+import { randomBytes, randomInt } from 'node:crypto'
 import { decodeHistory, encodeHistory, verifyHistory } from '../board/history.js'
 import {
   bootstrapState, joiningState, ProposalError, Raft, toHex, ZERO_HASH,
@@ -94,6 +94,12 @@ export class Board {
   /** Reads confirmed by the leader, waiting for this node to apply up to their index. */
   private readonly confirmedReads: Array<{ index: number, waiter: Waiter<number> }> = []
   private readCounter = 0n
+  /**
+   * Read contexts are this node's random prefix and a counter: the leader ignores a read whose
+   * context is already pending, so two members (or one member before and after a restart) must
+   * never send the same context.
+   */
+  private readonly readPrefix = randomBytes(8)
   private applied: number
   private readonly snapshotsSending = new Set<NodeId>()
   /** Verified entries of a snapshot stepped into the core, kept until its Ready persists them. */
@@ -165,8 +171,9 @@ export class Board {
   async linearizableRead (timeoutMs: number): Promise<number> {
     this.checkOpen()
     if (this.reads.size >= MAX_PENDING_READS) throw new BoardError('refused', `more than ${MAX_PENDING_READS} reads pending`)
-    const context = new Uint8Array(8)
-    new DataView(context.buffer).setBigUint64(0, ++this.readCounter)
+    const context = new Uint8Array(16)
+    context.set(this.readPrefix, 0)
+    new DataView(context.buffer).setBigUint64(8, ++this.readCounter)
     const key = toHex(context)
     const promise = new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => {
