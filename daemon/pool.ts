@@ -230,9 +230,9 @@ export class PoolService {
         round: toHex(r.roundId).slice(0, 16),
         what: r.what,
         deadlineInMs: Math.max(0, r.deadlineMs - nowMs),
-        signed: r.needed.filter((k) => r.shares.has(toHex(k))).map((k) => this.members.nameOf(k)),
-        refused: r.needed.filter((k) => r.refusals.has(toHex(k))).map((k) => this.members.nameOf(k)),
-        missing: r.needed.filter((k) => !r.shares.has(toHex(k)) && !r.refusals.has(toHex(k))).map((k) => this.members.nameOf(k))
+        signed: this.nameList(r.needed.filter((k) => r.shares.has(toHex(k)))),
+        refused: this.nameList(r.needed.filter((k) => r.refusals.has(toHex(k)))),
+        missing: this.nameList(r.needed.filter((k) => !r.shares.has(toHex(k)) && !r.refusals.has(toHex(k))))
       })),
       gossip: { ...this.gossip.stats(), topic: this.gossip.topic, subscribers: this.gossip.subscribers().length }
     }
@@ -256,7 +256,7 @@ export class PoolService {
     return {
       statementId: toHex(id),
       parent: describeStateRef(s.parent),
-      actives: s.actives.map((k) => this.members.nameOf(k)),
+      actives: this.nameList(s.actives),
       balances: Object.fromEntries(s.actives.map((k, i) => [this.members.nameOf(k), s.newBalances[i]])),
       board: record === undefined ? null : { status: record.status, index: record.index }
     }
@@ -305,7 +305,7 @@ export class PoolService {
     return {
       poolId: toHex(poolId),
       index: result.index,
-      members: state0.pool.members.map((k) => this.members.nameOf(k)),
+      members: this.nameList(state0.pool.members),
       balances: this.namedBalances(state0),
       kickoutDelayBlocks: genesis.kickoutDelayBlocks,
       creationHeight: genesis.creationHeight
@@ -417,7 +417,7 @@ export class PoolService {
       const accepted = this.options.poolBoard.statement(earlier.statementId)
       if (!same && accepted?.status !== 'accepted') {
         throw new PoolError('refused', `you already signed statement ${short(earlier.statementId)} (${this.names(e.actives)}) spending your Withdraw output of the ${where}, and it never reached the board; ` +
-          `a member never signs two statements spending one output: only that one can still be completed (poolboard pool partition --with ${e.actives.filter((k) => !equalBytes(k, me)).map((k) => this.members.nameOf(k)).join(',')})`)
+          `a member never signs two statements spending one output: only that one can still be completed (poolboard pool partition --with ${this.nameList(e.actives.filter((k) => !equalBytes(k, me))).join(',')})`)
       }
       if (same) heightT = e.heightT
     }
@@ -469,7 +469,7 @@ export class PoolService {
     this.options.logger.warn({ statement: toHex(id), first: toHex(signed.statementId) }, 'lab: signing a statement that conflicts with one this member already signed')
     const own = makeSignatureShare({ kind: 'statement', poolId: statement.poolId, roundId: request.roundId, subject: id, member: me }, this.options.memberSecret, randomBytes(32))
     const first = poolBoard.statement(signed.statementId)
-    const firstView = { statementId: toHex(signed.statementId), actives: signed.statement.actives.map((k) => this.members.nameOf(k)), index: first?.status === 'accepted' ? first.index : null }
+    const firstView = { statementId: toHex(signed.statementId), actives: this.nameList(signed.statement.actives), index: first?.status === 'accepted' ? first.index : null }
     try {
       const accepted = await this.runPartition(request, statement, own, deadlineMs, where)
       return { outcome: 'accepted', statementId: toHex(id), first: firstView, accepted }
@@ -477,7 +477,7 @@ export class PoolService {
       if (!(err instanceof PoolError)) throw err
       const refusals = (err.details.refusals ?? []) as RefusalView[]
       const outcome = err.code === 'round-failed' && refusals.length > 0 ? 'refused' : err.code === 'rejected' ? 'rejected' : 'failed'
-      return { outcome, statementId: toHex(id), actives: activeKeys.map((k) => this.members.nameOf(k)), first: firstView, message: err.message, refusals }
+      return { outcome, statementId: toHex(id), actives: this.nameList(activeKeys), first: firstView, message: err.message, refusals }
     }
   }
 
@@ -538,7 +538,7 @@ export class PoolService {
       pool: refId({ kind: 'partition', statementId: id }),
       poolLabel: describePoolRef({ kind: 'partition', statementId: id }),
       parent: where,
-      actives: statement.actives.map((k) => this.members.nameOf(k)),
+      actives: this.nameList(statement.actives),
       balances: sub === undefined ? {} : this.namedBalances(sub)
     }
   }
@@ -581,20 +581,20 @@ export class PoolService {
     if (round.shares.size === round.needed.length) return
     const me = toHex(this.options.memberKey)
     const missing = round.needed.filter((k) => !round.shares.has(toHex(k)) && !round.refusals.has(toHex(k)))
-    const refusals: RefusalView[] = [...round.refusals.values()].map((r) => ({
+    const refusals: RefusalView[] = [...round.refusals.values()].sort((a, b) => byName(this.members.nameOf(a.member), this.members.nameOf(b.member))).map((r) => ({
       member: this.members.nameOf(r.member),
       code: r.code,
       reason: r.reason,
       conflict: r.conflict === null ? null : { statementId: toHex(r.conflict.statementId), index: r.conflict.index }
     }))
-    const answered = round.needed.filter((k) => toHex(k) !== me && (round.shares.has(toHex(k)) || round.refusals.has(toHex(k)))).map((k) => this.members.nameOf(k))
+    const answered = this.nameList(round.needed.filter((k) => toHex(k) !== me && (round.shares.has(toHex(k)) || round.refusals.has(toHex(k)))))
     const parts: string[] = []
     if (refusals.length > 0) parts.push(refusals.map((r) => `${r.member} refused: ${r.reason}`).join('; '))
     if (missing.length > 0) parts.push(`${this.names(missing)} did not sign before the deadline (${Math.round((round.deadlineMs - round.startedMs) / 1000)} s)`)
     const hint = missing.length > 0 ? advice(answered) : ''
     throw new PoolError('round-failed', `could not ${action}: ${parts.join('; ')}${hint === '' ? '' : `; ${hint}`}`, {
-      missing: missing.map((k) => this.members.nameOf(k)),
-      signed: round.needed.filter((k) => round.shares.has(toHex(k))).map((k) => this.members.nameOf(k)),
+      missing: this.nameList(missing),
+      signed: this.nameList(round.needed.filter((k) => round.shares.has(toHex(k)))),
       refusals
     })
   }
@@ -826,6 +826,8 @@ export class PoolService {
   }
 
   private refuseEquivocator (proposer: Uint8Array): void {
+    // Our own request goes out regardless: the other members will refuse it, and say why.
+    if (equalBytes(proposer, this.options.memberKey)) return
     if (this.options.poolBoard.equivocators().some((k) => equalBytes(k, proposer))) {
       throw new WontSign('equivocator', `${this.members.nameOf(proposer)} is proven to have signed conflicting statements (evidence on the board); I do not sign its requests`)
     }
@@ -991,12 +993,17 @@ export class PoolService {
     }
   }
 
+  /** Member names for people, in natural order (node2 before node10). */
   private names (keys: readonly Uint8Array[]): string {
-    return keys.map((k) => this.members.nameOf(k)).join(', ')
+    return this.nameList(keys).join(', ')
+  }
+
+  private nameList (keys: readonly Uint8Array[]): string[] {
+    return keys.map((k) => this.members.nameOf(k)).sort(byName)
   }
 
   private namedBalances (state: PoolState): Record<string, bigint> {
-    return Object.fromEntries(state.pool.members.map((k, i) => [this.members.nameOf(k), state.balances[i]]))
+    return Object.fromEntries(state.pool.members.map((k, i) => [this.members.nameOf(k), state.balances[i]] as const).sort(([a], [b]) => byName(a, b)))
   }
 
   /** "9f3a21c0d4e5b6a7 (node1, node2, node3; accepted at board index 14)". */
@@ -1022,6 +1029,10 @@ export interface StatementSummary {
 
 /** A request that cannot be genuine (another pool's id): dropped, not refused. */
 class Forged extends Error {}
+
+function byName (a: string, b: string): number {
+  return a.localeCompare(b, 'en', { numeric: true })
+}
 
 function settled (round: Round): boolean {
   return round.shares.size + round.refusals.size >= round.needed.length
