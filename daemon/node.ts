@@ -265,6 +265,8 @@ export class PoolboardNode {
     gauge('poolboard_board_applied_index', 'Highest board index applied on this node', () => this.board.appliedIndex)
     gauge('poolboard_signature_cache_hits', 'Signature checks answered by the cache', () => this.poolBoard.signatureCache.stats().hits)
     gauge('poolboard_board_alarms', 'Alarms raised: a member offered a log conflicting with committed entries', () => this.board.status().alarms)
+    gauge('poolboard_gossip_received', 'Pool gossip messages received', () => this.pool?.gossip.stats().received ?? 0)
+    gauge('poolboard_gossip_dropped', 'Pool gossip messages dropped: malformed, forged, from a stranger, over a limit', () => Object.values(this.pool?.gossip.stats().dropped ?? {}).reduce((a, b) => a + b, 0))
   }
 }
 

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { BoardClient } from '../helpers/board.js'
 import { TestCluster } from '../helpers/cluster.js'
 import { assertConserved, find, PoolDriver, type PoolStatus } from '../helpers/pool.js'
 
@@ -179,5 +180,28 @@ describe('the pool on real nodes (5 processes)', function () {
     assert.equal(text.code, 0)
     assert.match(text.stdout, /proven equivocators: node3/)
     assert.match(text.stdout, /node2 +\(kicked out\)/)
+  })
+})
+
+describe('the simulated chain on real nodes (3 processes, one block a second)', function () {
+  this.timeout(120_000)
+  let cluster: TestCluster
+  let pool: PoolDriver
+
+  before(async () => {
+    cluster = await TestCluster.up(3, ['--set', 'block-interval-s=1'])
+    pool = new PoolDriver(cluster)
+  })
+  after(async () => { await cluster.destroy() })
+
+  it('the board leader mines; every node agrees on the height, and a new leader goes on mining', async () => {
+    const s = await pool.waitAgreed([1, 2, 3], 'a height of 2 or more', (s) => s.chainHeight >= 2)
+    const board = new BoardClient(cluster)
+    const leader = await board.waitForLeader()
+    await cluster.run('stop', String(leader))
+    const others = [1, 2, 3].filter((i) => i !== leader)
+    await pool.waitAgreed(others, 'more blocks under the new leader', (t) => t.chainHeight >= s.chainHeight + 2)
+    const status = await pool.json<{ height: number, blockIntervalS: number }>(others[0], 'chain', 'status')
+    assert.equal(status.blockIntervalS, 1)
   })
 })
