@@ -378,8 +378,10 @@ export class PoolService {
    */
   async partition (params: { with: string[], pay?: Array<{ to: string, amountSats: bigint }>, timeoutMs?: number }): Promise<Record<string, unknown>> {
     const timeoutMs = roundTimeout(params.timeoutMs)
+    const startMs = performance.now()
     const deadlineMs = Date.now() + timeoutMs
     await this.read()
+    const readMs = performance.now() - startMs
     const me = this.options.memberKey
     const home = this.requireHome(me, 'you')
     const parent = home.view
@@ -431,7 +433,7 @@ export class PoolService {
       throw err
     }
     const own = await this.decideAsProposer(async () => await this.decidePartition(request, { alreadyRead: true }))
-    return await this.runPartition(request, statement, own, deadlineMs, where)
+    return await this.runPartition(request, statement, own, deadlineMs, where, { startMs, readMs })
   }
 
   /**
@@ -513,18 +515,23 @@ export class PoolService {
   // ------------------------------------------------------------------------------------------
   // rounds
 
-  private async runPartition (request: PartitionRequest, statement: PartitionStatement, own: SignatureShare, deadlineMs: number, where: string): Promise<Record<string, unknown>> {
+  private async runPartition (request: PartitionRequest, statement: PartitionStatement, own: SignatureShare, deadlineMs: number, where: string,
+    timing: { startMs: number, readMs: number } = { startMs: performance.now(), readMs: 0 }): Promise<Record<string, unknown>> {
     const id = statementId(statement)
     const what = `partition ${short(id)} of the ${where} among ${this.names(statement.actives)}`
     this.watchStatement(statement, request.roundId)
     const round = this.newRound('partition', request.roundId, statement.poolId, what, 'statement', id, statement.actives, deadlineMs)
     round.shares.set(toHex(own.member), own.signature)
     // Our own signature goes out too: any member can then check it against the statements it knows.
+    const gatherFromMs = performance.now()
     await this.runRound(round, [{ kind: 'partition-request', request }, { kind: 'share', share: own }])
+    const gatherMs = performance.now() - gatherFromMs
     this.throwUnlessComplete(round, `make ${what}`, (answered) => answered.length === 0 ? '' : `the ones who answered: ${answered.join(', ')}`)
     let complete = statement
     for (const k of statement.actives) complete = withStatementSignature(complete, k, round.shares.get(toHex(k))!)
+    const commitFromMs = performance.now()
     const result = await this.entries.propose(encodeStatementEntry(complete), BOARD_TIMEOUT_MS)
+    const commitMs = performance.now() - commitFromMs
     const record = this.options.poolBoard.statement(id)
     if (result.outcome !== 'accepted' || record?.status !== 'accepted') {
       const conflict = record?.conflictsWith == null ? undefined : this.options.poolBoard.statement(record.conflictsWith)
@@ -532,6 +539,11 @@ export class PoolService {
         (conflict?.statement != null ? ` — the conflicting statement is ${this.describeStatement(conflict)}` : ''), { index: result.index })
     }
     const sub = this.options.poolBoard.currentState({ kind: 'partition', statementId: id })
+    // Where the time went, for operators: the read, the signatures by gossip, the board's commit.
+    this.options.logger.info({
+      statement: toHex(id).slice(0, 16), index: result.index,
+      readMs: Math.round(timing.readMs), gatherMs: Math.round(gatherMs), commitMs: Math.round(commitMs), totalMs: Math.round(performance.now() - timing.startMs)
+    }, 'partition accepted')
     return {
       statementId: toHex(id),
       index: result.index,
@@ -644,8 +656,10 @@ export class PoolService {
     this.answering.add(key)
     const run = async (): Promise<void> => {
       let msg: GossipMessage | null
+      const fromMs = performance.now()
       try {
         const share = await decide()
+        this.options.logger.debug({ round: key.slice(0, 16), decideMs: Math.round(performance.now() - fromMs), signed: share !== null }, 'answered a request')
         msg = share === null ? null : { kind: 'share', share }
       } catch (err) {
         if (err instanceof Forged) { this.gossip.drop('wrong-pool', from, err.message); return }

@@ -1,0 +1,162 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { encodeGenesisEntry, encodeStatementEntry } from '../board/entries.js'
+import { PoolBoard } from '../board/pool-board.js'
+import { makeEntry, ZERO_HASH, type Entry } from '../board/raft/index.js'
+import { SignatureCache } from '../board/signature-cache.js'
+import {
+  buildPartitionStatement, initialState, makeGenesis, partitionInitialState, publicKeyOf, secretKeyFromSeed, signState,
+  signStatement, statementId, withStatementSignature, type PartitionStatement, type PoolState
+} from '../protocol/index.js'
+import { renderTable } from '../daemon/table.js'
+import { BenchCluster } from './board.js'
+import { fmt, summarize, writeResult, type Summary } from './lib.js'
+
+/**
+ * `npm run bench -- pool`:
+ *
+ * 1. partition latency on real nodes: the time from asking a node for a partition (admin API) to
+ *    its answer, which comes once the statement is committed and applied there without conflict;
+ *    3 actives in a 7-member pool, each partition nested in the previous one so all stay valid;
+ * 2. statements verified per second by PoolBoard.apply on one thread, with a cold signature cache
+ *    (every signature checked) and a warm one (signatures already checked when gossip brought them).
+ */
+
+interface ApiNode { index: number, datadir: string, api: string }
+
+async function post<T> (node: ApiNode, path: string, body: unknown, timeoutMs: number): Promise<T> {
+  const cookie = readFileSync(join(node.datadir, '.cookie'), 'utf8').trim()
+  const res = await fetch(`http://${node.api}${path}`, {
+    method: 'POST',
+    headers: { authorization: 'Basic ' + Buffer.from(cookie).toString('base64'), 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(timeoutMs)
+  })
+  const json = await res.json() as T & { error?: { message: string } }
+  if (!res.ok) throw new Error(`${path} on node ${node.index}: ${json.error?.message ?? res.status}`)
+  return json
+}
+
+async function partitionLatency (members: number, actives: number, count: number): Promise<{ latencyMs: Summary, samples: number[] }> {
+  process.stderr.write(`partition latency: a ${members}-member pool, ${actives} actives, ${count} partitions\n`)
+  const cluster = await BenchCluster.up(members, ['--pool', '--set', 'block-interval-s=0'])
+  try {
+    const nodes = (await cluster.nodes()).filter((n) => n.running)
+    const proposer = nodes[0]
+    const others = nodes.slice(1, actives).map((n) => `node${n.index}`)
+    // One partition first, unmeasured: the first round also waits for gossip subscriptions to settle.
+    await post(proposer, '/v1/pool/partition', { with: others }, 60_000)
+    const samples: number[] = []
+    for (let i = 0; i < count; i++) {
+      const t0 = performance.now()
+      await post(proposer, '/v1/pool/partition', { with: others }, 60_000)
+      samples.push(performance.now() - t0)
+      process.stderr.write(`\r  ${i + 1}/${count}: ${fmt(samples[i], 1)} ms   `)
+    }
+    process.stderr.write('\n')
+    return { latencyMs: summarize(samples), samples }
+  } finally {
+    await cluster.down()
+  }
+}
+
+interface ApplyRate { actives: number, statements: number, cold: { seconds: number, perS: number, misses: number }, warm: { seconds: number, perS: number, hits: number } }
+
+/** A chain of `count` valid statements, each partitioning the previous one's sub-pool among the same actives. */
+function statementChain (members: number, actives: number, count: number): { entries: Entry[], statements: PartitionStatement[] } {
+  const secrets = Array.from({ length: members }, (_, i) => secretKeyFromSeed(new TextEncoder().encode(`bench member ${i}`)))
+  const keys = secrets.map(publicKeyOf)
+  const secretOf = new Map(keys.map((k, i) => [Buffer.from(k).toString('hex'), secrets[i]]))
+  const genesis = makeGenesis({
+    members: keys.map((key, i) => ({ key, peerId: `12D3KooWbench${i}`, balanceSats: 100_000n })),
+    funding: { txid: new Uint8Array(32).fill(1), vout: 0 },
+    kickoutDelayBlocks: 144,
+    creationHeight: 0
+  })
+  const s0 = initialState(genesis)
+  const signatures = s0.pool.members.map((k) => signState(s0, secretOf.get(Buffer.from(k).toString('hex'))!))
+  const data: Uint8Array[] = [encodeGenesisEntry(genesis, { state: s0, signatures })]
+  const statements: PartitionStatement[] = []
+  let parent: PoolState = s0
+  for (let i = 0; i < count; i++) {
+    const chosen = parent.pool.members.slice(0, actives)
+    let stmt = buildPartitionStatement(parent, chosen, chosen.map((k) => parent.balances[parent.pool.members.indexOf(k)]), 0)
+    for (const k of stmt.actives) stmt = withStatementSignature(stmt, k, signStatement(stmt, secretOf.get(Buffer.from(k).toString('hex'))!))
+    statements.push(stmt)
+    data.push(encodeStatementEntry(stmt))
+    parent = partitionInitialState(parent.pool, stmt)
+  }
+  const entries: Entry[] = []
+  let prev = ZERO_HASH
+  data.forEach((d, i) => {
+    const e = makeEntry(prev, i + 1, 1, 'normal', d)
+    prev = e.hash
+    entries.push(e)
+  })
+  return { entries, statements }
+}
+
+function applyRate (members: number, actives: number, count: number): ApplyRate {
+  const { entries, statements } = statementChain(members, actives, count)
+  const applyAll = (board: PoolBoard): number => {
+    board.apply(entries[0])
+    const t0 = performance.now()
+    for (const e of entries.slice(1)) {
+      const { result } = board.apply(e)
+      if (result.outcome !== 'accepted') throw new Error(`statement at ${e.index} was ${result.outcome}: ${result.reason}`)
+    }
+    return (performance.now() - t0) / 1000
+  }
+  const coldCache = new SignatureCache()
+  const coldS = applyAll(new PoolBoard({ signatureCache: coldCache }))
+  // Warm: every statement signature was already checked once, as when gossip brought the shares.
+  const warmCache = new SignatureCache()
+  for (const s of statements) {
+    const id = statementId(s)
+    for (const { index, signature } of s.signatures) warmCache.verify(signature, id, s.actives[index])
+  }
+  const before = warmCache.stats().hits
+  const warmS = applyAll(new PoolBoard({ signatureCache: warmCache }))
+  return {
+    actives,
+    statements: count,
+    cold: { seconds: coldS, perS: count / coldS, misses: coldCache.stats().misses },
+    warm: { seconds: warmS, perS: count / warmS, hits: warmCache.stats().hits - before }
+  }
+}
+
+export async function run (argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      members: { type: 'string', default: '7' },
+      actives: { type: 'string', default: '3' },
+      partitions: { type: 'string', default: '20' },
+      statements: { type: 'string', default: '300' },
+      'skip-cluster': { type: 'boolean', default: false }
+    }
+  })
+  const members = Number(values.members)
+  const actives = Number(values.actives)
+  const statements = Number(values.statements)
+
+  const rates: ApplyRate[] = []
+  for (const a of [...new Set([actives, members])]) {
+    process.stderr.write(`PoolBoard.apply: ${statements} statements of ${a} actives ...\n`)
+    rates.push(applyRate(members, a, statements))
+  }
+  const latency = values['skip-cluster'] ? null : await partitionLatency(members, actives, Number(values.partitions))
+
+  if (latency !== null) {
+    process.stdout.write(`\npartition to accepted (admin API call on the proposer; ${actives} actives in a ${members}-member pool, all online, loopback)\n`)
+    process.stdout.write(renderTable(['partitions', 'p50 ms', 'p90 ms', 'p99 ms', 'min ms', 'max ms'], [[
+      String(latency.latencyMs.count), fmt(latency.latencyMs.p50), fmt(latency.latencyMs.p90), fmt(latency.latencyMs.p99), fmt(latency.latencyMs.min), fmt(latency.latencyMs.max)
+    ]], { alignRight: [0, 1, 2, 3, 4, 5] }) + '\n')
+  }
+  process.stdout.write('\nstatements applied per second by PoolBoard.apply on one thread (every one valid, with all its signatures)\n')
+  process.stdout.write(renderTable(['actives', 'statements', 'cold cache /s', 'warm cache /s', 'signatures checked cold', 'cache hits warm'], rates.map((r) => [
+    String(r.actives), String(r.statements), fmt(r.cold.perS, 0), fmt(r.warm.perS, 0), String(r.cold.misses), String(r.warm.hits)
+  ]), { alignRight: [0, 1, 2, 3, 4, 5] }) + '\n')
+  process.stdout.write(`results: ${writeResult('pool', { members, actives, partitionLatency: latency, applyRates: rates })}\n`)
+}
