@@ -1,6 +1,6 @@
 import type { PoolBoard, PoolTreeNode, PoolView } from '../board/pool-board.js'
 import { equalBytes, toHex } from '../protocol/bytes.js'
-import { describePoolRef, encodePoolRef, type PoolRef } from '../protocol/common.js'
+import { describePoolRef, encodePoolRef, equalPoolRefs, type PoolRef } from '../protocol/common.js'
 import { kickout } from '../protocol/rules.js'
 import type { PoolState } from '../protocol/state.js'
 
@@ -18,9 +18,28 @@ export function refId (ref: PoolRef): string {
   return `continuation/${toHex(encodePoolRef(ref))}`
 }
 
-/** A pool reference for people: `root pool`, `partition 9f3a21c0d4e5b6a7`, `continuation of …`. */
+/** A pool reference for people, without the board: `root pool`, `partition 9f3a21c0d4e5b6a7`, `continuation of …`. */
 export function refLabel (ref: PoolRef): string {
   return describePoolRef(ref)
+}
+
+/**
+ * Labels pools for people with what the board knows: a continuation is named after the member
+ * kicked out, e.g. `partition 9f3a21c0d4e5b6a7 without node3`.
+ */
+export function poolLabeller (board: PoolBoard, nameOf: NameOf): (ref: PoolRef) => string {
+  return (ref) => {
+    const without: string[] = []
+    let r = ref
+    while (r.kind === 'continuation') {
+      const c = r
+      const k = board.kickouts().find((x) => x.stateNumber === c.parentStateNumber && equalPoolRefs(x.pool, c.parent))
+      without.push(k === undefined ? `member ${c.evictedIndex}` : nameOf(k.member))
+      r = c.parent
+    }
+    const base = r.kind === 'root' ? 'root pool' : describePoolRef(r)
+    return without.length === 0 ? base : `${base} without ${without.reverse().join(', ')}`
+  }
 }
 
 /** Where a member's funds are now: the (open or frozen) pool in which its balance was not moved into a partition. */
@@ -94,6 +113,7 @@ export function poolStatusView (board: PoolBoard, nameOf: NameOf): PoolStatusVie
   const genesis = board.genesis
   const id = board.poolId
   const tree = board.poolTree()
+  const label = poolLabeller(board, nameOf)
   const nodes: PoolNodeView[] = []
   const build = (node: PoolTreeNode, parent: PoolNodeView | null): PoolNodeView => {
     const v = node.pool
@@ -102,7 +122,7 @@ export function poolStatusView (board: PoolBoard, nameOf: NameOf): PoolStatusVie
     for (const m of v.members) if (m.partitionedBy === null && v.status !== 'closed') balances[nameOf(m.key)] = m.balanceSats
     const out: PoolNodeView = {
       ref: refId(v.ref),
-      label: refLabel(v.ref),
+      label: label(v.ref),
       kind: v.ref.kind,
       status: v.status,
       state: v.stateNumber,
@@ -110,7 +130,7 @@ export function poolStatusView (board: PoolBoard, nameOf: NameOf): PoolStatusVie
       kickoutFromHeight: v.heightT + (genesis?.kickoutDelayBlocks ?? 0) + 1,
       totalSats: v.totalSats,
       createdAtIndex: record?.createdAt ?? 0,
-      parent: v.parent === null ? null : { ref: refId(v.parent.pool), label: refLabel(v.parent.pool), state: v.parent.stateNumber },
+      parent: v.parent === null ? null : { ref: refId(v.parent.pool), label: label(v.parent.pool), state: v.parent.stateNumber },
       members: v.members.map((m) => ({ name: nameOf(m.key), balanceSats: m.balanceSats, movedTo: m.partitionedBy === null ? null : refId({ kind: 'partition', statementId: m.partitionedBy }) }))
         .sort((a, b) => byName(a.name, b.name)),
       balances: sortedRecord(balances),
@@ -134,7 +154,7 @@ export function poolStatusView (board: PoolBoard, nameOf: NameOf): PoolStatusVie
     const onChainSats = exits.get(toHex(gm.key)) ?? 0n
     balances[name] = balanceSats
     if (onChainSats > 0n) onChain[name] = onChainSats
-    members.push({ name, key: toHex(gm.key), pool: home === null ? null : refId(home.view.ref), poolLabel: home === null ? null : refLabel(home.view.ref), balanceSats, onChainSats })
+    members.push({ name, key: toHex(gm.key), pool: home === null ? null : refId(home.view.ref), poolLabel: home === null ? null : label(home.view.ref), balanceSats, onChainSats })
   }
   nodes.sort((a, b) => a.createdAtIndex - b.createdAtIndex)
   members.sort((a, b) => byName(a.name, b.name))
@@ -163,15 +183,14 @@ export function kickoutHeight (state: PoolState, member: Uint8Array): { validFro
 }
 
 /** A pool tree as indented text lines, for people. */
-export function renderTree (node: PoolNodeView, depth = 0): string[] {
-  const pad = depth === 0 ? '' : '  '.repeat(depth - 1) + '└─ '
+export function renderTree (node: PoolNodeView, prefix = '', last = true, depth = 0): string[] {
   const held = Object.entries(node.balances).map(([n, b]) => `${n} ${b}`).join(', ')
   const moved = node.members.filter((m) => m.movedTo !== null).map((m) => m.name)
-  const line = `${pad}${node.label}  state ${node.state}  ${node.status}${node.createdAtIndex > 0 && depth > 0 ? `  (board index ${node.createdAtIndex})` : ''}` +
-    `${held === '' ? '' : `  holds ${held}`}${moved.length === 0 ? '' : `  (${moved.join(', ')} moved on)`}`
-  return [line, ...node.children.flatMap((c) => renderTree(c, depth + 1))]
+  const line = `${depth === 0 ? '' : prefix + (last ? '└─ ' : '├─ ')}${node.label}  state ${node.state}  ${node.status}` +
+    `${depth > 0 ? `  (board index ${node.createdAtIndex})` : ''}${held === '' ? '' : `  holds ${held}`}${moved.length === 0 ? '' : `  (${moved.join(', ')} moved on)`}`
+  const childPrefix = depth === 0 ? '' : prefix + (last ? '   ' : '│  ')
+  return [line, ...node.children.flatMap((c, i) => renderTree(c, childPrefix, i === node.children.length - 1, depth + 1))]
 }
-
 
 /** Names in natural order: node2 before node10. */
 function byName (a: string, b: string): number {

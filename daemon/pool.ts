@@ -3,7 +3,7 @@ import type { GossipSub } from '@libp2p/gossipsub'
 import { encodeEvidenceEntry, encodeGenesisEntry, encodeKickoutEntry, encodeStateEntry, encodeStatementEntry } from '../board/entries.js'
 import type { ApplyResult, PoolBoard, StatementRecord } from '../board/pool-board.js'
 import { compareBytes, equalBytes, toHex } from '../protocol/bytes.js'
-import { describePoolRef, describeStateRef, indexOfKey, short, sumSats, type Outpoint } from '../protocol/common.js'
+import { indexOfKey, short, sumSats, type Outpoint, type PoolRef, type StateRef } from '../protocol/common.js'
 import { evidenceId, type EquivocationEvidence } from '../protocol/evidence.js'
 import { makeGenesis, poolIdOf, type Genesis } from '../protocol/genesis.js'
 import { sha256 } from '../protocol/hash.js'
@@ -30,7 +30,7 @@ import type { Logger } from './log.js'
 import { SignMemory } from './pool-memory.js'
 import { PoolMembers } from './pool-members.js'
 import { BoardEntries, PoolError } from './pool-propose.js'
-import { homeOf, kickoutHeight, poolStatusView, refId, refLabel, type Home, type PoolStatusView } from './pool-view.js'
+import { homeOf, kickoutHeight, poolLabeller, poolStatusView, refId, type Home, type PoolStatusView } from './pool-view.js'
 import type { MemberRpc } from './rpc.js'
 
 /**
@@ -224,7 +224,7 @@ export class PoolService {
     const nowMs = Date.now()
     return {
       ...view,
-      me: { name: me.name, key: toHex(this.options.memberKey), pool: home === null ? null : refId(home.view.ref), poolLabel: home === null ? null : refLabel(home.view.ref) },
+      me: { name: me.name, key: toHex(this.options.memberKey), pool: home === null ? null : refId(home.view.ref), poolLabel: home === null ? null : this.label(home.view.ref) },
       pending: [...this.rounds.values()].map((r) => ({
         kind: r.kind,
         round: toHex(r.roundId).slice(0, 16),
@@ -255,7 +255,7 @@ export class PoolService {
     const record = this.options.poolBoard.statement(id)
     return {
       statementId: toHex(id),
-      parent: describeStateRef(s.parent),
+      parent: this.stateLabel(s.parent),
       actives: this.nameList(s.actives),
       balances: Object.fromEntries(s.actives.map((k, i) => [this.members.nameOf(k), s.newBalances[i]])),
       board: record === undefined ? null : { status: record.status, index: record.index }
@@ -321,11 +321,11 @@ export class PoolService {
     const home = this.requireHome(me, 'you')
     const current = this.openState(home)
     const payee = this.resolve(params.to)
-    const where = refLabel(current.pool.ref)
+    const where = this.label(current.pool.ref)
     if (indexOfKey(current.pool.members, payee.key) < 0) {
       const theirs = homeOf(this.options.poolBoard, payee.key)
       throw new PoolError('not-member', `${payee.name} is not a member of your pool (the ${where}; its members: ${this.names(current.pool.members)})` +
-        `${theirs === null ? '' : `; ${payee.name}'s funds are in the ${refLabel(theirs.view.ref)}`}: a payment moves sats inside one pool`)
+        `${theirs === null ? '' : `; ${payee.name}'s funds are in the ${this.label(theirs.view.ref)}`}: a payment moves sats inside one pool`)
     }
     if (typeof params.amountSats !== 'bigint' || params.amountSats <= 0n) throw new PoolError('bad-request', `amount: expected a positive number of sats, got ${String(params.amountSats)}`)
     const payment = { payer: me, payee: payee.key, amountSats: params.amountSats }
@@ -386,14 +386,14 @@ export class PoolService {
     const home = this.requireHome(me, 'you')
     const parent = home.view
     const parentState = this.options.poolBoard.currentState(parent.ref)!
-    const where = `${refLabel(parent.ref)} state ${parent.stateNumber}`
+    const where = `${this.label(parent.ref)} state ${parent.stateNumber}`
     const actives = new Map<string, Uint8Array>([[toHex(me), me]])
     for (const text of params.with) {
       const m = this.resolve(text)
       const theirs = homeOf(this.options.poolBoard, m.key)
       if (theirs === null) throw new PoolError('not-member', `${m.name} has no funds in any pool (kicked out)`)
       if (refId(theirs.view.ref) !== refId(parent.ref)) {
-        throw new PoolError('not-member', `${m.name}'s funds are in the ${refLabel(theirs.view.ref)}, yours in the ${refLabel(parent.ref)}: a partition spends the Withdraw outputs of one pool state, so every active must be in the same pool`)
+        throw new PoolError('not-member', `${m.name}'s funds are in the ${this.label(theirs.view.ref)}, yours in the ${this.label(parent.ref)}: a partition spends the Withdraw outputs of one pool state, so every active must be in the same pool`)
       }
       actives.set(toHex(m.key), m.key)
     }
@@ -454,7 +454,7 @@ export class PoolService {
     })
     if (signed === undefined) throw new PoolError('bad-request', 'this member has signed no partition statement whose parent state is still current: make a partition first')
     const parentState = poolBoard.currentState(signed.statement.parent.pool)!
-    const where = `${refLabel(parentState.pool.ref)} state ${parentState.stateNumber}`
+    const where = `${this.label(parentState.pool.ref)} state ${parentState.stateNumber}`
     const actives = new Map<string, Uint8Array>([[toHex(me), me]])
     for (const text of params.with) {
       const m = this.resolve(text)
@@ -489,7 +489,7 @@ export class PoolService {
     const m = this.resolve(params.member)
     const home = this.requireHome(m.key, m.name)
     const state = this.options.poolBoard.currentState(home.view.ref)!
-    const where = `${refLabel(state.pool.ref)} state ${state.stateNumber}`
+    const where = `${this.label(state.pool.ref)} state ${state.stateNumber}`
     const result = await this.entries.propose(encodeKickoutEntry({ pool: state.pool.ref, stateNumber: state.stateNumber, member: m.key }), BOARD_TIMEOUT_MS)
     if (result.outcome !== 'accepted') {
       const { validFromHeight } = kickoutHeight(state, m.key)
@@ -501,14 +501,14 @@ export class PoolService {
     return {
       member: m.name,
       pool: refId(state.pool.ref),
-      poolLabel: refLabel(state.pool.ref),
+      poolLabel: this.label(state.pool.ref),
       state: state.stateNumber,
       index: result.index,
       height: result.height,
       txid: result.txid === null ? null : toHex(result.txid),
       exitSats: record?.exitSats ?? 0n,
       continuation: result.createdPool === null ? null : refId(result.createdPool),
-      continuationLabel: result.createdPool === null ? null : refLabel(result.createdPool)
+      continuationLabel: result.createdPool === null ? null : this.label(result.createdPool)
     }
   }
 
@@ -548,7 +548,7 @@ export class PoolService {
       statementId: toHex(id),
       index: result.index,
       pool: refId({ kind: 'partition', statementId: id }),
-      poolLabel: describePoolRef({ kind: 'partition', statementId: id }),
+      poolLabel: this.label({ kind: 'partition', statementId: id }),
       parent: where,
       actives: this.nameList(statement.actives),
       balances: sub === undefined ? {} : this.namedBalances(sub)
@@ -784,11 +784,11 @@ export class PoolService {
       await this.read(Math.max(1, Math.min(READ_TIMEOUT_MS, req.deadlineMs - Date.now())))
       current = poolBoard.currentState(req.from.pool)
     }
-    if (current === undefined) throw new WontSign('unknown-pool', `the board holds no ${describePoolRef(req.from.pool)}`)
+    if (current === undefined) throw new WontSign('unknown-pool', `the board holds no ${this.label(req.from.pool)}`)
     if (indexOfKey(current.pool.members, memberKey) < 0) return null
     this.refuseEquivocator(req.proposer)
     const record = poolBoard.pool(req.from.pool)!
-    if (record.status !== 'open') throw new WontSign(record.status, `the ${describePoolRef(req.from.pool)} is ${record.status}: it takes no new state`)
+    if (record.status !== 'open') throw new WontSign(record.status, `the ${this.label(req.from.pool)} is ${record.status}: it takes no new state`)
     const proposed = checkUpdateRequest(current, req, { nowMs: Date.now() })
     checkUpdateAcceptable(current, proposed, memberKey, req.payment)
     if (req.heightT > poolBoard.chainHeight) throw new WontSign('height', `heightT ${req.heightT} is above the chain height ${poolBoard.chainHeight}`)
@@ -796,7 +796,7 @@ export class PoolService {
     const kept = await this.memory.promiseState(current.pool.ref, current.stateNumber, { stateHash: hash, roundId: req.roundId, heightT: req.heightT, payment: req.payment })
     if (!kept.ok) {
       const p = kept.earlier.payment
-      throw new WontSign('already-signed', `I already signed another state ${current.stateNumber + 1} of the ${describePoolRef(current.pool.ref)} (${this.members.nameOf(p.payer)} pays ${this.members.nameOf(p.payee)} ${p.amountSats} sats); I sign one state N+1 per state N`)
+      throw new WontSign('already-signed', `I already signed another state ${current.stateNumber + 1} of the ${this.label(current.pool.ref)} (${this.members.nameOf(p.payer)} pays ${this.members.nameOf(p.payee)} ${p.amountSats} sats); I sign one state N+1 per state N`)
     }
     return makeSignatureShare({ kind: 'state', poolId: req.poolId, roundId: req.roundId, subject: hash, member: memberKey }, this.options.memberSecret, randomBytes(32))
   }
@@ -812,16 +812,16 @@ export class PoolService {
     this.refuseEquivocator(req.proposer)
     if (!opts.alreadyRead) await this.read(Math.max(1, Math.min(READ_TIMEOUT_MS, req.deadlineMs - Date.now())))
     const parent = poolBoard.currentState(req.parent.pool)
-    if (parent === undefined) throw new WontSign('unknown-pool', `the board holds no ${describePoolRef(req.parent.pool)}`)
+    if (parent === undefined) throw new WontSign('unknown-pool', `the board holds no ${this.label(req.parent.pool)}`)
     const record = poolBoard.pool(req.parent.pool)!
-    if (record.status === 'closed') throw new WontSign('closed', `the ${describePoolRef(req.parent.pool)} is closed (a member was kicked out)`)
+    if (record.status === 'closed') throw new WontSign('closed', `the ${this.label(req.parent.pool)} is closed (a member was kicked out)`)
     const statement = checkPartitionRequest(parent, req, { nowMs: Date.now() })
     const id = statementId(statement)
     const conflicts = poolBoard.conflictsFor(statement.spent).filter((c) => !equalBytes(c.id, id))
     if (conflicts.length > 0) {
       const c = conflicts[0]
-      const whose = c.statement === null ? [] : conflictingOutpoints(c.statement, statement).map((o) => this.ownerOf(parent, o))
-      throw new WontSign('conflict', `statement ${this.describeStatement(c)} already spends the Withdraw output${whose.length === 1 ? '' : 's'} of ${whose.join(', ')} at the ${describeStateRef(statement.parent)}`, { statementId: c.id, index: c.index })
+      const whose = c.statement === null ? [] : conflictingOutpoints(c.statement, statement).map((o) => this.ownerOf(parent, o)).sort(byName)
+      throw new WontSign('conflict', `statement ${this.describeStatement(c)} already spends the Withdraw output${whose.length === 1 ? '' : 's'} of ${whose.join(', ')} at the ${this.stateLabel(statement.parent)}`, { statementId: c.id, index: c.index })
     }
     if (statement.heightT > poolBoard.chainHeight) throw new WontSign('height', `heightT ${statement.heightT} is above the chain height ${poolBoard.chainHeight}`)
     const mine = indexOfKey(statement.actives, memberKey)
@@ -833,7 +833,7 @@ export class PoolService {
     if (!kept.ok) {
       const e = kept.earlier
       const onBoard = poolBoard.statement(e.statementId)
-      throw new WontSign('already-signed', `I already signed statement ${short(e.statementId)} (${this.names(e.statement.actives)}${onBoard === undefined ? ', not on the board' : `; ${onBoard.status} at board index ${onBoard.index}`}) spending my Withdraw output of the ${describeStateRef(statement.parent)}; I never sign a second one`,
+      throw new WontSign('already-signed', `I already signed statement ${short(e.statementId)} (${this.names(e.statement.actives)}${onBoard === undefined ? ', not on the board' : `; ${onBoard.status} at board index ${onBoard.index}`}) spending my Withdraw output of the ${this.stateLabel(statement.parent)}; I never sign a second one`,
         onBoard?.status === 'accepted' ? { statementId: e.statementId, index: onBoard.index } : null)
     }
     return makeSignatureShare({ kind: 'statement', poolId: req.poolId, roundId: req.roundId, subject: id, member: memberKey }, this.options.memberSecret, randomBytes(32))
@@ -982,7 +982,7 @@ export class PoolService {
     const home = homeOf(poolBoard, key)
     if (home === null) {
       const kicked = poolBoard.kickouts().find((k) => equalBytes(k.member, key))
-      if (kicked !== undefined) throw new PoolError('closed', `${who === 'you' ? 'you were' : `${who} was`} kicked out of the ${refLabel(kicked.pool)} at board index ${kicked.index}: no funds left in the pool`)
+      if (kicked !== undefined) throw new PoolError('closed', `${who === 'you' ? 'you were' : `${who} was`} kicked out of the ${this.label(kicked.pool)} at board index ${kicked.index}: no funds left in the pool`)
       throw new PoolError('not-member', `${who === 'you' ? 'you are' : `${who} is`} not a member of the pool`)
     }
     return home
@@ -993,7 +993,7 @@ export class PoolService {
     const state = poolBoard.currentState(home.view.ref)!
     if (home.view.status === 'frozen') {
       const parts = poolBoard.partitionsOf(state).map((s) => `${short(s.id)} (${this.names(s.statement?.actives ?? [])})`)
-      throw new PoolError('frozen', `your pool, the ${refLabel(home.view.ref)}, is frozen: its state ${state.stateNumber} was partitioned by statement ${parts.join(', ')}; ` +
+      throw new PoolError('frozen', `your pool, the ${this.label(home.view.ref)}, is frozen: its state ${state.stateNumber} was partitioned by statement ${parts.join(', ')}; ` +
         'it takes no new state. Move on in a partition of your own: poolboard pool partition --with MEMBERS')
     }
     return state
@@ -1005,6 +1005,15 @@ export class PoolService {
     } catch (err) {
       throw new PoolError('unknown-member', (err as Error).message)
     }
+  }
+
+  /** A pool for people: `root pool`, `partition 9f3a21c0d4e5b6a7`, `partition 9f3a21c0d4e5b6a7 without node3`. */
+  private label (ref: PoolRef): string {
+    return poolLabeller(this.options.poolBoard, (k) => this.members.nameOf(k))(ref)
+  }
+
+  private stateLabel (ref: StateRef): string {
+    return `${this.label(ref.pool)} state ${ref.stateNumber}`
   }
 
   /** Member names for people, in natural order (node2 before node10). */
