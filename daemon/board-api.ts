@@ -98,12 +98,16 @@ export function boardRoutes (options: BoardApiOptions): Route[] {
       path: '/v1/board/entries',
       handler: async ({ body }) => {
         if (!lab) throw new ApiError(403, 'lab-only', 'raw board entries are accepted only by nodes started in lab mode (--lab)')
-        const data = (body as { data?: unknown }).data
-        if (typeof data !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(data)) throw new ApiError(400, 'bad-request', 'data: expected a base64 string')
-        const payload = Buffer.from(data, 'base64')
-        if (payload.length > MAX_RAW_ENTRY_BYTES) throw new ApiError(413, 'too-large', `data: at most ${MAX_RAW_ENTRY_BYTES} bytes`)
+        // {"data"}: an opaque payload, stored as a raw entry. {"entry"}: complete board entry bytes
+        // of any kind (a pre-signed statement, say), for benchmarks and attack scenarios.
+        const { data, entry } = body as { data?: unknown, entry?: unknown }
+        const field = entry !== undefined ? 'entry' : 'data'
+        const text = entry ?? data
+        if (typeof text !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(text)) throw new ApiError(400, 'bad-request', `${field}: expected a base64 string`)
+        const bytes = Buffer.from(text, 'base64')
+        if (bytes.length > MAX_RAW_ENTRY_BYTES) throw new ApiError(413, 'too-large', `${field}: at most ${MAX_RAW_ENTRY_BYTES} bytes`)
         try {
-          return await board.propose(encodeRawEntry(payload), proposalTimeoutMs)
+          return await board.propose(field === 'entry' ? new Uint8Array(bytes) : encodeRawEntry(bytes), proposalTimeoutMs)
         } catch (err) {
           return boardError(err)
         }
