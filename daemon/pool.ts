@@ -688,7 +688,9 @@ export class PoolService {
   private onPartitionRequest (request: PartitionRequest, from: string): void {
     const { poolBoard } = this.options
     if (poolBoard.poolId === null || !equalBytes(request.poolId, poolBoard.poolId)) { this.wrongPool(request.poolId, from); return }
-    if (!poolBoard.signatureCache.verify(request.signature, partitionRequestSigningHash(request), request.proposer)) {
+    const active = indexOfKey(request.actives, this.options.memberKey) >= 0
+    // An active checks the request's signature when it decides (checkPartitionRequest); a passive checks it here.
+    if (!active && !poolBoard.signatureCache.verify(request.signature, partitionRequestSigningHash(request), request.proposer)) {
       this.gossip.drop('forged', from, `a partition request whose proposer ${short(request.proposer)}'s signature does not verify`)
       return
     }
@@ -699,7 +701,7 @@ export class PoolService {
         this.watchStatement(buildPartitionStatement(parent, request.actives, request.newBalances, request.heightT), request.roundId)
       } catch { /* a request that does not derive a statement is refused below, by the actives */ }
     }
-    if (indexOfKey(request.actives, this.options.memberKey) < 0) return // a passive: not asked
+    if (!active) return // a passive: not asked
     this.answer(request.roundId, request.deadlineMs, from, async () => await this.decidePartition(request, { alreadyRead: false }), request.poolId)
   }
 
@@ -774,10 +776,10 @@ export class PoolService {
   /** Signs state N+1 if it is acceptable to this member and it signed no other N+1 for N; null if not asked. */
   private async decideUpdate (req: UpdateRequest): Promise<SignatureShare | null> {
     const { poolBoard, memberKey } = this.options
-    if (poolBoard.poolId === null || !equalBytes(req.poolId, poolBoard.poolId)) {
-      if (poolBoard.poolId !== null) throw new Forged(`an update request for pool ${short(req.poolId)}, not ours`)
-      return null
-    }
+    // A node that has not applied the genesis yet reads the board before it judges.
+    if (poolBoard.poolId === null) await this.read(Math.max(1, Math.min(READ_TIMEOUT_MS, req.deadlineMs - Date.now())))
+    if (poolBoard.poolId === null) return null
+    if (!equalBytes(req.poolId, poolBoard.poolId)) throw new Forged(`an update request for pool ${short(req.poolId)}, not ours`)
     let current = poolBoard.currentState(req.from.pool)
     // Behind the request (or its height)? Make sure we have applied everything committed first.
     if (current === undefined || current.stateNumber < req.from.stateNumber || req.heightT > poolBoard.chainHeight) {
