@@ -5,10 +5,12 @@ import {
   makeUpdateRequest, signHash, signPartitionRequest, signStatement, signUpdateRequest, stateHash, statementId, verifyHash,
   withStatementSignature, type PartitionStatement
 } from '../../protocol/index.js'
+import { TopicValidatorResult, type GossipSub, type Message } from '@libp2p/gossipsub'
 import {
-  decodeGossip, encodeGossip, GOSSIP_KINDS, MAX_GOSSIP_MESSAGE_BYTES, poolTopic, refusalSigningHash, signRefusal,
+  decodeGossip, encodeGossip, GOSSIP_KINDS, MAX_GOSSIP_MESSAGE_BYTES, PoolGossip, poolTopic, refusalSigningHash, signRefusal,
   type GossipMessage
 } from '../../daemon/gossip.js'
+import type { Logger } from '../../daemon/log.js'
 import { decodeHello, encodeHello, helloHash } from '../../daemon/pool-members.js'
 import { MEMBERS, testGenesis } from '../protocol/fixtures.js'
 
@@ -186,5 +188,65 @@ describe('hello answers and the pool topic', () => {
     assert.equal(poolTopic(ids), poolTopic([...ids].reverse()))
     assert.notEqual(poolTopic(ids), poolTopic(ids.slice(1)))
     assert.match(poolTopic(ids), /^\/poolboard\/pool\/1\/[0-9a-f]{32}$/)
+  })
+})
+
+describe('the pool gossip transport', () => {
+  const MEMBER = MEMBERS[0].peerId
+  const STRANGER = MEMBERS[9].peerId
+
+  /** Just enough of gossipsub: the topic validator and the message event. */
+  function harness (): { gossip: PoolGossip, deliver: (from: string, data: Uint8Array) => string, delivered: GossipMessage[], warnings: unknown[] } {
+    const validators = new Map<string, (peer: unknown, msg: Message) => TopicValidatorResult>()
+    const listeners: Array<(e: CustomEvent<Message>) => void> = []
+    const pubsub = {
+      topicValidators: validators,
+      addEventListener: (_: string, l: (e: CustomEvent<Message>) => void) => { listeners.push(l) },
+      removeEventListener: () => {},
+      subscribe: () => {},
+      unsubscribe: () => {},
+      getSubscribers: () => [],
+      publish: async () => ({ recipients: [] })
+    }
+    const warnings: unknown[] = []
+    const logger = { warn: (o: unknown) => { warnings.push(o) }, debug: () => {}, info: () => {} }
+    const delivered: GossipMessage[] = []
+    const gossip = new PoolGossip({
+      pubsub: pubsub as unknown as GossipSub,
+      topic: 't',
+      isMember: (p) => p === MEMBER,
+      logger: logger as unknown as Logger,
+      onMessage: (m) => { delivered.push(m) },
+      dropLogIntervalMs: 60_000
+    })
+    gossip.start()
+    const deliver = (from: string, data: Uint8Array): string => {
+      const msg = { type: 'signed', from: { toString: () => from }, topic: 't', data, sequenceNumber: 1n, signature: new Uint8Array(64), key: undefined } as unknown as Message
+      const verdict = validators.get('t')!(undefined, msg)
+      if (verdict === TopicValidatorResult.Accept) for (const l of listeners) l(new CustomEvent('message', { detail: msg }))
+      return verdict
+    }
+    return { gossip, deliver, delivered, warnings }
+  }
+
+  it('delivers a well-formed message from a member', () => {
+    const { deliver, delivered, gossip } = harness()
+    const { messages } = fixtures()
+    assert.equal(deliver(MEMBER, encodeGossip(messages[2])), TopicValidatorResult.Accept)
+    assert.equal(delivered.length, 1)
+    assert.equal(delivered[0].kind, 'share')
+    assert.equal(gossip.stats().delivered, 1)
+  })
+
+  it('rejects malformed messages and strangers, counts them, and logs each reason at most once per interval', () => {
+    const { deliver, delivered, gossip, warnings } = harness()
+    const { messages } = fixtures()
+    for (let i = 0; i < 5; i++) assert.equal(deliver(MEMBER, new Uint8Array([1, 42, 0])), TopicValidatorResult.Reject)
+    assert.equal(deliver(STRANGER, encodeGossip(messages[2])), TopicValidatorResult.Reject)
+    gossip.drop('forged', MEMBER, 'a share whose signature does not verify')
+    assert.equal(delivered.length, 0)
+    assert.deepEqual(gossip.stats().dropped, { malformed: 5, 'not-member': 1, forged: 1 })
+    assert.equal(warnings.length, 3, 'one line per reason')
+    assert.match(JSON.stringify(warnings[0]), /kind: unknown kind 42/)
   })
 })
