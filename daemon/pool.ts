@@ -89,6 +89,9 @@ const EVIDENCE_FALLBACK_MS = 3_000
 /** An answer is kept this long after its round's deadline, to re-send it to a proposer that asks again. */
 const ANSWER_KEPT_MS = 60_000
 
+/** The refusal code of a member that could not decide yet (it could not read the board): the proposer waits on. */
+const UNAVAILABLE = 'unavailable'
+
 /** This member will not sign: becomes a signed refusal to the proposer. */
 class WontSign extends Error {
   constructor (readonly code: string, message: string, readonly conflict: RefusalConflict | null = null) {
@@ -601,7 +604,7 @@ export class PoolService {
     }))
     const answered = this.nameList(round.needed.filter((k) => toHex(k) !== me && (round.shares.has(toHex(k)) || round.refusals.has(toHex(k)))))
     const parts: string[] = []
-    if (refusals.length > 0) parts.push(refusals.map((r) => `${r.member} refused: ${r.reason}`).join('; '))
+    if (refusals.length > 0) parts.push(refusals.map((r) => `${r.member} ${r.code === UNAVAILABLE ? 'could not answer' : 'refused'}: ${r.reason}`).join('; '))
     if (missing.length > 0) parts.push(`${this.names(missing)} did not sign before the deadline (${Math.round((round.deadlineMs - round.startedMs) / 1000)} s)`)
     const hint = missing.length > 0 ? advice(answered) : ''
     throw new PoolError('round-failed', `could not ${action}: ${parts.join('; ')}${hint === '' ? '' : `; ${hint}`}`, {
@@ -664,14 +667,15 @@ export class PoolService {
       } catch (err) {
         if (err instanceof Forged) { this.gossip.drop('wrong-pool', from, err.message); return }
         if (!(err instanceof WontSign || err instanceof RuleError)) this.options.logger.warn({ round: key.slice(0, 16), err: (err as Error).message }, 'could not answer a request')
-        const code = err instanceof WontSign ? err.code : err instanceof RuleError ? err.code : 'unavailable'
+        const code = err instanceof WontSign ? err.code : err instanceof RuleError ? err.code : UNAVAILABLE
         const conflict = err instanceof WontSign ? err.conflict : null
         const refusal = signRefusal({ poolId, roundId, member: this.options.memberKey, code, reason: (err as Error).message, conflict }, this.options.memberSecret, randomBytes(32))
         msg = { kind: 'refusal', refusal }
         this.options.logger.info({ round: key.slice(0, 16), code, reason: refusal.reason }, 'refused to sign')
       }
-      // Not asked (null) is remembered too, so a republished request costs nothing.
-      this.keepAnswer(key, msg, deadlineMs)
+      // Not asked (null) is remembered too, so a republished request costs nothing. A refusal for
+      // want of the board (no leader yet) is not: the proposer's next republish gets a fresh try.
+      if (msg?.kind !== 'refusal' || msg.refusal.code !== UNAVAILABLE) this.keepAnswer(key, msg, deadlineMs)
       if (msg !== null) await this.gossip.publish(msg)
     }
     run().catch((err: unknown) => { this.options.logger.warn({ err: (err as Error).message }, 'answering a request failed') })
@@ -722,6 +726,7 @@ export class PoolService {
         return
       }
       round.shares.set(toHex(share.member), share.signature)
+      round.refusals.delete(toHex(share.member))
       if (settled(round)) round.wake()
     }
     if (share.kind === 'statement') this.watchShare(share, from)
@@ -1059,8 +1064,11 @@ function byName (a: string, b: string): number {
   return a.localeCompare(b, 'en', { numeric: true })
 }
 
+/** Every member signed or refused for good; a member that could not decide yet may still sign. */
 function settled (round: Round): boolean {
-  return round.shares.size + round.refusals.size >= round.needed.length
+  let final = 0
+  for (const r of round.refusals.values()) if (r.code !== UNAVAILABLE) final++
+  return round.shares.size + final >= round.needed.length
 }
 
 function roundTimeout (timeoutMs: number | undefined): number {
