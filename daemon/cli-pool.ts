@@ -119,10 +119,11 @@ export function poolCommand (): Command {
   pool.command('status')
     .description('pool id, state, where each member\'s funds are, the tree of partitions, rounds in progress, chain height, evidence')
     .addOption(datadirOption())
+    .option('--local', 'show what this node has applied, without first reading the board through the leader')
     .option('--json', 'print JSON')
-    .action(async (opts: { datadir?: string, json?: boolean }) => {
-      const s = await call(async () => await client(opts).get<StatusView>('/v1/pool/status'))
-      output(opts.json === true, s, () => renderPoolStatus(s))
+    .action(async (opts: { datadir?: string, json?: boolean, local?: boolean }) => {
+      const s = await call(async () => await client(opts).get<StatusView & { fresh?: boolean }>(`/v1/pool/status${opts.local === true ? '' : '?fresh=1'}`))
+      output(opts.json === true, s, () => (s.fresh === false ? '(the board could not be read through a leader: this is what this node has applied so far)\n' : '') + renderPoolStatus(s))
     })
 
   pool.command('members')

@@ -1,9 +1,9 @@
 import { TopicValidatorResult, type GossipSub, type Message } from '@libp2p/gossipsub'
-import { concatBytes, toHex } from '../protocol/bytes.js'
+import { toHex } from '../protocol/bytes.js'
 import { DecodeError, EncodeError, Writer, decodeAll, type Reader } from '../protocol/codec.js'
 import { decodeEvidence, encodeEvidence, type EquivocationEvidence } from '../protocol/evidence.js'
 import { readGenesis, writeGenesis, type Genesis } from '../protocol/genesis.js'
-import { sha256 } from '../protocol/hash.js'
+import { sha256, taggedHash } from '../protocol/hash.js'
 import { signHash } from '../protocol/keys.js'
 import { MAX_OBJECT_BYTES } from '../protocol/limits.js'
 import {
@@ -95,13 +95,12 @@ export const ZERO_POOL_ID = new Uint8Array(32)
 // ---- tagged hashes of the objects that exist only between nodes ----
 
 /**
- * BIP340-style tagged hash, `sha256(sha256(tag) ‖ sha256(tag) ‖ msg)`, for the two objects that
- * only nodes exchange (hello answers, refusals). Their tags differ from every protocol tag, so a
- * signature made for one can never pass for a pool object.
+ * Tagged hash of the two objects that only nodes exchange (hello answers, refusals). Their tags are
+ * in protocol/hash.ts's single list and differ from every pool object's, so a signature made for
+ * one can never pass for a pool object.
  */
 export function nodeTaggedHash (tag: 'poolboard/hello' | 'poolboard/refusal', msg: Uint8Array): Uint8Array {
-  const t = sha256(new TextEncoder().encode(tag))
-  return sha256(concatBytes(t, t, msg))
+  return taggedHash(tag, msg)
 }
 
 // ---- refusal ----

@@ -6,7 +6,8 @@ import { PoolError, type PoolErrorCode } from './pool-propose.js'
 /**
  * The pool's admin API routes:
  *
- *     GET  /v1/pool/status                    pool id, states, balances by member name, partitions, pending rounds
+ *     GET  /v1/pool/status[?fresh=1]          pool id, states, balances by member name, partitions, pending rounds
+ *                                             (fresh: after a linearizable read of the board)
  *     GET  /v1/pool/members                   names, peer ids and member keys known
  *     GET  /v1/pool/evidence                  equivocation evidence on the board
  *     POST /v1/pool/create    {"balanceSats","kickoutDelayBlocks","timeoutMs"}
@@ -36,6 +37,9 @@ const STATUS_OF: Record<PoolErrorCode, number> = {
   'no-leader': 503
 }
 
+/** How long `pool status` waits for a linearizable read before showing what this node has. */
+const FRESH_READ_TIMEOUT_MS = 3_000
+
 export function toApiError (err: unknown): never {
   if (err instanceof PoolError) throw new ApiError(STATUS_OF[err.code], err.code, err.message, err.details)
   throw err
@@ -51,7 +55,7 @@ export function poolRoutes (options: { pool: PoolService, blockIntervalS: number
     }
   }
   return [
-    { method: 'GET', path: '/v1/pool/status', handler: async () => pool.status() },
+    { method: 'GET', path: '/v1/pool/status', handler: async ({ query }) => query.get('fresh') === '1' ? await pool.freshStatus(FRESH_READ_TIMEOUT_MS) : pool.status() },
     { method: 'GET', path: '/v1/pool/members', handler: async () => ({ members: pool.members.list().map((m) => ({ name: m.name, peerId: m.peerId, key: m.key === null ? null : Buffer.from(m.key).toString('hex') })) }) },
     { method: 'GET', path: '/v1/pool/evidence', handler: async () => ({ evidence: pool.evidenceList() }) },
     {

@@ -220,6 +220,16 @@ export class PoolService {
   // ------------------------------------------------------------------------------------------
   // reading
 
+  /**
+   * The status after a linearizable read when `fresh`, so that a node that just came back shows
+   * what the board holds now; `fresh` in the answer says whether that read succeeded.
+   */
+  async freshStatus (timeoutMs: number): Promise<PoolStatus & { fresh: boolean }> {
+    let fresh = true
+    try { await this.read(timeoutMs) } catch { fresh = false }
+    return { ...this.status(), fresh }
+  }
+
   status (): PoolStatus {
     const view = poolStatusView(this.options.poolBoard, (k) => this.members.nameOf(k))
     const me = this.members.self
