@@ -638,6 +638,8 @@ export class PoolBoard {
   }
 
   private putResult (result: ApplyResult, changes: PoolBoardChange[]): void {
+    // The Raft core's own entries and lab payloads change nothing here: their results are not kept.
+    if (result.outcome === 'ignored') return
     this.results.set(result.index, result)
     changes.push({ type: 'result', result })
   }

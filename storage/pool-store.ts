@@ -113,14 +113,24 @@ export class PoolApplier {
   constructor (readonly board: PoolBoard, private readonly onResult: (result: ApplyResult) => void = () => {}) {}
 
   async apply (entries: readonly Entry[]): Promise<BatchOp[]> {
-    const ops: BatchOp[] = []
+    const changes: PoolBoardChange[] = []
     for (const e of entries) {
-      const { result, changes } = this.board.apply(e)
-      ops.push(...poolChangeOps(changes))
+      const { result, changes: made } = this.board.apply(e)
+      changes.push(...made)
       this.onResult(result)
     }
-    return ops
+    return poolChangeOps(lastMetaOnly(changes))
   }
+}
+
+/**
+ * Every applied entry rewrites the meta record (applied index, chain height, genesis); in one batch
+ * only the last one matters, so the others are not encoded at all.
+ */
+function lastMetaOnly (changes: readonly PoolBoardChange[]): PoolBoardChange[] {
+  let last = -1
+  for (let i = changes.length - 1; i >= 0; i--) if (changes[i].type === 'meta') { last = i; break }
+  return changes.filter((c, i) => c.type !== 'meta' || i === last)
 }
 
 /**
