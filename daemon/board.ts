@@ -38,8 +38,14 @@ export interface BoardOptions {
   initialConfiguration: Configuration
   /** Called when the node must stop: the store failed, so it cannot keep its promises. */
   onFatal: (err: Error) => void
-  /** Compare entry hashes where plain Raft compares terms (lab can switch this off). */
+  /** Compare entry hashes where plain Raft compares terms (the hash-chain defense; on by default). */
   verifyHashChain?: boolean
+  /** Called with every alarm the core raises, after it is logged (the hash-chain defense makes a proof of it). */
+  onAlarm?: (alarm: Alarm) => void
+  /** Lab mode only (daemon/lab/): rewrites a message before the core steps it, as a lying member would. */
+  labInbound?: (m: Message, log: Pick<Raft, 'termAt' | 'hashAt'>) => Message
+  /** Lab mode only: while this node leads, a reason to drop a proposal (a censoring leader), or null. */
+  labDrop?: (data: Uint8Array) => string | null
 }
 
 export interface BoardStatus {
@@ -156,6 +162,13 @@ export class Board {
 
   /** Proposes `data` and resolves once it is committed and applied on this node. */
   async propose (data: Uint8Array, timeoutMs: number): Promise<{ index: number, term: number }> {
+    const dropped = this.raft.currentRole === 'leader' ? this.options.labDrop?.(data) ?? null : null
+    if (dropped !== null) {
+      // What a proposer sees from a censoring leader: its entry never commits.
+      this.options.logger.warn({ reason: dropped, bytes: data.length }, 'lab: dropped a proposal')
+      await new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())
+      throw new BoardError('timeout', `the entry was not committed within ${timeoutMs} ms; it may still commit`)
+    }
     return await this.submit(() => this.raft.propose(data), timeoutMs)
   }
 
@@ -275,6 +288,7 @@ export class Board {
       void this.receiveSnapshot(m)
       return
     }
+    if (this.options.labInbound !== undefined) m = this.options.labInbound(m, this.raft)
     this.raft.step(m)
     this.kick()
   }
@@ -419,6 +433,7 @@ export class Board {
       ? { index: alarm.index, localTerm: alarm.localTerm, localHash: toHex(alarm.localHash), offeredTerm: alarm.offeredTerm, offeredHash: toHex(alarm.offeredHash) }
       : { index: alarm.index, reason: alarm.reason }
     this.options.logger.error({ alarm: alarm.kind, from: alarm.from, term: alarm.term, ...proof }, 'board alarm: a member offered a log that conflicts with what this node knows')
+    this.options.onAlarm?.(alarm)
   }
 
   /**
