@@ -24,20 +24,33 @@ export interface LoadResult {
  * for `durationMs`. Every worker keeps its own keep-alive connection. Only 2xx answers count.
  */
 export async function closedLoop (target: Target, clients: number, durationMs: number): Promise<LoadResult> {
+  return await closedLoopEach(() => target, clients, durationMs)
+}
+
+/**
+ * `closedLoop` where each request comes from `next(client)` (client numbers 0..clients-1) and its
+ * status goes to `answered(client, status)` before that client sends again: for loads whose next
+ * request depends on how the previous one went, such as chains of board entries that must commit
+ * in order. A client stops early when `next` returns `undefined`.
+ */
+export async function closedLoopEach (next: (client: number) => Target | undefined, clients: number, durationMs: number, answered?: (client: number, status: number) => void): Promise<LoadResult> {
   const agent = new Agent({ keepAlive: true, maxSockets: clients })
   const latencies: number[] = []
   let errors = 0
   const startMs = performance.now()
   const endMs = startMs + durationMs
-  const worker = async (): Promise<void> => {
+  const worker = async (client: number): Promise<void> => {
     while (performance.now() < endMs) {
+      const target = next(client)
+      if (target === undefined) return
       const t0 = performance.now()
       const status = await post(target, agent)
       if (status >= 200 && status < 300) latencies.push(performance.now() - t0)
       else errors++
+      answered?.(client, status)
     }
   }
-  await Promise.all(Array.from({ length: clients }, worker))
+  await Promise.all(Array.from({ length: clients }, async (_, client) => { await worker(client) }))
   const elapsedS = (performance.now() - startMs) / 1000
   agent.destroy()
   return { clients, durationS: elapsedS, ok: latencies.length, errors, throughputPerS: latencies.length / elapsedS, latencyMs: summarize(latencies) }
