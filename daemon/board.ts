@@ -43,7 +43,7 @@ export interface BoardOptions {
   /** Called with every alarm the core raises, after it is logged (the hash-chain defense makes a proof of it). */
   onAlarm?: (alarm: Alarm) => void
   /** Lab mode only (daemon/lab/): rewrites a message before the core steps it, as a lying member would. */
-  labInbound?: (m: Message, log: Pick<Raft, 'termAt' | 'hashAt'>) => Message
+  labInbound?: (m: Message, log: Pick<Raft, 'entryAt' | 'termAt' | 'hashAt'>) => Message
   /** Lab mode only: while this node leads, a reason to drop a proposal (a censoring leader), or null. */
   labDrop?: (data: Uint8Array) => string | null
 }
