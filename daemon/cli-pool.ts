@@ -5,6 +5,7 @@ import { UserError } from './errors.js'
 import type { PoolNodeView } from './pool-view.js'
 import { renderTree } from './pool-view.js'
 import { renderTable } from './table.js'
+import { addLabCommands } from './lab/cli.js'
 
 /** `poolboard pool …`, `poolboard chain …` and `poolboard lab equivocate`: clients of a running node's admin API. */
 
@@ -255,5 +256,6 @@ export function labCommand (): Command {
       if (r.outcome === 'failed') process.exitCode = 1
     })
 
+  addLabCommands(lab)
   return lab
 }

@@ -36,6 +36,23 @@ export interface NodeConfig {
   board: BoardConfig
   /** The simulated chain: the board leader mines one block every this many seconds; 0 = never. */
   blockIntervalS: number
+  /** Defenses against a coalition of board hosts that hides a statement (docs/lab.md); each on by default. */
+  defenses: DefenseConfig
+  /** Lab mode only: this node is in a coalition that rewrote its board log (daemon/lab/); it defends nothing and lies. */
+  labCoalition: boolean
+  /** Lab mode only: answer the defenses' questions (digest, statements) after this many ms, to set who answers first. */
+  labAnswerDelayMs: number
+}
+
+export interface DefenseConfig {
+  /** Before signing a partition, compare the board history with a majority of members, not the leader alone. */
+  quorumRead: boolean
+  /** Compare entry hashes (not only terms); a leader rewriting a committed entry becomes a proof sent to every member. */
+  hashChain: boolean
+  /** Before signing a partition, ask every reachable member for statements spending the same outputs. */
+  gossipCheck: boolean
+  /** Broadcast equivocation evidence and refuse to sign for a member proven to equivocate. */
+  evidence: boolean
 }
 
 export interface BoardConfig {
@@ -76,9 +93,29 @@ export function defaultConfig (): NodeConfig {
     members: [],
     lab: false,
     board: { tickMs: 25, heartbeatTicks: 2, electionTicks: 20, snapshotEveryEntries: 10_000, voters: null },
-    blockIntervalS: 600
+    blockIntervalS: 600,
+    defenses: { quorumRead: true, hashChain: true, gossipCheck: true, evidence: true },
+    labCoalition: false,
+    labAnswerDelayMs: 0
   }
 }
+
+/** The defense settings, by config key. */
+export const DEFENSE_KEYS = {
+  'defense-quorum-read': 'quorumRead',
+  'defense-hash-chain': 'hashChain',
+  'defense-gossip-check': 'gossipCheck',
+  'defense-evidence': 'evidence'
+} as const satisfies Record<string, keyof DefenseConfig>
+
+const DEFENSE_HELP: Record<keyof DefenseConfig, string> = {
+  quorumRead: 'before signing a partition (and after catching up), compare the board history with a majority of members, not only the leader (1 on, 0 off)',
+  hashChain: 'compare board entry hashes, not only terms; a leader that rewrites a committed entry becomes a proof sent to every member (1 on, 0 off)',
+  gossipCheck: 'before signing a partition, ask every reachable member for statements spending the same outputs (1 on, 0 off)',
+  evidence: 'broadcast equivocation evidence and refuse to sign for a member proven to equivocate (1 on, 0 off)'
+}
+
+const MAX_LAB_ANSWER_DELAY_MS = 10_000
 
 export const SETTINGS: readonly Setting[] = [
   {
@@ -174,6 +211,27 @@ export const SETTINGS: readonly Setting[] = [
     help: 'lab mode (1) enables raw board entries and adversarial behaviours; never on a real pool',
     apply: (c, v) => { c.lab = parseBool(v) },
     render: (c) => [`lab=${c.lab ? 1 : 0}`]
+  },
+  ...Object.entries(DEFENSE_KEYS).map(([key, field]): Setting => ({
+    key,
+    defaultText: '1',
+    help: DEFENSE_HELP[field],
+    apply: (c, v) => { c.defenses = { ...c.defenses, [field]: parseBool(v) } },
+    render: (c) => [`${key}=${c.defenses[field] ? 1 : 0}`]
+  })),
+  {
+    key: 'lab-coalition',
+    defaultText: '0',
+    help: 'lab mode only: this node belongs to a coalition that rewrote its board log (poolboard lab drop); it defends nothing and lies when asked',
+    apply: (c, v) => { c.labCoalition = parseBool(v) },
+    render: (c) => [`lab-coalition=${c.labCoalition ? 1 : 0}`]
+  },
+  {
+    key: 'lab-answer-delay-ms',
+    defaultText: '0',
+    help: `lab mode only: answer the defenses' questions after this many ms (0 to ${MAX_LAB_ANSWER_DELAY_MS}), to choose who answers first`,
+    apply: (c, v) => { c.labAnswerDelayMs = parseInteger(v, 0, MAX_LAB_ANSWER_DELAY_MS) },
+    render: (c) => [`lab-answer-delay-ms=${c.labAnswerDelayMs}`]
   }
 ]
 
@@ -188,6 +246,9 @@ export function parseConfig (text: string, source: string): NodeConfig {
 /** Rules that span settings. */
 export function checkConfig (config: NodeConfig): string | null {
   const { board } = config
+  // Adversarial behaviour exists only in lab mode.
+  if (!config.lab && config.labCoalition) return 'lab-coalition=1 needs lab mode (lab=1): a coalition member is an adversarial behaviour'
+  if (!config.lab && config.labAnswerDelayMs > 0) return 'lab-answer-delay-ms needs lab mode (lab=1)'
   if (board.heartbeatTicks * 5 > board.electionTicks) {
     return `election-ticks (${board.electionTicks}) must be at least 5 heartbeats (heartbeat-ticks ${board.heartbeatTicks} x 5)`
   }
@@ -228,7 +289,7 @@ function parseLines (text: string, source: string): NodeConfig {
 
 /** Applies command-line overrides (`--listen`, `--api`, ...) by the same rules as the file. */
 export function applyOverrides (config: NodeConfig, overrides: Record<string, string | undefined>): NodeConfig {
-  const result: NodeConfig = { ...config, members: [...config.members], board: { ...config.board } }
+  const result: NodeConfig = { ...config, members: [...config.members], board: { ...config.board }, defenses: { ...config.defenses } }
   for (const [key, value] of Object.entries(overrides)) {
     if (value === undefined) continue
     const setting = SETTINGS.find((s) => s.key === key)

@@ -21,6 +21,10 @@ import { ProposalRouter } from './forward.js'
 import { PoolService } from './pool.js'
 import { poolRoutes } from './pool-api.js'
 import { ChainTicker } from './chain.js'
+import { Defenses } from './defense.js'
+import { Censor } from './lab/censor.js'
+import { coalitionDrop, rehashInbound } from './lab/coalition.js'
+import { labRoutes } from './lab/api.js'
 import { VERSION } from './version.js'
 
 export interface NodeStatus {
@@ -69,6 +73,7 @@ export class PoolboardNode {
   /** The pool on top of the board, and the simulated chain's block timer. */
   private pool: PoolService | undefined
   private chainTicker: ChainTicker | undefined
+  private defenses: Defenses | undefined
 
   private constructor (
     private readonly options: NodeOptions,
@@ -78,7 +83,8 @@ export class PoolboardNode {
     private readonly board: Board,
     private readonly poolBoard: PoolBoard,
     private readonly rpc: MemberRpc,
-    private readonly router: ProposalRouter
+    private readonly router: ProposalRouter,
+    private readonly censor: Censor
   ) {}
 
   static async start (options: NodeOptions): Promise<PoolboardNode> {
@@ -101,6 +107,10 @@ export class PoolboardNode {
       const isMember = (id: string): boolean => net.isMember(id)
       transport = new RaftTransport({ libp2p: net.libp2p, selfId: keys.peerId, isMember, logger, limits: DEFAULT_WIRE_LIMITS })
       const listeners: Array<(result: ApplyResult) => void> = []
+      // Adversarial hooks exist only in lab mode; a coalition member (lab) also checks no hashes.
+      const coalition = config.lab && config.labCoalition
+      let defenses: Defenses | undefined
+      const censor = new Censor()
       board = await Board.open({
         selfId: keys.peerId,
         store,
@@ -110,14 +120,30 @@ export class PoolboardNode {
         timing: config.board,
         snapshotEveryEntries: config.board.snapshotEveryEntries,
         initialConfiguration: initialConfiguration(config, keys.peerId),
-        onFatal: options.onFatal
+        onFatal: options.onFatal,
+        verifyHashChain: config.defenses.hashChain && !coalition,
+        onAlarm: (alarm) => { defenses?.onAlarm(alarm) },
+        labInbound: coalition ? rehashInbound : undefined,
+        labDrop: config.lab ? (data) => censor.reason(data) ?? (coalition ? coalitionDrop(data) : null) : undefined
       })
       // The pool records and the applied index are written in one batch, so they agree; a store
       // from before the pool records existed is brought up to date from the log.
       if (poolBoard.appliedIndex < board.appliedIndex) await catchUpPoolBoard(poolBoard, store, db, board.appliedIndex)
       rpc = new MemberRpc({ libp2p: net.libp2p, isMember, logger })
       const router = new ProposalRouter(board, rpc, logger)
-      const node = new PoolboardNode(options, db, network, transport, board, poolBoard, rpc, router)
+      defenses = new Defenses({
+        config,
+        selfPeerId: keys.peerId,
+        rpc,
+        board,
+        poolBoard,
+        connectedPeerIds: () => net.connectedMembers().map((m) => m.peerId),
+        logger
+      })
+      const node = new PoolboardNode(options, db, network, transport, board, poolBoard, rpc, router, censor)
+      node.defenses = defenses
+      const nodeDefenses = defenses
+      net.libp2p.addEventListener('peer:connect', (event) => { nodeDefenses.onPeerConnected(event.detail.toString()) })
       listeners.push((result) => { for (const l of node.resultListeners) l(result) })
       const pool = new PoolService({
         selfPeerId: keys.peerId,
@@ -131,7 +157,8 @@ export class PoolboardNode {
         db,
         propose: async (data, timeoutMs) => await node.proposeEntry(data, timeoutMs),
         connectedPeerIds: () => net.connectedMembers().map((m) => m.peerId),
-        logger
+        logger,
+        defenses
       })
       node.pool = pool
       node.onBoardResult((result) => { pool.onBoardResult(result) })
@@ -141,6 +168,7 @@ export class PoolboardNode {
       await network.start()
       await transport.start()
       await router.start()
+      await defenses.start()
       await pool.start()
       board.start()
       node.chainTicker.start()
@@ -206,6 +234,7 @@ export class PoolboardNode {
     await withTimeout(this.api?.stop(), 'admin API')
     this.chainTicker?.stop()
     this.pool?.stop()
+    this.defenses?.stop()
     await withTimeout(this.board.stop(), 'board')
     await withTimeout(this.rpc.stop(), 'member requests')
     await withTimeout(this.transport.stop(), 'raft transport')
@@ -248,7 +277,9 @@ export class PoolboardNode {
       { method: 'POST', path: '/v1/network/cut', handler: async () => { await this.network.cut(); return { cut: true } } },
       { method: 'POST', path: '/v1/network/heal', handler: async () => { this.network.heal(); return { cut: false } } },
       ...boardRoutes({ board: this.board, members: config.members, lab: config.lab, proposalTimeoutMs: PROPOSAL_TIMEOUT_MS }),
-      ...(this.pool === undefined ? [] : poolRoutes({ pool: this.pool, blockIntervalS: config.blockIntervalS }))
+      ...(this.pool === undefined ? [] : poolRoutes({ pool: this.pool, blockIntervalS: config.blockIntervalS })),
+      ...(this.defenses === undefined ? [] : [{ method: 'GET' as const, path: '/v1/defense', handler: async () => this.defenses!.status() }]),
+      ...labRoutes({ lab: config.lab, censor: this.censor, pool: this.pool })
     ]
   }
 

@@ -22,6 +22,7 @@ import {
 import type { Database } from '../storage/database.js'
 import type { Board } from './board.js'
 import type { NodeConfig } from './config.js'
+import { DefenseRefusal, type Defenses } from './defense.js'
 import {
   PoolGossip, poolTopic, refusalSigningHash, signRefusal, ZERO_POOL_ID,
   type GenesisProposal, type GossipCounters, type GossipMessage, type Refusal, type RefusalConflict
@@ -64,6 +65,8 @@ export interface PoolServiceOptions {
   /** Peer ids of the members this node is connected to now. */
   connectedPeerIds: () => string[]
   logger: Logger
+  /** The defenses against a coalition hiding a statement (daemon/defense.ts); none when absent. */
+  defenses?: Defenses
 }
 
 export const DEFAULT_ROUND_TIMEOUT_MS = 10_000
@@ -164,6 +167,8 @@ export class PoolService {
   private readonly gossipedEvidence = new Set<string>()
   private readonly timers = new Set<NodeJS.Timeout>()
   private stopped = false
+  /** The evidence defense: broadcast evidence, refuse proven equivocators (a lab coalition member does neither). */
+  private readonly evidenceOn: boolean
 
   constructor (private readonly options: PoolServiceOptions) {
     const { config, rpc, poolBoard, logger } = options
@@ -185,6 +190,7 @@ export class PoolService {
     })
     this.entries = new BoardEntries({ propose: options.propose, poolBoard })
     this.memory = new SignMemory(options.db)
+    this.evidenceOn = options.defenses?.enabled.evidence ?? config.defenses.evidence
     if (poolBoard.genesis !== null) this.members.adoptGenesis(poolBoard.genesis)
   }
 
@@ -207,10 +213,14 @@ export class PoolService {
     this.entries.applied()
     const { poolBoard } = this.options
     if (result.kind === 'genesis' && result.outcome === 'accepted' && poolBoard.genesis !== null) this.members.adoptGenesis(poolBoard.genesis)
-    if (result.kind === 'statement' && result.evidenceIds.length > 0) {
+    if (result.kind === 'statement' && result.evidenceIds.length > 0 && this.evidenceOn) {
       // The board convicted someone from a conflicting statement: tell every member.
       const ids = new Set(result.evidenceIds.map(toHex))
-      for (const e of poolBoard.evidence()) if (ids.has(toHex(e.id))) this.gossipEvidenceOnce(e.evidence)
+      for (const e of poolBoard.evidence()) {
+        if (!ids.has(toHex(e.id))) continue
+        this.options.defenses?.onEvidence(e.evidence, 'detected', `my board rejected the entry at index ${result.index}: it conflicts with a statement it holds`)
+        this.gossipEvidenceOnce(e.evidence)
+      }
     }
     if (result.kind === 'evidence' && result.outcome === 'accepted') {
       for (const id of result.evidenceIds) this.pendingEvidence.delete(toHex(id))
@@ -458,7 +468,8 @@ export class PoolService {
     if (!this.options.config.lab) throw new PoolError('lab-only', 'equivocation is a lab behaviour: start the node with --lab (lab=1)')
     const timeoutMs = roundTimeout(params.timeoutMs)
     const deadlineMs = Date.now() + timeoutMs
-    await this.read()
+    // A coalition member trusts its own rewritten board: it needs no majority to agree with it.
+    if (!this.options.config.labCoalition) await this.read()
     const me = this.options.memberKey
     const { poolBoard } = this.options
     const signed = (await this.memory.signedStatements()).find((s) => {
@@ -492,7 +503,9 @@ export class PoolService {
       if (!(err instanceof PoolError)) throw err
       const refusals = (err.details.refusals ?? []) as RefusalView[]
       const outcome = err.code === 'round-failed' && refusals.length > 0 ? 'refused' : err.code === 'rejected' ? 'rejected' : 'failed'
-      return { outcome, statementId: toHex(id), actives: this.nameList(activeKeys), first: firstView, message: err.message, refusals }
+      // Past the round (the board did not commit it in time, or refused it), every active had signed.
+      const signed = err.code === 'round-failed' || err.code === 'busy' ? (err.details.signed ?? []) as string[] : this.nameList(activeKeys)
+      return { outcome, statementId: toHex(id), actives: this.nameList(activeKeys), first: firstView, message: err.message, refusals, signed }
     }
   }
 
@@ -827,6 +840,8 @@ export class PoolService {
     const { poolBoard, memberKey } = this.options
     if (indexOfKey(req.actives, memberKey) < 0) return null
     this.refuseEquivocator(req.proposer)
+    // A statement another member proved my board lacks needs no read to refuse (the board may be unreadable).
+    if (!opts.alreadyRead) this.refuseReported(req)
     if (!opts.alreadyRead) await this.read(Math.max(1, Math.min(READ_TIMEOUT_MS, req.deadlineMs - Date.now())))
     const parent = poolBoard.currentState(req.parent.pool)
     if (parent === undefined) throw new WontSign('unknown-pool', `the board holds no ${this.label(req.parent.pool)}`)
@@ -846,6 +861,17 @@ export class PoolService {
     if (!equalBytes(req.proposer, memberKey) && statement.newBalances[mine] < before) {
       throw new WontSign('balance-decreased', `my balance would drop from ${before} to ${statement.newBalances[mine]} sats and I am not the one paying`)
     }
+    const defenses = this.options.defenses
+    if (defenses !== undefined) {
+      const reported = defenses.reportedConflict(statement)
+      if (reported !== null) throw new WontSign(reported.code, reported.message, reported.conflict)
+      try {
+        await defenses.beforeSign(statement, req.deadlineMs)
+      } catch (err) {
+        if (err instanceof DefenseRefusal) throw new WontSign(err.code, err.message, err.conflict)
+        throw err
+      }
+    }
     const kept = await this.memory.promiseStatement(statement.spent[mine], statement)
     if (!kept.ok) {
       const e = kept.earlier
@@ -856,9 +882,24 @@ export class PoolService {
     return makeSignatureShare({ kind: 'statement', poolId: req.poolId, roundId: req.roundId, subject: id, member: memberKey }, this.options.memberSecret, randomBytes(32))
   }
 
+  /** Refuses at once a request whose statement conflicts with one another member proved this node's board lacks. */
+  private refuseReported (req: PartitionRequest): void {
+    const defenses = this.options.defenses
+    const parent = this.options.poolBoard.currentState(req.parent.pool)
+    if (defenses === undefined || parent === undefined || parent.stateNumber !== req.parent.stateNumber) return
+    let statement: PartitionStatement
+    try {
+      statement = buildPartitionStatement(parent, req.actives, req.newBalances, req.heightT)
+    } catch {
+      return // refused below, once the board is read
+    }
+    const reported = defenses.reportedConflict(statement)
+    if (reported !== null) throw new WontSign(reported.code, reported.message, reported.conflict)
+  }
+
   private refuseEquivocator (proposer: Uint8Array): void {
     // Our own request goes out regardless: the other members will refuse it, and say why.
-    if (equalBytes(proposer, this.options.memberKey)) return
+    if (equalBytes(proposer, this.options.memberKey) || !this.evidenceOn) return
     if (this.options.poolBoard.equivocators().some((k) => equalBytes(k, proposer))) {
       throw new WontSign('equivocator', `${this.members.nameOf(proposer)} is proven to have signed conflicting statements (evidence on the board); I do not sign its requests`)
     }
@@ -918,6 +959,7 @@ export class PoolService {
   }
 
   private onEvidence (ev: EquivocationEvidence, from: string): void {
+    if (!this.evidenceOn) return
     const { poolBoard } = this.options
     const poolId = poolBoard.poolId
     if (poolId === null) return
@@ -939,6 +981,8 @@ export class PoolService {
 
   /** Makes sure the board records `ev`: gossip it, and propose it (the leader at once, others if it is still missing later). */
   private foundEvidence (ev: EquivocationEvidence, source: 'detected' | 'gossip'): void {
+    if (!this.evidenceOn) return
+    this.options.defenses?.onEvidence(ev, source === 'detected' ? 'detected' : 'learned', source === 'detected' ? 'its signatures on both, seen by gossip' : 'evidence sent by another member')
     const id = toHex(evidenceId(ev))
     if (this.boardHasEvidence(id) || this.pendingEvidence.has(id)) return
     if (this.pendingEvidence.size >= MAX_PENDING_EVIDENCE) return

@@ -199,7 +199,8 @@ async function lastStoredIndex (db: Database): Promise<number> {
   return 0
 }
 
-function putEntry (e: Entry): BatchOp {
+/** The batch operation that stores `e` at its index (replacing whatever is there). */
+export function putEntry (e: Entry): BatchOp {
   const w = new Writer(e.data.length + 48)
   w.u8(STORE_VERSION).varint(e.term).u8(e.type === 'normal' ? 0 : 1).bytes32(e.hash).bytes(e.data, MAX_ENTRY_BYTES)
   return { type: 'put', key: entryKey(e.index), value: w.finish() }
