@@ -36,6 +36,9 @@ const MAX_CHECK_ENTRIES = 16 * MAX_DIGEST_ENTRIES
 const CHECK_INTERVAL_MS = 1_000
 /** How long a check waits for a majority. */
 const QUORUM_TIMEOUT_MS = 3_000
+/** How long a member slightly behind the asker waits to apply the range before it answers. */
+const ANSWER_CATCH_UP_MS = 1_000
+const ANSWER_POLL_MS = 10
 
 /** Digest kind codes: the board entry kinds (board/entries.ts) and these. */
 const KIND_NOOP = 0
@@ -125,6 +128,9 @@ export class QuorumRead {
         throw new RpcError('malformed', (err as Error).message)
       }
       await delay(answerDelayMs)
+      // The asker has applied up to `to`; a member a few entries behind answers once it has too.
+      const untilMs = Date.now() + ANSWER_CATCH_UP_MS
+      while (board.appliedIndex < req.to && Date.now() < untilMs) await delay(ANSWER_POLL_MS)
       const entries = await board.committedEntries(req.from, req.to - req.from + 1)
       return encodeDigestResponse({ applied: board.appliedIndex, from: req.from, entries: entries.map(digestOf) })
     })
