@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process'
 import { readFileSync, rmSync } from 'node:fs'
 import { Agent } from 'node:http'
 import { cpus, loadavg } from 'node:os'
@@ -17,7 +18,7 @@ import { VERSION } from '../daemon/version.js'
 import { BenchCluster, poolboard, rawEntryBody } from './board.js'
 import { ensureEtcd, EtcdCluster, killAllEtcdNow } from './etcd.js'
 import { fmt, percentile, summarize, writeResult, type Summary } from './lib.js'
-import { closedLoop, closedLoopEach, post, type LoadResult, type Target } from './load.js'
+import { closedLoopEach, post, type LoadResult, type Target } from './load.js'
 
 /**
  * `npm run bench -- compare-etcd`: the board side by side with etcd.
@@ -253,6 +254,18 @@ class Replay {
   }
 }
 
+/** The commit the code was built from, and whether tracked files differ from it; null outside a git work tree. */
+function sourceRevision (): { commit: string, modified: boolean } | null {
+  const cwd = new URL('../../', import.meta.url)
+  try {
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+    const modified = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== ''
+    return { commit, modified }
+  } catch {
+    return null
+  }
+}
+
 /** Median time of a BIP340 verification on this machine, now. */
 function verifyCostMs (): number {
   const sk = secretKeyFromSeed(new TextEncoder().encode('compare-etcd verify probe'))
@@ -337,6 +350,10 @@ interface Run extends LoadResult {
   /** CPU cores used on average during the run by this benchmark's processes (load generator, etcd, poolboard) and by everything else. */
   oursCores: number
   otherCores: number
+  /** Answers other than 2xx, by status. */
+  errorStatuses: Record<string, number>
+  /** The leader's term differed after the run (or could not be read): an election happened during it. */
+  leaderChanged: boolean
 }
 
 interface StatementsRun extends Run {
@@ -441,7 +458,8 @@ export async function run (argv: string[]): Promise<void> {
 
   try {
     const etcdInfo = await ensureEtcd(say)
-    say(`etcd ${etcdInfo.version} (${etcdInfo.binary}); poolboard ${VERSION}`)
+    const revision = sourceRevision()
+    say(`etcd ${etcdInfo.version} (${etcdInfo.binary}); poolboard ${VERSION}` + (revision === null ? '' : ` at ${revision.commit}${revision.modified ? ' with uncommitted changes' : ''}`))
 
     let supply: StatementSupply | undefined
     let verifyMs = NaN
@@ -474,7 +492,7 @@ export async function run (argv: string[]): Promise<void> {
       verifyMs: withStatements ? verifyMs : null,
       statementsGenerated: supply?.generated ?? null,
       statementGenerateMs: supply?.generateMs ?? null,
-      poolboard: VERSION,
+      poolboard: { version: VERSION, revision },
       etcd: etcdInfo,
       machine: { cpus: cpus().length, loadAvgStart: loadStart, loadAvgEnd: loadEnd },
       results
@@ -512,10 +530,14 @@ export async function run (argv: string[]): Promise<void> {
           if (interrupted()) break
           const eLeader = await etcd.leader()
           const pids = await ourPids()
-          const etcdRun = await measure(`etcd, ${clients} clients`, 'writes', async (ms) => await closedLoop(etcd.putTarget(eLeader, valueBytes), clients, ms), pids)
+          const eTarget = etcd.putTarget(eLeader, valueBytes)
+          const etcdRun = await measure(`etcd, ${clients} clients`, 'writes', async (ms, answered) => await closedLoopEach(() => eTarget, clients, ms, (_, s) => { answered(s) }), pids,
+            async () => (await etcd.status(eLeader))?.raftTerm)
           await sleep(pauseMs)
           const pLeader = await pb.leader()
-          const pbRun = await measure(`poolboard, ${clients} clients`, 'appends', async (ms) => await closedLoop(pb.target(pLeader, opaqueBody), clients, ms), pids)
+          const pTarget = pb.target(pLeader, opaqueBody)
+          const pbRun = await measure(`poolboard, ${clients} clients`, 'appends', async (ms, answered) => await closedLoopEach(() => pTarget, clients, ms, (_, s) => { answered(s) }), pids,
+            async () => await boardTerm(pb, pLeader))
           const row: Row = { clients, etcd: etcdRun, poolboard: pbRun }
           if (supply !== undefined && replay !== undefined) {
             await sleep(pauseMs)
@@ -557,18 +579,30 @@ export async function run (argv: string[]): Promise<void> {
     }
 
     /** A warm-up, then the measured run; progress on stderr. */
-    async function measure (label: string, unit: string, load: (ms: number) => Promise<LoadResult>, pids: readonly number[]): Promise<Run> {
-      if (warmupMs > 0) await load(warmupMs)
+    /**
+     * A warm-up, then the measured run, with progress on stderr. `load` runs the closed loop for
+     * the given time and reports each answer's status; `term` reads the leader's term, before and
+     * after, to tell a run during which the leader changed.
+     */
+    async function measure (label: string, unit: string, load: (ms: number, answered: (status: number) => void) => Promise<LoadResult>, pids: readonly number[], term: () => Promise<number | undefined>): Promise<Run> {
+      if (warmupMs > 0) await load(warmupMs, () => {})
       process.stderr.write(`  ${label}, ${durationMs / 1000} s ... `)
+      const statuses = new Map<number, number>()
+      const termBefore = await term()
       const before = cpuTicks(pids)
-      const r = await load(durationMs)
+      const r = await load(durationMs, (status) => { if (status < 200 || status >= 300) statuses.set(status, (statuses.get(status) ?? 0) + 1) })
       const after = cpuTicks(pids)
+      const termAfter = await term()
       const loadAvg1 = loadavg()[0]
       const cores = (ticks: number): number => ticks / CLOCK_TICKS_PER_S / r.durationS
       const oursCores = cores(after.ours - before.ours)
       const otherCores = Math.max(0, cores(after.busy - before.busy) - oursCores)
-      process.stderr.write(`${summaryLine(r, unit)} (CPU: ${fmt(oursCores, 2)} cores ours, ${fmt(otherCores, 2)} others; load average ${loadAvg1.toFixed(2)})\n`)
-      return { ...r, loadAvg1, oursCores, otherCores }
+      const errorStatuses = Object.fromEntries([...statuses].sort((a, b) => b[1] - a[1]).map(([s, n]) => [s === 0 ? 'no answer' : `HTTP ${s}`, n]))
+      const leaderChanged = termBefore === undefined || termAfter === undefined || termBefore !== termAfter
+      process.stderr.write(`${summaryLine(r, unit)}${r.errors > 0 ? ` (${Object.entries(errorStatuses).map(([s, n]) => `${s}: ${n}`).join(', ')})` : ''}` +
+        `${leaderChanged ? `; THE LEADER CHANGED (term ${termBefore ?? '?'} -> ${termAfter ?? '?'})` : ''}` +
+        ` (CPU: ${fmt(oursCores, 2)} cores ours, ${fmt(otherCores, 2)} others; load average ${loadAvg1.toFixed(2)})\n`)
+      return { ...r, loadAvg1, oursCores, otherCores, errorStatuses, leaderChanged }
     }
 
     /** Submits the genesis, then the first statement of every chain (root partitions), before any measurement. */
@@ -630,14 +664,17 @@ export async function run (argv: string[]): Promise<void> {
       const base = pb.target(leader, () => '')
       let ranOut = false
       const taken = new Map<number, number>()
-      const load = async (ms: number): Promise<LoadResult> => await closedLoopEach((client) => {
+      const load = async (ms: number, answered: (status: number) => void): Promise<LoadResult> => await closedLoopEach((client) => {
         const i = supply.take()
         if (i === undefined) { ranOut = true; return undefined }
         taken.set(client, i)
         const chain = supply.chains[i]
         return { ...base, body: () => chain.bodies[chain.cursor] }
-      }, clients, ms, (client, s) => { supply.release(taken.get(client)!, s >= 200 && s < 300) })
-      const r = await measure(`poolboard statements, ${clients} clients`, 'statements', load, pids)
+      }, clients, ms, (client, s) => {
+        supply.release(taken.get(client)!, s >= 200 && s < 300)
+        answered(s)
+      })
+      const r = await measure(`poolboard statements, ${clients} clients`, 'statements', load, pids, async () => await boardTerm(pb, leader))
       const to = (await pb.boardStatus(leader))?.applied ?? 0
       await replay.apply(pb, from, to)
       const accepted = replay.accepted - before.accepted
@@ -660,18 +697,21 @@ export async function run (argv: string[]): Promise<void> {
   }
 
   function printTables (results: SizeResult[]): void {
+    const rate = (r: Run): string => fmt(r.throughputPerS, 0) + (r.leaderChanged ? '!' : '')
+    const runs = results.flatMap((s) => s.rows.flatMap((r) => [r.etcd, r.poolboard, ...(r.statements === undefined ? [] : [r.statements])]))
     process.stdout.write(`\nwrites acknowledged by the leader, closed loop over HTTP/JSON, ${valueBytes}-byte values, ${durationMs / 1000} s per run; ratio = poolboard / etcd\n`)
     process.stdout.write(renderTable(
       ['nodes', 'clients', 'etcd /s', 'etcd p50 ms', 'etcd p99 ms', 'poolboard /s', 'pb p50 ms', 'pb p99 ms', 'ratio /s', 'ratio p50', 'ratio p99', 'errors e/pb', 'cpu e/pb', 'others e/pb'],
       results.flatMap((s) => s.rows.map((r) => [
         String(s.nodes), String(r.clients),
-        fmt(r.etcd.throughputPerS, 0), fmt(r.etcd.latencyMs.p50, 2), fmt(r.etcd.latencyMs.p99, 2),
-        fmt(r.poolboard.throughputPerS, 0), fmt(r.poolboard.latencyMs.p50, 2), fmt(r.poolboard.latencyMs.p99, 2),
+        rate(r.etcd), fmt(r.etcd.latencyMs.p50, 2), fmt(r.etcd.latencyMs.p99, 2),
+        rate(r.poolboard), fmt(r.poolboard.latencyMs.p50, 2), fmt(r.poolboard.latencyMs.p99, 2),
         ratio(r.poolboard.throughputPerS, r.etcd.throughputPerS), ratio(r.poolboard.latencyMs.p50, r.etcd.latencyMs.p50), ratio(r.poolboard.latencyMs.p99, r.etcd.latencyMs.p99),
         `${r.etcd.errors}/${r.poolboard.errors}`, `${fmt(r.etcd.oursCores, 1)}/${fmt(r.poolboard.oursCores, 1)}`, `${fmt(r.etcd.otherCores, 1)}/${fmt(r.poolboard.otherCores, 1)}`
       ])),
       { alignRight: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13] }
     ) + '\n')
+    process.stdout.write('cpu: cores used during the run by this benchmark (load generator and both clusters); others: by everything else on the machine\n')
 
     if (results.some((s) => s.rows.some((r) => r.statements !== undefined))) {
       process.stdout.write(`\npoolboard: opaque entries and partition statements (${actives} signatures each, verified by every node) on the same cluster\n`)
@@ -681,8 +721,8 @@ export async function run (argv: string[]): Promise<void> {
           const st = r.statements!
           return [
             String(s.nodes), String(r.clients),
-            fmt(r.poolboard.throughputPerS, 0), fmt(r.poolboard.latencyMs.p50, 2), fmt(r.poolboard.latencyMs.p99, 2),
-            fmt(st.throughputPerS, 0) + (st.supplyRanOut ? '*' : ''), fmt(st.latencyMs.p50, 2), fmt(st.latencyMs.p99, 2),
+            rate(r.poolboard), fmt(r.poolboard.latencyMs.p50, 2), fmt(r.poolboard.latencyMs.p99, 2),
+            rate(st) + (st.supplyRanOut ? '*' : ''), fmt(st.latencyMs.p50, 2), fmt(st.latencyMs.p99, 2),
             ratio(st.throughputPerS, r.poolboard.throughputPerS), fmt(st.verificationsPerS, 0), String(st.accepted), String(st.rejected), String(st.errors),
             `${fmt(r.poolboard.oursCores, 1)}/${fmt(st.oursCores, 1)}`, `${fmt(r.poolboard.otherCores, 1)}/${fmt(st.otherCores, 1)}`
           ]
@@ -691,6 +731,7 @@ export async function run (argv: string[]): Promise<void> {
       ) + '\n')
       if (results.some((s) => s.rows.some((r) => r.statements?.supplyRanOut === true))) process.stdout.write('* the pre-signed statements ran out before the end of the run: the rate is over the shorter time\n')
     }
+    if (runs.some((r) => r.leaderChanged)) process.stdout.write('! the leader changed during this run (an election): its figures are not those of a steady leader\n')
 
     if (results.some((s) => s.failoverMs.etcd.length > 0)) {
       process.stdout.write('\nfrom SIGKILL of the leader to the next acknowledged write through a surviving member (ms)\n')
@@ -717,4 +758,10 @@ async function restartPoolboardNode (pb: BenchCluster, index: number): Promise<v
   const node = (await pb.nodes()).find((n) => n.index === index)
   if (node === undefined) throw new Error(`no node ${index}`)
   await pb.waitApplied(node, commit, 60_000)
+}
+
+/** The board term `node` is in, from its admin API. */
+async function boardTerm (pb: BenchCluster, node: Awaited<ReturnType<BenchCluster['leader']>>): Promise<number | undefined> {
+  const s = await pb.boardStatus(node) as { term?: number } | undefined
+  return s?.term
 }
