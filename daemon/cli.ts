@@ -3,6 +3,7 @@ import './polyfill.js'
 import { Command } from 'commander'
 import { boardCommand } from './cli-board.js'
 import { clusterCommand } from './cli-cluster.js'
+import { defenseCommand } from './defense-cli.js'
 import { chainCommand, labCommand, poolCommand } from './cli-pool.js'
 import { applyOverrides, defaultConfig, formatHostPort } from './config.js'
 import { AdminClient } from './client.js'
@@ -78,6 +79,7 @@ function program (): Command {
   cli.addCommand(clusterCommand())
   cli.addCommand(poolCommand())
   cli.addCommand(chainCommand())
+  cli.addCommand(defenseCommand())
   cli.addCommand(labCommand())
   return cli
 }
@@ -85,7 +87,7 @@ function program (): Command {
 function renderStatus (s: NodeStatus): string {
   const peers = s.connectedPeers.length === 0 ? '(none)' : s.connectedPeers.map((p) => `${p.name} ${p.peerId}`).join('\n              ')
   return [
-    `name          ${s.name}${s.lab ? ' (lab mode)' : ''}${s.cut ? ' (cut off)' : ''}`,
+    `name          ${s.name}${s.lab ? ` (lab mode${s.labCoalition ? ', coalition member' : ''})` : ''}${s.cut ? ' (cut off)' : ''}`,
     `version       ${s.version}`,
     `peer id       ${s.peerId}`,
     `member key    ${s.memberKey}`,
