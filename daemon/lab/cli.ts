@@ -52,7 +52,7 @@ export function addLabCommands (lab: Command): void {
     .option('--seed <n>', 'seed of the first run (default: random, printed); the others derive from it', parseSeed)
     .option('--order <order>', 'who answers the defenses\' questions first: adversarial (the coalition) or random', parseOrder, 'adversarial')
     .option('--holders-offline', 'every honest member holding S1 is offline when C comes back (the case no defense covers)')
-    .option('--out <dir>', 'where records, summary, table and chart go', `lab-results/coalition-drop-${new Date().toISOString().replace(/[:.]/g, '-')}`)
+    .option('--out <dir>', 'where records, summary, table and chart go', `lab-out/coalition-drop-${new Date().toISOString().replace(/[:.]/g, '-')}`)
     .option('--keep', 'keep every run\'s cluster directory (by default only failed runs keep theirs)')
     .option('--json', 'print the summary as JSON')
     .action(async (opts: { members: number, coalition: string, defenses: string, runs: number, seed?: number, order: AnswerOrder, holdersOffline?: boolean, out: string, keep?: boolean, json?: boolean }) => {
