@@ -304,6 +304,29 @@ function cpuTicks (pids: readonly number[]): { busy: number, ours: number } {
 }
 
 
+/**
+ * Waits, up to `maxWaitMs`, until the processes other than `pids` have used less than
+ * `maxOtherCores` over one second: on a shared machine, a run that starts while something else is
+ * busy measures that as much as it measures the clusters. Returns what the others used last.
+ */
+async function waitQuiet (pids: readonly number[], maxOtherCores: number, maxWaitMs: number, interrupted: () => boolean): Promise<number> {
+  const deadline = Date.now() + maxWaitMs
+  let said = false
+  for (;;) {
+    const a = cpuTicks(pids)
+    const t0 = performance.now()
+    await sleep(1_000)
+    const b = cpuTicks(pids)
+    const others = Math.max(0, ((b.busy - a.busy) - (b.ours - a.ours)) / CLOCK_TICKS_PER_S / ((performance.now() - t0) / 1000))
+    if (others < maxOtherCores || Date.now() >= deadline || interrupted()) {
+      if (said) say(others < maxOtherCores ? '    quiet enough now' : `    still ${fmt(others, 2)} cores busy elsewhere; going on`)
+      return others
+    }
+    if (!said) say(`    waiting for the machine to quieten: other processes use ${fmt(others, 2)} cores (up to ${Math.round(maxWaitMs / 1000)} s, --quiet-wait-s)`)
+    said = true
+  }
+}
+
 /** SIGKILLs the leader (`kill`) and times until a write through any of `targets` (the survivors) is acknowledged. */
 async function timeToNextWrite (kill: () => void, targets: Target[]): Promise<number> {
   const agent = new Agent({ keepAlive: true })
@@ -402,6 +425,8 @@ export async function run (argv: string[]): Promise<void> {
       failovers: { type: 'string', default: '3' },
       entries: { type: 'string', default: 'opaque' },
       'statement-actives': { type: 'string', default: '2' },
+      'quiet-wait-s': { type: 'string', default: '60' },
+      'quiet-cores': { type: 'string', default: '0.25' },
       'max-minutes': { type: 'string', default: '60' }
     }
   })
@@ -414,13 +439,15 @@ export async function run (argv: string[]): Promise<void> {
   const failovers = Number(values.failovers)
   const actives = Number(values['statement-actives'])
   const maxMinutes = Number(values['max-minutes'])
+  const quietWaitMs = Number(values['quiet-wait-s']) * 1000
+  const quietCores = Number(values['quiet-cores'])
   if (values.entries !== 'opaque' && values.entries !== 'statements') throw new Error(`--entries: expected opaque or statements, got ${values.entries}`)
   const withStatements = values.entries === 'statements'
   const maxClients = Math.max(...clientCounts)
   for (const [name, v] of [['sizes', sizes], ['clients', clientCounts]] as const) {
     if (v.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--${name}: expected positive integers separated by commas`)
   }
-  if (![durationMs, warmupMs, pauseMs, valueBytes, failovers, maxMinutes].every((n) => Number.isFinite(n) && n >= 0) || durationMs <= 0) throw new Error('expected non-negative numbers (and a positive --duration-s)')
+  if (![durationMs, warmupMs, pauseMs, valueBytes, failovers, maxMinutes, quietWaitMs, quietCores].every((n) => Number.isFinite(n) && n >= 0) || durationMs <= 0) throw new Error('expected non-negative numbers (and a positive --duration-s)')
   if (withStatements && (!Number.isInteger(actives) || actives < 1 || maxClients * actives > STATEMENT_MEMBERS_MAX)) {
     throw new Error(`--statement-actives: each client needs a chain of its own, so clients × actives must be at most ${STATEMENT_MEMBERS_MAX} members (${maxClients} × ${actives})`)
   }
@@ -549,6 +576,7 @@ export async function run (argv: string[]): Promise<void> {
 
         const failover = { etcd: [] as number[], poolboard: [] as number[] }
         for (let i = 0; i < failovers && !interrupted(); i++) {
+          if (quietWaitMs > 0) await waitQuiet(await ourPids(), quietCores, quietWaitMs, interrupted)
           const eLeader = await etcd.leader()
           const eSurvivors = etcd.running().filter((m) => m !== eLeader)
           const eMs = await timeToNextWrite(() => { etcd.kill(eLeader) }, eSurvivors.map((m) => etcd.putTarget(m, valueBytes)))
@@ -557,6 +585,7 @@ export async function run (argv: string[]): Promise<void> {
           await etcd.restart(eLeader)
           await sleep(pauseMs)
 
+          if (quietWaitMs > 0) await waitQuiet(await ourPids(), quietCores, quietWaitMs, interrupted)
           const pLeader = await pb.leader()
           const pSurvivors = (await pb.nodes()).filter((n) => n.running && n.index !== pLeader.index)
           const pMs = await timeToNextWrite(() => { process.kill(pLeader.pid!, 'SIGKILL') }, pSurvivors.map((n) => pb.target(n, opaqueBody)))
@@ -585,6 +614,7 @@ export async function run (argv: string[]): Promise<void> {
      * after, to tell a run during which the leader changed.
      */
     async function measure (label: string, unit: string, load: (ms: number, answered: (status: number) => void) => Promise<LoadResult>, pids: readonly number[], term: () => Promise<number | undefined>): Promise<Run> {
+      if (quietWaitMs > 0) await waitQuiet(pids, quietCores, quietWaitMs, interrupted)
       if (warmupMs > 0) await load(warmupMs, () => {})
       process.stderr.write(`  ${label}, ${durationMs / 1000} s ... `)
       const statuses = new Map<number, number>()
