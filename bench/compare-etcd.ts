@@ -318,7 +318,8 @@ async function waitQuiet (pids: readonly number[], maxOtherCores: number, maxWai
     await sleep(1_000)
     const b = cpuTicks(pids)
     const others = Math.max(0, ((b.busy - a.busy) - (b.ours - a.ours)) / CLOCK_TICKS_PER_S / ((performance.now() - t0) / 1000))
-    if (others < maxOtherCores || Date.now() >= deadline || interrupted()) {
+    if (interrupted()) return others
+    if (others < maxOtherCores || Date.now() >= deadline) {
       if (said) say(others < maxOtherCores ? '    quiet enough now' : `    still ${fmt(others, 2)} cores busy elsewhere; going on`)
       return others
     }
