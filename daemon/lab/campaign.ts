@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { jsonReplacer } from '../api.js'
 import { LocalCluster } from '../cluster.js'
@@ -78,7 +78,7 @@ export async function runCampaign (options: CampaignOptions, progress: Progress,
     files.push(join(outDir, name))
   }
   // Only failed runs (or --keep) leave a cluster directory behind.
-  try { rmSync(workDir, { recursive: false }) } catch { /* not empty: kept for their logs */ }
+  if (readdirSync(workDir).length === 0) rmdirSync(workDir)
   return { summary, records, outDir, files }
 }
 

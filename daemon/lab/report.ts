@@ -149,7 +149,7 @@ export function renderSvg (s: Summary): string {
   const plotW = Math.max(240, sizes.length * groupW)
   const left = 56
   const panelH = 200
-  const top = 64
+  const top = 80
   const panelGap = 70
   const width = left + plotW + 24
   const height = top + 2 * panelH + panelGap + 56
