@@ -21,7 +21,7 @@ export interface CampaignOptions extends LabPlanOptions {
 }
 
 /** A first guess of one run's wall time, before any run has been measured. */
-export const ESTIMATED_RUN_S = 15
+export const ESTIMATED_RUN_S = 12
 
 export interface CampaignResult { summary: Summary, records: RunRecord[], outDir: string, files: string[] }
 
