@@ -376,7 +376,7 @@ interface Run extends LoadResult {
   otherCores: number
   /** Answers other than 2xx, by status. */
   errorStatuses: Record<string, number>
-  /** The leader's term differed after the run (or could not be read): an election happened during it. */
+  /** The leader's term differed after the run from before its warm-up (or could not be read): an election happened. */
   leaderChanged: boolean
 }
 
@@ -616,10 +616,11 @@ export async function run (argv: string[]): Promise<void> {
      */
     async function measure (label: string, unit: string, load: (ms: number, answered: (status: number) => void) => Promise<LoadResult>, pids: readonly number[], term: () => Promise<number | undefined>): Promise<Run> {
       if (quietWaitMs > 0) await waitQuiet(pids, quietCores, quietWaitMs, interrupted)
+      // Read before the warm-up: an election during the warm-up leaves the run aimed at a follower.
+      const termBefore = await term()
       if (warmupMs > 0) await load(warmupMs, () => {})
       process.stderr.write(`  ${label}, ${durationMs / 1000} s ... `)
       const statuses = new Map<number, number>()
-      const termBefore = await term()
       const before = cpuTicks(pids)
       const r = await load(durationMs, (status) => { if (status < 200 || status >= 300) statuses.set(status, (statuses.get(status) ?? 0) + 1) })
       const after = cpuTicks(pids)
@@ -762,7 +763,7 @@ export async function run (argv: string[]): Promise<void> {
       ) + '\n')
       if (results.some((s) => s.rows.some((r) => r.statements?.supplyRanOut === true))) process.stdout.write('* the pre-signed statements ran out before the end of the run: the rate is over the shorter time\n')
     }
-    if (runs.some((r) => r.leaderChanged)) process.stdout.write('! the leader changed during this run (an election): its figures are not those of a steady leader\n')
+    if (runs.some((r) => r.leaderChanged)) process.stdout.write('! the leader changed during this run or its warm-up (an election): its figures are not those of a steady leader\n')
 
     if (results.some((s) => s.failoverMs.etcd.length > 0)) {
       process.stdout.write('\nfrom SIGKILL of the leader to the next acknowledged write through a surviving member (ms)\n')
