@@ -169,6 +169,7 @@ function describeStatus (s: BoardStatus, named: (peerId: string | null) => Named
       ? null
       : Object.entries(s.progress).map(([peerId, p]) => ({ member: named(peerId), match: p.match, next: p.next, state: p.state, learner: p.isLearner })),
     alarms: s.alarms,
+    shunned: s.shunned.map(named),
     recentAlarms: board.recentAlarms.slice(-10).map((a) => ({ ...hexBytes(a), from: named(a.from) }))
   }
 }

@@ -61,6 +61,8 @@ export interface BoardStatus {
   /** On the leader: each member's match index and replication state. */
   progress: Record<NodeId, { match: number, next: number, state: string, isLearner: boolean }> | null
   alarms: number
+  /** Members this node no longer follows or votes for: they offered to rewrite committed entries. */
+  shunned: NodeId[]
 }
 
 /** A proposal or read the caller gave up on, or that the board could not take. */
@@ -81,6 +83,9 @@ const EMPTY = new Uint8Array(0)
 const MAX_PENDING_PROPOSALS = 100_000
 const MAX_PENDING_READS = 10_000
 const MAX_RECENT_ALARMS = 100
+const MAX_SHUNNED = 1_024
+/** What a leader or a candidate sends: ignored from a member proven to rewrite committed entries. */
+const LEADING_MESSAGES = new Set<Message['type']>(['app', 'heartbeat', 'snap', 'timeoutNow', 'vote', 'preVote'])
 /** A persist slower than this is logged: a stalled disk stalls the board (and should cost leadership). */
 const SLOW_PERSIST_MS = 500
 
@@ -111,6 +116,8 @@ export class Board {
   /** Verified entries of a snapshot stepped into the core, kept until its Ready persists them. */
   private incomingSnapshot: { index: number, entries: Entry[] } | undefined
   readonly recentAlarms: Array<Alarm & { at: string }> = []
+  /** Members proven (by an alarm) to offer rewrites of committed entries: never followed again. */
+  private readonly shunned = new Set<NodeId>()
   private alarmCount = 0
 
   private constructor (private readonly options: BoardOptions, raft: Raft) {
@@ -234,7 +241,8 @@ export class Board {
       snapshotIndex: s.snapshotIndex,
       configuration: s.configuration,
       progress,
-      alarms: this.alarmCount
+      alarms: this.alarmCount,
+      shunned: [...this.shunned]
     }
   }
 
@@ -284,6 +292,7 @@ export class Board {
 
   private receive (m: Message): void {
     if (this.stopped) return
+    if (this.shunned.has(m.from) && LEADING_MESSAGES.has(m.type)) return
     if (m.type === 'snap') {
       void this.receiveSnapshot(m)
       return
@@ -426,6 +435,14 @@ export class Board {
   }
 
   private raiseAlarm (alarm: Alarm): void {
+    if (alarm.kind === 'committed-entry-conflict' && !this.shunned.has(alarm.from) && this.shunned.size < MAX_SHUNNED) {
+      // A member that offered to rewrite an entry this node knows is committed has proved it lies
+      // about the log (an honest cluster never does this: docs/raft.md). This node stops following
+      // it and will not vote for it, so an honest majority elects around it instead of the board
+      // staying stuck under a leader whose appends are all refused.
+      this.shunned.add(alarm.from)
+      this.options.logger.error({ member: alarm.from, term: alarm.term }, 'board: no longer following or voting for a member that offered to rewrite committed entries')
+    }
     this.alarmCount++
     this.recentAlarms.push({ ...alarm, at: new Date().toISOString() })
     if (this.recentAlarms.length > MAX_RECENT_ALARMS) this.recentAlarms.shift()

@@ -16,6 +16,7 @@ interface BoardStatusView {
   learners: Named[]
   progress: Array<{ member: Named, match: number, next: number, state: string, learner: boolean }> | null
   alarms: number
+  shunned?: Named[]
 }
 interface LogView { entries: Array<{ index: number, term: number, type: string, hash: string, bytes: number, change?: string, member?: Named, voters?: Named[], learners?: Named[] }> }
 
@@ -47,7 +48,7 @@ export function boardCommand (): Command {
           `commit      ${s.commit}   applied ${s.applied}   last ${s.lastIndex}   snapshot ${s.snapshotIndex}`,
           `voters      ${s.voters.map(label).join(', ')}`,
           `learners    ${s.learners.length === 0 ? '(none)' : s.learners.map(label).join(', ')}`,
-          `alarms      ${s.alarms}`
+          `alarms      ${s.alarms}${(s.shunned ?? []).length > 0 ? `; not following ${(s.shunned ?? []).map(label).join(', ')} (offered to rewrite committed entries)` : ''}`
         ]
         if (s.progress !== null) {
           lines.push('', renderTable(['member', 'role', 'match', 'next', 'state'], s.progress.map((p) => [label(p.member), p.learner ? 'learner' : 'voter', String(p.match), String(p.next), p.state]), { alignRight: [2, 3] }))
