@@ -372,14 +372,17 @@ export class Board {
     for (const m of sendNow) transport.send(m)
 
     // Committed entries are applied in memory now and their records join the same atomic batch as
-    // the Raft state: a crash keeps both or neither, and nothing is answered before the write ends.
+    // the Raft state: a crash keeps both or neither.
     const toApply = rd.snapshot !== null ? snapshotEntries.filter((e) => e.index > this.applied) : rd.committedEntries
     const applyOps = await this.applyInMemory(toApply)
+    const durableFirst = store.mustSync(rd)
     const startMs = performance.now()
-    await store.persist(rd, snapshotEntries, applyOps)
-    const persistMs = performance.now() - startMs
-    if (persistMs > SLOW_PERSIST_MS) this.options.logger.warn({ persistMs: Math.round(persistMs) }, 'slow disk: persisting a Raft batch took long')
-
+    const write = store.persist(rd, snapshotEntries, applyOps)
+    // A batch that need not be synced (a commit index and the applied state only) holds nothing
+    // another member or a client relies on: what it records is durable elsewhere (the entries on a
+    // quorum) or can be rebuilt from the log. So its messages and answers need not wait for it;
+    // only the next batch does, so that writes stay in order.
+    if (durableFirst) await write
     for (const m of rd.messages) {
       if (sendNow.length > 0 && m.type === 'app') continue
       if (m.type === 'snap') this.sendSnapshot(m)
@@ -389,6 +392,9 @@ export class Board {
     for (const rs of rd.readStates) this.confirmRead(toHex(rs.context), rs.index)
     for (const alarm of rd.alarms) this.raiseAlarm(alarm)
     if (rd.softState !== null) this.options.logger.info({ role: rd.softState.role, leader: rd.softState.leader, term: this.raft.currentTerm }, 'board role changed')
+    if (!durableFirst) await write
+    const persistMs = performance.now() - startMs
+    if (persistMs > SLOW_PERSIST_MS) this.options.logger.warn({ persistMs: Math.round(persistMs) }, 'slow disk: persisting a Raft batch took long')
     this.raft.advance(rd)
     this.releaseReads()
     await this.maybeCompact()

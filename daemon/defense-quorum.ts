@@ -32,8 +32,13 @@ const DIGEST_VERSION = 1
 export const MAX_DIGEST_ENTRIES = 1_024
 /** A check covers at most this many of the newest entries not yet cross-checked. */
 const MAX_CHECK_ENTRIES = 16 * MAX_DIGEST_ENTRIES
-/** How often a node cross-checks newly applied history in the background (after catching up, say). */
-const CHECK_INTERVAL_MS = 1_000
+/**
+ * How often a node cross-checks newly applied history in the background (after catching up, say).
+ * Signing always checks what is left first, so this only bounds how stale a check can be.
+ */
+const CHECK_INTERVAL_MS = 10_000
+/** Digests of the newest applied entries kept in memory, so answering a member reads no disk. */
+const DIGEST_CACHE_ENTRIES = 65_536
 /** How long a check waits for a majority. */
 const QUORUM_TIMEOUT_MS = 3_000
 /** How long a member slightly behind the asker waits to apply the range before it answers. */
@@ -115,6 +120,8 @@ export class QuorumRead {
   private timer: NodeJS.Timeout | undefined
   private checking: Promise<QuorumVerdict> | null = null
   private stopped = false
+  /** Digests of recently applied entries by index; the oldest are dropped first. */
+  private readonly digests = new Map<number, EntryDigest>()
 
   constructor (private readonly options: DefensePartOptions) {}
 
@@ -131,12 +138,35 @@ export class QuorumRead {
       // The asker has applied up to `to`; a member a few entries behind answers once it has too.
       const untilMs = Date.now() + ANSWER_CATCH_UP_MS
       while (board.appliedIndex < req.to && Date.now() < untilMs) await delay(ANSWER_POLL_MS)
-      const entries = await board.committedEntries(req.from, req.to - req.from + 1)
-      return encodeDigestResponse({ applied: board.appliedIndex, from: req.from, entries: entries.map(digestOf) })
+      const to = Math.min(req.to, board.appliedIndex)
+      const entries = to < req.from ? [] : await this.digestsOf(req.from, to)
+      return encodeDigestResponse({ applied: board.appliedIndex, from: req.from, entries })
     })
     if (!this.options.enabled) return
     this.timer = setInterval(() => { this.background() }, CHECK_INTERVAL_MS)
     this.timer.unref()
+  }
+
+  /** Remembers the digests of entries just applied (each entry is hashed once, here). */
+  onApplied (entries: readonly Entry[]): void {
+    if (!this.options.enabled) return
+    for (const e of entries) {
+      this.digests.set(e.index, digestOf(e))
+      if (this.digests.size > DIGEST_CACHE_ENTRIES) this.digests.delete(this.digests.keys().next().value as number)
+    }
+  }
+
+  /** Digests of the committed entries from..to this node holds, from memory where it can. */
+  private async digestsOf (from: number, to: number): Promise<EntryDigest[]> {
+    const out: EntryDigest[] = []
+    for (let i = from; i <= to; i++) {
+      const d = this.digests.get(i)
+      if (d === undefined) break
+      out.push(d)
+    }
+    if (out.length === to - from + 1) return out
+    const rest = await this.options.board.committedEntries(from + out.length, to - from + 1 - out.length)
+    return [...out, ...rest.map(digestOf)]
   }
 
   stop (): void {
@@ -209,8 +239,8 @@ export class QuorumRead {
 
   /** One page: every other member is asked; the first majority of complete answers decides. */
   private async page (from: number, to: number, deadlineMs: number): Promise<QuorumVerdict> {
-    const { config, selfPeerId, rpc, board, nameOf } = this.options
-    const own = (await board.committedEntries(from, to - from + 1)).map(digestOf)
+    const { config, selfPeerId, rpc, nameOf } = this.options
+    const own = await this.digestsOf(from, to)
     if (own.length !== to - from + 1) throw new Error(`quorum read: this node holds ${own.length} of the entries ${from}..${to}`)
     const others = config.members.filter((m) => m.peerId !== selfPeerId)
     const need = Math.floor(config.members.length / 2)

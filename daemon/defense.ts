@@ -1,5 +1,5 @@
 import type { PoolBoard } from '../board/pool-board.js'
-import type { Alarm } from '../board/raft/index.js'
+import type { Alarm, Entry } from '../board/raft/index.js'
 import { equalBytes, toHex } from '../protocol/bytes.js'
 import { short } from '../protocol/common.js'
 import type { EquivocationEvidence } from '../protocol/evidence.js'
@@ -129,6 +129,11 @@ export class Defenses {
   stop (): void {
     this.quorum.stop()
     this.chain.stop()
+  }
+
+  /** Entries this node just applied, in order: the quorum read remembers their digests. */
+  onApplied (entries: readonly Entry[]): void {
+    this.quorum.onApplied(entries)
   }
 
   /** The board core raised an alarm (daemon/board.ts): with the hash-chain defense, a proof for every member. */

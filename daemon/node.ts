@@ -1,5 +1,5 @@
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client'
-import type { Configuration } from '../board/raft/index.js'
+import type { Configuration, Entry } from '../board/raft/index.js'
 import { DEFAULT_WIRE_LIMITS } from '../board/wire.js'
 import { InconsistentStoreError } from '../board/raft/index.js'
 import { DatabaseLockedError, openDatabase, type Database } from '../storage/database.js'
@@ -8,7 +8,7 @@ import { catchUpPoolBoard, loadPoolBoard, PoolApplier } from '../storage/pool-st
 import { SignatureCache } from '../board/signature-cache.js'
 import type { PoolBoard, ApplyResult } from '../board/pool-board.js'
 import { AdminApi, type Route } from './api.js'
-import { Board } from './board.js'
+import { Board, type BoardApplier } from './board.js'
 import { boardRoutes } from './board-api.js'
 import { formatHostPort, type HostPort, type NodeConfig } from './config.js'
 import type { DataDir, NodeKeys } from './datadir.js'
@@ -117,7 +117,7 @@ export class PoolboardNode {
         selfId: keys.peerId,
         store,
         transport,
-        applier: new PoolApplier(poolBoard, (result) => { for (const l of listeners) l(result) }),
+        applier: withAppliedHook(new PoolApplier(poolBoard, (result) => { for (const l of listeners) l(result) }), (entries) => { defenses?.onApplied(entries) }),
         logger,
         timing: config.board,
         snapshotEveryEntries: config.board.snapshotEveryEntries,
@@ -303,6 +303,11 @@ export class PoolboardNode {
     gauge('poolboard_gossip_received', 'Pool gossip messages received', () => this.pool?.gossip.stats().received ?? 0)
     gauge('poolboard_gossip_dropped', 'Pool gossip messages dropped: malformed, forged, from a stranger, over a limit', () => Object.values(this.pool?.gossip.stats().dropped ?? {}).reduce((a, b) => a + b, 0))
   }
+}
+
+/** An applier that also shows every applied entry to `hook` (the defenses remember their digests). */
+function withAppliedHook (applier: BoardApplier, hook: (entries: readonly Entry[]) => void): BoardApplier {
+  return { apply: async (entries) => { hook(entries); return await applier.apply(entries) } }
 }
 
 /** The board of a new cluster: the configured voters (default: every member), the others learners. */

@@ -116,13 +116,17 @@ export class RaftStore {
     if (hs !== null) ops.push({ type: 'put', key: HARD_STATE_KEY, value: encodeHardState(hs) })
     ops.push(...appliedOps)
     if (ops.length === 0) return
-    const mustSync = ready.entries.length > 0 || ready.snapshot !== null || (hs !== null && this.changesTermOrVote(hs))
-    await this.db.batch(ops, { sync: mustSync })
+    await this.db.batch(ops, { sync: this.mustSync(ready) })
     this.lastIndex = last
     if (hs !== null) {
       this.durableTerm = hs.term
       this.durableVote = hs.vote
     }
+  }
+
+  /** Whether persisting `ready` must be synced: it holds entries, a snapshot, a new term or a vote. */
+  mustSync (ready: Ready): boolean {
+    return ready.entries.length > 0 || ready.snapshot !== null || (ready.hardState !== null && this.changesTermOrVote(ready.hardState))
   }
 
   /** Whether writing `hs` changes the durable term or vote (and so must be synced before anything depends on it). */
