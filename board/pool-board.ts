@@ -403,7 +403,7 @@ export class PoolBoard {
       if (stmt.parent.stateNumber > current.stateNumber) {
         refuse(`the statement partitions state ${stmt.parent.stateNumber} of the ${what}, which is only at state ${current.stateNumber}`)
       }
-      const v = verifyStatement({ ...stmt, signatures: [] }, { parent: current, requireComplete: false })
+      const v = verifyStatement({ ...stmt, signatures: [] }, { parent: current, parentOutpoints: parent.outpoints, requireComplete: false })
       if (!v.ok) refuse(v.reason)
       if (stmt.heightT > this.meta.chainHeight) refuse(`heightT ${stmt.heightT} is above the chain height ${this.meta.chainHeight}`)
       const missing = stmt.actives.map((_, i) => i).filter((i) => !stmt.signatures.some((s) => s.index === i))

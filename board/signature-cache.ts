@@ -49,11 +49,7 @@ export class SignatureCache {
       this.invalid++
       return false
     }
-    const buf = new Uint8Array(128)
-    buf.set(hash, 0)
-    buf.set(publicKey, 32)
-    buf.set(signature, 64)
-    const key = toHex(sha256(buf))
+    const key = cacheKey(signature, hash, publicKey)
     if (this.valid.has(key)) {
       this.hits++
       // Refresh its place: the least recently used entry is the first in the map's order.
@@ -66,13 +62,32 @@ export class SignatureCache {
       this.invalid++
       return false
     }
+    this.insert(key)
+    return true
+  }
+
+  /** Whether this triple is already known valid (no verification, no counting). */
+  knows (signature: Uint8Array, hash: Uint8Array, publicKey: Uint8Array): boolean {
+    return signature.length === 64 && hash.length === 32 && publicKey.length === 32 && this.valid.has(cacheKey(signature, hash, publicKey))
+  }
+
+  /**
+   * Records a triple that was verified elsewhere on this node (a verification worker): the caller
+   * vouches that `verifyHash(signature, hash, publicKey)` returned true.
+   */
+  remember (signature: Uint8Array, hash: Uint8Array, publicKey: Uint8Array): void {
+    assert(signature.length === 64 && hash.length === 32 && publicKey.length === 32, 'remember: malformed triple')
+    const key = cacheKey(signature, hash, publicKey)
+    if (!this.valid.has(key)) this.insert(key)
+  }
+
+  private insert (key: string): void {
     if (this.valid.size >= this.maxEntries) {
       const oldest = this.valid.keys().next()
       assert(oldest.done !== true)
       this.valid.delete(oldest.value)
     }
     this.valid.set(key, true)
-    return true
   }
 
   /** A function with `verifyHash`'s signature that goes through this cache. */
@@ -83,4 +98,12 @@ export class SignatureCache {
   stats (): SignatureCacheStats {
     return { hits: this.hits, misses: this.misses, invalid: this.invalid, entries: this.valid.size, maxEntries: this.maxEntries }
   }
+}
+
+function cacheKey (signature: Uint8Array, hash: Uint8Array, publicKey: Uint8Array): string {
+  const buf = new Uint8Array(128)
+  buf.set(hash, 0)
+  buf.set(publicKey, 32)
+  buf.set(signature, 64)
+  return toHex(sha256(buf))
 }

@@ -36,6 +36,11 @@ export interface BoardOptions {
   snapshotEveryEntries: number
   /** The configuration of a new board; used only the very first time, when the store is empty. */
   initialConfiguration: Configuration
+  /**
+   * Starts the expensive checks applying these entries will make (signature verification on worker
+   * threads) and resolves when they are done; called as entries arrive and awaited before applying.
+   */
+  prepareApply?: (entries: readonly Entry[]) => Promise<void>
   /** Called when the node must stop: the store failed, so it cannot keep its promises. */
   onFatal: (err: Error) => void
   /** Compare entry hashes where plain Raft compares terms (the hash-chain defense; on by default). */
@@ -84,6 +89,7 @@ const MAX_PENDING_PROPOSALS = 100_000
 const MAX_PENDING_READS = 10_000
 const MAX_RECENT_ALARMS = 100
 const MAX_SHUNNED = 1_024
+const MAX_PREPARING = 100_000
 /** What a leader or a candidate sends: ignored from a member proven to rewrite committed entries. */
 const LEADING_MESSAGES = new Set<Message['type']>(['app', 'heartbeat', 'snap', 'timeoutNow', 'vote', 'preVote'])
 /** A persist slower than this is logged: a stalled disk stalls the board (and should cost leadership). */
@@ -116,6 +122,8 @@ export class Board {
   /** Verified entries of a snapshot stepped into the core, kept until its Ready persists them. */
   private incomingSnapshot: { index: number, entries: Entry[] } | undefined
   readonly recentAlarms: Array<Alarm & { at: string }> = []
+  /** Entries whose checks are being prepared (signatures on worker threads), by index. */
+  private readonly preparing = new Map<number, Promise<void>>()
   /** Members proven (by an alarm) to offer rewrites of committed entries: never followed again. */
   private readonly shunned = new Set<NodeId>()
   private alarmCount = 0
@@ -370,10 +378,13 @@ export class Board {
     const early = rd.hardState === null || !store.changesTermOrVote(rd.hardState)
     const sendNow = early ? rd.messages.filter((m) => m.type === 'app') : []
     for (const m of sendNow) transport.send(m)
+    // Entries just appended will be applied soon: verify their signatures meanwhile, off this thread.
+    this.startPreparing(rd.entries)
 
     // Committed entries are applied in memory now and their records join the same atomic batch as
     // the Raft state: a crash keeps both or neither.
     const toApply = rd.snapshot !== null ? snapshotEntries.filter((e) => e.index > this.applied) : rd.committedEntries
+    await this.prepared(toApply)
     const applyOps = await this.applyInMemory(toApply)
     const durableFirst = store.mustSync(rd)
     const startMs = performance.now()
@@ -398,6 +409,32 @@ export class Board {
     this.raft.advance(rd)
     this.releaseReads()
     await this.maybeCompact()
+  }
+
+  private startPreparing (entries: readonly Entry[]): void {
+    const prepare = this.options.prepareApply
+    if (prepare === undefined) return
+    const todo = entries.filter((e) => e.type === 'normal' && e.data.length > 2 && !this.preparing.has(e.index))
+    if (todo.length === 0) return
+    const work = prepare(todo).catch((err: unknown) => {
+      this.options.logger.warn({ err: (err as Error).message }, 'preparing entries failed; the board verifies them itself')
+    })
+    for (const e of todo) this.preparing.set(e.index, work)
+  }
+
+  /** Waits for the preparation of `entries` (starting what was not started). */
+  private async prepared (entries: readonly Entry[]): Promise<void> {
+    if (this.options.prepareApply === undefined || entries.length === 0) return
+    this.startPreparing(entries)
+    const works = new Set<Promise<void>>()
+    for (const e of entries) {
+      const w = this.preparing.get(e.index)
+      if (w !== undefined) works.add(w)
+      this.preparing.delete(e.index)
+    }
+    // Entries that were appended and then truncated by a new leader are never applied: forget them.
+    if (this.preparing.size > MAX_PREPARING) for (const index of this.preparing.keys()) if (index <= entries[entries.length - 1].index) this.preparing.delete(index)
+    await Promise.all(works)
   }
 
   /** Applies committed entries to the board state in memory; returns the records to write. */

@@ -16,6 +16,8 @@ import { UserError } from './errors.js'
 import type { Logger } from './log.js'
 import { MemberNetwork } from './p2p.js'
 import { RaftTransport } from './raft-transport.js'
+import { SignatureWorkers } from './signature-workers.js'
+import { signatureChecksOf } from '../board/signatures.js'
 import { MemberRpc } from './rpc.js'
 import { ProposalRouter } from './forward.js'
 import { PoolService } from './pool.js'
@@ -76,6 +78,7 @@ export class PoolboardNode {
   private pool: PoolService | undefined
   private chainTicker: ChainTicker | undefined
   private defenses: Defenses | undefined
+  private signatureWorkers: SignatureWorkers | undefined
 
   private constructor (
     private readonly options: NodeOptions,
@@ -100,10 +103,13 @@ export class PoolboardNode {
     let transport: RaftTransport | undefined
     let board: Board | undefined
     let rpc: MemberRpc | undefined
+    let signatureWorkers: SignatureWorkers | undefined
     try {
       const store = await RaftStore.open(db)
       const signatureCache = new SignatureCache()
       const poolBoard = await loadPoolBoard(db, { signatureCache })
+      const workers = new SignatureWorkers(signatureCache, logger)
+      signatureWorkers = workers
       network = await MemberNetwork.create({ privateKey: keys.libp2pKey, peerId: keys.peerId, listen: config.listen, members: config.members, logger })
       const net = network
       const isMember = (id: string): boolean => net.isMember(id)
@@ -125,6 +131,7 @@ export class PoolboardNode {
         onFatal: options.onFatal,
         verifyHashChain: config.defenses.hashChain && !coalition,
         onAlarm: (alarm) => { defenses?.onAlarm(alarm) },
+        prepareApply: async (entries) => { await workers.prepare(entries.flatMap(signatureChecksOf)) },
         labInbound: coalition ? rehashInbound : undefined,
         labDrop: config.lab ? (data) => censor.reason(data) ?? (coalition ? coalitionDrop(data) : null) : undefined
       })
@@ -144,6 +151,7 @@ export class PoolboardNode {
       })
       const node = new PoolboardNode(options, db, network, transport, board, poolBoard, rpc, router, censor)
       node.defenses = defenses
+      node.signatureWorkers = workers
       const nodeDefenses = defenses
       net.libp2p.addEventListener('peer:connect', (event) => { nodeDefenses.onPeerConnected(event.detail.toString()) })
       listeners.push((result) => { for (const l of node.resultListeners) l(result) })
@@ -180,6 +188,7 @@ export class PoolboardNode {
     } catch (err) {
       await board?.stop().catch(() => {})
       await rpc?.stop().catch(() => {})
+      await signatureWorkers?.stop().catch(() => {})
       await transport?.stop().catch(() => {})
       await network?.stop().catch(() => {})
       await db.close().catch(() => {})
@@ -242,6 +251,7 @@ export class PoolboardNode {
     await withTimeout(this.rpc.stop(), 'member requests')
     await withTimeout(this.transport.stop(), 'raft transport')
     await withTimeout(this.network.stop(), 'libp2p')
+    await withTimeout(this.signatureWorkers?.stop(), 'signature workers')
     await withTimeout(this.db.close(), 'database')
     dir.removePid()
     logger.info('stopped')

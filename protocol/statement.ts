@@ -324,6 +324,11 @@ export interface VerifyStatementOptions {
    * before the parent's).
    */
   parent?: PoolState;
+  /**
+   * `withdrawOutpoints(parent)`, when the caller already has them: computing them hashes one
+   * transaction per member of the parent pool, which dominates checking a statement of a large pool.
+   */
+  parentOutpoints?: readonly Outpoint[];
   /** Require a valid signature from every active (default true). Otherwise only carried ones are checked. */
   requireComplete?: boolean;
 }
@@ -341,7 +346,7 @@ export function verifyStatement(s: PartitionStatement, opts: VerifyStatementOpti
     return fail(`malformed statement: ${(e as Error).message}`);
   }
   if (opts.parent !== undefined) {
-    const v = checkAgainstParent(decoded, opts.parent);
+    const v = checkAgainstParent(decoded, opts.parent, opts.parentOutpoints);
     if (!v.ok) return v;
   }
   const requireComplete = opts.requireComplete ?? true;
@@ -357,14 +362,14 @@ export function verifyStatement(s: PartitionStatement, opts: VerifyStatementOpti
   return OK;
 }
 
-function checkAgainstParent(s: PartitionStatement, parent: PoolState): Verdict {
+function checkAgainstParent(s: PartitionStatement, parent: PoolState, knownOutpoints?: readonly Outpoint[]): Verdict {
   const pool = parent.pool;
   if (!equalBytes(s.poolId, pool.poolId)) return fail(`poolId ${short(s.poolId)} is not the parent's pool ${short(pool.poolId)}`);
   const ref = stateRefOf(parent);
   if (!equalPoolRefs(s.parent.pool, ref.pool) || s.parent.stateNumber !== ref.stateNumber) {
     return fail(`statement partitions ${describeStateRef(s.parent)}, but the parent given is ${describeStateRef(ref)}`);
   }
-  const outpoints = withdrawOutpoints(parent);
+  const outpoints = knownOutpoints ?? withdrawOutpoints(parent);
   let parentSum = 0n;
   for (let i = 0; i < s.actives.length; i++) {
     const key = s.actives[i]!;
