@@ -106,6 +106,7 @@ export class Board {
   private tickTimer: NodeJS.Timeout | undefined
   private loop: Promise<void> | undefined
   private stopped = false
+  private failed = false
   private readonly proposals = new Map<number, Waiter<{ index: number, term: number }> & { term: number }>()
   private readonly reads = new Map<string, Waiter<number>>()
   /** Reads confirmed by the leader, waiting for this node to apply up to their index. */
@@ -166,6 +167,7 @@ export class Board {
     this.stopped = true
     if (this.tickTimer !== undefined) clearInterval(this.tickTimer)
     await this.loop
+    await this.options.store.flush()
     const stopped = new BoardError('stopped', 'the node is stopping')
     for (const w of this.proposals.values()) { clearTimeout(w.timer); w.reject(stopped) }
     for (const w of this.reads.values()) { clearTimeout(w.timer); w.reject(stopped) }
@@ -355,11 +357,18 @@ export class Board {
       await new Promise((resolve) => setImmediate(resolve))
       while (!this.stopped && this.raft.hasReady()) await this.handle(this.raft.ready())
     } catch (err) {
-      this.stopped = true
-      if (this.tickTimer !== undefined) clearInterval(this.tickTimer)
-      this.options.logger.fatal({ err }, 'the board cannot persist or apply: stopping')
-      this.options.onFatal(err as Error)
+      this.fail(err)
     }
+  }
+
+  /** The store failed: the node cannot keep its promises and must stop. */
+  private fail (err: unknown): void {
+    if (this.stopped && this.failed) return
+    this.failed = true
+    this.stopped = true
+    if (this.tickTimer !== undefined) clearInterval(this.tickTimer)
+    this.options.logger.fatal({ err }, 'the board cannot persist or apply: stopping')
+    this.options.onFatal(err as Error)
   }
 
   private async handle (rd: Ready): Promise<void> {
@@ -391,9 +400,15 @@ export class Board {
     const write = store.persist(rd, snapshotEntries, applyOps)
     // A batch that need not be synced (a commit index and the applied state only) holds nothing
     // another member or a client relies on: what it records is durable elsewhere (the entries on a
-    // quorum) or can be rebuilt from the log. So its messages and answers need not wait for it;
-    // only the next batch does, so that writes stay in order.
-    if (durableFirst) await write
+    // quorum) or can be rebuilt from the log. Nothing waits for it: the store issues the next
+    // write after it, and if it fails the node stops.
+    if (durableFirst) {
+      await write
+      const persistMs = performance.now() - startMs
+      if (persistMs > SLOW_PERSIST_MS) this.options.logger.warn({ persistMs: Math.round(persistMs) }, 'slow disk: persisting a Raft batch took long')
+    } else {
+      write.catch((err: unknown) => { this.fail(err) })
+    }
     for (const m of rd.messages) {
       if (sendNow.length > 0 && m.type === 'app') continue
       if (m.type === 'snap') this.sendSnapshot(m)
@@ -403,9 +418,6 @@ export class Board {
     for (const rs of rd.readStates) this.confirmRead(toHex(rs.context), rs.index)
     for (const alarm of rd.alarms) this.raiseAlarm(alarm)
     if (rd.softState !== null) this.options.logger.info({ role: rd.softState.role, leader: rd.softState.leader, term: this.raft.currentTerm }, 'board role changed')
-    if (!durableFirst) await write
-    const persistMs = performance.now() - startMs
-    if (persistMs > SLOW_PERSIST_MS) this.options.logger.warn({ persistMs: Math.round(persistMs) }, 'slow disk: persisting a Raft batch took long')
     this.raft.advance(rd)
     this.releaseReads()
     await this.maybeCompact()

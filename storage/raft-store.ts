@@ -24,6 +24,8 @@ import { PREFIX, type Database } from './database.js'
  */
 export class RaftStore {
   private lastIndex: number
+  /** The last write issued: the next one starts after it, so batches reach LevelDB in order. */
+  private tail: Promise<void> = Promise.resolve()
   /** Term and vote last written, to tell whether a hard state change needs a sync. */
   private durableTerm = 0
   private durableVote: string | null = null
@@ -116,12 +118,22 @@ export class RaftStore {
     if (hs !== null) ops.push({ type: 'put', key: HARD_STATE_KEY, value: encodeHardState(hs) })
     ops.push(...appliedOps)
     if (ops.length === 0) return
-    await this.db.batch(ops, { sync: this.mustSync(ready) })
+    const sync = this.mustSync(ready)
+    // Bookkeeping follows the writes as issued: they reach LevelDB in this order (each waits for
+    // the one before), and a failed write stops the node, so what is issued is what will be stored.
     this.lastIndex = last
     if (hs !== null) {
       this.durableTerm = hs.term
       this.durableVote = hs.vote
     }
+    const write = this.tail.then(async () => { await this.db.batch(ops, { sync }) })
+    this.tail = write.catch(() => {})
+    await write
+  }
+
+  /** Waits until every write issued so far is done. */
+  async flush (): Promise<void> {
+    await this.tail
   }
 
   /** Whether persisting `ready` must be synced: it holds entries, a snapshot, a new term or a vote. */
