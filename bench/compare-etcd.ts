@@ -12,7 +12,7 @@ import {
   buildPartitionStatement, initialState, makeGenesis, partitionInitialState, publicKeyOf, secretKeyFromSeed, signHash,
   signStatement, stateHash, verifyHash, withStatementSignature, type PoolState
 } from '../protocol/index.js'
-import { sleep } from '../daemon/cluster.js'
+import { sleep } from '../daemon/wait.js'
 import { Progress, renderTable } from '../daemon/table.js'
 import { VERSION } from '../daemon/version.js'
 import { BenchCluster, poolboard, rawEntryBody } from './board.js'

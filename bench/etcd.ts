@@ -4,7 +4,8 @@ import { accessSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, o
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
-import { freePorts, sleep } from '../daemon/cluster.js'
+import { freePorts } from '../daemon/cluster.js'
+import { sleep } from '../daemon/wait.js'
 import { payloadMaker, type Target } from './load.js'
 
 /**

@@ -118,7 +118,10 @@ export class Board {
    * never send the same context.
    */
   private readonly readPrefix = randomBytes(8)
+  /** Committed entries applied to the in-memory board state. */
   private applied: number
+  /** Applied and written: what readers (status, the log API, read states) may see. */
+  private readableApplied: number
   private readonly snapshotsSending = new Set<NodeId>()
   /** Verified entries of a snapshot stepped into the core, kept until its Ready persists them. */
   private incomingSnapshot: { index: number, entries: Entry[] } | undefined
@@ -132,6 +135,7 @@ export class Board {
   private constructor (private readonly options: BoardOptions, raft: Raft) {
     this.raft = raft
     this.applied = raft.status().applied
+    this.readableApplied = this.applied
   }
 
   /** Restores the core from the store (or bootstraps it) and wires the transport. */
@@ -246,7 +250,7 @@ export class Board {
       term: s.term,
       leader: s.leader,
       commit: s.commit,
-      applied: this.applied,
+      applied: this.readableApplied,
       lastIndex: s.lastIndex,
       snapshotIndex: s.snapshotIndex,
       configuration: s.configuration,
@@ -257,12 +261,12 @@ export class Board {
   }
 
   get appliedIndex (): number {
-    return this.applied
+    return this.readableApplied
   }
 
   /** Committed and applied entries from `from`, at most `limit`. */
   async committedEntries (from: number, limit: number): Promise<Entry[]> {
-    const to = Math.min(this.applied, from + limit - 1)
+    const to = Math.min(this.readableApplied, from + limit - 1)
     return await this.options.store.readEntries(Math.max(1, from), to)
   }
 
@@ -409,6 +413,9 @@ export class Board {
     } else {
       write.catch((err: unknown) => { this.fail(err) })
     }
+    // Entries committed by an unsynced batch were written (synced) by an earlier one, so they are
+    // readable from the store now; in a synced batch, only once it is written.
+    this.readableApplied = this.applied
     for (const m of rd.messages) {
       if (sendNow.length > 0 && m.type === 'app') continue
       if (m.type === 'snap') this.sendSnapshot(m)
@@ -482,7 +489,7 @@ export class Board {
   private releaseReads (): void {
     for (let i = this.confirmedReads.length - 1; i >= 0; i--) {
       const r = this.confirmedReads[i]
-      if (r.index > this.applied) continue
+      if (r.index > this.readableApplied) continue
       this.confirmedReads.splice(i, 1)
       clearTimeout(r.waiter.timer)
       r.waiter.resolve(r.index)

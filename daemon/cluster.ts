@@ -9,6 +9,7 @@ import { DataDir, initDataDir } from './datadir.js'
 import { UserError } from './errors.js'
 import type { NodeStatus } from './node.js'
 import { Progress } from './table.js'
+import { isAlive, sleep } from './wait.js'
 
 /** What `cluster up` remembers about a local cluster, in DIR/cluster.json. */
 export interface ClusterFile {
@@ -234,15 +235,6 @@ function cliInvocation (): string[] {
   return ['--import', 'tsx', fileURLToPath(new URL('./cli.ts', import.meta.url))]
 }
 
-export function isAlive (pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
-
 /** True if `pid` is alive and (where /proc exists) is a poolboard started on `datadir`: pids get reused. */
 function isNodeProcess (pid: number, datadir: string): boolean {
   if (!isAlive(pid)) return false
@@ -271,8 +263,4 @@ function lastLines (file: string, count: number): string {
   if (!existsSync(file)) return '(no output)'
   const lines = readFileSync(file, 'utf8').trim().split('\n').filter((l) => l.trim() !== '')
   return lines.slice(-count).join(' | ') || '(no output)'
-}
-
-export async function sleep (ms: number): Promise<void> {
-  await new Promise((resolve) => setTimeout(resolve, ms))
 }

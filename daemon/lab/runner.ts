@@ -1,7 +1,8 @@
 import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { AdminClient, ApiCallError } from '../client.js'
-import { LocalCluster, sleep } from '../cluster.js'
+import { LocalCluster } from '../cluster.js'
+import { sleep, waitFor } from '../wait.js'
 import type { DefenseAlarm, DefenseStatus } from '../defense.js'
 import { ensureClusterPool } from '../pool-cluster.js'
 import { Progress } from '../table.js'
@@ -75,7 +76,6 @@ const TRANSFER_ATTEMPTS = 4
 const CATCH_UP_WAIT_MS = 8_000
 /** After the offer: how long detections are collected. */
 const OBSERVE_MS = 1_000
-const POLL_MS = 100
 const HTTP_SLACK_MS = 30_000
 
 interface BoardStatusView { role: string, leader: { name: string | null } | null, commit: number, applied: number }
@@ -280,18 +280,3 @@ async function waitCaughtUp (c: string, names: string[], api: (name: string) => 
   }, CATCH_UP_WAIT_MS).catch(() => false)
 }
 
-/** Polls `check` until it returns something other than false/undefined; throws naming `what` after `timeoutMs`. */
-async function waitFor<T> (what: string, check: () => Promise<T | false | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadlineMs = Date.now() + timeoutMs
-  let last: unknown
-  for (;;) {
-    try {
-      const v = await check()
-      if (v !== false && v !== undefined) return v
-    } catch (err) {
-      last = err
-    }
-    if (Date.now() >= deadlineMs) throw new Error(`timed out waiting for ${what}${last === undefined ? '' : `: ${(last as Error).message}`}`)
-    await sleep(POLL_MS)
-  }
-}

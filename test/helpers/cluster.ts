@@ -2,17 +2,10 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { cli, cliJson, isAlive, runCli, tempDir, waitFor } from './process.js'
 
-export interface NodeState {
-  index: number
-  name: string
-  peerId: string
-  pid: number | null
-  running: boolean
-  datadir: string
-  api: string
-  connectedPeers: number | null
-  cut: boolean
-}
+import type { ClusterNodeState } from '../../daemon/cluster.js'
+
+/** One node as `cluster status --json` shows it. */
+export type NodeState = ClusterNodeState
 
 /**
  * A local cluster of real node processes in a temporary directory. `destroy()` stops every node

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+export { isAlive, waitFor } from '../../daemon/wait.js'
 
 /** The built CLI: real-process tests run exactly what users run (`npm test` builds first). */
 export const CLI = fileURLToPath(new URL('../../dist/daemon/cli.js', import.meta.url))
@@ -39,37 +40,10 @@ export function spawnCli (args: string[]): ChildProcess {
   return spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
 }
 
-/** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs` naming `what`. */
-export async function waitFor<T> (what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, intervalMs = 100): Promise<T> {
-  const deadlineMs = Date.now() + timeoutMs
-  let lastError: unknown
-  for (;;) {
-    try {
-      const value = await check()
-      if (value !== undefined && value !== false) return value
-    } catch (err) {
-      lastError = err
-    }
-    if (Date.now() > deadlineMs) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError === undefined ? '' : `: ${(lastError as Error).message}`}`)
-    }
-    await new Promise((resolve) => setTimeout(resolve, intervalMs))
-  }
-}
-
 /** A fresh temporary directory, removed by `cleanup()`. */
 export function tempDir (prefix = 'poolboard-test-'): { path: string, cleanup: () => void } {
   const path = mkdtempSync(join(tmpdir(), prefix))
   return { path, cleanup: () => { rmSync(path, { recursive: true, force: true }) } }
-}
-
-export function isAlive (pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
 }
 
 /** Waits for a child to exit and returns its exit code (or signal name). */
