@@ -126,6 +126,11 @@ export class RaftStore {
       this.durableTerm = hs.term
       this.durableVote = hs.vote
     }
+    await this.enqueue(ops, sync)
+  }
+
+  /** Writes `ops` as one batch once every batch issued before has been written. */
+  private async enqueue (ops: BatchOp[], sync: boolean): Promise<void> {
     const write = this.tail.then(async () => { await this.db.batch(ops, { sync }) })
     this.tail = write.catch(() => {})
     await write
@@ -146,9 +151,13 @@ export class RaftStore {
     return hs.term !== this.durableTerm || hs.vote !== this.durableVote
   }
 
-  /** Records a snapshot taken locally (metadata only: the entries stay as history). */
+  /**
+   * Records a snapshot taken locally (metadata only: the entries stay as history). It is written
+   * after every batch issued before it: the snapshot covers entries whose commit index an unsynced
+   * batch recorded, and a crash must never keep the snapshot without that batch.
+   */
   async saveSnapshotMeta (meta: SnapshotMeta): Promise<void> {
-    await this.db.put(SNAPSHOT_KEY, encodeSnapshotMeta(meta))
+    await this.enqueue([{ type: 'put', key: SNAPSHOT_KEY, value: encodeSnapshotMeta(meta) }], false)
   }
 
   /** The operations that record `applied`, for the board state machine to put in its own batch. */

@@ -1133,17 +1133,19 @@ export class Raft {
   // Linearizable reads
 
   protected handleReadIndex(context: Uint8Array, from: NodeId | null): void {
-    const voters = this.tracker.config.voters;
-    if (voters.length === 1 && voters[0] === this.id) {
-      this.respondRead(this.log.committed, context, from);
-      return;
-    }
     if (!this.committedEntryInCurrentTerm()) {
-      // Our commit index may lag the previous leader's until an entry of our term commits.
+      // Our commit index may lag the previous leader's until an entry of our term commits. A lone
+      // voter too: the commit index it restarted with may be older than one it acknowledged (a
+      // driver need not sync a batch that only raises the commit index).
       if (this.readsAwaitingCommit.length + this.reads.size >= this.cfg.maxPendingReads) {
         throw new ProposalError('too-many-pending-reads', `${this.cfg.maxPendingReads} reads pending`);
       }
       this.readsAwaitingCommit.push({ context, from });
+      return;
+    }
+    const voters = this.tracker.config.voters;
+    if (voters.length === 1 && voters[0] === this.id) {
+      this.respondRead(this.log.committed, context, from);
       return;
     }
     this.queueRead(context, from);

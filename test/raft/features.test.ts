@@ -49,6 +49,20 @@ describe('raft read index (linearizable reads)', () => {
     );
   });
 
+  it('read index: a lone voter restarted with an older commit index answers only after committing in its term', () => {
+    // Entries 2..3 are stored but the commit index it restarted with is 2: a driver need not sync a
+    // batch that only raises the commit index, so index 3 may have been committed and read before.
+    const initial = stateWithLog({ voters: ['n1'], learners: [] }, [2, 2], { term: 2, vote: 'n1', commit: 2 })
+    const n = new TestNode('n1', initial, {})
+    // Leader at once (it is the only voter), with its no-op appended but not yet written.
+    for (let i = 0; i < 40 && n.raft.currentRole !== 'leader'; i++) n.raft.tick()
+    assert.equal(n.raft.currentRole, 'leader')
+    n.raft.readIndex(enc('r'))
+    n.handle()
+    assert.ok(n.readStates.length > 0)
+    assert.ok(n.readStates[0]!.index >= 3, `the read point ${n.readStates[0]!.index} covers index 3`)
+  });
+
   it('read index: a leader cut off from the quorum never answers', () => {
     const c = new Cluster({ voters: 3 });
     const l = c.elect('n1');

@@ -40,6 +40,15 @@ export class SimDisk {
     this.pending.push(b);
   }
 
+  /** The hard state as written so far (synced or not): what a driver compares a new one with. */
+  writtenHardState(): HardState {
+    for (let i = this.pending.length - 1; i >= 0; i--) {
+      const hs = this.pending[i]!.hardState;
+      if (hs !== null) return hs;
+    }
+    return this.durable.hardState;
+  }
+
   sync(): void {
     const pending = this.pending;
     this.pending = [];

@@ -114,6 +114,11 @@ interface Params {
   nemesis: 'mixed' | 'churn';
   /** The driver sends a leader's own messages (appends, heartbeats...) before its batch is synced. */
   leaderSendsEarly: boolean;
+  /**
+   * The driver writes a batch that only raises the commit index without syncing it, and goes on at
+   * once (daemon/board.ts and storage/raft-store.ts do): a crash may lose it, never a later synced one.
+   */
+  commitOnlyUnsynced: boolean;
 }
 
 function drawParams(rng: Prng): Params {
@@ -154,6 +159,7 @@ function drawParams(rng: Prng): Params {
     payloadMaxBytes: rng.pick([8, 64, 200]),
     nemesis: 'mixed',
     leaderSendsEarly: rng.chance(0.5),
+    commitOnlyUnsynced: rng.chance(0.5),
   };
   if (rng.chance(0.4)) {
     // Short election timeouts: many leaderships per run.
@@ -171,7 +177,7 @@ function describeParams(p: Params): string {
     `election=${r.electionTicks} heartbeat=${r.heartbeatTicks} preVote=${r.preVote} checkQuorum=${r.checkQuorum} ` +
     `verifyHashChain=${r.verifyHashChain} maxMsg=${r.maxMessageBytes} inflight=${r.maxInflightMsgs} ` +
     `uncommitted=${r.maxUncommittedBytes} drop=${p.dropRate} dup=${p.dupRate} delay<=${p.maxDelayUnits} ` +
-    `faultEvery=${p.faultIntervalUnits} nemesis=${p.nemesis} compactEvery=${p.compactEvery} leaderSendsEarly=${p.leaderSendsEarly}`
+    `faultEvery=${p.faultIntervalUnits} nemesis=${p.nemesis} compactEvery=${p.compactEvery} leaderSendsEarly=${p.leaderSendsEarly} commitOnlyUnsynced=${p.commitOnlyUnsynced}`
   );
 }
 
@@ -494,6 +500,11 @@ class Simulation {
         // Allowed by the contract: what a leader sends does not depend on its own durability.
         for (const m of rd.messages) if (LEADER_MESSAGES.has(m.type)) this.send(m);
       }
+      if (mustWrite && this.params.commitOnlyUnsynced && this.onlyRaisesCommit(node, rd)) {
+        node.disk.write({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot });
+        this.completeReady(node, false);
+        continue;
+      }
       if (mustWrite) {
         const batch: Batch = { hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot };
         node.disk.write(batch);
@@ -516,10 +527,17 @@ class Simulation {
     return this.rng.chance(0.5) ? 0 : this.rng.range(1, 4);
   }
 
-  /** The batch is synced: now send, apply, advance. */
-  private completeReady(node: SimNode): void {
+  /** A Ready with no entries, no snapshot, and the same term and vote as written before. */
+  private onlyRaisesCommit(node: SimNode, rd: Ready): boolean {
+    if (rd.entries.length > 0 || rd.snapshot !== null || rd.hardState === null) return false;
+    const written = node.disk.writtenHardState();
+    return rd.hardState.term === written.term && rd.hardState.vote === written.vote;
+  }
+
+  /** The batch is synced (or, for a commit-only batch, written without a sync): now send, apply, advance. */
+  private completeReady(node: SimNode, sync = true): void {
     const rd = node.syncing!;
-    node.disk.sync();
+    if (sync) node.disk.sync();
     if (this.phase === 'chaos' && rd.messages.length > 0 && this.rng.chance(this.params.crashAfterSyncRate)) {
       this.crash(node, 'after sync, before send');
       return;
@@ -981,6 +999,9 @@ class Simulation {
     data.set(hash, 8);
     const meta = raft.compact(index, data);
     if (meta !== null) {
+      // The snapshot is written after every batch written before it (the store orders its writes),
+      // so if it survives a crash, so do they: the commit index a lazy batch recorded among them.
+      node.disk.sync();
       node.disk.compact(meta, data);
       this.stats.compactions++;
     }
