@@ -10,7 +10,7 @@ import { AdminClient } from './client.js'
 import { type DataDir, initDataDir } from './datadir.js'
 import { UserError, errorMessage } from './errors.js'
 import { createNodeLogger } from './log.js'
-import { PoolboardNode, type NodeStatus } from './node.js'
+import type { NodeStatus } from './node.js'
 import { dataDir, datadirOption, output } from './cli-util.js'
 import { VERSION } from './version.js'
 
@@ -106,6 +106,9 @@ async function runNode (dir: DataDir, opts: { listen?: string, api?: string, log
   const { logger, reopen, flush } = await createNodeLogger({ file: dir.logFile, level: config.logLevel, quiet: opts.quiet === true, name: config.name })
   for (const file of dir.looseSecrets()) logger.warn({ file }, 'secret key file is readable by other users; chmod 600 it')
 
+  // Loaded here, not at the top: libp2p and LevelDB take a while to load, and every other command
+  // is a short-lived client that needs neither.
+  const { PoolboardNode } = await import('./node.js')
   const node = await PoolboardNode.start({
     dir,
     config,
