@@ -14,6 +14,8 @@ export interface BoardStatusView {
   voters: Array<{ peerId: string, name: string | null }>
   learners: Array<{ peerId: string, name: string | null }>
   alarms: number
+  /** Members this node no longer follows (they offered to rewrite committed entries). */
+  shunned: Array<{ peerId: string, name: string | null }>
 }
 
 export interface CommittedEntry { index: number, term: number, type: string, data: string }
