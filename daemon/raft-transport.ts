@@ -649,17 +649,24 @@ export class RaftTransport {
   // ---------------------------------------------------------------------------------------------
   // Inbound raft stream
 
-  private onRaftStream (stream: Stream, connection: Connection): void {
+  /** The sending member of an inbound stream, or null once the stream is refused (stopped, or not a member). */
+  private acceptInbound (stream: Stream, connection: Connection): string | null {
     const peer = connection.remotePeer.toString()
     if (this.state !== 'running') {
       stream.abort(new Error('transport stopped'))
-      return
+      return null
     }
     if (!this.isMember(peer)) {
       this.dropIn('not-member', peer, {})
       stream.abort(new Error('not a pool member'))
-      return
+      return null
     }
+    return peer
+  }
+
+  private onRaftStream (stream: Stream, connection: Connection): void {
+    const peer = this.acceptInbound(stream, connection)
+    if (peer === null) return
     this.counters.streams.inboundAccepted++
     // A peer has one raft stream to us: a newer one means it gave the old one up.
     const previous = this.inbound.get(peer)
@@ -805,16 +812,8 @@ export class RaftTransport {
   }
 
   private onSnapshotStream (stream: Stream, connection: Connection): void {
-    const peer = connection.remotePeer.toString()
-    if (this.state !== 'running') {
-      stream.abort(new Error('transport stopped'))
-      return
-    }
-    if (!this.isMember(peer)) {
-      this.dropIn('not-member', peer, {})
-      stream.abort(new Error('not a pool member'))
-      return
-    }
+    const peer = this.acceptInbound(stream, connection)
+    if (peer === null) return
     // A sender runs one transfer to us at a time: a new stream means it gave the old one up.
     const previous = this.inboundSnapshots.get(peer)
     if (previous === undefined && this.inboundSnapshots.size >= this.limits.maxConcurrentInboundSnapshots) {
