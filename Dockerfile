@@ -10,7 +10,7 @@ COPY board ./board
 COPY storage ./storage
 COPY daemon ./daemon
 COPY bench ./bench
-RUN npm run build && npm prune --omit=dev
+RUN npm run build && npm prune --omit=dev --ignore-scripts
 
 FROM node:20-bookworm-slim
 WORKDIR /app
