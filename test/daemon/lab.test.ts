@@ -4,7 +4,6 @@
  * censor, the report, the lab-only settings, and the rewrite of a stopped node's store.
  */
 import assert from 'node:assert/strict'
-import { join } from 'node:path'
 import { encodeBlocksEntry, encodeStatementEntry } from '../../board/entries.js'
 import { bootstrapState, computeEntryHash, makeEntry, Raft, type AppMessage, type Entry, type Ready } from '../../board/raft/index.js'
 import { SignatureCache } from '../../board/signature-cache.js'
@@ -20,12 +19,11 @@ import { coalitionDrop, rehashInbound } from '../../daemon/lab/coalition.js'
 import { checkPlanOptions, defenseSettings, parseDefenseList, parseRangeList, planRun, planRuns, type LabPlanOptions } from '../../daemon/lab/plan.js'
 import { renderHtml, renderSummaryTable, renderSvg, summarize } from '../../daemon/lab/report.js'
 import type { RunRecord } from '../../daemon/lab/runner.js'
-import { openDatabase, type Database } from '../../storage/database.js'
 import { loadPoolBoard, PoolApplier } from '../../storage/pool-store.js'
 import { RaftStore } from '../../storage/raft-store.js'
 import { rewriteStoredEntry } from '../../storage/rewrite.js'
-import { tempDir } from '../helpers/process.js'
 import { Harness, genesisEntry, partition, smallGenesis } from '../pool/helpers.js'
+import { tempDatabaseEachTest } from '../helpers/database.js'
 
 const PLAN: LabPlanOptions = { members: 7, coalitionSizes: [0, 1, 3, 5], defenses: ['none', 'all'], runs: 3, seed: 42, order: 'adversarial', holdersOffline: false }
 
@@ -173,19 +171,10 @@ describe('lab: lab-only settings', () => {
 })
 
 describe('lab: the offline rewrite of a stopped node\'s store', () => {
-  let temp: ReturnType<typeof tempDir>
-  let db: Database
-  beforeEach(async () => {
-    temp = tempDir()
-    db = await openDatabase(join(temp.path, 'db'), { create: true })
-  })
-  afterEach(async () => {
-    await db.close()
-    temp.cleanup()
-  })
+  const disk = tempDatabaseEachTest()
 
   it('the statement becomes a no-op of the same index and term, the chain is whole again, the pool records forget it', async () => {
-    const store = await RaftStore.open(db)
+    const store = await RaftStore.open(disk.db)
     const boot = bootstrapState({ voters: ['a', 'b', 'c'], learners: [] })
     await store.bootstrap(boot)
     const h = new Harness()
@@ -195,26 +184,26 @@ describe('lab: the offline rewrite of a stopped node\'s store', () => {
     const entries: Entry[] = []
     let prev = boot.entries[0].hash
     datas.forEach((d, i) => { const e = makeEntry(prev, i + 2, 2, 'normal', d); entries.push(e); prev = e.hash })
-    const board = await loadPoolBoard(db)
+    const board = await loadPoolBoard(disk.db)
     const ops = await new PoolApplier(board).apply([boot.entries[0], ...entries])
     const ready: Ready = { softState: null, hardState: { term: 2, vote: 'a', commit: 6 }, entries, snapshot: null, messages: [], committedEntries: [], readStates: [], alarms: [] }
     await store.persist(ready, [], [...ops, store.appliedOp(6)])
     assert.equal(board.statement(statementId(s1))?.status, 'accepted')
 
-    const result = await rewriteStoredEntry(db, 4, new Uint8Array(0))
+    const result = await rewriteStoredEntry(disk.db, 4, new Uint8Array(0))
     assert.deepEqual(result, { index: 4, term: 2, rehashed: 2, applied: 6 })
-    const persisted = (await (await RaftStore.open(db)).load())!
+    const persisted = (await (await RaftStore.open(disk.db)).load())!
     assert.deepEqual(persisted.hardState, { term: 2, vote: 'a', commit: 6 }, 'the hard state is kept')
     const four = persisted.entries.find((e) => e.index === 4)!
     assert.deepEqual([four.term, four.data.length], [2, 0])
     assert.doesNotThrow(() => new Raft({ id: 'a', rand: () => 0 }, persisted), 'the rewritten store passes the core\'s validation (hash chain included)')
     assert.notDeepEqual(persisted.entries.at(-1)!.hash, entries.at(-1)!.hash)
-    const rebuilt = await loadPoolBoard(db, { signatureCache: new SignatureCache() })
+    const rebuilt = await loadPoolBoard(disk.db, { signatureCache: new SignatureCache() })
     assert.equal(rebuilt.statement(statementId(s1)), undefined, 'the doctored pool board never saw S1')
     assert.equal(rebuilt.pool({ kind: 'root' })?.status, 'open')
     assert.equal(rebuilt.chainHeight, board.chainHeight)
     assert.equal(rebuilt.appliedIndex, 6)
-    await assert.rejects(rewriteStoredEntry(db, 40, new Uint8Array(0)), /no entry at index 40/)
+    await assert.rejects(rewriteStoredEntry(disk.db, 40, new Uint8Array(0)), /no entry at index 40/)
   })
 })
 

@@ -1,15 +1,11 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { SignMemory } from '../../daemon/pool-memory.js'
 import { applyPayment, buildPartitionStatement, initialState, stateHash, statementId, withdrawOutpoints } from '../../protocol/index.js'
-import { openDatabase, type Database } from '../../storage/database.js'
+import { tempDatabaseEachTest } from '../helpers/database.js'
 import { testGenesis } from '../protocol/fixtures.js'
 
 describe('what a member signed (never twice)', () => {
-  let dir: string
-  let db: Database
+  const disk = tempDatabaseEachTest()
   const g = testGenesis(3, [1000n, 2000n, 3000n], { kickoutDelayBlocks: 5, creationHeight: 10 })
   const s0 = initialState(g)
   const [a, b, c] = s0.pool.members
@@ -18,17 +14,8 @@ describe('what a member signed (never twice)', () => {
     return { stateHash: stateHash(applyPayment(s0, payment, 10)), roundId: new Uint8Array(32).fill(Number(amountSats % 200n)), heightT: 10, payment }
   }
 
-  beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'poolboard-memory-'))
-    db = await openDatabase(join(dir, 'db'), { create: true })
-  })
-  afterEach(async () => {
-    await db.close()
-    rmSync(dir, { recursive: true, force: true })
-  })
-
   it('signs one state N+1 per state N; the same state again is fine', async () => {
-    const memory = new SignMemory(db)
+    const memory = new SignMemory(disk.db)
     assert.deepEqual(await memory.promiseState(s0.pool.ref, 0, pay(b, 10n)), { ok: true })
     assert.deepEqual(await memory.promiseState(s0.pool.ref, 0, pay(b, 10n)), { ok: true }, 'a retried round signs the same state')
     const other = await memory.promiseState(s0.pool.ref, 0, pay(c, 10n))
@@ -42,7 +29,7 @@ describe('what a member signed (never twice)', () => {
   })
 
   it('concurrent requests for the same state number: exactly one wins', async () => {
-    const memory = new SignMemory(db)
+    const memory = new SignMemory(disk.db)
     const results = await Promise.all([1n, 2n, 3n, 4n, 5n].map(async (n) => await memory.promiseState(s0.pool.ref, 0, pay(b, n))))
     assert.equal(results.filter((r) => r.ok).length, 1)
   })
@@ -52,10 +39,9 @@ describe('what a member signed (never twice)', () => {
     const bal = (i: number): bigint => s0.balances[i]
     const first = buildPartitionStatement(s0, [a, b], [bal(0), bal(1)], 10)
     const second = buildPartitionStatement(s0, [a, c], [bal(0), bal(2)], 10)
-    assert.deepEqual(await new SignMemory(db).promiseStatement(mine, first), { ok: true })
-    await db.close()
-    db = await openDatabase(join(dir, 'db'), { create: false })
-    const memory = new SignMemory(db)
+    assert.deepEqual(await new SignMemory(disk.db).promiseStatement(mine, first), { ok: true })
+    await disk.reopen()
+    const memory = new SignMemory(disk.db)
     const refused = await memory.promiseStatement(mine, second)
     assert.equal(refused.ok, false)
     if (!refused.ok) assert.deepEqual(refused.earlier.statementId, statementId(first))

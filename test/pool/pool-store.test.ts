@@ -3,16 +3,15 @@
  * restored from them equal to the board that made them, after every prefix of a log.
  */
 import assert from 'node:assert/strict'
-import { join } from 'node:path'
 import { encodeRawEntry } from '../../board/entries.js'
 import { PoolBoard, type PoolBoardSnapshot } from '../../board/pool-board.js'
 import { joiningState, type Entry, type Ready } from '../../board/raft/index.js'
 import { SignatureCache } from '../../board/signature-cache.js'
 import { findEquivocations, statementId, type PoolRef } from '../../protocol/index.js'
-import { openDatabase, PREFIX, type Database } from '../../storage/database.js'
 import { catchUpPoolBoard, loadPoolBoard, PoolApplier, poolChangeOps, poolStateKey, spentKey } from '../../storage/pool-store.js'
 import { RaftStore, StoreCorruptError, type BatchOp } from '../../storage/raft-store.js'
-import { tempDir } from '../helpers/process.js'
+import { PREFIX } from '../../storage/database.js'
+import { tempDatabaseEachTest } from '../helpers/database.js'
 import {
   Harness, assertConserved, blocksEntry, evidenceEntry, genesisEntry, kickoutEntry, partition, smallGenesis, statementEntry, updateEntry
 } from './helpers.js'
@@ -58,26 +57,11 @@ function story (): Entry[] {
 const STORY = story()
 
 describe('the pool store on LevelDB', () => {
-  let temp: ReturnType<typeof tempDir>
-  let db: Database
-  const path = (): string => join(temp.path, 'db')
-
-  beforeEach(async () => {
-    temp = tempDir()
-    db = await openDatabase(path(), { create: true })
-  })
-  afterEach(async () => {
-    await db.close()
-    temp.cleanup()
-  })
-
-  async function reopen (): Promise<void> {
-    await db.close()
-    db = await openDatabase(path(), { create: false })
-  }
+  const disk = tempDatabaseEachTest()
+  const reopen = disk.reopen
 
   it('an empty store loads as an empty board', async () => {
-    const board = await loadPoolBoard(db)
+    const board = await loadPoolBoard(disk.db)
     assert.deepStrictEqual(board.snapshot(), new PoolBoard().snapshot())
   })
 
@@ -86,10 +70,10 @@ describe('the pool store on LevelDB', () => {
     const reference = new PoolBoard()
     for (const e of STORY) reference.apply(e)
     for (let k = 0; k < STORY.length; k++) {
-      await db.batch(poolChangeOps(board.apply(STORY[k]).changes))
+      await disk.db.batch(poolChangeOps(board.apply(STORY[k]).changes))
       await reopen()
       const cache = new SignatureCache()
-      const restored = await loadPoolBoard(db, { signatureCache: cache })
+      const restored = await loadPoolBoard(disk.db, { signatureCache: cache })
       assert.deepStrictEqual(restored.snapshot(), board.snapshot(), `after entry ${k + 1}`)
       assert.equal(cache.stats().misses, 0, 'restoring verifies no signature')
       assertConserved(restored)
@@ -106,32 +90,32 @@ describe('the pool store on LevelDB', () => {
     const board = new PoolBoard()
     const results: string[] = []
     const applier = new PoolApplier(board, (r) => { results.push(r.outcome) })
-    const raft = await RaftStore.open(db)
+    const raft = await RaftStore.open(disk.db)
     for (const chunk of [STORY.slice(0, 5), STORY.slice(5, 6), STORY.slice(6)]) {
       const ops = await applier.apply(chunk)
       ops.push(raft.appliedOp(chunk[chunk.length - 1].index))
-      await db.batch(ops)
+      await disk.db.batch(ops)
     }
     assert.equal(results.length, STORY.length)
     await reopen()
-    const restored = await loadPoolBoard(db)
+    const restored = await loadPoolBoard(disk.db)
     assert.equal(restored.appliedIndex, STORY.length)
     assert.deepStrictEqual(restored.snapshot(), board.snapshot())
   })
 
   it('catches up a pool board that is behind the Raft log', async () => {
-    const raft = await RaftStore.open(db)
+    const raft = await RaftStore.open(disk.db)
     await raft.bootstrap(joiningState())
     const ready: Ready = { softState: null, hardState: { term: 1, vote: null, commit: STORY.length }, entries: STORY, snapshot: null, messages: [], committedEntries: [], readStates: [], alarms: [] }
     await raft.persist(ready)
     const board = new PoolBoard()
-    for (const e of STORY.slice(0, 3)) await db.batch(poolChangeOps(board.apply(e).changes))
-    const behind = await loadPoolBoard(db)
-    assert.equal(await catchUpPoolBoard(behind, raft, db, STORY.length), STORY.length - 3)
+    for (const e of STORY.slice(0, 3)) await disk.db.batch(poolChangeOps(board.apply(e).changes))
+    const behind = await loadPoolBoard(disk.db)
+    assert.equal(await catchUpPoolBoard(behind, raft, disk.db, STORY.length), STORY.length - 3)
     await reopen()
     const reference = new PoolBoard()
     for (const e of STORY) reference.apply(e)
-    assert.deepStrictEqual((await loadPoolBoard(db)).snapshot(), reference.snapshot())
+    assert.deepStrictEqual((await loadPoolBoard(disk.db)).snapshot(), reference.snapshot())
   })
 
   it('forgets the oldest results and rejected statements beyond its retention, on disk too', async () => {
@@ -148,64 +132,64 @@ describe('the pool store on LevelDB', () => {
       assert.equal(a.result.outcome, 'rejected')
       ops.push(...poolChangeOps(a.changes))
     }
-    await db.batch(ops)
+    await disk.db.batch(ops)
     assert.equal(h.board.result(1), undefined, 'the oldest result is forgotten')
     assert.deepStrictEqual(h.board.recentResults().map((r) => r.index), Array.from({ length: 30 }, (_, i) => 12 + i))
     assert.equal(h.board.statement(first.statementId!), undefined, 'the oldest rejected statement is forgotten')
     assert.deepStrictEqual(h.board.snapshot().statements.map((r) => r.index).sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => 22 + i))
     await reopen()
-    const restored = await loadPoolBoard(db, retention)
+    const restored = await loadPoolBoard(disk.db, retention)
     assert.deepStrictEqual(restored.snapshot(), h.board.snapshot())
     // a node keeping fewer trims the excess at its next apply
     await reopen()
-    const smaller = await loadPoolBoard(db, { resultsKept: 5, rejectedStatementsKept: 5 })
+    const smaller = await loadPoolBoard(disk.db, { resultsKept: 5, rejectedStatementsKept: 5 })
     const a = smaller.apply(h.log.add(blocksEntry(1)))
     assert.equal(smaller.recentResults().length, 5)
     assert.equal(smaller.snapshot().statements.length, 5)
     assert.equal(a.changes.filter((c) => c.type === 'result-forgotten').length, 26)
     assert.equal(a.changes.filter((c) => c.type === 'statement-forgotten').length, 15)
-    await db.batch(poolChangeOps(a.changes))
+    await disk.db.batch(poolChangeOps(a.changes))
     await reopen()
-    assert.deepStrictEqual((await loadPoolBoard(db, { resultsKept: 5, rejectedStatementsKept: 5 })).snapshot(), smaller.snapshot())
+    assert.deepStrictEqual((await loadPoolBoard(disk.db, { resultsKept: 5, rejectedStatementsKept: 5 })).snapshot(), smaller.snapshot())
   })
 
   describe('damage', () => {
     async function stored (): Promise<PoolBoardSnapshot> {
       const board = new PoolBoard()
-      for (const e of STORY) await db.batch(poolChangeOps(board.apply(e).changes))
+      for (const e of STORY) await disk.db.batch(poolChangeOps(board.apply(e).changes))
       return board.snapshot()
     }
 
     it('a record that does not decode stops the load, naming the key', async () => {
       await stored()
-      await db.put(poolStateKey(ROOT), Uint8Array.of(1, 0, 9))
-      await assert.rejects(loadPoolBoard(db), (err: unknown) => err instanceof StoreCorruptError &&
+      await disk.db.put(poolStateKey(ROOT), Uint8Array.of(1, 0, 9))
+      await assert.rejects(loadPoolBoard(disk.db), (err: unknown) => err instanceof StoreCorruptError &&
         /the board store is damaged: pool state record at key 1100: pool state: updatedAt: expected 1 bytes, got 0/.test(err.message))
     })
 
     it('a record under another key, or an unknown version, stops the load', async () => {
       await stored()
-      const rootBytes = await db.get(poolStateKey(ROOT))
+      const rootBytes = await disk.db.get(poolStateKey(ROOT))
       assert(rootBytes !== undefined)
-      await db.put(poolStateKey({ kind: 'partition', statementId: new Uint8Array(32) }), rootBytes)
-      await assert.rejects(loadPoolBoard(db), /pool state record at key 1101000000.*: the record is for another pool than its key/)
-      await db.del(poolStateKey({ kind: 'partition', statementId: new Uint8Array(32) }))
-      await db.put(Uint8Array.of(PREFIX.poolMeta), Uint8Array.of(2))
-      await assert.rejects(loadPoolBoard(db), /pool board meta record at key 10: pool board meta: version: unsupported version 2/)
+      await disk.db.put(poolStateKey({ kind: 'partition', statementId: new Uint8Array(32) }), rootBytes)
+      await assert.rejects(loadPoolBoard(disk.db), /pool state record at key 1101000000.*: the record is for another pool than its key/)
+      await disk.db.del(poolStateKey({ kind: 'partition', statementId: new Uint8Array(32) }))
+      await disk.db.put(Uint8Array.of(PREFIX.poolMeta), Uint8Array.of(2))
+      await assert.rejects(loadPoolBoard(disk.db), /pool board meta record at key 10: pool board meta: version: unsupported version 2/)
     })
 
     it('records that disagree with one another stop the load', async () => {
       const snap = await stored()
       const spent = snap.spent[0]
-      await db.put(spentKey(spent.outpoint), Uint8Array.of(1, ...new Uint8Array(32).fill(4)))
-      await assert.rejects(loadPoolBoard(db), (err: unknown) => err instanceof StoreCorruptError &&
+      await disk.db.put(spentKey(spent.outpoint), Uint8Array.of(1, ...new Uint8Array(32).fill(4)))
+      await assert.rejects(loadPoolBoard(disk.db), (err: unknown) => err instanceof StoreCorruptError &&
         /inconsistent pool board: .*statement/.test(err.message))
     })
 
     it('a lost meta record with pool records present stops the load', async () => {
       await stored()
-      await db.del(Uint8Array.of(PREFIX.poolMeta))
-      await assert.rejects(loadPoolBoard(db), /pool records are present but the pool board meta record is missing/)
+      await disk.db.del(Uint8Array.of(PREFIX.poolMeta))
+      await assert.rejects(loadPoolBoard(disk.db), /pool records are present but the pool board meta record is missing/)
     })
   })
 })

@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict'
-import { join } from 'node:path'
 import { bootstrapState, joiningState, makeEntry, ZERO_HASH, type Entry, type Ready } from '../../board/raft/index.js'
-import { openDatabase, type Database } from '../../storage/database.js'
 import { entryKey, RaftStore, StoreCorruptError } from '../../storage/raft-store.js'
-import { tempDir } from '../helpers/process.js'
+import { tempDatabaseEachTest } from '../helpers/database.js'
 
 const CONFIG = { voters: ['a', 'b', 'c'], learners: ['d'] }
 
@@ -23,27 +21,14 @@ function ready (parts: Partial<Ready>): Ready {
 }
 
 describe('the board store on LevelDB', () => {
-  let temp: ReturnType<typeof tempDir>
-  let db: Database
-  const path = (): string => join(temp.path, 'db')
-
-  beforeEach(async () => {
-    temp = tempDir()
-    db = await openDatabase(path(), { create: true })
-  })
-  afterEach(async () => {
-    await db.close()
-    temp.cleanup()
-  })
+  const disk = tempDatabaseEachTest()
 
   async function reopen (): Promise<RaftStore> {
-    await db.close()
-    db = await openDatabase(path(), { create: false })
-    return await RaftStore.open(db)
+    return await RaftStore.open(await disk.reopen())
   }
 
   it('a store that never ran the board loads as null; after bootstrap it loads the initial configuration', async () => {
-    const store = await RaftStore.open(db)
+    const store = await RaftStore.open(disk.db)
     assert.equal(await store.load(), null)
     await store.bootstrap(bootstrapState(CONFIG))
     const loaded = await (await reopen()).load()
@@ -51,7 +36,7 @@ describe('the board store on LevelDB', () => {
   })
 
   it('a persisted Ready survives a reopen exactly: entries, hard state, vote', async () => {
-    const store = await RaftStore.open(db)
+    const store = await RaftStore.open(disk.db)
     await store.bootstrap(joiningState())
     const entries = chain(1, 5, 2, ZERO_HASH)
     await store.persist(ready({ entries, hardState: { term: 2, vote: 'b', commit: 3 } }))
@@ -61,7 +46,7 @@ describe('the board store on LevelDB', () => {
   })
 
   it('entries that replace a suffix delete the stale ones after them', async () => {
-    const store = await RaftStore.open(db)
+    const store = await RaftStore.open(disk.db)
     await store.bootstrap(joiningState())
     const first = chain(1, 6, 1, ZERO_HASH)
     await store.persist(ready({ entries: first, hardState: { term: 1, vote: 'a', commit: 2 } }))
@@ -73,7 +58,7 @@ describe('the board store on LevelDB', () => {
   })
 
   it('a snapshot keeps the history below it and drops this node\'s entries above it', async () => {
-    const store = await RaftStore.open(db)
+    const store = await RaftStore.open(disk.db)
     await store.bootstrap(joiningState())
     const mine = chain(1, 4, 1, ZERO_HASH)
     await store.persist(ready({ entries: mine, hardState: { term: 1, vote: 'a', commit: 2 } }))
@@ -89,31 +74,31 @@ describe('the board store on LevelDB', () => {
   })
 
   it('refuses a store whose hard state acknowledges entries it does not hold', async () => {
-    const store = await RaftStore.open(db)
+    const store = await RaftStore.open(disk.db)
     await store.bootstrap(joiningState())
     await store.persist(ready({ entries: chain(1, 3, 1, ZERO_HASH), hardState: { term: 1, vote: 'a', commit: 3 } }))
-    await db.del(entryKey(3))
+    await disk.db.del(entryKey(3))
     await assert.rejects((await reopen()).load(), (err: unknown) => err instanceof StoreCorruptError && /acknowledged entries up to 3 but the log ends at 2: writes were lost/.test((err as Error).message))
   })
 
   it('refuses a damaged entry, naming it', async () => {
-    const store = await RaftStore.open(db)
+    const store = await RaftStore.open(disk.db)
     await store.bootstrap(joiningState())
     await store.persist(ready({ entries: chain(1, 3, 1, ZERO_HASH), hardState: { term: 1, vote: 'a', commit: 1 } }))
-    await db.put(entryKey(2), Uint8Array.of(1, 1, 0, 9))
+    await disk.db.put(entryKey(2), Uint8Array.of(1, 1, 0, 9))
     await assert.rejects((await reopen()).load(), /the board store is damaged: entry 2: hash: expected 32 bytes/)
   })
 
   it('refuses a log with a gap', async () => {
-    const store = await RaftStore.open(db)
+    const store = await RaftStore.open(disk.db)
     await store.bootstrap(joiningState())
     await store.persist(ready({ entries: chain(1, 4, 1, ZERO_HASH), hardState: { term: 1, vote: 'a', commit: 1 } }))
-    await db.del(entryKey(2))
+    await disk.db.del(entryKey(2))
     await assert.rejects((await reopen()).load(), /the log has a gap: expected entry 2, found 3/)
   })
 
   it('reads committed history in bounded pages', async () => {
-    const store = await RaftStore.open(db)
+    const store = await RaftStore.open(disk.db)
     await store.bootstrap(joiningState())
     const entries = chain(1, 20, 1, ZERO_HASH)
     await store.persist(ready({ entries, hardState: { term: 1, vote: 'a', commit: 20 } }))
