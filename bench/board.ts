@@ -8,6 +8,7 @@ import { Agent } from 'node:http'
 import { fmt, rssMiB, summarize, writeResult, type Summary } from './lib.js'
 import { closedLoop, payloadMaker, post, type LoadResult, type Target } from './load.js'
 import { renderTable } from '../daemon/table.js'
+import { waitFor } from '../daemon/wait.js'
 
 const CLI = fileURLToPath(new URL('../daemon/cli.js', import.meta.url))
 
@@ -29,7 +30,13 @@ export class BenchCluster {
 
   static async up (nodes: number, extra: string[] = []): Promise<BenchCluster> {
     const c = new BenchCluster()
-    await poolboard(['cluster', 'up', '--nodes', String(nodes), '--lab', '--dir', c.dir, '--json', ...extra])
+    try {
+      await poolboard(['cluster', 'up', '--nodes', String(nodes), '--lab', '--dir', c.dir, '--json', ...extra])
+    } catch (err) {
+      // A half-started cluster: stop what did start and remove the temporary directory.
+      await c.down()
+      throw err
+    }
     return c
   }
 
@@ -54,21 +61,14 @@ export class BenchCluster {
   }
 
   async leader (timeoutMs = 30_000): Promise<ClusterNode> {
-    const deadline = Date.now() + timeoutMs
-    while (Date.now() < deadline) {
+    return await waitFor('a board leader', async () => {
       for (const n of await this.nodes()) if (n.running && (await this.boardStatus(n))?.role === 'leader') return n
-      await new Promise((resolve) => setTimeout(resolve, 50))
-    }
-    throw new Error('no board leader')
+      return undefined
+    }, timeoutMs, 50)
   }
 
   async waitApplied (node: ClusterNode, index: number, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs
-    while (Date.now() < deadline) {
-      if (((await this.boardStatus(node))?.applied ?? 0) >= index) return
-      await new Promise((resolve) => setTimeout(resolve, 20))
-    }
-    throw new Error(`node ${node.index} did not apply ${index} in time`)
+    await waitFor(`node ${node.index} to apply ${index}`, async () => ((await this.boardStatus(node))?.applied ?? 0) >= index, timeoutMs, 20)
   }
 
   async down (): Promise<void> {
@@ -83,7 +83,7 @@ export function rawEntryBody (bytes: number): () => string {
 }
 
 /** Time from SIGKILL of the leader to the next acknowledged append, through any surviving node. */
-export async function failoverMs (cluster: BenchCluster, body: () => string): Promise<number> {
+async function failoverMs (cluster: BenchCluster, body: () => string): Promise<number> {
   const leader = await cluster.leader()
   const others = (await cluster.nodes()).filter((n) => n.running && n.index !== leader.index)
   const targets = others.map((n) => cluster.target(n, body))

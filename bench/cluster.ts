@@ -1,22 +1,10 @@
-import { execFile } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { poolboard } from './board.js'
 import { fmt, rssMiB, summarize, writeResult, type Summary } from './lib.js'
 import { renderTable } from '../daemon/table.js'
-
-const CLI = fileURLToPath(new URL('../daemon/cli.js', import.meta.url))
-
-async function poolboard (args: string[]): Promise<string> {
-  return await new Promise((resolve, reject) => {
-    execFile(process.execPath, [CLI, ...args], { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err !== null) reject(new Error(`poolboard ${args.join(' ')}: ${stderr.trim()}`))
-      else resolve(stdout)
-    })
-  })
-}
 
 interface Row { nodes: number, upMs: Summary, idleRssMiB: Summary }
 

@@ -608,7 +608,6 @@ export async function run (argv: string[]): Promise<void> {
       }
     }
 
-    /** A warm-up, then the measured run; progress on stderr. */
     /**
      * A warm-up, then the measured run, with progress on stderr. `load` runs the closed loop for
      * the given time and reports each answer's status; `term` reads the leader's term, before and

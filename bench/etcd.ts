@@ -5,7 +5,7 @@ import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { freePorts } from '../daemon/cluster.js'
-import { sleep } from '../daemon/wait.js'
+import { sleep, waitFor } from '../daemon/wait.js'
 import { payloadMaker, type Target } from './load.js'
 
 /**
@@ -90,7 +90,7 @@ export async function ensureEtcd (say: Say): Promise<{ binary: string, version: 
   return { binary, version, installed }
 }
 
-export interface EtcdMember {
+interface EtcdMember {
   readonly index: number
   readonly name: string
   readonly clientPort: number
@@ -100,7 +100,7 @@ export interface EtcdMember {
   proc: ChildProcess | null
 }
 
-export interface EtcdStatus {
+interface EtcdStatus {
   memberId: string
   leader: string
   raftTerm: number
@@ -215,15 +215,13 @@ export class EtcdCluster {
 
   /** The member that leads, by asking every running member whom it sees leading. */
   async leader (timeoutMs = 30_000): Promise<EtcdMember> {
-    const deadline = Date.now() + timeoutMs
-    while (Date.now() < deadline) {
+    return await waitFor('an etcd leader', async () => {
       for (const m of this.members) {
         const s = await this.status(m)
         if (s !== undefined && s.leader !== '0' && s.leader === s.memberId) return m
       }
-      await sleep(50)
-    }
-    throw new Error('no etcd leader')
+      return undefined
+    }, timeoutMs, 50)
   }
 
   running (): EtcdMember[] {
@@ -257,9 +255,7 @@ export class EtcdCluster {
 
   /** Waits for `m`'s process to be gone. */
   async waitExited (m: EtcdMember, timeoutMs = STOP_TIMEOUT_MS): Promise<void> {
-    const deadline = Date.now() + timeoutMs
-    while (m.proc !== null && Date.now() < deadline) await sleep(20)
-    if (m.proc !== null) throw new Error(`${m.name} did not exit`)
+    await waitFor(`${m.name} to exit`, () => m.proc === null, timeoutMs, 20)
   }
 
   /** Starts a stopped member again on its data directory and waits until it has applied what the leader had committed. */
@@ -270,11 +266,7 @@ export class EtcdCluster {
     await this.waitHealthy(m, deadline)
     const leader = await this.leader(Math.max(1_000, deadline - Date.now()))
     const target = (await this.status(leader))?.raftIndex ?? 0
-    while (Date.now() < deadline) {
-      if (((await this.status(m))?.raftAppliedIndex ?? 0) >= target) return
-      await sleep(50)
-    }
-    throw new Error(`${m.name} did not catch up in time`)
+    await waitFor(`${m.name} to catch up to ${target}`, async () => ((await this.status(m))?.raftAppliedIndex ?? 0) >= target, Math.max(0, deadline - Date.now()), 50)
   }
 
   /** SIGTERM every member (SIGKILL after 10 s) and delete the data. Safe to call twice. */

@@ -3,12 +3,16 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 /** Where benchmarks write their JSON results (git-ignored). */
-export const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url))
+const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url))
 
 /** The value below which `p` percent of `samples` fall (nearest rank). */
 export function percentile (samples: readonly number[], p: number): number {
-  if (samples.length === 0) return NaN
-  const sorted = [...samples].sort((a, b) => a - b)
+  return percentileOfSorted([...samples].sort((a, b) => a - b), p)
+}
+
+/** `percentile` of samples already sorted ascending. */
+function percentileOfSorted (sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN
   const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
   return sorted[rank]
 }
@@ -23,15 +27,18 @@ export interface Summary {
   mean: number
 }
 
+/** Sorts one copy of `samples` and reads everything from it (no spreading: long runs exceed the argument limit). */
 export function summarize (samples: readonly number[]): Summary {
+  const sorted = [...samples].sort((a, b) => a - b)
   const mean = samples.reduce((a, b) => a + b, 0) / Math.max(1, samples.length)
   return {
-    count: samples.length,
-    min: Math.min(...samples),
-    p50: percentile(samples, 50),
-    p90: percentile(samples, 90),
-    p99: percentile(samples, 99),
-    max: Math.max(...samples),
+    count: sorted.length,
+    // as Math.min() / Math.max() of no samples
+    min: sorted.length === 0 ? Infinity : sorted[0],
+    p50: percentileOfSorted(sorted, 50),
+    p90: percentileOfSorted(sorted, 90),
+    p99: percentileOfSorted(sorted, 99),
+    max: sorted.length === 0 ? -Infinity : sorted[sorted.length - 1],
     mean
   }
 }

@@ -43,8 +43,9 @@ export async function closedLoopEach (next: (client: number) => Target | undefin
     while (performance.now() < endMs) {
       const target = next(client)
       if (target === undefined) return
+      const body = target.body()
       const t0 = performance.now()
-      const status = await post(target, agent)
+      const status = await post(target, agent, body)
       if (status >= 200 && status < 300) latencies.push(performance.now() - t0)
       else errors++
       answered?.(client, status)
@@ -56,9 +57,8 @@ export async function closedLoopEach (next: (client: number) => Target | undefin
   return { clients, durationS: elapsedS, ok: latencies.length, errors, throughputPerS: latencies.length / elapsedS, latencyMs: summarize(latencies) }
 }
 
-/** One POST; resolves with the status code (0 on a network error). */
-export async function post (target: Target, agent?: Agent): Promise<number> {
-  const body = target.body()
+/** One POST of `body` (a fresh `target.body()` by default); resolves with the status code (0 on a network error). */
+export async function post (target: Target, agent?: Agent, body = target.body()): Promise<number> {
   return await new Promise((resolve) => {
     const req = request({
       host: target.host,

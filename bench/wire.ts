@@ -9,6 +9,7 @@ import type { MemberEntry } from '../daemon/config.js'
 import { MemberNetwork } from '../daemon/p2p.js'
 import { RaftTransport } from '../daemon/raft-transport.js'
 import { renderTable } from '../daemon/table.js'
+import { waitFor } from '../daemon/wait.js'
 import { fmt, summarize, writeResult, type Summary } from './lib.js'
 
 const FROM = '12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo'
@@ -82,13 +83,11 @@ async function startPair (): Promise<Pair> {
       await n.net.stop()
     }
   }
-  const deadline = Date.now() + 30_000
-  while (nodes[0]!.net.connectedMembers().length === 0) {
-    if (Date.now() > deadline) {
-      await stop()
-      throw new Error('the two nodes did not connect within 30 s')
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20))
+  try {
+    await waitFor('the two nodes to connect', () => nodes[0]!.net.connectedMembers().length > 0, 30_000, 20)
+  } catch (err) {
+    await stop()
+    throw err
   }
   return { a: nodes[0]!, b: nodes[1]!, stop }
 }

@@ -59,8 +59,8 @@ export const MAX_POOL_ENTRY_PAYLOAD_BYTES = 2 * MAX_OBJECT_BYTES
 /** Blocks one `blocks` entry may mine. */
 export const MAX_BLOCKS_PER_ENTRY = 10_000
 
-function entry (kind: number, payload: Uint8Array): Uint8Array {
-  if (payload.length > MAX_POOL_ENTRY_PAYLOAD_BYTES) throw new EncodeError('entry', `payload of ${payload.length} bytes exceeds ${MAX_POOL_ENTRY_PAYLOAD_BYTES}`)
+/** version ‖ kind ‖ payload. */
+function frame (kind: number, payload: Uint8Array): Uint8Array {
   const out = new Uint8Array(2 + payload.length)
   out[0] = BOARD_ENTRY_VERSION
   out[1] = kind
@@ -68,13 +68,15 @@ function entry (kind: number, payload: Uint8Array): Uint8Array {
   return out
 }
 
-/** Encodes an opaque lab entry. */
+/** A pool entry: its payload is at most `MAX_POOL_ENTRY_PAYLOAD_BYTES`. */
+function entry (kind: number, payload: Uint8Array): Uint8Array {
+  if (payload.length > MAX_POOL_ENTRY_PAYLOAD_BYTES) throw new EncodeError('entry', `payload of ${payload.length} bytes exceeds ${MAX_POOL_ENTRY_PAYLOAD_BYTES}`)
+  return frame(kind, payload)
+}
+
+/** Encodes an opaque lab entry (no pool payload limit: the Raft core's `maxEntryBytes` bounds it). */
 export function encodeRawEntry (payload: Uint8Array): Uint8Array {
-  const out = new Uint8Array(2 + payload.length)
-  out[0] = BOARD_ENTRY_VERSION
-  out[1] = ENTRY_KIND.raw
-  out.set(payload, 2)
-  return out
+  return frame(ENTRY_KIND.raw, payload)
 }
 
 /** The pool's opening entry: its genesis and state 0 signed by every member. */
@@ -143,14 +145,10 @@ export function decodeBoardEntry (entry: Entry): BoardEntry {
   }
 }
 
-const KIND_NAMES: ReadonlyMap<number, string> = new Map([
-  [ENTRY_KIND.genesis, 'genesis'],
-  [ENTRY_KIND.state, 'state'],
-  [ENTRY_KIND.statement, 'statement'],
-  [ENTRY_KIND.evidence, 'evidence'],
-  [ENTRY_KIND.blocks, 'blocks'],
-  [ENTRY_KIND.kickout, 'kickout']
-])
+/** Names of the pool entry kinds by code (raw lab entries are read before the pool ones). */
+const KIND_NAMES: ReadonlyMap<number, string> = new Map(
+  Object.entries(ENTRY_KIND).filter(([name]) => name !== 'raw').map(([name, code]) => [code, name])
+)
 
 function decodePoolEntry (code: number, payload: Uint8Array): BoardEntry {
   switch (code) {

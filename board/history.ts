@@ -1,5 +1,6 @@
 import { Reader, Writer, decodeAll } from '../protocol/codec.js'
-import { bytesEqual, computeEntryHash, toHex, type Entry, type EntryType, type SnapshotMeta } from './raft/index.js'
+import { equalBytes, toHex } from '../protocol/bytes.js'
+import { computeEntryHash, type Entry, type EntryType, type SnapshotMeta } from './raft/index.js'
 
 /**
  * The data of a board snapshot: the committed entries a lagging node lacks, from `firstIndex`
@@ -71,7 +72,7 @@ export function verifyHistory (history: SnapshotHistory, prevHash: Uint8Array, m
   if (entries.length > 0 && entries[entries.length - 1].term !== meta.term) {
     return { problem: `the last entry has term ${entries[entries.length - 1].term} but the snapshot says ${meta.term}` }
   }
-  if (!bytesEqual(hash, meta.hash)) {
+  if (!equalBytes(hash, meta.hash)) {
     return { problem: `the history hashes to ${toHex(hash).slice(0, 16)}… but the snapshot says ${toHex(meta.hash).slice(0, 16)}…: it does not continue this node's log, or was altered` }
   }
   return { entries }

@@ -5,13 +5,13 @@ import {
   type Outpoint, type PoolRef, type StateRef
 } from '../protocol/common.js'
 import { kickoutContinuation } from '../protocol/continuation.js'
-import { evidenceId, type EquivocationEvidence } from '../protocol/evidence.js'
+import { evidenceId, findEquivocations, verifyEvidence, type EquivocationEvidence } from '../protocol/evidence.js'
 import { poolIdOf, type Genesis } from '../protocol/genesis.js'
 import { LOCKTIME_THRESHOLD, MAX_KICKOUT_DELAY_BLOCKS, MAX_MEMBERS } from '../protocol/limits.js'
-import { initialState, kickout, RuleError } from '../protocol/rules.js'
-import { encodeState, equalPools, stateHash, withdrawOutpoints, type PoolState, type SignedState } from '../protocol/state.js'
+import { initialState, RuleError } from '../protocol/rules.js'
+import { encodeState, equalPools, stateHashAndOutpoints, withdrawOutpoints, type PoolState, type SignedState } from '../protocol/state.js'
 import {
-  conflictingOutpoints, partitionInitialState, statementId, statementSignatureOf, verifyStatement, type PartitionStatement
+  conflictingOutpoints, partitionInitialState, statementId, verifyStatement, type PartitionStatement
 } from '../protocol/statement.js'
 import { txid, type Tx } from '../protocol/tx.js'
 import { decodeBoardEntry, MAX_BLOCKS_PER_ENTRY, type BoardEntryKind, type KickoutRequest } from './entries.js'
@@ -251,7 +251,7 @@ export class PoolBoard {
   private readonly spent = new Map<string, { outpoint: Outpoint, statementId: Uint8Array }>()
   private readonly statements = new Map<string, StatementRecord>()
   /** Rejected statement ids, oldest first (their records are forgotten in this order). */
-  private readonly rejectedOrder = new Map<string, number>()
+  private readonly rejectedOrder = new Set<string>()
   private readonly evidenceById = new Map<string, EvidenceRecord>()
   private readonly evidenceCount = new Map<string, number>()
   private readonly kickoutsByTxid = new Map<string, KickoutRecord>()
@@ -329,10 +329,10 @@ export class PoolBoard {
     if (!equalBytes(encodeState(signed.state), encodeState(expected))) {
       refuse(`the signed state is not state 0 of this genesis: ${stateMismatch(expected, signed.state)}`)
     }
-    this.checkStateSignatures(signed, 'state 0')
+    const outpoints = this.checkStateSignatures(signed, 'state 0')
     const index = base.index
     this.putMeta({ ...this.meta, genesis, chainHeight: Math.max(this.meta.chainHeight, genesis.creationHeight) }, changes)
-    this.putPool({ state: signed.state, proof: { kind: 'signatures', signatures: signed.signatures }, status: 'open', createdAt: index, updatedAt: index, closedBy: null }, changes)
+    this.putPool({ state: signed.state, proof: { kind: 'signatures', signatures: signed.signatures }, status: 'open', createdAt: index, updatedAt: index, closedBy: null }, changes, outpoints)
     return { ...base, pool: { kind: 'root' }, stateNumber: 0 }
   }
 
@@ -347,10 +347,10 @@ export class PoolBoard {
     }
     if (next.heightT < current.heightT) refuse(`heightT ${next.heightT} is before the current state's height ${current.heightT}`)
     if (next.heightT > this.meta.chainHeight) refuse(`heightT ${next.heightT} is above the chain height ${this.meta.chainHeight}`)
-    const sum = sumSats(next.balances)
-    if (sum !== current.pool.totalSats) refuse(`sum of balances ${sum} differs from the ${what}'s total ${current.pool.totalSats}`)
-    this.checkStateSignatures(signed, `state ${next.stateNumber} of the ${what}`)
-    this.putPool({ ...slot.record, state: next, proof: { kind: 'signatures', signatures: signed.signatures }, updatedAt: base.index }, changes)
+    // The decoder holds a state's balances to its pool's total, and the pools are equal.
+    assert(sumSats(next.balances) === current.pool.totalSats, 'a decoded state conserves its pool\'s total')
+    const outpoints = this.checkStateSignatures(signed, `state ${next.stateNumber} of the ${what}`)
+    this.putPool({ ...slot.record, state: next, proof: { kind: 'signatures', signatures: signed.signatures }, updatedAt: base.index }, changes, outpoints)
     return { ...base, pool: next.pool.ref, stateNumber: next.stateNumber }
   }
 
@@ -382,7 +382,7 @@ export class PoolBoard {
       const evidence: EquivocationEvidence[] = []
       for (const accepted of conflicts) {
         assert(accepted.statement !== null)
-        evidence.push(...this.equivocations(accepted.statement, stmt))
+        evidence.push(...findEquivocations(accepted.statement, stmt, this.signatureCache.verifier))
       }
       const reason = `conflicts with statement ${short(first.id)} (accepted at index ${first.index}): both spend outpoint ${outpointKey(common)}` +
         (conflicts.length > 1 ? ` (and ${conflicts.length - 1} more accepted statements)` : '') +
@@ -403,14 +403,10 @@ export class PoolBoard {
       if (stmt.parent.stateNumber > current.stateNumber) {
         refuse(`the statement partitions state ${stmt.parent.stateNumber} of the ${what}, which is only at state ${current.stateNumber}`)
       }
-      const v = verifyStatement({ ...stmt, signatures: [] }, { parent: current, parentOutpoints: parent.outpoints, requireComplete: false })
-      if (!v.ok) refuse(v.reason)
       if (stmt.heightT > this.meta.chainHeight) refuse(`heightT ${stmt.heightT} is above the chain height ${this.meta.chainHeight}`)
-      const missing = stmt.actives.map((_, i) => i).filter((i) => !stmt.signatures.some((s) => s.index === i))
-      if (missing.length > 0) refuse(`incomplete: missing the signatures of actives ${missing.map((i) => `${i} (${short(stmt.actives[i])})`).join(', ')}`)
-      for (const { index, signature } of stmt.signatures) {
-        if (!this.signatureCache.verify(signature, id, stmt.actives[index])) refuse(`the signature of active ${index} (${short(stmt.actives[index])}) does not verify`)
-      }
+      // Against the parent, then complete, then every signature (through the cache).
+      const v = verifyStatement(stmt, { parent: current, parentOutpoints: parent.outpoints, verify: this.signatureCache.verifier })
+      if (!v.ok) refuse(v.reason)
     } catch (err) {
       if (!(err instanceof Refusal || err instanceof RuleError || err instanceof RangeError)) throw err
       this.putStatement(rejectedRecord(err.message, null, []), changes)
@@ -429,41 +425,15 @@ export class PoolBoard {
     return { ...result, createdPool: sub.pool.ref }
   }
 
-  /** Every member with a valid signature on both conflicting statements, as evidence. */
-  private equivocations (a: PartitionStatement, b: PartitionStatement): EquivocationEvidence[] {
-    const idA = statementId(a)
-    const idB = statementId(b)
-    const out: EquivocationEvidence[] = []
-    for (const { index, signature } of b.signatures) {
-      const member = b.actives[index]
-      const other = statementSignatureOf(a, member)
-      if (other === undefined) continue
-      if (!this.signatureCache.verify(signature, idB, member) || !this.signatureCache.verify(other, idA, member)) continue
-      const aFirst = compareBytes(idA, idB) < 0
-      out.push({
-        member: new Uint8Array(member),
-        first: { ...(aFirst ? a : b), signatures: [] },
-        firstSignature: aFirst ? other : signature,
-        second: { ...(aFirst ? b : a), signatures: [] },
-        secondSignature: aFirst ? signature : other
-      })
-    }
-    return out
-  }
-
   private applyEvidence (base: ApplyResult, ev: EquivocationEvidence, changes: PoolBoardChange[]): ApplyResult {
     const genesis = this.requireGenesis()
     const poolId = this.idOf(genesis)
     const id = evidenceId(ev)
     const known = this.evidenceById.get(toHex(id))
     if (known !== undefined) refuse(`evidence ${short(id)} is already recorded (index ${known.index})`)
-    if (!equalBytes(ev.first.poolId, poolId) || !equalBytes(ev.second.poolId, poolId)) refuse(`the evidence is about another pool than ${short(poolId)}`)
     if (indexOfKey(genesis.members.map((m) => m.key), ev.member) < 0) refuse(`${short(ev.member)} is not a member of the pool`)
-    if (conflictingOutpoints(ev.first, ev.second).length === 0) refuse('the statements do not conflict: no common spent outpoint')
-    if (indexOfKey(ev.first.actives, ev.member) < 0) refuse(`member ${short(ev.member)} is not an active of the first statement`)
-    if (indexOfKey(ev.second.actives, ev.member) < 0) refuse(`member ${short(ev.member)} is not an active of the second statement`)
-    if (!this.signatureCache.verify(ev.firstSignature, statementId(ev.first), ev.member)) refuse(`member ${short(ev.member)}'s signature on the first statement does not verify`)
-    if (!this.signatureCache.verify(ev.secondSignature, statementId(ev.second), ev.member)) refuse(`member ${short(ev.member)}'s signature on the second statement does not verify`)
+    const v = verifyEvidence(ev, poolId, this.signatureCache.verifier)
+    if (!v.ok) refuse(v.reason)
     const count = this.evidenceCount.get(toHex(ev.member)) ?? 0
     if (count >= MAX_EVIDENCE_PER_MEMBER) refuse(`member ${short(ev.member)} is already proven to equivocate by ${count} pieces of evidence`)
     const ids = this.recordEvidence([ev], base.index, 'entry', changes)
@@ -485,20 +455,15 @@ export class PoolBoard {
     const state = slot.record.state
     const what = describePoolRef(state.pool.ref)
     if (req.stateNumber !== state.stateNumber) refuse(`the kick-out names state ${req.stateNumber} of the ${what}, whose current state is ${state.stateNumber}`)
-    const i = indexOfKey(state.pool.members, req.member)
-    if (i < 0) refuse(`${short(req.member)} is not a member of the ${what}`)
     const height = this.meta.chainHeight
-    const k = kickout(state, req.member)
-    if (height < k.validFromHeight) {
-      refuse(`the kick-out of member ${i} (${short(req.member)}) from state ${state.stateNumber} of the ${what} is valid from height ${k.validFromHeight} (T ${state.heightT} + X ${state.pool.kickoutDelayBlocks} + 1); the chain is at ${height}`)
-    }
+    // Refuses (RuleError) a non-member, and a kick-out not yet valid at the chain's height.
     const c = kickoutContinuation(state, req.member, height)
     const id = txid(c.kickout.tx)
     const continuation = c.pool === null ? null : c.pool.ref
     assert(c.exitSats + (c.pool?.totalSats ?? 0n) === state.pool.totalSats, 'a kick-out must conserve value')
     this.putKickout({
       txid: id, tx: c.kickout.tx, pool: state.pool.ref, stateNumber: state.stateNumber, member: new Uint8Array(req.member),
-      memberIndex: i, exitSats: c.exitSats, height, index: base.index, continuation
+      memberIndex: c.evictedIndex, exitSats: c.exitSats, height, index: base.index, continuation
     }, changes)
     this.putPool({ ...slot.record, status: 'closed', closedBy: id, updatedAt: base.index }, changes)
     if (c.state !== null) {
@@ -542,14 +507,18 @@ export class PoolBoard {
     return slot
   }
 
-  /** Refuses unless every member of the state's pool signed it, naming the first who did not. */
-  private checkStateSignatures (signed: SignedState, what: string): void {
+  /**
+   * Refuses unless every member of the state's pool signed it, naming the first who did not.
+   * Returns the state's W(N,u) outpoints (built with its state hash, for the pool's slot).
+   */
+  private checkStateSignatures (signed: SignedState, what: string): Outpoint[] {
     const members = signed.state.pool.members
     if (signed.signatures.length !== members.length) refuse(`${what}: expected ${members.length} signatures (one per member), got ${signed.signatures.length}`)
-    const h = stateHash(signed.state)
+    const { hash, outpoints } = stateHashAndOutpoints(signed.state)
     for (let i = 0; i < members.length; i++) {
-      if (!this.signatureCache.verify(signed.signatures[i], h, members[i])) refuse(`${what}: the signature of member ${i} (${short(members[i])}) does not verify`)
+      if (!this.signatureCache.verify(signed.signatures[i], hash, members[i])) refuse(`${what}: the signature of member ${i} (${short(members[i])}) does not verify`)
     }
+    return outpoints
   }
 
   private recordEvidence (list: readonly EquivocationEvidence[], index: number, source: EvidenceSource, changes: PoolBoardChange[]): Uint8Array[] {
@@ -572,15 +541,17 @@ export class PoolBoard {
     changes.push({ type: 'meta', meta })
   }
 
-  private putPool (record: PoolRecord, changes: PoolBoardChange[]): void {
-    this.installPool(record)
+  /** `outpoints`: `withdrawOutpoints(record.state)`, when the caller already built them. */
+  private putPool (record: PoolRecord, changes: PoolBoardChange[], outpoints?: Outpoint[]): void {
+    this.installPool(record, outpoints)
     changes.push({ type: 'pool', record })
   }
 
-  private installPool (record: PoolRecord): void {
+  private installPool (record: PoolRecord, known?: Outpoint[]): void {
     const key = refKey(record.state.pool.ref)
     const old = this.pools.get(key)
-    const outpoints = old !== undefined && old.record.state === record.state ? old.outpoints : withdrawOutpoints(record.state)
+    assert(known === undefined || known.length === record.state.pool.members.length)
+    const outpoints = known ?? (old !== undefined && old.record.state === record.state ? old.outpoints : withdrawOutpoints(record.state))
     if (old === undefined) {
       const parent = parentOf(record, (id) => this.statements.get(toHex(id)))
       if (parent !== null) {
@@ -605,13 +576,13 @@ export class PoolBoard {
     this.statements.set(key, record)
     this.rejectedOrder.delete(key)
     changes.push({ type: 'statement', record })
-    if (record.status === 'rejected') this.rejectedOrder.set(key, record.index)
+    if (record.status === 'rejected') this.rejectedOrder.add(key)
   }
 
   /** Forgets the oldest rejected statement records beyond this node's retention. */
   private trimStatements (changes: PoolBoardChange[]): void {
     while (this.rejectedOrder.size > this.rejectedStatementsKept) {
-      const oldest = this.rejectedOrder.keys().next().value
+      const oldest = this.rejectedOrder.values().next().value
       assert(oldest !== undefined)
       const forgotten = this.statements.get(oldest)
       assert(forgotten !== undefined && forgotten.status === 'rejected')
@@ -896,7 +867,7 @@ export class PoolBoard {
       if (board.statements.has(key)) throw new Error(`inconsistent pool board: statement ${short(s.id)} recorded twice`)
       board.statements.set(key, s)
     }
-    for (const s of [...snapshot.statements].filter((x) => x.status === 'rejected').sort((a, b) => a.index - b.index)) board.rejectedOrder.set(toHex(s.id), s.index)
+    for (const s of [...snapshot.statements].filter((x) => x.status === 'rejected').sort((a, b) => a.index - b.index)) board.rejectedOrder.add(toHex(s.id))
     for (const e of snapshot.spent) board.spent.set(outpointKey(e.outpoint), e)
     for (const e of snapshot.evidence) {
       board.evidenceById.set(toHex(e.id), e)

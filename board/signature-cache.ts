@@ -1,10 +1,7 @@
 import assert from 'node:assert/strict'
 import { toHex } from '../protocol/bytes.js'
 import { sha256 } from '../protocol/hash.js'
-import { verifyHash } from '../protocol/keys.js'
-
-/** Verifies a BIP340 signature over a 32-byte hash; never throws. */
-export type VerifySignature = (signature: Uint8Array, hash: Uint8Array, publicKey: Uint8Array) => boolean
+import { verifyHash, type VerifySignature } from '../protocol/keys.js'
 
 export interface SignatureCacheStats {
   /** Verifications answered from the cache. */

@@ -33,6 +33,7 @@
 //
 // Pure: no I/O, no clock, no module-level mutable state.
 
+import { copyBytes } from '../protocol/bytes.js';
 import { DecodeError, EncodeError, Reader, Writer } from '../protocol/codec.js';
 import type {
   Configuration,
@@ -328,7 +329,7 @@ export function decodeMessage(bytes: Uint8Array, limits: WireLimits = DEFAULT_WI
   if (bytes.length > maxEncodedMessageBytes(limits)) {
     throw new DecodeError(CONTEXT, `${bytes.length} bytes exceeds limit ${maxEncodedMessageBytes(limits)}`);
   }
-  const r: Reader = new Reader(options.shareInput === true ? bytes : copyOf(bytes), CONTEXT);
+  const r: Reader = new Reader(options.shareInput === true ? bytes : copyBytes(bytes), CONTEXT);
   r.version([WIRE_VERSION]);
   const code = r.u8('type');
   const type = TYPE_NAMES[code];
@@ -400,13 +401,6 @@ export function decodeMessage(bytes: Uint8Array, limits: WireLimits = DEFAULT_WI
   }
   r.end();
   return m;
-}
-
-/** A plain copy (`Buffer.prototype.slice` would return a view, so never call `.slice()` on input). */
-function copyOf(bytes: Uint8Array): Uint8Array {
-  const out = new Uint8Array(bytes.length);
-  out.set(bytes);
-  return out;
 }
 
 function readNodeId(r: Reader, name: string, limits: WireLimits): NodeId {

@@ -17,8 +17,6 @@ export interface ApiRequest {
   query: URLSearchParams
   /** The parsed JSON body (POST), already size-limited. */
   body: unknown
-  /** Aborted when the client goes away, so long waits can stop early. */
-  signal: AbortSignal
 }
 
 export interface Route {
@@ -119,11 +117,9 @@ export class AdminApi {
       return
     }
     this.inFlight++
-    const controller = new AbortController()
-    res.on('close', () => { if (!res.writableFinished) controller.abort() })
     try {
       const body = req.method === 'POST' ? await this.readJsonBody(req) : undefined
-      const result = await route.handler({ query: url.searchParams, body, signal: controller.signal })
+      const result = await route.handler({ query: url.searchParams, body })
       this.answer(res, 200, result)
     } catch (err) {
       this.answerError(res, err)

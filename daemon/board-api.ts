@@ -1,5 +1,6 @@
 import { decodeBoardEntry, encodeRawEntry, entryPayload } from '../board/entries.js'
-import { toHex, type ConfChange, type ConfEntry } from '../board/raft/index.js'
+import { toHex } from '../protocol/bytes.js'
+import type { ConfChange, ConfEntry } from '../board/raft/index.js'
 import { ApiError, type Route } from './api.js'
 import { BoardError, type Board, type BoardStatus } from './board.js'
 import { formatHostPort, type MemberEntry } from './config.js'

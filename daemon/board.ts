@@ -1,9 +1,22 @@
 import assert from 'node:assert/strict'
 import { randomBytes, randomInt } from 'node:crypto'
 import { decodeHistory, encodeHistory, verifyHistory } from '../board/history.js'
+import { toHex } from '../protocol/bytes.js'
 import {
-  bootstrapState, joiningState, ProposalError, Raft, toHex, ZERO_HASH,
-  type Alarm, type ConfChange, type Configuration, type Entry, type Message, type NodeId, type Ready, type Role, type SnapMessage
+  bootstrapState,
+  joiningState,
+  ProposalError,
+  Raft,
+  ZERO_HASH,
+  type Alarm,
+  type ConfChange,
+  type Configuration,
+  type Entry,
+  type Message,
+  type NodeId,
+  type Ready,
+  type Role,
+  type SnapMessage
 } from '../board/raft/index.js'
 import type { BatchOp, RaftStore } from '../storage/raft-store.js'
 import type { Logger } from './log.js'
@@ -89,7 +102,8 @@ const MAX_PENDING_PROPOSALS = 100_000
 const MAX_PENDING_READS = 10_000
 const MAX_RECENT_ALARMS = 100
 const MAX_SHUNNED = 1_024
-const MAX_PREPARING = 100_000
+/** A board entry's header: version and kind bytes (board/entries.ts). */
+const ENTRY_HEADER_BYTES = 2
 /** What a leader or a candidate sends: ignored from a member proven to rewrite committed entries. */
 const LEADING_MESSAGES = new Set<Message['type']>(['app', 'heartbeat', 'snap', 'timeoutNow', 'vote', 'preVote'])
 /** A persist slower than this is logged: a stalled disk stalls the board (and should cost leadership). */
@@ -126,7 +140,10 @@ export class Board {
   /** Verified entries of a snapshot stepped into the core, kept until its Ready persists them. */
   private incomingSnapshot: { index: number, entries: Entry[] } | undefined
   readonly recentAlarms: Array<Alarm & { at: string }> = []
-  /** Entries whose checks are being prepared (signatures on worker threads), by index. */
+  /**
+   * Entries whose checks are being prepared (signatures on worker threads), by index. Holds only
+   * entries of the log not yet applied: applying removes them, replacing them in the log forgets them.
+   */
   private readonly preparing = new Map<number, Promise<void>>()
   /** Members proven (by an alarm) to offer rewrites of committed entries: never followed again. */
   private readonly shunned = new Set<NodeId>()
@@ -264,6 +281,27 @@ export class Board {
     return this.readableApplied
   }
 
+  // Cheap accessors (no copy of the per-member progress that status() makes).
+  get role (): Role {
+    return this.raft.currentRole
+  }
+
+  get leader (): NodeId | null {
+    return this.raft.leaderId
+  }
+
+  get term (): number {
+    return this.raft.currentTerm
+  }
+
+  get commit (): number {
+    return this.raft.commitIndex
+  }
+
+  get alarms (): number {
+    return this.alarmCount
+  }
+
   /** Committed and applied entries from `from`, at most `limit`. */
   async committedEntries (from: number, limit: number): Promise<Entry[]> {
     const to = Math.min(this.readableApplied, from + limit - 1)
@@ -391,6 +429,10 @@ export class Board {
     const early = rd.hardState === null || !store.changesTermOrVote(rd.hardState)
     const sendNow = early ? rd.messages.filter((m) => m.type === 'app') : []
     for (const m of sendNow) transport.send(m)
+    // A snapshot replaces the whole log and appended entries replace the stored ones from their
+    // first index on (board/raft/types.ts, Ready): preparations of replaced entries are stale.
+    if (rd.snapshot !== null) this.forgetPreparing(this.applied + 1)
+    if (rd.entries.length > 0) this.forgetPreparing(rd.entries[0].index)
     // Entries just appended will be applied soon: verify their signatures meanwhile, off this thread.
     this.startPreparing(rd.entries)
 
@@ -430,10 +472,16 @@ export class Board {
     await this.maybeCompact()
   }
 
+  /** Forgets the preparations of entries from `index` on (replaced in the log; never applied). */
+  private forgetPreparing (index: number): void {
+    for (const i of this.preparing.keys()) if (i >= index) this.preparing.delete(i)
+  }
+
   private startPreparing (entries: readonly Entry[]): void {
     const prepare = this.options.prepareApply
     if (prepare === undefined) return
-    const todo = entries.filter((e) => e.type === 'normal' && e.data.length > 2 && !this.preparing.has(e.index))
+    // Only pool entries (version, kind and a payload) carry signatures; a noop is empty.
+    const todo = entries.filter((e) => e.type === 'normal' && e.data.length > ENTRY_HEADER_BYTES && !this.preparing.has(e.index))
     if (todo.length === 0) return
     const work = prepare(todo).catch((err: unknown) => {
       this.options.logger.warn({ err: (err as Error).message }, 'preparing entries failed; the board verifies them itself')
@@ -451,8 +499,6 @@ export class Board {
       if (w !== undefined) works.add(w)
       this.preparing.delete(e.index)
     }
-    // Entries that were appended and then truncated by a new leader are never applied: forget them.
-    if (this.preparing.size > MAX_PREPARING) for (const index of this.preparing.keys()) if (index <= entries[entries.length - 1].index) this.preparing.delete(index)
     await Promise.all(works)
   }
 

@@ -48,13 +48,13 @@ export class ChainTicker {
   }
 }
 
-export interface ChainStatus {
+interface ChainStatus {
   height: number
   blockIntervalS: number
   appliedIndex: number
 }
 
-export function chainStatus (poolBoard: PoolBoard, blockIntervalS: number): ChainStatus {
+function chainStatus (poolBoard: PoolBoard, blockIntervalS: number): ChainStatus {
   return { height: poolBoard.chainHeight, blockIntervalS, appliedIndex: poolBoard.appliedIndex }
 }
 

@@ -1,6 +1,5 @@
 import { Command } from 'commander'
-import { AdminClient } from './client.js'
-import { dataDir, datadirOption, output, parsePositive } from './cli-util.js'
+import { clientFor, datadirOption, output, parsePositive } from './cli-util.js'
 import { renderTable } from './table.js'
 
 interface Named { peerId: string, name: string | null }
@@ -28,10 +27,6 @@ function describeChange (e: LogView['entries'][number]): string {
   return `${e.change} ${label(e.member ?? null)}`
 }
 
-function client (opts: { datadir?: string }): AdminClient {
-  return AdminClient.fromDataDir(dataDir(opts))
-}
-
 export function boardCommand (): Command {
   const board = new Command('board').description('the bulletin board: a Raft log of partition statements replicated by the members')
 
@@ -40,7 +35,7 @@ export function boardCommand (): Command {
     .addOption(datadirOption())
     .option('--json', 'print JSON')
     .action(async (opts: { datadir?: string, json?: boolean }) => {
-      const s = await client(opts).get<BoardStatusView>('/v1/board/status')
+      const s = await clientFor(opts).get<BoardStatusView>('/v1/board/status')
       output(opts.json === true, s, () => {
         const lines = [
           `role        ${s.role} (term ${s.term})`,
@@ -64,7 +59,7 @@ export function boardCommand (): Command {
     .option('--limit <n>', 'at most this many entries (1000 at most)', parsePositive, 100)
     .option('--json', 'print JSON')
     .action(async (opts: { datadir?: string, from: number, limit: number, json?: boolean }) => {
-      const log = await client(opts).get<LogView>(`/v1/board/log?from=${opts.from}&limit=${Math.min(opts.limit, 1000)}`)
+      const log = await clientFor(opts).get<LogView>(`/v1/board/log?from=${opts.from}&limit=${Math.min(opts.limit, 1000)}`)
       output(opts.json === true, log, () => renderTable(['index', 'term', 'type', 'bytes', 'hash', 'detail'], log.entries.map((e) => [
         String(e.index), String(e.term), e.type, String(e.bytes), e.hash.slice(0, 16), describeChange(e)
       ]), { alignRight: [0, 1, 3] }))
@@ -76,7 +71,7 @@ export function boardCommand (): Command {
     .requiredOption('--data <text>', 'the entry\'s content (UTF-8 text)')
     .option('--json', 'print JSON')
     .action(async (opts: { datadir?: string, data: string, json?: boolean }) => {
-      const result = await client(opts).post<{ index: number, term: number }>('/v1/board/entries', { data: Buffer.from(opts.data).toString('base64') }, { timeoutMs: 30_000 })
+      const result = await clientFor(opts).post<{ index: number, term: number }>('/v1/board/entries', { data: Buffer.from(opts.data).toString('base64') }, { timeoutMs: 30_000 })
       output(opts.json === true, result, () => `committed at index ${result.index} (term ${result.term})`)
     })
 
@@ -91,7 +86,7 @@ export function boardCommand (): Command {
       .option('--json', 'print JSON')
     if (op === 'add') cmd.option('--learner', 'add as a learner: receives the log, never votes')
     cmd.action(async (member: string, opts: { datadir?: string, learner?: boolean, json?: boolean }) => {
-      const result = await client(opts).post<{ index: number, change: string }>('/v1/board/members', { op, member, learner: opts.learner === true }, { timeoutMs: 30_000 })
+      const result = await clientFor(opts).post<{ index: number, change: string }>('/v1/board/members', { op, member, learner: opts.learner === true }, { timeoutMs: 30_000 })
       output(opts.json === true, result, () => `${result.change} ${member}: committed at index ${result.index}`)
     })
   }
@@ -101,7 +96,7 @@ export function boardCommand (): Command {
     .argument('<member>', 'member name or peer id')
     .addOption(datadirOption())
     .action(async (member: string, opts: { datadir?: string }) => {
-      await client(opts).post('/v1/board/transfer', { to: member })
+      await clientFor(opts).post('/v1/board/transfer', { to: member })
       process.stdout.write(`leadership transfer to ${member} requested\n`)
     })
 

@@ -2,10 +2,11 @@ import { createReadStream, existsSync, readFileSync, statSync, watch } from 'nod
 import { Command, InvalidArgumentError } from 'commander'
 import { AdminClient } from './client.js'
 import { type ClusterNodeState, LocalCluster } from './cluster.js'
-import { output, parseIndex, parsePositive } from './cli-util.js'
+import { output, parseIndex, parsePositive, parseSats } from './cli-util.js'
 import { parseHostPort } from './config.js'
 import { UserError } from './errors.js'
 import { ensureClusterPool } from './pool-cluster.js'
+import { DEFAULT_BALANCE_SATS, DEFAULT_KICKOUT_DELAY_BLOCKS } from './pool-view.js'
 import { renderPoolStatus } from './cli-pool.js'
 import { Progress, renderTable } from './table.js'
 
@@ -59,8 +60,8 @@ export function clusterCommand (): Command {
     .option('--set <key=value>', 'a config setting for every node of a new cluster, e.g. --set snapshot-entries=500 (repeatable)', collectSetting, {})
     .option('--wait <seconds>', 'how long to wait for the nodes to connect', parsePositive, DEFAULT_WAIT_S)
     .option('--pool', 'then create the pool among the nodes (if the board holds none) and wait until every node shows it')
-    .option('--balance <sats>', 'with --pool: each member\'s starting balance', '100000')
-    .option('--kickout-delay <blocks>', 'with --pool: the kick-out delay X in blocks', parsePositive, 144)
+    .option('--balance <sats>', 'with --pool: each member\'s starting balance', parseSats, String(DEFAULT_BALANCE_SATS))
+    .option('--kickout-delay <blocks>', 'with --pool: the kick-out delay X in blocks', parsePositive, DEFAULT_KICKOUT_DELAY_BLOCKS)
     .option('--json', 'print JSON')
     .action(async (opts: ClusterOptions & { nodes: number, lab?: boolean, voters?: number, set: Record<string, string>, wait: number, pool?: boolean, balance: string, kickoutDelay: number }, cmd: Command) => {
       const json = opts.json === true
@@ -83,7 +84,6 @@ export function clusterCommand (): Command {
       for (const { index, pid } of pids) await c.waitForApi(index, deadlineMs, pid)
       await c.waitConnected(deadlineMs, 'connecting')
       if (opts.pool === true) {
-        if (!/^\d{1,16}$/.test(opts.balance)) throw new UserError(`--balance: expected a whole number of sats, got "${opts.balance}"`)
         await ensureClusterPool(c, { balanceSats: opts.balance, kickoutDelayBlocks: opts.kickoutDelay, deadlineMs, progress: new Progress(!json) })
         const status = await AdminClient.fromDataDir(c.dataDir(c.indexes()[0])).get<Parameters<typeof renderPoolStatus>[0]>('/v1/pool/status')
         const nodes = await c.status()

@@ -1,9 +1,6 @@
 import { Command, InvalidArgumentError } from 'commander'
-import { AdminClient, ApiCallError } from './client.js'
-import { dataDir, datadirOption, output, parsePositive } from './cli-util.js'
-import { UserError } from './errors.js'
-import type { PoolNodeView } from './pool-view.js'
-import { renderTree } from './pool-view.js'
+import { clientFor, datadirOption, output, parsePositive, parseSats } from './cli-util.js'
+import { DEFAULT_BALANCE_SATS, DEFAULT_KICKOUT_DELAY_BLOCKS, renderTree, type PoolNodeView } from './pool-view.js'
 import { renderTable } from './table.js'
 import { addLabCommands } from './lab/cli.js'
 
@@ -33,15 +30,6 @@ interface StatusView {
 }
 
 interface RefusalView { member: string, code: string, reason: string }
-
-function client (opts: { datadir?: string }): AdminClient {
-  return AdminClient.fromDataDir(dataDir(opts))
-}
-
-function parseSats (text: string): string {
-  if (!/^\d{1,16}$/.test(text)) throw new InvalidArgumentError(`expected a whole number of sats, got "${text}"`)
-  return text
-}
 
 function parseTimeout (text: string): number {
   const n = Number(text)
@@ -85,30 +73,20 @@ export function renderPoolStatus (s: StatusView): string {
   return lines.join('\n')
 }
 
-/** Turns an API error into a one-line error for the terminal (the node's message already names what was wrong). */
-async function call<T> (work: () => Promise<T>): Promise<T> {
-  try {
-    return await work()
-  } catch (err) {
-    if (err instanceof ApiCallError) throw new UserError(err.message)
-    throw err
-  }
-}
-
 export function poolCommand (): Command {
   const pool = new Command('pool').description('the payment pool: create it, pay, partition among the online members, kick out, evidence')
 
   pool.command('create')
     .description('create the pool (run on one node, every member online): genesis, state 0 signed by all')
     .addOption(datadirOption())
-    .option('--balance <sats>', 'each member\'s starting balance', parseSats, '100000')
-    .option('--kickout-delay <blocks>', 'X: blocks after a state\'s height T before a member can be kicked out', parsePositive, 144)
+    .option('--balance <sats>', 'each member\'s starting balance', parseSats, String(DEFAULT_BALANCE_SATS))
+    .option('--kickout-delay <blocks>', 'X: blocks after a state\'s height T before a member can be kicked out', parsePositive, DEFAULT_KICKOUT_DELAY_BLOCKS)
     .option('--timeout <seconds>', 'how long to wait for every member', parseTimeout, 30)
     .option('--json', 'print JSON')
     .action(async (opts: { datadir?: string, balance: string, kickoutDelay: number, timeout: number, json?: boolean }) => {
       const timeoutMs = Math.round(opts.timeout * 1000)
-      const r = await call(async () => await client(opts).post<{ poolId: string, index: number, members: string[], balances: Record<string, number>, kickoutDelayBlocks: number, creationHeight: number }>(
-        '/v1/pool/create', { balanceSats: opts.balance, kickoutDelayBlocks: opts.kickoutDelay, timeoutMs }, { timeoutMs: timeoutMs + CALL_SLACK_MS }))
+      const r = await clientFor(opts).post<{ poolId: string, index: number, members: string[], balances: Record<string, number>, kickoutDelayBlocks: number, creationHeight: number }>(
+        '/v1/pool/create', { balanceSats: opts.balance, kickoutDelayBlocks: opts.kickoutDelay, timeoutMs }, { timeoutMs: timeoutMs + CALL_SLACK_MS })
       output(opts.json === true, r, () => [
         `pool ${r.poolId} created at board index ${r.index}`,
         `  members  ${r.members.join(', ')}`,
@@ -123,7 +101,7 @@ export function poolCommand (): Command {
     .option('--local', 'show what this node has applied, without first reading the board through the leader')
     .option('--json', 'print JSON')
     .action(async (opts: { datadir?: string, json?: boolean, local?: boolean }) => {
-      const s = await call(async () => await client(opts).get<StatusView & { fresh?: boolean }>(`/v1/pool/status${opts.local === true ? '' : '?fresh=1'}`))
+      const s = await clientFor(opts).get<StatusView & { fresh?: boolean }>(`/v1/pool/status${opts.local === true ? '' : '?fresh=1'}`)
       output(opts.json === true, s, () => (s.fresh === false ? '(the board could not be read through a leader: this is what this node has applied so far)\n' : '') + renderPoolStatus(s))
     })
 
@@ -132,7 +110,7 @@ export function poolCommand (): Command {
     .addOption(datadirOption())
     .option('--json', 'print JSON')
     .action(async (opts: { datadir?: string, json?: boolean }) => {
-      const r = await call(async () => await client(opts).get<{ members: Array<{ name: string, peerId: string, key: string | null }> }>('/v1/pool/members'))
+      const r = await clientFor(opts).get<{ members: Array<{ name: string, peerId: string, key: string | null }> }>('/v1/pool/members')
       output(opts.json === true, r, () => renderTable(['name', 'peer id', 'member key'], r.members.map((m) => [m.name, m.peerId, m.key ?? '(not known yet)'])))
     })
 
@@ -145,8 +123,8 @@ export function poolCommand (): Command {
     .option('--json', 'print JSON')
     .action(async (opts: { datadir?: string, to: string, amount: string, timeout: number, json?: boolean }) => {
       const timeoutMs = Math.round(opts.timeout * 1000)
-      const r = await call(async () => await client(opts).post<{ poolLabel: string, state: number, index: number, balances: Record<string, number> }>(
-        '/v1/pool/pay', { to: opts.to, amountSats: opts.amount, timeoutMs }, { timeoutMs: timeoutMs + CALL_SLACK_MS }))
+      const r = await clientFor(opts).post<{ poolLabel: string, state: number, index: number, balances: Record<string, number> }>(
+        '/v1/pool/pay', { to: opts.to, amountSats: opts.amount, timeoutMs }, { timeoutMs: timeoutMs + CALL_SLACK_MS })
       output(opts.json === true, r, () => `paid ${fmtSats(opts.amount)} sats to ${opts.to}: state ${r.state} of the ${r.poolLabel} (board index ${r.index})\n` +
         `  balances ${Object.entries(r.balances).map(([n, b]) => `${n} ${fmtSats(b)}`).join(', ')}`)
     })
@@ -160,8 +138,8 @@ export function poolCommand (): Command {
     .option('--json', 'print JSON')
     .action(async (opts: { datadir?: string, with: string[], pay: Array<{ to: string, amountSats: string }>, timeout: number, json?: boolean }) => {
       const timeoutMs = Math.round(opts.timeout * 1000)
-      const r = await call(async () => await client(opts).post<{ statementId: string, index: number, poolLabel: string, parent: string, actives: string[], balances: Record<string, number> }>(
-        '/v1/pool/partition', { with: opts.with, pay: opts.pay, timeoutMs }, { timeoutMs: timeoutMs + CALL_SLACK_MS }))
+      const r = await clientFor(opts).post<{ statementId: string, index: number, poolLabel: string, parent: string, actives: string[], balances: Record<string, number> }>(
+        '/v1/pool/partition', { with: opts.with, pay: opts.pay, timeoutMs }, { timeoutMs: timeoutMs + CALL_SLACK_MS })
       output(opts.json === true, r, () => [
         `accepted: ${r.poolLabel} of the ${r.parent}, committed at board index ${r.index}`,
         `  statement ${r.statementId}`,
@@ -176,8 +154,8 @@ export function poolCommand (): Command {
     .addOption(datadirOption())
     .option('--json', 'print JSON')
     .action(async (member: string, opts: { datadir?: string, json?: boolean }) => {
-      const r = await call(async () => await client(opts).post<{ member: string, poolLabel: string, state: number, index: number, height: number, exitSats: number, txid: string, continuationLabel: string | null }>(
-        '/v1/pool/kick', { member }, { timeoutMs: CALL_SLACK_MS }))
+      const r = await clientFor(opts).post<{ member: string, poolLabel: string, state: number, index: number, height: number, exitSats: number, txid: string, continuationLabel: string | null }>(
+        '/v1/pool/kick', { member }, { timeoutMs: CALL_SLACK_MS })
       output(opts.json === true, r, () => [
         `kicked ${r.member} out of the ${r.poolLabel} (state ${r.state}) at height ${r.height}, board index ${r.index}`,
         `  ${fmtSats(r.exitSats)} sats paid to ${r.member} on chain by kick-out Withdraw ${r.txid}`,
@@ -191,7 +169,7 @@ export function poolCommand (): Command {
     .option('--json', 'print JSON')
     .action(async (opts: { datadir?: string, json?: boolean }) => {
       interface S { statementId: string, parent: string, actives: string[], board: { status: string, index: number } | null }
-      const r = await call(async () => await client(opts).get<{ evidence: Array<{ id: string, member: string, index: number, source: string, first: S, second: S }> }>('/v1/pool/evidence'))
+      const r = await clientFor(opts).get<{ evidence: Array<{ id: string, member: string, index: number, source: string, first: S, second: S }> }>('/v1/pool/evidence')
       const describe = (s: S): string => `${s.statementId.slice(0, 16)} (${s.actives.join(', ')}; ${s.board === null ? 'never on the board' : `${s.board.status} at index ${s.board.index}`}) of the ${s.parent}`
       output(opts.json === true, r, () => r.evidence.length === 0
         ? 'no evidence of equivocation on the board'
@@ -209,7 +187,7 @@ export function chainCommand (): Command {
     .addOption(datadirOption())
     .option('--json', 'print JSON')
     .action(async (opts: { datadir?: string, json?: boolean }) => {
-      const r = await call(async () => await client(opts).get<{ height: number, blockIntervalS: number }>('/v1/chain/status'))
+      const r = await clientFor(opts).get<{ height: number, blockIntervalS: number }>('/v1/chain/status')
       output(opts.json === true, r, () => `height ${r.height}; ${r.blockIntervalS === 0 ? 'blocks only by poolboard chain mine' : `the board leader mines a block every ${r.blockIntervalS} s`}`)
     })
 
@@ -219,7 +197,7 @@ export function chainCommand (): Command {
     .addOption(datadirOption())
     .option('--json', 'print JSON')
     .action(async (n: number, opts: { datadir?: string, json?: boolean }) => {
-      const r = await call(async () => await client(opts).post<{ height: number, index: number }>('/v1/chain/mine', { blocks: n }, { timeoutMs: CALL_SLACK_MS }))
+      const r = await clientFor(opts).post<{ height: number, index: number }>('/v1/chain/mine', { blocks: n }, { timeoutMs: CALL_SLACK_MS })
       output(opts.json === true, r, () => `mined ${n} block${n === 1 ? '' : 's'}: height ${r.height} (board index ${r.index})`)
     })
 
@@ -237,8 +215,8 @@ export function labCommand (): Command {
     .option('--json', 'print JSON')
     .action(async (opts: { datadir?: string, with: string[], timeout: number, json?: boolean }) => {
       const timeoutMs = Math.round(opts.timeout * 1000)
-      const r = await call(async () => await client(opts).post<{ outcome: string, statementId: string, actives?: string[], first: { statementId: string, actives: string[], index: number | null }, message?: string, refusals?: RefusalView[] }>(
-        '/v1/lab/equivocate', { with: opts.with, timeoutMs }, { timeoutMs: timeoutMs + CALL_SLACK_MS }))
+      const r = await clientFor(opts).post<{ outcome: string, statementId: string, actives?: string[], first: { statementId: string, actives: string[], index: number | null }, message?: string, refusals?: RefusalView[] }>(
+        '/v1/lab/equivocate', { with: opts.with, timeoutMs }, { timeoutMs: timeoutMs + CALL_SLACK_MS })
       output(opts.json === true, r, () => {
         const lines = [
           `signed statement ${r.statementId.slice(0, 16)}, which spends the same Withdraw output as statement ${r.first.statementId.slice(0, 16)} (${r.first.actives.join(', ')}${r.first.index === null ? '' : `; accepted at board index ${r.first.index}`})`

@@ -1,5 +1,6 @@
 import { InvalidArgumentError, Option } from 'commander'
 import { jsonReplacer } from './api.js'
+import { AdminClient } from './client.js'
 import { DataDir, defaultDataDir } from './datadir.js'
 
 /** Prints `value` as JSON (with bigints as numbers) or runs `human` to print it for people. */
@@ -19,9 +20,19 @@ export function parsePositive (text: string): number {
   return n
 }
 
+/** An amount of sats, kept as the decimal text the API takes. */
+export function parseSats (text: string): string {
+  if (!/^\d{1,16}$/.test(text)) throw new InvalidArgumentError(`expected a whole number of sats, got "${text}"`)
+  return text
+}
 
 export const datadirOption = (): Option => new Option('--datadir <dir>', 'data directory (default: $POOLBOARD_DATADIR or ~/.poolboard)')
 
 export function dataDir (options: { datadir?: string }): DataDir {
   return new DataDir(options.datadir ?? defaultDataDir())
+}
+
+/** A client of the admin API of the node on `--datadir`. Its errors (ApiCallError) are UserErrors: main() prints them. */
+export function clientFor (options: { datadir?: string }): AdminClient {
+  return AdminClient.fromDataDir(dataDir(options))
 }

@@ -4,7 +4,7 @@ import { UserError } from './errors.js'
 /** `poolboard.conf`: plain `key=value` lines, `#` comments, `member` repeated; flags override it. */
 export const CONFIG_FILE = 'poolboard.conf'
 
-export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const
 export type LogLevel = typeof LOG_LEVELS[number]
 
 export interface HostPort {
@@ -101,7 +101,7 @@ export function defaultConfig (): NodeConfig {
 }
 
 /** The defense settings, by config key. */
-export const DEFENSE_KEYS = {
+const DEFENSE_KEYS = {
   'defense-quorum-read': 'quorumRead',
   'defense-hash-chain': 'hashChain',
   'defense-gossip-check': 'gossipCheck',
@@ -244,7 +244,7 @@ export function parseConfig (text: string, source: string): NodeConfig {
 }
 
 /** Rules that span settings. */
-export function checkConfig (config: NodeConfig): string | null {
+function checkConfig (config: NodeConfig): string | null {
   const { board } = config
   // Adversarial behaviour exists only in lab mode.
   if (!config.lab && config.labCoalition) return 'lab-coalition=1 needs lab mode (lab=1): a coalition member is an adversarial behaviour'
@@ -330,7 +330,7 @@ export function formatHostPort (hp: HostPort): string {
   return isIP(hp.host) === 6 ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`
 }
 
-export function isLoopback (host: string): boolean {
+function isLoopback (host: string): boolean {
   return host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
 }
 

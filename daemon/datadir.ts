@@ -9,6 +9,7 @@ import { schnorr, secp256k1 } from '@noble/curves/secp256k1.js'
 import { CONFIG_FILE, parseConfig, renderConfig, type NodeConfig } from './config.js'
 import { UserError } from './errors.js'
 import { openDatabase } from '../storage/database.js'
+import { fromHex, toHex } from '../protocol/bytes.js'
 
 /** Everything a node owns lives in its data directory. */
 export class DataDir {
@@ -123,7 +124,7 @@ export async function initDataDir (dir: DataDir, config: NodeConfig): Promise<No
   const libp2pKey = await generateKeyPair('Ed25519')
   const memberSecret = schnorr.utils.randomSecretKey()
   writeSecret(dir.nodeKeyFile, privateKeyToProtobuf(libp2pKey))
-  writeSecret(dir.memberKeyFile, new TextEncoder().encode(Buffer.from(memberSecret).toString('hex') + '\n'))
+  writeSecret(dir.memberKeyFile, new TextEncoder().encode(toHex(memberSecret) + '\n'))
   dir.writeConfig(config)
   const db = await openDatabase(dir.databasePath, { create: true })
   await db.close()
@@ -151,7 +152,7 @@ function readSecret (file: string): Uint8Array {
 function readMemberSecret (file: string): Uint8Array {
   const hex = new TextDecoder().decode(readSecret(file)).trim()
   if (!/^[0-9a-f]{64}$/.test(hex)) throw new UserError(`${file}: expected 64 hex characters (a BIP340 secret key)`)
-  const secret = Uint8Array.from(Buffer.from(hex, 'hex'))
+  const secret = fromHex(hex)
   if (!secp256k1.utils.isValidSecretKey(secret)) throw new UserError(`${file}: not a valid secp256k1 secret key`)
   return secret
 }

@@ -1,8 +1,6 @@
 import { Command } from 'commander'
-import { AdminClient, ApiCallError } from './client.js'
-import { dataDir, datadirOption, output } from './cli-util.js'
+import { clientFor, datadirOption, output } from './cli-util.js'
 import type { DefenseStatus } from './defense.js'
-import { UserError } from './errors.js'
 import { renderTable } from './table.js'
 
 /** `poolboard defense status`: which defenses this node runs and what they detected (docs/lab.md). */
@@ -14,13 +12,7 @@ export function defenseCommand (): Command {
     .addOption(datadirOption())
     .option('--json', 'print JSON')
     .action(async (opts: { datadir?: string, json?: boolean }) => {
-      let s: DefenseStatus
-      try {
-        s = await AdminClient.fromDataDir(dataDir(opts)).get<DefenseStatus>('/v1/defense')
-      } catch (err) {
-        if (err instanceof ApiCallError) throw new UserError(err.message)
-        throw err
-      }
+      const s = await clientFor(opts).get<DefenseStatus>('/v1/defense')
       output(opts.json === true, s, () => {
         const on = (b: boolean): string => b ? 'on' : 'off'
         const lines = [

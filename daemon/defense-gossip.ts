@@ -3,7 +3,8 @@ import { Writer, decodeAll, type Reader } from '../protocol/codec.js'
 import { readOutpoint, short, writeOutpoint, type Outpoint } from '../protocol/common.js'
 import { MAX_OBJECT_BYTES } from '../protocol/limits.js'
 import { decodeStatement, encodeStatement, statementId, type PartitionStatement } from '../protocol/statement.js'
-import { activesOf, conflictsAmong, DefenseRefusal, delay, type DefensePartOptions } from './defense.js'
+import { activesOf, conflictsAmong, DefenseRefusal, type DefensePartOptions } from './defense.js'
+import { sleep } from './wait.js'
 import { RpcError } from './rpc.js'
 
 /**
@@ -66,7 +67,7 @@ export class StatementCheck {
       } catch (err) {
         throw new RpcError('malformed', (err as Error).message)
       }
-      await delay(answerDelayMs)
+      await sleep(answerDelayMs)
       // What this node's board holds: a coalition member's board is the rewritten one, so it lies without trying.
       const found = poolBoard.conflictsFor(outpoints).filter((c) => c.statement !== null).slice(0, MAX_STATEMENTS_ANSWERED)
       return encodeStatementsResponse(found.map((c) => ({ index: c.index, statement: c.statement! })))

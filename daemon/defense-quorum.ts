@@ -3,7 +3,8 @@ import { BOARD_ENTRY_VERSION, ENTRY_KIND } from '../board/entries.js'
 import type { Entry } from '../board/raft/index.js'
 import { equalBytes, toHex } from '../protocol/bytes.js'
 import { Writer, decodeAll, type Reader } from '../protocol/codec.js'
-import { DefenseRefusal, delay, type DefensePartOptions } from './defense.js'
+import { DefenseRefusal, type DefensePartOptions } from './defense.js'
+import { sleep } from './wait.js'
 import { RpcError } from './rpc.js'
 
 /**
@@ -134,10 +135,10 @@ export class QuorumRead {
       } catch (err) {
         throw new RpcError('malformed', (err as Error).message)
       }
-      await delay(answerDelayMs)
+      await sleep(answerDelayMs)
       // The asker has applied up to `to`; a member a few entries behind answers once it has too.
       const untilMs = Date.now() + ANSWER_CATCH_UP_MS
-      while (board.appliedIndex < req.to && Date.now() < untilMs) await delay(ANSWER_POLL_MS)
+      while (board.appliedIndex < req.to && Date.now() < untilMs) await sleep(ANSWER_POLL_MS)
       const to = Math.min(req.to, board.appliedIndex)
       const entries = to < req.from ? [] : await this.digestsOf(req.from, to)
       return encodeDigestResponse({ applied: board.appliedIndex, from: req.from, entries })
@@ -195,9 +196,8 @@ export class QuorumRead {
   private background (): void {
     if (this.stopped || this.checking !== null) return
     const { board } = this.options
-    const status = board.status()
     const to = board.appliedIndex
-    if (status.leader === null || to <= this.verifiedThrough || to < status.commit) return
+    if (board.leader === null || to <= this.verifiedThrough || to < board.commit) return
     this.run(to, Date.now() + QUORUM_TIMEOUT_MS).catch((err: unknown) => {
       this.options.logger.debug({ err: (err as Error).message }, 'quorum read: background check failed')
     })

@@ -79,7 +79,7 @@ export interface DefensesOptions {
   config: NodeConfig
   selfPeerId: string
   rpc: MemberRpc
-  board: Pick<Board, 'status' | 'committedEntries' | 'appliedIndex'>
+  board: Pick<Board, 'leader' | 'commit' | 'committedEntries' | 'appliedIndex'>
   poolBoard: PoolBoard
   /** Peer ids of the members this node is connected to now. */
   connectedPeerIds: () => string[]
@@ -228,12 +228,6 @@ export function conflictsAmong<T extends { statement: PartitionStatement }> (kno
 /** "node1, node2" for a statement's actives. */
 export function activesOf (s: PartitionStatement, nameOfKey: (key: Uint8Array) => string): string {
   return s.actives.map(nameOfKey).sort((a, b) => a.localeCompare(b, 'en', { numeric: true })).join(', ')
-}
-
-/** Resolves after `ms` (0: at once). For the lab's answer delay. */
-export async function delay (ms: number): Promise<void> {
-  if (ms <= 0) return
-  await new Promise((resolve) => setTimeout(resolve, ms))
 }
 
 /** Shared by the three defense modules. */

@@ -3,6 +3,7 @@ import { BOARD_ENTRY_VERSION, ENTRY_KIND } from '../board/entries.js'
 import { BoardError, type Board } from './board.js'
 import type { Logger } from './log.js'
 import { RpcError, type MemberRpc } from './rpc.js'
+import { sleep } from './wait.js'
 
 export const PROPOSE_PROTOCOL = '/poolboard/propose/1.0.0'
 
@@ -42,8 +43,7 @@ export class ProposalRouter {
     const deadlineMs = Date.now() + timeoutMs
     let lastError: Error = new BoardError('timeout', `no board leader within ${timeoutMs} ms`)
     for (let hop = 0; hop < MAX_HOPS && Date.now() < deadlineMs; hop++) {
-      const status = this.board.status()
-      if (status.role === 'leader') {
+      if (this.board.role === 'leader') {
         try {
           return await this.board.propose(data, deadlineMs - Date.now())
         } catch (err) {
@@ -51,18 +51,19 @@ export class ProposalRouter {
           throw err
         }
       }
-      if (status.leader === null) {
-        await new Promise((resolve) => setTimeout(resolve, LEADER_POLL_MS))
+      const leader = this.board.leader
+      if (leader === null) {
+        await sleep(LEADER_POLL_MS)
         hop--
         continue
       }
       try {
         const remainingMs = Math.max(1, deadlineMs - Date.now())
-        const response = await this.rpc.call(status.leader, PROPOSE_PROTOCOL, encodeRequest(data, remainingMs), remainingMs + 1_000)
+        const response = await this.rpc.call(leader, PROPOSE_PROTOCOL, encodeRequest(data, remainingMs), remainingMs + 1_000)
         return decodeAll(response, 'propose response', (r: Reader) => ({ index: r.varint('index'), term: r.varint('term') }))
       } catch (err) {
         if (!(err instanceof RpcError)) throw err
-        if (err.code === 'not-leader' || err.code === 'unreachable') { lastError = new BoardError('not-leader', err.message); await new Promise((resolve) => setTimeout(resolve, LEADER_POLL_MS)); continue }
+        if (err.code === 'not-leader' || err.code === 'unreachable') { lastError = new BoardError('not-leader', err.message); await sleep(LEADER_POLL_MS); continue }
         const code = err.code === 'timeout' || err.code === 'superseded' || err.code === 'stopped' ? err.code : 'refused'
         throw new BoardError(code, `the leader answered: ${err.message}`)
       }

@@ -10,7 +10,8 @@ import {
   decodePartitionRequest, decodeSignatureShare, decodeUpdateRequest, encodePartitionRequest, encodeSignatureShare, encodeUpdateRequest,
   type PartitionRequest, type SignatureShare, type UpdateRequest
 } from '../protocol/requests.js'
-import type { Logger } from './log.js'
+import { LogLimiter, type Logger } from './log.js'
+import { sleep } from './wait.js'
 
 /**
  * Gossip among the pool's members: one gossipsub topic, one small envelope around the protocol
@@ -223,17 +224,6 @@ function decodePayload (kind: GossipKind, payload: Uint8Array): GossipMessage {
   }
 }
 
-/** The round a message belongs to (evidence belongs to none). */
-export function roundOf (msg: GossipMessage): Uint8Array | null {
-  switch (msg.kind) {
-    case 'genesis-proposal': return msg.proposal.roundId
-    case 'update-request': case 'partition-request': return msg.request.roundId
-    case 'share': return msg.share.roundId
-    case 'refusal': return msg.refusal.roundId
-    case 'evidence': return null
-  }
-}
-
 /** The pool's topic: the same on every member, derived from the sorted member peer ids. */
 export function poolTopic (memberPeerIds: readonly string[]): string {
   const ids = [...memberPeerIds].sort().join(',')
@@ -242,7 +232,7 @@ export function poolTopic (memberPeerIds: readonly string[]): string {
 
 // ---- the transport ----
 
-export type DropReason = 'unsigned' | 'not-member' | 'too-large' | 'malformed' | 'forged' | 'wrong-pool' | 'late' | 'busy'
+export type DropReason = 'unsigned' | 'not-member' | 'too-large' | 'malformed' | 'forged' | 'wrong-pool' | 'busy'
 
 export interface GossipCounters {
   received: number
@@ -275,13 +265,14 @@ const SUBSCRIBER_POLL_MS = 50
 export class PoolGossip {
   readonly topic: string
   private readonly counters: GossipCounters = { received: 0, delivered: 0, published: 0, publishFailed: 0, dropped: {} }
-  private readonly dropLog = new Map<DropReason, { lastMs: number, suppressed: number }>()
+  private readonly dropLog: LogLimiter
   private readonly decoded = new WeakMap<Message, GossipMessage>()
   private readonly listener = (event: CustomEvent<Message>): void => { this.deliver(event.detail) }
   private started = false
 
   constructor (private readonly options: PoolGossipOptions) {
     this.topic = options.topic
+    this.dropLog = new LogLimiter(options.logger, options.dropLogIntervalMs ?? DEFAULT_DROP_LOG_INTERVAL_MS)
   }
 
   start (): void {
@@ -331,22 +322,14 @@ export class PoolGossip {
       const subscribed = new Set(this.subscribers())
       const missing = peerIds.filter((p) => !subscribed.has(p))
       if (missing.length === 0 || Date.now() >= deadlineMs) return missing
-      await new Promise((resolve) => setTimeout(resolve, SUBSCRIBER_POLL_MS))
+      await sleep(SUBSCRIBER_POLL_MS)
     }
   }
 
   /** Counts and logs (rate-limited) a message the pool service found invalid after delivery. */
   drop (reason: DropReason, from: string, detail: string): void {
     this.counters.dropped[reason] = (this.counters.dropped[reason] ?? 0) + 1
-    const nowMs = Date.now()
-    const entry = this.dropLog.get(reason)
-    const intervalMs = this.options.dropLogIntervalMs ?? DEFAULT_DROP_LOG_INTERVAL_MS
-    if (entry !== undefined && nowMs - entry.lastMs < intervalMs) {
-      entry.suppressed++
-      return
-    }
-    this.options.logger.warn({ reason, from, detail, suppressedSinceLast: entry?.suppressed ?? 0 }, 'dropped a gossip message')
-    this.dropLog.set(reason, { lastMs: nowMs, suppressed: 0 })
+    this.dropLog.log('warn', reason, { reason, from, detail }, 'dropped a gossip message')
   }
 
   stats (): GossipCounters {

@@ -1,6 +1,4 @@
 import { once } from 'node:events'
-import { mkdirSync } from 'node:fs'
-import { dirname } from 'node:path'
 import pino, { type Logger } from 'pino'
 import type { LogLevel } from './config.js'
 
@@ -16,7 +14,7 @@ export interface NodeLogger {
 
 /** JSON lines to the log file in the data directory and, unless `quiet`, to stdout. */
 export async function createNodeLogger (options: { file: string, level: LogLevel, quiet: boolean, name: string }): Promise<NodeLogger> {
-  mkdirSync(dirname(options.file), { recursive: true })
+  // mkdir: the destination creates the file's directory (and again on reopen).
   const file = pino.destination({ dest: options.file, sync: false, mkdir: true })
   // Until the file is open, a flush at exit would throw: wait for it.
   await once(file, 'ready')
@@ -27,5 +25,27 @@ export async function createNodeLogger (options: { file: string, level: LogLevel
     logger,
     reopen: () => { file.reopen() },
     flush: () => { file.flushSync() }
+  }
+}
+
+/**
+ * At most one log line per key per interval, so a flood (a stranger, a broken peer) cannot flood
+ * the log; each line counts, in `suppressed`, the lines of its key held back since the last one.
+ * Bounded memory: past `maxKeys` keys it forgets them all.
+ */
+export class LogLimiter {
+  private readonly last = new Map<string, { atMs: number, suppressed: number }>()
+  constructor (private readonly logger: Logger, private readonly intervalMs: number, private readonly maxKeys = 1_000) {}
+
+  log (level: 'warn' | 'info' | 'debug', key: string, fields: Record<string, unknown>, msg: string): void {
+    const nowMs = performance.now()
+    const entry = this.last.get(key)
+    if (entry !== undefined && nowMs - entry.atMs < this.intervalMs) {
+      entry.suppressed++
+      return
+    }
+    if (entry === undefined && this.last.size >= this.maxKeys) this.last.clear()
+    this.last.set(key, { atMs: nowMs, suppressed: 0 })
+    this.logger[level]({ ...fields, suppressed: entry?.suppressed ?? 0 }, msg)
   }
 }

@@ -1,7 +1,7 @@
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import type { Configuration, Entry } from '../board/raft/index.js'
-import { DEFAULT_WIRE_LIMITS } from '../board/wire.js'
 import { InconsistentStoreError } from '../board/raft/index.js'
+import { toHex } from '../protocol/bytes.js'
 import { DatabaseLockedError, openDatabase, type Database } from '../storage/database.js'
 import { RaftStore, StoreCorruptError } from '../storage/raft-store.js'
 import { catchUpPoolBoard, loadPoolBoard, PoolApplier } from '../storage/pool-store.js'
@@ -113,7 +113,7 @@ export class PoolboardNode {
       network = await MemberNetwork.create({ privateKey: keys.libp2pKey, peerId: keys.peerId, listen: config.listen, members: config.members, logger })
       const net = network
       const isMember = (id: string): boolean => net.isMember(id)
-      transport = new RaftTransport({ libp2p: net.libp2p, selfId: keys.peerId, isMember, logger, limits: DEFAULT_WIRE_LIMITS })
+      transport = new RaftTransport({ libp2p: net.libp2p, selfId: keys.peerId, isMember, logger })
       const listeners: Array<(result: ApplyResult) => void> = []
       // Adversarial hooks exist only in lab mode; a coalition member (lab) also checks no hashes.
       const coalition = config.lab && config.labCoalition
@@ -173,7 +173,7 @@ export class PoolboardNode {
       node.pool = pool
       node.onBoardResult((result) => { pool.onBoardResult(result) })
       const chainBoard = board
-      node.chainTicker = new ChainTicker({ intervalS: config.blockIntervalS, isLeader: () => chainBoard.status().role === 'leader', entries: pool.entries, logger })
+      node.chainTicker = new ChainTicker({ intervalS: config.blockIntervalS, isLeader: () => chainBoard.role === 'leader', entries: pool.entries, logger })
       node.registerMetrics()
       await network.start()
       await transport.start()
@@ -210,7 +210,7 @@ export class PoolboardNode {
       pid: process.pid,
       datadir: dir.path,
       peerId: keys.peerId,
-      memberKey: Buffer.from(keys.memberKey).toString('hex'),
+      memberKey: toHex(keys.memberKey),
       listenAddresses: this.network.listenAddresses(),
       api: this.apiAddress === undefined ? '' : formatHostPort(this.apiAddress),
       connectedPeers: connected.map((m) => ({ name: m.name, peerId: m.peerId })),
@@ -303,12 +303,12 @@ export class PoolboardNode {
     }
     gauge('poolboard_connected_members', 'Pool members (other than this node) with an open libp2p connection', () => this.network.connectedMembers().length)
     gauge('poolboard_uptime_seconds', 'Seconds since the node started', () => (Date.now() - this.startedAtMs) / 1000)
-    gauge('poolboard_board_term', 'Current Raft term of the board', () => this.board.status().term)
-    gauge('poolboard_board_is_leader', '1 if this node leads the board', () => this.board.status().role === 'leader' ? 1 : 0)
-    gauge('poolboard_board_commit_index', 'Highest board index known committed', () => this.board.status().commit)
+    gauge('poolboard_board_term', 'Current Raft term of the board', () => this.board.term)
+    gauge('poolboard_board_is_leader', '1 if this node leads the board', () => this.board.role === 'leader' ? 1 : 0)
+    gauge('poolboard_board_commit_index', 'Highest board index known committed', () => this.board.commit)
     gauge('poolboard_board_applied_index', 'Highest board index applied on this node', () => this.board.appliedIndex)
     gauge('poolboard_signature_cache_hits', 'Signature checks answered by the cache', () => this.poolBoard.signatureCache.stats().hits)
-    gauge('poolboard_board_alarms', 'Alarms raised: a member offered a log conflicting with committed entries', () => this.board.status().alarms)
+    gauge('poolboard_board_alarms', 'Alarms raised: a member offered a log conflicting with committed entries', () => this.board.alarms)
     gauge('poolboard_defense_alarms', 'Detections by the defenses against a coalition hiding a statement (GET /v1/defense)', () => this.defenses?.status().alarms.length ?? 0)
     gauge('poolboard_gossip_received', 'Pool gossip messages received', () => this.pool?.gossip.stats().received ?? 0)
     gauge('poolboard_gossip_dropped', 'Pool gossip messages dropped: malformed, forged, from a stranger, over a limit', () => Object.values(this.pool?.gossip.stats().dropped ?? {}).reduce((a, b) => a + b, 0))

@@ -9,7 +9,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { tcpMultiaddr, type HostPort, type MemberEntry } from './config.js'
-import type { Logger } from './log.js'
+import { LogLimiter, type Logger } from './log.js'
 
 export type PoolLibp2p = Libp2p<{ identify: Identify, pubsub: GossipSub }>
 
@@ -20,8 +20,6 @@ export interface MemberNetworkOptions {
   /** Every member of the pool; this node's own entry is skipped. */
   members: readonly MemberEntry[]
   logger: Logger
-  /** Largest gossip message accepted, in bytes. */
-  maxGossipBytes?: number
 }
 
 const REDIAL_MIN_MS = 500
@@ -30,7 +28,8 @@ const DIAL_TIMEOUT_MS = 5_000
 /** At most one "refused a stranger" log line per peer per this many ms, so a stranger cannot flood the log. */
 const REFUSAL_LOG_INTERVAL_MS = 60_000
 const MAX_REFUSAL_LOG_ENTRIES = 1_000
-const DEFAULT_MAX_GOSSIP_BYTES = 1024 * 1024
+/** Largest gossip message accepted, in bytes. */
+const MAX_GOSSIP_BYTES = 1024 * 1024
 
 interface DialState {
   member: MemberEntry
@@ -52,28 +51,29 @@ export class MemberNetwork {
   private readonly members: Map<string, MemberEntry>
   private readonly logger: Logger
   private readonly dialStates: DialState[]
-  private readonly refusalsLoggedAtMs = new Map<string, number>()
+  private readonly refusalLog: LogLimiter
   private redialTimer: NodeJS.Timeout | undefined
   private isolated = false
   private stopped = false
 
-  private constructor (libp2p: PoolLibp2p, options: MemberNetworkOptions) {
+  private constructor (libp2p: PoolLibp2p, members: Map<string, MemberEntry>, options: MemberNetworkOptions) {
     this.libp2p = libp2p
     this.peerId = options.peerId
     this.logger = options.logger
-    this.members = new Map(options.members.map((m) => [m.peerId, m]))
+    this.refusalLog = new LogLimiter(options.logger, REFUSAL_LOG_INTERVAL_MS, MAX_REFUSAL_LOG_ENTRIES)
+    this.members = members
     this.dialStates = options.members
       .filter((m) => m.peerId !== options.peerId)
       .map((member) => ({ member, failures: 0, nextDialAtMs: 0, dialing: false, connected: false }))
   }
 
   static async create (options: MemberNetworkOptions): Promise<MemberNetwork> {
-    const memberIds = new Set(options.members.map((m) => m.peerId))
+    const members = new Map(options.members.map((m) => [m.peerId, m]))
     // The gater is consulted before `network` exists, so it reads through this holder.
     const holder: { network?: MemberNetwork } = {}
     const deny = (peer: PeerId, direction: 'inbound' | 'outbound', address?: string): boolean => {
       const id = peer.toString()
-      if (!memberIds.has(id)) {
+      if (!members.has(id)) {
         holder.network?.logRefusal(id, direction, address)
         return true
       }
@@ -99,12 +99,12 @@ export class MemberNetwork {
         pubsub: gossipsub({
           allowPublishToZeroTopicPeers: true,
           emitSelf: false,
-          maxInboundDataLength: options.maxGossipBytes ?? DEFAULT_MAX_GOSSIP_BYTES
+          maxInboundDataLength: MAX_GOSSIP_BYTES
         })
       },
       start: false
     })
-    const network = new MemberNetwork(libp2p, options)
+    const network = new MemberNetwork(libp2p, members, options)
     holder.network = network
     libp2p.addEventListener('peer:connect', (event) => { network.onConnectionChange(event.detail.toString(), true) })
     libp2p.addEventListener('peer:disconnect', (event) => { network.onConnectionChange(event.detail.toString(), false) })
@@ -130,10 +130,6 @@ export class MemberNetwork {
 
   isMember (peerId: string): boolean {
     return this.members.has(peerId)
-  }
-
-  member (peerId: string): MemberEntry | undefined {
-    return this.members.get(peerId)
   }
 
   listenAddresses (): string[] {
@@ -210,11 +206,6 @@ export class MemberNetwork {
   }
 
   private logRefusal (peerId: string, direction: 'inbound' | 'outbound', address: string | undefined): void {
-    const nowMs = Date.now()
-    const lastMs = this.refusalsLoggedAtMs.get(peerId)
-    if (lastMs !== undefined && nowMs - lastMs < REFUSAL_LOG_INTERVAL_MS) return
-    if (this.refusalsLoggedAtMs.size >= MAX_REFUSAL_LOG_ENTRIES) this.refusalsLoggedAtMs.clear()
-    this.refusalsLoggedAtMs.set(peerId, nowMs)
-    this.logger.warn({ peer: peerId, direction, address }, 'refused a connection: peer is not a pool member')
+    this.refusalLog.log('warn', peerId, { peer: peerId, direction, address }, 'refused a connection: peer is not a pool member')
   }
 }

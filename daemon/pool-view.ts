@@ -11,16 +11,15 @@ import type { PoolState } from '../protocol/state.js'
 
 export type NameOf = (key: Uint8Array) => string
 
+/** `pool create`'s defaults (`cluster up --pool`, the lab): each member's starting balance, and the kick-out delay X. */
+export const DEFAULT_BALANCE_SATS = 100_000n
+export const DEFAULT_KICKOUT_DELAY_BLOCKS = 144
+
 /** A stable text id of a pool reference: `root`, `partition/<statement id>`, `continuation/<ref hex>`. */
 export function refId (ref: PoolRef): string {
   if (ref.kind === 'root') return 'root'
   if (ref.kind === 'partition') return `partition/${toHex(ref.statementId)}`
   return `continuation/${toHex(encodePoolRef(ref))}`
-}
-
-/** A pool reference for people, without the board: `root pool`, `partition 9f3a21c0d4e5b6a7`, `continuation of …`. */
-export function refLabel (ref: PoolRef): string {
-  return describePoolRef(ref)
 }
 
 /**
@@ -50,12 +49,20 @@ export interface Home {
 }
 
 export function homeOf (board: PoolBoard, key: Uint8Array): Home | null {
-  for (const view of board.poolList()) {
-    if (view.status === 'closed') continue
-    const index = view.members.findIndex((m) => equalBytes(m.key, key))
-    if (index >= 0 && view.members[index].partitionedBy === null) return { view, index }
+  return homesOf(board)(key)
+}
+
+/** `homeOf` for many members: lists the board's pools once (listing builds a view of every pool). */
+export function homesOf (board: PoolBoard): (key: Uint8Array) => Home | null {
+  const views = board.poolList()
+  return (key) => {
+    for (const view of views) {
+      if (view.status === 'closed') continue
+      const index = view.members.findIndex((m) => equalBytes(m.key, key))
+      if (index >= 0 && view.members[index].partitionedBy === null) return { view, index }
+    }
+    return null
   }
-  return null
 }
 
 export interface MemberPlace {
@@ -147,9 +154,10 @@ export function poolStatusView (board: PoolBoard, nameOf: NameOf): PoolStatusVie
   const onChain: Record<string, bigint> = {}
   const exits = new Map<string, bigint>()
   for (const k of board.kickouts()) exits.set(toHex(k.member), (exits.get(toHex(k.member)) ?? 0n) + k.exitSats)
+  const homeOfMember = homesOf(board)
   for (const gm of genesis?.members ?? []) {
     const name = nameOf(gm.key)
-    const home = homeOf(board, gm.key)
+    const home = homeOfMember(gm.key)
     const balanceSats = home === null ? 0n : home.view.members[home.index].balanceSats
     const onChainSats = exits.get(toHex(gm.key)) ?? 0n
     balances[name] = balanceSats

@@ -4,7 +4,7 @@ import { encodeEvidenceEntry, encodeGenesisEntry, encodeKickoutEntry, encodeStat
 import type { ApplyResult, PoolBoard, StatementRecord } from '../board/pool-board.js'
 import { compareBytes, equalBytes, toHex } from '../protocol/bytes.js'
 import { indexOfKey, short, sumSats, type Outpoint, type PoolRef, type StateRef } from '../protocol/common.js'
-import { evidenceId, type EquivocationEvidence } from '../protocol/evidence.js'
+import { buildEvidence, evidenceId, verifyEvidence, type EquivocationEvidence } from '../protocol/evidence.js'
 import { makeGenesis, poolIdOf, type Genesis } from '../protocol/genesis.js'
 import { sha256 } from '../protocol/hash.js'
 import {
@@ -948,13 +948,13 @@ export class PoolService {
       if (equalBytes(c.id, w.id) || c.statement === null) continue
       const other = statementSignatureOf(c.statement, share.member)
       if (other === undefined || !cache.verify(other, c.id, share.member)) continue
-      this.foundEvidence(evidenceOf(share.member, c.statement, other, w.statement, share.signature), 'detected')
+      this.foundEvidence(buildEvidence(share.member, c.statement, other, w.statement, share.signature, c.id, w.id), 'detected')
     }
     for (const o of this.watched.values()) {
       if (o === w) continue
       const other = o.signatures.get(toHex(share.member))
       if (other === undefined || conflictingOutpoints(o.statement, w.statement).length === 0) continue
-      this.foundEvidence(evidenceOf(share.member, o.statement, other, w.statement, share.signature), 'detected')
+      this.foundEvidence(buildEvidence(share.member, o.statement, other, w.statement, share.signature, o.id, w.id), 'detected')
     }
   }
 
@@ -963,20 +963,10 @@ export class PoolService {
     const { poolBoard } = this.options
     const poolId = poolBoard.poolId
     if (poolId === null) return
-    const problem = this.evidenceProblem(ev, poolId)
-    if (problem !== null) { this.gossip.drop('forged', from, `evidence: ${problem}`); return }
+    // Through the signature cache: a signature is checked once per node.
+    const v = verifyEvidence(ev, poolId, poolBoard.signatureCache.verifier)
+    if (!v.ok) { this.gossip.drop('forged', from, `evidence: ${v.reason}`); return }
     this.foundEvidence(ev, 'gossip')
-  }
-
-  /** Like verifyEvidence, but through the signature cache: a signature is checked once per node. */
-  private evidenceProblem (ev: EquivocationEvidence, poolId: Uint8Array): string | null {
-    const cache = this.options.poolBoard.signatureCache
-    if (!equalBytes(ev.first.poolId, poolId) || !equalBytes(ev.second.poolId, poolId)) return `about another pool than ${short(poolId)}`
-    if (conflictingOutpoints(ev.first, ev.second).length === 0) return 'the statements do not conflict'
-    if (indexOfKey(ev.first.actives, ev.member) < 0 || indexOfKey(ev.second.actives, ev.member) < 0) return `${short(ev.member)} is not an active of both statements`
-    if (!cache.verify(ev.firstSignature, statementId(ev.first), ev.member)) return 'the signature on the first statement does not verify'
-    if (!cache.verify(ev.secondSignature, statementId(ev.second), ev.member)) return 'the signature on the second statement does not verify'
-    return null
   }
 
   /** Makes sure the board records `ev`: gossip it, and propose it (the leader at once, others if it is still missing later). */
@@ -1129,16 +1119,4 @@ function roundTimeout (timeoutMs: number | undefined): number {
   const t = timeoutMs ?? DEFAULT_ROUND_TIMEOUT_MS
   if (!Number.isSafeInteger(t) || t < 100 || t > MAX_ROUND_TIMEOUT_MS) throw new PoolError('bad-request', `timeout: expected 100 to ${MAX_ROUND_TIMEOUT_MS} ms, got ${String(timeoutMs)}`)
   return t
-}
-
-/** Evidence from two statements and the member's (verified) signature on each, in canonical order. */
-function evidenceOf (member: Uint8Array, a: PartitionStatement, sa: Uint8Array, b: PartitionStatement, sb: Uint8Array): EquivocationEvidence {
-  const aFirst = compareBytes(statementId(a), statementId(b)) < 0
-  return {
-    member: new Uint8Array(member),
-    first: { ...(aFirst ? a : b), signatures: [] },
-    firstSignature: aFirst ? sa : sb,
-    second: { ...(aFirst ? b : a), signatures: [] },
-    secondSignature: aFirst ? sb : sa
-  }
 }

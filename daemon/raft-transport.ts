@@ -8,8 +8,10 @@ import type { Message, MessageType, SnapMessage } from '../board/raft/types.js'
 import {
   DEFAULT_WIRE_LIMITS, MESSAGE_TYPES, decodeMessage, encodeMessage, maxSnapMessageBytes, resolveWireLimits, type WireLimits
 } from '../board/wire.js'
+import { concatBytes } from '../protocol/bytes.js'
 import { DecodeError, Writer, decodeAll } from '../protocol/codec.js'
-import type { Logger } from './log.js'
+import { errorMessage } from './errors.js'
+import { LogLimiter, type Logger } from './log.js'
 
 /** Raft messages other than snapshots: one long-lived stream per peer and direction, length-prefixed frames. */
 export const RAFT_PROTOCOL = '/poolboard/raft/1.0.0'
@@ -285,32 +287,10 @@ class SnapshotStreamError extends Error {
   }
 }
 
-/** At most one line per key per interval; counts what it held back. Bounded memory. */
-class LogLimiter {
-  private readonly last = new Map<string, { atMs: number, suppressed: number }>()
-  constructor (private readonly logger: Logger, private readonly intervalMs: number, private readonly maxKeys = 1_000) {}
-
-  log (level: 'warn' | 'info' | 'debug', key: string, fields: Record<string, unknown>, msg: string): void {
-    const nowMs = performance.now()
-    const entry = this.last.get(key)
-    if (entry !== undefined && nowMs - entry.atMs < this.intervalMs) {
-      entry.suppressed++
-      return
-    }
-    if (entry === undefined && this.last.size >= this.maxKeys) this.last.clear()
-    this.last.set(key, { atMs: nowMs, suppressed: 0 })
-    this.logger[level]({ ...fields, suppressed: entry?.suppressed ?? 0 }, msg)
-  }
-}
-
 function zeroCounts<K extends string> (keys: readonly K[]): Record<K, number> {
   const out = {} as Record<K, number>
   for (const k of keys) out[k] = 0
   return out
-}
-
-function errorText (err: unknown): string {
-  return err instanceof Error ? err.message : String(err)
 }
 
 /** Reads a source to its end, discarding it (the far side is not supposed to write on this stream). */
@@ -413,7 +393,7 @@ export class RaftTransport {
     this.state = 'stopping'
     if (this.snapshotTimer !== undefined) clearInterval(this.snapshotTimer)
     await this.libp2p.unhandle([RAFT_PROTOCOL, SNAPSHOT_PROTOCOL]).catch((err: unknown) => {
-      this.logger.debug({ err: errorText(err) }, 'raft transport: unhandle failed')
+      this.logger.debug({ err: errorMessage(err) }, 'raft transport: unhandle failed')
     })
     const closing: Array<Promise<void>> = []
     for (const link of this.links.values()) {
@@ -469,7 +449,7 @@ export class RaftTransport {
     try {
       bytes = encodeMessage(message, this.limits)
     } catch (err) {
-      this.dropOut('encode-error', to, { type: message.type, err: errorText(err) })
+      this.dropOut('encode-error', to, { type: message.type, err: errorMessage(err) })
       return
     }
     this.enqueue(link, { bytes, type: message.type, critical: CRITICAL_TYPES.has(message.type) })
@@ -559,7 +539,7 @@ export class RaftTransport {
       this.counters.streams.outboundOpenFailures++
       const dropped = link.queue.clear()
       this.counters.droppedOutbound.unreachable += dropped
-      this.logLimiter.log('debug', `${link.peer}:open`, { peer: link.peer, failures: link.failures, dropped, err: errorText(err) }, 'raft transport: could not open a stream')
+      this.logLimiter.log('debug', `${link.peer}:open`, { peer: link.peer, failures: link.failures, dropped, err: errorMessage(err) }, 'raft transport: could not open a stream')
       return
     }
     link.opening = false
@@ -575,7 +555,7 @@ export class RaftTransport {
     void discard(duplex.source)
     session.writer = pipe(this.batches(link, session), duplex.sink).catch((err: unknown) => {
       if (this.state === 'running') {
-        this.logLimiter.log('debug', `${link.peer}:write`, { peer: link.peer, err: errorText(err) }, 'raft transport: stream write failed')
+        this.logLimiter.log('debug', `${link.peer}:write`, { peer: link.peer, err: errorMessage(err) }, 'raft transport: stream write failed')
       }
       stream.abort(err instanceof Error ? err : new Error(String(err)))
     }).finally(() => { this.onSessionClosed(link, session) })
@@ -612,7 +592,7 @@ export class RaftTransport {
       if (bytes >= maxBatchBytes) {
         yield * parts
       } else {
-        yield concat(parts)
+        yield concatBytes(...parts)
       }
     }
   }
@@ -694,7 +674,7 @@ export class RaftTransport {
         this.dropIn('frame-too-large', peer, { limit: this.limits.maxMessageBytes })
         stream.abort(new Error('frame too large'))
       } else if (this.state === 'running') {
-        this.logLimiter.log('debug', `${peer}:read`, { peer, err: errorText(err) }, 'raft transport: inbound stream ended with an error')
+        this.logLimiter.log('debug', `${peer}:read`, { peer, err: errorMessage(err) }, 'raft transport: inbound stream ended with an error')
       }
     }).finally(() => {
       if (this.inbound.get(peer) === stream) this.inbound.delete(peer)
@@ -748,7 +728,7 @@ export class RaftTransport {
     try {
       handler(m)
     } catch (err) {
-      this.dropIn('handler-error', peer, { type: m.type, err: errorText(err) })
+      this.dropIn('handler-error', peer, { type: m.type, err: errorMessage(err) })
     }
     return true
   }
@@ -765,7 +745,7 @@ export class RaftTransport {
     try {
       bytes = encodeMessage(m, this.limits)
     } catch (err) {
-      this.dropOut('encode-error', link.peer, { type: m.type, err: errorText(err) })
+      this.dropOut('encode-error', link.peer, { type: m.type, err: errorMessage(err) })
       return
     }
     const transfer: OutboundSnapshot = { bytes, sentBytes: 0, lastProgressMs: performance.now(), stalled: false, stream: null, abort: new AbortController() }
@@ -793,7 +773,7 @@ export class RaftTransport {
       if (this.state !== 'running') {
         this.counters.droppedOutbound.stopped++
       } else {
-        this.dropOut(t.stalled ? 'snapshot-stalled' : 'snapshot-failed', link.peer, { bytes: t.bytes.length, sentBytes: t.sentBytes, err: errorText(err) })
+        this.dropOut(t.stalled ? 'snapshot-stalled' : 'snapshot-failed', link.peer, { bytes: t.bytes.length, sentBytes: t.sentBytes, err: errorMessage(err) })
       }
       t.stream?.abort(err instanceof Error ? err : new Error(String(err)))
     }
@@ -840,7 +820,7 @@ export class RaftTransport {
       const reason: InboundDropReason = t.replaced
         ? 'snapshot-replaced'
         : t.stalled ? 'snapshot-stalled' : err instanceof SnapshotStreamError ? 'snapshot-malformed' : 'snapshot-aborted'
-      this.dropIn(reason, peer, { receivedBytes: t.receivedBytes, totalBytes: t.totalBytes, err: errorText(err) })
+      this.dropIn(reason, peer, { receivedBytes: t.receivedBytes, totalBytes: t.totalBytes, err: errorMessage(err) })
       stream.abort(err instanceof Error ? err : new Error(String(err)))
     }).finally(() => {
       if (this.inboundSnapshots.get(peer) === t) this.inboundSnapshots.delete(peer)
@@ -859,7 +839,7 @@ export class RaftTransport {
           return r.varint('totalBytes', this.snapLimitBytes)
         })
       } catch (err) {
-        throw new SnapshotStreamError(errorText(err))
+        throw new SnapshotStreamError(errorMessage(err))
       }
       t.totalBytes = total
       t.buffer = new Uint8Array(total)
@@ -879,7 +859,7 @@ export class RaftTransport {
       // The buffer is ours alone: the snapshot's data may be a view into it rather than a copy.
       m = decodeMessage(t.buffer, this.limits, { shareInput: true })
     } catch (err) {
-      throw new SnapshotStreamError(errorText(err))
+      throw new SnapshotStreamError(errorMessage(err))
     }
     t.buffer = null
     t.delivered = true
@@ -915,18 +895,6 @@ export class RaftTransport {
     this.counters.droppedInbound[reason]++
     this.logLimiter.log('warn', `${peer}:in:${reason}`, { peer, reason, ...fields }, 'raft transport: dropped an inbound message')
   }
-}
-
-function concat (parts: readonly Uint8Array[]): Uint8Array {
-  let total = 0
-  for (const p of parts) total += p.byteLength
-  const out = new Uint8Array(total)
-  let off = 0
-  for (const p of parts) {
-    out.set(p, off)
-    off += p.byteLength
-  }
-  return out
 }
 
 const WIRE_KEYS = new Set(Object.keys(DEFAULT_WIRE_LIMITS))

@@ -18,14 +18,12 @@ export interface MemberRpcOptions {
   libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol'>
   isMember: (peerId: string) => boolean
   logger: Logger
-  /** Largest request or response, in bytes. */
-  maxMessageBytes?: number
-  /** Requests served at once, over all protocols. */
-  maxConcurrentRequests?: number
 }
 
-const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
-const DEFAULT_MAX_CONCURRENT_REQUESTS = 64
+/** Largest request or response, in bytes. */
+const MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+/** Requests served at once, over all protocols. */
+const MAX_CONCURRENT_REQUESTS = 64
 const HANDLER_TIMEOUT_MS = 30_000
 const STATUS_OK = 0
 const STATUS_ERROR = 1
@@ -37,15 +35,10 @@ const MAX_ERROR_TEXT_BYTES = 4_096
  * Only members are served; everything has a size limit and a timeout.
  */
 export class MemberRpc {
-  private readonly maxMessageBytes: number
-  private readonly maxConcurrent: number
   private readonly protocols: string[] = []
   private serving = 0
 
-  constructor (private readonly options: MemberRpcOptions) {
-    this.maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
-    this.maxConcurrent = options.maxConcurrentRequests ?? DEFAULT_MAX_CONCURRENT_REQUESTS
-  }
+  constructor (private readonly options: MemberRpcOptions) {}
 
   async handle (protocol: string, handler: RpcHandler): Promise<void> {
     this.protocols.push(protocol)
@@ -55,13 +48,13 @@ export class MemberRpc {
         stream.abort(new Error('not a pool member'))
         return
       }
-      const lp = lpStream(stream, { maxDataLength: this.maxMessageBytes })
+      const lp = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
       const signal = AbortSignal.timeout(HANDLER_TIMEOUT_MS)
       try {
         const request = (await lp.read({ signal })).subarray()
         let response: Uint8Array
-        if (this.serving >= this.maxConcurrent) {
-          response = encodeError('busy', `more than ${this.maxConcurrent} requests in progress`)
+        if (this.serving >= MAX_CONCURRENT_REQUESTS) {
+          response = encodeError('busy', `more than ${MAX_CONCURRENT_REQUESTS} requests in progress`)
         } else {
           this.serving++
           try {
@@ -78,12 +71,12 @@ export class MemberRpc {
       } catch (err) {
         stream.abort(err as Error)
       }
-    }, { maxInboundStreams: this.maxConcurrent, runOnLimitedConnection: false })
+    }, { maxInboundStreams: MAX_CONCURRENT_REQUESTS, runOnLimitedConnection: false })
   }
 
   /** Calls `protocol` on member `peerId`; resolves with the response payload or throws RpcError. */
   async call (peerId: string, protocol: string, request: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
-    if (request.length > this.maxMessageBytes) throw new RpcError('too-large', `request of ${request.length} bytes exceeds ${this.maxMessageBytes}`)
+    if (request.length > MAX_MESSAGE_BYTES) throw new RpcError('too-large', `request of ${request.length} bytes exceeds ${MAX_MESSAGE_BYTES}`)
     const signal = AbortSignal.timeout(timeoutMs)
     let stream
     try {
@@ -92,7 +85,7 @@ export class MemberRpc {
       throw new RpcError('unreachable', `cannot reach ${peerId}: ${(err as Error).message}`)
     }
     try {
-      const lp = lpStream(stream, { maxDataLength: this.maxMessageBytes })
+      const lp = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
       await lp.write(request, { signal })
       const response = (await lp.read({ signal })).subarray()
       await stream.close({ signal }).catch(() => {})

@@ -1,6 +1,8 @@
 /** Waiting on conditions and processes, with a deadline: never a fixed sleep standing in for a condition. */
 
+/** Resolves after `ms` (0 or less: at once). */
 export async function sleep (ms: number): Promise<void> {
+  if (ms <= 0) return
   await new Promise((resolve) => setTimeout(resolve, ms))
 }
 

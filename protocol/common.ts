@@ -80,10 +80,6 @@ export function poolRefDepth(ref: PoolRef): number {
   return depth;
 }
 
-export function equalStateRefs(a: StateRef, b: StateRef): boolean {
-  return a.stateNumber === b.stateNumber && equalPoolRefs(a.pool, b.pool);
-}
-
 /** Human-readable pool reference for messages (a long kick-out chain is shortened). */
 export function describePoolRef(ref: PoolRef): string {
   const steps: string[] = [];
@@ -119,8 +115,6 @@ export function checkObjectSize(bytes: Uint8Array, context: string): void {
 }
 
 // ---- encoders / decoders ----
-
-export const OUTPOINT_BYTES = 36;
 
 export function writeOutpoint(w: Writer, o: Outpoint): void {
   w.bytes32(o.txid, 'txid').u32(o.vout, 'vout');

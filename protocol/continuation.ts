@@ -21,7 +21,7 @@
  * When u owned the whole pool, K(N,u) has no remainder output and nothing continues.
  */
 import assert from 'node:assert/strict';
-import { short, sumSats } from './common.js';
+import { describePoolRef, short, sumSats } from './common.js';
 import { LOCKTIME_THRESHOLD } from './limits.js';
 import { kickout, RuleError, type Kickout } from './rules.js';
 import { memberIndex, stateProblem, type Pool, type PoolState } from './state.js';
@@ -51,7 +51,11 @@ export function kickoutContinuation(parent: PoolState, member: Uint8Array, kickH
   const i = memberIndex(parent.pool, member);
   assert(i >= 0, 'kickout() accepted a non-member');
   if (!Number.isInteger(kickHeight) || kickHeight < k.validFromHeight) {
-    throw new RuleError('height', `the kick-out of ${short(member)} is valid from height ${k.validFromHeight}, not ${kickHeight}`);
+    throw new RuleError(
+      'height',
+      `the kick-out of member ${i} (${short(member)}) from state ${parent.stateNumber} of the ${describePoolRef(parent.pool.ref)} ` +
+        `is valid from height ${k.validFromHeight} (T ${parent.heightT} + X ${parent.pool.kickoutDelayBlocks} + 1); the chain is at ${kickHeight}`,
+    );
   }
   if (kickHeight + parent.pool.kickoutDelayBlocks >= LOCKTIME_THRESHOLD) {
     throw new RuleError('height', `kick height ${kickHeight} + kick-out delay ${parent.pool.kickoutDelayBlocks} reaches the locktime threshold ${LOCKTIME_THRESHOLD}`);

@@ -21,7 +21,7 @@ import { compareBytes, equalBytes } from './bytes.js';
 import { Writer, decodeAll } from './codec.js';
 import { OK, checkObjectSize, fail, indexOfKey, short, type Verdict } from './common.js';
 import { TAGS, taggedHash } from './hash.js';
-import { verifyHash } from './keys.js';
+import { verifyHash, type VerifySignature } from './keys.js';
 import {
   conflictingOutpoints,
   encodeUnsignedStatement,
@@ -79,6 +79,30 @@ export function evidenceId(ev: EquivocationEvidence): Uint8Array {
 }
 
 /**
+ * The evidence that `member` signed `a` (signature `sa`) and `b` (signature `sb`), the statements in
+ * canonical order. Checks nothing (see `makeEvidence`, `verifyEvidence`); pass the statement ids
+ * when they are known.
+ */
+export function buildEvidence(
+  member: Uint8Array,
+  a: PartitionStatement,
+  sa: Uint8Array,
+  b: PartitionStatement,
+  sb: Uint8Array,
+  idA: Uint8Array = statementId(a),
+  idB: Uint8Array = statementId(b),
+): EquivocationEvidence {
+  const [first, firstSignature, second, secondSignature] = compareBytes(idA, idB) < 0 ? [a, sa, b, sb] : [b, sb, a, sa];
+  return {
+    member: new Uint8Array(member),
+    first: { ...first, signatures: [] },
+    firstSignature: new Uint8Array(firstSignature),
+    second: { ...second, signatures: [] },
+    secondSignature: new Uint8Array(secondSignature),
+  };
+}
+
+/**
  * Build the evidence that `member` signed both `a` and `b`, from the signatures they carry.
  * Throws `RangeError` if a signature is missing or invalid, or if the statements do not conflict.
  */
@@ -86,25 +110,21 @@ export function makeEvidence(a: PartitionStatement, b: PartitionStatement, membe
   const sa = statementSignatureOf(a, member);
   const sb = statementSignatureOf(b, member);
   if (sa === undefined || sb === undefined) throw new RangeError(`member ${short(member)} has not signed both statements`);
-  const [first, firstSignature, second, secondSignature] =
-    compareBytes(statementId(a), statementId(b)) < 0 ? [a, sa, b, sb] : [b, sb, a, sa];
-  const ev: EquivocationEvidence = {
-    member: new Uint8Array(member),
-    first: { ...first, signatures: [] },
-    firstSignature: new Uint8Array(firstSignature),
-    second: { ...second, signatures: [] },
-    secondSignature: new Uint8Array(secondSignature),
-  };
-  const v = verifyEvidence(ev, a.poolId);
+  return checked(buildEvidence(member, a, sa, b, sb), a.poolId);
+}
+
+function checked(ev: EquivocationEvidence, poolId: Uint8Array, verify?: VerifySignature): EquivocationEvidence {
+  const v = verifyEvidence(ev, poolId, verify);
   if (!v.ok) throw new RangeError(`not valid evidence: ${v.reason}`);
   return ev;
 }
 
 /**
  * Every equivocation the two statements prove: one evidence per member who has a valid signature
- * on both. Empty if they do not conflict.
+ * on both (checked with `verify`, default `verifyHash`), in member key order. Empty if they do not
+ * conflict. Throws `RangeError` if they do not make valid evidence (malformed, or of two pools).
  */
-export function findEquivocations(a: PartitionStatement, b: PartitionStatement): EquivocationEvidence[] {
+export function findEquivocations(a: PartitionStatement, b: PartitionStatement, verify: VerifySignature = verifyHash): EquivocationEvidence[] {
   if (conflictingOutpoints(a, b).length === 0) return [];
   const idA = statementId(a);
   const idB = statementId(b);
@@ -114,18 +134,22 @@ export function findEquivocations(a: PartitionStatement, b: PartitionStatement):
     if (key === undefined) continue;
     const other = statementSignatureOf(b, key);
     if (other === undefined) continue;
-    if (!verifyHash(signature, idA, key) || !verifyHash(other, idB, key)) continue;
-    out.push(makeEvidence(a, b, key));
+    if (!verify(signature, idA, key) || !verify(other, idB, key)) continue;
+    const ev = buildEvidence(key, a, signature, b, other, idA, idB);
+    // The loop checked what is about the member (active of both, both signatures); the rest of
+    // `verifyEvidence` (structure, pool ids, conflict) is about the pair: check it once.
+    out.push(out.length === 0 ? checked(ev, a.poolId, verify) : ev);
   }
   return out;
 }
 
 /**
  * Check evidence against a pool: both statements well-formed and of `poolId`, different, spending a
- * common outpoint, `member` an active of both, and `member`'s signature valid on each.
+ * common outpoint, `member` an active of both, and `member`'s signature valid on each (checked with
+ * `verify`, default `verifyHash`).
  * Returns the reason when invalid; never throws.
  */
-export function verifyEvidence(ev: EquivocationEvidence, poolId: Uint8Array): Verdict {
+export function verifyEvidence(ev: EquivocationEvidence, poolId: Uint8Array, verify: VerifySignature = verifyHash): Verdict {
   let e: EquivocationEvidence;
   try {
     e = decodeEvidence(encodeEvidence(ev));
@@ -137,7 +161,7 @@ export function verifyEvidence(ev: EquivocationEvidence, poolId: Uint8Array): Ve
   if (conflictingOutpoints(e.first, e.second).length === 0) return fail('the statements do not conflict: no common spent outpoint');
   if (indexOfKey(e.first.actives, e.member) < 0) return fail(`member ${short(e.member)} is not an active of the first statement`);
   if (indexOfKey(e.second.actives, e.member) < 0) return fail(`member ${short(e.member)} is not an active of the second statement`);
-  if (!verifyHash(e.firstSignature, statementId(e.first), e.member)) return fail(`member ${short(e.member)}'s signature on the first statement does not verify`);
-  if (!verifyHash(e.secondSignature, statementId(e.second), e.member)) return fail(`member ${short(e.member)}'s signature on the second statement does not verify`);
+  if (!verify(e.firstSignature, statementId(e.first), e.member)) return fail(`member ${short(e.member)}'s signature on the first statement does not verify`);
+  if (!verify(e.secondSignature, statementId(e.second), e.member)) return fail(`member ${short(e.member)}'s signature on the second statement does not verify`);
   return OK;
 }

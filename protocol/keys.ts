@@ -89,6 +89,12 @@ export function signHash(hash: Uint8Array, secretKey: Uint8Array, auxRand: Uint8
   return new Uint8Array(schnorr.sign(hash, secretKey, auxRand));
 }
 
+/**
+ * Verifies a BIP340 signature over a 32-byte hash and never throws: `verifyHash`, or something with
+ * its answers (a node's signature cache). Verifiers of signed objects take one as an option.
+ */
+export type VerifySignature = (signature: Uint8Array, hash: Uint8Array, publicKey: Uint8Array) => boolean;
+
 /** Verify a BIP340 signature over a 32-byte hash. Returns false (never throws) on any bad input. */
 export function verifyHash(signature: Uint8Array, hash: Uint8Array, publicKey: Uint8Array): boolean {
   if (!(signature instanceof Uint8Array) || signature.length !== SIGNATURE_BYTES) return false;

@@ -26,11 +26,12 @@
 import { Writer, decodeAll, EncodeError, type Reader } from './codec.js';
 import {
   checkObjectSize,
+  readBalances,
   readHeight,
   readSats,
   readSortedKeys,
   readStateRef,
-  sumSats,
+  writeBalances,
   writeSats,
   writeSortedKeys,
   writeStateRef,
@@ -38,7 +39,7 @@ import {
 } from './common.js';
 import { TAGS, taggedHash } from './hash.js';
 import { signHash, verifyHash, ZERO_AUX } from './keys.js';
-import { MAX_MEMBERS, MAX_MONEY_SATS } from './limits.js';
+import { MAX_MEMBERS } from './limits.js';
 
 export const UPDATE_REQUEST_VERSION = 1;
 export const PARTITION_REQUEST_VERSION = 1;
@@ -114,18 +115,16 @@ export function readPayment(r: Reader, name: string): Payment {
   return r.field(name, (r) => ({ payer: r.bytes32('payer'), payee: r.bytes32('payee'), amountSats: readSats(r, 'amountSats') }));
 }
 
+/** A counted list of balances: varint n (1..MAX_MEMBERS) × u64. */
 function writeBalanceList(w: Writer, balances: readonly bigint[], field: string): void {
   w.count(balances.length, MAX_MEMBERS, field);
-  w.each(balances, (w, b) => writeSats(w, b, ''), field);
+  writeBalances(w, balances, field);
 }
 
 function readBalanceList(r: Reader, name: string): bigint[] {
   const n = r.count(name, MAX_MEMBERS, 8);
   if (n < 1) r.fail(name, 'at least one balance required');
-  const out = r.repeat(name, n, (r) => readSats(r, ''));
-  const total = sumSats(out);
-  if (total > MAX_MONEY_SATS) r.fail(name, `total ${total} exceeds 21 million BTC`);
-  return out;
+  return readBalances(r, name, n);
 }
 
 // ---- update request ----
@@ -215,7 +214,7 @@ function writeUnsignedPartitionRequest(w: Writer, q: UnsignedPartitionRequest): 
   if (q.newBalances.length !== q.actives.length) {
     throw new EncodeError('newBalances', `expected ${q.actives.length} balances (one per active), got ${q.newBalances.length}`);
   }
-  w.each(q.newBalances, (w, b) => writeSats(w, b, ''), 'newBalances');
+  writeBalances(w, q.newBalances, 'newBalances');
   w.u53(q.deadlineMs, 'deadlineMs');
   return w.bytes32(q.roundId, 'roundId');
 }
@@ -228,10 +227,7 @@ function readUnsignedPartitionRequest(r: Reader): UnsignedPartitionRequest {
   const proposer = r.bytes32('proposer');
   const heightT = readHeight(r, 'heightT');
   const actives = readSortedKeys(r, 'actives', 1, MAX_MEMBERS);
-  if (actives.length * 8 > r.remaining) r.fail('newBalances', `expected ${actives.length * 8} bytes, got ${r.remaining}`);
-  const newBalances = r.repeat('newBalances', actives.length, (r) => readSats(r, ''));
-  const total = sumSats(newBalances);
-  if (total > MAX_MONEY_SATS) r.fail('newBalances', `total ${total} exceeds 21 million BTC`);
+  const newBalances = readBalances(r, 'newBalances', actives.length);
   return { poolId, parent, parentStateHash, proposer, heightT, actives, newBalances, deadlineMs: r.u53('deadlineMs'), roundId: r.bytes32('roundId') };
 }
 

@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { compareBytes, equalBytes } from './bytes.js';
-import { describePoolRef, describeStateRef, equalPoolRefs, indexOfKey, short, sumSats } from './common.js';
+import { describePoolRef, describeStateRef, equalPoolRefs, indexOfKey, short, sumSats, type StateRef } from './common.js';
 import type { Genesis } from './genesis.js';
 import { poolIdOf } from './genesis.js';
 import {
@@ -32,16 +32,16 @@ import {
   withdrawOutpoints,
   type Pool,
   type PoolState,
+  type StateProblemCode,
 } from './state.js';
 import { makeStatement, verifyStatement, type PartitionStatement } from './statement.js';
 import type { Tx } from './tx.js';
 
 export type RuleErrorCode =
+  /** A structurally invalid state (see `stateProblem`). */
+  | StateProblemCode
   | 'wrong-pool'
   | 'state-number'
-  | 'balance-count'
-  | 'negative-balance'
-  | 'sum-not-conserved'
   | 'bad-payment'
   | 'insufficient-balance'
   | 'not-a-member'
@@ -53,8 +53,7 @@ export type RuleErrorCode =
   | 'balances-mismatch'
   | 'deadline-passed'
   | 'no-actives'
-  | 'duplicate-active'
-  | 'invalid-state';
+  | 'duplicate-active';
 
 /** A refused transition: `code` is for programs, the message for people. */
 export class RuleError extends Error {
@@ -96,14 +95,10 @@ function assertValidState(s: PoolState): void {
   assert(p === null, `invalid state: ${p?.field}: ${p?.reason}`);
 }
 
-/** Throws `RuleError('invalid-state')` if `s` is not a structurally valid state. */
+/** Throws `RuleError` (with the code `stateProblem` gives) if `s` is not a structurally valid state. */
 export function checkState(s: PoolState): void {
   const p = stateProblem(s);
-  if (p === null) return;
-  let code: RuleErrorCode = 'invalid-state';
-  if (p.field.startsWith('balances[')) code = 'negative-balance';
-  else if (p.field === 'balances') code = p.reason.startsWith('sum') ? 'sum-not-conserved' : 'balance-count';
-  refuse(code, `state ${s.stateNumber}: ${p.field}: ${p.reason}`);
+  if (p !== null) refuse(p.code, `state ${s.stateNumber}: ${p.field}: ${p.reason}`);
 }
 
 function memberOrRefuse(pool: Pool, key: Uint8Array, role: string): number {
@@ -222,14 +217,7 @@ export function makeUpdateRequest(
  * Each member then still applies `checkUpdateAcceptable` before signing.
  */
 export function checkUpdateRequest(current: PoolState, req: UpdateRequest, opts: { nowMs?: number } = {}): PoolState {
-  checkState(current);
-  if (!equalBytes(req.poolId, current.pool.poolId)) refuse('wrong-pool', `request is for pool ${short(req.poolId)}, not ${short(current.pool.poolId)}`);
-  const ref = stateRefOf(current);
-  if (!equalPoolRefs(req.from.pool, ref.pool)) refuse('wrong-pool', `request updates ${describeStateRef(req.from)}, not ${describeStateRef(ref)}`);
-  if (req.from.stateNumber !== ref.stateNumber) {
-    refuse('stale-state', `request starts from state ${req.from.stateNumber}, current state is ${ref.stateNumber}`);
-  }
-  if (!equalBytes(req.fromStateHash, stateHash(current))) refuse('stale-state', `request starts from a different state ${ref.stateNumber} (state hash differs)`);
+  checkRequestedState(current, req.poolId, req.from, req.fromStateHash, { pool: 'updates', state: 'starts from' });
   memberOrRefuse(current.pool, req.proposer, 'proposer');
   if (!verifyUpdateRequestSignature(req)) refuse('bad-signature', `proposer ${short(req.proposer)}'s signature on the update request does not verify`);
   if (opts.nowMs !== undefined && opts.nowMs > req.deadlineMs) refuse('deadline-passed', `deadline ${req.deadlineMs} passed (now ${opts.nowMs})`);
@@ -242,6 +230,25 @@ export function checkUpdateRequest(current: PoolState, req: UpdateRequest, opts:
     }
   }
   return expected;
+}
+
+/**
+ * Refuses a request unless it names `current`: its pool, its (sub-)pool reference, its state number
+ * and its state hash. `verbs` word the messages ("request updates …", "request starts from state …").
+ */
+function checkRequestedState(
+  current: PoolState,
+  poolId: Uint8Array,
+  from: StateRef,
+  fromStateHash: Uint8Array,
+  verbs: { pool: string; state: string },
+): void {
+  checkState(current);
+  if (!equalBytes(poolId, current.pool.poolId)) refuse('wrong-pool', `request is for pool ${short(poolId)}, not ${short(current.pool.poolId)}`);
+  const ref = stateRefOf(current);
+  if (!equalPoolRefs(from.pool, ref.pool)) refuse('wrong-pool', `request ${verbs.pool} ${describeStateRef(from)}, not ${describeStateRef(ref)}`);
+  if (from.stateNumber !== ref.stateNumber) refuse('stale-state', `request ${verbs.state} state ${from.stateNumber}, current state is ${ref.stateNumber}`);
+  if (!equalBytes(fromStateHash, stateHash(current))) refuse('stale-state', `request ${verbs.state} a different state ${ref.stateNumber} (state hash differs)`);
 }
 
 // ---- partitions ----
@@ -280,7 +287,7 @@ export function buildPartitionStatement(parent: PoolState, actives: readonly Uin
     spent,
     newBalances: pairs.map((p) => p.balance),
   });
-  const v = verifyStatement(stmt, { parent, requireComplete: false });
+  const v = verifyStatement(stmt, { parent, parentOutpoints: outpoints, requireComplete: false });
   assert(v.ok, `built statement must verify: ${v.ok ? '' : v.reason}`);
   return stmt;
 }
@@ -310,12 +317,7 @@ export function makePartitionRequest(
  * it asks the actives to sign. Conflict checks against known statements are the board's job.
  */
 export function checkPartitionRequest(parent: PoolState, req: PartitionRequest, opts: { nowMs?: number } = {}): PartitionStatement {
-  checkState(parent);
-  if (!equalBytes(req.poolId, parent.pool.poolId)) refuse('wrong-pool', `request is for pool ${short(req.poolId)}, not ${short(parent.pool.poolId)}`);
-  const ref = stateRefOf(parent);
-  if (!equalPoolRefs(req.parent.pool, ref.pool)) refuse('wrong-pool', `request partitions ${describeStateRef(req.parent)}, not ${describeStateRef(ref)}`);
-  if (req.parent.stateNumber !== ref.stateNumber) refuse('stale-state', `request partitions state ${req.parent.stateNumber}, current state is ${ref.stateNumber}`);
-  if (!equalBytes(req.parentStateHash, stateHash(parent))) refuse('stale-state', `request partitions a different state ${ref.stateNumber} (state hash differs)`);
+  checkRequestedState(parent, req.poolId, req.parent, req.parentStateHash, { pool: 'partitions', state: 'partitions' });
   if (indexOfKey(req.actives, req.proposer) < 0) refuse('not-a-member', `proposer ${short(req.proposer)} is not one of the actives`);
   if (!verifyPartitionRequestSignature(req)) refuse('bad-signature', `proposer ${short(req.proposer)}'s signature on the partition request does not verify`);
   if (opts.nowMs !== undefined && opts.nowMs > req.deadlineMs) refuse('deadline-passed', `deadline ${req.deadlineMs} passed (now ${opts.nowMs})`);

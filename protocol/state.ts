@@ -59,7 +59,7 @@ import {
 import { equalBytes } from './bytes.js';
 import { TAGS, taggedHash } from './hash.js';
 import { signHash, verifyHash, ZERO_AUX } from './keys.js';
-import { LOCKTIME_THRESHOLD, MAX_KICKOUT_DELAY_BLOCKS, MAX_MEMBERS, MIN_KICKOUT_DELAY_BLOCKS } from './limits.js';
+import { LOCKTIME_THRESHOLD, MAX_KICKOUT_DELAY_BLOCKS, MAX_MEMBERS, MAX_STATE_NUMBER, MIN_KICKOUT_DELAY_BLOCKS } from './limits.js';
 import { TX_VERSION, txid, type Tx } from './tx.js';
 
 export const STATE_VERSION = 1;
@@ -154,18 +154,32 @@ export function readPool(r: Reader): Pool {
   return { poolId, ref, members, funding, totalSats, kickoutDelayBlocks };
 }
 
+/** What kind of structural problem a state has (the rules' `RuleError` code for it). */
+export type StateProblemCode = 'balance-count' | 'negative-balance' | 'sum-not-conserved' | 'invalid-state';
+
+/** A structural problem of a state: its kind, the field, and why. */
+export interface StateProblem {
+  code: StateProblemCode;
+  field: string;
+  reason: string;
+}
+
 /** Structural problem of a state (the same checks as the decoder), or null. */
-export function stateProblem(s: PoolState): { field: string; reason: string } | null {
+export function stateProblem(s: PoolState): StateProblem | null {
   const n = s.pool.members.length;
-  if (s.balances.length !== n) return { field: 'balances', reason: `expected ${n} balances (one per member), got ${s.balances.length}` };
+  if (s.balances.length !== n) return { code: 'balance-count', field: 'balances', reason: `expected ${n} balances (one per member), got ${s.balances.length}` };
   for (let i = 0; i < n; i++) {
-    if (typeof s.balances[i] !== 'bigint' || s.balances[i]! < 0n) return { field: `balances[${i}]`, reason: `negative or non-integer balance ${String(s.balances[i])}` };
+    if (typeof s.balances[i] !== 'bigint' || s.balances[i]! < 0n) {
+      return { code: 'negative-balance', field: `balances[${i}]`, reason: `negative or non-integer balance ${String(s.balances[i])}` };
+    }
   }
   const sum = sumSats(s.balances);
-  if (sum !== s.pool.totalSats) return { field: 'balances', reason: `sum ${sum} differs from the pool total ${s.pool.totalSats}` };
-  if (!Number.isInteger(s.stateNumber) || s.stateNumber < 0 || s.stateNumber > 0xffff_ffff) return { field: 'stateNumber', reason: `not a u32: ${s.stateNumber}` };
+  if (sum !== s.pool.totalSats) return { code: 'sum-not-conserved', field: 'balances', reason: `sum ${sum} differs from the pool total ${s.pool.totalSats}` };
+  if (!Number.isInteger(s.stateNumber) || s.stateNumber < 0 || s.stateNumber > MAX_STATE_NUMBER) {
+    return { code: 'invalid-state', field: 'stateNumber', reason: `not a u32: ${s.stateNumber}` };
+  }
   if (!Number.isInteger(s.heightT) || s.heightT < 0 || s.heightT + s.pool.kickoutDelayBlocks >= LOCKTIME_THRESHOLD) {
-    return { field: 'heightT', reason: `heightT + kickoutDelayBlocks must be a height below ${LOCKTIME_THRESHOLD}, got ${s.heightT} + ${s.pool.kickoutDelayBlocks}` };
+    return { code: 'invalid-state', field: 'heightT', reason: `heightT + kickoutDelayBlocks must be a height below ${LOCKTIME_THRESHOLD}, got ${s.heightT} + ${s.pool.kickoutDelayBlocks}` };
   }
   return null;
 }
@@ -327,8 +341,21 @@ function checkIndex(s: PoolState, i: number): void {
  */
 export function stateHash(s: PoolState): Uint8Array {
   const txs = stateTransactions(s);
-  const parts: Uint8Array[] = [encodeState(s), txid(txs.update)];
-  for (const t of txs.withdraws) parts.push(txid(t));
+  return hashOfState(s, txs, txs.withdraws.map(txid));
+}
+
+/**
+ * `stateHash(s)` and `withdrawOutpoints(s)` together, building the state's transactions once (what
+ * checking a new state and then indexing its Withdraw outpoints needs).
+ */
+export function stateHashAndOutpoints(s: PoolState): { hash: Uint8Array; outpoints: Outpoint[] } {
+  const txs = stateTransactions(s);
+  const withdrawIds = txs.withdraws.map(txid);
+  return { hash: hashOfState(s, txs, withdrawIds), outpoints: withdrawIds.map((id) => ({ txid: id, vout: 0 })) };
+}
+
+function hashOfState(s: PoolState, txs: StateTransactions, withdrawIds: readonly Uint8Array[]): Uint8Array {
+  const parts: Uint8Array[] = [encodeState(s), txid(txs.update), ...withdrawIds];
   for (const t of txs.kickouts) parts.push(txid(t));
   return taggedHash(TAGS.state, ...parts);
 }

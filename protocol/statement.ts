@@ -38,14 +38,14 @@ import {
   indexOfKey,
   outpointKey,
   readHeight,
+  readBalances,
   readOutpoint,
-  readSats,
   readSortedKeys,
   readStateRef,
   short,
   sumSats,
+  writeBalances,
   writeOutpoint,
-  writeSats,
   writeSortedKeys,
   writeStateRef,
   type Outpoint,
@@ -53,7 +53,7 @@ import {
   type Verdict,
 } from './common.js';
 import { TAGS, taggedHash } from './hash.js';
-import { signHash, verifyHash, ZERO_AUX } from './keys.js';
+import { signHash, verifyHash, ZERO_AUX, type VerifySignature } from './keys.js';
 import { LOCKTIME_THRESHOLD, MAX_MEMBERS, MAX_MONEY_SATS } from './limits.js';
 import { memberIndex, stateRefOf, withdrawOutpoints, type Pool, type PoolState } from './state.js';
 import { TX_VERSION, encodeTx, readTx, txid, writeTx, type Tx } from './tx.js';
@@ -99,7 +99,7 @@ function writeHeader(w: Writer, s: StatementFields): void {
   if (s.spent.length !== n) throw new EncodeError('spent', `expected ${n} outpoints (one per active), got ${s.spent.length}`);
   w.each(s.spent, writeOutpoint, 'spent');
   if (s.newBalances.length !== n) throw new EncodeError('newBalances', `expected ${n} balances (one per active), got ${s.newBalances.length}`);
-  w.each(s.newBalances, (w, b) => writeSats(w, b, ''), 'newBalances');
+  writeBalances(w, s.newBalances, 'newBalances');
   const total = sumSats(s.newBalances);
   if (total > MAX_MONEY_SATS) throw new EncodeError('newBalances', `total ${total} exceeds 21 million BTC`);
 }
@@ -168,9 +168,7 @@ export function readUnsignedStatement(r: Reader): PartitionStatement {
     seen.add(k);
     return o;
   });
-  const newBalances = r.repeat('newBalances', n, (r) => readSats(r, ''));
-  const total = sumSats(newBalances);
-  if (total > MAX_MONEY_SATS) r.fail('newBalances', `total ${total} exceeds 21 million BTC`);
+  const newBalances = readBalances(r, 'newBalances', n);
   const fields: StatementFields = { poolId, parent, heightT, actives, spent, newBalances };
   const intermediateTx = readTx(r, 'intermediateTx');
   if (!equalBytes(encodeTx(intermediateTx), encodeTx(deriveIntermediateTx(fields)))) {
@@ -257,16 +255,6 @@ export function isStatementComplete(s: PartitionStatement): boolean {
   return s.signatures.length === s.actives.length;
 }
 
-/** The actives whose carried signature is valid (keys). */
-export function validSigners(s: PartitionStatement, id: Uint8Array = statementId(s)): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  for (const { index, signature } of s.signatures) {
-    const key = s.actives[index];
-    if (key !== undefined && verifyHash(signature, id, key)) out.push(key);
-  }
-  return out;
-}
-
 // ---- sub-pools ----
 
 /**
@@ -331,6 +319,8 @@ export interface VerifyStatementOptions {
   parentOutpoints?: readonly Outpoint[];
   /** Require a valid signature from every active (default true). Otherwise only carried ones are checked. */
   requireComplete?: boolean;
+  /** How a signature is checked (default `verifyHash`; a node passes its signature cache's verifier). */
+  verify?: VerifySignature;
 }
 
 /**
@@ -352,12 +342,13 @@ export function verifyStatement(s: PartitionStatement, opts: VerifyStatementOpti
   const requireComplete = opts.requireComplete ?? true;
   if (requireComplete && !isStatementComplete(decoded)) {
     const missing = decoded.actives.map((_, i) => i).filter((i) => !decoded.signatures.some((x) => x.index === i));
-    return fail(`missing signatures of actives ${missing.map((i) => `${i} (${short(decoded.actives[i]!)})`).join(', ')}`);
+    return fail(`incomplete: missing the signatures of actives ${missing.map((i) => `${i} (${short(decoded.actives[i]!)})`).join(', ')}`);
   }
+  const verify = opts.verify ?? verifyHash;
   const id = statementId(decoded);
   for (const { index, signature } of decoded.signatures) {
     const key = decoded.actives[index]!;
-    if (!verifyHash(signature, id, key)) return fail(`signature of active ${index} (${short(key)}) does not verify`);
+    if (!verify(signature, id, key)) return fail(`the signature of active ${index} (${short(key)}) does not verify`);
   }
   return OK;
 }

@@ -9,7 +9,7 @@ import {
 } from '../board/pool-board.js'
 import type { Entry } from '../board/raft/index.js'
 import { copyBytes, equalBytes, toHex } from '../protocol/bytes.js'
-import { DecodeError, Reader, Writer } from '../protocol/codec.js'
+import { DecodeError, Writer, decodeAll, type Reader } from '../protocol/codec.js'
 import {
   decodePoolRef, encodePoolRef, equalPoolRefs, readPoolRef, readStateRef, writePoolRef, writeStateRef, type Outpoint, type PoolRef
 } from '../protocol/common.js'
@@ -74,11 +74,11 @@ export function statementKey (id: Uint8Array): Uint8Array {
   return prefixed(PREFIX.poolStatement, id)
 }
 
-export function evidenceKey (id: Uint8Array): Uint8Array {
+function evidenceKey (id: Uint8Array): Uint8Array {
   return prefixed(PREFIX.poolEvidence, id)
 }
 
-export function kickoutKey (id: Uint8Array): Uint8Array {
+function kickoutKey (id: Uint8Array): Uint8Array {
   return prefixed(PREFIX.poolKickout, id)
 }
 
@@ -235,10 +235,7 @@ function decodeKeyPart<T> (key: Uint8Array, what: string, read: () => T): T {
 /** Decodes a stored value completely; any DecodeError becomes a StoreCorruptError naming the key. */
 function decodeRecord<T> (key: Uint8Array, what: string, bytes: Uint8Array, read: (r: Reader) => T): T {
   try {
-    const r = new Reader(bytes, what)
-    const value = read(r)
-    r.end()
-    return value
+    return decodeAll(bytes, what, read)
   } catch (err) {
     if (err instanceof DecodeError) corrupt(key, what, err.message)
     throw err

@@ -1,5 +1,6 @@
 import { DecodeError, Reader, Writer } from '../protocol/codec.js'
-import { bytesEqual, type Configuration, type Entry, type EntryType, type HardState, type PersistedState, type Ready, type SnapshotMeta } from '../board/raft/index.js'
+import { equalBytes } from '../protocol/bytes.js'
+import { MAX_MEMBERS, MAX_NODE_ID_BYTES, type Configuration, type Entry, type EntryType, type HardState, type PersistedState, type Ready, type SnapshotMeta } from '../board/raft/index.js'
 import { PREFIX, type Database } from './database.js'
 
 /**
@@ -62,7 +63,7 @@ export class RaftStore {
     if (meta.index > 0) {
       const atSnapshot = await this.entry(meta.index)
       if (atSnapshot === undefined) throw new StoreCorruptError(`the snapshot ends at ${meta.index} but that entry is missing from the log`)
-      if (!bytesEqual(atSnapshot.hash, meta.hash)) throw new StoreCorruptError(`the entry at the snapshot index ${meta.index} does not have the snapshot's hash`)
+      if (!equalBytes(atSnapshot.hash, meta.hash)) throw new StoreCorruptError(`the entry at the snapshot index ${meta.index} does not have the snapshot's hash`)
     }
     const entries = await this.readEntries(meta.index + 1, Number.MAX_SAFE_INTEGER)
     if (hardState.commit > (entries.at(-1)?.index ?? meta.index)) {
@@ -201,8 +202,6 @@ export class StoreCorruptError extends Error {
 
 const STORE_VERSION = 1
 const MAX_INDEX = Number.MAX_SAFE_INTEGER
-const MAX_NODE_ID_BYTES = 1024
-const MAX_MEMBERS = 1024
 const MAX_ENTRY_BYTES = 64 * 1024 * 1024
 const HARD_STATE_KEY = Uint8Array.of(PREFIX.raftHardState)
 const SNAPSHOT_KEY = Uint8Array.of(PREFIX.raftSnapshot)

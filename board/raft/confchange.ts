@@ -47,6 +47,7 @@ const KINDS_BY_CODE: readonly (ConfEntry['kind'] | undefined)[] = [
   'removeNode',
   'initialize',
 ];
+/** Longest node id, in UTF-8 bytes (the encoding's limit; also checked on the config's id and in storage). */
 export const MAX_NODE_ID_BYTES = 1024;
 /** Most members a configuration may list. */
 export const MAX_MEMBERS = 1024;
@@ -121,15 +122,6 @@ export function encodeConfEntry(ce: ConfEntry): Uint8Array {
     w.id(ce.node);
   }
   return w.bytes();
-}
-
-export function encodeConfChange(cc: ConfChange): Uint8Array {
-  return encodeConfEntry(cc);
-}
-
-/** Same as decodeConfEntry (a confChange entry may also hold the founding configuration). */
-export function decodeConfChange(data: Uint8Array): ConfEntry {
-  return decodeConfEntry(data);
 }
 
 export function decodeConfEntry(data: Uint8Array): ConfEntry {

@@ -1,5 +1,6 @@
 // Configuration of the Raft core, its defaults and their validation.
 
+import { MAX_NODE_ID_BYTES } from './confchange.js';
 import type { NodeId } from './types.js';
 
 /** Injected randomness: an integer in [0, n). */
@@ -76,8 +77,6 @@ export class RaftConfigError extends Error {
     this.name = 'RaftConfigError';
   }
 }
-
-const MAX_NODE_ID_BYTES = 1024;
 
 function positiveInt(key: string, v: number): void {
   if (!Number.isSafeInteger(v) || v < 1) throw new RaftConfigError(key, `must be a positive integer, got ${v}`);

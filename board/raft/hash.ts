@@ -56,21 +56,6 @@ export function makeEntry(prevHash: Uint8Array, index: number, term: number, typ
   return { index, term, type, data, hash: computeEntryHash(prevHash, index, term, type, data) };
 }
 
-export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a === b) return true;
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-
-export function toHex(b: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < b.length; i++) s += HEX[b[i]!];
-  return s;
-}
-
 /** Per-entry byte cost used for message and inflight limits: payload plus fixed fields. */
 export const ENTRY_OVERHEAD_BYTES = 8 + 8 + 1 + HASH_BYTES;
 

@@ -4,10 +4,8 @@ export { Raft, bootstrapState, joiningState, MAX_READ_CONTEXT_BYTES, type Propos
 export { RAFT_CONFIG_DEFAULTS, RaftConfigError, resolveConfig, type RaftConfig, type RandomInt, type ResolvedRaftConfig } from './config.js';
 export { ProposalError, InconsistentStoreError, ConfChangeError, type ProposalRefusal } from './errors.js';
 export {
-  encodeConfChange,
   encodeConfEntry,
   decodeConfEntry,
-  decodeConfChange,
   validateConfChange,
   applyConfEntry,
   EMPTY_CONFIGURATION,
@@ -17,6 +15,6 @@ export {
   type ConfChangeKind,
   type ConfEntry,
 } from './confchange.js';
-export { computeEntryHash, makeEntry, bytesEqual, toHex, entryBytes, ZERO_HASH, HASH_BYTES, ENTRY_HASH_TAG } from './hash.js';
+export { computeEntryHash, makeEntry, entryBytes, ZERO_HASH, HASH_BYTES, ENTRY_HASH_TAG } from './hash.js';
 export { quorumSize } from './progress.js';
 export type * from './types.js';

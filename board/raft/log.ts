@@ -7,7 +7,8 @@
 
 import assert from 'node:assert/strict';
 import { applyConfEntry, decodeConfEntry } from './confchange.js';
-import { bytesEqual, entryBytes } from './hash.js';
+import { equalBytes } from '../../protocol/bytes.js';
+import { entryBytes } from './hash.js';
 import type { Configuration, Entry, Snapshot, SnapshotMeta } from './types.js';
 
 interface ConfPoint {
@@ -98,17 +99,21 @@ export class RaftLog {
     return this.entries.slice(lo - this.snap.index - 1, hi - this.snap.index - 1);
   }
 
-  /** Entries from lo on whose total entryBytes stay within maxBytes; at least one if any exist. */
-  sliceBytes(lo: number, maxBytes: number): Entry[] {
-    const out: Entry[] = [];
+  /**
+   * Entries in [lo, hi] (within the log after the snapshot, or none if lo > hi) whose total
+   * entryBytes stay within maxBytes, at least one if any exist; and that total.
+   */
+  sliceBytes(lo: number, hi: number, maxBytes: number): { entries: Entry[]; bytes: number } {
+    const entries: Entry[] = [];
     let bytes = 0;
-    for (let i = lo - this.snap.index - 1; i < this.entries.length; i++) {
-      const e = this.entries[i]!;
-      bytes += entryBytes(e);
-      if (out.length > 0 && bytes > maxBytes) break;
-      out.push(e);
+    for (let i = lo; i <= hi; i++) {
+      const e = this.entries[i - this.snap.index - 1]!;
+      const size = entryBytes(e);
+      if (entries.length > 0 && bytes + size > maxBytes) break;
+      bytes += size;
+      entries.push(e);
     }
-    return out;
+    return { entries, bytes };
   }
 
   /** Raft's "at least as up-to-date" (§5.4.1): higher last term wins, then the longer log. */
@@ -226,7 +231,7 @@ export class RaftLog {
   matches(index: number, term: number, hash: Uint8Array | null): boolean {
     const t = this.term(index);
     if (t === null || t !== term) return false;
-    return hash === null || bytesEqual(this.hash(index)!, hash);
+    return hash === null || equalBytes(this.hash(index)!, hash);
   }
 
   // ---- Ready support -------------------------------------------------------------------------
@@ -254,14 +259,7 @@ export class RaftLog {
   takeCommittedToApply(maxBytes: number): Entry[] {
     if (!this.hasCommittedToApply()) return [];
     const lo = Math.max(this.applying + 1, this.firstIndex());
-    const out: Entry[] = [];
-    let bytes = 0;
-    for (let i = lo; i <= this.committed; i++) {
-      const e = this.entry(i)!;
-      bytes += entryBytes(e);
-      if (out.length > 0 && bytes > maxBytes) break;
-      out.push(e);
-    }
+    const out = this.sliceBytes(lo, this.committed, maxBytes).entries;
     if (out.length > 0) this.applying = out[out.length - 1]!.index;
     return out;
   }

@@ -236,7 +236,7 @@ export class ProgressTracker {
     if (!this.votes.has(id)) this.votes.set(id, granted);
   }
 
-  tallyVotes(): { granted: number; rejected: number; result: VoteResult } {
+  tallyVotes(): VoteResult {
     let granted = 0;
     let rejected = 0;
     for (const id of this.config.voters) {
@@ -245,8 +245,6 @@ export class ProgressTracker {
       else if (v === false) rejected++;
     }
     const q = this.quorum();
-    const result: VoteResult =
-      granted >= q ? 'won' : rejected > this.config.voters.length - q ? 'lost' : 'pending';
-    return { granted, rejected, result };
+    return granted >= q ? 'won' : rejected > this.config.voters.length - q ? 'lost' : 'pending';
   }
 }

@@ -16,13 +16,13 @@ import {
   checkConfiguration,
   decodeConfEntry,
   EMPTY_CONFIGURATION,
-  encodeConfChange,
   encodeConfEntry,
   validateConfChange,
   type ConfChange,
 } from './confchange.js';
 import { InconsistentStoreError, ProposalError } from './errors.js';
-import { bytesEqual, computeEntryHash, entryBytes, HASH_BYTES, makeEntry, ZERO_HASH } from './hash.js';
+import { equalBytes } from '../../protocol/bytes.js';
+import { computeEntryHash, HASH_BYTES, makeEntry, ZERO_HASH } from './hash.js';
 import { RaftLog } from './log.js';
 import { Progress, ProgressTracker } from './progress.js';
 import { ReadQueue } from './reads.js';
@@ -59,6 +59,11 @@ export interface ProposeResult {
 
 /** Largest read-index context accepted. */
 export const MAX_READ_CONTEXT_BYTES = 256;
+
+/** A read-index context is 1..MAX_READ_CONTEXT_BYTES bytes. */
+function isReadContext(context: Uint8Array): boolean {
+  return context.length > 0 && context.length <= MAX_READ_CONTEXT_BYTES;
+}
 
 type CampaignKind = 'preElection' | 'election' | 'transfer';
 
@@ -208,7 +213,7 @@ export class Raft {
 
   /** Appends a configuration change on the leader; it takes effect at once. Throws ProposalError when refused. */
   proposeConfChange(cc: ConfChange): ProposeResult {
-    const data = encodeConfChange(cc);
+    const data = encodeConfEntry(cc);
     this.checkCanPropose(data.length);
     if (!this.committedEntryInCurrentTerm()) {
       // A new leader may hold an uncommitted change of a previous leader in its log; changing again
@@ -233,7 +238,7 @@ export class Raft {
    * Requests may be lost (leader change, message loss): retry with a new context after a timeout.
    */
   readIndex(context: Uint8Array): void {
-    if (context.length === 0 || context.length > MAX_READ_CONTEXT_BYTES) {
+    if (!isReadContext(context)) {
       throw new RangeError(`read context must be 1..${MAX_READ_CONTEXT_BYTES} bytes, got ${context.length}`);
     }
     if (this.role === 'leader') {
@@ -468,14 +473,9 @@ export class Raft {
     this.reset(this.term);
     this.role = 'leader';
     this.leader = this.id;
+    // reset() emptied the progress map: this builds every member's progress afresh, the leader's own
+    // in replicate state with match at its durable index.
     this.syncProgressWithConfiguration();
-    const self = this.tracker.progress.get(this.id);
-    if (self !== undefined) {
-      self.match = this.log.persistedIndex;
-      self.becomeReplicate();
-      self.next = this.log.lastIndex() + 1;
-      self.recentActive = true;
-    }
     // An entry of the new term: committing it commits everything before it (§5.4.2) and lets
     // ReadIndex and configuration changes proceed.
     this.appendAsLeader('normal', new Uint8Array(0));
@@ -503,8 +503,8 @@ export class Raft {
     return this.tracker.isVoter(this.id) && this.log.pendingSnapshot === null;
   }
 
+  /** Starts an election; the caller (tickElection) has checked that this node is a promotable non-leader. */
   protected hup(): void {
-    if (this.role === 'leader' || !this.promotable()) return;
     this.campaign(this.cfg.preVote ? 'preElection' : 'election');
   }
 
@@ -521,7 +521,7 @@ export class Raft {
       type = 'vote';
     }
     this.tracker.recordVote(this.id, true);
-    if (this.tracker.tallyVotes().result === 'won') {
+    if (this.tracker.tallyVotes() === 'won') {
       // Single voter.
       if (kind === 'preElection') this.campaign('election');
       else this.becomeLeader();
@@ -566,7 +566,7 @@ export class Raft {
     // A grant from an earlier pre-vote round at a lower term does not count.
     if (m.type === 'preVoteResp' && !m.reject && m.term !== this.term + 1) return;
     this.tracker.recordVote(m.from, !m.reject);
-    const { result } = this.tracker.tallyVotes();
+    const result = this.tracker.tallyVotes();
     if (result === 'won') {
       if (this.role === 'preCandidate') this.campaign('election');
       else this.becomeLeader();
@@ -610,16 +610,11 @@ export class Raft {
   protected stepCandidate(m: Message): void {
     switch (m.type) {
       case 'app':
-        this.becomeFollower(m.term, m.from);
-        this.handleAppendEntries(m);
-        break;
       case 'heartbeat':
-        this.becomeFollower(m.term, m.from);
-        this.handleHeartbeat(m);
-        break;
       case 'snap':
+        // A leader of our term (or a higher one) exists: follow it and handle the message as a follower.
         this.becomeFollower(m.term, m.from);
-        this.handleSnapshot(m);
+        this.stepFollower(m);
         break;
       case 'voteResp':
       case 'preVoteResp':
@@ -639,7 +634,7 @@ export class Raft {
         this.handleHeartbeatResponse(m);
         break;
       case 'readIndex':
-        if (m.context.length === 0 || m.context.length > MAX_READ_CONTEXT_BYTES) return;
+        if (!isReadContext(m.context)) return;
         try {
           this.handleReadIndex(m.context, m.from);
         } catch (err) {
@@ -830,10 +825,8 @@ export class Raft {
     const prevIndex = pr.next - 1;
     const prevTerm = this.log.term(prevIndex);
     if (prevTerm === null) return this.sendSnapshot(to, pr);
-    const entries = pr.next <= this.log.lastIndex() ? this.log.sliceBytes(pr.next, this.cfg.maxMessageBytes) : [];
+    const { entries, bytes } = this.log.sliceBytes(pr.next, this.log.lastIndex(), this.cfg.maxMessageBytes);
     if (entries.length === 0 && !sendIfEmpty) return false;
-    let bytes = 0;
-    for (const e of entries) bytes += entryBytes(e);
     this.send({
       type: 'app',
       to,
@@ -884,7 +877,6 @@ export class Raft {
         pr.becomeReplicate();
       } else if (pr.state === 'snapshot' && pr.match + 1 >= this.log.firstIndex()) {
         // The follower caught up through the snapshot (or already had what it covers).
-        pr.becomeProbe();
         pr.becomeReplicate();
       } else if (pr.state === 'snapshot' && pr.match >= pr.pendingSnapshot) {
         // It installed the snapshot we sent, but we have compacted past it since: send the
@@ -926,10 +918,12 @@ export class Raft {
    * configuration changes. Returns a problem description or null.
    */
   protected checkOfferedEntries(m: AppMessage): { index: number; reason: string } | null {
-    if (!(m.prevHash instanceof Uint8Array) || m.prevHash.length !== HASH_BYTES) {
+    // wellFormed() (in step()) has checked the field types: prevIndex and prevTerm are non-negative
+    // safe integers, prevHash is a Uint8Array, entries an array.
+    if (m.prevHash.length !== HASH_BYTES) {
       return { index: m.prevIndex, reason: 'prevHash is not 32 bytes' };
     }
-    if (!Number.isSafeInteger(m.prevIndex) || m.prevIndex < 0 || m.prevTerm > m.term) {
+    if (m.prevTerm > m.term) {
       return { index: m.prevIndex, reason: 'bad prevIndex or prevTerm' };
     }
     let prevHash = m.prevHash;
@@ -945,7 +939,7 @@ export class Raft {
       }
       // An entry object we already hold (same object, in-process transports) was checked when stored.
       if (this.log.entry(index) !== e) {
-        if (!bytesEqual(computeEntryHash(prevHash, e.index, e.term, e.type, e.data), e.hash)) {
+        if (!equalBytes(computeEntryHash(prevHash, e.index, e.term, e.type, e.data), e.hash)) {
           return { index, reason: 'hash chain broken' };
         }
         if (e.type === 'confChange') {
@@ -980,7 +974,7 @@ export class Raft {
     if (m.prevIndex >= snapIndex) {
       const localTerm = this.log.term(m.prevIndex)!;
       const localHash = this.log.hash(m.prevIndex)!;
-      if (localTerm !== m.prevTerm || (verify && !bytesEqual(localHash, m.prevHash))) {
+      if (localTerm !== m.prevTerm || (verify && !equalBytes(localHash, m.prevHash))) {
         if (m.prevIndex <= committed) {
           this.alarmCommittedConflict(m, m.prevIndex, localTerm, localHash, m.prevTerm, m.prevHash);
           return;
@@ -1002,7 +996,7 @@ export class Raft {
       }
       const localTerm = this.log.term(e.index)!;
       const localHash = this.log.hash(e.index)!;
-      if (localTerm === e.term && (!verify || bytesEqual(localHash, e.hash))) continue;
+      if (localTerm === e.term && (!verify || equalBytes(localHash, e.hash))) continue;
       if (e.index <= committed) {
         // Never truncate a committed entry, whatever the leader says.
         this.alarmCommittedConflict(m, e.index, localTerm, localHash, e.term, e.hash);
@@ -1258,7 +1252,7 @@ function checkSnapshotMeta(meta: SnapshotMeta): string | null {
   if (!Number.isSafeInteger(meta.index) || meta.index < 0) return 'snapshot index is not a non-negative integer';
   if (!Number.isSafeInteger(meta.term) || meta.term < 0) return 'snapshot term is not a non-negative integer';
   if (!(meta.hash instanceof Uint8Array) || meta.hash.length !== HASH_BYTES) return 'snapshot hash is not 32 bytes';
-  if (meta.index === 0 && (meta.term !== 0 || !bytesEqual(meta.hash, ZERO_HASH))) return 'empty snapshot must have term 0 and the zero hash';
+  if (meta.index === 0 && (meta.term !== 0 || !equalBytes(meta.hash, ZERO_HASH))) return 'empty snapshot must have term 0 and the zero hash';
   if (meta.index > 0 && meta.term === 0) return 'snapshot term is 0';
   return checkConfiguration(meta.configuration);
 }
@@ -1284,7 +1278,7 @@ function validatePersisted(p: PersistedState): void {
     if (e.term < prevTerm) fail(`entry ${index} has term ${e.term} below the previous term ${prevTerm}`);
     if (e.term > hs.term) fail(`entry ${index} has term ${e.term} above hardState.term ${hs.term}`);
     if (e.type !== 'normal' && e.type !== 'confChange') fail(`entry ${index} has unknown type`);
-    if (!(e.hash instanceof Uint8Array) || !bytesEqual(computeEntryHash(prevHash, e.index, e.term, e.type, e.data), e.hash)) {
+    if (!(e.hash instanceof Uint8Array) || !equalBytes(computeEntryHash(prevHash, e.index, e.term, e.type, e.data), e.hash)) {
       fail(`hash chain broken at entry ${index}`);
     }
     prevHash = e.hash;

@@ -1,7 +1,7 @@
 // Read-index requests waiting for the leader to confirm, with a heartbeat quorum, that it was still
 // the leader when they arrived (Raft thesis §6.4).
 
-import { toHex } from './hash.js';
+import { toHex } from '../../protocol/bytes.js';
 import type { NodeId } from './types.js';
 
 export interface ReadRequest {

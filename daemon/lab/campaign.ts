@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path'
 import { jsonReplacer } from '../api.js'
 import { LocalCluster } from '../cluster.js'
 import { Progress } from '../table.js'
-import { planRuns, type LabPlanOptions, type RunPlan } from './plan.js'
+import { planRuns, runDirName, type LabPlanOptions, type RunPlan } from './plan.js'
 import { renderHtml, renderSummaryTable, renderSvg, summarize, type Summary } from './report.js'
 import { playRun, type RunRecord } from './runner.js'
 
@@ -38,7 +38,7 @@ export async function runCampaign (options: CampaignOptions, progress: Progress,
   let current: RunPlan | null = null
   // Ctrl-C: no node process of the run in progress may outlive the command.
   const onSignal = (): void => {
-    if (current !== null) killRun(join(workDir, `run-${String(current.run + 1).padStart(4, '0')}`), options.members)
+    if (current !== null) killRun(join(workDir, runDirName(current.run)), options.members)
     progress.done('interrupted: the run in progress was torn down')
     process.exit(130)
   }
@@ -55,7 +55,7 @@ export async function runCampaign (options: CampaignOptions, progress: Progress,
       progress.update(`${head} (${eta})`)
       const record = await playRun(plan, workDir, { keep: options.keep, onStep: (step) => { progress.update(`${head}: ${step} (${eta})`) } })
       records.push(record)
-      const file = join(runsDir, `run-${String(plan.run + 1).padStart(4, '0')}-k${plan.coalitionSize}-${plan.defense}.json`)
+      const file = join(runsDir, `${runDirName(plan.run)}-k${plan.coalitionSize}-${plan.defense}.json`)
       writeFileSync(file, JSON.stringify(record, jsonReplacer, 2) + '\n')
       files.push(file)
       const verdict = record.error !== null ? `failed: ${record.error}` : `${record.fooled ? 'C FOOLED' : 'C not fooled'}${record.detections.length > 0 ? `, detected by ${[...new Set(record.detections.map((d) => `${d.node} (${d.defense})`))].join(', ')}` : ', not detected'}`

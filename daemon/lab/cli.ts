@@ -1,7 +1,6 @@
 import { randomInt } from 'node:crypto'
 import { InvalidArgumentError, type Command } from 'commander'
-import { AdminClient, ApiCallError } from '../client.js'
-import { dataDir, datadirOption, output, parsePositive } from '../cli-util.js'
+import { clientFor, dataDir, datadirOption, output, parsePositive } from '../cli-util.js'
 import { UserError } from '../errors.js'
 import { Progress } from '../table.js'
 import { runCampaign } from './campaign.js'
@@ -33,13 +32,7 @@ export function addLabCommands (lab: Command): void {
     .option('--json', 'print JSON')
     .action(async (opts: { datadir?: string, member?: string, stop?: boolean, json?: boolean }) => {
       if ((opts.member === undefined) === (opts.stop !== true)) throw new UserError('give either --member NAME or --stop')
-      let r: { censoring: { name: string } | null }
-      try {
-        r = await AdminClient.fromDataDir(dataDir(opts)).post('/v1/lab/censor', { member: opts.stop === true ? null : opts.member })
-      } catch (err) {
-        if (err instanceof ApiCallError) throw new UserError(err.message)
-        throw err
-      }
+      const r = await clientFor(opts).post<{ censoring: { name: string } | null }>('/v1/lab/censor', { member: opts.stop === true ? null : opts.member })
       output(opts.json === true, r, () => r.censoring === null ? 'not censoring' : `censoring: while this node leads, statements signed by ${r.censoring.name} are dropped`)
     })
 

@@ -59,6 +59,11 @@ export interface RunPlan {
   replay: string
 }
 
+/** The name of run `run`'s (0-based) cluster directory, and the prefix of its record file: `run-0001` for run 0. */
+export function runDirName (run: number): string {
+  return `run-${String(run + 1).padStart(4, '0')}`
+}
+
 /** Parses "1..5", "1,3,5", "0,2..4": sorted, distinct, each within [min, max]. */
 export function parseRangeList (text: string, min: number, max: number, what: string): number[] {
   const out = new Set<number>()

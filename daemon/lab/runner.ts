@@ -5,9 +5,10 @@ import { LocalCluster } from '../cluster.js'
 import { sleep, waitFor } from '../wait.js'
 import type { DefenseAlarm, DefenseStatus } from '../defense.js'
 import { ensureClusterPool } from '../pool-cluster.js'
+import { DEFAULT_BALANCE_SATS, DEFAULT_KICKOUT_DELAY_BLOCKS } from '../pool-view.js'
 import { Progress } from '../table.js'
 import { dropStatement } from './drop.js'
-import { defenseSettings, type RunPlan } from './plan.js'
+import { defenseSettings, runDirName, type RunPlan } from './plan.js'
 
 /**
  * Plays one coalition-drop run on a real local cluster of node processes (docs/lab.md):
@@ -66,8 +67,6 @@ export interface RunRecord {
   error: string | null
 }
 
-const BALANCE_SATS = '100000'
-const KICKOUT_DELAY_BLOCKS = 144
 const START_TIMEOUT_MS = 60_000
 const PARTITION_TIMEOUT_MS = 10_000
 const EQUIVOCATE_TIMEOUT_MS = 6_000
@@ -109,7 +108,7 @@ export async function playRun (plan: RunPlan, workDir: string, options: { keep: 
     durationMs: 0,
     error: null
   }
-  const dir = join(workDir, `run-${String(plan.run + 1).padStart(4, '0')}`)
+  const dir = join(workDir, runDirName(plan.run))
   rmSync(dir, { recursive: true, force: true })
   const cluster = new LocalCluster(dir, new Progress(false))
   const index = (name: string): number => Number(name.replace(/^node/, ''))
@@ -125,7 +124,7 @@ export async function playRun (plan: RunPlan, workDir: string, options: { keep: 
       d.writeConfig({ ...d.readConfig(), labAnswerDelayMs: plan.answerDelayMs[name] })
     }
     await startNodes(cluster, names, running)
-    await ensureClusterPool(cluster, { balanceSats: BALANCE_SATS, kickoutDelayBlocks: KICKOUT_DELAY_BLOCKS, deadlineMs: Date.now() + START_TIMEOUT_MS, progress: new Progress(false) })
+    await ensureClusterPool(cluster, { balanceSats: String(DEFAULT_BALANCE_SATS), kickoutDelayBlocks: DEFAULT_KICKOUT_DELAY_BLOCKS, deadlineMs: Date.now() + START_TIMEOUT_MS, progress: new Progress(false) })
     mark('pool created')
 
     // 2. C goes offline

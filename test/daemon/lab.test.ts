@@ -16,7 +16,7 @@ import { decodeStatementsRequest, decodeStatementsResponse, encodeStatementsRequ
 import { decodeDigestRequest, decodeDigestResponse, digestOf, encodeDigestRequest, encodeDigestResponse, MAX_DIGEST_ENTRIES } from '../../daemon/defense-quorum.js'
 import { Censor } from '../../daemon/lab/censor.js'
 import { coalitionDrop, rehashInbound } from '../../daemon/lab/coalition.js'
-import { checkPlanOptions, defenseSettings, parseDefenseList, parseRangeList, planRun, planRuns, type LabPlanOptions } from '../../daemon/lab/plan.js'
+import { checkPlanOptions, defenseSettings, parseDefenseList, parseRangeList, planRun, planRuns, runDirName, type LabPlanOptions } from '../../daemon/lab/plan.js'
 import { renderHtml, renderSummaryTable, renderSvg, summarize } from '../../daemon/lab/report.js'
 import type { RunRecord } from '../../daemon/lab/runner.js'
 import { loadPoolBoard, PoolApplier } from '../../storage/pool-store.js'
@@ -71,6 +71,13 @@ describe('lab: the run plan', () => {
       assert.match(p.replay, new RegExp(`--coalition ${p.coalitionSize} --defenses ${p.defense} --runs 1 --seed ${p.seed} `))
       assert.deepEqual(planRuns({ ...PLAN, coalitionSizes: [p.coalitionSize], defenses: [p.defense], runs: 1, seed: p.seed })[0].coalition, p.coalition)
     }
+  })
+
+  it('names run directories from 1, four digits, in the order runs are played', () => {
+    assert.equal(runDirName(0), 'run-0001')
+    assert.equal(runDirName(41), 'run-0042')
+    const names = planRuns(PLAN).map((p) => runDirName(p.run))
+    assert.deepEqual([...names].sort(), names)
   })
 })
 

@@ -1,7 +1,7 @@
 import { AdminClient, ApiCallError } from '../../daemon/client.js'
 import { DataDir } from '../../daemon/datadir.js'
 import type { TestCluster } from './cluster.js'
-import { waitFor } from './process.js'
+import { runCli, waitFor } from './process.js'
 
 export interface BoardStatusView {
   role: string
@@ -34,22 +34,47 @@ export class BoardClient {
 
   /** Board status of every running node, by node index. */
   async statuses (): Promise<Map<number, BoardStatusView>> {
-    const out = new Map<number, BoardStatusView>()
+    return new Map([...await this.nodeStatuses()].map(([index, { status }]) => [index, status]))
+  }
+
+  /** Board status and peer id of every running node that answers, by node index. */
+  private async nodeStatuses (): Promise<Map<number, { peerId: string, status: BoardStatusView }>> {
+    const out = new Map<number, { peerId: string, status: BoardStatusView }>()
     for (const n of await this.cluster.status()) {
       if (!n.running) continue
-      try { out.set(n.index, await this.status(n.index)) } catch { /* starting or stopping */ }
+      try { out.set(n.index, { peerId: n.peerId, status: await this.status(n.index) }) } catch { /* starting or stopping */ }
     }
     return out
   }
 
-  /** The node index of the leader that a majority of running nodes agree on. */
+  /**
+   * The node index of the leader that a majority of the answering nodes agree on: it says it leads,
+   * and more than half of the statuses name it as their leader. With `among`, only a leader in it.
+   */
   async waitForLeader (timeoutMs = 30_000, among?: number[]): Promise<number> {
     return await waitFor('a board leader', async () => {
-      for (const [index, s] of await this.statuses()) {
-        if (s.role === 'leader' && (among === undefined || among.includes(index))) return index
+      const statuses = await this.nodeStatuses()
+      for (const [index, { peerId, status }] of statuses) {
+        if (status.role !== 'leader' || (among !== undefined && !among.includes(index))) continue
+        const agreeing = [...statuses.values()].filter((s) => s.status.leader?.peerId === peerId).length
+        if (agreeing > statuses.size / 2) return index
       }
       return undefined
     }, timeoutMs)
+  }
+
+  /**
+   * Asks whoever leads to hand the lead to node `target` until it leads (a transfer can be aborted,
+   * or an election can intervene), or until `until()` holds.
+   */
+  async transferLeadTo (target: number, options: { until?: () => Promise<boolean>, timeoutMs?: number, intervalMs?: number } = {}): Promise<void> {
+    await waitFor(`node${target} to take the lead`, async () => {
+      if (options.until !== undefined && await options.until()) return true
+      const current = await this.waitForLeader(30_000)
+      if (current === target) return true
+      await runCli(['board', 'transfer', `node${target}`, '--datadir', this.cluster.datadir(current)])
+      return false
+    }, options.timeoutMs ?? 90_000, options.intervalMs ?? 1_000)
   }
 
   /** Appends on node `index`; throws the API's error. */

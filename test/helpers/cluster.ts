@@ -5,7 +5,7 @@ import { cli, cliJson, isAlive, runCli, tempDir, waitFor } from './process.js'
 import type { ClusterNodeState } from '../../daemon/cluster.js'
 
 /** One node as `cluster status --json` shows it. */
-export type NodeState = ClusterNodeState
+type NodeState = ClusterNodeState
 
 /**
  * A local cluster of real node processes in a temporary directory. `destroy()` stops every node

@@ -4,7 +4,7 @@ import { DataDir } from '../../daemon/datadir.js'
 import type { TestCluster } from './cluster.js'
 import { runCli, waitFor, type CliResult } from './process.js'
 
-export interface PoolNode {
+interface PoolNode {
   ref: string
   label: string
   kind: string
@@ -35,14 +35,14 @@ export interface PoolStatus {
   me: { name: string, pool: string | null }
 }
 
-export interface EvidenceView {
+interface EvidenceView {
   member: string
   first: { statementId: string, actives: string[] }
   second: { statementId: string, actives: string[] }
 }
 
 /** What every node must agree on: the status without what is local to the node asking. */
-export function agreed (s: PoolStatus): unknown {
+function agreed (s: PoolStatus): unknown {
   const { poolId, state, chainHeight, totalSats, balances, onChain, members, partitions, tree, evidenceCount, equivocators, kickouts } = s
   return { poolId, state, chainHeight, totalSats, balances, onChain, members, partitions, tree, evidenceCount, equivocators, kickouts }
 }

@@ -5,7 +5,6 @@ import { openDatabase } from '../../storage/database.js'
 import { rewriteStoredEntry } from '../../storage/rewrite.js'
 import { BoardClient, text } from '../helpers/board.js'
 import { TestCluster } from '../helpers/cluster.js'
-import { runCli, waitFor } from '../helpers/process.js'
 
 describe('a member that rewrites a committed entry and takes the lead (5 processes, lab mode)', function () {
   this.timeout(300_000)
@@ -17,22 +16,11 @@ describe('a member that rewrites a committed entry and takes the lead (5 process
     board = new BoardClient(cluster)
     await board.waitForLeader()
   })
-  after(async () => { await cluster.destroy() })
-
-  /** Asks whoever leads to hand the lead to `target` until it leads (a transfer can be aborted). */
-  async function leadOn (target: number, until: () => Promise<boolean> = async () => false): Promise<void> {
-    await waitFor(`node${target} to take the lead`, async () => {
-      if (await until()) return true
-      const current = await board.waitForLeader(30_000)
-      if (current === target) return true
-      await runCli(['board', 'transfer', `node${target}`, '--datadir', cluster.datadir(current)])
-      return false
-    }, 90_000, 1_000)
-  }
+  after(async () => { await cluster?.destroy() }) // unset if before() failed
 
   it('honest members refuse its log, stop following it, elect around it, and keep the true entry', async () => {
     // Node 5 must not lead while it is still honest: the test needs it to take the lead later.
-    await leadOn(1)
+    await board.transferLeadTo(1)
     const leader = 1
     const secret = await board.appendOn(leader, 'the entry the liar hides')
     const after = await board.appendOn(leader, 'a later entry')
@@ -47,7 +35,10 @@ describe('a member that rewrites a committed entry and takes the lead (5 process
       await db.close()
     }
     const configFile = join(cluster.datadir(5), 'poolboard.conf')
-    writeFileSync(configFile, readFileSync(configFile, 'utf8').replace(/^lab-coalition=0$/m, 'lab-coalition=1'))
+    const config = readFileSync(configFile, 'utf8')
+    const lying = config.replace(/^lab-coalition=0$/m, 'lab-coalition=1')
+    assert.notEqual(lying, config, 'node5\'s config had lab-coalition=0 to turn on')
+    writeFileSync(configFile, lying)
     await cluster.run('start', '5')
     await board.waitApplied([5], after.index)
 
@@ -59,7 +50,7 @@ describe('a member that rewrites a committed entry and takes the lead (5 process
       for (const i of [1, 2, 3, 4]) if ((await board.status(i)).shunned.some((m) => m.name === 'node5')) out.push(i)
       return out
     }
-    await leadOn(5, async () => (await shunnedBy()).length > 0)
+    await board.transferLeadTo(5, { until: async () => (await shunnedBy()).length > 0 })
 
     // Its appends offer a different history at a committed index: the honest members that receive
     // them raise the alarm and stop following it, so an honest member leads again.
@@ -70,6 +61,8 @@ describe('a member that rewrites a committed entry and takes the lead (5 process
       const entries = await board.entries(i, 'raw')
       assert.ok(entries.some((e) => e.index === secret.index && text(e) === 'the entry the liar hides'), `node ${i} keeps the true entry`)
     }
-    for (const i of await shunnedBy()) assert.ok((await board.status(i)).alarms > 0, `node ${i} raised the alarm before it stopped following node5`)
+    const shunners = await shunnedBy()
+    assert.ok(shunners.length > 0, 'an honest member stopped following node5')
+    for (const i of shunners) assert.ok((await board.status(i)).alarms > 0, `node ${i} raised the alarm before it stopped following node5`)
   })
 })

@@ -21,7 +21,7 @@ describe('the board on real nodes (5 processes, lab mode)', function () {
     board = new BoardClient(cluster)
     await board.waitForLeader()
   })
-  after(async () => { await cluster.destroy() })
+  after(async () => { await cluster?.destroy() }) // unset if before() failed
 
   it('every acknowledged append is on every node exactly once, in the same order, while the leader is killed and restarted', async () => {
     const acknowledged = new Map<string, number>()
@@ -110,7 +110,7 @@ describe('learners and snapshots (5 processes: 3 voters, 2 learners)', function 
     board = new BoardClient(cluster)
     await board.waitForLeader()
   })
-  after(async () => { await cluster.destroy() })
+  after(async () => { await cluster?.destroy() }) // unset if before() failed
 
   it('a learner receives the log but never votes or leads', async () => {
     const leader = await board.waitForLeader()

@@ -7,7 +7,7 @@ import { BoardClient } from '../helpers/board.js'
 import { TestCluster } from '../helpers/cluster.js'
 import { LabRuns } from '../helpers/lab.js'
 import { PoolDriver } from '../helpers/pool.js'
-import { runCli, tempDir, waitFor } from '../helpers/process.js'
+import { runCli, tempDir } from '../helpers/process.js'
 
 /**
  * The attack lab on real node processes (docs/lab.md). A coalition of board hosts drops the
@@ -18,8 +18,9 @@ import { runCli, tempDir, waitFor } from '../helpers/process.js'
  */
 describe('the attack lab: coalition drop on 7 real nodes', function () {
   this.timeout(300_000)
-  const lab = new LabRuns()
-  after(() => { lab.cleanup() })
+  let lab: LabRuns
+  before(() => { lab = new LabRuns() })
+  after(() => { lab?.cleanup() }) // unset if before() failed
 
   const one = async (coalition: number, defenses: string, seed: number): Promise<RunRecord> => {
     const { records } = await lab.play({ coalition: String(coalition), defenses, seed })
@@ -88,30 +89,16 @@ describe('the attack lab: a censoring leader (3 real nodes)', function () {
   this.timeout(180_000)
   let cluster: TestCluster
   let pool: PoolDriver
+  let board: BoardClient
   before(async () => {
     cluster = await TestCluster.up(3, ['--lab', '--pool', '--set', 'block-interval-s=0'])
     pool = new PoolDriver(cluster)
+    board = new BoardClient(cluster)
   })
-  after(async () => { await cluster.destroy() })
-
-  const leaderOf = async (): Promise<number> => await waitFor('a board leader', async () => {
-    for (const i of [1, 2, 3]) {
-      const s = await new BoardClient(cluster).status(i)
-      if (s.role === 'leader') return i
-    }
-    return undefined
-  })
-  const transfer = async (to: number): Promise<void> => {
-    await waitFor(`node${to} to lead`, async () => {
-      const leader = await leaderOf()
-      if (leader === to) return true
-      await runCli(['board', 'transfer', `node${to}`, '--datadir', cluster.datadir(leader)])
-      return false
-    }, 30_000, 500)
-  }
+  after(async () => { await cluster?.destroy() }) // unset if before() failed
 
   it('a censored statement does not commit while the censor leads, and does once an honest member leads', async () => {
-    await transfer(1)
+    await board.transferLeadTo(1, { timeoutMs: 30_000, intervalMs: 500 })
     const censor = await runCli(['lab', 'censor', '--member', 'node2', '--datadir', cluster.datadir(1)])
     assert.equal(censor.code, 0, censor.stderr)
     assert.match(censor.stdout, /statements signed by node2 are dropped/)
@@ -119,7 +106,7 @@ describe('the attack lab: a censoring leader (3 real nodes)', function () {
     assert.notEqual(refused.code, 0, 'the censor leader dropped it')
     assert.match(refused.stderr, /did not commit the entry/)
     for (const i of [1, 2, 3]) assert.deepEqual((await pool.status(i)).partitions, [], `node${i} holds no partition`)
-    await transfer(3)
+    await board.transferLeadTo(3, { timeoutMs: 30_000, intervalMs: 500 })
     const accepted = await pool.json<{ statementId: string, index: number }>(2, 'pool', 'partition', '--with', 'node3')
     await pool.waitAgreed([1, 2, 3], 'the partition', (s) => s.partitions.some((p) => p.ref === `partition/${accepted.statementId}`))
   })
@@ -129,7 +116,7 @@ describe('the attack lab: a node without lab mode refuses every adversarial comm
   this.timeout(120_000)
   let cluster: TestCluster
   before(async () => { cluster = await TestCluster.up(2, ['--pool', '--set', 'block-interval-s=0']) })
-  after(async () => { await cluster.destroy() })
+  after(async () => { await cluster?.destroy() }) // unset if before() failed
 
   it('lab equivocate, lab censor, lab drop, raw board entries: each refused, saying it needs lab mode', async () => {
     const dir = cluster.datadir(1)

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import type { ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { TestCluster } from '../helpers/cluster.js'
@@ -11,7 +12,7 @@ describe('a local cluster of real node processes', function () {
   let cluster: TestCluster
 
   before(async () => { cluster = await TestCluster.up(3) })
-  after(async () => { await cluster.destroy() })
+  after(async () => { await cluster?.destroy() }) // unset if before() failed
 
   it('comes up with every node connected to every other', async () => {
     const nodes = await cluster.status()
@@ -102,6 +103,7 @@ describe('a node in the foreground', function () {
       const dir = join(temp.path, 'node')
       await cli(['init', '--datadir', dir, '--listen', '127.0.0.1:0', '--api', '127.0.0.1:0'])
       const node = spawnCli(['start', '--datadir', dir])
+      let again: ChildProcess | undefined
       let stdout = ''
       node.stdout?.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
       try {
@@ -114,12 +116,17 @@ describe('a node in the foreground', function () {
         assert.equal(existsSync(join(dir, 'poolboard.pid')), false)
         assert.match(readFileSync(join(dir, 'logs', 'poolboard.log'), 'utf8'), /"msg":"stopped"/)
         // It starts again on the same directory: the lock was released.
-        const again = spawnCli(['start', '--datadir', dir, '--quiet'])
+        again = spawnCli(['start', '--datadir', dir, '--quiet'])
         await waitFor('the restarted node\'s cookie', () => existsSync(join(dir, '.cookie')))
         again.kill('SIGINT')
         assert.equal(await exitOf(again), 0)
       } finally {
-        if (node.exitCode === null) node.kill('SIGKILL')
+        // Whatever failed above, leave no process behind (mocha would wait on it).
+        for (const child of [node, again]) {
+          if (child === undefined) continue
+          if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+          await exitOf(child)
+        }
       }
     } finally {
       temp.cleanup()

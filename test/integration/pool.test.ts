@@ -25,7 +25,7 @@ describe('the pool on real nodes (5 processes)', function () {
     cluster = await TestCluster.up(5, ['--lab', '--pool', '--balance', String(BALANCE), '--kickout-delay', String(X), '--set', 'block-interval-s=0'])
     pool = new PoolDriver(cluster)
   })
-  after(async () => { await cluster.destroy() })
+  after(async () => { await cluster?.destroy() }) // unset if before() failed
 
   it('every node shows the same new pool: state 0, every member with its balance', async () => {
     const s = await pool.waitAgreed(all, 'state 0', (s) => s.poolId !== null)
@@ -192,7 +192,7 @@ describe('the simulated chain on real nodes (3 processes, one block a second)', 
     cluster = await TestCluster.up(3, ['--set', 'block-interval-s=1'])
     pool = new PoolDriver(cluster)
   })
-  after(async () => { await cluster.destroy() })
+  after(async () => { await cluster?.destroy() }) // unset if before() failed
 
   it('the board leader mines; every node agrees on the height, and a new leader goes on mining', async () => {
     const s = await pool.waitAgreed([1, 2, 3], 'a height of 2 or more', (s) => s.chainHeight >= 2)

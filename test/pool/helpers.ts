@@ -115,11 +115,3 @@ export function kickoutEntry (pool: PoolRef, stateNumber: number, member: Uint8A
 export function secretOf (key: Uint8Array): Uint8Array {
   return memberByKey(key).secretKey
 }
-
-/** Asserts value conservation: what the pools hold plus what left on chain is the genesis total. */
-export function assertConserved (board: PoolBoard): void {
-  const g = board.genesis
-  if (g === null) return
-  const total = g.balances.reduce((a, b) => a + b, 0n)
-  assert.equal(board.valueHeldSats() + board.onChainExitSats(), total, 'value is not conserved')
-}

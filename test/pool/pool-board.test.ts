@@ -7,11 +7,11 @@ import { BOARD_ENTRY_VERSION, ENTRY_KIND, encodeGenesisEntry, encodeRawEntry } f
 import { MAX_EVIDENCE_PER_MEMBER, PoolBoard } from '../../board/pool-board.js'
 import { SignatureCache } from '../../board/signature-cache.js'
 import {
-  encodeStatement, equalBytes, evidenceId as evidenceIdOf, findEquivocations, initialState, kickout, poolIdOf, short, signState, stateHash as stateHashOf,
+  encodeStatement, equalBytes, findEquivocations, initialState, kickout, poolIdOf, short, signState, stateHash as stateHashOf,
   statementId, toHex, txid, verifyEvidence, withdrawOutpoints, type PoolRef, type PoolState
 } from '../../protocol/index.js'
 import {
-  Harness, MEMBERS, assertConserved, blocksEntry, evidenceEntry, genesisEntry, kickoutEntry, nextState, partition, secretOf,
+  Harness, MEMBERS, blocksEntry, evidenceEntry, genesisEntry, kickoutEntry, nextState, partition, secretOf,
   signAllState, signedEntry, smallGenesis, statementEntry, updateEntry
 } from './helpers.js'
 
@@ -48,7 +48,7 @@ describe('PoolBoard', () => {
 
       h.reject(genesisEntry(smallGenesis(3)), new RegExp(`the board already holds pool ${short(poolIdOf(g))}; a second genesis \\(pool ${HEX16}\\) is refused`))
       h.reject(genesisEntry(g), /the board already holds pool/)
-      assertConserved(h.board)
+      h.board.checkConsistency()
     })
 
     it('refuses pool entries before the genesis', () => {
@@ -72,7 +72,7 @@ describe('PoolBoard', () => {
       assert.equal(a.result.stateNumber, 2)
       assert.equal(h.state().stateNumber, 2)
       assert.equal(h.board.pool(ROOT)?.proof.kind, 'signatures')
-      assertConserved(h.board)
+      h.board.checkConsistency()
     })
 
     it('a forged or missing signature is rejected, naming the member', () => {
@@ -146,7 +146,7 @@ describe('PoolBoard', () => {
       assert.deepStrictEqual(h.board.conflictsFor(withdrawOutpoints(s1)).map((r) => toHex(r.id)), [toHex(id)])
       assert.deepStrictEqual(h.board.conflictsFor([withdrawOutpoints(s1)[1]]), [])
       assert.deepStrictEqual(h.board.spentBy(withdrawOutpoints(s1)[2]), id)
-      assertConserved(h.board)
+      h.board.checkConsistency()
     })
 
     it('a conflicting statement is rejected naming the first, with evidence against whoever signed both', () => {
@@ -171,8 +171,6 @@ describe('PoolBoard', () => {
       assert.equal(ev.source, 'conflict')
       assert.deepStrictEqual(verifyEvidence(ev.evidence, poolIdOf(h.board.genesis!)), { ok: true })
       assert.deepStrictEqual(h.board.equivocators(), [C])
-      // the board builds the same evidence as the protocol does
-      assert.deepStrictEqual(findEquivocations(first, second).map((e) => toHex(evidenceIdOf(e))), [toHex(ev.id)])
 
       // the same evidence proposed again is recorded once
       h.reject(evidenceEntry(ev.evidence), new RegExp(`evidence ${short(ev.id)} is already recorded \\(index 4\\)`))
@@ -188,7 +186,7 @@ describe('PoolBoard', () => {
       assert.equal(h.board.evidence().length, 2)
       // the same accepted statement again is a duplicate, not a conflict
       h.reject(statementEntry(first), new RegExp(`statement ${short(statementId(first))} is already on the board \\(accepted at index 3\\)`))
-      assertConserved(h.board)
+      h.board.checkConsistency()
     })
 
     it('a stale statement is rejected, and so is one ahead of the pool', () => {
@@ -226,7 +224,7 @@ describe('PoolBoard', () => {
       const tree = h.board.poolTree()
       assert.deepStrictEqual(tree?.children.map((c) => c.pool.ref), [{ kind: 'partition', statementId: statementId(first) }, { kind: 'partition', statementId: statementId(parallel) }])
       assert.equal(h.board.valueHeldSats(), 1_500_000n)
-      assertConserved(h.board)
+      h.board.checkConsistency()
     })
 
     it('a sub-pool updates with its actives alone, and can be partitioned again', () => {
@@ -254,7 +252,7 @@ describe('PoolBoard', () => {
       assert.deepStrictEqual(tree?.children[0].children[0].pool.parent, { pool: sub, stateNumber: 1 })
       // the nested statement conflicts with nothing at the root: root outpoints and sub-pool outpoints differ
       assert.deepStrictEqual(h.board.conflictsFor(withdrawOutpoints(sub1)).map((r) => toHex(r.id)), [toHex(statementId(nested))])
-      assertConserved(h.board)
+      h.board.checkConsistency()
     })
   })
 
@@ -277,7 +275,7 @@ describe('PoolBoard', () => {
       const foreign = initialState(smallGenesis(3))
       const fx = partition(foreign, [0, 1], [150_000n, 150_000n], [foreign.pool.members[0]])
       const fy = partition(foreign, [0], [100_000n], [foreign.pool.members[0]])
-      h.reject(evidenceEntry(findEquivocations(fx, fy)[0]), /the evidence is about another pool than/)
+      h.reject(evidenceEntry(findEquivocations(fx, fy)[0]), new RegExp(`^first statement belongs to pool [0-9a-f]{16}, not ${short(poolIdOf(h.board.genesis!))}$`))
     })
 
     it('keeps at most a bounded number of pieces of evidence per member', () => {
@@ -333,7 +331,7 @@ describe('PoolBoard', () => {
       assert.equal(h.board.onChainExitSats(), 200_000n)
       assert.equal(h.board.pool(ROOT)?.status, 'closed')
       assert.equal(h.board.valueHeldSats(), 1_300_000n)
-      assertConserved(h.board)
+      h.board.checkConsistency()
 
       const c0 = h.state(cont)
       assert.deepStrictEqual(c0.pool.members, [A, C, D, E])
@@ -353,7 +351,7 @@ describe('PoolBoard', () => {
       h.accept(statementEntry(partition(c1, [0, 1], [25_000n, 375_000n])))
       assert.equal(h.board.pool(cont)?.status, 'frozen')
       assert.deepStrictEqual(h.board.poolTree()?.children.map((c) => c.pool.ref), [cont])
-      assertConserved(h.board)
+      h.board.checkConsistency()
     })
 
     it('a kick-out of a member holding the whole pool leaves nothing to continue', () => {
@@ -390,7 +388,7 @@ describe('PoolBoard', () => {
         assert.notEqual(a.result.outcome, 'accepted')
       }), { numRuns: 300 })
       assert.equal(h.state().stateNumber, 1)
-      assertConserved(h.board)
+      h.board.checkConsistency()
     })
 
     it('refuses to apply an entry out of order', () => {

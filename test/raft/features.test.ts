@@ -8,24 +8,13 @@ import {
   makeEntry,
   ProposalError,
   Raft,
-  RAFT_CONFIG_DEFAULTS,
   RaftConfigError,
   resolveConfig,
   type PersistedState,
 } from '../../board/raft/index.js';
-import { chain, Cluster, dec, enc, msgsOfType, stateWithLog, TestNode } from './harness.js';
+import { chain, Cluster, dec, enc, msgsOfType, refusal, stateWithLog, TestNode } from './harness.js';
 
 const three = { voters: ['n1', 'n2', 'n3'], learners: [] };
-
-function reason(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ProposalError) return err.reason;
-    throw err;
-  }
-  return 'accepted';
-}
 
 describe('raft read index (linearizable reads)', () => {
   it('read index: the leader answers after a heartbeat quorum, with its commit index at arrival', () => {
@@ -111,7 +100,7 @@ describe('raft read index (linearizable reads)', () => {
 
   it('read index: without a known leader the request is refused', () => {
     const n = new TestNode('n2', stateWithLog(three, []), {});
-    assert.equal(reason(() => n.raft.readIndex(enc('x'))), 'not-leader');
+    assert.equal(refusal(() => n.raft.readIndex(enc('x'))), 'not-leader');
   });
 
   it('read index: acks to a later request also confirm earlier ones', () => {
@@ -151,11 +140,11 @@ describe('raft leadership transfer', () => {
     const l = c.elect('n1');
     c.isolate('n3');
     l.transferLeadership('n3');
-    assert.equal(reason(() => l.propose(enc('x'))), 'transferring');
+    assert.equal(refusal(() => l.propose(enc('x'))), 'transferring');
     c.tick('n1', 10);
     c.stabilize();
     assert.equal(l.currentRole, 'leader');
-    assert.equal(reason(() => l.propose(enc('x'))), 'accepted');
+    assert.equal(refusal(() => l.propose(enc('x'))), 'accepted');
   });
 
   it('transfer: forwarded by a follower; invalid targets are refused', () => {
@@ -165,8 +154,8 @@ describe('raft leadership transfer', () => {
     c.stabilize();
     assert.equal(c.raft('n2').currentRole, 'leader');
     const l2 = c.raft('n2');
-    assert.equal(reason(() => l2.transferLeadership('n4')), 'invalid-transfer-target');
-    assert.equal(reason(() => l2.transferLeadership('n2')), 'invalid-transfer-target');
+    assert.equal(refusal(() => l2.transferLeadership('n4')), 'invalid-transfer-target');
+    assert.equal(refusal(() => l2.transferLeadership('n2')), 'invalid-transfer-target');
     assert.equal(l.currentRole, 'follower');
   });
 });
@@ -178,17 +167,17 @@ describe('raft back-pressure', () => {
     c.isolate('n2');
     c.isolate('n3');
     l.propose(enc('123456'));
-    assert.equal(reason(() => l.propose(enc('123456'))), 'too-many-uncommitted-bytes');
+    assert.equal(refusal(() => l.propose(enc('123456'))), 'too-many-uncommitted-bytes');
     c.heal();
     c.stabilize();
     c.tickAll(1);
-    assert.equal(reason(() => l.propose(enc('123456'))), 'accepted');
+    assert.equal(refusal(() => l.propose(enc('123456'))), 'accepted');
   });
 
   it('back-pressure: one proposal larger than the limit is accepted when nothing is uncommitted', () => {
     const c = new Cluster({ voters: 3, config: { maxUncommittedBytes: 4 } });
     const l = c.elect('n1');
-    assert.equal(reason(() => l.propose(enc('123456'))), 'accepted');
+    assert.equal(refusal(() => l.propose(enc('123456'))), 'accepted');
   });
 
   it('back-pressure: a follower refuses proposals and names the leader', () => {
@@ -208,7 +197,7 @@ describe('raft back-pressure', () => {
   it('back-pressure: a payload above maxEntryBytes is refused', () => {
     const c = new Cluster({ voters: 1, config: { maxEntryBytes: 3 } });
     const l = c.elect('n1');
-    assert.equal(reason(() => l.propose(enc('1234'))), 'entry-too-large');
+    assert.equal(refusal(() => l.propose(enc('1234'))), 'entry-too-large');
   });
 
   it('back-pressure: the read queue is bounded by maxPendingReads', () => {
@@ -217,7 +206,7 @@ describe('raft back-pressure', () => {
     c.isolate('n1');
     l.readIndex(enc('1'));
     l.readIndex(enc('2'));
-    assert.equal(reason(() => l.readIndex(enc('3'))), 'too-many-pending-reads');
+    assert.equal(refusal(() => l.readIndex(enc('3'))), 'too-many-pending-reads');
   });
 });
 
@@ -286,13 +275,27 @@ describe('raft restart and store validation', () => {
 
 describe('raft config', () => {
   it('config: defaults are documented values', () => {
-    const r = resolveConfig({ id: 'n1', rand: () => 0 });
-    assert.equal(r.electionTicks, 10);
-    assert.equal(r.heartbeatTicks, 1);
-    assert.equal(r.preVote, true);
-    assert.equal(r.checkQuorum, true);
-    assert.equal(r.verifyHashChain, true);
-    assert.deepEqual({ ...r, id: undefined, rand: undefined }, { ...RAFT_CONFIG_DEFAULTS, id: undefined, rand: undefined });
+    const rand = (): number => 0;
+    const { id, rand: r, ...rest } = resolveConfig({ id: 'n1', rand });
+    assert.equal(id, 'n1');
+    assert.equal(r, rand);
+    // The table "Configuration (defaults)" of docs/raft.md.
+    const MiB = 1024 * 1024;
+    assert.deepEqual(rest, {
+      electionTicks: 10,
+      heartbeatTicks: 1,
+      preVote: true,
+      checkQuorum: true,
+      verifyHashChain: true,
+      maxMessageBytes: 1 * MiB,
+      maxInflightMsgs: 256,
+      maxInflightBytes: 32 * MiB,
+      maxUncommittedBytes: 64 * MiB,
+      maxEntryBytes: 1 * MiB,
+      maxCommittedBytesPerReady: 16 * MiB,
+      maxPendingReads: 4096,
+      snapshotTimeoutTicks: 100,
+    });
   });
 
   const bad: { name: string; patch: Record<string, unknown>; key: string }[] = [

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import {
   bootstrapState,
   makeEntry,
+  ProposalError,
   Raft,
   ZERO_HASH,
   type Alarm,
@@ -18,7 +19,6 @@ import {
   type ReadState,
   type Ready,
   type Snapshot,
-  type SoftState,
 } from '../../board/raft/index.js';
 
 export type TestConfig = Partial<Omit<RaftConfig, 'id'>>;
@@ -91,7 +91,6 @@ export class TestNode {
   applied: Entry[] = [];
   readStates: ReadState[] = [];
   alarms: Alarm[] = [];
-  softStates: SoftState[] = [];
   snapshotsRestored: Snapshot[] = [];
   /** Readies handled, for tests that inspect them. */
   readies: Ready[] = [];
@@ -113,7 +112,6 @@ export class TestNode {
       this.readies.push(rd);
       this.store.persist(rd);
       out.push(...rd.messages);
-      if (rd.softState !== null) this.softStates.push(rd.softState);
       if (rd.snapshot !== null) this.snapshotsRestored.push(rd.snapshot);
       this.applied.push(...rd.committedEntries);
       this.readStates.push(...rd.readStates);
@@ -250,9 +248,15 @@ export class Cluster {
   }
 }
 
-/** Handles one node's Ready and returns its messages, without delivering them. */
-export function drain(node: TestNode): Message[] {
-  return node.handle();
+/** Runs fn and returns the ProposalError reason it throws, or 'accepted' if it throws nothing. */
+export function refusal(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ProposalError) return err.reason;
+    throw err;
+  }
+  return 'accepted';
 }
 
 export function msgsOfType<T extends Message['type']>(msgs: readonly Message[], type: T): (Message & { type: T })[] {

@@ -1,7 +1,8 @@
 // Log replication (§5.3): consistency check, truncation, commit propagation, backtracking, flow control.
 
 import assert from 'node:assert/strict';
-import { makeEntry, type AppMessage, type Entry } from '../../board/raft/index.js';
+import { createHash } from 'node:crypto';
+import { bootstrapState, computeEntryHash, makeEntry, ZERO_HASH, type AppMessage, type Entry, type EntryType } from '../../board/raft/index.js';
 import { chain, Cluster, enc, msgsOfType, stateWithLog, TestNode } from './harness.js';
 
 const three = { voters: ['n1', 'n2', 'n3'], learners: [] };
@@ -248,12 +249,50 @@ describe('raft hash chain', () => {
     }
   });
 
+  /**
+   * The entry hash of docs/raft.md, built by hand from its byte layout: sha256("poolboard/raft/entry/v1"
+   * || prevHash || u64be(index) || u64be(term) || u8(type: 0 normal, 1 confChange) || u32be(data.length) || data).
+   */
+  function documentedEntryHash(prevHash: Uint8Array, index: number, term: number, type: EntryType, data: Uint8Array): Uint8Array {
+    const fields = Buffer.alloc(8 + 8 + 1 + 4);
+    fields.writeBigUInt64BE(BigInt(index), 0);
+    fields.writeBigUInt64BE(BigInt(term), 8);
+    fields.writeUInt8(type === 'normal' ? 0 : 1, 16);
+    fields.writeUInt32BE(data.length, 17);
+    const h = createHash('sha256');
+    h.update(Buffer.from('poolboard/raft/entry/v1', 'utf8'));
+    h.update(prevHash);
+    h.update(fields);
+    h.update(data);
+    return new Uint8Array(h.digest());
+  }
+
+  it('hash chain: computeEntryHash and makeEntry follow the documented byte layout (known answers)', () => {
+    const cases: { prevHash: Uint8Array; index: number; term: number; type: EntryType; data: Uint8Array }[] = [
+      { prevHash: ZERO_HASH, index: 1, term: 1, type: 'normal', data: new Uint8Array(0) },
+      { prevHash: new Uint8Array(32).fill(0xab), index: 7, term: 3, type: 'normal', data: enc('payload') },
+      // Both words of the u64 fields, and the confChange type byte.
+      { prevHash: new Uint8Array(32).fill(0x5c), index: 2 ** 32 + 3, term: 2 ** 40 + 9, type: 'confChange', data: Uint8Array.of(1, 5, 0, 1, 0x61) },
+    ];
+    for (const { prevHash, index, term, type, data } of cases) {
+      const expected = documentedEntryHash(prevHash, index, term, type, data);
+      assert.deepEqual(computeEntryHash(prevHash, index, term, type, data), expected, `index ${index}`);
+      assert.deepEqual(makeEntry(prevHash, index, term, type, data).hash, expected, `index ${index}`);
+    }
+  });
+
   it('hash chain: a leader computes the hash of the entries it appends', () => {
     const c = new Cluster({ voters: 1 });
     const l = c.elect('n1');
     const r = l.propose(enc('x'));
     const e = l.entryAt(r.index)!;
-    const expected = makeEntry(l.hashAt(r.index - 1)!, r.index, r.term, 'normal', enc('x'));
-    assert.deepEqual(e.hash, expected.hash);
+    // The founding entry, then every entry chained on the one before it.
+    const founding = bootstrapState({ voters: ['n1'], learners: [] }).entries[0]!;
+    assert.deepEqual(l.hashAt(1), documentedEntryHash(ZERO_HASH, 1, 1, 'confChange', founding.data));
+    for (let i = 2; i <= r.index; i++) {
+      const ei = l.entryAt(i)!;
+      assert.deepEqual(ei.hash, documentedEntryHash(l.hashAt(i - 1)!, i, ei.term, ei.type, ei.data), `entry ${i}`);
+    }
+    assert.deepEqual(e.hash, documentedEntryHash(l.hashAt(r.index - 1)!, r.index, r.term, 'normal', enc('x')));
   });
 });

@@ -32,10 +32,6 @@ export class SimDisk {
     this.durable = { hardState: initial.hardState, snapshot: initial.snapshot, entries: [...initial.entries] };
   }
 
-  get hasPending(): boolean {
-    return this.pending.length > 0;
-  }
-
   write(b: Batch): void {
     this.pending.push(b);
   }
@@ -95,10 +91,6 @@ export class SimDisk {
   load(): PersistedState {
     const d = this.durable;
     return { hardState: d.hardState, snapshot: d.snapshot, entries: [...d.entries] };
-  }
-
-  lastIndex(): number {
-    return this.durable.snapshot.meta.index + this.durable.entries.length;
   }
 
   /** Durable hash at index, or null if not stored (compacted below the snapshot or beyond the log). */

@@ -9,10 +9,6 @@ export interface Timed {
 export class EventHeap<T extends Timed> {
   private readonly items: T[] = [];
 
-  get size(): number {
-    return this.items.length;
-  }
-
   push(item: T): void {
     const a = this.items;
     a.push(item);

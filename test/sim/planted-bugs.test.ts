@@ -24,11 +24,5 @@ describe('simulator finds planted bugs', function () {
       assert.fail(`${bug} not found in ${BUDGET_SEEDS} seeds`);
     });
   }
-
-  it('the same seeds pass without the bug', () => {
-    for (let seed = 1; seed <= 60; seed++) {
-      const r = runSimulation({ seed, nodes: 5, steps: 3000 });
-      assert.ok(r.ok, `seed ${seed}: ${r.failure}`);
-    }
-  });
+  // The same seeds without a bug pass: sim.test.ts runs seeds 1..4000 of 5-node clusters clean.
 });

@@ -61,7 +61,7 @@ export class Prng {
     return items[this.int(items.length)]!;
   }
 
-  /** A new generator whose stream is independent of this one (consumes one draw). */
+  /** A new generator whose stream is independent of this one (consumes two draws). */
   fork(): Prng {
     return new Prng(this.next() * 0x10000 + (this.next() & 0xffff));
   }

@@ -8,17 +8,16 @@
 // a fault). A run ends with a quiet phase (faults off, every node up) in which a leader must be
 // elected and every client request committed within a bounded number of ticks.
 
+import { equalBytes, toHex } from '../../protocol/bytes.js'
 import {
   applyConfEntry,
   bootstrapState,
-  bytesEqual,
   computeEntryHash,
   decodeConfEntry,
   EMPTY_CONFIGURATION,
   joiningState,
   ProposalError,
   quorumSize,
-  toHex,
   ZERO_HASH,
   type Configuration,
   type ConfChange,
@@ -210,7 +209,6 @@ class SimNode {
   syncing: Ready | null = null;
   slowDiskUntil = 0;
   appliedIndex = 0;
-  appliedHash: Uint8Array = ZERO_HASH;
   lastRole: Role = 'follower';
   lastTerm = 0;
   readonly rng: Prng;
@@ -389,7 +387,6 @@ class Simulation {
     node.syncing = null;
     const snap = node.disk.durable.snapshot;
     node.appliedIndex = snap.meta.index;
-    node.appliedHash = snap.meta.hash;
     node.lastRole = 'follower';
     node.lastTerm = node.raft.currentTerm;
     // Ticks start at a random phase so nodes do not tick in lockstep.
@@ -938,12 +935,11 @@ class Simulation {
     }
     this.recordCommitted(node, e);
     node.appliedIndex = e.index;
-    node.appliedHash = e.hash;
   }
 
   private recordCommitted(node: SimNode, e: Entry): void {
     if (e.index < this.committed.length) {
-      if (!bytesEqual(this.committed[e.index]!, e.hash)) {
+      if (!equalBytes(this.committed[e.index]!, e.hash)) {
         throw new Violation(
           `state machine safety: ${node.id} applied index ${e.index} (term ${e.term}, hash ${toHex(e.hash).slice(0, 12)}), ` +
             `but a different entry (hash ${toHex(this.committed[e.index]!).slice(0, 12)}) was applied there before`,
@@ -969,17 +965,16 @@ class Simulation {
 
   private installSnapshot(node: SimNode, index: number, hash: Uint8Array, data: Uint8Array): void {
     const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-    if (data.length < 40 || view.getUint32(0) * 0x1_0000_0000 + view.getUint32(4) !== index || !bytesEqual(data.subarray(8, 40), hash)) {
+    if (data.length < 40 || view.getUint32(0) * 0x1_0000_0000 + view.getUint32(4) !== index || !equalBytes(data.subarray(8, 40), hash)) {
       throw new Violation(`${node.id} received a snapshot whose data does not describe index ${index}`);
     }
     if (index >= this.committed.length) {
       throw new Violation(`${node.id} installs a snapshot at ${index}, beyond everything committed (${this.committed.length - 1})`);
     }
-    if (!bytesEqual(this.committed[index]!, hash)) {
+    if (!equalBytes(this.committed[index]!, hash)) {
       throw new Violation(`state machine safety: ${node.id} installs a snapshot at ${index} that differs from the committed entry`);
     }
     node.appliedIndex = index;
-    node.appliedHash = hash;
     this.stats.snapshotsInstalled++;
     this.record(node.id, `installs snapshot at ${index}`);
   }
@@ -1020,8 +1015,8 @@ class Simulation {
       for (const e of b.entries) {
         if (e.term < prevTerm) throw new Violation(`${node.id} stored entry ${e.index} of term ${e.term} after term ${prevTerm}`);
         const checked = this.chainChecked.get(e);
-        if (checked === undefined || !bytesEqual(checked, prevHash)) {
-          if (!bytesEqual(computeEntryHash(prevHash, e.index, e.term, e.type, e.data), e.hash)) {
+        if (checked === undefined || !equalBytes(checked, prevHash)) {
+          if (!equalBytes(computeEntryHash(prevHash, e.index, e.term, e.type, e.data), e.hash)) {
             throw new Violation(`log matching: ${node.id} stored entry ${e.index} (term ${e.term}) that does not chain onto its predecessor`);
           }
           this.chainChecked.set(e, prevHash);
@@ -1034,7 +1029,7 @@ class Simulation {
         }
         const same = seen.find((s) => s.term === e.term);
         if (same === undefined) seen.push(e);
-        else if (same !== e && !bytesEqual(same.hash, e.hash)) {
+        else if (same !== e && !equalBytes(same.hash, e.hash)) {
           throw new Violation(`log matching: two different entries at index ${e.index} in term ${e.term} (one on ${node.id})`);
         }
         prevHash = e.hash;
@@ -1088,12 +1083,12 @@ class Simulation {
     }
     const h = raft.hashAt(c);
     if (h !== null) {
-      if (!bytesEqual(h, this.committed[c]!)) {
+      if (!equalBytes(h, this.committed[c]!)) {
         throw new Violation(`leader completeness: ${node.id} leads term ${term} without the entry at ${c} committed in term ${this.commitTerms[c]}`);
       }
     } else {
       const sm = raft.snapshotMeta();
-      if (sm.index < this.committed.length && !bytesEqual(this.committed[sm.index]!, sm.hash)) {
+      if (sm.index < this.committed.length && !equalBytes(this.committed[sm.index]!, sm.hash)) {
         throw new Violation(`leader completeness: ${node.id}'s snapshot at ${sm.index} contradicts the committed log`);
       }
     }
@@ -1113,7 +1108,7 @@ class Simulation {
       if (disk.durable.snapshot.meta.index >= c) holders++;
       else {
         const h = disk.hashAt(c);
-        if (h !== null && bytesEqual(h, want)) holders++;
+        if (h !== null && equalBytes(h, want)) holders++;
       }
     }
     if (holders < need) {

@@ -13,6 +13,9 @@ import { createLibp2p } from 'libp2p'
 import pino from 'pino'
 import type { Message } from '../../board/raft/types.js'
 import { RaftTransport, type TransportLimits, type TransportTiming } from '../../daemon/raft-transport.js'
+import { waitFor } from '../../daemon/wait.js'
+
+const UNTIL_POLL_MS = 10
 
 export interface TestNode {
   readonly id: string
@@ -102,11 +105,5 @@ export async function introduce (from: TestNode, to: { id: string, port: number 
 
 /** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs`. */
 export async function until<T> (what: string, check: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  while (true) {
-    const v = check()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
+  return await waitFor(what, check, timeoutMs, UNTIL_POLL_MS)
 }
