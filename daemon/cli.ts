@@ -10,7 +10,7 @@ import { AdminClient } from './client.js'
 import { type DataDir, initDataDir } from './datadir.js'
 import { UserError, errorMessage } from './errors.js'
 import { createNodeLogger } from './log.js'
-import type { NodeStatus } from './node.js'
+import type { NodeStatus, PoolboardNode } from './node.js'
 import { dataDir, datadirOption, output } from './cli-util.js'
 import { VERSION } from './version.js'
 
@@ -106,29 +106,13 @@ async function runNode (dir: DataDir, opts: { listen?: string, api?: string, log
   const { logger, reopen, flush } = await createNodeLogger({ file: dir.logFile, level: config.logLevel, quiet: opts.quiet === true, name: config.name })
   for (const file of dir.looseSecrets()) logger.warn({ file }, 'secret key file is readable by other users; chmod 600 it')
 
-  // Loaded here, not at the top: libp2p and LevelDB take a while to load, and every other command
-  // is a short-lived client that needs neither.
-  const { PoolboardNode } = await import('./node.js')
-  const node = await PoolboardNode.start({
-    dir,
-    config,
-    keys,
-    logger,
-    onFatal: (err) => {
-      logger.fatal({ err }, 'stopping: the node cannot keep its promises')
-      flush()
-      process.exit(70)
-    }
-  })
+  // Handlers go in before the node starts: it writes its cookie (which tools take as "up") while
+  // starting, and a signal that arrives then must still stop it cleanly, not kill it mid-write.
+  let node: PoolboardNode | undefined
+  let stopSignal: string | undefined
   let signals = 0
-  const shutdown = (signal: string): void => {
-    signals++
-    if (signals > 1) {
-      logger.warn({ signal }, 'second signal during shutdown: exiting now')
-      flush()
-      process.exit(1)
-    }
-    node.stop(signal).then(() => {
+  const stop = (signal: string, running: PoolboardNode): void => {
+    running.stop(signal).then(() => {
       flush()
       process.exit(0)
     }, (err: unknown) => {
@@ -136,6 +120,20 @@ async function runNode (dir: DataDir, opts: { listen?: string, api?: string, log
       flush()
       process.exit(1)
     })
+  }
+  const shutdown = (signal: string): void => {
+    signals++
+    if (signals > 1) {
+      logger.warn({ signal }, 'second signal during shutdown: exiting now')
+      flush()
+      process.exit(1)
+    }
+    if (node === undefined) {
+      logger.info({ signal }, 'signal while starting: stopping once started')
+      stopSignal = signal
+      return
+    }
+    stop(signal, node)
   }
   process.on('SIGINT', () => { shutdown('SIGINT') })
   process.on('SIGTERM', () => { shutdown('SIGTERM') })
@@ -151,6 +149,25 @@ async function runNode (dir: DataDir, opts: { listen?: string, api?: string, log
     flush()
     process.exit(70)
   })
+
+  // Loaded here, not at the top: libp2p and LevelDB take a while to load, and every other command
+  // is a short-lived client that needs neither.
+  const { PoolboardNode: Node } = await import('./node.js')
+  node = await Node.start({
+    dir,
+    config,
+    keys,
+    logger,
+    onFatal: (err) => {
+      logger.fatal({ err }, 'stopping: the node cannot keep its promises')
+      flush()
+      process.exit(70)
+    }
+  })
+  if (stopSignal !== undefined) {
+    stop(stopSignal, node)
+    return
+  }
   if (opts.quiet !== true) {
     process.stderr.write(`poolboard ${config.name} running: peer ${keys.peerId}, API ${formatHostPort(config.api)}; Ctrl-C to stop\n`)
   }

@@ -133,6 +133,29 @@ describe('a node in the foreground', function () {
     }
   })
 
+  it('stops cleanly and exits 0 on a SIGTERM that arrives while it is still starting', async () => {
+    const temp = tempDir()
+    try {
+      const dir = join(temp.path, 'node')
+      await cli(['init', '--datadir', dir, '--listen', '127.0.0.1:0', '--api', '127.0.0.1:0'])
+      const node = spawnCli(['start', '--datadir', dir, '--quiet'])
+      try {
+        // The pid file is written as soon as the lock is taken, long before the node is up.
+        await waitFor('the pid file', () => existsSync(join(dir, 'poolboard.pid')), 30_000, 1)
+        node.kill('SIGTERM')
+        assert.equal(await exitOf(node), 0)
+        assert.equal(existsSync(join(dir, '.cookie')), false)
+        assert.equal(existsSync(join(dir, 'poolboard.pid')), false)
+        assert.match(readFileSync(join(dir, 'logs', 'poolboard.log'), 'utf8'), /"msg":"stopped"/)
+      } finally {
+        if (node.exitCode === null && node.signalCode === null) node.kill('SIGKILL')
+        await exitOf(node)
+      }
+    } finally {
+      temp.cleanup()
+    }
+  })
+
   it('refuses to start on a directory that was never initialized', async () => {
     const temp = tempDir()
     try {
