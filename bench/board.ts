@@ -5,10 +5,10 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Agent } from 'node:http'
-import { fmt, rssMiB, summarize, writeResult, type Summary } from './lib.js'
+import { countsOption, fmt, numberOption, rssMiB, summarize, writeResult, type Summary } from './lib.js'
 import { closedLoop, payloadMaker, post, type LoadResult, type Target } from './load.js'
 import { renderTable } from '../daemon/table.js'
-import { waitFor } from '../daemon/wait.js'
+import { sleep, waitFor } from '../daemon/wait.js'
 
 const CLI = fileURLToPath(new URL('../daemon/cli.js', import.meta.url))
 
@@ -98,7 +98,7 @@ async function failoverMs (cluster: BenchCluster, body: () => string): Promise<n
       await poolboard(['cluster', 'start', String(leader.index), '--dir', cluster.dir])
       return elapsed
     }
-    await new Promise((resolve) => setTimeout(resolve, 5))
+    await sleep(5)
   }
   throw new Error('no append succeeded after killing the leader')
 }
@@ -123,11 +123,12 @@ export async function run (argv: string[]): Promise<void> {
       'catchup-entries': { type: 'string', default: '100000' }
     }
   })
-  const sizes = values.sizes.split(',').map(Number)
-  const clientCounts = values.clients.split(',').map(Number)
-  const durationMs = Number(values['duration-s']) * 1000
-  const body = rawEntryBody(Number(values['value-bytes']))
-  const catchupEntries = Number(values['catchup-entries'])
+  const sizes = countsOption('sizes', values.sizes)
+  const clientCounts = countsOption('clients', values.clients)
+  const durationMs = numberOption('duration-s', values['duration-s'], { min: 0.1 }) * 1000
+  const body = rawEntryBody(numberOption('value-bytes', values['value-bytes'], { integer: true }))
+  const failoverCount = numberOption('failovers', values.failovers, { integer: true })
+  const catchupEntries = numberOption('catchup-entries', values['catchup-entries'], { integer: true })
   const results: SizeResult[] = []
 
   for (const size of sizes) {
@@ -143,7 +144,7 @@ export async function run (argv: string[]): Promise<void> {
         process.stderr.write(`${fmt(r.throughputPerS, 0)} appends/s, p50 ${fmt(r.latencyMs.p50, 2)} ms, p99 ${fmt(r.latencyMs.p99, 2)} ms\n`)
       }
       const failovers: number[] = []
-      for (let i = 0; i < Number(values.failovers); i++) {
+      for (let i = 0; i < failoverCount; i++) {
         const ms = await failoverMs(cluster, body)
         failovers.push(ms)
         process.stderr.write(`  failover ${i + 1}: ${fmt(ms, 0)} ms from SIGKILL of the leader to the next commit\n`)

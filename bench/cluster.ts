@@ -3,17 +3,18 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { poolboard } from './board.js'
-import { fmt, rssMiB, summarize, writeResult, type Summary } from './lib.js'
+import { countsOption, fmt, numberOption, rssMiB, summarize, writeResult, type Summary } from './lib.js'
 import { renderTable } from '../daemon/table.js'
+import { sleep } from '../daemon/wait.js'
 
 interface Row { nodes: number, upMs: Summary, idleRssMiB: Summary }
 
 /** Time from `cluster up` to every node connected to every other, and each node's RSS after idling. */
 export async function run (argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options: { runs: { type: 'string', default: '5' }, nodes: { type: 'string', default: '3,7' }, 'idle-s': { type: 'string', default: '10' } } })
-  const runs = Number(values.runs)
-  const sizes = values.nodes.split(',').map(Number)
-  const idleMs = Number(values['idle-s']) * 1000
+  const runs = numberOption('runs', values.runs, { min: 1, integer: true })
+  const sizes = countsOption('nodes', values.nodes)
+  const idleMs = numberOption('idle-s', values['idle-s']) * 1000
   const rows: Row[] = []
   for (const nodes of sizes) {
     const upMs: number[] = []
@@ -27,7 +28,7 @@ export async function run (argv: string[]): Promise<void> {
         upMs.push(performance.now() - t0)
         process.stderr.write(`\r${nodes} nodes: run ${r + 1}/${runs} up in ${fmt(upMs[upMs.length - 1], 0)} ms   `)
         if (r === runs - 1) {
-          await new Promise((resolve) => setTimeout(resolve, idleMs))
+          await sleep(idleMs)
           const status = JSON.parse(await poolboard(['cluster', 'status', '--dir', dir, '--json'])) as { nodes: Array<{ pid: number | null }> }
           for (const n of status.nodes) if (n.pid !== null) rss.push(rssMiB(n.pid))
         }

@@ -17,7 +17,7 @@ import { Progress, renderTable } from '../daemon/table.js'
 import { VERSION } from '../daemon/version.js'
 import { BenchCluster, poolboard, rawEntryBody } from './board.js'
 import { ensureEtcd, EtcdCluster, killAllEtcdNow } from './etcd.js'
-import { fmt, percentile, summarize, writeResult, type Summary } from './lib.js'
+import { UsageError, countsOption, fmt, numberOption, percentile, summarize, writeResult, type Summary } from './lib.js'
 import { closedLoopEach, post, type LoadResult, type Target } from './load.js'
 
 /**
@@ -431,26 +431,22 @@ export async function run (argv: string[]): Promise<void> {
       'max-minutes': { type: 'string', default: '60' }
     }
   })
-  const sizes = values.sizes.split(',').map(Number)
-  const clientCounts = values.clients.split(',').map(Number)
-  const durationMs = Number(values['duration-s']) * 1000
-  const warmupMs = Number(values['warmup-s']) * 1000
-  const pauseMs = Number(values['pause-s']) * 1000
-  const valueBytes = Number(values['value-bytes'])
-  const failovers = Number(values.failovers)
-  const actives = Number(values['statement-actives'])
-  const maxMinutes = Number(values['max-minutes'])
-  const quietWaitMs = Number(values['quiet-wait-s']) * 1000
-  const quietCores = Number(values['quiet-cores'])
-  if (values.entries !== 'opaque' && values.entries !== 'statements') throw new Error(`--entries: expected opaque or statements, got ${values.entries}`)
+  const sizes = countsOption('sizes', values.sizes)
+  const clientCounts = countsOption('clients', values.clients)
+  const durationMs = numberOption('duration-s', values['duration-s'], { min: 0.1 }) * 1000
+  const warmupMs = numberOption('warmup-s', values['warmup-s']) * 1000
+  const pauseMs = numberOption('pause-s', values['pause-s']) * 1000
+  const valueBytes = numberOption('value-bytes', values['value-bytes'], { integer: true })
+  const failovers = numberOption('failovers', values.failovers, { integer: true })
+  const actives = numberOption('statement-actives', values['statement-actives'], { min: 1, integer: true })
+  const maxMinutes = numberOption('max-minutes', values['max-minutes'])
+  const quietWaitMs = numberOption('quiet-wait-s', values['quiet-wait-s']) * 1000
+  const quietCores = numberOption('quiet-cores', values['quiet-cores'])
+  if (values.entries !== 'opaque' && values.entries !== 'statements') throw new UsageError(`--entries: expected opaque or statements, got "${values.entries}"`)
   const withStatements = values.entries === 'statements'
   const maxClients = Math.max(...clientCounts)
-  for (const [name, v] of [['sizes', sizes], ['clients', clientCounts]] as const) {
-    if (v.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--${name}: expected positive integers separated by commas`)
-  }
-  if (![durationMs, warmupMs, pauseMs, valueBytes, failovers, maxMinutes, quietWaitMs, quietCores].every((n) => Number.isFinite(n) && n >= 0) || durationMs <= 0) throw new Error('expected non-negative numbers (and a positive --duration-s)')
-  if (withStatements && (!Number.isInteger(actives) || actives < 1 || maxClients * actives > STATEMENT_MEMBERS_MAX)) {
-    throw new Error(`--statement-actives: each client needs a chain of its own, so clients × actives must be at most ${STATEMENT_MEMBERS_MAX} members (${maxClients} × ${actives})`)
+  if (withStatements && maxClients * actives > STATEMENT_MEMBERS_MAX) {
+    throw new UsageError(`--statement-actives: each client needs a chain of its own, so clients × actives must be at most ${STATEMENT_MEMBERS_MAX} members (${maxClients} × ${actives})`)
   }
 
   const resources = new Resources()

@@ -61,3 +61,23 @@ export function rssMiB (pid: number): number {
 export function fmt (n: number, digits = 1): string {
   return Number.isFinite(n) ? n.toFixed(digits) : '-'
 }
+
+/** A bad benchmark option: printed as its message alone, with no stack. */
+export class UsageError extends Error {}
+
+/** The number given to `--NAME`, checked: finite, at least `min` (default 0), whole when `integer`. */
+export function numberOption (name: string, text: string, opts: { min?: number, integer?: boolean } = {}): number {
+  const min = opts.min ?? 0
+  const n = Number(text)
+  if (text.trim() === '' || !Number.isFinite(n) || n < min || (opts.integer === true && !Number.isSafeInteger(n))) {
+    throw new UsageError(`--${name}: expected ${opts.integer === true ? 'a whole number' : 'a number'} of at least ${min}, got "${text}"`)
+  }
+  return n
+}
+
+/** `--NAME 1,16,64`: positive whole numbers separated by commas. */
+export function countsOption (name: string, text: string): number[] {
+  const counts = text.split(',').map(Number)
+  if (counts.some((n) => !Number.isSafeInteger(n) || n < 1)) throw new UsageError(`--${name}: expected positive whole numbers separated by commas, got "${text}"`)
+  return counts
+}

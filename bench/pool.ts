@@ -11,7 +11,7 @@ import {
 } from '../protocol/index.js'
 import { renderTable } from '../daemon/table.js'
 import { BenchCluster } from './board.js'
-import { fmt, summarize, writeResult, type Summary } from './lib.js'
+import { UsageError, fmt, numberOption, summarize, writeResult, type Summary } from './lib.js'
 
 /**
  * `npm run bench -- pool`:
@@ -137,16 +137,18 @@ export async function run (argv: string[]): Promise<void> {
       'skip-cluster': { type: 'boolean', default: false }
     }
   })
-  const members = Number(values.members)
-  const actives = Number(values.actives)
-  const statements = Number(values.statements)
+  const members = numberOption('members', values.members, { min: 2, integer: true })
+  const actives = numberOption('actives', values.actives, { min: 1, integer: true })
+  const statements = numberOption('statements', values.statements, { min: 1, integer: true })
+  const partitions = numberOption('partitions', values.partitions, { min: 1, integer: true })
+  if (actives > members) throw new UsageError(`--actives ${actives}: a pool of ${members} members has at most ${members} actives`)
 
   const rates: ApplyRate[] = []
   for (const a of [...new Set([actives, members])]) {
     process.stderr.write(`PoolBoard.apply: ${statements} statements of ${a} actives ...\n`)
     rates.push(applyRate(members, a, statements))
   }
-  const latency = values['skip-cluster'] ? null : await partitionLatency(members, actives, Number(values.partitions))
+  const latency = values['skip-cluster'] ? null : await partitionLatency(members, actives, partitions)
 
   if (latency !== null) {
     process.stdout.write(`\npartition to accepted (admin API call on the proposer; ${actives} actives in a ${members}-member pool, all online, loopback)\n`)

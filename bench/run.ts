@@ -1,4 +1,5 @@
 import '../daemon/polyfill.js'
+import { UsageError } from './lib.js'
 
 /** `npm run bench -- NAME [options]`: each benchmark is a module in bench/ exporting `run(args)`. */
 const BENCHMARKS: Record<string, { description: string, load: () => Promise<{ run: (args: string[]) => Promise<void> }> }> = {
@@ -20,6 +21,8 @@ async function main (): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`)
+  // A mistyped option needs its message, not a stack trace.
+  const usage = err instanceof UsageError || (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS') === true
+  process.stderr.write(`bench: ${usage ? (err as Error).message : (err as Error).stack ?? String(err)}\n`)
   process.exit(1)
 })

@@ -10,7 +10,7 @@ import { MemberNetwork } from '../daemon/p2p.js'
 import { RaftTransport } from '../daemon/raft-transport.js'
 import { renderTable } from '../daemon/table.js'
 import { waitFor } from '../daemon/wait.js'
-import { fmt, summarize, writeResult, type Summary } from './lib.js'
+import { UsageError, fmt, numberOption, summarize, writeResult, type Summary } from './lib.js'
 
 const FROM = '12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo'
 const TO = '12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK'
@@ -151,12 +151,16 @@ export async function run (argv: string[]): Promise<void> {
     }
   })
   const only = values.only
-  if (only !== undefined && only !== 'codec' && only !== 'transport') throw new Error('--only must be codec or transport')
+  if (only !== undefined && only !== 'codec' && only !== 'transport') throw new UsageError(`--only: expected codec or transport, got "${only}"`)
+  const codecMs = numberOption('codec-ms', values['codec-ms'], { min: 1 })
+  const sequential = numberOption('round-trips', values['round-trips'], { min: 1, integer: true })
+  const pipelined = numberOption('pipelined', values.pipelined, { min: 1, integer: true })
+  const window = numberOption('window', values.window, { min: 1, integer: true })
   let codecRows: CodecRow[] = []
   let transportRows: TransportRow[] = []
 
   if (only !== 'transport') {
-    codecRows = codec(Number(values['codec-ms']))
+    codecRows = codec(codecMs)
     process.stdout.write(`\nwire codec: append messages, ${ENTRY_DATA_BYTES}-byte entries, one core\n`)
     process.stdout.write(renderTable(
       ['entries', 'bytes', 'encode msg/s', 'decode msg/s', 'enc+dec msg/s', 'enc+dec entries/s', 'enc+dec MiB/s'],
@@ -168,9 +172,6 @@ export async function run (argv: string[]): Promise<void> {
   if (only !== 'codec') {
     const pair = await startPair()
     try {
-      const sequential = Number(values['round-trips'])
-      const pipelined = Number(values.pipelined)
-      const window = Number(values.window)
       await roundTrips(pair, 1, Math.min(500, sequential), 1) // warm up: streams open, JIT
       transportRows = [
         await roundTrips(pair, 1, sequential, 1),

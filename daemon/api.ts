@@ -167,6 +167,12 @@ export class AdminApi {
   }
 }
 
+/** A value as a client reads it back from `jsonReplacer`'s JSON: its bigints are numbers. */
+export type Json<T> = T extends bigint ? number
+  : T extends ReadonlyArray<infer U> ? Array<Json<U>>
+    : T extends object ? { [K in keyof T]: Json<T[K]> }
+      : T
+
 /** Satoshi amounts are bigints in memory; every valid one (at most 21e14 sats) is a safe JSON number. */
 export function jsonReplacer (_key: string, value: unknown): unknown {
   if (typeof value !== 'bigint') return value

@@ -19,11 +19,31 @@ const MAX_RAW_ENTRY_BYTES = 256 * 1024
 /** A member as the API shows it: peer id and, where known, its name. */
 export interface NamedMember { peerId: string, name: string | null }
 
+/** GET /v1/board/status. */
+export interface BoardStatusView {
+  role: string
+  term: number
+  leader: NamedMember | null
+  commit: number
+  applied: number
+  lastIndex: number
+  snapshotIndex: number
+  voters: NamedMember[]
+  learners: NamedMember[]
+  /** On the leader, each member's replication progress; null elsewhere. */
+  progress: Array<{ member: NamedMember, match: number, next: number, state: string, learner: boolean }> | null
+  alarms: number
+  /** Members this node no longer follows (they offered to rewrite committed entries). */
+  shunned: NamedMember[]
+  /** The last ten alarms, byte fields in hex. */
+  recentAlarms: Array<Record<string, unknown>>
+}
+
 /** The board's admin API routes: status, log, membership, transfer, and (lab only) raw entries. */
 export function boardRoutes (options: BoardApiOptions): Route[] {
   const { board, lab, proposalTimeoutMs } = options
   const byPeerId = new Map(options.members.map((m) => [m.peerId, m]))
-  const named = (peerId: string | null): NamedMember | null => peerId === null ? null : { peerId, name: byPeerId.get(peerId)?.name ?? null }
+  const named = (peerId: string): NamedMember => ({ peerId, name: byPeerId.get(peerId)?.name ?? null })
   const memberByName = (text: unknown): MemberEntry => {
     if (typeof text !== 'string') throw new ApiError(400, 'bad-request', 'member: expected a member name or peer id')
     const m = options.members.find((x) => x.name === text || x.peerId === text)
@@ -36,7 +56,7 @@ export function boardRoutes (options: BoardApiOptions): Route[] {
       const leader = err.leader === null ? undefined : byPeerId.get(err.leader)
       const where = leader?.api === undefined ? '' : ` at ${formatHostPort(leader.api)}`
       throw new ApiError(421, 'not-leader', `this node is not the board leader; ${leader === undefined ? 'no leader is known yet' : `the leader is ${leader.name}${where}`}`, {
-        leader: named(err.leader),
+        leader: err.leader === null ? null : named(err.leader),
         leaderApi: leader?.api === undefined ? null : formatHostPort(leader.api)
       })
     }
@@ -155,11 +175,11 @@ export function boardRoutes (options: BoardApiOptions): Route[] {
   ]
 }
 
-function describeStatus (s: BoardStatus, named: (peerId: string | null) => NamedMember | null, board: Board): unknown {
+function describeStatus (s: BoardStatus, named: (peerId: string) => NamedMember, board: Board): BoardStatusView {
   return {
     role: s.role,
     term: s.term,
-    leader: named(s.leader),
+    leader: s.leader === null ? null : named(s.leader),
     commit: s.commit,
     applied: s.applied,
     lastIndex: s.lastIndex,
@@ -180,7 +200,7 @@ function hexBytes (record: object): Record<string, unknown> {
   return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, v instanceof Uint8Array ? toHex(v) : v]))
 }
 
-function describeConfEntry (change: ConfEntry, named: (peerId: string | null) => NamedMember | null): Record<string, unknown> {
+function describeConfEntry (change: ConfEntry, named: (peerId: string) => NamedMember): Record<string, unknown> {
   if (change.kind === 'initialize') {
     return { change: 'initialize', voters: change.configuration.voters.map(named), learners: change.configuration.learners.map(named) }
   }

@@ -1,25 +1,11 @@
 import { Command } from 'commander'
-import { clientFor, datadirOption, output, parsePositive } from './cli-util.js'
+import { clientCommand, clientFor, datadirOption, output, parsePositive } from './cli-util.js'
+import type { BoardStatusView, NamedMember } from './board-api.js'
 import { renderTable } from './table.js'
 
-interface Named { peerId: string, name: string | null }
-interface BoardStatusView {
-  role: string
-  term: number
-  leader: Named | null
-  commit: number
-  applied: number
-  lastIndex: number
-  snapshotIndex: number
-  voters: Named[]
-  learners: Named[]
-  progress: Array<{ member: Named, match: number, next: number, state: string, learner: boolean }> | null
-  alarms: number
-  shunned?: Named[]
-}
-interface LogView { entries: Array<{ index: number, term: number, type: string, hash: string, bytes: number, change?: string, member?: Named, voters?: Named[], learners?: Named[] }> }
+interface LogView { entries: Array<{ index: number, term: number, type: string, hash: string, bytes: number, change?: string, member?: NamedMember, voters?: NamedMember[], learners?: NamedMember[] }> }
 
-const label = (m: Named | null): string => m === null ? '(none)' : m.name ?? m.peerId
+const label = (m: NamedMember | null): string => m === null ? '(none)' : m.name ?? m.peerId
 
 function describeChange (e: LogView['entries'][number]): string {
   if (e.change === undefined) return ''
@@ -30,10 +16,7 @@ function describeChange (e: LogView['entries'][number]): string {
 export function boardCommand (): Command {
   const board = new Command('board').description('the bulletin board: a Raft log of partition statements replicated by the members')
 
-  board.command('status')
-    .description('role, term, leader, commit and applied index, last snapshot; on the leader each member\'s match index')
-    .addOption(datadirOption())
-    .option('--json', 'print JSON')
+  clientCommand(board, 'status', 'role, term, leader, commit and applied index, last snapshot; on the leader each member\'s match index')
     .action(async (opts: { datadir?: string, json?: boolean }) => {
       const s = await clientFor(opts).get<BoardStatusView>('/v1/board/status')
       output(opts.json === true, s, () => {
@@ -52,12 +35,9 @@ export function boardCommand (): Command {
       })
     })
 
-  board.command('log')
-    .description('committed entries: index, term, type and hash')
-    .addOption(datadirOption())
+  clientCommand(board, 'log', 'committed entries: index, term, type and hash')
     .option('--from <index>', 'first index', parsePositive, 1)
     .option('--limit <n>', 'at most this many entries (1000 at most)', parsePositive, 100)
-    .option('--json', 'print JSON')
     .action(async (opts: { datadir?: string, from: number, limit: number, json?: boolean }) => {
       const log = await clientFor(opts).get<LogView>(`/v1/board/log?from=${opts.from}&limit=${Math.min(opts.limit, 1000)}`)
       output(opts.json === true, log, () => renderTable(['index', 'term', 'type', 'bytes', 'hash', 'detail'], log.entries.map((e) => [
@@ -65,11 +45,8 @@ export function boardCommand (): Command {
       ]), { alignRight: [0, 1, 3] }))
     })
 
-  board.command('append')
-    .description('(lab mode) append an opaque entry and wait until it is committed')
-    .addOption(datadirOption())
+  clientCommand(board, 'append', '(lab mode) append an opaque entry and wait until it is committed')
     .requiredOption('--data <text>', 'the entry\'s content (UTF-8 text)')
-    .option('--json', 'print JSON')
     .action(async (opts: { datadir?: string, data: string, json?: boolean }) => {
       const result = await clientFor(opts).post<{ index: number, term: number }>('/v1/board/entries', { data: Buffer.from(opts.data).toString('base64') }, { timeoutMs: 30_000 })
       output(opts.json === true, result, () => `committed at index ${result.index} (term ${result.term})`)

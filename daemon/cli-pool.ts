@@ -1,7 +1,9 @@
 import { Command, InvalidArgumentError } from 'commander'
-import { clientFor, datadirOption, output, parsePositive, parseSats } from './cli-util.js'
-import { DEFAULT_BALANCE_SATS, DEFAULT_KICKOUT_DELAY_BLOCKS, renderTree, type PoolNodeView } from './pool-view.js'
+import { clientCommand, clientFor, output, parsePositive, parseSats } from './cli-util.js'
+import { DEFAULT_BALANCE_SATS, DEFAULT_KICKOUT_DELAY_BLOCKS, type PoolNodeView } from './pool-view.js'
 import { renderTable } from './table.js'
+import type { Json } from './api.js'
+import type { PoolStatus } from './pool.js'
 import { addLabCommands } from './lab/cli.js'
 
 /** `poolboard pool …`, `poolboard chain …` and `poolboard lab equivocate`: clients of a running node's admin API. */
@@ -10,24 +12,7 @@ import { addLabCommands } from './lab/cli.js'
 const CALL_SLACK_MS = 30_000
 const DEFAULT_TIMEOUT_S = 10
 
-interface StatusView {
-  poolId: string | null
-  state: number | null
-  chainHeight: number
-  appliedIndex: number
-  totalSats: number
-  kickoutDelayBlocks: number | null
-  balances: Record<string, number>
-  onChain: Record<string, number>
-  members: Array<{ name: string, pool: string | null, poolLabel: string | null, balanceSats: number, onChainSats: number }>
-  partitions: Array<Omit<PoolNodeView, 'children'>>
-  tree: PoolNodeView | null
-  evidenceCount: number
-  equivocators: string[]
-  me: { name: string, poolLabel: string | null }
-  pending: Array<{ kind: string, round: string, what: string, deadlineInMs: number, signed: string[], refused: string[], missing: string[] }>
-  gossip: { received: number, delivered: number, dropped: Record<string, number>, subscribers: number }
-}
+type StatusView = Json<PoolStatus>
 
 interface RefusalView { member: string, code: string, reason: string }
 
@@ -50,6 +35,16 @@ function collectPay (text: string, all: Array<{ to: string, amountSats: string }
 }
 
 const fmtSats = (n: number | string): string => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',')
+
+/** A pool tree as indented text lines, for people. */
+function renderTree (node: Json<PoolNodeView>, prefix = '', last = true, depth = 0): string[] {
+  const held = Object.entries(node.balances).map(([n, b]) => `${n} ${b}`).join(', ')
+  const moved = node.members.filter((m) => m.movedTo !== null).map((m) => m.name)
+  const line = `${depth === 0 ? '' : prefix + (last ? '└─ ' : '├─ ')}${node.label}  state ${node.state}  ${node.status}` +
+    `${depth > 0 ? `  (board index ${node.createdAtIndex})` : ''}${held === '' ? '' : `  holds ${held}`}${moved.length === 0 ? '' : `  (${moved.join(', ')} moved on)`}`
+  const childPrefix = depth === 0 ? '' : prefix + (last ? '   ' : '│  ')
+  return [line, ...node.children.flatMap((c, i) => renderTree(c, childPrefix, i === node.children.length - 1, depth + 1))]
+}
 
 export function renderPoolStatus (s: StatusView): string {
   if (s.poolId === null) return `no pool on the board yet (chain height ${s.chainHeight}); create one with: poolboard pool create`
@@ -76,13 +71,10 @@ export function renderPoolStatus (s: StatusView): string {
 export function poolCommand (): Command {
   const pool = new Command('pool').description('the payment pool: create it, pay, partition among the online members, kick out, evidence')
 
-  pool.command('create')
-    .description('create the pool (run on one node, every member online): genesis, state 0 signed by all')
-    .addOption(datadirOption())
+  clientCommand(pool, 'create', 'create the pool (run on one node, every member online): genesis, state 0 signed by all')
     .option('--balance <sats>', 'each member\'s starting balance', parseSats, String(DEFAULT_BALANCE_SATS))
     .option('--kickout-delay <blocks>', 'X: blocks after a state\'s height T before a member can be kicked out', parsePositive, DEFAULT_KICKOUT_DELAY_BLOCKS)
     .option('--timeout <seconds>', 'how long to wait for every member', parseTimeout, 30)
-    .option('--json', 'print JSON')
     .action(async (opts: { datadir?: string, balance: string, kickoutDelay: number, timeout: number, json?: boolean }) => {
       const timeoutMs = Math.round(opts.timeout * 1000)
       const r = await clientFor(opts).post<{ poolId: string, index: number, members: string[], balances: Record<string, number>, kickoutDelayBlocks: number, creationHeight: number }>(
@@ -95,32 +87,23 @@ export function poolCommand (): Command {
       ].join('\n'))
     })
 
-  pool.command('status')
-    .description('pool id, state, where each member\'s funds are, the tree of partitions, rounds in progress, chain height, evidence')
-    .addOption(datadirOption())
+  clientCommand(pool, 'status', 'pool id, state, where each member\'s funds are, the tree of partitions, rounds in progress, chain height, evidence')
     .option('--local', 'show what this node has applied, without first reading the board through the leader')
-    .option('--json', 'print JSON')
     .action(async (opts: { datadir?: string, json?: boolean, local?: boolean }) => {
       const s = await clientFor(opts).get<StatusView & { fresh?: boolean }>(`/v1/pool/status${opts.local === true ? '' : '?fresh=1'}`)
       output(opts.json === true, s, () => (s.fresh === false ? '(the board could not be read through a leader: this is what this node has applied so far)\n' : '') + renderPoolStatus(s))
     })
 
-  pool.command('members')
-    .description('names, peer ids and member keys this node knows')
-    .addOption(datadirOption())
-    .option('--json', 'print JSON')
+  clientCommand(pool, 'members', 'names, peer ids and member keys this node knows')
     .action(async (opts: { datadir?: string, json?: boolean }) => {
       const r = await clientFor(opts).get<{ members: Array<{ name: string, peerId: string, key: string | null }> }>('/v1/pool/members')
       output(opts.json === true, r, () => renderTable(['name', 'peer id', 'member key'], r.members.map((m) => [m.name, m.peerId, m.key ?? '(not known yet)'])))
     })
 
-  pool.command('pay')
-    .description('pay another member of your current pool: the next state, signed by every member of that pool')
-    .addOption(datadirOption())
+  clientCommand(pool, 'pay', 'pay another member of your current pool: the next state, signed by every member of that pool')
     .requiredOption('--to <member>', 'the payee (name, peer id or member key)')
     .requiredOption('--amount <sats>', 'amount in sats', parseSats)
     .option('--timeout <seconds>', 'how long to wait for every member\'s signature', parseTimeout, DEFAULT_TIMEOUT_S)
-    .option('--json', 'print JSON')
     .action(async (opts: { datadir?: string, to: string, amount: string, timeout: number, json?: boolean }) => {
       const timeoutMs = Math.round(opts.timeout * 1000)
       const r = await clientFor(opts).post<{ poolLabel: string, state: number, index: number, balances: Record<string, number> }>(
@@ -129,13 +112,10 @@ export function poolCommand (): Command {
         `  balances ${Object.entries(r.balances).map(([n, b]) => `${n} ${fmtSats(b)}`).join(', ')}`)
     })
 
-  pool.command('partition')
-    .description('partition your current pool among you and the online members you name; the others\' balances are untouched')
-    .addOption(datadirOption())
+  clientCommand(pool, 'partition', 'partition your current pool among you and the online members you name; the others\' balances are untouched')
     .requiredOption('--with <members>', 'the other actives, comma-separated (e.g. node2,node3)', parseMembers)
     .option('--pay <member:sats>', 'move sats from you to another active in the partition (repeatable)', collectPay, [] as Array<{ to: string, amountSats: string }>)
     .option('--timeout <seconds>', 'how long to wait for every active\'s signature', parseTimeout, DEFAULT_TIMEOUT_S)
-    .option('--json', 'print JSON')
     .action(async (opts: { datadir?: string, with: string[], pay: Array<{ to: string, amountSats: string }>, timeout: number, json?: boolean }) => {
       const timeoutMs = Math.round(opts.timeout * 1000)
       const r = await clientFor(opts).post<{ statementId: string, index: number, poolLabel: string, parent: string, actives: string[], balances: Record<string, number> }>(
@@ -148,11 +128,8 @@ export function poolCommand (): Command {
       ].join('\n'))
     })
 
-  pool.command('kick')
-    .description('kick a member out of its current pool with its kick-out Withdraw (valid from height T + X + 1)')
+  clientCommand(pool, 'kick', 'kick a member out of its current pool with its kick-out Withdraw (valid from height T + X + 1)')
     .argument('<member>', 'member name, peer id or member key')
-    .addOption(datadirOption())
-    .option('--json', 'print JSON')
     .action(async (member: string, opts: { datadir?: string, json?: boolean }) => {
       const r = await clientFor(opts).post<{ member: string, poolLabel: string, state: number, index: number, height: number, exitSats: number, txid: string, continuationLabel: string | null }>(
         '/v1/pool/kick', { member }, { timeoutMs: CALL_SLACK_MS })
@@ -163,10 +140,7 @@ export function poolCommand (): Command {
       ].join('\n'))
     })
 
-  pool.command('evidence')
-    .description('proofs that a member signed two conflicting partition statements')
-    .addOption(datadirOption())
-    .option('--json', 'print JSON')
+  clientCommand(pool, 'evidence', 'proofs that a member signed two conflicting partition statements')
     .action(async (opts: { datadir?: string, json?: boolean }) => {
       interface S { statementId: string, parent: string, actives: string[], board: { status: string, index: number } | null }
       const r = await clientFor(opts).get<{ evidence: Array<{ id: string, member: string, index: number, source: string, first: S, second: S }> }>('/v1/pool/evidence')
@@ -182,20 +156,14 @@ export function poolCommand (): Command {
 export function chainCommand (): Command {
   const chain = new Command('chain').description('the simulated chain: its height is on the board, so every member agrees on it')
 
-  chain.command('status')
-    .description('height of the simulated chain and the block interval')
-    .addOption(datadirOption())
-    .option('--json', 'print JSON')
+  clientCommand(chain, 'status', 'height of the simulated chain and the block interval')
     .action(async (opts: { datadir?: string, json?: boolean }) => {
       const r = await clientFor(opts).get<{ height: number, blockIntervalS: number }>('/v1/chain/status')
       output(opts.json === true, r, () => `height ${r.height}; ${r.blockIntervalS === 0 ? 'blocks only by poolboard chain mine' : `the board leader mines a block every ${r.blockIntervalS} s`}`)
     })
 
-  chain.command('mine')
-    .description('mine N blocks (one board entry) and wait until it is applied here')
+  clientCommand(chain, 'mine', 'mine N blocks (one board entry) and wait until it is applied here')
     .argument('<n>', 'number of blocks (1 to 10000)', parsePositive)
-    .addOption(datadirOption())
-    .option('--json', 'print JSON')
     .action(async (n: number, opts: { datadir?: string, json?: boolean }) => {
       const r = await clientFor(opts).post<{ height: number, index: number }>('/v1/chain/mine', { blocks: n }, { timeoutMs: CALL_SLACK_MS })
       output(opts.json === true, r, () => `mined ${n} block${n === 1 ? '' : 's'}: height ${r.height} (board index ${r.index})`)
@@ -207,12 +175,9 @@ export function chainCommand (): Command {
 export function labCommand (): Command {
   const lab = new Command('lab').description('(lab mode) adversarial behaviours, to watch the defences work')
 
-  lab.command('equivocate')
-    .description('sign a partition that conflicts with one this member already signed, and ask MEMBERS to sign it too')
-    .addOption(datadirOption())
+  clientCommand(lab, 'equivocate', 'sign a partition that conflicts with one this member already signed, and ask MEMBERS to sign it too')
     .requiredOption('--with <members>', 'the members asked to join the conflicting partition, comma-separated', parseMembers)
     .option('--timeout <seconds>', 'how long to wait for their answers', parseTimeout, DEFAULT_TIMEOUT_S)
-    .option('--json', 'print JSON')
     .action(async (opts: { datadir?: string, with: string[], timeout: number, json?: boolean }) => {
       const timeoutMs = Math.round(opts.timeout * 1000)
       const r = await clientFor(opts).post<{ outcome: string, statementId: string, actives?: string[], first: { statementId: string, actives: string[], index: number | null }, message?: string, refusals?: RefusalView[] }>(

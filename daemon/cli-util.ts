@@ -1,4 +1,4 @@
-import { InvalidArgumentError, Option } from 'commander'
+import { type Command, InvalidArgumentError, Option } from 'commander'
 import { jsonReplacer } from './api.js'
 import { AdminClient } from './client.js'
 import { DataDir, defaultDataDir } from './datadir.js'
@@ -27,6 +27,11 @@ export function parseSats (text: string): string {
 }
 
 export const datadirOption = (): Option => new Option('--datadir <dir>', 'data directory (default: $POOLBOARD_DATADIR or ~/.poolboard)')
+
+/** A subcommand of `parent` that talks to the node on --datadir and prints JSON with --json, as every client command does. */
+export function clientCommand (parent: Command, name: string, description: string): Command {
+  return parent.command(name).description(description).addOption(datadirOption()).option('--json', 'print JSON')
+}
 
 export function dataDir (options: { datadir?: string }): DataDir {
   return new DataDir(options.datadir ?? defaultDataDir())

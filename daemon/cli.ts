@@ -11,7 +11,7 @@ import { type DataDir, initDataDir } from './datadir.js'
 import { UserError, errorMessage } from './errors.js'
 import { createNodeLogger } from './log.js'
 import type { NodeStatus, PoolboardNode } from './node.js'
-import { dataDir, datadirOption, output } from './cli-util.js'
+import { clientCommand, dataDir, datadirOption, output } from './cli-util.js'
 import { VERSION } from './version.js'
 
 
@@ -58,10 +58,7 @@ function program (): Command {
       await runNode(dataDir(opts), opts)
     })
 
-  cli.command('status')
-    .description('show the running node\'s peer id, member key, addresses, peers, uptime and version')
-    .addOption(datadirOption())
-    .option('--json', 'print JSON')
+  clientCommand(cli, 'status', 'show the running node\'s peer id, member key, addresses, peers, uptime and version')
     .action(async (opts: { datadir?: string, json?: boolean }) => {
       const status = await AdminClient.fromDataDir(dataDir(opts)).get<NodeStatus>('/v1/status')
       output(opts.json === true, status, () => renderStatus(status))

@@ -1,5 +1,5 @@
 import { Command } from 'commander'
-import { clientFor, datadirOption, output } from './cli-util.js'
+import { clientCommand, clientFor, output } from './cli-util.js'
 import type { DefenseStatus } from './defense.js'
 import { renderTable } from './table.js'
 
@@ -7,10 +7,7 @@ import { renderTable } from './table.js'
 export function defenseCommand (): Command {
   const defense = new Command('defense').description('defenses against a coalition of board hosts hiding a statement: settings and detections')
 
-  defense.command('status')
-    .description('the defenses this node runs, and every detection: which defense, what it saw, when')
-    .addOption(datadirOption())
-    .option('--json', 'print JSON')
+  clientCommand(defense, 'status', 'the defenses this node runs, and every detection: which defense, what it saw, when')
     .action(async (opts: { datadir?: string, json?: boolean }) => {
       const s = await clientFor(opts).get<DefenseStatus>('/v1/defense')
       output(opts.json === true, s, () => {

@@ -190,16 +190,6 @@ export function kickoutHeight (state: PoolState, member: Uint8Array): { validFro
   return { validFromHeight: k.validFromHeight, text: `T ${state.heightT} + X ${state.pool.kickoutDelayBlocks} + 1 = ${k.validFromHeight}` }
 }
 
-/** A pool tree as indented text lines, for people. */
-export function renderTree (node: PoolNodeView, prefix = '', last = true, depth = 0): string[] {
-  const held = Object.entries(node.balances).map(([n, b]) => `${n} ${b}`).join(', ')
-  const moved = node.members.filter((m) => m.movedTo !== null).map((m) => m.name)
-  const line = `${depth === 0 ? '' : prefix + (last ? '└─ ' : '├─ ')}${node.label}  state ${node.state}  ${node.status}` +
-    `${depth > 0 ? `  (board index ${node.createdAtIndex})` : ''}${held === '' ? '' : `  holds ${held}`}${moved.length === 0 ? '' : `  (${moved.join(', ')} moved on)`}`
-  const childPrefix = depth === 0 ? '' : prefix + (last ? '   ' : '│  ')
-  return [line, ...node.children.flatMap((c, i) => renderTree(c, childPrefix, i === node.children.length - 1, depth + 1))]
-}
-
 /** Names in natural order: node2 before node10. */
 function byName (a: string, b: string): number {
   return a.localeCompare(b, 'en', { numeric: true })

@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto'
 import { InvalidArgumentError, type Command } from 'commander'
-import { clientFor, dataDir, datadirOption, output, parsePositive } from '../cli-util.js'
+import { clientCommand, clientFor, dataDir, output, parsePositive } from '../cli-util.js'
 import { UserError } from '../errors.js'
 import { Progress } from '../table.js'
 import { runCampaign } from './campaign.js'
@@ -10,11 +10,8 @@ import { renderSummaryTable } from './report.js'
 
 /** `poolboard lab drop`, `lab censor` and `lab coalition-drop` (docs/lab.md). */
 export function addLabCommands (lab: Command): void {
-  lab.command('drop')
-    .description('(offline) make this STOPPED node a coalition member: its board log hides a committed statement; start it again afterwards')
-    .addOption(datadirOption())
+  clientCommand(lab, 'drop', '(offline) make this STOPPED node a coalition member: its board log hides a committed statement; start it again afterwards')
     .requiredOption('--statement <id>', 'the statement id (or its first 8+ hex digits)')
-    .option('--json', 'print JSON')
     .action(async (opts: { datadir?: string, statement: string, json?: boolean }) => {
       const r = await dropStatement(dataDir(opts).path, opts.statement)
       output(opts.json === true, r, () => [
@@ -24,12 +21,9 @@ export function addLabCommands (lab: Command): void {
       ].join('\n'))
     })
 
-  lab.command('censor')
-    .description('while this node leads the board, drop every proposal of a statement MEMBER signed (--stop to end)')
-    .addOption(datadirOption())
+  clientCommand(lab, 'censor', 'while this node leads the board, drop every proposal of a statement MEMBER signed (--stop to end)')
     .option('--member <name>', 'the member whose statements are dropped')
     .option('--stop', 'stop censoring')
-    .option('--json', 'print JSON')
     .action(async (opts: { datadir?: string, member?: string, stop?: boolean, json?: boolean }) => {
       if ((opts.member === undefined) === (opts.stop !== true)) throw new UserError('give either --member NAME or --stop')
       const r = await clientFor(opts).post<{ censoring: { name: string } | null }>('/v1/lab/censor', { member: opts.stop === true ? null : opts.member })

@@ -1,22 +1,8 @@
+import type { BoardStatusView } from '../../daemon/board-api.js'
 import { AdminClient, ApiCallError } from '../../daemon/client.js'
 import { DataDir } from '../../daemon/datadir.js'
 import type { TestCluster } from './cluster.js'
 import { runCli, waitFor } from './process.js'
-
-export interface BoardStatusView {
-  role: string
-  term: number
-  leader: { peerId: string, name: string | null } | null
-  commit: number
-  applied: number
-  lastIndex: number
-  snapshotIndex: number
-  voters: Array<{ peerId: string, name: string | null }>
-  learners: Array<{ peerId: string, name: string | null }>
-  alarms: number
-  /** Members this node no longer follows (they offered to rewrite committed entries). */
-  shunned: Array<{ peerId: string, name: string | null }>
-}
 
 export interface CommittedEntry { index: number, term: number, type: string, data: string }
 

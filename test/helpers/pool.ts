@@ -1,39 +1,14 @@
 import assert from 'node:assert/strict'
+import type { Json } from '../../daemon/api.js'
 import { AdminClient } from '../../daemon/client.js'
 import { DataDir } from '../../daemon/datadir.js'
+import type { PoolStatus as NodePoolStatus } from '../../daemon/pool.js'
+import type { PoolNodeView } from '../../daemon/pool-view.js'
 import type { TestCluster } from './cluster.js'
 import { runCli, waitFor, type CliResult } from './process.js'
 
-interface PoolNode {
-  ref: string
-  label: string
-  kind: string
-  status: string
-  state: number
-  heightT: number
-  totalSats: number
-  createdAtIndex: number
-  parent: { ref: string, label: string, state: number } | null
-  members: Array<{ name: string, balanceSats: number, movedTo: string | null }>
-  balances: Record<string, number>
-  children: PoolNode[]
-}
-
-export interface PoolStatus {
-  poolId: string | null
-  state: number | null
-  chainHeight: number
-  totalSats: number
-  balances: Record<string, number>
-  onChain: Record<string, number>
-  members: Array<{ name: string, pool: string | null, balanceSats: number, onChainSats: number }>
-  partitions: Array<Omit<PoolNode, 'children'>>
-  tree: PoolNode | null
-  evidenceCount: number
-  equivocators: string[]
-  kickouts: Array<{ member: string, pool: string, exitSats: number, height: number }>
-  me: { name: string, pool: string | null }
-}
+type PoolNode = Json<PoolNodeView>
+export type PoolStatus = Json<NodePoolStatus>
 
 interface EvidenceView {
   member: string

@@ -46,6 +46,13 @@ export function tempDir (prefix = 'poolboard-test-'): { path: string, cleanup: (
   return { path, cleanup: () => { rmSync(path, { recursive: true, force: true }) } }
 }
 
+/** Kills a child that is still running (SIGKILL) and waits for it: a failed test leaves no process behind. */
+export async function killChild (child: ChildProcess | undefined): Promise<void> {
+  if (child === undefined) return
+  if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  await exitOf(child)
+}
+
 /** Waits for a child to exit and returns its exit code (or signal name). */
 export async function exitOf (child: ChildProcess): Promise<number | string> {
   if (child.exitCode !== null) return child.exitCode

@@ -3,7 +3,7 @@ import type { ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { TestCluster } from '../helpers/cluster.js'
-import { cli, cliJson, exitOf, isAlive, runCli, spawnCli, tempDir, waitFor } from '../helpers/process.js'
+import { cli, cliJson, exitOf, isAlive, killChild, runCli, spawnCli, tempDir, waitFor } from '../helpers/process.js'
 
 interface Status { peerId: string, connectedPeers: Array<{ peerId: string }>, connectedPeerCount: number, uptimeSeconds: number, version: string, memberKey: string, listenAddresses: string[] }
 
@@ -74,8 +74,7 @@ describe('a local cluster of real node processes', function () {
         assert.ok(!status.connectedPeers.some((p) => p.peerId === made.peerId))
         assert.equal(status.connectedPeerCount, 2)
       } finally {
-        stranger.kill('SIGKILL')
-        await exitOf(stranger)
+        await killChild(stranger)
       }
     } finally {
       temp.cleanup()
@@ -121,12 +120,8 @@ describe('a node in the foreground', function () {
         again.kill('SIGINT')
         assert.equal(await exitOf(again), 0)
       } finally {
-        // Whatever failed above, leave no process behind (mocha would wait on it).
-        for (const child of [node, again]) {
-          if (child === undefined) continue
-          if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-          await exitOf(child)
-        }
+        await killChild(node)
+        await killChild(again)
       }
     } finally {
       temp.cleanup()
@@ -148,8 +143,7 @@ describe('a node in the foreground', function () {
         assert.equal(existsSync(join(dir, 'poolboard.pid')), false)
         assert.match(readFileSync(join(dir, 'logs', 'poolboard.log'), 'utf8'), /"msg":"stopped"/)
       } finally {
-        if (node.exitCode === null && node.signalCode === null) node.kill('SIGKILL')
-        await exitOf(node)
+        await killChild(node)
       }
     } finally {
       temp.cleanup()
