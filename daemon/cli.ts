@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import './polyfill.js'
 import { Command } from 'commander'
+import { toHex } from '../protocol/bytes.js'
 import { boardCommand } from './cli-board.js'
 import { clusterCommand } from './cli-cluster.js'
 import { defenseCommand } from './defense-cli.js'
@@ -36,7 +37,7 @@ function program (): Command {
       let config = applyOverrides(defaultConfig(), { name: opts.name, listen: opts.listen, api: opts.api, 'log-level': opts.logLevel, lab: opts.lab === true ? '1' : undefined })
       for (const m of opts.member) config = applyOverrides(config, { member: m })
       const keys = await initDataDir(dir, config)
-      const result = { datadir: dir.path, config: dir.configFile, peerId: keys.peerId, memberKey: Buffer.from(keys.memberKey).toString('hex') }
+      const result = { datadir: dir.path, config: dir.configFile, peerId: keys.peerId, memberKey: toHex(keys.memberKey) }
       output(opts.json === true, result, () => [
         `created ${dir.path}`,
         `  peer id     ${result.peerId}`,

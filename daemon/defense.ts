@@ -73,6 +73,11 @@ export class DefenseLog {
   list (): DefenseAlarm[] {
     return [...this.alarms]
   }
+
+  /** How many detections are kept (at most MAX_ALARMS_KEPT). */
+  get count (): number {
+    return this.alarms.length
+  }
 }
 
 export interface DefensesOptions {

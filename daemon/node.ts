@@ -163,6 +163,7 @@ export class PoolboardNode {
         pubsub: net.libp2p.services.pubsub,
         rpc,
         board,
+        isMember,
         poolBoard,
         db,
         propose: async (data, timeoutMs) => await node.proposeEntry(data, timeoutMs),
@@ -309,7 +310,7 @@ export class PoolboardNode {
     gauge('poolboard_board_applied_index', 'Highest board index applied on this node', () => this.board.appliedIndex)
     gauge('poolboard_signature_cache_hits', 'Signature checks answered by the cache', () => this.poolBoard.signatureCache.stats().hits)
     gauge('poolboard_board_alarms', 'Alarms raised: a member offered a log conflicting with committed entries', () => this.board.alarms)
-    gauge('poolboard_defense_alarms', 'Detections by the defenses against a coalition hiding a statement (GET /v1/defense)', () => this.defenses?.status().alarms.length ?? 0)
+    gauge('poolboard_defense_alarms', 'Detections by the defenses against a coalition hiding a statement (GET /v1/defense)', () => this.defenses?.log.count ?? 0)
     gauge('poolboard_gossip_received', 'Pool gossip messages received', () => this.pool?.gossip.stats().received ?? 0)
     gauge('poolboard_gossip_dropped', 'Pool gossip messages dropped: malformed, forged, from a stranger, over a limit', () => Object.values(this.pool?.gossip.stats().dropped ?? {}).reduce((a, b) => a + b, 0))
   }

@@ -1,3 +1,4 @@
+import { toHex } from '../protocol/bytes.js'
 import { ApiError, type Route } from './api.js'
 import { chainRoutes } from './chain.js'
 import type { PoolService } from './pool.js'
@@ -56,7 +57,7 @@ export function poolRoutes (options: { pool: PoolService, blockIntervalS: number
   }
   return [
     { method: 'GET', path: '/v1/pool/status', handler: async ({ query }) => query.get('fresh') === '1' ? await pool.freshStatus(FRESH_READ_TIMEOUT_MS) : pool.status() },
-    { method: 'GET', path: '/v1/pool/members', handler: async () => ({ members: pool.members.list().map((m) => ({ name: m.name, peerId: m.peerId, key: m.key === null ? null : Buffer.from(m.key).toString('hex') })) }) },
+    { method: 'GET', path: '/v1/pool/members', handler: async () => ({ members: pool.members.list().map((m) => ({ name: m.name, peerId: m.peerId, key: m.key === null ? null : toHex(m.key) })) }) },
     { method: 'GET', path: '/v1/pool/evidence', handler: async () => ({ evidence: pool.evidenceList() }) },
     {
       method: 'POST',

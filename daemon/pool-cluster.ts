@@ -2,6 +2,7 @@ import { AdminClient, ApiCallError } from './client.js'
 import type { LocalCluster } from './cluster.js'
 import { UserError } from './errors.js'
 import type { Progress } from './table.js'
+import { sleep } from './wait.js'
 
 /** `cluster up --pool`: create the pool among the cluster's nodes and wait until every node shows it. */
 
@@ -28,7 +29,7 @@ export async function ensureClusterPool (cluster: LocalCluster, options: { balan
       if (err.code === 'exists') { poolId = (await creator.get<PoolStatusLite>('/v1/pool/status')).poolId; continue }
       if (!RETRYABLE.has(err.code) || Date.now() >= deadlineMs) { progress.done(); throw new UserError(`could not create the pool: ${err.message}`) }
       lastError = err.message
-      await new Promise((resolve) => setTimeout(resolve, POLL_MS))
+      await sleep(POLL_MS)
     }
   }
   for (;;) {
@@ -46,6 +47,6 @@ export async function ensureClusterPool (cluster: LocalCluster, options: { balan
       progress.done()
       throw new UserError(`pool ${poolId.slice(0, 16)} was created but nodes ${indexes.filter((_, k) => !seen[k]).join(', ')} do not show it yet`)
     }
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS))
+    await sleep(POLL_MS)
   }
 }

@@ -8,6 +8,7 @@ import type { MemberEntry } from './config.js'
 import { nodeTaggedHash } from './gossip.js'
 import type { Logger } from './log.js'
 import { RpcError, type MemberRpc } from './rpc.js'
+import { sleep } from './wait.js'
 
 /**
  * Who is who in the pool: each member's name (from the config), libp2p peer id and BIP340 member
@@ -127,7 +128,7 @@ export class PoolMembers {
       }))
       const still = this.list().filter((m) => m.key === null)
       if (still.length === 0 || Date.now() >= deadlineMs) return still
-      await new Promise((resolve) => setTimeout(resolve, Math.min(HELLO_RETRY_MS, Math.max(0, deadlineMs - Date.now()))))
+      await sleep(Math.min(HELLO_RETRY_MS, Math.max(0, deadlineMs - Date.now())))
     }
   }
 

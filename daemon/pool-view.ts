@@ -191,7 +191,7 @@ export function kickoutHeight (state: PoolState, member: Uint8Array): { validFro
 }
 
 /** Names in natural order: node2 before node10. */
-function byName (a: string, b: string): number {
+export function byName (a: string, b: string): number {
   return a.localeCompare(b, 'en', { numeric: true })
 }
 

@@ -3,7 +3,7 @@ import type { GossipSub } from '@libp2p/gossipsub'
 import { encodeEvidenceEntry, encodeGenesisEntry, encodeKickoutEntry, encodeStateEntry, encodeStatementEntry } from '../board/entries.js'
 import type { ApplyResult, PoolBoard, StatementRecord } from '../board/pool-board.js'
 import { compareBytes, equalBytes, toHex } from '../protocol/bytes.js'
-import { indexOfKey, short, sumSats, type Outpoint, type PoolRef, type StateRef } from '../protocol/common.js'
+import { equalOutpoints, indexOfKey, short, sumSats, type Outpoint, type PoolRef, type StateRef } from '../protocol/common.js'
 import { buildEvidence, evidenceId, verifyEvidence, type EquivocationEvidence } from '../protocol/evidence.js'
 import { makeGenesis, poolIdOf, type Genesis } from '../protocol/genesis.js'
 import { sha256 } from '../protocol/hash.js'
@@ -31,7 +31,9 @@ import type { Logger } from './log.js'
 import { SignMemory } from './pool-memory.js'
 import { PoolMembers } from './pool-members.js'
 import { BoardEntries, PoolError } from './pool-propose.js'
-import { homeOf, kickoutHeight, poolLabeller, poolStatusView, refId, type Home, type PoolStatusView } from './pool-view.js'
+import {
+  byName, DEFAULT_BALANCE_SATS, DEFAULT_KICKOUT_DELAY_BLOCKS, homeOf, homesOf, kickoutHeight, poolLabeller, poolStatusView, refId, type Home, type PoolStatusView
+} from './pool-view.js'
 import type { MemberRpc } from './rpc.js'
 
 /**
@@ -57,7 +59,9 @@ export interface PoolServiceOptions {
   config: NodeConfig
   pubsub: GossipSub
   rpc: MemberRpc
-  board: Pick<Board, 'linearizableRead' | 'status'>
+  board: Pick<Board, 'linearizableRead' | 'role'>
+  /** Whether a peer is a pool member (the gossip drops everyone else's messages). */
+  isMember: (peerId: string) => boolean
   poolBoard: PoolBoard
   db: Database
   /** Proposes a board entry through the leader (PoolboardNode.proposeEntry). */
@@ -71,8 +75,6 @@ export interface PoolServiceOptions {
 
 export const DEFAULT_ROUND_TIMEOUT_MS = 10_000
 export const MAX_ROUND_TIMEOUT_MS = 120_000
-export const DEFAULT_BALANCE_SATS = 100_000n
-export const DEFAULT_KICKOUT_DELAY_BLOCKS = 144
 /** A proposer publishes its request again this often until every member answered (gossip may miss a peer). */
 const REPUBLISH_MS = 1_000
 /** How long a round waits for the connected members' subscriptions before it first publishes. */
@@ -184,7 +186,7 @@ export class PoolService {
     this.gossip = new PoolGossip({
       pubsub: options.pubsub,
       topic: poolTopic(config.members.map((m) => m.peerId)),
-      isMember: (peerId) => config.members.some((m) => m.peerId === peerId),
+      isMember: options.isMember,
       logger,
       onMessage: (msg, from) => { this.onGossip(msg, from) }
     })
@@ -242,12 +244,13 @@ export class PoolService {
 
   status (): PoolStatus {
     const view = poolStatusView(this.options.poolBoard, (k) => this.members.nameOf(k))
-    const me = this.members.self
-    const home = homeOf(this.options.poolBoard, this.options.memberKey)
+    const key = toHex(this.options.memberKey)
+    // The view placed every member of the genesis already; before the genesis, no one has a pool.
+    const place = view.members.find((m) => m.key === key)
     const nowMs = Date.now()
     return {
       ...view,
-      me: { name: me.name, key: toHex(this.options.memberKey), pool: home === null ? null : refId(home.view.ref), poolLabel: home === null ? null : this.label(home.view.ref) },
+      me: { name: this.members.self.name, key, pool: place?.pool ?? null, poolLabel: place?.poolLabel ?? null },
       pending: [...this.rounds.values()].map((r) => ({
         kind: r.kind,
         round: toHex(r.roundId).slice(0, 16),
@@ -411,9 +414,10 @@ export class PoolService {
     const parentState = this.options.poolBoard.currentState(parent.ref)!
     const where = `${this.label(parent.ref)} state ${parent.stateNumber}`
     const actives = new Map<string, Uint8Array>([[toHex(me), me]])
+    const homeIn = homesOf(this.options.poolBoard)
     for (const text of params.with) {
       const m = this.resolve(text)
-      const theirs = homeOf(this.options.poolBoard, m.key)
+      const theirs = homeIn(m.key)
       if (theirs === null) throw new PoolError('not-member', `${m.name} has no funds in any pool (kicked out)`)
       if (refId(theirs.view.ref) !== refId(parent.ref)) {
         throw new PoolError('not-member', `${m.name}'s funds are in the ${this.label(theirs.view.ref)}, yours in the ${this.label(parent.ref)}: a partition spends the Withdraw outputs of one pool state, so every active must be in the same pool`)
@@ -980,7 +984,7 @@ export class PoolService {
     this.options.logger.warn({ member: this.members.nameOf(ev.member), first: toHex(statementId(ev.first)), second: toHex(statementId(ev.second)), source }, 'equivocation: a member signed two conflicting statements')
     if (source === 'detected') this.gossipEvidenceOnce(ev)
     const propose = (): void => { void this.proposeEvidence(id) }
-    if (this.options.board.status().role === 'leader') propose()
+    if (this.options.board.role === 'leader') propose()
     else {
       const timer = setTimeout(() => { this.timers.delete(timer); propose() }, EVIDENCE_FALLBACK_MS)
       timer.unref()
@@ -992,7 +996,7 @@ export class PoolService {
     const ev = this.pendingEvidence.get(id)
     if (ev === undefined || this.stopped) return
     try {
-      if (this.options.board.status().role !== 'leader') await this.read()
+      if (this.options.board.role !== 'leader') await this.read()
       if (this.boardHasEvidence(id)) return
       const result = await this.entries.propose(encodeEvidenceEntry(ev), BOARD_TIMEOUT_MS)
       this.options.logger.info({ evidence: id.slice(0, 16), outcome: result.outcome, reason: result.reason, index: result.index }, 'proposed equivocation evidence')
@@ -1088,7 +1092,7 @@ export class PoolService {
 
   private ownerOf (parent: PoolState, o: Outpoint): string {
     const outpoints = withdrawOutpoints(parent)
-    const i = outpoints.findIndex((x) => x.vout === o.vout && equalBytes(x.txid, o.txid))
+    const i = outpoints.findIndex((x) => equalOutpoints(x, o))
     return i < 0 ? 'an unknown member' : this.members.nameOf(parent.pool.members[i])
   }
 }
@@ -1104,9 +1108,6 @@ export interface StatementSummary {
 /** A request that cannot be genuine (another pool's id): dropped, not refused. */
 class Forged extends Error {}
 
-function byName (a: string, b: string): number {
-  return a.localeCompare(b, 'en', { numeric: true })
-}
 
 /** Every member signed or refused for good; a member that could not decide yet may still sign. */
 function settled (round: Round): boolean {
