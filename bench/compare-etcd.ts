@@ -13,6 +13,7 @@ import {
   signStatement, stateHash, verifyHash, withStatementSignature, type PoolState
 } from '../protocol/index.js'
 import { sleep } from '../daemon/wait.js'
+import { LocalCluster } from '../daemon/cluster.js'
 import { Progress, renderTable } from '../daemon/table.js'
 import { VERSION } from '../daemon/version.js'
 import { BenchCluster, poolboard, rawEntryBody } from './board.js'
@@ -97,14 +98,9 @@ class Resources {
   }
 }
 
-/** SIGKILLs the nodes of a poolboard bench cluster from their pid files and deletes its directory. */
-function killPoolboardNow (cluster: BenchCluster, size: number): void {
-  for (let i = 1; i <= size; i++) {
-    try {
-      const pid = Number(readFileSync(join(cluster.dir, `node${i}`, 'poolboard.pid'), 'utf8').trim())
-      if (Number.isInteger(pid) && pid > 0) process.kill(pid, 'SIGKILL')
-    } catch { /* not running */ }
-  }
+/** SIGKILLs the nodes of a poolboard bench cluster and deletes its directory. */
+function killPoolboardNow (cluster: BenchCluster): void {
+  new LocalCluster(cluster.dir, new Progress(false)).killAllNow()
   rmSync(cluster.base, { recursive: true, force: true })
 }
 
@@ -527,7 +523,7 @@ export async function run (argv: string[]): Promise<void> {
       const etcd = await EtcdCluster.create(etcdInfo.binary, size)
       const releaseEtcd = resources.add(`etcd cluster in ${etcd.base}`, async () => { await etcd.down() }, () => { killAllEtcdNow(); rmSync(etcd.base, { recursive: true, force: true }) })
       const pb = new BenchCluster()
-      const releasePb = resources.add(`poolboard cluster in ${pb.base}`, async () => { await pb.down() }, () => { killPoolboardNow(pb, size) })
+      const releasePb = resources.add(`poolboard cluster in ${pb.base}`, async () => { await pb.down() }, () => { killPoolboardNow(pb) })
       try {
         say(`  starting ${size} etcd members ...`)
         await etcd.start()

@@ -38,7 +38,7 @@ export async function runCampaign (options: CampaignOptions, progress: Progress,
   let current: RunPlan | null = null
   // Ctrl-C: no node process of the run in progress may outlive the command.
   const onSignal = (): void => {
-    if (current !== null) killRun(join(workDir, runDirName(current.run)), options.members)
+    if (current !== null) new LocalCluster(join(workDir, runDirName(current.run)), new Progress(false)).killAllNow()
     progress.done('interrupted: the run in progress was torn down')
     process.exit(130)
   }
@@ -82,17 +82,6 @@ export async function runCampaign (options: CampaignOptions, progress: Progress,
   return { summary, records, outDir, files }
 }
 
-/** SIGKILL every node of a run's cluster directory (its pid files say which). */
-function killRun (dir: string, nodes: number): void {
-  const cluster = new LocalCluster(dir, new Progress(false))
-  if (!cluster.exists()) return
-  for (let i = 1; i <= nodes; i++) {
-    try {
-      const pid = cluster.runningPid(i)
-      if (pid !== undefined) process.kill(pid, 'SIGKILL')
-    } catch { /* gone already */ }
-  }
-}
 
 export function formatDuration (ms: number): string {
   const s = Math.max(0, Math.round(ms / 1000))

@@ -66,7 +66,7 @@ describe('pool gossip envelope', () => {
     for (const m of messages) {
       const bytes = encodeGossip(m)
       const back = decodeGossip(bytes)
-      assert.equal(back.kind, m.kind)
+      assert.deepEqual(back, m, `${m.kind} decodes to the message encoded`)
       assert.deepEqual(encodeGossip(back), bytes, `${m.kind} re-encodes identically`)
     }
   })

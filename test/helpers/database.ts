@@ -29,8 +29,11 @@ export function tempDatabaseEachTest (): TempDatabase {
     handle.db = await openDatabase(path(), { create: true })
   })
   afterEach(async () => {
-    await handle.db.close()
-    temp?.cleanup()
+    try {
+      await handle.db?.close() // unset if beforeEach failed to open it
+    } finally {
+      temp?.cleanup()
+    }
   })
   return handle
 }

@@ -2,7 +2,9 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { RunRecord } from '../../daemon/lab/runner.js'
 import type { Summary } from '../../daemon/lab/report.js'
-import { isAlive, runCli, tempDir } from './process.js'
+import { LocalCluster } from '../../daemon/cluster.js'
+import { Progress } from '../../daemon/table.js'
+import { runCli, tempDir } from './process.js'
 
 /**
  * Plays coalition-drop runs through the built CLI (real node processes) in a temporary directory
@@ -23,32 +25,14 @@ export class LabRuns {
   }
 
   cleanup (): void {
-    for (const pidFile of findPidFiles(this.temp.path)) {
-      const pid = Number(readFileSync(pidFile, 'utf8').trim())
-      if (Number.isSafeInteger(pid) && pid > 0 && isAlive(pid) && startedOn(pid, join(pidFile, '..'))) {
-        try { process.kill(pid, 'SIGKILL') } catch { /* gone */ }
-      }
-    }
+    for (const dir of clusterDirs(this.temp.path)) new LocalCluster(dir, new Progress(false)).killAllNow()
     this.temp.cleanup()
   }
 }
 
-/** Pids get reused: only a process started on that data directory is ours. */
-function startedOn (pid: number, datadir: string): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(datadir)
-  } catch {
-    return false
-  }
-}
-
-function findPidFiles (dir: string, depth = 0): string[] {
+/** The local clusters below `dir` (the lab keeps one per run that failed or was cut short). */
+function clusterDirs (dir: string, depth = 0): string[] {
   if (depth > 5 || !existsSync(dir)) return []
-  const out: string[] = []
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name)
-    if (e.isDirectory()) out.push(...findPidFiles(p, depth + 1))
-    else if (e.name === 'poolboard.pid') out.push(p)
-  }
-  return out
+  if (new LocalCluster(dir, new Progress(false)).exists()) return [dir]
+  return readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).flatMap((e) => clusterDirs(join(dir, e.name), depth + 1))
 }

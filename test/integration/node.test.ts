@@ -141,7 +141,9 @@ describe('a node in the foreground', function () {
         assert.equal(await exitOf(node), 0)
         assert.equal(existsSync(join(dir, '.cookie')), false)
         assert.equal(existsSync(join(dir, 'poolboard.pid')), false)
-        assert.match(readFileSync(join(dir, 'logs', 'poolboard.log'), 'utf8'), /"msg":"stopped"/)
+        const log = readFileSync(join(dir, 'logs', 'poolboard.log'), 'utf8')
+        assert.match(log, /"msg":"signal while starting: stopping once started"/, 'the signal came while the node was starting')
+        assert.match(log, /"msg":"stopped"/)
       } finally {
         await killChild(node)
       }
