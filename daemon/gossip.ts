@@ -3,7 +3,7 @@ import { toHex } from '../protocol/bytes.js'
 import { DecodeError, EncodeError, Writer, decodeAll, type Reader } from '../protocol/codec.js'
 import { decodeEvidence, encodeEvidence, type EquivocationEvidence } from '../protocol/evidence.js'
 import { readGenesis, writeGenesis, type Genesis } from '../protocol/genesis.js'
-import { sha256, taggedHash } from '../protocol/hash.js'
+import { sha256, TAGS, taggedHash } from '../protocol/hash.js'
 import { signHash } from '../protocol/keys.js'
 import { MAX_OBJECT_BYTES } from '../protocol/limits.js'
 import {
@@ -93,17 +93,6 @@ export type GossipMessage =
 
 export const ZERO_POOL_ID = new Uint8Array(32)
 
-// ---- tagged hashes of the objects that exist only between nodes ----
-
-/**
- * Tagged hash of the two objects that only nodes exchange (hello answers, refusals). Their tags are
- * in protocol/hash.ts's single list and differ from every pool object's, so a signature made for
- * one can never pass for a pool object.
- */
-export function nodeTaggedHash (tag: 'poolboard/hello' | 'poolboard/refusal', msg: Uint8Array): Uint8Array {
-  return taggedHash(tag, msg)
-}
-
 // ---- refusal ----
 
 function writeUnsignedRefusal (w: Writer, r: UnsignedRefusal): Writer {
@@ -134,7 +123,8 @@ function readRefusal (r: Reader): Refusal {
 export function refusalSigningHash (r: UnsignedRefusal): Uint8Array {
   const w = new Writer(256 + r.reason.length)
   w.field('refusal', (w) => { writeUnsignedRefusal(w, r) })
-  return nodeTaggedHash('poolboard/refusal', w.finish())
+  // A tag of its own (protocol/hash.ts): a refusal's signature can never pass for a pool object's.
+  return taggedHash(TAGS.refusal, w.finish())
 }
 
 export function signRefusal (r: UnsignedRefusal, secretKey: Uint8Array, auxRand?: Uint8Array): Refusal {

@@ -1,11 +1,11 @@
 import { equalBytes, fromHex, toHex } from '../protocol/bytes.js'
 import { Writer, decodeAll } from '../protocol/codec.js'
 import { short } from '../protocol/common.js'
+import { TAGS, taggedHash } from '../protocol/hash.js'
 import type { Genesis } from '../protocol/genesis.js'
 import { isValidPublicKey, signHash } from '../protocol/keys.js'
 import type { SignatureCache } from '../board/signature-cache.js'
 import type { MemberEntry } from './config.js'
-import { nodeTaggedHash } from './gossip.js'
 import type { Logger } from './log.js'
 import { RpcError, type MemberRpc } from './rpc.js'
 import { sleep } from './wait.js'
@@ -45,7 +45,7 @@ export interface PoolMembersOptions {
 }
 
 export function helloHash (peerId: string): Uint8Array {
-  return nodeTaggedHash('poolboard/hello', new TextEncoder().encode(peerId))
+  return taggedHash(TAGS.hello, new TextEncoder().encode(peerId))
 }
 
 export function encodeHello (memberKey: Uint8Array, signature: Uint8Array): Uint8Array {

@@ -47,6 +47,7 @@ import { StoreCorruptError, type BatchOp, type RaftStore } from './raft-store.js
 
 const RECORD_VERSION = 1
 const META_KEY = Uint8Array.of(PREFIX.poolMeta)
+const POOL_BOARD_PREFIXES = [PREFIX.poolMeta, PREFIX.poolState, PREFIX.poolSpent, PREFIX.poolStatement, PREFIX.poolEvidence, PREFIX.poolKickout, PREFIX.poolResult]
 const MAX_REASON_BYTES = 4 * MAX_REASON_CHARS
 /** Evidence one entry can produce: every member convicted to the per-member limit. */
 const MAX_EVIDENCE_IDS = MAX_MEMBERS * MAX_EVIDENCE_PER_MEMBER
@@ -88,9 +89,15 @@ export function resultKey (index: number): Uint8Array {
 
 // ---- changes to batch operations ----
 
-/** The batch operations recording `changes` (in order: a later put of the same key wins). */
+/**
+ * The batch operations recording `changes` (in order: a later put of the same key wins). Every
+ * applied entry rewrites the meta record (applied index, chain height, genesis); in one batch only
+ * the last one matters, so the others are not encoded at all.
+ */
 export function poolChangeOps (changes: readonly PoolBoardChange[]): BatchOp[] {
-  return changes.map((c): BatchOp => {
+  let lastMeta = -1
+  for (let i = changes.length - 1; i >= 0 && lastMeta < 0; i--) if (changes[i].type === 'meta') lastMeta = i
+  return changes.filter((c, i) => c.type !== 'meta' || i === lastMeta).map((c): BatchOp => {
     switch (c.type) {
       case 'meta': return { type: 'put', key: META_KEY, value: encodeMeta(c.meta) }
       case 'pool': return { type: 'put', key: poolStateKey(c.record.state.pool.ref), value: encodePool(c.record) }
@@ -119,18 +126,8 @@ export class PoolApplier {
       changes.push(...made)
       this.onResult(result)
     }
-    return poolChangeOps(lastMetaOnly(changes))
+    return poolChangeOps(changes)
   }
-}
-
-/**
- * Every applied entry rewrites the meta record (applied index, chain height, genesis); in one batch
- * only the last one matters, so the others are not encoded at all.
- */
-function lastMetaOnly (changes: readonly PoolBoardChange[]): PoolBoardChange[] {
-  let last = -1
-  for (let i = changes.length - 1; i >= 0; i--) if (changes[i].type === 'meta') { last = i; break }
-  return changes.filter((c, i) => c.type !== 'meta' || i === last)
 }
 
 /**
@@ -144,12 +141,15 @@ export async function catchUpPoolBoard (board: PoolBoard, raftStore: RaftStore, 
     const from = board.appliedIndex + 1
     const entries = await raftStore.readEntries(from, Math.min(toIndex, from + CATCH_UP_CHUNK_ENTRIES - 1))
     if (entries.length === 0 || entries[0].index !== from) throw new StoreCorruptError(`the pool board is at entry ${board.appliedIndex} but the log has no entry ${from}`)
-    const ops: BatchOp[] = []
-    for (const e of entries) ops.push(...poolChangeOps(board.apply(e).changes))
-    await db.batch(ops)
+    await db.batch(poolChangeOps(entries.flatMap((e) => board.apply(e).changes)))
     applied += entries.length
   }
   return applied
+}
+
+/** Deletes every pool board record (not this member's sign memory): the board is what replaying the log gives. */
+export async function clearPoolBoard (db: Database): Promise<void> {
+  for (const prefix of POOL_BOARD_PREFIXES) await db.clear({ gte: Uint8Array.of(prefix), lt: Uint8Array.of(prefix + 1) })
 }
 
 // ---- loading ----

@@ -1,7 +1,8 @@
-import { computeEntryHash, ZERO_HASH, type Entry } from '../board/raft/index.js'
+import { makeEntry, ZERO_HASH } from '../board/raft/index.js'
+import { PoolBoard } from '../board/pool-board.js'
 import { SignatureCache } from '../board/signature-cache.js'
-import { PREFIX, type Database } from './database.js'
-import { catchUpPoolBoard, loadPoolBoard } from './pool-store.js'
+import type { Database } from './database.js'
+import { catchUpPoolBoard, clearPoolBoard } from './pool-store.js'
 import { putEntry, RaftStore, type BatchOp } from './raft-store.js'
 
 /**
@@ -9,8 +10,6 @@ import { putEntry, RaftStore, type BatchOp } from './raft-store.js'
  * board host who wants to hide an entry does to its own copy. Never used by a running node.
  */
 
-/** Pool board record prefixes (storage/pool-store.ts): rebuilt from the log after a rewrite. */
-const POOL_PREFIXES = [PREFIX.poolMeta, PREFIX.poolState, PREFIX.poolSpent, PREFIX.poolStatement, PREFIX.poolEvidence, PREFIX.poolKickout, PREFIX.poolResult]
 /** Entries re-hashed per batch. */
 const REWRITE_CHUNK_ENTRIES = 1_000
 
@@ -35,8 +34,9 @@ export async function rewriteStoredEntry (db: Database, index: number, data: Uin
   if (persisted === null) throw new Error('this node never ran the board: its log is empty')
   const target = await store.entry(index)
   if (target === undefined) throw new Error(`the log holds no entry at index ${index} (it ends at ${store.lastStoredIndex})`)
-  let prevHash = index === 1 ? ZERO_HASH : (await store.entry(index - 1))?.hash
-  if (prevHash === undefined) throw new Error(`the log holds no entry at index ${index - 1}`)
+  const hashBefore = index === 1 ? ZERO_HASH : (await store.entry(index - 1))?.hash
+  if (hashBefore === undefined) throw new Error(`the log holds no entry at index ${index - 1}`)
+  let prevHash: Uint8Array = hashBefore
   const last = store.lastStoredIndex
   const meta = persisted.snapshot.meta
   let rehashed = 0
@@ -44,9 +44,7 @@ export async function rewriteStoredEntry (db: Database, index: number, data: Uin
     const entries = await store.readEntries(from, Math.min(last, from + REWRITE_CHUNK_ENTRIES - 1))
     const ops: BatchOp[] = []
     for (const e of entries) {
-      const next: Entry = e.index === index
-        ? { index, term: e.term, type: 'normal', data, hash: computeEntryHash(prevHash, index, e.term, 'normal', data) }
-        : { ...e, hash: computeEntryHash(prevHash, e.index, e.term, e.type, e.data) }
+      const next = e.index === index ? makeEntry(prevHash, index, e.term, 'normal', data) : makeEntry(prevHash, e.index, e.term, e.type, e.data)
       if (e.index !== index) rehashed++
       ops.push(putEntry(next))
       prevHash = next.hash
@@ -55,9 +53,9 @@ export async function rewriteStoredEntry (db: Database, index: number, data: Uin
     await db.batch(ops, { sync: true })
   }
   // The pool board is what applying the log gives: forget it and apply the rewritten log again.
-  for (const prefix of POOL_PREFIXES) await db.clear({ gte: Uint8Array.of(prefix), lt: Uint8Array.of(prefix + 1) })
+  await clearPoolBoard(db)
   const applied = persisted.applied ?? meta.index
-  const board = await loadPoolBoard(db, { signatureCache: new SignatureCache() })
+  const board = new PoolBoard({ signatureCache: new SignatureCache() })
   await catchUpPoolBoard(board, store, db, applied)
   return { index, term: target.term, rehashed, applied: board.appliedIndex }
 }
