@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Agent } from 'node:http'
 import { countsOption, fmt, numberOption, rssMiB, summarize, writeResult, type Summary } from './lib.js'
-import { closedLoop, payloadMaker, post, type LoadResult, type Target } from './load.js'
+import { CLUSTER_LOAD_OPTIONS, closedLoop, payloadMaker, post, type LoadResult, type Target } from './load.js'
 import { renderTable } from '../daemon/table.js'
 import { sleep, waitFor } from '../daemon/wait.js'
 
@@ -115,11 +115,7 @@ export async function run (argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      sizes: { type: 'string', default: '3,5' },
-      clients: { type: 'string', default: '1,16,64' },
-      'duration-s': { type: 'string', default: '10' },
-      'value-bytes': { type: 'string', default: '256' },
-      failovers: { type: 'string', default: '3' },
+      ...CLUSTER_LOAD_OPTIONS,
       'catchup-entries': { type: 'string', default: '100000' }
     }
   })

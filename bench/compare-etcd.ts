@@ -19,7 +19,7 @@ import { VERSION } from '../daemon/version.js'
 import { BenchCluster, poolboard, rawEntryBody } from './board.js'
 import { ensureEtcd, EtcdCluster, killAllEtcdNow } from './etcd.js'
 import { UsageError, countsOption, fmt, numberOption, percentile, summarize, writeResult, type Summary } from './lib.js'
-import { closedLoopEach, post, type LoadResult, type Target } from './load.js'
+import { CLUSTER_LOAD_OPTIONS, closedLoopEach, post, type LoadResult, type Target } from './load.js'
 
 /**
  * `npm run bench -- compare-etcd`: the board side by side with etcd.
@@ -413,13 +413,9 @@ export async function run (argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      sizes: { type: 'string', default: '3,5' },
-      clients: { type: 'string', default: '1,16,64' },
-      'duration-s': { type: 'string', default: '10' },
+      ...CLUSTER_LOAD_OPTIONS,
       'warmup-s': { type: 'string', default: '1' },
       'pause-s': { type: 'string', default: '2' },
-      'value-bytes': { type: 'string', default: '256' },
-      failovers: { type: 'string', default: '3' },
       entries: { type: 'string', default: 'opaque' },
       'statement-actives': { type: 'string', default: '2' },
       'quiet-wait-s': { type: 'string', default: '60' },

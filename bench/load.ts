@@ -2,6 +2,15 @@ import { Agent, request } from 'node:http'
 import { summarize, type Summary } from './lib.js'
 
 /** One HTTP request a closed-loop client repeats: a fresh body each time. */
+/** The options of the benchmarks that load clusters (board, compare-etcd): the same defaults, so their numbers compare. */
+export const CLUSTER_LOAD_OPTIONS = {
+  sizes: { type: 'string', default: '3,5' },
+  clients: { type: 'string', default: '1,16,64' },
+  'duration-s': { type: 'string', default: '10' },
+  'value-bytes': { type: 'string', default: '256' },
+  failovers: { type: 'string', default: '3' }
+} as const
+
 export interface Target {
   host: string
   port: number
