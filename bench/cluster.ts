@@ -4,8 +4,8 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { poolboard } from './board.js'
 import { countsOption, fmt, numberOption, rssMiB, summarize, writeResult, type Summary } from './lib.js'
-import { renderTable } from '../daemon/table.js'
-import { sleep } from '../daemon/wait.js'
+import { renderTable } from '../daemon/commands/table.js'
+import { sleep } from '../daemon/host/wait.js'
 
 interface Row { nodes: number, upMs: Summary, idleRssMiB: Summary }
 

@@ -12,10 +12,10 @@ import {
   buildPartitionStatement, initialState, makeGenesis, partitionInitialState, publicKeyOf, secretKeyFromSeed, signHash,
   signStatement, stateHash, verifyHash, withStatementSignature, type PoolState
 } from '../protocol/index.js'
-import { sleep } from '../daemon/wait.js'
-import { LocalCluster } from '../daemon/cluster.js'
-import { Progress, renderTable } from '../daemon/table.js'
-import { VERSION } from '../daemon/version.js'
+import { sleep } from '../daemon/host/wait.js'
+import { LocalCluster } from '../daemon/cluster/index.js'
+import { Progress, renderTable } from '../daemon/commands/table.js'
+import { VERSION } from '../daemon/host/version.js'
 import { BenchCluster, poolboard, rawEntryBody } from './board.js'
 import { ensureEtcd, EtcdCluster, killAllEtcdNow } from './etcd.js'
 import { UsageError, countsOption, fmt, numberOption, percentile, summarize, writeResult, type Summary } from './lib.js'

@@ -4,8 +4,8 @@ import { accessSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, o
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
-import { freePorts } from '../daemon/cluster.js'
-import { sleep, waitFor } from '../daemon/wait.js'
+import { freePorts } from '../daemon/cluster/index.js'
+import { sleep, waitFor } from '../daemon/host/wait.js'
 import { payloadMaker, type Target } from './load.js'
 
 /**

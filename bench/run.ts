@@ -1,4 +1,4 @@
-import '../daemon/polyfill.js'
+import '../daemon/host/polyfill.js'
 import { UsageError } from './lib.js'
 
 /** `npm run bench -- NAME [options]`: each benchmark is a module in bench/ exporting `run(args)`. */

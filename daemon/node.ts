@@ -7,27 +7,27 @@ import { RaftStore, StoreCorruptError } from '../storage/raft-store.js'
 import { catchUpPoolBoard, loadPoolBoard, PoolApplier } from '../storage/pool-store.js'
 import { SignatureCache } from '../board/signature-cache.js'
 import type { PoolBoard, ApplyResult } from '../board/pool-board.js'
-import { AdminApi, type Route } from './api.js'
-import { Board, type BoardApplier } from './board.js'
-import { boardRoutes } from './board-api.js'
-import { formatHostPort, type HostPort, type NodeConfig } from './config.js'
-import type { DataDir, NodeKeys } from './datadir.js'
-import { UserError } from './errors.js'
-import type { Logger } from './log.js'
-import { MemberNetwork } from './p2p.js'
-import { RaftTransport } from './raft-transport.js'
-import { SignatureWorkers } from './signature-workers.js'
+import { AdminApi, type Route } from './api/server.js'
+import { Board, type BoardApplier } from './replica/board.js'
+import { boardRoutes } from './api/board-routes.js'
+import { formatHostPort, type HostPort, type NodeConfig } from './host/config.js'
+import type { DataDir, NodeKeys } from './host/datadir.js'
+import { UserError } from './host/errors.js'
+import type { Logger } from './host/log.js'
+import { MemberNetwork } from './net/p2p.js'
+import { RaftTransport } from './replica/transport.js'
+import { SignatureWorkers } from './replica/signature-workers.js'
 import { signatureChecksOf } from '../board/signatures.js'
-import { MemberRpc } from './rpc.js'
-import { ProposalRouter } from './forward.js'
-import { PoolService } from './pool.js'
-import { poolRoutes } from './pool-api.js'
-import { ChainTicker } from './chain.js'
-import { Defenses } from './defense.js'
-import { Censor } from './lab/censor.js'
-import { coalitionDrop, rehashInbound } from './lab/coalition.js'
-import { labRoutes } from './lab/api.js'
-import { VERSION } from './version.js'
+import { MemberRpc } from './net/rpc.js'
+import { ProposalRouter } from './replica/forward.js'
+import { PoolService } from './pool/service.js'
+import { poolRoutes } from './api/pool-routes.js'
+import { ChainTicker } from './pool/chain.js'
+import { Defenses } from './defense/index.js'
+import { Censor } from './lab/node/censor.js'
+import { coalitionDrop, rehashInbound } from './lab/node/coalition.js'
+import { labRoutes } from './lab/node/api.js'
+import { VERSION } from './host/version.js'
 
 export interface NodeStatus {
   name: string
@@ -43,7 +43,7 @@ export interface NodeStatus {
   memberCount: number
   uptimeSeconds: number
   lab: boolean
-  /** Lab mode: this node plays a coalition member (daemon/lab/coalition.ts). */
+  /** Lab mode: this node plays a coalition member (daemon/lab/node/coalition.ts). */
   labCoalition: boolean
   cut: boolean
 }

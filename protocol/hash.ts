@@ -29,9 +29,9 @@ export const TAGS = {
   evidence: 'poolboard/evidence',
   /** Deterministic secret keys derived from a seed (tests, simulations). */
   keySeed: 'poolboard/key-seed',
-  /** A node's answer binding its member key to its libp2p peer id (daemon/gossip.ts). */
+  /** A node's answer binding its member key to its libp2p peer id (daemon/net/gossip.ts). */
   hello: 'poolboard/hello',
-  /** A member's signed refusal to sign a round, with the reason (daemon/gossip.ts). */
+  /** A member's signed refusal to sign a round, with the reason (daemon/net/gossip.ts). */
   refusal: 'poolboard/refusal',
 } as const;
 

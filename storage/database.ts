@@ -28,7 +28,7 @@ export const PREFIX = {
   /** The result of each applied entry (the most recent ones), keyed by board index. */
   poolResult: 0x16,
   /**
-   * What this node's member signed (daemon/pool-memory.ts): one state N+1 per state N of a pool,
+   * What this node's member signed (daemon/pool/signed-record.ts): one state N+1 per state N of a pool,
    * one partition statement per Withdraw output of its own. Never replicated: it is the member's
    * own promise not to sign twice, kept across restarts.
    */

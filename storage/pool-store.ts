@@ -113,7 +113,7 @@ export function poolChangeOps (changes: readonly PoolBoardChange[]): BatchOp[] {
 }
 
 /**
- * The board applier the Raft driver calls (daemon/board.ts `BoardApplier`): applies each committed
+ * The board applier the Raft driver calls (daemon/replica/board.ts `BoardApplier`): applies each committed
  * entry to the pool board and returns the operations recording the new state.
  */
 export class PoolApplier {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import pino from 'pino'
-import { AdminApi, ApiError } from '../../daemon/api.js'
-import { AdminClient, ApiCallError } from '../../daemon/client.js'
-import { freePorts } from '../../daemon/cluster.js'
+import { AdminApi, ApiError } from '../../daemon/api/server.js'
+import { AdminClient, ApiCallError } from '../../daemon/api/client.js'
+import { freePorts } from '../../daemon/cluster/index.js'
 
 describe('admin API', () => {
   const password = 'ab'.repeat(32)

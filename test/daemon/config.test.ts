@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { applyOverrides, defaultConfig, parseConfig, parseHostPort, renderConfig, SETTINGS } from '../../daemon/config.js'
+import { applyOverrides, defaultConfig, parseConfig, parseHostPort, renderConfig, SETTINGS } from '../../daemon/host/config.js'
 
 const PEER_A = '12D3KooWMF6yf6y1gqkPFpfyoeJYMSVES5Pmv839h2XFgmMbyLpz'
 const PEER_B = '12D3KooWPEZY1p5MfZi8PRywVuDgoddgLmiuhj7K4t7yKe9cc5S9'

@@ -9,9 +9,9 @@ import { TopicValidatorResult, type GossipSub, type Message } from '@libp2p/goss
 import {
   decodeGossip, encodeGossip, GOSSIP_KINDS, MAX_GOSSIP_MESSAGE_BYTES, PoolGossip, poolTopic, refusalSigningHash, signRefusal,
   type GossipMessage
-} from '../../daemon/gossip.js'
-import type { Logger } from '../../daemon/log.js'
-import { decodeHello, encodeHello, helloHash } from '../../daemon/pool-members.js'
+} from '../../daemon/net/gossip.js'
+import type { Logger } from '../../daemon/host/log.js'
+import { decodeHello, encodeHello, helloHash } from '../../daemon/pool/members.js'
 import { MEMBERS, testGenesis } from '../protocol/fixtures.js'
 
 const A = MEMBERS[0]

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { SignMemory } from '../../daemon/pool-memory.js'
+import { SignMemory } from '../../daemon/pool/signed-record.js'
 import { applyPayment, buildPartitionStatement, initialState, stateHash, statementId, withdrawOutpoints } from '../../protocol/index.js'
 import { tempDatabaseEachTest } from '../helpers/database.js'
 import { testGenesis } from '../protocol/fixtures.js'

@@ -3,7 +3,7 @@ import pino from 'pino'
 import { PoolBoard } from '../../board/pool-board.js'
 import { SignatureCache } from '../../board/signature-cache.js'
 import { signatureChecksOf } from '../../board/signatures.js'
-import { SignatureWorkers } from '../../daemon/signature-workers.js'
+import { SignatureWorkers } from '../../daemon/replica/signature-workers.js'
 import { Harness, TestLog, genesisEntry, partition, smallGenesis, statementEntry, updateEntry } from '../pool/helpers.js'
 
 describe('signature checks on worker threads', function () {

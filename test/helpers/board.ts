@@ -1,6 +1,6 @@
-import type { BoardStatusView } from '../../daemon/board-api.js'
-import { AdminClient, ApiCallError } from '../../daemon/client.js'
-import { DataDir } from '../../daemon/datadir.js'
+import type { BoardStatusView } from '../../daemon/api/board-routes.js'
+import { AdminClient, ApiCallError } from '../../daemon/api/client.js'
+import { DataDir } from '../../daemon/host/datadir.js'
 import type { TestCluster } from './cluster.js'
 import { runCli, waitFor } from './process.js'
 

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { cli, cliJson, isAlive, runCli, tempDir, waitFor } from './process.js'
 
-import type { ClusterNodeState } from '../../daemon/cluster.js'
+import type { ClusterNodeState } from '../../daemon/cluster/index.js'
 
 /** One node as `cluster status --json` shows it. */
 type NodeState = ClusterNodeState

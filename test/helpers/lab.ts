@@ -1,9 +1,9 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { RunRecord } from '../../daemon/lab/runner.js'
-import type { Summary } from '../../daemon/lab/report.js'
-import { LocalCluster } from '../../daemon/cluster.js'
-import { Progress } from '../../daemon/table.js'
+import type { RunRecord } from '../../daemon/lab/campaign/runner.js'
+import type { Summary } from '../../daemon/lab/campaign/report.js'
+import { LocalCluster } from '../../daemon/cluster/index.js'
+import { Progress } from '../../daemon/commands/table.js'
 import { runCli, tempDir } from './process.js'
 
 /**

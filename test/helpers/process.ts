@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-export { isAlive, waitFor } from '../../daemon/wait.js'
+export { isAlive, waitFor } from '../../daemon/host/wait.js'
 
 /** The built CLI: real-process tests run exactly what users run (`npm test` builds first). */
 export const CLI = fileURLToPath(new URL('../../dist/daemon/cli.js', import.meta.url))

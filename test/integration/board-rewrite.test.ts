@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { openDatabase } from '../../storage/database.js'
-import { rewriteStoredEntry } from '../../storage/rewrite.js'
+import { rewriteStoredEntry } from '../../daemon/lab/campaign/rewrite.js'
 import { BoardClient, text } from '../helpers/board.js'
 import { TestCluster } from '../helpers/cluster.js'
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { ApiCallError } from '../../daemon/client.js'
+import { ApiCallError } from '../../daemon/api/client.js'
 import { BoardClient, text, type CommittedEntry } from '../helpers/board.js'
 import { TestCluster } from '../helpers/cluster.js'
 import { cli, waitFor } from '../helpers/process.js'

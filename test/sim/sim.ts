@@ -115,7 +115,7 @@ interface Params {
   leaderSendsEarly: boolean;
   /**
    * The driver writes a batch that only raises the commit index without syncing it, and goes on at
-   * once (daemon/board.ts and storage/raft-store.ts do): a crash may lose it, never a later synced one.
+   * once (daemon/replica/board.ts and storage/raft-store.ts do): a crash may lose it, never a later synced one.
    */
   commitOnlyUnsynced: boolean;
 }

@@ -1,6 +1,6 @@
 // Real libp2p nodes on loopback TCP for the transport tests, with a member-only connection gater
-// like daemon/p2p.ts, and a RaftTransport on each.
-import '../../daemon/polyfill.js'
+// like daemon/net/p2p.ts, and a RaftTransport on each.
+import '../../daemon/host/polyfill.js'
 import assert from 'node:assert/strict'
 import { noise } from '@chainsafe/libp2p-noise'
 import { generateKeyPair } from '@libp2p/crypto/keys'
@@ -12,8 +12,8 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import pino from 'pino'
 import type { Message } from '../../board/raft/types.js'
-import { RaftTransport, type TransportLimits, type TransportTiming } from '../../daemon/raft-transport.js'
-import { waitFor } from '../../daemon/wait.js'
+import { RaftTransport, type TransportLimits, type TransportTiming } from '../../daemon/replica/transport.js'
+import { waitFor } from '../../daemon/host/wait.js'
 
 const UNTIL_POLL_MS = 10
 

@@ -1,0 +1,247 @@
+import type { PoolBoard } from '../../board/pool-board.js'
+import type { Alarm, Entry } from '../../board/raft/index.js'
+import { equalBytes, toHex } from '../../protocol/bytes.js'
+import { short } from '../../protocol/common.js'
+import type { EquivocationEvidence } from '../../protocol/evidence.js'
+import { conflictingOutpoints, statementId, verifyStatement, type PartitionStatement } from '../../protocol/statement.js'
+import type { Board } from '../replica/board.js'
+import type { DefenseConfig, NodeConfig } from '../host/config.js'
+import { ChainAlarms } from './hash-chain.js'
+import { StatementCheck } from './gossip-check.js'
+import { QuorumRead } from './quorum-read.js'
+import type { RefusalConflict } from '../net/gossip.js'
+import type { Logger } from '../host/log.js'
+import type { MemberRpc } from '../net/rpc.js'
+
+/**
+ * Defenses against a coalition of board hosts that hides a committed partition statement, so that
+ * a member catching up from them is fed a history without it and signs a conflicting partition
+ * (docs/lab.md). Each is a setting (docs/operations.md), on by default:
+ *
+ * - quorum read (defense-quorum.ts): compare the board history with a majority of members;
+ * - hash chain (defense-chain.ts): a leader that rewrites a committed entry becomes a proof, with
+ *   the statements this node holds, sent to every member;
+ * - gossip check (defense-gossip.ts): ask every reachable member for statements on the outputs;
+ * - evidence (daemon/pool/service.ts): equivocation evidence broadcast, and refusal of proven equivocators.
+ *
+ * Every detection is kept in a bounded log (`GET /v1/defense`): which defense, what it saw, when.
+ */
+
+export type DefenseName = 'quorum-read' | 'hash-chain' | 'gossip-check' | 'evidence'
+
+export interface DefenseAlarm {
+  /** When, in ms since the epoch. */
+  atMs: number
+  defense: DefenseName
+  /** detected: this node saw it itself; learned: another member's proof told it; refused: it stopped this node signing. */
+  how: 'detected' | 'learned' | 'refused'
+  message: string
+  /** Names of the members it points at (who disagrees, who reported, who equivocated). */
+  members: string[]
+  index: number | null
+  statementId: string | null
+}
+
+/** A defense will not let this node sign: becomes a signed refusal naming what was found. */
+export class DefenseRefusal extends Error {
+  constructor (readonly code: string, message: string, readonly conflict: RefusalConflict | null = null) {
+    super(message)
+    this.name = 'DefenseRefusal'
+  }
+}
+
+const MAX_ALARMS_KEPT = 256
+
+/** The detections of one node, oldest first, each recorded once. */
+export class DefenseLog {
+  private readonly alarms: DefenseAlarm[] = []
+  private readonly seen = new Set<string>()
+
+  constructor (private readonly logger: Logger) {}
+
+  /** Records `alarm` unless one with the same `key` was recorded; returns whether it was new. */
+  record (key: string, alarm: Omit<DefenseAlarm, 'atMs'>): boolean {
+    if (this.seen.has(key)) return false
+    if (this.seen.size >= MAX_ALARMS_KEPT * 4) this.seen.clear()
+    this.seen.add(key)
+    this.alarms.push({ atMs: Date.now(), ...alarm })
+    if (this.alarms.length > MAX_ALARMS_KEPT) this.alarms.shift()
+    this.logger.warn({ defense: alarm.defense, how: alarm.how, members: alarm.members, index: alarm.index, statement: alarm.statementId }, `defense: ${alarm.message}`)
+    return true
+  }
+
+  list (): DefenseAlarm[] {
+    return [...this.alarms]
+  }
+
+  /** How many detections are kept (at most MAX_ALARMS_KEPT). */
+  get count (): number {
+    return this.alarms.length
+  }
+}
+
+export interface DefensesOptions {
+  config: NodeConfig
+  selfPeerId: string
+  rpc: MemberRpc
+  board: Pick<Board, 'leader' | 'commit' | 'committedEntries' | 'appliedIndex'>
+  poolBoard: PoolBoard
+  /** Peer ids of the members this node is connected to now. */
+  connectedPeerIds: () => string[]
+  logger: Logger
+}
+
+export interface DefenseStatus {
+  /** What this node runs (a coalition member in the lab runs none). */
+  enabled: DefenseConfig
+  labCoalition: boolean
+  alarms: DefenseAlarm[]
+  /** Statements other members proved this node's board lacks (hash-chain proofs). */
+  reported: Array<{ statementId: string, index: number, reporter: string }>
+  quorumVerifiedThrough: number
+}
+
+/** The defenses of one node, wired to its board, member requests and pool board. */
+export class Defenses {
+  readonly log: DefenseLog
+  readonly enabled: DefenseConfig
+  private readonly quorum: QuorumRead
+  private readonly statements: StatementCheck
+  private readonly chain: ChainAlarms
+
+  constructor (private readonly options: DefensesOptions) {
+    const { config } = options
+    this.log = new DefenseLog(options.logger)
+    // A coalition member (lab) defends nothing: it is the attacker.
+    this.enabled = config.lab && config.labCoalition
+      ? { quorumRead: false, hashChain: false, gossipCheck: false, evidence: false }
+      : { ...config.defenses }
+    const nameOf = (peerId: string): string => config.members.find((m) => m.peerId === peerId)?.name ?? peerId.slice(0, 12)
+    const answerDelayMs = config.lab ? config.labAnswerDelayMs : 0
+    const shared = { ...options, nameOf, nameOfKey: (key: Uint8Array) => this.nameOfKey(key), log: this.log, answerDelayMs, verify: (s: PartitionStatement) => this.verified(s) }
+    this.quorum = new QuorumRead({ ...shared, enabled: this.enabled.quorumRead })
+    this.statements = new StatementCheck({ ...shared, enabled: this.enabled.gossipCheck })
+    this.chain = new ChainAlarms({ ...shared, enabled: this.enabled.hashChain })
+  }
+
+  async start (): Promise<void> {
+    // Every node answers the questions, whatever it runs itself: they cost little and help the others.
+    await this.quorum.start()
+    await this.statements.start()
+    await this.chain.start()
+  }
+
+  stop (): void {
+    this.quorum.stop()
+    this.chain.stop()
+  }
+
+  /** Entries this node just applied, in order: the quorum read remembers their digests. */
+  onApplied (entries: readonly Entry[]): void {
+    this.quorum.onApplied(entries)
+  }
+
+  /** The board core raised an alarm (daemon/replica/board.ts): with the hash-chain defense, a proof for every member. */
+  onAlarm (alarm: Alarm): void {
+    this.chain.onAlarm(alarm)
+  }
+
+  /** A member connected: re-offer it the proofs it has not acknowledged (it may have been offline). */
+  onPeerConnected (peerId: string): void {
+    this.chain.offerTo(peerId)
+  }
+
+  /**
+   * A statement another member proved this node's board lacks, and that conflicts with `statement`:
+   * checked before anything else, it needs no network.
+   */
+  reportedConflict (statement: PartitionStatement): DefenseRefusal | null {
+    return this.chain.conflictWith(statement)
+  }
+
+  /**
+   * Checks that need other members, run after the linearizable read and the board's own conflict
+   * check: the quorum read and the gossip check (at once, to keep the round short). Throws
+   * DefenseRefusal naming what was found.
+   */
+  async beforeSign (statement: PartitionStatement, deadlineMs: number): Promise<void> {
+    const [quorum, gossip] = await Promise.all([
+      this.quorum.beforeSign(deadlineMs).then(() => null, (err: unknown) => err),
+      this.statements.beforeSign(statement, deadlineMs).then(() => null, (err: unknown) => err)
+    ])
+    for (const err of [quorum, gossip]) if (err !== null) throw err
+  }
+
+  /** Equivocation evidence this node found (or was sent): recorded, when the evidence defense is on. */
+  onEvidence (ev: EquivocationEvidence, how: 'detected' | 'learned', where: string): void {
+    if (!this.enabled.evidence) return
+    const accused = this.nameOfKey(ev.member)
+    const first = statementId(ev.first)
+    const second = statementId(ev.second)
+    this.log.record(`evidence:${how}:${toHex(first)}:${toHex(second)}:${toHex(ev.member)}`, {
+      defense: 'evidence',
+      how,
+      message: `${accused} signed two conflicting statements, ${short(first)} and ${short(second)} (${where})`,
+      members: [accused],
+      index: null,
+      statementId: toHex(second)
+    })
+  }
+
+  status (): DefenseStatus {
+    return {
+      enabled: { ...this.enabled },
+      labCoalition: this.options.config.lab && this.options.config.labCoalition,
+      alarms: this.log.list(),
+      reported: this.chain.reported(),
+      quorumVerifiedThrough: this.quorum.verifiedThrough
+    }
+  }
+
+  private nameOfKey (key: Uint8Array): string {
+    const genesis = this.options.poolBoard.genesis
+    const peerId = genesis?.members.find((m) => equalBytes(m.key, key))?.peerId
+    const name = peerId === undefined ? undefined : this.options.config.members.find((m) => m.peerId === peerId)?.name
+    return name ?? short(key)
+  }
+
+  /**
+   * A statement another member sent: checked against this node's view of its parent state (it must
+   * be a partition of the state it claims, complete, every signature valid). Null if it is not a
+   * statement of a state this node holds as current (then it conflicts with nothing it would sign).
+   */
+  private verified (s: PartitionStatement): { ok: true } | { ok: false, reason: string } | null {
+    const { poolBoard } = this.options
+    if (poolBoard.poolId === null || !equalBytes(s.poolId, poolBoard.poolId)) return { ok: false, reason: 'about another pool' }
+    const parent = poolBoard.currentState(s.parent.pool)
+    if (parent === undefined || parent.stateNumber !== s.parent.stateNumber) return null
+    return verifyStatement(s, { parent })
+  }
+}
+
+/** The statements among `known` that conflict with `statement` (other ids spending a common outpoint). */
+export function conflictsAmong<T extends { statement: PartitionStatement }> (known: Iterable<T>, statement: PartitionStatement): T[] {
+  const id = statementId(statement)
+  const out: T[] = []
+  for (const k of known) {
+    if (equalBytes(statementId(k.statement), id)) continue
+    if (conflictingOutpoints(k.statement, statement).length > 0) out.push(k)
+  }
+  return out
+}
+
+/** "node1, node2" for a statement's actives. */
+export function activesOf (s: PartitionStatement, nameOfKey: (key: Uint8Array) => string): string {
+  return s.actives.map(nameOfKey).sort((a, b) => a.localeCompare(b, 'en', { numeric: true })).join(', ')
+}
+
+/** Shared by the three defense modules. */
+export interface DefensePartOptions extends DefensesOptions {
+  enabled: boolean
+  log: DefenseLog
+  nameOf: (peerId: string) => string
+  nameOfKey: (key: Uint8Array) => string
+  answerDelayMs: number
+  /** Checks a statement another member sent against this node's view (null: not of a state it holds as current). */
+  verify: (s: PartitionStatement) => { ok: true } | { ok: false, reason: string } | null
+}

@@ -1,0 +1,43 @@
+import { ApiError, type Route } from '../../api/server.js'
+import type { PoolService } from '../../pool/service.js'
+import type { Censor } from './censor.js'
+
+/**
+ * Admin API routes of the lab's adversarial behaviours. Every one answers 403 (`lab-only`) on a
+ * node without lab mode: adversarial behaviour is impossible outside the lab.
+ *
+ *     GET  /v1/lab/censor                     whose statements this node drops while it leads
+ *     POST /v1/lab/censor {"member": NAME | null}   censor NAME's statements (null: stop)
+ */
+export function labRoutes (options: { lab: boolean, censor: Censor, pool: PoolService | undefined }): Route[] {
+  const { lab, censor, pool } = options
+  const requireLab = (): void => {
+    if (!lab) throw new ApiError(403, 'lab-only', 'censoring is an adversarial lab behaviour: start the node with --lab (lab=1)')
+  }
+  return [
+    {
+      method: 'GET',
+      path: '/v1/lab/censor',
+      handler: async () => { requireLab(); return { censoring: censor.member } }
+    },
+    {
+      method: 'POST',
+      path: '/v1/lab/censor',
+      handler: async ({ body }) => {
+        requireLab()
+        const member = (body as { member?: unknown } | null)?.member
+        if (member === null) { censor.set(null); return { censoring: null } }
+        if (typeof member !== 'string' || member.trim() === '') throw new ApiError(400, 'bad-request', 'member: expected a member name, or null to stop censoring')
+        if (pool === undefined) throw new ApiError(409, 'no-pool', 'this node runs no pool service')
+        let target: { name: string, key: Uint8Array }
+        try {
+          target = pool.members.resolve(member)
+        } catch (err) {
+          throw new ApiError(404, 'unknown-member', (err as Error).message)
+        }
+        censor.set(target)
+        return { censoring: censor.member }
+      }
+    }
+  ]
+}

@@ -1,0 +1,211 @@
+import '../host/polyfill.js'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@libp2p/yamux'
+import { identify, type Identify } from '@libp2p/identify'
+import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { PeerId, PrivateKey } from '@libp2p/interface'
+import { tcpMultiaddr, type HostPort, type MemberEntry } from '../host/config.js'
+import { LogLimiter, type Logger } from '../host/log.js'
+
+export type PoolLibp2p = Libp2p<{ identify: Identify, pubsub: GossipSub }>
+
+export interface MemberNetworkOptions {
+  privateKey: PrivateKey
+  peerId: string
+  listen: HostPort
+  /** Every member of the pool; this node's own entry is skipped. */
+  members: readonly MemberEntry[]
+  logger: Logger
+}
+
+const REDIAL_MIN_MS = 500
+const REDIAL_MAX_MS = 10_000
+const DIAL_TIMEOUT_MS = 5_000
+/** At most one "refused a stranger" log line per peer per this many ms, so a stranger cannot flood the log. */
+const REFUSAL_LOG_INTERVAL_MS = 60_000
+const MAX_REFUSAL_LOG_ENTRIES = 1_000
+/** Largest gossip message accepted, in bytes. */
+const MAX_GOSSIP_BYTES = 1024 * 1024
+
+interface DialState {
+  member: MemberEntry
+  /** Dials since this member was last seen connected: a connection that the far side drops at once counts too. */
+  failures: number
+  nextDialAtMs: number
+  dialing: boolean
+  connected: boolean
+}
+
+/**
+ * libp2p among the pool's members only. The connection gater allows exactly the member list:
+ * strangers are refused (and logged), and we never dial them. A redial loop keeps a connection
+ * to every member that is reachable, with capped exponential backoff.
+ */
+export class MemberNetwork {
+  readonly libp2p: PoolLibp2p
+  readonly peerId: string
+  private readonly members: Map<string, MemberEntry>
+  private readonly logger: Logger
+  private readonly dialStates: DialState[]
+  private readonly refusalLog: LogLimiter
+  private redialTimer: NodeJS.Timeout | undefined
+  private isolated = false
+  private stopped = false
+
+  private constructor (libp2p: PoolLibp2p, members: Map<string, MemberEntry>, options: MemberNetworkOptions) {
+    this.libp2p = libp2p
+    this.peerId = options.peerId
+    this.logger = options.logger
+    this.refusalLog = new LogLimiter(options.logger, REFUSAL_LOG_INTERVAL_MS, MAX_REFUSAL_LOG_ENTRIES)
+    this.members = members
+    this.dialStates = options.members
+      .filter((m) => m.peerId !== options.peerId)
+      .map((member) => ({ member, failures: 0, nextDialAtMs: 0, dialing: false, connected: false }))
+  }
+
+  static async create (options: MemberNetworkOptions): Promise<MemberNetwork> {
+    const members = new Map(options.members.map((m) => [m.peerId, m]))
+    // The gater is consulted before `network` exists, so it reads through this holder.
+    const holder: { network?: MemberNetwork } = {}
+    const deny = (peer: PeerId, direction: 'inbound' | 'outbound', address?: string): boolean => {
+      const id = peer.toString()
+      if (!members.has(id)) {
+        holder.network?.logRefusal(id, direction, address)
+        return true
+      }
+      return holder.network?.isolated === true
+    }
+    const libp2p = await createLibp2p({
+      privateKey: options.privateKey,
+      addresses: { listen: [tcpMultiaddr(options.listen)] },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      connectionManager: {
+        maxConnections: Math.max(16, options.members.length * 3),
+        dialTimeout: DIAL_TIMEOUT_MS
+      },
+      connectionGater: {
+        denyDialPeer: (peer) => deny(peer, 'outbound'),
+        denyInboundEncryptedConnection: (peer, conn) => deny(peer, 'inbound', conn.remoteAddr.toString()),
+        denyOutboundEncryptedConnection: (peer, conn) => deny(peer, 'outbound', conn.remoteAddr.toString())
+      },
+      services: {
+        identify: identify(),
+        pubsub: gossipsub({
+          allowPublishToZeroTopicPeers: true,
+          emitSelf: false,
+          maxInboundDataLength: MAX_GOSSIP_BYTES
+        })
+      },
+      start: false
+    })
+    const network = new MemberNetwork(libp2p, members, options)
+    holder.network = network
+    libp2p.addEventListener('peer:connect', (event) => { network.onConnectionChange(event.detail.toString(), true) })
+    libp2p.addEventListener('peer:disconnect', (event) => { network.onConnectionChange(event.detail.toString(), false) })
+    return network
+  }
+
+  async start (): Promise<void> {
+    for (const state of this.dialStates) {
+      await this.libp2p.peerStore.merge(peerIdFromString(state.member.peerId), {
+        multiaddrs: [multiaddr(tcpMultiaddr(state.member.address))]
+      })
+    }
+    await this.libp2p.start()
+    this.logger.info({ peerId: this.peerId, addresses: this.listenAddresses() }, 'libp2p listening')
+    this.scheduleRedial(0)
+  }
+
+  async stop (): Promise<void> {
+    this.stopped = true
+    if (this.redialTimer !== undefined) clearTimeout(this.redialTimer)
+    await this.libp2p.stop()
+  }
+
+  isMember (peerId: string): boolean {
+    return this.members.has(peerId)
+  }
+
+  listenAddresses (): string[] {
+    return this.libp2p.getMultiaddrs().map((a) => a.toString())
+  }
+
+  /** Members (not this node) with at least one open connection. */
+  connectedMembers (): MemberEntry[] {
+    const connected = new Set(this.libp2p.getConnections().filter((c) => c.status === 'open').map((c) => c.remotePeer.toString()))
+    return [...this.members.values()].filter((m) => m.peerId !== this.peerId && connected.has(m.peerId))
+  }
+
+  /**
+   * Cuts this node off (lab and fault tests): closes every connection and refuses new ones until
+   * `heal()`, without stopping the process.
+   */
+  async cut (): Promise<void> {
+    this.isolated = true
+    await Promise.all(this.libp2p.getConnections().map(async (c) => { await c.close().catch(() => c.abort(new Error('cut off'))) }))
+    this.logger.warn('cut off from every other member')
+  }
+
+  heal (): void {
+    this.isolated = false
+    for (const state of this.dialStates) { state.failures = 0; state.nextDialAtMs = 0 }
+    this.logger.warn('healed: reconnecting to the other members')
+    this.scheduleRedial(0)
+  }
+
+  isCut (): boolean {
+    return this.isolated
+  }
+
+  private onConnectionChange (peerId: string, connected: boolean): void {
+    const state = this.dialStates.find((s) => s.member.peerId === peerId)
+    if (state === undefined || this.stopped || state.connected === connected) return
+    state.connected = connected
+    this.logger.info({ peer: state.member.name }, connected ? 'member connected' : 'member disconnected')
+    if (!connected) this.scheduleRedial(REDIAL_MIN_MS)
+  }
+
+  private scheduleRedial (delayMs: number): void {
+    if (this.stopped) return
+    if (this.redialTimer !== undefined) clearTimeout(this.redialTimer)
+    this.redialTimer = setTimeout(() => { this.redial() }, delayMs)
+    this.redialTimer.unref()
+  }
+
+  private redial (): void {
+    if (this.stopped) return
+    const nowMs = Date.now()
+    const connected = new Set(this.connectedMembers().map((m) => m.peerId))
+    let nextMs = REDIAL_MAX_MS
+    for (const state of this.dialStates) {
+      if (connected.has(state.member.peerId)) { state.failures = 0; continue }
+      if (!this.isolated && !state.dialing && state.nextDialAtMs <= nowMs) this.dial(state)
+      nextMs = Math.min(nextMs, Math.max(REDIAL_MIN_MS, state.nextDialAtMs - nowMs))
+    }
+    this.scheduleRedial(nextMs)
+  }
+
+  private dial (state: DialState): void {
+    state.dialing = true
+    // Back off before the outcome is known: a dial that "succeeds" but is dropped at once by the far
+    // side (it cut itself off) must not be retried in a tight loop. The redial loop resets `failures`
+    // once the member is seen connected.
+    state.failures++
+    const backoffMs = Math.min(REDIAL_MAX_MS, REDIAL_MIN_MS * 2 ** Math.min(state.failures - 1, 10))
+    // Jitter spreads the redials of a cluster restarted all at once.
+    state.nextDialAtMs = Date.now() + backoffMs * (0.75 + Math.random() * 0.5)
+    this.libp2p.dial(peerIdFromString(state.member.peerId), { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) }).catch((err: Error) => {
+      this.logger.debug({ peer: state.member.name, failures: state.failures, err: err.message }, 'dial failed')
+    }).finally(() => { state.dialing = false })
+  }
+
+  private logRefusal (peerId: string, direction: 'inbound' | 'outbound', address: string | undefined): void {
+    this.refusalLog.log('warn', peerId, { peer: peerId, direction, address }, 'refused a connection: peer is not a pool member')
+  }
+}

@@ -1,0 +1,88 @@
+import { encodeBlocksEntry, MAX_BLOCKS_PER_ENTRY } from '../../board/entries.js'
+import type { PoolBoard } from '../../board/pool-board.js'
+import type { Route } from '../api/server.js'
+import type { Logger } from '../host/log.js'
+import { PoolError, type BoardEntries } from './propose.js'
+
+/**
+ * The simulated chain. Its height lives on the board (`blocks` entries), so every member agrees on
+ * it and a member that was offline learns it by catching up the log. `chain mine N` proposes
+ * blocks by hand; with `block-interval-s` > 0 the board leader mines one block per interval.
+ */
+
+const MINE_TIMEOUT_MS = 15_000
+
+export interface ChainTickerOptions {
+  intervalS: number
+  isLeader: () => boolean
+  entries: BoardEntries
+  logger: Logger
+}
+
+/** On the board leader only, one block per interval (a new leader takes over the timer's work). */
+export class ChainTicker {
+  private timer: NodeJS.Timeout | undefined
+  private mining = false
+
+  constructor (private readonly options: ChainTickerOptions) {}
+
+  start (): void {
+    if (this.options.intervalS <= 0) return
+    this.timer = setInterval(() => { this.tick() }, this.options.intervalS * 1000)
+    this.timer.unref()
+  }
+
+  stop (): void {
+    if (this.timer !== undefined) clearInterval(this.timer)
+    this.timer = undefined
+  }
+
+  private tick (): void {
+    // One block at a time: a slow commit must not pile up proposals.
+    if (this.mining || !this.options.isLeader()) return
+    this.mining = true
+    this.options.entries.propose(encodeBlocksEntry(1), MINE_TIMEOUT_MS)
+      .then((r) => { this.options.logger.debug({ height: r.height, index: r.index }, 'mined a block') })
+      .catch((err: unknown) => { this.options.logger.warn({ err: (err as Error).message }, 'could not mine a block') })
+      .finally(() => { this.mining = false })
+  }
+}
+
+interface ChainStatus {
+  height: number
+  blockIntervalS: number
+  appliedIndex: number
+}
+
+function chainStatus (poolBoard: PoolBoard, blockIntervalS: number): ChainStatus {
+  return { height: poolBoard.chainHeight, blockIntervalS, appliedIndex: poolBoard.appliedIndex }
+}
+
+/** Mines `blocks` blocks through the board; resolves with the height once applied here. */
+export async function mine (entries: BoardEntries, blocks: unknown): Promise<{ height: number, index: number, blocks: number }> {
+  if (typeof blocks !== 'number' || !Number.isSafeInteger(blocks) || blocks < 1 || blocks > MAX_BLOCKS_PER_ENTRY) {
+    throw new PoolError('bad-request', `blocks: expected a whole number from 1 to ${MAX_BLOCKS_PER_ENTRY}, got ${JSON.stringify(blocks)}`)
+  }
+  const result = await entries.propose(encodeBlocksEntry(blocks), MINE_TIMEOUT_MS)
+  if (result.outcome !== 'accepted' || result.height === null) throw new PoolError('rejected', `the board refused the blocks: ${result.reason}`)
+  return { height: result.height, index: result.index, blocks }
+}
+
+/** `GET /v1/chain/status`, `POST /v1/chain/mine {"blocks": N}`. */
+export function chainRoutes (options: { poolBoard: PoolBoard, entries: BoardEntries, blockIntervalS: number, toApiError: (err: unknown) => never }): Route[] {
+  return [
+    { method: 'GET', path: '/v1/chain/status', handler: async () => chainStatus(options.poolBoard, options.blockIntervalS) },
+    {
+      method: 'POST',
+      path: '/v1/chain/mine',
+      handler: async ({ body }) => {
+        try {
+          return await mine(options.entries, (body as { blocks?: unknown }).blocks)
+        } catch (err) {
+          return options.toApiError(err)
+        }
+      }
+    }
+  ]
+}
+

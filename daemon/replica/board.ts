@@ -1,0 +1,588 @@
+import assert from 'node:assert/strict'
+import { randomBytes, randomInt } from 'node:crypto'
+import { decodeHistory, encodeHistory, verifyHistory } from '../../board/history.js'
+import { toHex } from '../../protocol/bytes.js'
+import {
+  bootstrapState,
+  joiningState,
+  ProposalError,
+  Raft,
+  ZERO_HASH,
+  type Alarm,
+  type ConfChange,
+  type Configuration,
+  type Entry,
+  type Message,
+  type NodeId,
+  type Ready,
+  type Role,
+  type SnapMessage
+} from '../../board/raft/index.js'
+import type { BatchOp, RaftStore } from '../../storage/raft-store.js'
+import type { Logger } from '../host/log.js'
+
+/** How Raft messages leave and reach this node (daemon/replica/transport.ts over libp2p). */
+export interface BoardTransport {
+  send: (message: Message) => void
+  onMessage: (handler: (message: Message) => void) => void
+}
+
+/** Applies committed entries to the board's state; returns the batch ops recording the new state. */
+export interface BoardApplier {
+  apply: (entries: readonly Entry[]) => Promise<BatchOp[]>
+}
+
+export interface BoardTiming {
+  tickMs: number
+  heartbeatTicks: number
+  electionTicks: number
+}
+
+export interface BoardOptions {
+  selfId: NodeId
+  store: RaftStore
+  transport: BoardTransport
+  applier: BoardApplier
+  logger: Logger
+  timing: BoardTiming
+  /** Take a snapshot (compact the in-memory log) every this many applied entries. */
+  snapshotEveryEntries: number
+  /** The configuration of a new board; used only the very first time, when the store is empty. */
+  initialConfiguration: Configuration
+  /**
+   * Starts the expensive checks applying these entries will make (signature verification on worker
+   * threads) and resolves when they are done; called as entries arrive and awaited before applying.
+   */
+  prepareApply?: (entries: readonly Entry[]) => Promise<void>
+  /** Called when the node must stop: the store failed, so it cannot keep its promises. */
+  onFatal: (err: Error) => void
+  /** Compare entry hashes where plain Raft compares terms (the hash-chain defense; on by default). */
+  verifyHashChain?: boolean
+  /** Called with every alarm the core raises, after it is logged (the hash-chain defense makes a proof of it). */
+  onAlarm?: (alarm: Alarm) => void
+  /** Lab mode only (daemon/lab/): rewrites a message before the core steps it, as a lying member would. */
+  labInbound?: (m: Message, log: Pick<Raft, 'entryAt' | 'termAt' | 'hashAt'>) => Message
+  /** Lab mode only: while this node leads, a reason to drop a proposal (a censoring leader), or null. */
+  labDrop?: (data: Uint8Array) => string | null
+}
+
+export interface BoardStatus {
+  id: NodeId
+  role: Role
+  term: number
+  leader: NodeId | null
+  commit: number
+  applied: number
+  lastIndex: number
+  snapshotIndex: number
+  configuration: Configuration
+  /** On the leader: each member's match index and replication state. */
+  progress: Record<NodeId, { match: number, next: number, state: string, isLearner: boolean }> | null
+  alarms: number
+  /** Members this node no longer follows or votes for: they offered to rewrite committed entries. */
+  shunned: NodeId[]
+}
+
+/** A proposal or read the caller gave up on, or that the board could not take. */
+export class BoardError extends Error {
+  constructor (readonly code: 'not-leader' | 'refused' | 'timeout' | 'superseded' | 'stopped', message: string, readonly leader: NodeId | null = null) {
+    super(message)
+    this.name = 'BoardError'
+  }
+}
+
+interface Waiter<T> {
+  resolve: (value: T) => void
+  reject: (err: Error) => void
+  timer: NodeJS.Timeout
+}
+
+const EMPTY = new Uint8Array(0)
+const MAX_PENDING_PROPOSALS = 100_000
+const MAX_PENDING_READS = 10_000
+const MAX_RECENT_ALARMS = 100
+const MAX_SHUNNED = 1_024
+/** A board entry's header: version and kind bytes (board/entries.ts). */
+const ENTRY_HEADER_BYTES = 2
+/** What a leader or a candidate sends: ignored from a member proven to rewrite committed entries. */
+const LEADING_MESSAGES = new Set<Message['type']>(['app', 'heartbeat', 'snap', 'timeoutNow', 'vote', 'preVote'])
+/** A persist slower than this is logged: a stalled disk stalls the board (and should cost leadership). */
+const SLOW_PERSIST_MS = 500
+
+/**
+ * The driver around the pure Raft core: a timer ticks it, the transport feeds it messages, and one
+ * loop handles each Ready in the order of the durability contract (board/raft/types.ts): persist
+ * in one synced batch, then send, then apply, then advance. Proposals that arrive while a batch is
+ * being written go into the next one, so many proposals share one fsync.
+ */
+export class Board {
+  private readonly raft: Raft
+  private tickTimer: NodeJS.Timeout | undefined
+  private loop: Promise<void> | undefined
+  private stopped = false
+  private failed = false
+  private readonly proposals = new Map<number, Waiter<{ index: number, term: number }> & { term: number }>()
+  private readonly reads = new Map<string, Waiter<number>>()
+  /** Reads confirmed by the leader, waiting for this node to apply up to their index. */
+  private readonly confirmedReads: Array<{ index: number, waiter: Waiter<number> }> = []
+  private readCounter = 0n
+  /**
+   * Read contexts are this node's random prefix and a counter: the leader ignores a read whose
+   * context is already pending, so two members (or one member before and after a restart) must
+   * never send the same context.
+   */
+  private readonly readPrefix = randomBytes(8)
+  /** Committed entries applied to the in-memory board state. */
+  private applied: number
+  /** Applied and written: what readers (status, the log API, read states) may see. */
+  private readableApplied: number
+  private readonly snapshotsSending = new Set<NodeId>()
+  /** Verified entries of a snapshot stepped into the core, kept until its Ready persists them. */
+  private incomingSnapshot: { index: number, entries: Entry[] } | undefined
+  readonly recentAlarms: Array<Alarm & { at: string }> = []
+  /**
+   * Entries whose checks are being prepared (signatures on worker threads), by index. Holds only
+   * entries of the log not yet applied: applying removes them, replacing them in the log forgets them.
+   */
+  private readonly preparing = new Map<number, Promise<void>>()
+  /** Members proven (by an alarm) to offer rewrites of committed entries: never followed again. */
+  private readonly shunned = new Set<NodeId>()
+  private alarmCount = 0
+
+  private constructor (private readonly options: BoardOptions, raft: Raft) {
+    this.raft = raft
+    this.applied = raft.status().applied
+    this.readableApplied = this.applied
+  }
+
+  /** Restores the core from the store (or bootstraps it) and wires the transport. */
+  static async open (options: BoardOptions): Promise<Board> {
+    const { store, selfId, initialConfiguration, timing } = options
+    let persisted = await store.load()
+    if (persisted === null) {
+      const isMember = initialConfiguration.voters.includes(selfId) || initialConfiguration.learners.includes(selfId)
+      persisted = isMember ? bootstrapState(initialConfiguration) : joiningState()
+      await store.bootstrap(persisted)
+    }
+    const raft = new Raft({
+      id: selfId,
+      rand: (n) => randomInt(n),
+      electionTicks: timing.electionTicks,
+      heartbeatTicks: timing.heartbeatTicks,
+      verifyHashChain: options.verifyHashChain ?? true
+    }, persisted)
+    const board = new Board(options, raft)
+    options.transport.onMessage((m) => { board.receive(m) })
+    return board
+  }
+
+  start (): void {
+    this.tickTimer = setInterval(() => {
+      this.raft.tick()
+      this.kick()
+    }, this.options.timing.tickMs)
+    this.kick()
+  }
+
+  async stop (): Promise<void> {
+    this.stopped = true
+    if (this.tickTimer !== undefined) clearInterval(this.tickTimer)
+    await this.loop
+    await this.options.store.flush()
+    const stopped = new BoardError('stopped', 'the node is stopping')
+    for (const w of this.proposals.values()) { clearTimeout(w.timer); w.reject(stopped) }
+    for (const w of this.reads.values()) { clearTimeout(w.timer); w.reject(stopped) }
+    for (const r of this.confirmedReads) { clearTimeout(r.waiter.timer); r.waiter.reject(stopped) }
+    this.proposals.clear()
+    this.reads.clear()
+    this.confirmedReads.length = 0
+  }
+
+  /** Proposes `data` and resolves once it is committed and applied on this node. */
+  async propose (data: Uint8Array, timeoutMs: number): Promise<{ index: number, term: number }> {
+    const dropped = this.raft.currentRole === 'leader' ? this.options.labDrop?.(data) ?? null : null
+    if (dropped !== null) {
+      // What a proposer sees from a censoring leader: its entry never commits.
+      this.options.logger.warn({ reason: dropped, bytes: data.length }, 'lab: dropped a proposal')
+      await new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())
+      throw new BoardError('timeout', `the entry was not committed within ${timeoutMs} ms; it may still commit`)
+    }
+    return await this.submit(() => this.raft.propose(data), timeoutMs)
+  }
+
+  async changeMembership (change: ConfChange, timeoutMs: number): Promise<{ index: number, term: number }> {
+    return await this.submit(() => this.raft.proposeConfChange(change), timeoutMs)
+  }
+
+  /**
+   * A linearizable read point: resolves with an index once the leader has confirmed, through a
+   * quorum, that it was leader when the read arrived, and this node has applied up to that index.
+   * Anything committed before the call is then visible in the applied state.
+   */
+  async linearizableRead (timeoutMs: number): Promise<number> {
+    this.checkOpen()
+    if (this.reads.size >= MAX_PENDING_READS) throw new BoardError('refused', `more than ${MAX_PENDING_READS} reads pending`)
+    const context = new Uint8Array(16)
+    context.set(this.readPrefix, 0)
+    new DataView(context.buffer).setBigUint64(8, ++this.readCounter)
+    const key = toHex(context)
+    const promise = new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.reads.delete(key)
+        reject(new BoardError('timeout', `no linearizable read within ${timeoutMs} ms (no leader reachable?)`))
+      }, timeoutMs)
+      this.reads.set(key, { resolve, reject, timer })
+    })
+    try {
+      this.raft.readIndex(context)
+    } catch (err) {
+      const w = this.reads.get(key)
+      if (w !== undefined) { clearTimeout(w.timer); this.reads.delete(key) }
+      throw this.translate(err)
+    }
+    this.kick()
+    return await promise
+  }
+
+  transferLeadership (to: NodeId): void {
+    this.checkOpen()
+    try {
+      this.raft.transferLeadership(to)
+    } catch (err) {
+      throw this.translate(err)
+    }
+    this.kick()
+  }
+
+  status (): BoardStatus {
+    const s = this.raft.status()
+    let progress: BoardStatus['progress'] = null
+    if (s.progress !== null) {
+      progress = {}
+      for (const [id, p] of Object.entries(s.progress)) progress[id] = { match: p.match, next: p.next, state: p.state, isLearner: p.isLearner }
+    }
+    return {
+      id: s.id,
+      role: s.role,
+      term: s.term,
+      leader: s.leader,
+      commit: s.commit,
+      applied: this.readableApplied,
+      lastIndex: s.lastIndex,
+      snapshotIndex: s.snapshotIndex,
+      configuration: s.configuration,
+      progress,
+      alarms: this.alarmCount,
+      shunned: [...this.shunned]
+    }
+  }
+
+  get appliedIndex (): number {
+    return this.readableApplied
+  }
+
+  // Cheap accessors (no copy of the per-member progress that status() makes).
+  get role (): Role {
+    return this.raft.currentRole
+  }
+
+  get leader (): NodeId | null {
+    return this.raft.leaderId
+  }
+
+  get term (): number {
+    return this.raft.currentTerm
+  }
+
+  get commit (): number {
+    return this.raft.commitIndex
+  }
+
+  get alarms (): number {
+    return this.alarmCount
+  }
+
+  /** Committed and applied entries from `from`, at most `limit`. */
+  async committedEntries (from: number, limit: number): Promise<Entry[]> {
+    const to = Math.min(this.readableApplied, from + limit - 1)
+    return await this.options.store.readEntries(Math.max(1, from), to)
+  }
+
+  // ------------------------------------------------------------------------------------------
+
+  private async submit (propose: () => { index: number, term: number }, timeoutMs: number): Promise<{ index: number, term: number }> {
+    this.checkOpen()
+    if (this.proposals.size >= MAX_PENDING_PROPOSALS) throw new BoardError('refused', `more than ${MAX_PENDING_PROPOSALS} proposals pending`)
+    let proposed: { index: number, term: number }
+    try {
+      proposed = propose()
+    } catch (err) {
+      throw this.translate(err)
+    }
+    const promise = new Promise<{ index: number, term: number }>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.proposals.delete(proposed.index)
+        reject(new BoardError('timeout', `entry ${proposed.index} was not committed within ${timeoutMs} ms; it may still commit`))
+      }, timeoutMs)
+      this.proposals.set(proposed.index, { term: proposed.term, resolve, reject, timer })
+    })
+    this.kick()
+    return await promise
+  }
+
+  private translate (err: unknown): Error {
+    if (err instanceof ProposalError) {
+      if (err.reason === 'not-leader') return new BoardError('not-leader', err.message, err.leader)
+      return new BoardError('refused', err.message, err.leader)
+    }
+    return err as Error
+  }
+
+  private checkOpen (): void {
+    if (this.stopped) throw new BoardError('stopped', 'the node is stopping')
+  }
+
+  private receive (m: Message): void {
+    if (this.stopped) return
+    if (this.shunned.has(m.from) && LEADING_MESSAGES.has(m.type)) return
+    if (m.type === 'snap') {
+      void this.receiveSnapshot(m)
+      return
+    }
+    if (this.options.labInbound !== undefined) m = this.options.labInbound(m, this.raft)
+    this.raft.step(m)
+    this.kick()
+  }
+
+  /**
+   * A snapshot carries the committed history this node lacks. It is checked against this node's own
+   * log before the core sees it: the chain rebuilt from our entry before it must reach the hash the
+   * leader claims.
+   */
+  private async receiveSnapshot (m: SnapMessage): Promise<void> {
+    const { logger, store } = this.options
+    try {
+      const history = decodeHistory(m.snapshot.data)
+      const prevIndex = history.firstIndex - 1
+      let prevHash = ZERO_HASH
+      if (prevIndex > 0) {
+        const prev = await store.entry(prevIndex)
+        if (prev === undefined) {
+          logger.warn({ from: m.from, firstIndex: history.firstIndex, lastStored: store.lastStoredIndex }, 'dropped a snapshot that does not start where this node\'s log ends')
+          return
+        }
+        prevHash = prev.hash
+      }
+      const verified = verifyHistory(history, prevHash, m.snapshot.meta)
+      if ('problem' in verified) {
+        this.raiseAlarm({ kind: 'invalid-append', from: m.from, term: m.term, index: m.snapshot.meta.index, reason: `snapshot: ${verified.problem}` })
+        return
+      }
+      if (this.stopped) return
+      this.incomingSnapshot = { index: m.snapshot.meta.index, entries: verified.entries }
+      this.raft.step({ ...m, snapshot: { meta: m.snapshot.meta, data: EMPTY } })
+      this.kick()
+    } catch (err) {
+      logger.warn({ from: m.from, err: (err as Error).message }, 'dropped a malformed snapshot')
+    }
+  }
+
+  /** Runs the Ready loop unless it is already running; it drains every Ready there is. */
+  private kick (): void {
+    if (this.loop !== undefined || this.stopped) return
+    this.loop = this.drain().finally(() => { this.loop = undefined })
+  }
+
+  private async drain (): Promise<void> {
+    try {
+      // Yield once so that every step/proposal of this turn of the event loop joins the batch.
+      await new Promise((resolve) => setImmediate(resolve))
+      while (!this.stopped && this.raft.hasReady()) await this.handle(this.raft.ready())
+    } catch (err) {
+      this.fail(err)
+    }
+  }
+
+  /** The store failed: the node cannot keep its promises and must stop. */
+  private fail (err: unknown): void {
+    if (this.stopped && this.failed) return
+    this.failed = true
+    this.stopped = true
+    if (this.tickTimer !== undefined) clearInterval(this.tickTimer)
+    this.options.logger.fatal({ err }, 'the board cannot persist or apply: stopping')
+    this.options.onFatal(err as Error)
+  }
+
+  private async handle (rd: Ready): Promise<void> {
+    const { store, transport } = this.options
+    let snapshotEntries: Entry[] = []
+    if (rd.snapshot !== null) {
+      const incoming = this.incomingSnapshot
+      assert(incoming !== undefined && incoming.index === rd.snapshot.meta.index, 'a snapshot in Ready without its verified history')
+      snapshotEntries = incoming.entries
+      this.incomingSnapshot = undefined
+    }
+    // A leader's appends may go out while its own copy is being written (Raft thesis §10.2.1):
+    // followers write theirs durably before acknowledging, and whatever commits through them is
+    // only announced or applied from a later Ready, handled after this write completes. Anything
+    // else waits for the write, and so does everything when the term or vote is changing.
+    const early = rd.hardState === null || !store.changesTermOrVote(rd.hardState)
+    const sendNow = early ? rd.messages.filter((m) => m.type === 'app') : []
+    for (const m of sendNow) transport.send(m)
+    // A snapshot replaces the whole log and appended entries replace the stored ones from their
+    // first index on (board/raft/types.ts, Ready): preparations of replaced entries are stale.
+    if (rd.snapshot !== null) this.forgetPreparing(this.applied + 1)
+    if (rd.entries.length > 0) this.forgetPreparing(rd.entries[0].index)
+    // Entries just appended will be applied soon: verify their signatures meanwhile, off this thread.
+    this.startPreparing(rd.entries)
+
+    // Committed entries are applied in memory now and their records join the same atomic batch as
+    // the Raft state: a crash keeps both or neither.
+    const toApply = rd.snapshot !== null ? snapshotEntries.filter((e) => e.index > this.applied) : rd.committedEntries
+    await this.prepared(toApply)
+    const applyOps = await this.applyInMemory(toApply)
+    const durableFirst = store.mustSync(rd)
+    const startMs = performance.now()
+    const write = store.persist(rd, snapshotEntries, applyOps)
+    // A batch that need not be synced (a commit index and the applied state only) holds nothing
+    // another member or a client relies on: what it records is durable elsewhere (the entries on a
+    // quorum) or can be rebuilt from the log. Nothing waits for it: the store issues the next
+    // write after it, and if it fails the node stops.
+    if (durableFirst) {
+      await write
+      const persistMs = performance.now() - startMs
+      if (persistMs > SLOW_PERSIST_MS) this.options.logger.warn({ persistMs: Math.round(persistMs) }, 'slow disk: persisting a Raft batch took long')
+    } else {
+      write.catch((err: unknown) => { this.fail(err) })
+    }
+    // Entries committed by an unsynced batch were written (synced) by an earlier one, so they are
+    // readable from the store now; in a synced batch, only once it is written.
+    this.readableApplied = this.applied
+    for (const m of rd.messages) {
+      if (sendNow.length > 0 && m.type === 'app') continue
+      if (m.type === 'snap') this.sendSnapshot(m)
+      else transport.send(m)
+    }
+    this.answerProposals(toApply)
+    for (const rs of rd.readStates) this.confirmRead(toHex(rs.context), rs.index)
+    for (const alarm of rd.alarms) this.raiseAlarm(alarm)
+    if (rd.softState !== null) this.options.logger.info({ role: rd.softState.role, leader: rd.softState.leader, term: this.raft.currentTerm }, 'board role changed')
+    this.raft.advance(rd)
+    this.releaseReads()
+    await this.maybeCompact()
+  }
+
+  /** Forgets the preparations of entries from `index` on (replaced in the log; never applied). */
+  private forgetPreparing (index: number): void {
+    for (const i of this.preparing.keys()) if (i >= index) this.preparing.delete(i)
+  }
+
+  private startPreparing (entries: readonly Entry[]): void {
+    const prepare = this.options.prepareApply
+    if (prepare === undefined) return
+    // Only pool entries (version, kind and a payload) carry signatures; a noop is empty.
+    const todo = entries.filter((e) => e.type === 'normal' && e.data.length > ENTRY_HEADER_BYTES && !this.preparing.has(e.index))
+    if (todo.length === 0) return
+    const work = prepare(todo).catch((err: unknown) => {
+      this.options.logger.warn({ err: (err as Error).message }, 'preparing entries failed; the board verifies them itself')
+    })
+    for (const e of todo) this.preparing.set(e.index, work)
+  }
+
+  /** Waits for the preparation of `entries` (starting what was not started). */
+  private async prepared (entries: readonly Entry[]): Promise<void> {
+    if (this.options.prepareApply === undefined || entries.length === 0) return
+    this.startPreparing(entries)
+    const works = new Set<Promise<void>>()
+    for (const e of entries) {
+      const w = this.preparing.get(e.index)
+      if (w !== undefined) works.add(w)
+      this.preparing.delete(e.index)
+    }
+    await Promise.all(works)
+  }
+
+  /** Applies committed entries to the board state in memory; returns the records to write. */
+  private async applyInMemory (entries: readonly Entry[]): Promise<BatchOp[]> {
+    if (entries.length === 0) return []
+    const last = entries[entries.length - 1].index
+    assert(entries[0].index === this.applied + 1, `applying ${entries[0].index} after ${this.applied}`)
+    const ops = await this.options.applier.apply(entries)
+    ops.push(this.options.store.appliedOp(last))
+    this.applied = last
+    return ops
+  }
+
+  /** Answers the proposals among `entries` (now durable and applied): committed as proposed, or replaced. */
+  private answerProposals (entries: readonly Entry[]): void {
+    for (const e of entries) {
+      const w = this.proposals.get(e.index)
+      if (w === undefined) continue
+      this.proposals.delete(e.index)
+      clearTimeout(w.timer)
+      if (e.term === w.term) w.resolve({ index: e.index, term: e.term })
+      else w.reject(new BoardError('superseded', `entry ${e.index} was replaced by a new leader's entry before it committed; propose it again`))
+    }
+  }
+
+  private confirmRead (key: string, index: number): void {
+    const w = this.reads.get(key)
+    if (w === undefined) return
+    this.reads.delete(key)
+    this.confirmedReads.push({ index, waiter: w })
+  }
+
+  private releaseReads (): void {
+    for (let i = this.confirmedReads.length - 1; i >= 0; i--) {
+      const r = this.confirmedReads[i]
+      if (r.index > this.readableApplied) continue
+      this.confirmedReads.splice(i, 1)
+      clearTimeout(r.waiter.timer)
+      r.waiter.resolve(r.index)
+    }
+  }
+
+  private raiseAlarm (alarm: Alarm): void {
+    if (alarm.kind === 'committed-entry-conflict' && !this.shunned.has(alarm.from) && this.shunned.size < MAX_SHUNNED) {
+      // A member that offered to rewrite an entry this node knows is committed has proved it lies
+      // about the log (an honest cluster never does this: docs/raft.md). This node stops following
+      // it and will not vote for it, so an honest majority elects around it instead of the board
+      // staying stuck under a leader whose appends are all refused.
+      this.shunned.add(alarm.from)
+      this.options.logger.error({ member: alarm.from, term: alarm.term }, 'board: no longer following or voting for a member that offered to rewrite committed entries')
+    }
+    this.alarmCount++
+    this.recentAlarms.push({ ...alarm, at: new Date().toISOString() })
+    if (this.recentAlarms.length > MAX_RECENT_ALARMS) this.recentAlarms.shift()
+    const proof = alarm.kind === 'committed-entry-conflict'
+      ? { index: alarm.index, localTerm: alarm.localTerm, localHash: toHex(alarm.localHash), offeredTerm: alarm.offeredTerm, offeredHash: toHex(alarm.offeredHash) }
+      : { index: alarm.index, reason: alarm.reason }
+    this.options.logger.error({ alarm: alarm.kind, from: alarm.from, term: alarm.term, ...proof }, 'board alarm: a member offered a log that conflicts with what this node knows')
+    this.options.onAlarm?.(alarm)
+  }
+
+  /**
+   * The core asks to send a snapshot to a member whose next entry is compacted away: send it the
+   * committed history it lacks (after its match index), one transfer per member at a time.
+   */
+  private sendSnapshot (m: SnapMessage): void {
+    if (this.snapshotsSending.has(m.to)) return
+    this.snapshotsSending.add(m.to)
+    const match = this.raft.status().progress?.[m.to]?.match ?? 0
+    const firstIndex = Math.min(match + 1, m.snapshot.meta.index)
+    this.options.store.readEntries(firstIndex, m.snapshot.meta.index).then((entries) => {
+      if (this.stopped) return
+      this.options.logger.info({ to: m.to, firstIndex, lastIndex: m.snapshot.meta.index }, 'sending a snapshot of the board history')
+      this.options.transport.send({ ...m, snapshot: { meta: m.snapshot.meta, data: encodeHistory(entries, firstIndex) } })
+    }).catch((err: unknown) => {
+      this.options.logger.error({ to: m.to, err }, 'could not read the history for a snapshot')
+    }).finally(() => { this.snapshotsSending.delete(m.to) })
+  }
+
+  private async maybeCompact (): Promise<void> {
+    const snapshotIndex = this.raft.snapshotMeta().index
+    if (this.applied - snapshotIndex < this.options.snapshotEveryEntries) return
+    const meta = this.raft.compact(this.applied, EMPTY)
+    if (meta !== null) await this.options.store.saveSnapshotMeta(meta)
+  }
+}
