@@ -1,15 +1,17 @@
 #!/usr/bin/env node
 import './host/polyfill.js'
-import { Command } from 'commander'
+import { Command, CommanderError } from 'commander'
 import { toHex } from '../protocol/bytes.js'
 import { boardCommand } from './commands/board.js'
 import { clusterCommand } from './commands/cluster.js'
 import { defenseCommand } from './commands/defense.js'
 import { chainCommand, labCommand, poolCommand } from './commands/pool.js'
-import { applyOverrides, defaultConfig, formatHostPort } from './host/config.js'
-import { AdminClient } from './api/client.js'
+import { applyOverrides, defaultConfig, formatHostPort, type HostPort, parseHostPort } from './host/config.js'
+import { memberLine } from './host/member-line.js'
+import { AdminClient, ApiCallError } from './api/client.js'
 import { type DataDir, initDataDir } from './host/datadir.js'
-import { UserError, errorMessage } from './host/errors.js'
+import { EXIT, UserError, errorMessage } from './host/errors.js'
+import { preflight } from './host/preflight.js'
 import { createNodeLogger } from './host/log.js'
 import type { NodeStatus, PoolboardNode } from './node.js'
 import { clientCommand, dataDir, datadirOption, output } from './commands/util.js'
@@ -37,14 +39,39 @@ function program (): Command {
       let config = applyOverrides(defaultConfig(), { name: opts.name, listen: opts.listen, api: opts.api, 'log-level': opts.logLevel, lab: opts.lab === true ? '1' : undefined })
       for (const m of opts.member) config = applyOverrides(config, { member: m })
       const keys = await initDataDir(dir, config)
-      const result = { datadir: dir.path, config: dir.configFile, peerId: keys.peerId, memberKey: toHex(keys.memberKey) }
+      const line = memberLine(config, keys.peerId)
+      const result = { datadir: dir.path, config: dir.configFile, peerId: keys.peerId, memberKey: toHex(keys.memberKey), memberLine: line }
+      const listed = config.members.some((m) => m.peerId === keys.peerId)
       output(opts.json === true, result, () => [
         `created ${dir.path}`,
         `  peer id     ${result.peerId}`,
         `  member key  ${result.memberKey}`,
         `  config      ${result.config}`,
-        `start it with: poolboard start --datadir ${dir.path}`
+        '',
+        'this member\'s line (send it to every other member; poolboard member-line prints it again):',
+        `  ${line}`,
+        '',
+        listed
+          ? `start it with: poolboard start --datadir ${dir.path}`
+          : `before the first start, put every member's line in ${dir.configFile}, this one too; then: poolboard start --datadir ${dir.path}`
       ].join('\n'))
+    })
+
+  cli.command('member-line')
+    .description('print this member\'s "member=NAME PEERID HOST:PORT" line, for every member\'s poolboard.conf (its own too)')
+    .addOption(datadirOption())
+    .option('--address <host:port>', 'the address the other members dial (default: the listen address; for 0.0.0.0, this machine\'s first non-loopback address)')
+    .option('--json', 'print JSON')
+    .action(async (opts: { datadir?: string, address?: string, json?: boolean }) => {
+      const dir = dataDir(opts)
+      const config = dir.readConfig()
+      const keys = await dir.readKeys()
+      let address: HostPort | undefined
+      if (opts.address !== undefined) {
+        try { address = parseHostPort(opts.address) } catch (err) { throw new UserError(`--address: ${(err as Error).message}`, EXIT.usage) }
+      }
+      const line = memberLine(config, keys.peerId, address)
+      output(opts.json === true, { name: config.name, peerId: keys.peerId, address: line.split(' ')[2], line }, () => line)
     })
 
   cli.command('start')
@@ -101,6 +128,7 @@ function renderStatus (s: NodeStatus): string {
 async function runNode (dir: DataDir, opts: { listen?: string, api?: string, logLevel?: string, lab?: boolean, quiet?: boolean }): Promise<void> {
   const config = applyOverrides(dir.readConfig(), { listen: opts.listen, api: opts.api, 'log-level': opts.logLevel, lab: opts.lab === true ? '1' : undefined })
   const keys = await dir.readKeys()
+  await preflight(dir, config, keys)
   const { logger, reopen, flush } = await createNodeLogger({ file: dir.logFile, level: config.logLevel, quiet: opts.quiet === true, name: config.name })
   for (const file of dir.looseSecrets()) logger.warn({ file }, 'secret key file is readable by other users; chmod 600 it')
 
@@ -171,19 +199,39 @@ async function runNode (dir: DataDir, opts: { listen?: string, api?: string, log
   }
 }
 
+/** Every command and subcommand under `cmd`, `cmd` included. */
+function allCommands (cmd: Command): Command[] {
+  return [cmd, ...cmd.commands.flatMap(allCommands)]
+}
+
 export async function main (argv: string[]): Promise<void> {
+  const json = argv.slice(2).includes('--json')
+  const cli = program()
+  for (const c of allCommands(cli)) {
+    // Usage errors exit 2 (docs/operations.md), and under --json they are JSON like every other error.
+    c.exitOverride()
+    c.configureOutput({ outputError: (text, write) => { if (!json) write(text) } })
+  }
   try {
-    await program().parseAsync(argv)
+    await cli.parseAsync(argv)
   } catch (err) {
-    if (err instanceof UserError) {
-      process.stderr.write(`poolboard: ${errorMessage(err)}\n`)
-      process.exit(err.exitCode)
+    if (err instanceof CommanderError) {
+      if (err.exitCode === 0 || err.code === 'commander.help' || err.code === 'commander.helpDisplayed' || err.code === 'commander.version') process.exit(0)
+      fail(json, new UserError(err.message.replace(/^error: /, ''), EXIT.usage, 'usage'))
     }
-    process.stderr.write(`poolboard: ${errorMessage(err)}\n`)
+    if (err instanceof UserError) fail(json, err)
     if (process.env.POOLBOARD_DEBUG !== undefined) process.stderr.write(`${(err as Error).stack ?? ''}\n`)
-    process.exit(1)
+    fail(json, new UserError(errorMessage(err), EXIT.error, 'error'))
   }
 }
 
-void main(process.argv)
+/** Prints the error, one line (or `{"error":{"code","message"}}` under --json), on stderr, and exits with its code. */
+function fail (json: boolean, err: UserError): never {
+  const details = err instanceof ApiCallError ? err.body : {}
+  process.stderr.write(json
+    ? JSON.stringify({ error: { ...details, code: err.code, message: errorMessage(err), exitCode: err.exitCode } }) + '\n'
+    : `poolboard: ${errorMessage(err)}\n`)
+  process.exit(err.exitCode)
+}
 
+void main(process.argv)

@@ -13,6 +13,7 @@ import { boardRoutes } from './api/board-routes.js'
 import { formatHostPort, type HostPort, type NodeConfig } from './host/config.js'
 import type { DataDir, NodeKeys } from './host/datadir.js'
 import { UserError } from './host/errors.js'
+import { requireMembers } from './host/preflight.js'
 import type { Logger } from './host/log.js'
 import { MemberNetwork } from './net/p2p.js'
 import { RaftTransport } from './replica/transport.js'
@@ -94,9 +95,7 @@ export class PoolboardNode {
 
   static async start (options: NodeOptions): Promise<PoolboardNode> {
     const { dir, config, keys, logger } = options
-    if (!config.members.some((m) => m.peerId === keys.peerId) && config.members.length > 0) {
-      throw new UserError(`${dir.configFile}: the member list does not include this node's own peer id ${keys.peerId}`)
-    }
+    requireMembers(dir, config, keys)
     const db = await openLocked(dir)
     dir.writePid()
     let network: MemberNetwork | undefined
@@ -127,7 +126,7 @@ export class PoolboardNode {
         logger,
         timing: config.board,
         snapshotEveryEntries: config.board.snapshotEveryEntries,
-        initialConfiguration: initialConfiguration(config, keys.peerId),
+        initialConfiguration: initialConfiguration(config),
         onFatal: options.onFatal,
         verifyHashChain: config.defenses.hashChain && !coalition,
         onAlarm: (alarm) => { defenses?.onAlarm(alarm) },
@@ -322,8 +321,7 @@ function withAppliedHook (applier: BoardApplier, hook: (entries: readonly Entry[
 }
 
 /** The board of a new cluster: the configured voters (default: every member), the others learners. */
-function initialConfiguration (config: NodeConfig, selfId: string): Configuration {
-  if (config.members.length === 0) return { voters: [selfId], learners: [] }
+function initialConfiguration (config: NodeConfig): Configuration {
   const voterNames = config.board.voters ?? config.members.map((m) => m.name)
   return {
     voters: config.members.filter((m) => voterNames.includes(m.name)).map((m) => m.peerId),

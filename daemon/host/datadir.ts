@@ -1,13 +1,14 @@
 import { randomBytes } from 'node:crypto'
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { homedir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { basename, dirname, join, resolve } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
 import { schnorr, secp256k1 } from '@noble/curves/secp256k1.js'
 import { CONFIG_FILE, parseConfig, renderConfig, type NodeConfig } from './config.js'
-import { UserError } from './errors.js'
+import { EXIT, UserError, errorMessage } from './errors.js'
+import { describeFsError, requireReadableDir } from './preflight.js'
 import { openDatabase } from '../../storage/database.js'
 import { fromHex, toHex } from '../../protocol/bytes.js'
 
@@ -33,10 +34,17 @@ export class DataDir {
 
   /** Reads and validates the config file; a missing directory or file is a clear error. */
   readConfig (): NodeConfig {
+    requireReadableDir(this.path)
     if (!this.isInitialized()) {
       throw new UserError(`${this.path} is not a poolboard data directory (no ${CONFIG_FILE}); create one with: poolboard init --datadir ${this.path}`)
     }
-    return parseConfig(readFileSync(this.configFile, 'utf8'), this.configFile)
+    let text: string
+    try {
+      text = readFileSync(this.configFile, 'utf8')
+    } catch (err) {
+      throw new UserError(`cannot read ${this.configFile}: ${describeFsError(err)}`)
+    }
+    return parseConfig(text, this.configFile)
   }
 
   writeConfig (config: NodeConfig): void {
@@ -44,7 +52,13 @@ export class DataDir {
   }
 
   async readKeys (): Promise<NodeKeys> {
-    const libp2pKey = privateKeyFromProtobuf(readSecret(this.nodeKeyFile))
+    let libp2pKey: PrivateKey
+    try {
+      libp2pKey = privateKeyFromProtobuf(readSecret(this.nodeKeyFile))
+    } catch (err) {
+      if (err instanceof UserError) throw err
+      throw new UserError(`${this.nodeKeyFile} is not a libp2p private key (${errorMessage(err)}); restore it from a backup: it is this member's peer id`)
+    }
     const memberSecret = readMemberSecret(this.memberKeyFile)
     return keysFrom(libp2pKey, memberSecret)
   }
@@ -64,7 +78,9 @@ export class DataDir {
 
   readCookie (): string {
     if (!existsSync(this.cookieFile)) {
-      throw new UserError(`no node is running on ${this.path} (no .cookie); start one with: poolboard start --datadir ${this.path}`)
+      const cluster = clusterNodeOf(this.path)
+      throw new UserError(`no node is running on ${this.path} (no .cookie); start it with: ` +
+        (cluster === null ? `poolboard start --datadir ${this.path}` : `poolboard cluster start ${cluster.index}${cluster.dirFlag}`), EXIT.unreachable, 'not-running')
     }
     return readFileSync(this.cookieFile, 'utf8').trim()
   }
@@ -146,7 +162,23 @@ function writeSecret (file: string, bytes: Uint8Array): void {
 
 function readSecret (file: string): Uint8Array {
   if (!existsSync(file)) throw new UserError(`missing key file ${file}`)
-  return new Uint8Array(readFileSync(file))
+  try {
+    return new Uint8Array(readFileSync(file))
+  } catch (err) {
+    throw new UserError(`cannot read the key file ${file}: ${describeFsError(err)}`)
+  }
+}
+
+/**
+ * The node of a local cluster (`poolboard cluster ...`) that `path` is, if it is one: the
+ * directory next to a cluster.json, named nodeN. Errors then suggest the cluster's commands.
+ */
+export function clusterNodeOf (path: string): { index: number, clusterDir: string, dirFlag: string } | null {
+  const m = /^node(\d+)$/.exec(basename(path))
+  const clusterDir = dirname(path)
+  if (m === null || !existsSync(join(clusterDir, 'cluster.json'))) return null
+  const isDefault = clusterDir === resolve(process.env.POOLBOARD_CLUSTER_DIR ?? '.poolboard-cluster')
+  return { index: Number(m[1]), clusterDir, dirFlag: isDefault ? '' : ` --dir ${clusterDir}` }
 }
 
 function readMemberSecret (file: string): Uint8Array {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import type { ChildProcess } from 'node:child_process'
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { TestCluster } from '../helpers/cluster.js'
 import { cli, cliJson, exitOf, isAlive, killChild, runCli, spawnCli, tempDir, waitFor } from '../helpers/process.js'
@@ -93,6 +93,12 @@ describe('a local cluster of real node processes', function () {
   })
 })
 
+/** A one-member pool: init, then the node's own member line in its config (a node with no members does not start). */
+async function initAlone (dir: string): Promise<void> {
+  await cli(['init', '--datadir', dir, '--listen', '127.0.0.1:0', '--api', '127.0.0.1:0'])
+  appendFileSync(join(dir, 'poolboard.conf'), await cli(['member-line', '--datadir', dir]))
+}
+
 describe('a node in the foreground', function () {
   this.timeout(60_000)
 
@@ -100,7 +106,7 @@ describe('a node in the foreground', function () {
     const temp = tempDir()
     try {
       const dir = join(temp.path, 'node')
-      await cli(['init', '--datadir', dir, '--listen', '127.0.0.1:0', '--api', '127.0.0.1:0'])
+      await initAlone(dir)
       const node = spawnCli(['start', '--datadir', dir])
       let again: ChildProcess | undefined
       let stdout = ''
@@ -132,7 +138,7 @@ describe('a node in the foreground', function () {
     const temp = tempDir()
     try {
       const dir = join(temp.path, 'node')
-      await cli(['init', '--datadir', dir, '--listen', '127.0.0.1:0', '--api', '127.0.0.1:0'])
+      await initAlone(dir)
       const node = spawnCli(['start', '--datadir', dir, '--quiet'])
       try {
         // The pid file is written as soon as the lock is taken, long before the node is up.
