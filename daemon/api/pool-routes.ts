@@ -7,7 +7,8 @@ import { PoolError, type PoolErrorCode } from '../pool/propose.js'
 /**
  * The pool's admin API routes:
  *
- *     GET  /v1/pool/status[?fresh=1]          pool id, states, balances by member name, partitions, pending rounds
+ *     GET  /v1/pool/status[?fresh=1]          pool id, states, balances by member name, partitions, pending rounds,
+ *                                             signatures of this member that never reached the board (unfinished)
  *                                             (fresh: after a linearizable read of the board)
  *     GET  /v1/pool/members                   names, peer ids and member keys known
  *     GET  /v1/pool/evidence                  equivocation evidence on the board
@@ -35,7 +36,8 @@ const STATUS_OF: Record<PoolErrorCode, number> = {
   timeout: 504,
   'lab-only': 403,
   busy: 503,
-  'no-leader': 503
+  'no-leader': 503,
+  unreachable: 503
 }
 
 /** How long `pool status` waits for a linearizable read before showing what this node has. */
@@ -56,7 +58,11 @@ export function poolRoutes (options: { pool: PoolService, blockIntervalS: number
     }
   }
   return [
-    { method: 'GET', path: '/v1/pool/status', handler: async ({ query }) => query.get('fresh') === '1' ? await pool.freshStatus(FRESH_READ_TIMEOUT_MS) : pool.status() },
+    {
+      method: 'GET',
+      path: '/v1/pool/status',
+      handler: async ({ query }) => ({ ...(query.get('fresh') === '1' ? await pool.freshStatus(FRESH_READ_TIMEOUT_MS) : pool.status()), unfinished: await pool.unfinished() })
+    },
     { method: 'GET', path: '/v1/pool/members', handler: async () => ({ members: pool.members.list().map((m) => ({ name: m.name, peerId: m.peerId, key: m.key === null ? null : toHex(m.key) })) }) },
     { method: 'GET', path: '/v1/pool/evidence', handler: async () => ({ evidence: pool.evidenceList() }) },
     {

@@ -177,6 +177,24 @@ export class LocalCluster {
     }
   }
 
+  /**
+   * Waits until node `index` has read the board through a leader, so that what it shows right
+   * after a start is the current board, not the one it had when it stopped. False if it could not
+   * by the deadline (no leader reachable: too few nodes running).
+   */
+  async waitCaughtUp (index: number, deadlineMs: number, label: string): Promise<boolean> {
+    const client = AdminClient.fromDataDir(this.dataDir(index))
+    for (;;) {
+      this.progress.update(`${label}: node ${index} reading the board through its leader`)
+      try {
+        const s = await client.get<{ fresh: boolean }>('/v1/pool/status?fresh=1', { timeoutMs: STATUS_TIMEOUT_MS + 3_000 })
+        if (s.fresh) { this.progress.done(); return true }
+      } catch { /* still starting */ }
+      if (Date.now() >= deadlineMs) { this.progress.done(); return false }
+      await sleep(POLL_INTERVAL_MS)
+    }
+  }
+
   async status (): Promise<ClusterNodeState[]> {
     const file = this.read()
     return await Promise.all(file.nodes.map(async (n) => {

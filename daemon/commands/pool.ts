@@ -1,9 +1,11 @@
 import { Command, InvalidArgumentError } from 'commander'
-import { clientCommand, clientFor, output, parsePositive, parseSats } from './util.js'
+import { EXIT } from '../host/errors.js'
+import { clientCommand, clientFor, output, parsePositive, parsePositiveSats, parseSats } from './util.js'
 import { DEFAULT_BALANCE_SATS, DEFAULT_KICKOUT_DELAY_BLOCKS, type PoolNodeView } from '../pool/view.js'
 import { renderTable } from './table.js'
 import type { Json } from '../api/server.js'
 import type { PoolStatus } from '../pool/service.js'
+import type { UnfinishedView } from '../pool/before-signing.js'
 import { addLabCommands } from '../lab/campaign/cli.js'
 
 /** `poolboard pool …`, `poolboard chain …` and `poolboard lab equivocate`: clients of a running node's admin API. */
@@ -12,7 +14,7 @@ import { addLabCommands } from '../lab/campaign/cli.js'
 const CALL_SLACK_MS = 30_000
 const DEFAULT_TIMEOUT_S = 10
 
-type StatusView = Json<PoolStatus>
+type StatusView = Json<PoolStatus> & { unfinished?: Array<Json<UnfinishedView>> }
 
 interface RefusalView { member: string, code: string, reason: string }
 
@@ -28,9 +30,9 @@ function parseMembers (text: string): string[] {
   return list
 }
 
-function collectPay (text: string, all: Array<{ to: string, amountSats: string }>): Array<{ to: string, amountSats: string }> {
+function collectPay (text: string, all: Array<{ to: string, amountSats: string }> = []): Array<{ to: string, amountSats: string }> {
   const m = /^([^:]+):(\d{1,16})$/.exec(text.trim())
-  if (m === null) throw new InvalidArgumentError(`expected MEMBER:SATS, got "${text}"`)
+  if (m === null || BigInt(m[2]) < 1n) throw new InvalidArgumentError(`expected MEMBER:SATS with at least 1 sat, got "${text}"`)
   return [...all, { to: m[1], amountSats: m[2] }]
 }
 
@@ -65,6 +67,10 @@ export function renderPoolStatus (s: StatusView): string {
     lines.push('', 'rounds in progress on this node')
     for (const p of s.pending) lines.push(`  ${p.kind} ${p.what}: signed ${p.signed.join(', ') || '-'}; waiting for ${p.missing.join(', ') || '-'}${p.refused.length > 0 ? `; refused by ${p.refused.join(', ')}` : ''} (${Math.ceil(p.deadlineInMs / 1000)} s left)`)
   }
+  if ((s.unfinished ?? []).length > 0) {
+    lines.push('', 'signed by you, not on the board (your Withdraw output or next state is promised to it until it completes)')
+    for (const u of s.unfinished ?? []) lines.push(`  ${u.what}: needs ${u.with.join(', ') || '-'}; complete it with: ${u.complete}`)
+  }
   return lines.join('\n')
 }
 
@@ -91,7 +97,12 @@ export function poolCommand (): Command {
     .option('--local', 'show what this node has applied, without first reading the board through the leader')
     .action(async (opts: { datadir?: string, json?: boolean, local?: boolean }) => {
       const s = await clientFor(opts).get<StatusView & { fresh?: boolean }>(`/v1/pool/status${opts.local === true ? '' : '?fresh=1'}`)
-      output(opts.json === true, s, () => (s.fresh === false ? '(the board could not be read through a leader: this is what this node has applied so far)\n' : '') + renderPoolStatus(s))
+      output(opts.json === true, s, () => renderPoolStatus(s))
+      if (s.fresh === false) {
+        // Not the current board: a script must not take it for one (docs/operations.md, exit codes).
+        process.stderr.write(`poolboard: the board could not be read through a leader; this is only what this node has applied so far (board index ${s.appliedIndex}); run again, or use --local to accept it\n`)
+        process.exitCode = EXIT.unreachable
+      }
     })
 
   clientCommand(pool, 'members', 'names, peer ids and member keys this node knows')
@@ -102,7 +113,7 @@ export function poolCommand (): Command {
 
   clientCommand(pool, 'pay', 'pay another member of your current pool: the next state, signed by every member of that pool')
     .requiredOption('--to <member>', 'the payee (name, peer id or member key)')
-    .requiredOption('--amount <sats>', 'amount in sats', parseSats)
+    .requiredOption('--amount <sats>', 'amount in sats', parsePositiveSats)
     .option('--timeout <seconds>', 'how long to wait for every member\'s signature', parseTimeout, DEFAULT_TIMEOUT_S)
     .action(async (opts: { datadir?: string, to: string, amount: string, timeout: number, json?: boolean }) => {
       const timeoutMs = Math.round(opts.timeout * 1000)
@@ -114,12 +125,12 @@ export function poolCommand (): Command {
 
   clientCommand(pool, 'partition', 'partition your current pool among you and the online members you name; the others\' balances are untouched')
     .requiredOption('--with <members>', 'the other actives, comma-separated (e.g. node2,node3)', parseMembers)
-    .option('--pay <member:sats>', 'move sats from you to another active in the partition (repeatable)', collectPay, [] as Array<{ to: string, amountSats: string }>)
+    .option('--pay <member:sats>', 'move sats from you to another active in the partition (repeatable)', collectPay)
     .option('--timeout <seconds>', 'how long to wait for every active\'s signature', parseTimeout, DEFAULT_TIMEOUT_S)
-    .action(async (opts: { datadir?: string, with: string[], pay: Array<{ to: string, amountSats: string }>, timeout: number, json?: boolean }) => {
+    .action(async (opts: { datadir?: string, with: string[], pay?: Array<{ to: string, amountSats: string }>, timeout: number, json?: boolean }) => {
       const timeoutMs = Math.round(opts.timeout * 1000)
       const r = await clientFor(opts).post<{ statementId: string, index: number, poolLabel: string, parent: string, actives: string[], balances: Record<string, number> }>(
-        '/v1/pool/partition', { with: opts.with, pay: opts.pay, timeoutMs }, { timeoutMs: timeoutMs + CALL_SLACK_MS })
+        '/v1/pool/partition', { with: opts.with, pay: opts.pay ?? [], timeoutMs }, { timeoutMs: timeoutMs + CALL_SLACK_MS })
       output(opts.json === true, r, () => [
         `accepted: ${r.poolLabel} of the ${r.parent}, committed at board index ${r.index}`,
         `  statement ${r.statementId}`,
@@ -173,7 +184,7 @@ export function chainCommand (): Command {
 }
 
 export function labCommand (): Command {
-  const lab = new Command('lab').description('(lab mode) adversarial behaviours, to watch the defences work')
+  const lab = new Command('lab').description('(lab mode) adversarial behaviours, to watch the defenses work')
 
   clientCommand(lab, 'equivocate', 'sign a partition that conflicts with one this member already signed, and ask MEMBERS to sign it too')
     .requiredOption('--with <members>', 'the members asked to join the conflicting partition, comma-separated', parseMembers)

@@ -11,7 +11,7 @@ export class PoolError extends Error {
 
 export type PoolErrorCode =
   | 'bad-request' | 'unknown-member' | 'no-pool' | 'exists' | 'not-member' | 'frozen' | 'closed'
-  | 'round-failed' | 'refused' | 'rejected' | 'timeout' | 'lab-only' | 'busy' | 'no-leader'
+  | 'round-failed' | 'refused' | 'rejected' | 'timeout' | 'lab-only' | 'busy' | 'no-leader' | 'unreachable'
 
 export interface BoardEntriesOptions {
   /** Proposes through whichever node leads; resolves once committed. */

@@ -29,6 +29,7 @@ import {
 } from '../net/gossip.js'
 import type { Logger } from '../host/log.js'
 import { SignMemory } from './signed-record.js'
+import { requireAnotherActive, requireBalance, requireConnected, unfinished, type Reachability, type UnfinishedView } from './before-signing.js'
 import { PoolMembers } from './members.js'
 import { BoardEntries, PoolError } from './propose.js'
 import {
@@ -264,6 +265,19 @@ export class PoolService {
     }
   }
 
+  /** Signatures this member gave that never reached the board, and what completes them (before-signing.ts). */
+  async unfinished (): Promise<UnfinishedView[]> {
+    const { poolBoard, memberKey } = this.options
+    const home = homeOf(poolBoard, memberKey)
+    const current = home === null ? undefined : poolBoard.currentState(home.view.ref)
+    const next = current === undefined ? null : { pool: current.pool.ref, fromNumber: current.stateNumber, record: await this.memory.signedState(current.pool.ref, current.stateNumber) }
+    return unfinished(poolBoard, memberKey, (k) => this.members.nameOf(k), await this.memory.signedStatements(), next)
+  }
+
+  private reachability (): Reachability {
+    return { peerOf: (k) => this.members.byMemberKey(k)?.peerId, nameOf: (k) => this.members.nameOf(k), connectedPeerIds: this.options.connectedPeerIds }
+  }
+
   evidenceList (): Array<{ id: string, member: string, memberKey: string, index: number, source: string, first: StatementSummary, second: StatementSummary }> {
     return this.options.poolBoard.evidence().map((e) => ({
       id: toHex(e.id),
@@ -354,6 +368,7 @@ export class PoolService {
         `${theirs === null ? '' : `; ${payee.name}'s funds are in the ${this.label(theirs.view.ref)}`}: a payment moves sats inside one pool`)
     }
     if (typeof params.amountSats !== 'bigint' || params.amountSats <= 0n) throw new PoolError('bad-request', `amount: expected a positive number of sats, got ${String(params.amountSats)}`)
+    requireBalance(current.balances[indexOfKey(current.pool.members, me)], params.amountSats, payee.name, where)
     const payment = { payer: me, payee: payee.key, amountSats: params.amountSats }
     let heightT = Math.max(current.heightT, this.options.poolBoard.chainHeight)
     // A round that failed left our promise for state N+1: retrying the same payment signs the same state again.
@@ -376,6 +391,9 @@ export class PoolService {
       throw err
     }
     const what = `state ${proposed.stateNumber} of the ${where}`
+    requireConnected(current.pool.members, me, this.reachability(), `make ${what}`, (online) => online.length === 0
+      ? 'no other member of the pool is online: wait for them'
+      : `to go on without them, partition with the online ones: poolboard pool partition --with ${online.join(',')}`)
     const own = await this.decideAsProposer(async () => await this.decideUpdate(request))
     const round = this.newRound('update', request.roundId, current.pool.poolId, what, 'state', stateHash(proposed), current.pool.members, deadlineMs)
     round.shares.set(toHex(me), own.signature)
@@ -425,6 +443,7 @@ export class PoolService {
       actives.set(toHex(m.key), m.key)
     }
     const activeKeys = [...actives.values()].sort(compareBytes)
+    requireAnotherActive(activeKeys, me, params.with)
     const balances = activeKeys.map((k) => parentState.balances[indexOfKey(parentState.pool.members, k)])
     for (const p of params.pay ?? []) {
       const to = this.resolve(p.to)
@@ -459,6 +478,7 @@ export class PoolService {
       if (err instanceof RuleError) throw new PoolError('bad-request', err.message)
       throw err
     }
+    requireConnected(activeKeys, me, this.reachability(), `partition the ${where}`, (online) => online.length === 0 ? '' : `the actives who are online: ${online.join(', ')}`)
     const own = await this.decideAsProposer(async () => await this.decidePartition(request, { alreadyRead: true }))
     return await this.runPartition(request, statement, own, deadlineMs, where, { startMs, readMs })
   }
@@ -490,6 +510,7 @@ export class PoolService {
       actives.set(toHex(m.key), m.key)
     }
     const activeKeys = [...actives.values()].sort(compareBytes)
+    requireAnotherActive(activeKeys, me, params.with)
     const balances = activeKeys.map((k) => parentState.balances[indexOfKey(parentState.pool.members, k)])
     const heightT = Math.max(parentState.heightT, poolBoard.chainHeight)
     const request = signPartitionRequest(makePartitionRequest(parentState, { proposer: me, actives: activeKeys, newBalances: balances, heightT, deadlineMs, roundId: randomBytes(32) }), this.options.memberSecret, randomBytes(32))

@@ -46,18 +46,37 @@ describe('the pool on real nodes (5 processes)', function () {
     assertConserved(s, TOTAL)
   })
 
-  it('with two members stopped, a payment fails naming them and suggests a partition with the online ones', async () => {
+  // Traps a new user fell into (issue: a node people can run without a guide). A command that
+  // cannot succeed fails before this member signs anything, naming why.
+  it('with two members stopped, a payment fails at once naming them, signs nothing, and suggests a partition with the online ones', async () => {
     await cluster.run('stop', '4')
     await cluster.run('stop', '5')
-    const r = await pool.run(1, 'pool', 'pay', '--to', 'node3', '--amount', '100', '--timeout', '3')
-    assert.notEqual(r.code, 0)
-    assert.match(r.stderr, /could not make state 2 of the root pool/)
-    assert.match(r.stderr, /node4/)
-    assert.match(r.stderr, /node5/)
-    assert.match(r.stderr, /did not sign before the deadline/)
+    const r = await pool.run(1, 'pool', 'pay', '--to', 'node3', '--amount', '100')
+    assert.equal(r.code, 4, `unreachable members exit 4: ${r.stderr}`)
+    assert.match(r.stderr, /cannot make state 2 of the root pool: node4, node5 are not connected to this node/)
+    assert.match(r.stderr, /nothing was signed/)
     assert.match(r.stderr, /poolboard pool partition --with node2,node3/)
     const s = await pool.waitAgreed(online, 'still state 1', (s) => s.state === 1)
+    assert.deepEqual((s as PoolStatus & { unfinished: unknown[] }).unfinished, [], 'node1 promised no state 2')
     assertConserved(s, TOTAL)
+  })
+
+  it('a partition that names only yourself is refused: it would freeze the pool for everyone else', async () => {
+    const r = await pool.run(1, 'pool', 'partition', '--with', 'node1')
+    assert.equal(r.code, 2, r.stderr)
+    assert.match(r.stderr, /--with node1 names only you/)
+    const s = await pool.status(1)
+    assert.equal(s.partitions.length, 0)
+    assert.equal(s.tree?.status, 'open')
+  })
+
+  it('a partition with a stopped member is refused before signing, so the member\'s output stays free', async () => {
+    const r = await pool.run(1, 'pool', 'partition', '--with', 'node2,node4')
+    assert.equal(r.code, 4, r.stderr)
+    assert.match(r.stderr, /cannot partition the root pool state 1: node4 is not connected to this node/)
+    assert.match(r.stderr, /nothing was signed; the actives who are online: node2/)
+    // The next test partitions among node1, node2, node3: it would be refused ("you already signed
+    // statement ...") had node1 signed this one.
   })
 
   it('a partition among the three online members is accepted on every running node; the passives are untouched', async () => {
@@ -106,7 +125,14 @@ describe('the pool on real nodes (5 processes)', function () {
   })
 
   it('the stopped members come back, catch up, and see their own balance unchanged and the partition', async () => {
+    const board = (await pool.status(1)).appliedIndex
     await cluster.run('start', '4')
+    // Right after cluster start, pool status shows the current board, not the one node4 stopped with.
+    const r = await pool.run(4, 'pool', 'status', '--json')
+    assert.equal(r.code, 0, r.stderr)
+    const shown = JSON.parse(r.stdout) as PoolStatus & { fresh: boolean }
+    assert.equal(shown.fresh, true)
+    assert.ok(shown.appliedIndex >= board, `node4 shows board index ${shown.appliedIndex}, the board is at ${board}`)
     await cluster.run('start', '5')
     const s = await pool.waitAgreed(all, 'every node caught up', (s) => s.evidenceCount === 1 && find(s, first) !== undefined)
     for (const i of [4, 5]) {
@@ -135,6 +161,14 @@ describe('the pool on real nodes (5 processes)', function () {
     assert.match(r.stderr, /could not make state 2 of the partition/)
     assert.match(r.stderr, /node1 refused: node3 is proven to have signed conflicting statements/)
     assert.match(r.stderr, /node2 refused: node3 is proven to have signed conflicting statements/)
+    // node3 signed that state first: pool status says so, and what would complete it.
+    const s = await pool.status(3) as PoolStatus & { unfinished: Array<{ kind: string, what: string, complete: string }> }
+    assert.equal(s.unfinished.length, 1, JSON.stringify(s.unfinished))
+    assert.equal(s.unfinished[0].kind, 'update')
+    assert.match(s.unfinished[0].what, /^state 2 of the partition [0-9a-f]{16} \(node3 pays node1 10 sats\)$/)
+    assert.equal(s.unfinished[0].complete, 'poolboard pool pay --to node1 --amount 10')
+    const text = await pool.run(3, 'pool', 'status')
+    assert.match(text.stdout, /signed by you, not on the board/)
   })
 
   it('a partition of the partition', async () => {
