@@ -14,7 +14,7 @@ import { EXIT, UserError, errorMessage } from './host/errors.js'
 import { preflight } from './host/preflight.js'
 import { createNodeLogger } from './host/log.js'
 import type { NodeStatus, PoolboardNode } from './node.js'
-import { clientCommand, dataDir, datadirOption, output } from './commands/util.js'
+import { clientCommand, dataDir, datadirOption, output, withDataDir } from './commands/util.js'
 import { VERSION } from './host/version.js'
 
 
@@ -22,7 +22,6 @@ function program (): Command {
   const cli = new Command('poolboard')
     .description('A node of a Bitcoin payment pool that keeps working when members go offline')
     .version(VERSION)
-    .showHelpAfterError('(run with --help for usage)')
 
   cli.command('init')
     .description('create a data directory: config, libp2p key, member key (BIP340) and database')
@@ -31,13 +30,13 @@ function program (): Command {
     .option('--listen <host:port>', 'libp2p listen address', '0.0.0.0:7700')
     .option('--api <host:port>', 'admin API address (loopback only)', '127.0.0.1:7701')
     .option('--log-level <level>', 'trace, debug, info, warn, error or fatal', 'info')
-    .option('--member <entry>', 'a pool member "NAME PEERID HOST:PORT" (repeat for each)', (v: string, all: string[]) => [...all, v], [] as string[])
+    .option('--member <entry>', 'a pool member "NAME PEERID HOST:PORT" (repeat for each)', (v: string, all: string[] = []) => [...all, v])
     .option('--lab', 'lab mode: test-only and adversarial features; never on a real pool')
     .option('--json', 'print the result as JSON')
-    .action(async (opts: { datadir?: string, name: string, listen: string, api: string, logLevel: string, member: string[], lab?: boolean, json?: boolean }) => {
+    .action(async (opts: { datadir?: string, name: string, listen: string, api: string, logLevel: string, member?: string[], lab?: boolean, json?: boolean }) => {
       const dir = dataDir(opts)
       let config = applyOverrides(defaultConfig(), { name: opts.name, listen: opts.listen, api: opts.api, 'log-level': opts.logLevel, lab: opts.lab === true ? '1' : undefined })
-      for (const m of opts.member) config = applyOverrides(config, { member: m })
+      for (const m of opts.member ?? []) config = applyOverrides(config, { member: m })
       const keys = await initDataDir(dir, config)
       const line = memberLine(config, keys.peerId)
       const result = { datadir: dir.path, config: dir.configFile, peerId: keys.peerId, memberKey: toHex(keys.memberKey), memberLine: line }
@@ -57,12 +56,11 @@ function program (): Command {
       ].join('\n'))
     })
 
-  cli.command('member-line')
-    .description('print this member\'s "member=NAME PEERID HOST:PORT" line, for every member\'s poolboard.conf (its own too)')
-    .addOption(datadirOption())
+  withDataDir(cli.command('member-line')
+    .description('print this member\'s "member=NAME PEERID HOST:PORT" line, for every member\'s poolboard.conf (its own too)'))
     .option('--address <host:port>', 'the address the other members dial (default: the listen address; for 0.0.0.0, this machine\'s first non-loopback address)')
     .option('--json', 'print JSON')
-    .action(async (opts: { datadir?: string, address?: string, json?: boolean }) => {
+    .action(async (opts: { datadir?: string, node?: number, address?: string, json?: boolean }) => {
       const dir = dataDir(opts)
       const config = dir.readConfig()
       const keys = await dir.readKeys()
@@ -74,30 +72,29 @@ function program (): Command {
       output(opts.json === true, { name: config.name, peerId: keys.peerId, address: line.split(' ')[2], line }, () => line)
     })
 
-  cli.command('start')
-    .description('run the node in the foreground until SIGINT or SIGTERM')
-    .addOption(datadirOption())
+  withDataDir(cli.command('start')
+    .description('run the node in the foreground until SIGINT or SIGTERM'))
     .option('--listen <host:port>', 'override the config\'s libp2p listen address')
     .option('--api <host:port>', 'override the config\'s admin API address')
     .option('--log-level <level>', 'override the config\'s log level')
     .option('--lab', 'lab mode: test-only and adversarial features; never on a real pool')
     .option('--quiet', 'log to the data directory\'s log file only, not to stdout')
-    .action(async (opts: { datadir?: string, listen?: string, api?: string, logLevel?: string, lab?: boolean, quiet?: boolean }) => {
+    .action(async (opts: { datadir?: string, node?: number, listen?: string, api?: string, logLevel?: string, lab?: boolean, quiet?: boolean }) => {
       await runNode(dataDir(opts), opts)
     })
 
   clientCommand(cli, 'status', 'show the running node\'s peer id, member key, addresses, peers, uptime and version')
-    .action(async (opts: { datadir?: string, json?: boolean }) => {
+    .action(async (opts: { datadir?: string, node?: number, json?: boolean }) => {
       const status = await AdminClient.fromDataDir(dataDir(opts)).get<NodeStatus>('/v1/status')
       output(opts.json === true, status, () => renderStatus(status))
     })
 
-  cli.command('stop')
-    .description('ask the running node to shut down gracefully')
-    .addOption(datadirOption())
-    .action(async (opts: { datadir?: string }) => {
-      await AdminClient.fromDataDir(dataDir(opts)).post('/v1/stop', {})
-      process.stdout.write('stopping\n')
+  withDataDir(cli.command('stop')
+    .description('ask the running node to shut down gracefully'))
+    .option('--json', 'print JSON')
+    .action(async (opts: { datadir?: string, node?: number, json?: boolean }) => {
+      const r = await AdminClient.fromDataDir(dataDir(opts)).post<{ stopping: boolean }>('/v1/stop', {})
+      output(opts.json === true, r, () => 'stopping')
     })
 
   cli.addCommand(boardCommand())
@@ -106,6 +103,25 @@ function program (): Command {
   cli.addCommand(chainCommand())
   cli.addCommand(defenseCommand())
   cli.addCommand(labCommand())
+
+  // `poolboard help pool pay` shows the page of `pool pay`, not of `pool` (commander's own help
+  // command looks at the first word only).
+  cli.helpCommand(false)
+  cli.command('help')
+    .description('show the help of a command: poolboard help pool pay')
+    .argument('[command...]', 'the command and its subcommands')
+    .action((words: string[]) => {
+      let cmd: Command = cli
+      for (const [i, word] of words.entries()) {
+        const next = cmd.commands.find((c) => c.name() === word || c.aliases().includes(word))
+        if (next === undefined) {
+          const known = cmd.commands.map((c) => c.name()).join(', ')
+          throw new UserError(`no command "${words.slice(0, i + 1).join(' ')}"; ${cmd === cli ? 'the commands are' : `poolboard ${words.slice(0, i).join(' ')} has`}: ${known}`, EXIT.usage, 'usage')
+        }
+        cmd = next
+      }
+      process.stdout.write(cmd.helpInformation())
+    })
   return cli
 }
 
@@ -210,14 +226,15 @@ export async function main (argv: string[]): Promise<void> {
   for (const c of allCommands(cli)) {
     // Usage errors exit 2 (docs/operations.md), and under --json they are JSON like every other error.
     c.exitOverride()
-    c.configureOutput({ outputError: (text, write) => { if (!json) write(text) } })
+    c.configureOutput({ outputError: () => {} }) // main() prints the one line (or the JSON error)
   }
   try {
     await cli.parseAsync(argv)
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.exitCode === 0 || err.code === 'commander.help' || err.code === 'commander.helpDisplayed' || err.code === 'commander.version') process.exit(0)
-      fail(json, new UserError(err.message.replace(/^error: /, ''), EXIT.usage, 'usage'))
+      if (err.exitCode === 0 || err.code === 'commander.helpDisplayed' || err.code === 'commander.version') process.exit(0)
+      if (err.code === 'commander.help') process.exit(EXIT.usage) // a command group without its subcommand: its help is on stderr
+      fail(json, new UserError(`${err.message.replace(/^error: /, '')} (run with --help for usage)`, EXIT.usage, 'usage'))
     }
     if (err instanceof UserError) fail(json, err)
     if (process.env.POOLBOARD_DEBUG !== undefined) process.stderr.write(`${(err as Error).stack ?? ''}\n`)

@@ -1,5 +1,5 @@
 import { Command } from 'commander'
-import { clientCommand, clientFor, datadirOption, output, parsePositive } from './util.js'
+import { clientCommand, clientFor, output, parsePositive, withDataDir } from './util.js'
 import type { BoardStatusView, NamedMember } from '../api/board-routes.js'
 import { renderTable } from './table.js'
 
@@ -59,8 +59,7 @@ export function boardCommand (): Command {
     const cmd = board.command(name)
       .description(description)
       .argument('<member>', 'member name or peer id')
-      .addOption(datadirOption())
-      .option('--json', 'print JSON')
+    withDataDir(cmd).option('--json', 'print JSON')
     if (op === 'add') cmd.option('--learner', 'add as a learner: receives the log, never votes')
     cmd.action(async (member: string, opts: { datadir?: string, learner?: boolean, json?: boolean }) => {
       const result = await clientFor(opts).post<{ index: number, change: string }>('/v1/board/members', { op, member, learner: opts.learner === true }, { timeoutMs: 30_000 })
@@ -68,13 +67,13 @@ export function boardCommand (): Command {
     })
   }
 
-  board.command('transfer')
+  withDataDir(board.command('transfer')
     .description('hand board leadership to another voter')
-    .argument('<member>', 'member name or peer id')
-    .addOption(datadirOption())
-    .action(async (member: string, opts: { datadir?: string }) => {
-      await clientFor(opts).post('/v1/board/transfer', { to: member })
-      process.stdout.write(`leadership transfer to ${member} requested\n`)
+    .argument('<member>', 'member name or peer id'))
+    .option('--json', 'print JSON')
+    .action(async (member: string, opts: { datadir?: string, node?: number, json?: boolean }) => {
+      const r = await clientFor(opts).post<Record<string, unknown>>('/v1/board/transfer', { to: member })
+      output(opts.json === true, { to: member, ...r }, () => `leadership transfer to ${member} requested`)
     })
 
   return board

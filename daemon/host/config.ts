@@ -305,6 +305,18 @@ export function applyOverrides (config: NodeConfig, overrides: Record<string, st
   return result
 }
 
+/** Why `value` is not valid for setting `key` (by the config file's rules), or null. */
+export function checkSetting (key: string, value: string): string | null {
+  const setting = SETTINGS.find((s) => s.key === key)
+  if (setting === undefined) return `unknown setting (known: ${SETTINGS.map((s) => s.key).join(', ')})`
+  try {
+    setting.apply(defaultConfig(), value)
+    return null
+  } catch (err) {
+    return (err as Error).message
+  }
+}
+
 /** Renders a config file that documents every setting and its default. */
 export function renderConfig (config: NodeConfig): string {
   const out = ['# poolboard node configuration: key=value, one per line. Flags given to `poolboard start` override these.', '']

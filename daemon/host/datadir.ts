@@ -36,7 +36,11 @@ export class DataDir {
   readConfig (): NodeConfig {
     requireReadableDir(this.path)
     if (!this.isInitialized()) {
-      throw new UserError(`${this.path} is not a poolboard data directory (no ${CONFIG_FILE}); create one with: poolboard init --datadir ${this.path}`)
+      const cluster = resolve(process.env.POOLBOARD_CLUSTER_DIR ?? DEFAULT_CLUSTER_DIR)
+      const hint = existsSync(join(cluster, 'cluster.json')) && !existsSync(this.path)
+        ? `; ${cluster} holds a local cluster: name its node with --node N (or --datadir ${join(cluster, 'node1')})`
+        : `; create one with: poolboard init --datadir ${this.path}`
+      throw new UserError(`${this.path} is not a poolboard data directory (no ${CONFIG_FILE})${hint}`, EXIT.usage, 'no-datadir')
     }
     let text: string
     try {
@@ -105,6 +109,8 @@ export class DataDir {
 }
 
 export const COOKIE_USER = '__cookie__'
+/** Where `poolboard cluster` keeps a local cluster unless told otherwise (--dir, $POOLBOARD_CLUSTER_DIR). */
+export const DEFAULT_CLUSTER_DIR = '.poolboard-cluster'
 
 export interface NodeKeys {
   /** libp2p transport identity. */
@@ -177,7 +183,7 @@ export function clusterNodeOf (path: string): { index: number, clusterDir: strin
   const m = /^node(\d+)$/.exec(basename(path))
   const clusterDir = dirname(path)
   if (m === null || !existsSync(join(clusterDir, 'cluster.json'))) return null
-  const isDefault = clusterDir === resolve(process.env.POOLBOARD_CLUSTER_DIR ?? '.poolboard-cluster')
+  const isDefault = clusterDir === resolve(process.env.POOLBOARD_CLUSTER_DIR ?? DEFAULT_CLUSTER_DIR)
   return { index: Number(m[1]), clusterDir, dirFlag: isDefault ? '' : ` --dir ${clusterDir}` }
 }
 

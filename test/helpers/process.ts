@@ -15,9 +15,9 @@ export interface CliResult {
 }
 
 /** Runs `poolboard ARGS` to completion. */
-export async function runCli (args: string[], options: { timeoutMs?: number, env?: NodeJS.ProcessEnv, uid?: number, gid?: number } = {}): Promise<CliResult> {
+export async function runCli (args: string[], options: { timeoutMs?: number, env?: NodeJS.ProcessEnv, uid?: number, gid?: number, cwd?: string } = {}): Promise<CliResult> {
   return await new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { timeout: options.timeoutMs ?? 120_000, env: { ...process.env, ...options.env }, maxBuffer: 64 * 1024 * 1024, uid: options.uid, gid: options.gid }, (err, stdout, stderr) => {
+    execFile(process.execPath, [CLI, ...args], { timeout: options.timeoutMs ?? 120_000, env: { ...process.env, ...options.env }, maxBuffer: 64 * 1024 * 1024, uid: options.uid, gid: options.gid, cwd: options.cwd }, (err, stdout, stderr) => {
       const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 1
       resolve({ code, stdout, stderr })
     })
