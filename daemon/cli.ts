@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import './host/polyfill.js'
-import { Command, CommanderError } from 'commander'
+import { Command, CommanderError, Option } from 'commander'
 import { toHex } from '../protocol/bytes.js'
 import { boardCommand } from './commands/board.js'
 import { clusterCommand } from './commands/cluster.js'
@@ -12,7 +12,7 @@ import { AdminClient, ApiCallError } from './api/client.js'
 import { type DataDir, initDataDir } from './host/datadir.js'
 import { EXIT, UserError, errorMessage } from './host/errors.js'
 import { preflight } from './host/preflight.js'
-import { createNodeLogger } from './host/log.js'
+import { createNodeLogger, LOG_CATEGORIES } from './host/log.js'
 import type { NodeStatus, PoolboardNode } from './node.js'
 import { clientCommand, dataDir, datadirOption, output, withDataDir } from './commands/util.js'
 import { VERSION } from './host/version.js'
@@ -78,8 +78,11 @@ function program (): Command {
     .option('--api <host:port>', 'override the config\'s admin API address')
     .option('--log-level <level>', 'override the config\'s log level')
     .option('--lab', 'lab mode: test-only and adversarial features; never on a real pool')
+    .option('--debug <categories>', `also log these parts at debug level: ${LOG_CATEGORIES.join(', ')} or all (comma-separated)`)
     .option('--quiet', 'log to the data directory\'s log file only, not to stdout')
-    .action(async (opts: { datadir?: string, node?: number, listen?: string, api?: string, logLevel?: string, lab?: boolean, quiet?: boolean }) => {
+    .addOption(new Option('--log-format <format>', 'stdout log lines: text (one readable line per record) or json (as in the log file); default: text on a terminal, json otherwise').choices(['text', 'json']))
+    .option('--json', 'the same as --log-format json')
+    .action(async (opts: { datadir?: string, node?: number, listen?: string, api?: string, logLevel?: string, debug?: string, lab?: boolean, quiet?: boolean, json?: boolean, logFormat?: 'text' | 'json' }) => {
       await runNode(dataDir(opts), opts)
     })
 
@@ -141,11 +144,19 @@ function renderStatus (s: NodeStatus): string {
   ].join('\n')
 }
 
-async function runNode (dir: DataDir, opts: { listen?: string, api?: string, logLevel?: string, lab?: boolean, quiet?: boolean }): Promise<void> {
-  const config = applyOverrides(dir.readConfig(), { listen: opts.listen, api: opts.api, 'log-level': opts.logLevel, lab: opts.lab === true ? '1' : undefined })
+async function runNode (dir: DataDir, opts: { listen?: string, api?: string, logLevel?: string, debug?: string, lab?: boolean, quiet?: boolean, json?: boolean, logFormat?: 'text' | 'json' }): Promise<void> {
+  const config = applyOverrides(dir.readConfig(), { listen: opts.listen, api: opts.api, 'log-level': opts.logLevel, debug: opts.debug, lab: opts.lab === true ? '1' : undefined })
   const keys = await dir.readKeys()
   await preflight(dir, config, keys)
-  const { logger, reopen, flush } = await createNodeLogger({ file: dir.logFile, level: config.logLevel, quiet: opts.quiet === true, name: config.name })
+  const { logger, category, reopen, flush } = await createNodeLogger({
+    file: dir.logFile,
+    level: config.logLevel,
+    debug: config.debug,
+    quiet: opts.quiet === true,
+    json: opts.json === true || (opts.logFormat ?? (process.stdout.isTTY === true ? 'text' : 'json')) === 'json',
+    name: config.name,
+    names: new Map(config.members.map((m) => [m.peerId, m.name]))
+  })
   for (const file of dir.looseSecrets()) logger.warn({ file }, 'secret key file is readable by other users; chmod 600 it')
 
   // Handlers go in before the node starts: it writes its cookie (which tools take as "up") while
@@ -200,6 +211,7 @@ async function runNode (dir: DataDir, opts: { listen?: string, api?: string, log
     config,
     keys,
     logger,
+    category,
     onFatal: (err) => {
       logger.fatal({ err }, 'stopping: the node cannot keep its promises')
       flush()

@@ -14,7 +14,7 @@ import { formatHostPort, type HostPort, type NodeConfig } from './host/config.js
 import type { DataDir, NodeKeys } from './host/datadir.js'
 import { UserError } from './host/errors.js'
 import { requireMembers } from './host/preflight.js'
-import type { Logger } from './host/log.js'
+import type { LogCategory, Logger } from './host/log.js'
 import { MemberNetwork } from './net/p2p.js'
 import { RaftTransport } from './replica/transport.js'
 import { SignatureWorkers } from './replica/signature-workers.js'
@@ -54,6 +54,8 @@ export interface NodeOptions {
   config: NodeConfig
   keys: NodeKeys
   logger: Logger
+  /** The logger of one part of the node (net, board, pool, defense); default: `logger`. */
+  category?: (cat: LogCategory) => Logger
   /** The node can no longer keep its promises (its store failed): the process must stop. */
   onFatal: (err: Error) => void
 }
@@ -95,6 +97,7 @@ export class PoolboardNode {
 
   static async start (options: NodeOptions): Promise<PoolboardNode> {
     const { dir, config, keys, logger } = options
+    const log = options.category ?? (() => logger)
     requireMembers(dir, config, keys)
     const db = await openLocked(dir)
     dir.writePid()
@@ -107,12 +110,12 @@ export class PoolboardNode {
       const store = await RaftStore.open(db)
       const signatureCache = new SignatureCache()
       const poolBoard = await loadPoolBoard(db, { signatureCache })
-      const workers = new SignatureWorkers(signatureCache, logger)
+      const workers = new SignatureWorkers(signatureCache, log('board'))
       signatureWorkers = workers
-      network = await MemberNetwork.create({ privateKey: keys.libp2pKey, peerId: keys.peerId, listen: config.listen, members: config.members, logger })
+      network = await MemberNetwork.create({ privateKey: keys.libp2pKey, peerId: keys.peerId, listen: config.listen, members: config.members, logger: log('net') })
       const net = network
       const isMember = (id: string): boolean => net.isMember(id)
-      transport = new RaftTransport({ libp2p: net.libp2p, selfId: keys.peerId, isMember, logger })
+      transport = new RaftTransport({ libp2p: net.libp2p, selfId: keys.peerId, isMember, logger: log('board') })
       const listeners: Array<(result: ApplyResult) => void> = []
       // Adversarial hooks exist only in lab mode; a coalition member (lab) also checks no hashes.
       const coalition = config.lab && config.labCoalition
@@ -123,7 +126,7 @@ export class PoolboardNode {
         store,
         transport,
         applier: withAppliedHook(new PoolApplier(poolBoard, (result) => { for (const l of listeners) l(result) }), (entries) => { defenses?.onApplied(entries) }),
-        logger,
+        logger: log('board'),
         timing: config.board,
         snapshotEveryEntries: config.board.snapshotEveryEntries,
         initialConfiguration: initialConfiguration(config),
@@ -137,8 +140,8 @@ export class PoolboardNode {
       // The pool records and the applied index are written in one batch, so they agree; a store
       // from before the pool records existed is brought up to date from the log.
       if (poolBoard.appliedIndex < board.appliedIndex) await catchUpPoolBoard(poolBoard, store, db, board.appliedIndex)
-      rpc = new MemberRpc({ libp2p: net.libp2p, isMember, logger })
-      const router = new ProposalRouter(board, rpc, logger)
+      rpc = new MemberRpc({ libp2p: net.libp2p, isMember, logger: log('net') })
+      const router = new ProposalRouter(board, rpc, log('board'))
       defenses = new Defenses({
         config,
         selfPeerId: keys.peerId,
@@ -146,7 +149,7 @@ export class PoolboardNode {
         board,
         poolBoard,
         connectedPeerIds: () => net.connectedMembers().map((m) => m.peerId),
-        logger
+        logger: log('defense')
       })
       const node = new PoolboardNode(options, db, network, transport, board, poolBoard, rpc, router, censor)
       node.defenses = defenses
@@ -167,13 +170,13 @@ export class PoolboardNode {
         db,
         propose: async (data, timeoutMs) => await node.proposeEntry(data, timeoutMs),
         connectedPeerIds: () => net.connectedMembers().map((m) => m.peerId),
-        logger,
+        logger: log('pool'),
         defenses
       })
       node.pool = pool
       node.onBoardResult((result) => { pool.onBoardResult(result) })
       const chainBoard = board
-      node.chainTicker = new ChainTicker({ intervalS: config.blockIntervalS, isLeader: () => chainBoard.role === 'leader', entries: pool.entries, logger })
+      node.chainTicker = new ChainTicker({ intervalS: config.blockIntervalS, isLeader: () => chainBoard.role === 'leader', entries: pool.entries, logger: log('pool') })
       node.registerMetrics()
       await network.start()
       await transport.start()

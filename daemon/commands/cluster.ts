@@ -10,6 +10,7 @@ import { ensureClusterPool } from '../cluster/pool.js'
 import { DEFAULT_BALANCE_SATS, DEFAULT_KICKOUT_DELAY_BLOCKS } from '../pool/view.js'
 import { renderPoolStatus } from './pool.js'
 import { Progress, renderTable } from './table.js'
+import { formatLogLine } from '../host/log.js'
 
 const DEFAULT_WAIT_S = 60
 /** How long `cluster start` and `cluster up` wait for a started node to read the board through a leader. */
@@ -226,22 +227,6 @@ export function clusterCommand (): Command {
     })
 
   return cluster
-}
-
-const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' }
-
-/** One pino JSON line as `time LEVEL message key=value ...`. */
-export function formatLogLine (line: string): string {
-  let record: Record<string, unknown>
-  try {
-    record = JSON.parse(line) as Record<string, unknown>
-  } catch {
-    return line
-  }
-  const { time, level, msg, pid: _pid, hostname: _hostname, node: _node, ...rest } = record
-  const when = typeof time === 'number' ? new Date(time).toISOString().slice(11, 23) : ''
-  const fields = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ')
-  return `${when} ${(LEVEL_NAMES[level as number] ?? String(level)).padEnd(5)} ${String(msg ?? '')}${fields === '' ? '' : ' ' + fields}`
 }
 
 async function follow (file: string, fromByte: number, format: (l: string) => string): Promise<void> {

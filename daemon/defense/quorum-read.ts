@@ -232,6 +232,7 @@ export class QuorumRead {
       }
       if (verdict.disagreements.length > 0 || !verdict.majority) return verdict
       this.verifiedThrough = Math.max(this.verifiedThrough, last)
+      this.options.logger.debug({ from, to: last, answered: verdict.answered }, 'quorum read: a majority agrees with this node\'s history')
       from = last + 1
     }
     return verdict

@@ -6,6 +6,9 @@ export const CONFIG_FILE = 'poolboard.conf'
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const
 export type LogLevel = typeof LOG_LEVELS[number]
+/** The parts of the node whose debug lines can be switched on by themselves (`debug=`, `start --debug`). */
+export const LOG_CATEGORIES = ['net', 'board', 'pool', 'defense'] as const
+export type LogCategory = typeof LOG_CATEGORIES[number]
 
 export interface HostPort {
   host: string
@@ -29,6 +32,8 @@ export interface NodeConfig {
   /** Where the admin API listens; loopback only. */
   api: HostPort
   logLevel: LogLevel
+  /** Categories logged at debug level whatever logLevel says. */
+  debug: LogCategory[]
   /** Every member of the pool, this node included; only these peer ids may connect. */
   members: MemberEntry[]
   /** Lab mode: enables the test-only and adversarial features. Never on a real pool. */
@@ -90,6 +95,7 @@ export function defaultConfig (): NodeConfig {
     listen: { host: '0.0.0.0', port: 7700 },
     api: { host: '127.0.0.1', port: 7701 },
     logLevel: 'info',
+    debug: [],
     members: [],
     lab: false,
     board: { tickMs: 25, heartbeatTicks: 2, electionTicks: 20, snapshotEveryEntries: 10_000, voters: null },
@@ -149,6 +155,13 @@ export const SETTINGS: readonly Setting[] = [
     help: `one of ${LOG_LEVELS.join(', ')}`,
     apply: (c, v) => { c.logLevel = parseLogLevel(v) },
     render: (c) => [`log-level=${c.logLevel}`]
+  },
+  {
+    key: 'debug',
+    defaultText: 'none',
+    help: `log these parts at debug level, comma-separated: ${LOG_CATEGORIES.join(', ')} or all`,
+    apply: (c, v) => { c.debug = parseCategories(v) },
+    render: (c) => c.debug.length === 0 ? ['# debug=net,board,pool,defense'] : [`debug=${c.debug.join(',')}`]
   },
   {
     key: 'member',
@@ -289,7 +302,7 @@ function parseLines (text: string, source: string): NodeConfig {
 
 /** Applies command-line overrides (`--listen`, `--api`, ...) by the same rules as the file. */
 export function applyOverrides (config: NodeConfig, overrides: Record<string, string | undefined>): NodeConfig {
-  const result: NodeConfig = { ...config, members: [...config.members], board: { ...config.board }, defenses: { ...config.defenses } }
+  const result: NodeConfig = { ...config, debug: [...config.debug], members: [...config.members], board: { ...config.board }, defenses: { ...config.defenses } }
   for (const [key, value] of Object.entries(overrides)) {
     if (value === undefined) continue
     const setting = SETTINGS.find((s) => s.key === key)
@@ -362,6 +375,16 @@ function parseLogLevel (text: string): LogLevel {
   const level = LOG_LEVELS.find((l) => l === text)
   if (level === undefined) throw new Error(`"${text}" is not one of ${LOG_LEVELS.join(', ')}`)
   return level
+}
+
+function parseCategories (text: string): LogCategory[] {
+  if (text.trim() === '') return []
+  if (text.trim() === 'all') return [...LOG_CATEGORIES]
+  return [...new Set(text.split(',').map((t) => {
+    const cat = LOG_CATEGORIES.find((c) => c === t.trim())
+    if (cat === undefined) throw new Error(`"${t.trim()}" is not one of ${LOG_CATEGORIES.join(', ')}, all`)
+    return cat
+  }))]
 }
 
 function parseInteger (text: string, min: number, max: number): number {

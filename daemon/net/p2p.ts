@@ -28,6 +28,8 @@ const DIAL_TIMEOUT_MS = 5_000
 /** At most one "refused a stranger" log line per peer per this many ms, so a stranger cannot flood the log. */
 const REFUSAL_LOG_INTERVAL_MS = 60_000
 const MAX_REFUSAL_LOG_ENTRIES = 1_000
+/** At most one "member connected/disconnected" line per member per this many ms. */
+const LINK_LOG_INTERVAL_MS = 10_000
 /** Largest gossip message accepted, in bytes. */
 const MAX_GOSSIP_BYTES = 1024 * 1024
 
@@ -52,6 +54,7 @@ export class MemberNetwork {
   private readonly logger: Logger
   private readonly dialStates: DialState[]
   private readonly refusalLog: LogLimiter
+  private readonly linkLog: LogLimiter
   private redialTimer: NodeJS.Timeout | undefined
   private isolated = false
   private stopped = false
@@ -61,6 +64,7 @@ export class MemberNetwork {
     this.peerId = options.peerId
     this.logger = options.logger
     this.refusalLog = new LogLimiter(options.logger, REFUSAL_LOG_INTERVAL_MS, MAX_REFUSAL_LOG_ENTRIES)
+    this.linkLog = new LogLimiter(options.logger, LINK_LOG_INTERVAL_MS, MAX_REFUSAL_LOG_ENTRIES)
     this.members = members
     this.dialStates = options.members
       .filter((m) => m.peerId !== options.peerId)
@@ -167,7 +171,9 @@ export class MemberNetwork {
     const state = this.dialStates.find((s) => s.member.peerId === peerId)
     if (state === undefined || this.stopped || state.connected === connected) return
     state.connected = connected
-    this.logger.info({ peer: state.member.name }, connected ? 'member connected' : 'member disconnected')
+    // A link that flaps (a member that cut itself off, a dropping network) logs one line per member
+    // per interval, which counts the changes held back.
+    this.linkLog.log('info', state.member.peerId, { peer: state.member.name, connected }, connected ? 'member connected' : 'member disconnected')
     if (!connected) this.scheduleRedial(REDIAL_MIN_MS)
   }
 
@@ -200,6 +206,7 @@ export class MemberNetwork {
     const backoffMs = Math.min(REDIAL_MAX_MS, REDIAL_MIN_MS * 2 ** Math.min(state.failures - 1, 10))
     // Jitter spreads the redials of a cluster restarted all at once.
     state.nextDialAtMs = Date.now() + backoffMs * (0.75 + Math.random() * 0.5)
+    this.logger.debug({ peer: state.member.name, failures: state.failures, nextInMs: Math.round(backoffMs) }, 'dialing a member')
     this.libp2p.dial(peerIdFromString(state.member.peerId), { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) }).catch((err: Error) => {
       this.logger.debug({ peer: state.member.name, failures: state.failures, err: err.message }, 'dial failed')
     }).finally(() => { state.dialing = false })

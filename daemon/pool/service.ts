@@ -614,6 +614,7 @@ export class PoolService {
       shares: new Map(), refusals: new Map(), startedMs: Date.now(), deadlineMs, wake: () => {}
     }
     this.rounds.set(round.id, round)
+    this.options.logger.debug({ round: round.id.slice(0, 16), kind, what, needed: this.nameList(needed), deadlineInMs: deadlineMs - Date.now() }, 'round started')
     return round
   }
 

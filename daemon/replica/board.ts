@@ -464,6 +464,9 @@ export class Board {
       else transport.send(m)
     }
     this.answerProposals(toApply)
+    if (toApply.length > 0 && this.options.logger.isLevelEnabled('debug')) {
+      this.options.logger.debug({ from: toApply[0].index, to: toApply[toApply.length - 1].index, term: this.raft.currentTerm, persisted: rd.entries.length, sent: rd.messages.length }, 'applied board entries')
+    }
     for (const rs of rd.readStates) this.confirmRead(toHex(rs.context), rs.index)
     for (const alarm of rd.alarms) this.raiseAlarm(alarm)
     if (rd.softState !== null) this.options.logger.info({ role: rd.softState.role, leader: rd.softState.leader, term: this.raft.currentTerm }, 'board role changed')
