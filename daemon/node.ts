@@ -1,4 +1,3 @@
-import { Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import type { Configuration, Entry } from '../board/raft/index.js'
 import { InconsistentStoreError } from '../board/raft/index.js'
 import { toHex } from '../protocol/bytes.js'
@@ -29,6 +28,7 @@ import { Censor } from './lab/node/censor.js'
 import { coalitionDrop, rehashInbound } from './lab/node/coalition.js'
 import { labRoutes } from './lab/node/api.js'
 import { VERSION } from './host/version.js'
+import { NodeMetrics } from './metrics.js'
 
 export interface NodeStatus {
   name: string
@@ -70,7 +70,7 @@ const PROPOSAL_TIMEOUT_MS = 10_000
  */
 export class PoolboardNode {
   private readonly startedAtMs = Date.now()
-  private readonly metrics = new Registry()
+  private metrics: NodeMetrics | undefined
   private api: AdminApi | undefined
   private apiAddress: HostPort | undefined
   private stopping: Promise<void> | undefined
@@ -121,6 +121,8 @@ export class PoolboardNode {
       const coalition = config.lab && config.labCoalition
       let defenses: Defenses | undefined
       const censor = new Censor()
+      let nodeRef: PoolboardNode | undefined
+      let knownLeader: string | null = null
       board = await Board.open({
         selfId: keys.peerId,
         store,
@@ -133,6 +135,10 @@ export class PoolboardNode {
         onFatal: options.onFatal,
         verifyHashChain: config.defenses.hashChain && !coalition,
         onAlarm: (alarm) => { defenses?.onAlarm(alarm) },
+        onSoftState: (_role, leader) => {
+          if (leader !== knownLeader) nodeRef?.metrics?.leaderChanged()
+          knownLeader = leader
+        },
         prepareApply: async (entries) => { await workers.prepare(entries.flatMap(signatureChecksOf)) },
         labInbound: coalition ? rehashInbound : undefined,
         labDrop: config.lab ? (data) => censor.reason(data) ?? (coalition ? coalitionDrop(data) : null) : undefined
@@ -152,6 +158,7 @@ export class PoolboardNode {
         logger: log('defense')
       })
       const node = new PoolboardNode(options, db, network, transport, board, poolBoard, rpc, router, censor)
+      nodeRef = node
       node.defenses = defenses
       node.signatureWorkers = workers
       const nodeDefenses = defenses
@@ -228,7 +235,8 @@ export class PoolboardNode {
 
   /** Proposes a board entry through whichever node leads (see forward.ts). */
   async proposeEntry (data: Uint8Array, timeoutMs: number): Promise<{ index: number, term: number }> {
-    return await this.router.propose(data, timeoutMs)
+    if (this.metrics === undefined) return await this.router.propose(data, timeoutMs)
+    return await this.metrics.timeProposal(async () => await this.router.propose(data, timeoutMs))
   }
 
   /** Calls `listener` with the outcome of every board entry applied on this node from now on. */
@@ -268,7 +276,7 @@ export class PoolboardNode {
       password,
       logger: this.options.logger,
       routes: this.routes(),
-      publicRoutes: [{ path: '/metrics', contentType: this.metrics.contentType, handler: async () => await this.metrics.metrics() }]
+      publicRoutes: [{ path: '/metrics', contentType: this.metrics!.registry.contentType, handler: async () => await this.metrics!.registry.metrics() }]
     })
     try {
       this.apiAddress = await this.api.start()
@@ -293,28 +301,34 @@ export class PoolboardNode {
       { method: 'POST', path: '/v1/network/cut', handler: async () => { await this.network.cut(); return { cut: true } } },
       { method: 'POST', path: '/v1/network/heal', handler: async () => { this.network.heal(); return { cut: false } } },
       ...boardRoutes({ board: this.board, members: config.members, lab: config.lab, proposalTimeoutMs: PROPOSAL_TIMEOUT_MS }),
-      ...(this.pool === undefined ? [] : poolRoutes({ pool: this.pool, blockIntervalS: config.blockIntervalS })),
+      ...(this.pool === undefined ? [] : poolRoutes({ pool: this.pool, blockIntervalS: config.blockIntervalS, metrics: this.metrics })),
       ...(this.defenses === undefined ? [] : [{ method: 'GET' as const, path: '/v1/defense', handler: async () => this.defenses!.status() }]),
       ...labRoutes({ lab: config.lab, censor: this.censor, pool: this.pool })
     ]
   }
 
   private registerMetrics (): void {
-    collectDefaultMetrics({ register: this.metrics, prefix: 'poolboard_process_' })
-    const gauge = (name: string, help: string, read: () => number): void => {
-      this.metrics.registerMetric(new Gauge({ name, help, registers: [], collect () { this.set(read()) } }))
+    const poolView = (): ReturnType<NonNullable<PoolService['status']>> | null => {
+      const s = this.pool?.status()
+      return s === undefined || s.poolId === null ? null : s
     }
-    gauge('poolboard_connected_members', 'Pool members (other than this node) with an open libp2p connection', () => this.network.connectedMembers().length)
-    gauge('poolboard_uptime_seconds', 'Seconds since the node started', () => (Date.now() - this.startedAtMs) / 1000)
-    gauge('poolboard_board_term', 'Current Raft term of the board', () => this.board.term)
-    gauge('poolboard_board_is_leader', '1 if this node leads the board', () => this.board.role === 'leader' ? 1 : 0)
-    gauge('poolboard_board_commit_index', 'Highest board index known committed', () => this.board.commit)
-    gauge('poolboard_board_applied_index', 'Highest board index applied on this node', () => this.board.appliedIndex)
-    gauge('poolboard_signature_cache_hits', 'Signature checks answered by the cache', () => this.poolBoard.signatureCache.stats().hits)
-    gauge('poolboard_board_alarms', 'Alarms raised: a member offered a log conflicting with committed entries', () => this.board.alarms)
-    gauge('poolboard_defense_alarms', 'Detections by the defenses against a coalition hiding a statement (GET /v1/defense)', () => this.defenses?.log.count ?? 0)
-    gauge('poolboard_gossip_received', 'Pool gossip messages received', () => this.pool?.gossip.stats().received ?? 0)
-    gauge('poolboard_gossip_dropped', 'Pool gossip messages dropped: malformed, forged, from a stranger, over a limit', () => Object.values(this.pool?.gossip.stats().dropped ?? {}).reduce((a, b) => a + b, 0))
+    this.metrics = new NodeMetrics({
+      connectedMembers: () => this.network.connectedMembers().length,
+      uptimeSeconds: () => (Date.now() - this.startedAtMs) / 1000,
+      board: () => ({ term: this.board.term, role: this.board.role, leader: this.board.leader, commit: this.board.commit, applied: this.board.appliedIndex, alarms: this.board.alarms }),
+      signatureCacheHits: () => this.poolBoard.signatureCache.stats().hits,
+      defenseAlarms: () => this.defenses?.log.count ?? 0,
+      gossip: () => {
+        const g = this.pool?.gossip.stats()
+        return { received: g?.received ?? 0, dropped: Object.values(g?.dropped ?? {}).reduce((a, b) => a + b, 0) }
+      },
+      pool: () => {
+        const s = poolView()
+        if (s === null) return null
+        const open = [s.tree?.status, ...s.partitions.map((p) => p.status)].filter((x) => x === 'open').length
+        return { state: s.state ?? 0, balances: s.balances, openPools: open, partitions: s.partitions.length, evidence: s.evidenceCount }
+      }
+    })
   }
 }
 

@@ -3,6 +3,7 @@ import { ApiError, type Route } from './server.js'
 import { chainRoutes } from '../pool/chain.js'
 import type { PoolService } from '../pool/service.js'
 import { PoolError, type PoolErrorCode } from '../pool/propose.js'
+import type { NodeMetrics, RoundKind } from '../metrics.js'
 
 /**
  * The pool's admin API routes:
@@ -48,8 +49,9 @@ export function toApiError (err: unknown): never {
   throw err
 }
 
-export function poolRoutes (options: { pool: PoolService, blockIntervalS: number }): Route[] {
+export function poolRoutes (options: { pool: PoolService, blockIntervalS: number, metrics?: NodeMetrics }): Route[] {
   const { pool } = options
+  const timed = async <T>(kind: RoundKind, work: () => Promise<T>): Promise<T> => options.metrics === undefined ? await work() : await options.metrics.timeRound(kind, work)
   const guarded = (handler: Route['handler']): Route['handler'] => async (request) => {
     try {
       return await handler(request)
@@ -70,11 +72,11 @@ export function poolRoutes (options: { pool: PoolService, blockIntervalS: number
       path: '/v1/pool/create',
       handler: guarded(async ({ body }) => {
         const b = object(body)
-        return await pool.create({
+        return await timed('create', async () => await pool.create({
           balanceSats: b.balanceSats === undefined ? undefined : sats(b.balanceSats, 'balanceSats', true),
           kickoutDelayBlocks: b.kickoutDelayBlocks === undefined ? undefined : integer(b.kickoutDelayBlocks, 'kickoutDelayBlocks'),
           timeoutMs: optionalInteger(b.timeoutMs, 'timeoutMs')
-        })
+        }))
       })
     },
     {
@@ -82,7 +84,8 @@ export function poolRoutes (options: { pool: PoolService, blockIntervalS: number
       path: '/v1/pool/pay',
       handler: guarded(async ({ body }) => {
         const b = object(body)
-        return await pool.pay({ to: text(b.to, 'to'), amountSats: sats(b.amountSats, 'amountSats'), timeoutMs: optionalInteger(b.timeoutMs, 'timeoutMs') })
+        const params = { to: text(b.to, 'to'), amountSats: sats(b.amountSats, 'amountSats'), timeoutMs: optionalInteger(b.timeoutMs, 'timeoutMs') }
+        return await timed('pay', async () => await pool.pay(params))
       })
     },
     {
@@ -90,13 +93,17 @@ export function poolRoutes (options: { pool: PoolService, blockIntervalS: number
       path: '/v1/pool/partition',
       handler: guarded(async ({ body }) => {
         const b = object(body)
-        return await pool.partition({ with: names(b.with, 'with'), pay: payments(b.pay), timeoutMs: optionalInteger(b.timeoutMs, 'timeoutMs') })
+        const params = { with: names(b.with, 'with'), pay: payments(b.pay), timeoutMs: optionalInteger(b.timeoutMs, 'timeoutMs') }
+        return await timed('partition', async () => await pool.partition(params))
       })
     },
     {
       method: 'POST',
       path: '/v1/pool/kick',
-      handler: guarded(async ({ body }) => await pool.kick({ member: text(object(body).member, 'member') }))
+      handler: guarded(async ({ body }) => {
+        const params = { member: text(object(body).member, 'member') }
+        return await timed('kick', async () => await pool.kick(params))
+      })
     },
     {
       method: 'POST',

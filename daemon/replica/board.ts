@@ -60,6 +60,8 @@ export interface BoardOptions {
   verifyHashChain?: boolean
   /** Called with every alarm the core raises, after it is logged (the hash-chain defense makes a proof of it). */
   onAlarm?: (alarm: Alarm) => void
+  /** Called when this node's role or the leader it knows changes (metrics count leader changes). */
+  onSoftState?: (role: Role, leader: NodeId | null) => void
   /** Lab mode only (daemon/lab/): rewrites a message before the core steps it, as a lying member would. */
   labInbound?: (m: Message, log: Pick<Raft, 'entryAt' | 'termAt' | 'hashAt'>) => Message
   /** Lab mode only: while this node leads, a reason to drop a proposal (a censoring leader), or null. */
@@ -469,7 +471,10 @@ export class Board {
     }
     for (const rs of rd.readStates) this.confirmRead(toHex(rs.context), rs.index)
     for (const alarm of rd.alarms) this.raiseAlarm(alarm)
-    if (rd.softState !== null) this.options.logger.info({ role: rd.softState.role, leader: rd.softState.leader, term: this.raft.currentTerm }, 'board role changed')
+    if (rd.softState !== null) {
+      this.options.logger.info({ role: rd.softState.role, leader: rd.softState.leader, term: this.raft.currentTerm }, 'board role changed')
+      this.options.onSoftState?.(rd.softState.role, rd.softState.leader)
+    }
     this.raft.advance(rd)
     this.releaseReads()
     await this.maybeCompact()

@@ -9,11 +9,12 @@ interface Line { level: number, msg: string, cat?: string, peer?: string, suppre
 const lines = (text: string): Line[] => text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Line)
 
 /**
- * Logs as an operator reads them (docs/operations.md, "Logs"): readable lines on a terminal, JSON
- * in the file; debug categories that log; member names rather than peer ids; a flapping link that
- * cannot flood the log (COMMON quality bar: every log line a peer can cause is rate-limited).
+ * Logs and metrics as an operator reads them (docs/operations.md, "Logs" and "Metrics"): readable
+ * lines on a terminal, JSON in the file; debug categories that log; member names rather than peer
+ * ids; a flapping link that cannot flood the log (COMMON quality bar: every log line a peer can
+ * cause is rate-limited); metrics named by Prometheus conventions.
  */
-describe('node logs', function () {
+describe('node logs and metrics', function () {
   this.timeout(180_000)
 
   it('start writes one readable line per record to the terminal and JSON to the log file', async () => {
@@ -53,6 +54,33 @@ describe('node logs', function () {
       const node2 = await cluster.node(2)
       assert.ok(log.some((l) => l.peer === 'node2' || JSON.stringify(l).includes('"node2"')))
       assert.equal(cluster.log(1).includes(node2.peerId), false, 'node2\'s peer id never appears in node1\'s log')
+    })
+
+    it('/metrics follows Prometheus conventions: counters _total, _seconds histograms, has_leader, pool gauges', async () => {
+      const api = (await cluster.node(1)).api
+      const text = await (await fetch(`http://${api}/metrics`)).text()
+      const types = new Map([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1], m[2]]))
+      const ours = [...types].filter(([n]) => n.startsWith('poolboard_'))
+      for (const [name, type] of ours) {
+        if (type === 'counter') assert.match(name, /_total$/, `counter ${name}`)
+        // prom-client's own nodejs_active_*_total are gauges; ours never end in _total unless counters.
+        else if (!name.startsWith('poolboard_nodejs_')) assert.doesNotMatch(name, /_total$/, `${type} ${name} is not a counter`)
+      }
+      assert.equal(ours.some(([n]) => n.startsWith('poolboard_process_process_')), false)
+      assert.equal(types.get('poolboard_process_cpu_seconds_total'), 'counter')
+      for (const h of ['poolboard_board_commit_seconds', 'poolboard_pool_round_seconds', 'poolboard_pool_partition_seconds']) {
+        assert.equal(types.get(h), 'histogram', h)
+        assert.match(text, new RegExp(`^${h}_bucket\\{.*le="0\\.1".*\\} \\d+$`, 'm'), `${h} has buckets`)
+      }
+      const value = (line: RegExp): number => Number(line.exec(text)?.[1] ?? NaN)
+      assert.equal(value(/^poolboard_board_has_leader (\d+)$/m), 1)
+      assert.ok(value(/^poolboard_board_leader_changes_total (\d+)$/m) >= 1)
+      assert.ok(value(/^poolboard_board_commit_seconds_count (\d+)$/m) >= 1)
+      assert.equal(value(/^poolboard_pool_rounds_total\{kind="partition",outcome="accepted"\} (\d+)$/m), 1)
+      assert.equal(value(/^poolboard_pool_partition_seconds_count (\d+)$/m), 1)
+      assert.equal(value(/^poolboard_pool_balance_sats\{member="node2"\} (\d+)$/m), 100_000)
+      assert.equal(value(/^poolboard_pool_open_pools (\d+)$/m), 1, 'the partition is open, the root frozen')
+      for (const c of ['poolboard_gossip_received_total', 'poolboard_signature_cache_hits_total', 'poolboard_board_proposals_failed_total']) assert.equal(types.get(c), 'counter', c)
     })
 
     it('a member that cuts itself off makes at most one connected/disconnected line per interval', async () => {
