@@ -4,6 +4,7 @@ import { Command, CommanderError, Option } from 'commander'
 import { toHex } from '../protocol/bytes.js'
 import { boardCommand } from './commands/board.js'
 import { clusterCommand } from './commands/cluster.js'
+import { completionCommand } from './commands/completion.js'
 import { defenseCommand } from './commands/defense.js'
 import { chainCommand, labCommand, poolCommand } from './commands/pool.js'
 import { applyOverrides, defaultConfig, formatHostPort, type HostPort, parseHostPort } from './host/config.js'
@@ -14,6 +15,7 @@ import { EXIT, UserError, errorMessage } from './host/errors.js'
 import { preflight } from './host/preflight.js'
 import { createNodeLogger, LOG_CATEGORIES } from './host/log.js'
 import type { NodeStatus, PoolboardNode } from './node.js'
+import type { Json } from './api/server.js'
 import { clientCommand, dataDir, datadirOption, output, withDataDir } from './commands/util.js'
 import { VERSION } from './host/version.js'
 
@@ -86,9 +88,9 @@ function program (): Command {
       await runNode(dataDir(opts), opts)
     })
 
-  clientCommand(cli, 'status', 'show the running node\'s peer id, member key, addresses, peers, uptime and version')
+  clientCommand(cli, 'status', 'this member at a glance: its balance, the board (role, leader, commit), peers, alarms; then ids, addresses, version')
     .action(async (opts: { datadir?: string, node?: number, json?: boolean }) => {
-      const status = await AdminClient.fromDataDir(dataDir(opts)).get<NodeStatus>('/v1/status')
+      const status = await AdminClient.fromDataDir(dataDir(opts)).get<Json<NodeStatus>>('/v1/status')
       output(opts.json === true, status, () => renderStatus(status))
     })
 
@@ -106,6 +108,8 @@ function program (): Command {
   cli.addCommand(chainCommand())
   cli.addCommand(defenseCommand())
   cli.addCommand(labCommand())
+
+  cli.addCommand(completionCommand(() => cli))
 
   // `poolboard help pool pay` shows the page of `pool pay`, not of `pool` (commander's own help
   // command looks at the first word only).
@@ -128,21 +132,29 @@ function program (): Command {
   return cli
 }
 
-function renderStatus (s: NodeStatus): string {
-  const peers = s.connectedPeers.length === 0 ? '(none)' : s.connectedPeers.map((p) => `${p.name} ${p.peerId}`).join('\n              ')
+function renderStatus (s: Json<NodeStatus>): string {
+  const peers = s.connectedPeers.length === 0 ? '(none)' : s.connectedPeers.map((p) => p.name).join(', ')
+  const leader = s.board.leader === null ? 'none known (the board cannot commit)' : s.board.leader.name ?? s.board.leader.peerId
+  const pool = s.pool.poolId === null
+    ? 'no pool on the board yet (poolboard pool create)'
+    : s.pool.balanceSats === null ? `${s.pool.poolId.slice(0, 16)}: no funds (kicked out)` : `${fmtSats(s.pool.balanceSats)} sats in the ${s.pool.poolLabel ?? '?'} of pool ${s.pool.poolId.slice(0, 16)}`
+  const alarms = s.alarms.board + s.alarms.defense === 0 ? 'none' : `${s.alarms.board} board, ${s.alarms.defense} defense (poolboard board status, poolboard defense status)`
   return [
     `name          ${s.name}${s.lab ? ` (lab mode${s.labCoalition ? ', coalition member' : ''})` : ''}${s.cut ? ' (cut off)' : ''}`,
-    `version       ${s.version}`,
+    `balance       ${pool}`,
+    `board         ${s.board.role}, term ${s.board.term}, leader ${leader}; commit ${s.board.commit}, applied ${s.board.applied}`,
+    `peers         ${s.connectedPeerCount}/${Math.max(0, s.memberCount - 1)} members connected: ${peers}`,
+    `alarms        ${alarms}`,
+    `chain         height ${s.pool.chainHeight}`,
     `peer id       ${s.peerId}`,
     `member key    ${s.memberKey}`,
     `listening     ${s.listenAddresses.join(', ')}`,
     `admin API     ${s.api}`,
-    `peers         ${s.connectedPeerCount}/${Math.max(0, s.memberCount - 1)} members connected`,
-    `              ${peers}`,
-    `uptime        ${s.uptimeSeconds} s`,
-    `pid           ${s.pid}`
+    `version       ${s.version}, pid ${s.pid}, up ${s.uptimeSeconds} s`
   ].join('\n')
 }
+
+const fmtSats = (n: number | string): string => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',')
 
 async function runNode (dir: DataDir, opts: { listen?: string, api?: string, logLevel?: string, debug?: string, lab?: boolean, quiet?: boolean, json?: boolean, logFormat?: 'text' | 'json' }): Promise<void> {
   const config = applyOverrides(dir.readConfig(), { listen: opts.listen, api: opts.api, 'log-level': opts.logLevel, debug: opts.debug, lab: opts.lab === true ? '1' : undefined })

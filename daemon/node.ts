@@ -47,6 +47,11 @@ export interface NodeStatus {
   /** Lab mode: this node plays a coalition member (daemon/lab/node/coalition.ts). */
   labCoalition: boolean
   cut: boolean
+  /** This member in the pool, as this node has applied it (null before the genesis or once kicked out). */
+  pool: { poolId: string | null, poolLabel: string | null, balanceSats: bigint | null, chainHeight: number }
+  board: { role: string, term: number, leader: { name: string | null, peerId: string } | null, commit: number, applied: number }
+  /** What went wrong that an operator should look at: board alarms, defense detections. */
+  alarms: { board: number, defense: number }
 }
 
 export interface NodeOptions {
@@ -229,8 +234,23 @@ export class PoolboardNode {
       uptimeSeconds: Math.floor((Date.now() - this.startedAtMs) / 1000),
       lab: config.lab,
       labCoalition: config.lab && config.labCoalition,
-      cut: this.network.isCut()
+      cut: this.network.isCut(),
+      pool: this.poolSummary(),
+      board: {
+        role: this.board.role,
+        term: this.board.term,
+        leader: this.board.leader === null ? null : { name: config.members.find((m) => m.peerId === this.board.leader)?.name ?? null, peerId: this.board.leader },
+        commit: this.board.commit,
+        applied: this.board.appliedIndex
+      },
+      alarms: { board: this.board.alarms, defense: this.defenses?.log.count ?? 0 }
     }
+  }
+
+  private poolSummary (): NodeStatus['pool'] {
+    const s = this.pool?.status()
+    if (s === undefined || s.poolId === null) return { poolId: null, poolLabel: null, balanceSats: null, chainHeight: this.poolBoard.chainHeight }
+    return { poolId: s.poolId, poolLabel: s.me.poolLabel, balanceSats: s.me.poolLabel === null ? null : s.balances[s.me.name] ?? null, chainHeight: s.chainHeight }
   }
 
   /** Proposes a board entry through whichever node leads (see forward.ts). */

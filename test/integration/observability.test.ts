@@ -81,6 +81,10 @@ describe('node logs and metrics', function () {
       assert.equal(value(/^poolboard_pool_balance_sats\{member="node2"\} (\d+)$/m), 100_000)
       assert.equal(value(/^poolboard_pool_open_pools (\d+)$/m), 1, 'the partition is open, the root frozen')
       for (const c of ['poolboard_gossip_received_total', 'poolboard_signature_cache_hits_total', 'poolboard_board_proposals_failed_total']) assert.equal(types.get(c), 'counter', c)
+      // The example dashboard asks only for metrics the node has.
+      const dashboard = readFileSync(new URL('../../docs/grafana-dashboard.json', import.meta.url), 'utf8')
+      const asked = new Set([...dashboard.matchAll(/poolboard_[a-z0-9_]+/g)].map((m) => m[0].replace(/_bucket$/, '')))
+      for (const name of asked) assert.ok(types.has(name), `docs/grafana-dashboard.json asks for ${name}`)
     })
 
     it('a member that cuts itself off makes at most one connected/disconnected line per interval', async () => {

@@ -46,6 +46,25 @@ describe('the pool on real nodes (5 processes)', function () {
     assertConserved(s, TOTAL)
   })
 
+  it('a payment above the balance is refused in words: the payer, sats with separators, the payee\'s name', async () => {
+    const r = await pool.run(1, 'pool', 'pay', '--to', 'node2', '--amount', '1000000')
+    assert.equal(r.code, 2, r.stderr)
+    assert.match(r.stderr, /you hold 98,500 sats in the root pool, so you cannot pay 1,000,000 sats to node2\n$/)
+  })
+
+  it('status shows this member at a glance: balance, board role and leader, peers, alarms', async () => {
+    const s = await pool.json<{ pool: { balanceSats: number, poolLabel: string }, board: { role: string, leader: { name: string } | null }, alarms: { board: number, defense: number }, connectedPeerCount: number }>(1, 'status')
+    assert.equal(s.pool.balanceSats, BALANCE - 1500)
+    assert.equal(s.pool.poolLabel, 'root pool')
+    assert.match(s.board.leader?.name ?? '', /^node[1-5]$/)
+    assert.deepEqual(s.alarms, { board: 0, defense: 0 })
+    assert.equal(s.connectedPeerCount, 4)
+    const text = await pool.run(1, 'status')
+    assert.match(text.stdout, /^balance +98,500 sats in the root pool of pool [0-9a-f]{16}$/m)
+    assert.match(text.stdout, /^board +(leader|follower), term \d+, leader node[1-5]; commit \d+, applied \d+$/m)
+    assert.match(text.stdout, /^alarms +none$/m)
+  })
+
   // Traps a new user fell into (issue: a node people can run without a guide). A command that
   // cannot succeed fails before this member signs anything, naming why.
   it('with two members stopped, a payment fails at once naming them, signs nothing, and suggests a partition with the online ones', async () => {
