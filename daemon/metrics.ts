@@ -31,6 +31,8 @@ export class NodeMetrics {
   private readonly rounds: Counter<'kind' | 'outcome'>
   private readonly proposalsFailed: Counter<'reason'>
   private readonly leaderChanges: Counter
+  private readonly signed: Counter
+  private readonly refusals: Counter<'code'>
 
   constructor (sources: MetricSources) {
     const registers = [this.registry]
@@ -40,6 +42,8 @@ export class NodeMetrics {
     this.partitionSeconds = new Histogram({ name: 'poolboard_pool_partition_seconds', help: 'Partitions this node proposed and the board accepted, from the request to the commit', buckets: LATENCY_BUCKETS_S, registers })
     this.rounds = new Counter({ name: 'poolboard_pool_rounds_total', help: 'Pool commands of this node by kind and outcome (accepted, or the error code: unreachable, round-failed, refused, ...)', labelNames: ['kind', 'outcome'], registers })
     this.proposalsFailed = new Counter({ name: 'poolboard_board_proposals_failed_total', help: 'Board entries this node proposed that did not commit, by reason', labelNames: ['reason'], registers })
+    this.signed = new Counter({ name: 'poolboard_pool_signatures_total', help: 'Requests of other members this member signed (states, statements, genesis)', registers })
+    this.refusals = new Counter({ name: 'poolboard_pool_refusals_total', help: 'Requests of other members this member refused to sign, by reason (conflict, already-signed, equivocator, ...)', labelNames: ['code'], registers })
     this.leaderChanges = new Counter({ name: 'poolboard_board_leader_changes_total', help: 'Times the board leader this node knows changed (to another member or to none)', registers })
 
     const gauge = (name: string, help: string, read: () => number): void => {
@@ -83,6 +87,12 @@ export class NodeMetrics {
   }
 
   leaderChanged (): void { this.leaderChanges.inc() }
+
+  /** This member answered another's request: signed (null) or refused with `code`. */
+  answered (refusalCode: string | null): void {
+    if (refusalCode === null) this.signed.inc()
+    else this.refusals.inc({ code: /^[a-z-]{1,32}$/.test(refusalCode) ? refusalCode : 'other' })
+  }
 
   /** Times a board proposal; a failure counts by its code (or error name). */
   async timeProposal<T> (work: () => Promise<T>): Promise<T> {

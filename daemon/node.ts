@@ -183,6 +183,7 @@ export class PoolboardNode {
         propose: async (data, timeoutMs) => await node.proposeEntry(data, timeoutMs),
         connectedPeerIds: () => net.connectedMembers().map((m) => m.peerId),
         logger: log('pool'),
+        onAnswer: (code) => { node.metrics?.answered(code) },
         defenses
       })
       node.pool = pool

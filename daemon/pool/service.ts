@@ -69,6 +69,8 @@ export interface PoolServiceOptions {
   propose: (data: Uint8Array, timeoutMs: number) => Promise<{ index: number, term: number }>
   /** Peer ids of the members this node is connected to now. */
   connectedPeerIds: () => string[]
+  /** Told of each answer this member gives to another's request: signed, or refused with a code (metrics). */
+  onAnswer?: (refusalCode: string | null) => void
   logger: Logger
   /** The defenses against a coalition hiding a statement (daemon/defense/index.ts); none when absent. */
   defenses?: Defenses
@@ -712,6 +714,7 @@ export class PoolService {
       try {
         const share = await decide()
         this.options.logger.debug({ round: key.slice(0, 16), decideMs: Math.round(performance.now() - fromMs), signed: share !== null }, 'answered a request')
+        if (share !== null) this.options.onAnswer?.(null)
         msg = share === null ? null : { kind: 'share', share }
       } catch (err) {
         if (err instanceof Forged) { this.gossip.drop('wrong-pool', from, err.message); return }
@@ -721,6 +724,7 @@ export class PoolService {
         const refusal = signRefusal({ poolId, roundId, member: this.options.memberKey, code, reason: (err as Error).message, conflict }, this.options.memberSecret, randomBytes(32))
         msg = { kind: 'refusal', refusal }
         this.options.logger.info({ round: key.slice(0, 16), code, reason: refusal.reason }, 'refused to sign')
+        this.options.onAnswer?.(code)
       }
       // Not asked (null) is remembered too, so a republished request costs nothing. A refusal for
       // want of the board (no leader yet) is not: the proposer's next republish gets a fresh try.

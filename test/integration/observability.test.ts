@@ -81,6 +81,10 @@ describe('node logs and metrics', function () {
       assert.equal(value(/^poolboard_pool_balance_sats\{member="node2"\} (\d+)$/m), 100_000)
       assert.equal(value(/^poolboard_pool_open_pools (\d+)$/m), 1, 'the partition is open, the root frozen')
       for (const c of ['poolboard_gossip_received_total', 'poolboard_signature_cache_hits_total', 'poolboard_board_proposals_failed_total']) assert.equal(types.get(c), 'counter', c)
+      // node2 signed the genesis and the partition node1 asked for.
+      const node2 = await (await fetch(`http://${(await cluster.node(2)).api}/metrics`)).text()
+      assert.ok(Number(/^poolboard_pool_signatures_total (\d+)$/m.exec(node2)?.[1]) >= 2, 'node2 counts the requests it signed')
+      assert.match(node2, /^# TYPE poolboard_pool_refusals_total counter$/m)
       // The example dashboard asks only for metrics the node has.
       const dashboard = readFileSync(new URL('../../docs/grafana-dashboard.json', import.meta.url), 'utf8')
       const asked = new Set([...dashboard.matchAll(/poolboard_[a-z0-9_]+/g)].map((m) => m[0].replace(/_bucket$/, '')))
