@@ -67,6 +67,8 @@ export interface NodeOptions {
 
 const SHUTDOWN_STEP_TIMEOUT_MS = 10_000
 const PROPOSAL_TIMEOUT_MS = 10_000
+/** How long the pool gauges of /metrics reuse one pool view. */
+const POOL_VIEW_CACHE_MS = 1_000
 
 /**
  * A participant node: owns the database (and with it the data directory's lock), the member
@@ -329,9 +331,15 @@ export class PoolboardNode {
   }
 
   private registerMetrics (): void {
-    const poolView = (): ReturnType<NonNullable<PoolService['status']>> | null => {
-      const s = this.pool?.status()
-      return s === undefined || s.poolId === null ? null : s
+    // One scrape reads several pool gauges: the view is built once per scrape, not once per gauge.
+    let cached: { atMs: number, view: ReturnType<PoolService['status']> | null } | undefined
+    const poolView = (): ReturnType<PoolService['status']> | null => {
+      const nowMs = Date.now()
+      if (cached === undefined || nowMs - cached.atMs > POOL_VIEW_CACHE_MS) {
+        const s = this.pool?.status()
+        cached = { atMs: nowMs, view: s === undefined || s.poolId === null ? null : s }
+      }
+      return cached.view
     }
     this.metrics = new NodeMetrics({
       connectedMembers: () => this.network.connectedMembers().length,
