@@ -5,6 +5,7 @@ import { formatHostPort, type HostPort, type NodeConfig } from './config.js'
 import type { DataDir, NodeKeys } from './datadir.js'
 import { EXIT, UserError } from './errors.js'
 import { memberLine } from './member-line.js'
+import { isAlive } from './wait.js'
 
 /**
  * What `poolboard start` checks before it opens anything, so that each mistake people make with a
@@ -15,8 +16,13 @@ export async function preflight (dir: DataDir, config: NodeConfig, keys: NodeKey
   requireMembers(dir, config, keys)
   requireWritableLogs(dir.logFile)
   requireDatabase(dir.databasePath)
-  await requireFreePort(config.listen, 'listen', 'the libp2p listen address')
-  await requireFreePort(config.api, 'api', 'the admin API address')
+  // A node already running on this directory holds its ports: say that, not "port in use".
+  const running = (): void => {
+    const pid = dir.readPid()
+    if (pid !== undefined && isAlive(pid)) throw new UserError(`another poolboard node is already running on ${dir.path} (pid ${pid})`, EXIT.error, 'already-running')
+  }
+  await requireFreePort(config.listen, 'listen', 'the libp2p listen address', running)
+  await requireFreePort(config.api, 'api', 'the admin API address', running)
 }
 
 /**
@@ -60,7 +66,7 @@ function requireDatabase (path: string): void {
 }
 
 /** Binds the port for a moment; a port in use is named with the setting that chose it. */
-async function requireFreePort (at: HostPort, key: string, what: string): Promise<void> {
+async function requireFreePort (at: HostPort, key: string, what: string, beforeInUse: () => void): Promise<void> {
   if (at.port === 0) return
   const problem = await new Promise<NodeJS.ErrnoException | null>((resolve) => {
     const server = createServer()
@@ -69,6 +75,7 @@ async function requireFreePort (at: HostPort, key: string, what: string): Promis
   })
   if (problem === null) return
   const where = formatHostPort(at)
+  if (problem.code === 'EADDRINUSE') beforeInUse()
   if (problem.code === 'EADDRINUSE') throw new UserError(`${what} ${where} is already in use (another poolboard node, or another program); choose another port with ${key}= in poolboard.conf or --${key}`, EXIT.usage, 'port-in-use')
   if (problem.code === 'EADDRNOTAVAIL') throw new UserError(`${what} ${where} is not an address of this machine; fix ${key}= in poolboard.conf or --${key}`, EXIT.usage, 'bad-address')
   if (problem.code === 'EACCES') throw new UserError(`${what} ${where}: permission denied (ports below 1024 need privileges); fix ${key}= in poolboard.conf or --${key}`, EXIT.usage, 'port-denied')

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { appendFileSync, chmodSync, chownSync, readdirSync, statSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
 import { join } from 'node:path'
-import { cli, cliJson, runCli, tempDir } from '../helpers/process.js'
+import { cli, cliJson, killChild, runCli, spawnCli, tempDir, waitFor } from '../helpers/process.js'
 
 /**
  * `poolboard start` on the data directories people get wrong: each refused before anything is
@@ -110,6 +110,20 @@ describe('start refuses a data directory it cannot run, in one line naming what 
       assert.match(oneLine(api.stderr), new RegExp(`admin API address 127\\.0\\.0\\.1:${port} is already in use.*--api`))
     } finally {
       server.close()
+    }
+  })
+
+  it('a second start on a running data directory says a node runs there, not that its port is in use', async () => {
+    await addSelf()
+    const port = await new Promise<number>((resolve) => { const srv = createServer(); srv.listen(0, '127.0.0.1', () => { const p = (srv.address() as { port: number }).port; srv.close(() => { resolve(p) }) }) })
+    const first = spawnCli(['start', '--datadir', dir, '--quiet', '--listen', `127.0.0.1:${port}`])
+    try {
+      await waitFor('the first node to come up', () => existsSync(join(dir, '.cookie')))
+      const r = await runCli(['start', '--datadir', dir, '--listen', `127.0.0.1:${port}`])
+      assert.equal(r.code, 1)
+      assert.match(oneLine(r.stderr), /another poolboard node is already running on .*node \(pid \d+\)/)
+    } finally {
+      await killChild(first)
     }
   })
 

@@ -162,7 +162,7 @@ describe('a node in the foreground', function () {
     const temp = tempDir()
     try {
       const result = await runCli(['start', '--datadir', join(temp.path, 'none')])
-      assert.equal(result.code, 1)
+      assert.equal(result.code, 2, 'a usage error (docs/operations.md, exit codes)')
       assert.match(result.stderr, /^poolboard: .* is not a poolboard data directory/)
     } finally {
       temp.cleanup()
