@@ -67,6 +67,19 @@ export function aggregateKeys(plainKeys: readonly Uint8Array[]): Uint8Array {
   }
 }
 
+/** BIP327 NonceAgg of 66-byte public nonces. Throws `RangeError` if one is not two valid points. */
+export function aggregateNonces(pubNonces: readonly Uint8Array[]): Uint8Array {
+  if (pubNonces.length < 1) throw new RangeError('no nonces to aggregate');
+  pubNonces.forEach((n, i) => {
+    if (n.length !== PUBNONCE_BYTES) throw new RangeError(`nonce ${i}: expected ${PUBNONCE_BYTES} bytes, got ${n.length}`);
+  });
+  try {
+    return zkp.musig.nonceAgg([...pubNonces]);
+  } catch {
+    throw new RangeError('a public nonce is not two valid points');
+  }
+}
+
 /**
  * The signer group of `keys` (sorted, unique, x-only, two or more). Throws `RangeError` if they are
  * not; memoized.
@@ -246,7 +259,7 @@ export class MusigRound {
       const nonces = this.nonces[i]! as Uint8Array[];
       let agg: Uint8Array;
       try {
-        agg = zkp.musig.nonceAgg(nonces);
+        agg = aggregateNonces(nonces);
       } catch {
         throw this.blameNonce(i);
       }

@@ -87,8 +87,9 @@ export function memberOutputKey(memberKey: Uint8Array): Uint8Array {
 }
 
 /**
- * The secret key that signs for `taprootOutputKey(publicKeyOf(secretKey))` by key path (BIP341:
- * negate to the even-y internal key, add the tweak, negate again if Q has odd y).
+ * The secret key that signs for `taprootOutputKey(publicKeyOf(secretKey))` by key path (BIP341's
+ * `taproot_tweak_seckey`: negate to the even-y internal key, add the tweak; BIP340 signing handles
+ * the parity of Q).
  */
 export function tweakedSecretKey(secretKey: Uint8Array, merkleRoot?: Uint8Array): Uint8Array {
   let d = bytesToBigInt(secretKey);
@@ -97,9 +98,7 @@ export function tweakedSecretKey(secretKey: Uint8Array, merkleRoot?: Uint8Array)
   if (P.toBytes(true)[0] === 3) d = CURVE_ORDER - d;
   const x = P.toBytes(true).subarray(1);
   const t = bytesToBigInt(tapTweak(x, merkleRoot));
-  let q = (d + t) % CURVE_ORDER;
-  if (Point.BASE.multiply(q).toBytes(true)[0] === 3) q = CURVE_ORDER - q;
-  return bigIntTo32(q);
+  return bigIntTo32((d + t) % CURVE_ORDER);
 }
 
 /** The secret key whose public key is the even-y point of `secretKey`'s x-only key (BIP327 signing). */
