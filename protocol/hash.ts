@@ -39,6 +39,8 @@ export const TAGS = {
   tapSighash: 'TapSighash',
   /** Seed of a member's MuSig2 nonce: its randomness, key and the session (protocol/bitcoin/musig.ts). */
   musigNonce: 'poolboard/musig-nonce',
+  /** Hash of every public nonce of a MuSig2 round, sent with the partial signatures (musig.ts). */
+  musigTranscript: 'poolboard/musig-transcript',
 } as const;
 
 export type TagName = keyof typeof TAGS;

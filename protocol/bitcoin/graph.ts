@@ -16,6 +16,8 @@ import { compareBytes, equalBytes, fromHex, reverseBytes, toHex } from '../bytes
 import { short, sumSats } from '../common.js';
 import { publicKeyOf, ZERO_AUX } from '../keys.js';
 import { LOCKTIME_THRESHOLD, MAX_KICKOUT_DELAY_BLOCKS, MAX_MEMBERS, MIN_KICKOUT_DELAY_BLOCKS } from '../limits.js';
+import type { PoolState } from '../state.js';
+import { checkTransaction } from './checker.js';
 import { ownersOutputKey, type SigningJob } from './musig.js';
 import {
   GRAPH_TX_VERSION,
@@ -23,6 +25,7 @@ import {
   P2A_SCRIPT,
   P2TR_DUST_SATS,
   SEQUENCE_NO_RELATIVE_LOCK,
+  TRUC_MAX_VSIZE,
   p2trScript,
   tweakedSecretKey,
 } from './script.js';
@@ -207,8 +210,15 @@ function relativeLockOf(sequence: number): number {
   return sequence & 0x8000_0000 ? 0 : sequence & 0xffff;
 }
 
+/** vsize once every input carries its one 64-byte signature: marker and flag, then per input 1 + 1 + 64 weight units. */
+function signedVsize(tx: Transaction, inputs: number): number {
+  return Math.ceil((tx.toBytes(true, false).length * 4 + 2 + 66 * inputs) / 4);
+}
+
 function makeTx(kind: GraphTxKind, label: string, lockTime: number, inputs: GraphInput[], outputs: GraphOutput[]): GraphTx {
   const tx = scureTx(GRAPH_TX_VERSION, lockTime, inputs, outputs);
+  const vsize = signedVsize(tx, inputs.length);
+  if (vsize > TRUC_MAX_VSIZE) throw new GraphError(`${label}: ${vsize} vB once signed, over TRUC's ${TRUC_MAX_VSIZE} vB (too many members or actives for one transaction)`);
   return {
     kind,
     label,
@@ -446,4 +456,45 @@ export function adoptSignatures(signed: readonly GraphTx[], txs: readonly GraphT
     });
   }
   return n;
+}
+
+/**
+ * Check every transaction of `txs` with the checker (every witness, zero fee, relay policy). Throws
+ * `GraphError` naming the first that fails: what a member runs on a graph before relying on it.
+ */
+export function checkGraph(txs: readonly GraphTx[]): void {
+  for (const t of txs) {
+    const v = checkTransaction(serializeSigned(t), t.inputs.map((i) => i.prevout), { expectedFeeSats: 0n });
+    if (!v.ok) throw new GraphError(`${t.label}: ${v.reason}`);
+  }
+}
+
+/**
+ * An active's signature on its input of a partition transaction, given only once the sub-pool's
+ * state 0 graph is fully signed and checked (so the partition never exists without a way out).
+ * Throws `GraphError` naming what is missing or wrong.
+ */
+export function signPartitionInput(p: PartitionBuild, subGraph: StateGraph | null, secretKey: Uint8Array, auxRand: Uint8Array = ZERO_AUX): Uint8Array {
+  const me = publicKeyOf(secretKey);
+  const i = p.tx.inputs.findIndex((inp) => inp.owners.length === 1 && equalBytes(inp.owners[0]!, me));
+  if (i < 0) throw new GraphError(`${short(me)} is not an active of this partition`);
+  if (p.pool.members.length >= 2) {
+    if (subGraph === null) throw new GraphError('the sub-pool\'s state 0 graph is needed before signing the partition');
+    if (!equalBytes(subGraph.kickoff.inputs[0]!.prevout.txid, p.tx.txid)) throw new GraphError('that graph is not the one of this partition\'s sub-pool');
+    checkGraph(graphTransactions(subGraph));
+  }
+  return signOwnInput(p.tx, i, secretKey, auxRand);
+}
+
+/** The chain state of a root pool's state from the pool model (state.ts): its funding is the MuSig2 output of its members. */
+export function rootChainState(s: PoolState, params: GraphParams = DEFAULT_GRAPH_PARAMS): ChainState {
+  if (s.pool.ref.kind !== 'root') throw new GraphError('only a root pool maps directly: a sub-pool\'s funding on chain comes from its partition or kick-out transaction');
+  const members = s.pool.members.map((m) => new Uint8Array(m));
+  const pool: ChainPool = {
+    members,
+    funding: { txid: new Uint8Array(s.pool.funding.txid), vout: s.pool.funding.vout, amountSats: s.pool.totalSats, scriptPubKey: ownersScript(members) },
+    kickoutDelayBlocks: s.pool.kickoutDelayBlocks,
+    params,
+  };
+  return { pool, stateNumber: s.stateNumber, heightT: s.heightT, balances: [...s.balances] };
 }

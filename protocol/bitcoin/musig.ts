@@ -26,6 +26,8 @@ const zkp: Zkp = await init();
 
 export const PUBNONCE_BYTES = 66;
 export const PARTIAL_SIG_BYTES = 32;
+/** A round-2 message starts with the hash of every nonce its sender signed over. */
+export const TRANSCRIPT_BYTES = 32;
 /** Most sessions in one round (a state of a 256-member pool needs about 6·256 + 2). */
 export const MAX_ROUND_SESSIONS = 4096;
 /** Most signer groups whose key aggregation is kept (one per distinct set of owners). */
@@ -124,7 +126,7 @@ export interface SigningJob {
   signers: readonly Uint8Array[];
 }
 
-export type MusigErrorCode = 'not-a-signer' | 'duplicate' | 'wrong-phase' | 'bad-size' | 'bad-nonce' | 'bad-partial-signature';
+export type MusigErrorCode = 'not-a-signer' | 'duplicate' | 'wrong-phase' | 'bad-size' | 'bad-nonce' | 'nonce-mismatch' | 'bad-partial-signature';
 
 /** A refused input or call; `member` is the participant whose input was bad, when there is one. */
 export class MusigError extends Error {
@@ -165,6 +167,7 @@ export class MusigRound {
   private myNonces: Uint8Array;
   private myPartials: Uint8Array | null = null;
   private sessions: Uint8Array[] | null = null;
+  private transcript: Uint8Array | null = null;
   private phase: Phase = 'nonces';
 
   constructor(params: { secretKey: Uint8Array; jobs: readonly SigningJob[]; random: Uint8Array }) {
@@ -266,6 +269,7 @@ export class MusigRound {
       sessions.push(zkp.musig.nonceProcess(agg, this.jobs[i]!.message, this.groupOf[i]!.keyaggCache));
     }
     this.sessions = sessions;
+    this.transcript = taggedHash(TAGS.musigTranscript, ...this.nonces.flatMap((row) => row as Uint8Array[]));
     const mine = this.jobsOf.get(toHex(this.myKey))!;
     const out = mine.map((i, k) => {
       const sig = zkp.musig.partialSign(secNonces[k]!, this.secretKey, this.groupOf[i]!.keyaggCache, sessions[i]!);
@@ -273,22 +277,30 @@ export class MusigRound {
       this.store(this.partials, i, this.myKey, sig);
       return sig;
     });
-    this.myPartials = concatBytes(...out);
+    this.myPartials = concatBytes(this.transcript, ...out);
     this.partialsFrom.add(toHex(this.myKey));
     this.phase = 'partials';
     return this.myPartials;
   }
 
-  /** Record `member`'s round-2 message. Throws `MusigError` naming the member and the problem. */
+  /**
+   * Record `member`'s round-2 message. Throws `MusigError` naming the member and the problem; code
+   * `nonce-mismatch` when it signed over other nonces than this member has (some participant sent
+   * different nonces to different members: compare the signed round-1 messages to find which).
+   */
   addPartials(member: Uint8Array, message: Uint8Array): void {
-    const list = this.expect(member, 'partials', this.partialsFrom, message, PARTIAL_SIG_BYTES, 'partial signatures');
+    const list = this.expect(member, 'partials', this.partialsFrom, message, PARTIAL_SIG_BYTES, 'partial signatures', TRANSCRIPT_BYTES);
+    if (!equalBytes(message.subarray(0, TRANSCRIPT_BYTES), this.transcript!)) {
+      throw new MusigError('nonce-mismatch', `member ${short(member)} signed over other nonces than this member received: a participant sent different nonces to different members`, member);
+    }
+    const body = message.subarray(TRANSCRIPT_BYTES);
     list.forEach((jobIndex, k) => {
-      const s = message.subarray(k * PARTIAL_SIG_BYTES, (k + 1) * PARTIAL_SIG_BYTES);
+      const s = body.subarray(k * PARTIAL_SIG_BYTES, (k + 1) * PARTIAL_SIG_BYTES);
       let x = 0n;
       for (const b of s) x = (x << 8n) | BigInt(b);
       if (x >= CURVE_ORDER) throw new MusigError('bad-partial-signature', `member ${short(member)}: partial signature for job ${jobIndex} (${this.jobs[jobIndex]!.label}) is not below the curve order`, member);
     });
-    list.forEach((jobIndex, k) => this.store(this.partials, jobIndex, member, message.slice(k * PARTIAL_SIG_BYTES, (k + 1) * PARTIAL_SIG_BYTES)));
+    list.forEach((jobIndex, k) => this.store(this.partials, jobIndex, member, body.slice(k * PARTIAL_SIG_BYTES, (k + 1) * PARTIAL_SIG_BYTES)));
     this.partialsFrom.add(toHex(member));
   }
 
@@ -324,15 +336,15 @@ export class MusigRound {
     return sigs;
   }
 
-  private expect(member: Uint8Array, phase: Phase, from: Set<string>, message: Uint8Array, size: number, what: string): number[] {
+  private expect(member: Uint8Array, phase: Phase, from: Set<string>, message: Uint8Array, size: number, what: string, headerBytes = 0): number[] {
     const id = toHex(member);
     const list = this.jobsOf.get(id);
     if (list === undefined) throw new MusigError('not-a-signer', `member ${short(member)} signs none of this round's jobs`, member);
     if (phase === 'partials' && this.phase === 'nonces') throw new MusigError('wrong-phase', `member ${short(member)}: partial signatures before this member has every nonce`, member);
     if (this.phase !== phase) throw new MusigError('wrong-phase', `member ${short(member)}: ${what} after that round closed`, member);
     if (from.has(id)) throw new MusigError('duplicate', `member ${short(member)} already sent its ${what}`, member);
-    if (message.length !== list.length * size) {
-      throw new MusigError('bad-size', `member ${short(member)}: expected ${list.length} ${what} (${list.length * size} bytes), got ${message.length} bytes`, member);
+    if (message.length !== headerBytes + list.length * size) {
+      throw new MusigError('bad-size', `member ${short(member)}: expected ${list.length} ${what} (${headerBytes + list.length * size} bytes), got ${message.length} bytes`, member);
     }
     return list;
   }

@@ -25,6 +25,9 @@ import {
   poolAddress,
   serializeSigned,
   signOwnInput,
+  signPartitionInput,
+  rootChainState,
+  checkGraph,
   stateGraph,
   stateSigningTxs,
   verifyChainEquivocation,
@@ -75,9 +78,11 @@ function partition(ms: ChainMember[], l: Level, actives: Uint8Array[], heightT: 
   let sub: Level | null = null;
   if (p.pool.members.length >= 2) {
     sub = { state: p.state, graph: stateGraph(p.state) };
+    // No active signs its input before the sub-pool's graph is signed.
+    assert.throws(() => signPartitionInput(p, sub!.graph, secretOf(ms, actives[0]!)), /input 0 is not signed/);
     signRound(ms, graphTransactions(sub.graph));
   }
-  p.tx.inputs.forEach((inp, i) => signOwnInput(p.tx, i, secretOf(ms, inp.owners[0]!)));
+  for (const a of actives) signPartitionInput(p, sub?.graph ?? null, secretOf(ms, a));
   return { tx: p.tx, sub };
 }
 
@@ -268,6 +273,15 @@ describe('equivocation on chain, the pool address, the state limit', function ()
     assert.equal(toHex(s.pool.funding.scriptPubKey.subarray(2)), toHex(key));
   });
 
+  it('a root state of the pool model maps onto chain; a graph too large for TRUC is refused by name', () => {
+    const model = { pool: { poolId: new Uint8Array(32), ref: { kind: 'root' as const }, members: keys, funding: { txid: s.pool.funding.txid, vout: 1 }, totalSats: 180_000n, kickoutDelayBlocks: 144 }, stateNumber: 0, heightT: 800_000, balances: [50_000n, 60_000n, 70_000n] };
+    const c = rootChainState(model);
+    assert.equal(toHex(c.pool.funding.scriptPubKey), toHex(s.pool.funding.scriptPubKey));
+    assert.equal(toHex(stateGraph(c).state.txid), toHex(stateGraph(s).state.txid));
+    const big = rootState(chainMembers(240, 'big'), Array.from({ length: 240 }, () => 1_000n));
+    assert.throws(() => stateGraph(big, { kickouts: false }), /state of state 0 .*: \d+ vB once signed, over TRUC's 10000 vB/);
+  });
+
   it('a state beyond statesPerLayer^layers is refused, naming the limit', () => {
     assert.throws(() => stateGraph({ ...s, stateNumber: 512 }), /state 512: a pool has 512 states \(8 per layer, 3 layers\); refresh the pool or partition/);
     assert.throws(() => stateGraph({ ...s, pool: { ...s.pool, params: { layers: 1, statesPerLayer: 70_000, stepBlocks: 1 } } }), /exceeds the largest relative timelock 65535/);
@@ -276,6 +290,7 @@ describe('equivocation on chain, the pool address, the state limit', function ()
 
   it('a graph transaction parses back to what was built (txid, sizes within TRUC)', () => {
     signRound(ms, graphTransactions(g));
+    checkGraph(graphTransactions(g));
     for (const t of graphTransactions(g)) {
       const p = parseTransaction(serializeSigned(t));
       assert.equal(toHex(p.txid), toHex(t.txid));

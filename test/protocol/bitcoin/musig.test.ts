@@ -16,11 +16,11 @@ function jobsFor(keys: Uint8Array[], count: number): SigningJob[] {
   return Array.from({ length: count }, (_, i) => ({ label: `job ${i}`, message: rnd(`message ${i}`), signers: keys }));
 }
 
-function rounds(n: number, jobs?: SigningJob[]) {
+function rounds(n: number, jobs?: SigningJob[], tag = 'random') {
   const ms = chainMembers(n, 'musig');
   const keys = ms.map((m) => m.publicKey);
   const js = jobs ?? jobsFor(keys, 3);
-  return { ms, keys, jobs: js, rs: ms.map((m, i) => new MusigRound({ secretKey: m.secretKey, jobs: js, random: rnd(`random ${i}`) })) };
+  return { ms, keys, jobs: js, rs: ms.map((m, i) => new MusigRound({ secretKey: m.secretKey, jobs: js, random: rnd(`${tag} ${i}`) })) };
 }
 
 function exchangeNonces(rs: MusigRound[], keys: Uint8Array[]): void {
@@ -59,7 +59,7 @@ describe('MuSig2 rounds (protocol/bitcoin/musig.ts)', () => {
       // The reference implementation accepts the WASM partial signatures (job 0).
       const pub = rs.map((r) => r.nonceMessage().subarray(0, 66));
       const session = new scure.Session(scure.nonceAggregate(pub), keys.map((k) => Uint8Array.of(2, ...k)), jobs[0]!.message, [tapTweak(signerGroup(keys).internalKey)], [true]);
-      partials.forEach((p, i) => assert.ok(session.partialSigVerify(p.subarray(0, 32), pub, i), `member ${i}`));
+      partials.forEach((p, i) => assert.ok(session.partialSigVerify(p.subarray(32, 64), pub, i), `member ${i}`));
       partials.forEach((p, i) => i !== 0 && rs[0]!.addPartials(keys[i]!, p));
       const sigs = rs[0]!.signatures();
       sigs.forEach((s, i) => assert.ok(schnorr.verify(s, jobs[i]!.message, signerGroup(keys).outputKey)));
@@ -78,7 +78,7 @@ describe('MuSig2 rounds (protocol/bitcoin/musig.ts)', () => {
     assert.equal(rs[2]!.nonceMessage().length, 66);
     exchangeNonces(rs, keys);
     const ps = rs.map((r) => r.partialMessage());
-    assert.equal(ps[2]!.length, 32);
+    assert.equal(ps[2]!.length, 32 + 32);
     ps.forEach((p, i) => i !== 0 && rs[0]!.addPartials(keys[i]!, p));
     const sigs = rs[0]!.signatures();
     assert.ok(schnorr.verify(sigs[1]!, rnd('b'), signerGroup([keys[0]!, keys[1]!]).outputKey));
@@ -109,21 +109,33 @@ describe('MuSig2 rounds (protocol/bitcoin/musig.ts)', () => {
 
   it('partial signatures before the nonces, of the wrong size, or out of range are refused; a wrong one is named at aggregation', () => {
     const { keys, rs } = rounds(4);
-    throwsMusig(() => rs[0]!.addPartials(keys[1]!, new Uint8Array(96)), 'wrong-phase', keys[1], /before this member has every nonce/);
+    throwsMusig(() => rs[0]!.addPartials(keys[1]!, new Uint8Array(128)), 'wrong-phase', keys[1], /before this member has every nonce/);
     throwsMusig(() => rs[0]!.partialMessage(), 'wrong-phase', undefined, /nonces missing from/);
     exchangeNonces(rs, keys);
     const ps = rs.map((r) => r.partialMessage());
-    throwsMusig(() => rs[0]!.addPartials(keys[1]!, ps[1]!.subarray(0, 64)), 'bad-size', keys[1], /expected 3 partial signatures \(96 bytes\), got 64/);
+    throwsMusig(() => rs[0]!.addPartials(keys[1]!, ps[1]!.subarray(0, 96)), 'bad-size', keys[1], /expected 3 partial signatures \(128 bytes\), got 96/);
     const high = new Uint8Array(ps[1]!);
-    high.fill(0xff, 32, 64);
+    high.fill(0xff, 64, 96);
     throwsMusig(() => rs[0]!.addPartials(keys[1]!, high), 'bad-partial-signature', keys[1], /job 1 .* not below the curve order/);
     rs[0]!.addPartials(keys[1]!, ps[1]!);
     const wrong = new Uint8Array(ps[3]!);
-    wrong[64 + 31] ^= 1;
+    wrong[32 + 64 + 31] ^= 1;
     rs[0]!.addPartials(keys[2]!, ps[2]!);
     throwsMusig(() => rs[0]!.signatures(), 'wrong-phase', undefined, /missing from/);
     rs[0]!.addPartials(keys[3]!, wrong);
     throwsMusig(() => rs[0]!.signatures(), 'bad-partial-signature', keys[3], /job 2 \(job 2\) does not verify/);
+  });
+
+  it('a member who got other nonces than the aggregator (a participant equivocated its nonces) is reported as a mismatch, not as a bad signer', () => {
+    const { keys, rs } = rounds(3);
+    const other = rounds(3, undefined, 'other').rs; // the same members and jobs, other nonces
+    // Member 2 sends its genuine nonces to member 0 and other ones to member 1.
+    rs[0]!.addNonces(keys[1]!, rs[1]!.nonceMessage());
+    rs[0]!.addNonces(keys[2]!, rs[2]!.nonceMessage());
+    rs[1]!.addNonces(keys[0]!, rs[0]!.nonceMessage());
+    rs[1]!.addNonces(keys[2]!, other[2]!.nonceMessage());
+    rs[0]!.partialMessage();
+    throwsMusig(() => rs[0]!.addPartials(keys[1]!, rs[1]!.partialMessage()), 'nonce-mismatch', keys[1], /signed over other nonces than this member received/);
   });
 
   it('a secret nonce is used once: the partial signatures are computed once and the round cannot sign again', () => {
