@@ -13,12 +13,15 @@ export interface ExportedOutput {
   /** As Bitcoin displays it. */
   txid: string;
   vout: number;
-  amountSats: string;
+  /** A JSON number: every amount is at most 21 million BTC, below 2^53. */
+  amountSats: number;
   scriptPubKey: string;
 }
 
 export interface ExportedTx {
   txid: string;
+  /** What it is ("layer 2 (digit 1) of state 1 (pool …)"). */
+  label: string;
   hex: string;
   spends: ExportedOutput[];
   /** Blocks to wait after its parent confirms before it is valid. */
@@ -34,7 +37,7 @@ export interface ExportedBranch {
 }
 
 function exportOutput(p: Prevout): ExportedOutput {
-  return { txid: toHex(reverseBytes(p.txid)), vout: p.vout, amountSats: p.amountSats.toString(), scriptPubKey: toHex(p.scriptPubKey) };
+  return { txid: toHex(reverseBytes(p.txid)), vout: p.vout, amountSats: Number(p.amountSats), scriptPubKey: toHex(p.scriptPubKey) };
 }
 
 export class ExportError extends Error {
@@ -69,7 +72,7 @@ export function exportBranch(network: Network, funding: Prevout, txs: readonly G
     const v = checkTransaction(raw, t.inputs.map((i) => i.prevout), { expectedFeeSats: 0n });
     if (!v.ok) throw new ExportError(`transaction ${n} (${t.label}): ${v.reason}`);
     t.outputs.forEach((o, vout) => known.set(describeOutpoint(t.txid, vout), { txid: t.txid, vout, amountSats: o.amountSats, scriptPubKey: o.scriptPubKey }));
-    const out: ExportedTx = { txid: toHex(reverseBytes(v.txid)), hex: toHex(raw), spends: t.inputs.map((i) => exportOutput(i.prevout)), waitBlocks: v.waitBlocks };
+    const out: ExportedTx = { txid: toHex(reverseBytes(v.txid)), label: t.label, hex: toHex(raw), spends: t.inputs.map((i) => exportOutput(i.prevout)), waitBlocks: v.waitBlocks };
     if (v.notBeforeHeight > 0) out.notBeforeHeight = v.notBeforeHeight;
     return out;
   });

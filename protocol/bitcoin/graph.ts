@@ -260,13 +260,13 @@ function payouts(owners: readonly Uint8Array[][], amounts: readonly bigint[]): G
 }
 
 function describe(s: ChainState, what: string): string {
-  return `${what} of state ${s.stateNumber} (pool ${short(s.pool.funding.txid)}:${s.pool.funding.vout})`;
+  return `${what} of state ${s.stateNumber} (pool ${short(reverseBytes(s.pool.funding.txid))}:${s.pool.funding.vout})`;
 }
 
 /** The kickoff of a pool: the same for all its states, signed once. */
 export function kickoffTx(pool: ChainPool): GraphTx {
   const input: GraphInput = { prevout: pool.funding, sequence: SEQUENCE_NO_RELATIVE_LOCK, owners: pool.members };
-  return makeTx('kickoff', `kickoff (pool ${short(pool.funding.txid)}:${pool.funding.vout})`, 0, [input], [sharedOutput(pool.members, pool.funding.amountSats), anchor(0n)]);
+  return makeTx('kickoff', `kickoff (pool ${short(reverseBytes(pool.funding.txid))}:${pool.funding.vout})`, 0, [input], [sharedOutput(pool.members, pool.funding.amountSats), anchor(0n)]);
 }
 
 /**

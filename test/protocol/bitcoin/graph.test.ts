@@ -54,7 +54,11 @@ function assertBranch(root: ChainState, branch: GraphTx[], member: Uint8Array): 
     const v = checkTransaction(raw, spends, { expectedFeeSats: 0n });
     assert.ok(v.ok, v.ok ? '' : v.reason);
     assert.equal(v.waitBlocks, t.waitBlocks);
+    assert.ok(t.spends.every((sp) => Number.isSafeInteger(sp.amountSats)));
   }
+  assert.deepEqual(ex.transactions.map((t) => t.label), branch.map((t) => t.label));
+  // Round trip through JSON, as `pool exit --export --json` will print it.
+  assert.deepEqual(JSON.parse(JSON.stringify(ex)), ex);
   // The last transaction pays the member (alone or within the pool it ends in).
   const last = branch[branch.length - 1]!;
   assert.ok(last.outputs.some((o) => o.owners?.some((k) => toHex(k) === toHex(member))), `${last.label} pays the member`);
