@@ -303,3 +303,23 @@ describe('equivocation on chain, the pool address, the state limit', function ()
     }
   });
 });
+
+describe('Decker-Wattenhofer ordering: a newer state always wins', () => {
+  it('for every pair of states N\' < N (3 layers × 8): they share the kickoff and every layer above the first digit that differs, where both spend the same output and N waits at least one step less', () => {
+    const ms = chainMembers(2, 'dw');
+    const s = rootState(ms, [40_000n, 60_000n]);
+    const p = DEFAULT_GRAPH_PARAMS;
+    const graphs = Array.from({ length: 512 }, (_, n) => stateGraph({ ...s, stateNumber: n }, { kickouts: false }));
+    for (let older = 0; older < 512; older += 7) {
+      for (let newer = older + 1; newer < 512; newer += 13) {
+        const a = graphs[older]!;
+        const b = graphs[newer]!;
+        const k = b.layers.findIndex((t, i) => toHex(t.txid) !== toHex(a.layers[i]!.txid));
+        assert.ok(k >= 0, `states ${older} and ${newer} differ in some layer`);
+        assert.equal(toHex(b.layers[k]!.inputs[0]!.prevout.txid), toHex(a.layers[k]!.inputs[0]!.prevout.txid), `same parent at layer ${k + 1}`);
+        assert.ok(b.layers[k]!.waitBlocks + p.stepBlocks <= a.layers[k]!.waitBlocks, `states ${older} → ${newer}, layer ${k + 1}`);
+        assert.notEqual(toHex(b.state.txid), toHex(a.state.txid));
+      }
+    }
+  });
+});
