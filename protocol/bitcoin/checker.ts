@@ -22,6 +22,7 @@ import {
   SEQUENCE_DISABLE_FLAG,
   SEQUENCE_MASK,
   SEQUENCE_TYPE_FLAG,
+  TRUC_CHILD_MAX_VSIZE,
   TRUC_MAX_VSIZE,
   isP2A,
   p2trOutputKey,
@@ -246,6 +247,8 @@ export interface CheckOptions {
   blockHeight?: number;
   /** Per input, the confirmations its prevout has in that block's parent: BIP68 locks must be met. */
   prevoutConfirmations?: readonly number[];
+  /** It is the TRUC child of an unconfirmed v3 parent: at most 1,000 vB. */
+  trucChild?: boolean;
 }
 
 export interface CheckedTx {
@@ -320,6 +323,7 @@ export function checkTransaction(raw: Uint8Array, spends: readonly Prevout[], op
   if (opts.policy ?? true) {
     const p = checkPolicy(tx, feeSats);
     if (p !== null) return refuse(p);
+    if (opts.trucChild === true && (tx.version !== 3 || tx.vsize > TRUC_CHILD_MAX_VSIZE)) return refuse(`a TRUC child is v3 and at most ${TRUC_CHILD_MAX_VSIZE} vB, this one v${tx.version}, ${tx.vsize} vB`);
   }
   return { ok: true, txid: tx.txid, feeSats, vsize: tx.vsize, waitBlocks, notBeforeHeight };
 }

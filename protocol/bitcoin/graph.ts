@@ -25,6 +25,7 @@ import {
   P2A_SCRIPT,
   P2TR_DUST_SATS,
   SEQUENCE_NO_RELATIVE_LOCK,
+  TRUC_CHILD_MAX_VSIZE,
   TRUC_MAX_VSIZE,
   p2trScript,
   tweakedSecretKey,
@@ -65,12 +66,12 @@ export interface ChainState {
   balances: readonly bigint[];
 }
 
-export type GraphTxKind = 'kickoff' | 'layer' | 'state' | 'kickout' | 'partition';
+export type GraphTxKind = 'kickoff' | 'layer' | 'state' | 'kickout' | 'partition' | 'fee-child';
 
 export interface GraphInput {
   prevout: Prevout;
   sequence: number;
-  /** Owners of the spent output (sorted): one signs alone, two or more sign with MuSig2. */
+  /** Owners of the spent output (sorted): one signs alone, two or more sign with MuSig2, none for a P2A anchor (empty witness). */
   owners: readonly Uint8Array[];
 }
 
@@ -95,7 +96,7 @@ export interface GraphTx {
   waitBlocks: number;
   /** First block height that may include it (nLockTime + 1), or 0. */
   notBeforeHeight: number;
-  /** One 64-byte BIP340 signature per input, once known. */
+  /** One 64-byte BIP340 signature per input, once known (empty for an anchor spend). */
   signatures: (Uint8Array | null)[];
 }
 
@@ -229,7 +230,7 @@ function makeTx(kind: GraphTxKind, label: string, lockTime: number, inputs: Grap
     txid: reverseBytes(fromHex(tx.id)),
     waitBlocks: Math.max(...inputs.map((i) => relativeLockOf(i.sequence))),
     notBeforeHeight: lockTime > 0 ? lockTime + 1 : 0,
-    signatures: inputs.map(() => null),
+    signatures: inputs.map((i) => (i.owners.length === 0 ? new Uint8Array(0) : null)),
   };
 }
 
@@ -358,7 +359,8 @@ export function partitionTx(parent: ChainState, graph: StateGraph, actives: read
 function toScure(t: GraphTx): Transaction {
   const tx = scureTx(t.version, t.lockTime, t.inputs, t.outputs);
   t.signatures.forEach((sig, i) => {
-    if (sig !== null) tx.updateInput(i, { finalScriptWitness: [sig] });
+    // An anchor spend has no witness item: scure writes an empty witness for an input it has none for.
+    if (sig !== null && sig.length > 0) tx.updateInput(i, { finalScriptWitness: [sig] });
   });
   return tx;
 }
@@ -497,4 +499,28 @@ export function rootChainState(s: PoolState, params: GraphParams = DEFAULT_GRAPH
     params,
   };
   return { pool, stateNumber: s.stateNumber, heightT: s.heightT, balances: [...s.balances] };
+}
+
+/**
+ * The child that pays for zero-fee graph transaction `parent` (TRUC package relay): it spends the
+ * parent's anchor (empty witness) and `coin`, a member output of `owner` in the broadcaster's
+ * wallet, and returns the rest minus `feeSats` to `owner`. Sign it with `signOwnInput` (input 1),
+ * then `bitcoin-cli submitpackage '["<parent>", "<child>"]'`. Throws `GraphError` if the change
+ * would be dust or the child exceeds TRUC's 1,000 vB for a child.
+ */
+export function anchorChild(parent: GraphTx, coin: Prevout, owner: Uint8Array, feeSats: bigint): GraphTx {
+  const vout = parent.outputs.findIndex((o) => o.owners === null);
+  if (vout < 0) throw new GraphError(`${parent.label}: no anchor`);
+  if (!equalBytes(coin.scriptPubKey, ownersScript([owner]))) throw new GraphError(`the coin is not ${short(owner)}'s member output`);
+  const change = coin.amountSats + parent.outputs[vout]!.amountSats - feeSats;
+  if (feeSats < 0n) throw new GraphError(`feeSats: negative ${feeSats}`);
+  if (change < P2TR_DUST_SATS) throw new GraphError(`change of ${change} sats would be below the P2TR dust limit ${P2TR_DUST_SATS}`);
+  const inputs: GraphInput[] = [
+    { prevout: outpointOf(parent, vout), sequence: SEQUENCE_NO_RELATIVE_LOCK, owners: [] },
+    { prevout: coin, sequence: SEQUENCE_NO_RELATIVE_LOCK, owners: [owner] },
+  ];
+  const t = makeTx('fee-child', `fee child of ${parent.label}`, 0, inputs, [sharedOutput([owner], change)]);
+  const vsize = signedVsize(scureTx(t.version, 0, inputs, t.outputs), 1);
+  if (vsize > TRUC_CHILD_MAX_VSIZE) throw new GraphError(`fee child: ${vsize} vB, over TRUC's ${TRUC_CHILD_MAX_VSIZE} vB for a child`);
+  return t;
 }

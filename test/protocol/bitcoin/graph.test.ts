@@ -25,6 +25,7 @@ import {
   poolAddress,
   serializeSigned,
   signOwnInput,
+  anchorChild,
   signPartitionInput,
   rootChainState,
   checkGraph,
@@ -232,6 +233,22 @@ describe('the checker refuses tampered transactions, naming what is wrong', func
     const timed: GraphTx = { ...p.tx, inputs: [{ ...p.tx.inputs[0]!, sequence: 0x0040_0001 }], signatures: [null] };
     signOwnInput(timed, 0, ms[0]!.secretKey);
     assert.match(refusal(serializeSigned(timed), timed.inputs.map((i) => i.prevout)), /input 0: nSequence 0x400001 is a time-based relative lock/);
+  });
+
+  it('a fee child spends the anchor (empty witness) and a wallet coin; the package pays the fee at a feerate that relays', () => {
+    const coin: Prevout = { txid: new Uint8Array(32).fill(9), vout: 0, amountSats: 20_000n, scriptPubKey: Uint8Array.of(0x51, 0x20, ...ownersOutputKey([ms[0]!.publicKey])) };
+    const child = anchorChild(layer, coin, ms[0]!.publicKey, 1_000n);
+    signOwnInput(child, 1, ms[0]!.secretKey);
+    const v = checkTransaction(serializeSigned(child), child.inputs.map((i) => i.prevout), { expectedFeeSats: 1_000n, trucChild: true });
+    assert.ok(v.ok, v.ok ? '' : v.reason);
+    const parent = parseTransaction(raw);
+    const feerate = 1_000 / (parent.vsize + v.vsize);
+    assert.ok(feerate >= 1, `package feerate ${feerate} sat/vB`);
+    // The anchor spend carries an empty witness; one there is refused.
+    const signedAnchor: GraphTx = { ...child, signatures: [new Uint8Array(64).fill(1), child.signatures[1]!] };
+    assert.match(refusal(serializeSigned(signedAnchor), child.inputs.map((i) => i.prevout)), /input 0: a P2A anchor is spent with an empty witness/);
+    assert.throws(() => anchorChild(layer, coin, ms[0]!.publicKey, 19_800n), /change of 200 sats would be below the P2TR dust limit 330/);
+    assert.throws(() => anchorChild(layer, coin, ms[1]!.publicKey, 1_000n), /the coin is not .*'s member output/);
   });
 
   it('an export whose transaction does not follow from the funding or an earlier one', () => {
