@@ -8,3 +8,4 @@ export * from './export.js';
 export * from './graph.js';
 export * from './musig.js';
 export * from './script.js';
+export * from './watch.js';
