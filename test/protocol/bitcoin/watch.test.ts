@@ -8,7 +8,8 @@ import { reverseBytes, toHex } from '../../../protocol/index.js';
 import { describeOutpoint, layerWaitBlocks, nextStep, stateGraph, DEFAULT_GRAPH_PARAMS, type ChainView, type GraphTx, type Prevout } from '../../../protocol/bitcoin/index.js';
 import { chainMembers, rootState } from './helpers.js';
 
-class FakeChain implements ChainView {
+/** What the chain shows, as data (nextStep is a pure function of it). */
+class RecordedChain implements ChainView {
   tipHeight = 100;
   readonly heights = new Map<string, number>();
   readonly spends = new Map<string, string>();
@@ -33,14 +34,14 @@ describe('watching a branch on chain (protocol/bitcoin/watch.ts)', () => {
   const g1 = stateGraph(s1);
   const branch = [g1.kickoff, ...g1.layers, g1.state];
 
-  function chainWithFunding(): FakeChain {
-    const c = new FakeChain();
+  function chainWithFunding(): RecordedChain {
+    const c = new RecordedChain();
     c.heights.set(toHex(reverseBytes(s0.pool.funding.txid)), 90);
     return c;
   }
 
   it('waits for the funding, broadcasts the kickoff, then each layer once its relative timelock allows, until done', () => {
-    const empty = new FakeChain();
+    const empty = new RecordedChain();
     assert.equal(nextStep(branch, empty).kind, 'unconfirmed-parent');
     const c = chainWithFunding();
     let step = nextStep(branch, c);
