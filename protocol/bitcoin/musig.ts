@@ -246,30 +246,36 @@ export class MusigRound {
   }
 
   /**
-   * This member's round-2 message: its partial signatures (once every nonce is in). Erases the
+   * This member's round-2 message: the transcript (hash of the aggregate nonces it signed over),
+   * then its partial signatures. With no argument, every nonce must be in and this member
+   * aggregates them; with a coordinator's `aggregateNonceMessage`, it signs over those. Erases the
    * secret nonces; later calls return the same bytes. Throws `MusigError` (code `bad-nonce`,
    * naming the member) if a participant's nonce is not on the curve.
    */
-  partialMessage(): Uint8Array {
+  partialMessage(aggregateNonceMessage?: Uint8Array): Uint8Array {
     if (this.myPartials !== null) return this.myPartials;
-    if (this.phase !== 'nonces' || !this.noncesComplete()) {
-      throw new MusigError('wrong-phase', `nonces missing from ${this.missingNonces().map(short).join(', ')}`);
+    if (this.phase !== 'nonces') throw new MusigError('wrong-phase', 'round 1 is over');
+    let aggs: Uint8Array[];
+    if (aggregateNonceMessage === undefined) {
+      if (!this.noncesComplete()) throw new MusigError('wrong-phase', `nonces missing from ${this.missingNonces().map(short).join(', ')}`);
+      aggs = this.aggregates();
+    } else {
+      if (aggregateNonceMessage.length !== this.jobs.length * PUBNONCE_BYTES) {
+        throw new MusigError('bad-size', `aggregate nonces: expected ${this.jobs.length * PUBNONCE_BYTES} bytes (one per job), got ${aggregateNonceMessage.length}`);
+      }
+      aggs = this.jobs.map((_, i) => aggregateNonceMessage.slice(i * PUBNONCE_BYTES, (i + 1) * PUBNONCE_BYTES));
     }
     const secNonces = this.secNonces!;
     this.secNonces = null;
-    const sessions: Uint8Array[] = [];
-    for (let i = 0; i < this.jobs.length; i++) {
-      const nonces = this.nonces[i]! as Uint8Array[];
-      let agg: Uint8Array;
+    const sessions = aggs.map((agg, i) => {
       try {
-        agg = aggregateNonces(nonces);
+        return zkp.musig.nonceProcess(agg, this.jobs[i]!.message, this.groupOf[i]!.keyaggCache);
       } catch {
-        throw this.blameNonce(i);
+        throw new MusigError('bad-nonce', `aggregate nonce for job ${i} (${this.jobs[i]!.label}) is not valid`);
       }
-      sessions.push(zkp.musig.nonceProcess(agg, this.jobs[i]!.message, this.groupOf[i]!.keyaggCache));
-    }
+    });
     this.sessions = sessions;
-    this.transcript = taggedHash(TAGS.musigTranscript, ...this.nonces.flatMap((row) => row as Uint8Array[]));
+    this.transcript = taggedHash(TAGS.musigTranscript, ...aggs);
     const mine = this.jobsOf.get(toHex(this.myKey))!;
     const out = mine.map((i, k) => {
       const sig = zkp.musig.partialSign(secNonces[k]!, this.secretKey, this.groupOf[i]!.keyaggCache, sessions[i]!);
@@ -284,9 +290,31 @@ export class MusigRound {
   }
 
   /**
+   * The aggregate nonce of every job (66 bytes each, in job order), once every nonce is in. A
+   * coordinator may send it so that the others skip aggregating `n` nonces per job: BIP327 lets an
+   * untrusted aggregator do this, since a wrong aggregate only makes the signature fail. Throws
+   * `MusigError` (code `bad-nonce`, naming the member) if a nonce is not on the curve.
+   */
+  aggregateNonceMessage(): Uint8Array {
+    if (!this.noncesComplete()) throw new MusigError('wrong-phase', `nonces missing from ${this.missingNonces().map(short).join(', ')}`);
+    return concatBytes(...this.aggregates());
+  }
+
+  private aggregates(): Uint8Array[] {
+    return this.jobs.map((_, i) => {
+      try {
+        return aggregateNonces(this.nonces[i]! as Uint8Array[]);
+      } catch {
+        throw this.blameNonce(i);
+      }
+    });
+  }
+
+  /**
    * Record `member`'s round-2 message. Throws `MusigError` naming the member and the problem; code
-   * `nonce-mismatch` when it signed over other nonces than this member has (some participant sent
-   * different nonces to different members: compare the signed round-1 messages to find which).
+   * `nonce-mismatch` when it signed over other aggregate nonces than this member's (a participant
+   * sent different nonces to different members, or a coordinator sent wrong aggregates: compare the
+   * signed round-1 messages to find which).
    */
   addPartials(member: Uint8Array, message: Uint8Array): void {
     const list = this.expect(member, 'partials', this.partialsFrom, message, PARTIAL_SIG_BYTES, 'partial signatures', TRANSCRIPT_BYTES);
@@ -371,6 +399,7 @@ export class MusigRound {
   private blamePartial(job: number): MusigError {
     const signers = this.jobs[job]!.signers;
     const g = this.groupOf[job]!;
+    if (!this.noncesComplete()) return new MusigError('bad-partial-signature', `job ${job} (${this.jobs[job]!.label}): the aggregate signature does not verify; naming the member needs every nonce (missing from ${this.missingNonces().map(short).join(', ')})`);
     for (let k = 0; k < signers.length; k++) {
       const ok = zkp.musig.partialVerify(this.partials[job]![k]!, this.nonces[job]![k]!, even(signers[k]!), g.keyaggCache, this.sessions![job]!);
       if (!ok) return new MusigError('bad-partial-signature', `member ${short(signers[k]!)}: partial signature for job ${job} (${this.jobs[job]!.label}) does not verify`, signers[k]);

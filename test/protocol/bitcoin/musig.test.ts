@@ -138,6 +138,26 @@ describe('MuSig2 rounds (protocol/bitcoin/musig.ts)', () => {
     throwsMusig(() => rs[0]!.addPartials(keys[1]!, rs[1]!.partialMessage()), 'nonce-mismatch', keys[1], /signed over other nonces than this member received/);
   });
 
+  it('with a coordinator\'s aggregate nonces, the others sign without aggregating; a wrong aggregate only makes the signature fail', () => {
+    const { keys, jobs, rs } = rounds(4, undefined, 'coordinated');
+    // Only the coordinator (member 0) collects every nonce.
+    rs.forEach((a, i) => i !== 0 && rs[0]!.addNonces(keys[i]!, a.nonceMessage()));
+    const aggs = rs[0]!.aggregateNonceMessage();
+    assert.equal(aggs.length, 3 * 66);
+    throwsMusig(() => rs[1]!.partialMessage(aggs.subarray(0, 66)), 'bad-size', undefined, /aggregate nonces: expected 198 bytes/);
+    const ps = rs.map((r, i) => (i === 0 ? r.partialMessage() : r.partialMessage(aggs)));
+    ps.forEach((p, i) => i !== 0 && rs[0]!.addPartials(keys[i]!, p));
+    rs[0]!.signatures().forEach((sig, i) => assert.ok(schnorr.verify(sig, jobs[i]!.message, signerGroup(keys).outputKey)));
+    // A coordinator that lies about the aggregates: members signing over them disagree with an honest aggregation.
+    const again = rounds(3, undefined, 'lying');
+    again.rs.forEach((a, i) => i !== 0 && again.rs[0]!.addNonces(again.keys[i]!, a.nonceMessage()));
+    const honest = again.rs[0]!.aggregateNonceMessage();
+    const lie = new Uint8Array(honest);
+    lie.set(honest.subarray(66, 132), 0);
+    again.rs[0]!.partialMessage();
+    throwsMusig(() => again.rs[0]!.addPartials(again.keys[1]!, again.rs[1]!.partialMessage(lie)), 'nonce-mismatch', again.keys[1], /signed over other/);
+  });
+
   it('a secret nonce is used once: the partial signatures are computed once and the round cannot sign again', () => {
     const { keys, rs } = rounds(2);
     exchangeNonces(rs, keys);
