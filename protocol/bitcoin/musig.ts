@@ -149,6 +149,9 @@ type Phase = 'nonces' | 'partials' | 'done';
  * per job. A participant's message holds its values for the jobs it signs, in job order.
  *
  * A secret nonce is used once: `partialMessage()` erases them, and a round cannot be restarted.
+ * Messages carry no round id and no signature: the transport binds them to the round and to their
+ * sender (the daemon's gossip signs every message with the member key), which also makes a
+ * participant who sends two different nonce messages provably at fault.
  */
 export class MusigRound {
   readonly jobs: readonly SigningJob[];
