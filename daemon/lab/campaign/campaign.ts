@@ -18,6 +18,16 @@ export interface CampaignOptions extends LabPlanOptions {
   /** Keep every run's cluster directory (logs), not only those of failed runs. */
   keep: boolean
   command: string
+  /** The `--watch` page, told of every step (daemon/dashboard/lab-watch.ts). */
+  watch?: CampaignWatcher
+}
+
+/** Who follows the campaign as it runs. */
+export interface CampaignWatcher {
+  runStarted: (plan: RunPlan) => void
+  step: (step: string, record: RunRecord) => void
+  runEnded: (record: RunRecord, verdict: string) => void
+  campaignEnded: (summary: Summary, outDir: string) => void
 }
 
 /** A first guess of one run's wall time, before any run has been measured. */
@@ -28,7 +38,7 @@ export interface CampaignResult { summary: Summary, records: RunRecord[], outDir
 export async function runCampaign (options: CampaignOptions, progress: Progress, say: (line: string) => void): Promise<CampaignResult> {
   const outDir = resolve(options.outDir)
   const runsDir = join(outDir, 'runs')
-  const workDir = join(outDir, 'clusters')
+  const workDir = clustersDir(outDir)
   mkdirSync(runsDir, { recursive: true })
   mkdirSync(workDir, { recursive: true })
   const plans = planRuns(options)
@@ -53,13 +63,15 @@ export async function runCampaign (options: CampaignOptions, progress: Progress,
       const head = `run ${done + 1} of ${plans.length}: coalition ${plan.coalitionSize}, defenses ${plan.defense}, seed ${plan.seed}`
       const eta = `about ${formatDuration(avgMs * (plans.length - done))} left`
       progress.update(`${head} (${eta})`)
-      const record = await playRun(plan, workDir, { keep: options.keep, onStep: (step) => { progress.update(`${head}: ${step} (${eta})`) } })
+      options.watch?.runStarted(plan)
+      const record = await playRun(plan, workDir, { keep: options.keep, onStep: (step, partial) => { progress.update(`${head}: ${step} (${eta})`); options.watch?.step(step, partial) } })
       records.push(record)
       const file = join(runsDir, `${runDirName(plan.run)}-k${plan.coalitionSize}-${plan.defense}.json`)
       writeFileSync(file, JSON.stringify(record, jsonReplacer, 2) + '\n')
       files.push(file)
       const verdict = record.error !== null ? `failed: ${record.error}` : `${record.fooled ? 'C FOOLED' : 'C not fooled'}${record.detections.length > 0 ? `, detected by ${[...new Set(record.detections.map((d) => `${d.node} (${d.defense})`))].join(', ')}` : ', not detected'}`
       progress.done(`${head}: ${verdict} [${(record.durationMs / 1000).toFixed(1)} s]`)
+      options.watch?.runEnded(record, verdict)
     }
   } finally {
     current = null
@@ -77,11 +89,17 @@ export async function runCampaign (options: CampaignOptions, progress: Progress,
     writeFileSync(join(outDir, name), text)
     files.push(join(outDir, name))
   }
+  options.watch?.campaignEnded(summary, outDir)
   // Only failed runs (or --keep) leave a cluster directory behind.
   if (readdirSync(workDir).length === 0) rmdirSync(workDir)
   return { summary, records, outDir, files }
 }
 
+
+/** Where the runs' cluster directories go under the campaign's output directory. */
+export function clustersDir (outDir: string): string {
+  return join(resolve(outDir), 'clusters')
+}
 
 export function formatDuration (ms: number): string {
   const s = Math.max(0, Math.round(ms / 1000))
