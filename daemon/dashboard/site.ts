@@ -188,6 +188,7 @@ export class DashboardSite {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="poolboard-csrf" content="${csrf}">
 <title>${escapeHtml(title)}</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="app.css">
 </head>
 <body data-page="${kind}">

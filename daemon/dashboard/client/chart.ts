@@ -18,8 +18,10 @@ export class LatencyChart {
     const xs = points.map((p) => p.atMs / 1000)
     const data: uPlot.AlignedData = [xs, points.map((p) => p.ok ? p.latencyMs : null), points.map((p) => p.ok ? null : p.latencyMs)]
     if (this.plot === null) {
+      // As wide as its panel once on the page (the given width before that).
+      const width = Math.max(200, (this.root.parentElement?.clientWidth ?? this.width + 20) - 20)
       this.plot = new uPlot({
-        width: this.width,
+        width,
         height: this.height,
         series: [
           {},

@@ -42,7 +42,7 @@ export class NodeView {
     const me = pool?.me.name ?? node.name
     const balance = pool?.balances[me]
     const online = new Set([node.name, ...node.connectedPeers.map((p) => p.name)])
-    const memberNames = [...new Set([...board.voters, ...board.learners].map((m) => m.name ?? short(m.peerId)))]
+    const memberNames = [...new Set([...board.voters, ...board.learners].map((m) => m.name ?? short(m.peerId)))].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }))
     const out: HTMLElement[] = []
     out.push(panel('member', [
       h('div', { class: 'who' }, h('b', { 'data-test': 'node-name' }, node.name),
@@ -63,7 +63,7 @@ export class NodeView {
         kv('commit', h('span', { 'data-test': 'commit' }, String(board.commit))), kv('applied', h('span', { 'data-test': 'applied' }, String(board.applied))),
         kv('last index', board.lastIndex), kv('snapshot', board.snapshotIndex)),
       board.progress === null
-        ? h('p', { class: 'dim' }, `each member's lag is known on the leader (${board.leader?.name ?? 'none'})`)
+        ? h('p', { class: 'dim' }, `this node applied ${board.applied} of ${board.commit} committed (lag ${Math.max(0, board.commit - board.applied)}); each member's lag is known on the leader (${board.leader?.name ?? 'none'})`)
         : table(['member', 'match', 'lag', 'state'], lagRows, { class: 'lag' })
     ]))
     if (pool !== null) {

@@ -4,7 +4,9 @@ import { jsonReplacer } from '../../api/server.js'
 import { LocalCluster } from '../../cluster/index.js'
 import { Progress } from '../../commands/table.js'
 import { planRuns, runDirName, type LabPlanOptions, type RunPlan } from './plan.js'
-import { renderHtml, renderSummaryTable, renderSvg, summarize, type Summary } from './report.js'
+import { renderCsv, renderHtml, renderSummaryTable, renderSvg, summarize, type Summary } from './report.js'
+import { cpus, platform, release, totalmem } from 'node:os'
+import { VERSION } from '../../host/version.js'
 import { playRun, type RunRecord } from './runner.js'
 
 /**
@@ -78,9 +80,10 @@ export async function runCampaign (options: CampaignOptions, progress: Progress,
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
   }
-  const summary = summarize(records, { command: options.command, durationMs: Date.now() - startMs })
+  const summary = summarize(records, { command: options.command, durationMs: Date.now() - startMs, version: VERSION, machine: machineDescription() })
   const out = {
     'summary.json': JSON.stringify(summary, jsonReplacer, 2) + '\n',
+    'summary.csv': renderCsv(summary),
     'chart.svg': renderSvg(summary),
     'report.html': renderHtml(summary),
     'table.txt': renderSummaryTable(summary) + '\n'
@@ -95,6 +98,12 @@ export async function runCampaign (options: CampaignOptions, progress: Progress,
   return { summary, records, outDir, files }
 }
 
+
+/** The machine, for a report: "4 x Intel(R) Xeon(R) ..., 16 GiB, linux 6.1.0, node v20.20.0". */
+export function machineDescription (): string {
+  const cores = cpus()
+  return `${cores.length} x ${cores[0]?.model.trim() ?? 'unknown CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB, ${platform()} ${release()}, node ${process.version}`
+}
 
 /** Where the runs' cluster directories go under the campaign's output directory. */
 export function clustersDir (outDir: string): string {

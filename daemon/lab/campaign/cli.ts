@@ -80,7 +80,7 @@ export function addLabCommands (lab: Command): void {
         renderSummaryTable(result.summary),
         '',
         `records    ${result.outDir}/runs/ (${result.records.length}; each says how to replay it)`,
-        `summary    ${result.outDir}/summary.json`,
+        `summary    ${result.outDir}/summary.json, ${result.outDir}/summary.csv`,
         `chart      ${result.outDir}/chart.svg, ${result.outDir}/report.html`
       ].join('\n'))
       if (server !== undefined) {
