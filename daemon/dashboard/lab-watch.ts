@@ -19,6 +19,7 @@ import { DashboardSite } from './site.js'
  */
 
 export interface LabNodeView {
+  run: number
   name: string
   /** A, B, C, coalition, or honest. */
   roles: string[]
@@ -148,10 +149,12 @@ export class LabWatch {
     const names = Object.keys(plan.answerDelayMs).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }))
     return await Promise.all(names.map(async (name): Promise<LabNodeView> => {
       const roles = [name === plan.a ? 'A' : null, name === plan.b ? 'B' : null, name === plan.c ? 'C' : null, plan.coalition.includes(name) ? 'coalition' : null].filter((r): r is string => r !== null)
-      const view: LabNodeView = { name, roles: roles.length === 0 ? ['honest'] : roles, running: false, role: null, leader: null, applied: null, commit: null, hash: null, alarms: [] }
+      const view: LabNodeView = { run: plan.run, name, roles: roles.length === 0 ? ['honest'] : roles, running: false, role: null, leader: null, applied: null, commit: null, hash: null, alarms: [] }
       const i = Number(name.replace(/^node/, ''))
       const data = cluster.dataDir(i)
-      if (cluster.runningPid(i) === undefined || !existsSync(data.cookieFile)) return view
+      // A stopped node keeps what it showed last (its alarms above all), marked as not running.
+      const before = this.lastNodes.find((n) => n.name === name && n.run === plan.run)
+      if (cluster.runningPid(i) === undefined || !existsSync(data.cookieFile)) return before === undefined ? view : { ...before, running: false }
       view.running = true
       try {
         const api = AdminClient.fromDataDir(data)
@@ -168,7 +171,10 @@ export class LabWatch {
           const log = await api.get<{ entries: Array<{ hash: string }> }>(`/v1/board/log?from=${board.applied}&limit=1`, { timeoutMs: NODE_TIMEOUT_MS })
           view.hash = log.entries[0]?.hash ?? null
         }
-      } catch { /* starting or stopping: shown as running without a board */ }
+      } catch {
+        // starting or stopping: what it showed last
+        if (before !== undefined) return { ...before, running: true }
+      }
       return view
     }))
   }

@@ -42,7 +42,7 @@ function render (s: Lab): HTMLElement[] {
     for (const n of s.nodes) if (n.hash !== null) hashes.set(n.hash, (hashes.get(n.hash) ?? 0) + 1)
     out.push(h('div', { class: 'panel' }, h('h3', {}, 'each node\'s board'),
       table(['node', 'part', 'state', 'role', 'leader', 'applied', 'commit', 'hash at applied', 'alarms'], s.nodes.map((n) => [
-        n.name, n.roles.join(', '), n.running ? 'running' : 'stopped', n.role ?? '-', n.leader ?? '-', n.applied === null ? '-' : String(n.applied), n.commit === null ? '-' : String(n.commit),
+        n.name, n.roles.join(', '), n.running ? 'running' : n.applied === null ? 'stopped' : 'stopped (last seen)', n.role ?? '-', n.leader ?? '-', n.applied === null ? '-' : String(n.applied), n.commit === null ? '-' : String(n.commit),
         h('span', { class: `mono hash${n.hash === null ? '' : ` h${[...hashes.keys()].indexOf(n.hash) % 4}`}` }, short(n.hash, 12)),
         n.alarms.length === 0 ? '-' : h('ul', { class: 'alarms' }, n.alarms.map((a) => h('li', { class: a.how === 'learned' ? 'warn' : 'bad', 'data-defense': a.defense }, `${a.defense} ${a.how}: ${a.message}`)))
       ]), { 'data-test': 'nodes' })))
