@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { jsonReplacer } from '../api/server.js'
-import type { Logger } from '../host/log.js'
+import { LogLimiter, type Logger } from '../host/log.js'
 import { DashboardSessions, sameText } from './sessions.js'
 
 /**
@@ -62,6 +62,8 @@ export class DashboardSite {
   readonly sessions: DashboardSessions
   private readonly streams = new Set<ServerResponse>()
   private readonly assets = new Map<string, Buffer>()
+  /** A broken source would fail every poll: one line per 10 s per kind of failure. */
+  private readonly log: LogLimiter
   private lastText = ''
   private timer: NodeJS.Timeout | undefined
   private pingTimer: NodeJS.Timeout | undefined
@@ -73,6 +75,7 @@ export class DashboardSite {
   constructor (private readonly options: SiteOptions) {
     assert(options.prefix.startsWith('/') && !options.prefix.endsWith('/'))
     this.sessions = options.sessions ?? new DashboardSessions()
+    this.log = new LogLimiter(options.logger, 10_000)
   }
 
   /** The port the page is served on: the Host header must name it (with a loopback host). */
@@ -132,7 +135,7 @@ export class DashboardSite {
       if (req.method === 'POST' && rest.startsWith('/action/')) { await this.action(rest.slice('/action/'.length), req, res, session.csrf); return }
       this.text(res, 404, `no page ${req.method ?? ''} ${url.pathname}`)
     } catch (err) {
-      this.options.logger.warn({ err, path: url.pathname }, 'dashboard request failed')
+      this.log.log('warn', 'request', { err, path: url.pathname }, 'dashboard request failed')
       if (!res.headersSent) this.json(res, 500, { error: { code: 'internal', message: (err as Error).message } })
       else res.end()
     }
@@ -229,7 +232,7 @@ export class DashboardSite {
           this.send('snapshot', text)
         }
       } catch (err) {
-        this.options.logger.warn({ err }, 'dashboard snapshot failed')
+        this.log.log('warn', 'snapshot', { err }, 'dashboard snapshot failed')
       }
     })().finally(() => {
       this.reading = undefined
