@@ -264,7 +264,7 @@ export class PoolboardNode {
   private async startApi (): Promise<void> {
     const { dir, config } = this.options
     const password = dir.writeCookie()
-    const dashboard = new NodeDashboard({ logger: this.options.logger, apiPort: () => this.apiAddress?.port, cookieSuffix: this.options.keys.peerId.slice(-12) })
+    const dashboard = new NodeDashboard({ logger: this.options.logger, apiAddress: () => this.apiAddress, cookieSuffix: this.options.keys.peerId.slice(-12) })
     this.dashboard = dashboard
     this.onBoardResult((result) => { dashboard.onBoardResult(result) })
     this.api = new AdminApi({

@@ -6,7 +6,7 @@ import { Progress } from '../commands/table.js'
 import type { DefenseAlarm, DefenseStatus } from '../defense/index.js'
 import type { Logger } from '../host/log.js'
 import { runDirName, type RunPlan } from '../lab/campaign/plan.js'
-import type { Summary } from '../lab/campaign/report.js'
+import { renderHtml, type Summary } from '../lab/campaign/report.js'
 import type { RunRecord } from '../lab/campaign/runner.js'
 import { DashboardSite } from './site.js'
 
@@ -76,7 +76,8 @@ export class LabWatch {
       pollMs: 400,
       cookieName: 'poolboard_lab_session',
       logger: options.logger,
-      source: { snapshot: async () => await this.snapshot() }
+      source: { snapshot: async () => await this.snapshot() },
+      documents: { report: () => this.done === null ? null : renderHtml(this.done.summary) }
     })
   }
 

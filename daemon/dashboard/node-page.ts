@@ -1,6 +1,7 @@
 import type { ApplyResult } from '../../board/pool-board.js'
 import { ApiError, type ApiRequest, type Route } from '../api/server.js'
 import type { Logger } from '../host/log.js'
+import { formatHostPort, type HostPort } from '../host/config.js'
 import { ActivityLog, type AppliedEntryRecord, type RoundRecord } from './rounds.js'
 import { DashboardSite } from './site.js'
 import type { NodeStatus } from '../node.js'
@@ -32,10 +33,10 @@ export class NodeDashboard {
   readonly site: DashboardSite
   readonly activity: ActivityLog
   private routes = new Map<string, Route>()
-  private readonly apiPort: () => number | undefined
+  private readonly apiAddress: () => HostPort | undefined
 
-  constructor (options: { logger: Logger, apiPort: () => number | undefined, cookieSuffix: string }) {
-    this.apiPort = options.apiPort
+  constructor (options: { logger: Logger, apiAddress: () => HostPort | undefined, cookieSuffix: string }) {
+    this.apiAddress = options.apiAddress
     this.activity = new ActivityLog(() => { this.site.poke() })
     this.site = new DashboardSite({
       kind: 'node',
@@ -56,9 +57,9 @@ export class NodeDashboard {
         method: 'POST',
         path: '/v1/dashboard/link',
         handler: async () => {
-          const port = this.apiPort()
-          if (port === undefined) throw new ApiError(503, 'starting', 'the admin API is not listening yet')
-          return { url: this.site.link(`http://127.0.0.1:${port}`) }
+          const address = this.apiAddress()
+          if (address === undefined) throw new ApiError(503, 'starting', 'the admin API is not listening yet')
+          return { url: this.site.link(`http://${formatHostPort(address)}`) }
         }
       },
       { method: 'GET', path: '/v1/dashboard/snapshot', handler: async () => await this.snapshot() }

@@ -50,6 +50,8 @@ export interface SiteOptions {
   /** Where app.js and app.css are; default: next to this module (dist/daemon/dashboard/client). */
   bundleDir?: string
   sessions?: DashboardSessions
+  /** Further pages under PREFIX/NAME (session): self-contained HTML, or null while there is none. */
+  documents?: Record<string, () => string | null>
 }
 
 const DEFAULT_POLL_MS = 250
@@ -132,6 +134,8 @@ export class DashboardSite {
       if (req.method === 'GET' && rest === '/') { this.page(res, session.csrf); return }
       if (req.method === 'GET' && rest === '/snapshot') { this.json(res, 200, await this.options.source.snapshot()); return }
       if (req.method === 'GET' && rest === '/events') { this.stream(res); return }
+      const document = req.method === 'GET' && Object.hasOwn(this.options.documents ?? {}, rest.slice(1)) ? this.options.documents![rest.slice(1)] : undefined
+      if (document !== undefined) { this.document(res, document()); return }
       if (req.method === 'POST' && rest.startsWith('/action/')) { await this.action(rest.slice('/action/'.length), req, res, session.csrf); return }
       this.text(res, 404, `no page ${req.method ?? ''} ${url.pathname}`)
     } catch (err) {
@@ -200,6 +204,13 @@ export class DashboardSite {
 </body>
 </html>
 `)
+  }
+
+  private document (res: ServerResponse, html: string | null): void {
+    if (html === null) { this.text(res, 404, 'not there yet'); return }
+    // Self-contained pages (the lab's report): inline styles, no script at all.
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'" })
+    res.end(html)
   }
 
   private stream (res: ServerResponse): void {

@@ -179,6 +179,12 @@ describe('lab watch page in Chromium (coalition drop on 4 real nodes)', function
     assert.ok(await page.locator('[data-test="nodes"] [data-defense]').count() > 0, 'the alarms are listed by node')
     assert.match(await text('[data-test="steps"]'), /S1 dropped[\s\S]*C caught up[\s\S]*S2 answered/)
     await screenshot(page, 'dashboard-lab-watch.png')
+    // the report, served by the watch page once the campaign is over
+    const report = await browser.page()
+    const answer = await report.goto(new URL(await page.locator('[data-test="report-link"]').getAttribute('href') ?? '', page.url()).href)
+    assert.equal(answer?.status(), 200)
+    assert.deepEqual(await report.locator('.legend-entry').allTextContents(), ['all'])
+    assert.match(await report.locator('.chart-title').textContent() ?? '', /: 1 run, 4 members, n = 1 run per bar/)
     assert.deepEqual(browser.errors, [])
     lab.kill('SIGINT')
     assert.equal(await exitOf(lab), 0)

@@ -79,6 +79,7 @@ export function addLabCommands (lab: Command): void {
       output(json, result.summary, () => [
         renderSummaryTable(result.summary),
         '',
+        `poolboard ${result.summary.version} on ${result.summary.machine}`,
         `records    ${result.outDir}/runs/ (${result.records.length}; each says how to replay it)`,
         `summary    ${result.outDir}/summary.json, ${result.outDir}/summary.csv`,
         `chart      ${result.outDir}/chart.svg, ${result.outDir}/report.html`

@@ -210,7 +210,7 @@ export function renderSvg (s: Summary, options: { responsive?: boolean } = {}): 
   const size = options.responsive === true ? `width="100%" style="max-width:${width}px"` : `width="${width}" height="${height}"`
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" ${size} viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`)
   out.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`)
-  out.push(`<text class="chart-title" x="${left}" y="20" font-size="15" font-weight="bold">${esc(`Coalition-drop attack: ${s.totalRuns} runs, ${s.members} members, ${runsPerBar(s)}`)}</text>`)
+  out.push(`<text class="chart-title" x="${left}" y="20" font-size="15" font-weight="bold">${esc(`Coalition-drop attack: ${s.totalRuns} run${s.totalRuns === 1 ? '' : 's'}, ${s.members} members, ${runsPerBar(s)}`)}</text>`)
   for (const e of legend) {
     const y = legendTop + e.row * legendRowH
     out.push(`<g class="legend-entry" data-defense="${e.d}"><rect x="${e.x}" y="${y}" width="11" height="11" fill="${COLORS[e.d]}"/><text x="${e.x + 15}" y="${y + 10}">${esc(e.d)}</text></g>`)
