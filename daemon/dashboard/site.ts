@@ -102,13 +102,19 @@ export class DashboardSite {
     if (this.streams.size > 0) this.refresh()
   }
 
+  /** Ends every open stream (the server is going down). */
   stop (): void {
+    this.idle()
+    for (const res of this.streams) res.end()
+    this.streams.clear()
+  }
+
+  /** No page is open: no more polling. */
+  private idle (): void {
     clearInterval(this.timer)
     clearInterval(this.pingTimer)
     this.timer = undefined
     this.pingTimer = undefined
-    for (const res of this.streams) res.end()
-    this.streams.clear()
   }
 
   async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -223,7 +229,7 @@ export class DashboardSite {
     this.streams.add(res)
     res.on('close', () => {
       this.streams.delete(res)
-      if (this.streams.size === 0) this.stop()
+      if (this.streams.size === 0) this.idle()
     })
     // A new page needs the current state even if it did not change.
     this.lastText = ''

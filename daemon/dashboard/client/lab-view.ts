@@ -53,7 +53,7 @@ function render (s: Lab): HTMLElement[] {
   }
   if (s.done !== null) {
     out.push(h('div', { class: 'panel done', 'data-test': 'done' }, h('h3', {}, 'campaign finished'),
-      h('p', {}, `${s.done.summary.totalRuns} run${s.done.summary.totalRuns === 1 ? "" : "s"} in ${(s.done.summary.durationMs / 1000).toFixed(0)} s; poolboard ${s.done.summary.version} on ${s.done.summary.machine}`),
+      h('p', {}, `${s.done.summary.totalRuns} run${s.done.summary.totalRuns === 1 ? '' : 's'} in ${(s.done.summary.durationMs / 1000).toFixed(0)} s; poolboard ${s.done.summary.version} on ${s.done.summary.machine}`),
       h('p', {}, h('a', { href: 'report', target: '_blank', 'data-test': 'report-link' }, 'the report'), ` (also in ${s.done.outDir}: report.html, summary.json, summary.csv, runs/)`)))
   }
   return out
