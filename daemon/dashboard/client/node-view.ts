@@ -75,7 +75,7 @@ export class NodeView {
     const alarms: Child[] = []
     for (const e of s.evidence?.evidence ?? []) alarms.push(h('li', { class: 'bad' }, `evidence: ${String(e.member)} equivocated (board index ${String(e.index)}, ${String(e.source)})`))
     for (const a of s.defense?.alarms ?? []) alarms.push(h('li', { class: a.how === 'learned' ? 'warn' : 'bad', 'data-defense': a.defense }, `${clock(a.atMs)} ${a.defense} ${a.how}: ${a.message}`))
-    for (const a of board.recentAlarms) alarms.push(h('li', { class: 'bad' }, `board alarm: ${JSON.stringify(a)}`))
+    for (const a of board.recentAlarms) alarms.push(h('li', { class: 'bad', 'data-alarm': String(a.kind) }, boardAlarmText(a)))
     const enabled = s.defense === null ? '' : Object.entries(s.defense.enabled).filter(([, on]) => on).map(([d]) => d).join(', ')
     out.push(panel(`evidence and alarms (${alarms.length})`, [
       h('div', { class: 'dim' }, `defenses on: ${enabled || 'none'}`),
@@ -97,6 +97,17 @@ export class NodeView {
     }
     return out
   }
+}
+
+/** A board alarm (the Raft core's, with byte fields in hex) in a line. */
+function boardAlarmText (a: Record<string, unknown>): string {
+  const from = (a.from as { name?: string | null, peerId?: string } | undefined)
+  const who = from?.name ?? short(from?.peerId)
+  const when = typeof a.at === 'string' ? `${a.at.slice(11, 23)} ` : ''
+  if (a.kind === 'committed-entry-conflict') {
+    return `${when}board alarm: ${who} (term ${String(a.term)}) offered entry ${String(a.index)} as term ${String(a.offeredTerm)} hash ${short(String(a.offeredHash), 16)}; committed here: term ${String(a.localTerm)} hash ${short(String(a.localHash), 16)}`
+  }
+  return `${when}board alarm: ${who} (term ${String(a.term)}) sent an invalid append at ${String(a.index)}: ${String(a.reason)}`
 }
 
 function panel (title: string, children: Child[]): HTMLElement {
