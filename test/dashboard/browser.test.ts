@@ -131,8 +131,15 @@ describe('dashboard in Chromium on 3 real nodes', function () {
     await cluster.run('stop', '3')
     await until(page, 'node3 offline on the cluster page', async () => await state('node3') === 'stopped' && /offline: stopped/.test(await text(page, '.card[data-name="node3"]')))
     await until(own, 'node3\'s own page says unreachable', async () => /^node unreachable/.test(await text(own, '[data-test="reachability"]')))
-    await screenshot(page, 'dashboard-cluster-stopped.png')
     await own.close()
+
+    // with node3 offline, node1 and node2 partition: the tree shows the partition under the root, frozen
+    await cli(['pool', 'partition', '--datadir', cluster.datadir(1), '--with', 'node2'])
+    const node1 = page.locator('.card[data-name="node1"]')
+    await until(page, 'the partition on the cluster page', async () => await node1.locator('[data-ref^="partition/"]').count() === 1)
+    assert.match(await node1.locator('[data-ref="root"] > .pool-head').textContent() ?? '', /frozen/)
+    assert.match(await node1.locator('[data-ref^="partition/"] [data-balance="node2"]').textContent() ?? '', /101,500 sats/)
+    await screenshot(page, 'dashboard-cluster-stopped.png')
 
     // and started again from the page
     await page.locator('.card[data-name="node3"] button', { hasText: 'start' }).click()

@@ -46,10 +46,10 @@ export function addLabCommands (lab: Command): void {
     .option('--out <dir>', 'where records, summary, table and chart go', `lab-out/coalition-drop-${new Date().toISOString().replace(/[:.]/g, '-')}`)
     .option('--keep', 'keep every run\'s cluster directory (by default only failed runs keep theirs)')
     .option('--watch', 'serve a live page of the campaign (cast, boards, alarms, verdicts) and print its link; it stays up after the last run until Ctrl-C')
-    .option('--watch-port <port>', 'with --watch: the loopback port (default: a free one)', parsePort, 0)
+    .option('--watch-port <port>', 'with --watch: the loopback port (default: a free one)', parsePort)
     .option('--no-open', 'with --watch: only print the link, do not open a browser')
     .option('--json', 'print the summary as JSON')
-    .action(async (opts: { members: number, coalition: string, defenses: string, runs: number, seed?: number, order: AnswerOrder, holdersOffline?: boolean, out: string, keep?: boolean, watch?: boolean, watchPort: number, open: boolean, json?: boolean }) => {
+    .action(async (opts: { members: number, coalition: string, defenses: string, runs: number, seed?: number, order: AnswerOrder, holdersOffline?: boolean, out: string, keep?: boolean, watch?: boolean, watchPort?: number, open: boolean, json?: boolean }) => {
       let coalitionSizes: number[]
       let defenses
       try {
@@ -70,7 +70,7 @@ export function addLabCommands (lab: Command): void {
       if (opts.watch === true) {
         const totalRuns = planRuns(plan).length
         watch = new LabWatch({ members: plan.members, totalRuns, seed, command, workDir: clustersDir(opts.out), logger: pino({ level: 'warn' }, pino.destination(2)) })
-        server = await serveSites([watch.site], opts.watchPort)
+        server = await serveSites([watch.site], opts.watchPort ?? 0)
         const url = watch.site.link(`http://127.0.0.1:${server.port}`)
         say(`watch the campaign at ${url} (a one-time link)`)
         if (opts.open) openBrowser(url)
