@@ -27,6 +27,7 @@ import { Defenses } from './defense/index.js'
 import { Censor } from './lab/node/censor.js'
 import { coalitionDrop, rehashInbound } from './lab/node/coalition.js'
 import { labRoutes } from './lab/node/api.js'
+import { LabEquivocation } from './lab/node/equivocate.js'
 import { VERSION } from './host/version.js'
 
 export interface NodeStatus {
@@ -76,6 +77,7 @@ export class PoolboardNode {
   private readonly resultListeners: Array<(result: ApplyResult) => void> = []
   /** The pool on top of the board, and the simulated chain's block timer. */
   private pool: PoolService | undefined
+  private equivocation: LabEquivocation | undefined
   private chainTicker: ChainTicker | undefined
   private defenses: Defenses | undefined
   private signatureWorkers: SignatureWorkers | undefined
@@ -172,6 +174,18 @@ export class PoolboardNode {
         defenses
       })
       node.pool = pool
+      node.equivocation = new LabEquivocation({
+        lab: config.lab,
+        labCoalition: config.labCoalition,
+        memberKey: keys.memberKey,
+        memberSecret: keys.memberSecret,
+        poolBoard,
+        read: pool.read,
+        signer: pool.signer,
+        proposer: pool.proposer,
+        words: pool.words,
+        logger
+      })
       node.onBoardResult((result) => { pool.onBoardResult(result) })
       const chainBoard = board
       node.chainTicker = new ChainTicker({ intervalS: config.blockIntervalS, isLeader: () => chainBoard.role === 'leader', entries: pool.entries, logger })
@@ -293,7 +307,7 @@ export class PoolboardNode {
       ...boardRoutes({ board: this.board, members: config.members, lab: config.lab, proposalTimeoutMs: PROPOSAL_TIMEOUT_MS }),
       ...(this.pool === undefined ? [] : poolRoutes({ pool: this.pool, blockIntervalS: config.blockIntervalS })),
       ...(this.defenses === undefined ? [] : [{ method: 'GET' as const, path: '/v1/defense', handler: async () => this.defenses!.status() }]),
-      ...labRoutes({ lab: config.lab, censor: this.censor, pool: this.pool })
+      ...labRoutes({ lab: config.lab, censor: this.censor, pool: this.pool, equivocation: this.equivocation })
     ]
   }
 

@@ -4,25 +4,22 @@ import { DEFAULT_BALANCE_SATS, DEFAULT_KICKOUT_DELAY_BLOCKS, type PoolNodeView }
 import { renderTable } from './table.js'
 import type { Json } from '../api/server.js'
 import type { PoolStatus } from '../pool/service.js'
-import { addLabCommands } from '../lab/campaign/cli.js'
 
-/** `poolboard pool …`, `poolboard chain …` and `poolboard lab equivocate`: clients of a running node's admin API. */
+/** `poolboard pool …` and `poolboard chain …`: clients of a running node's admin API. */
 
 /** A command waits for its round (the timeout) plus the board; the HTTP call gets this much more. */
-const CALL_SLACK_MS = 30_000
-const DEFAULT_TIMEOUT_S = 10
+export const CALL_SLACK_MS = 30_000
+export const DEFAULT_TIMEOUT_S = 10
 
 type StatusView = Json<PoolStatus>
 
-interface RefusalView { member: string, code: string, reason: string }
-
-function parseTimeout (text: string): number {
+export function parseTimeout (text: string): number {
   const n = Number(text)
   if (!Number.isFinite(n) || n < 0.1 || n > 120) throw new InvalidArgumentError(`expected seconds from 0.1 to 120, got "${text}"`)
   return n
 }
 
-function parseMembers (text: string): string[] {
+export function parseMembers (text: string): string[] {
   const list = text.split(',').map((s) => s.trim()).filter((s) => s !== '')
   if (list.length === 0) throw new InvalidArgumentError('expected member names separated by commas, e.g. node2,node3')
   return list
@@ -170,35 +167,4 @@ export function chainCommand (): Command {
     })
 
   return chain
-}
-
-export function labCommand (): Command {
-  const lab = new Command('lab').description('(lab mode) adversarial behaviours, to watch the defences work')
-
-  clientCommand(lab, 'equivocate', 'sign a partition that conflicts with one this member already signed, and ask MEMBERS to sign it too')
-    .requiredOption('--with <members>', 'the members asked to join the conflicting partition, comma-separated', parseMembers)
-    .option('--timeout <seconds>', 'how long to wait for their answers', parseTimeout, DEFAULT_TIMEOUT_S)
-    .action(async (opts: { datadir?: string, with: string[], timeout: number, json?: boolean }) => {
-      const timeoutMs = Math.round(opts.timeout * 1000)
-      const r = await clientFor(opts).post<{ outcome: string, statementId: string, actives?: string[], first: { statementId: string, actives: string[], index: number | null }, message?: string, refusals?: RefusalView[] }>(
-        '/v1/lab/equivocate', { with: opts.with, timeoutMs }, { timeoutMs: timeoutMs + CALL_SLACK_MS })
-      output(opts.json === true, r, () => {
-        const lines = [
-          `signed statement ${r.statementId.slice(0, 16)}, which spends the same Withdraw output as statement ${r.first.statementId.slice(0, 16)} (${r.first.actives.join(', ')}${r.first.index === null ? '' : `; accepted at board index ${r.first.index}`})`
-        ]
-        if (r.outcome === 'refused') {
-          for (const f of r.refusals ?? []) lines.push(`refused by ${f.member}: ${f.reason}`)
-          lines.push('the honest members would not sign; the equivocation is evidence now: poolboard pool evidence')
-        } else if (r.outcome === 'accepted') {
-          lines.push('every member asked signed it, and the board accepted it (the first statement was never committed)')
-        } else {
-          lines.push(`${r.outcome}: ${r.message ?? ''}`)
-        }
-        return lines.join('\n')
-      })
-      if (r.outcome === 'failed') process.exitCode = 1
-    })
-
-  addLabCommands(lab)
-  return lab
 }

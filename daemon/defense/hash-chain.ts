@@ -4,7 +4,8 @@ import { Writer, decodeAll, type Reader } from '../../protocol/codec.js'
 import { short } from '../../protocol/common.js'
 import { MAX_OBJECT_BYTES } from '../../protocol/limits.js'
 import { decodeStatement, encodeStatement, statementId, type PartitionStatement } from '../../protocol/statement.js'
-import { activesOf, conflictsAmong, DefenseRefusal, type DefensePartOptions } from './index.js'
+import { activesOf, conflictsAmong, DefenseRefusal } from './refusal.js'
+import type { DefensePartOptions } from './options.js'
 import { RpcError } from '../net/rpc.js'
 
 /**

@@ -1,5 +1,5 @@
 import type { ApplyResult, PoolBoard } from '../../board/pool-board.js'
-import { BoardError } from '../replica/board.js'
+import { BoardError, type Board } from '../replica/board.js'
 
 /** Something the pool or chain commands could not do; `code` is stable, the message names what was wrong. */
 export class PoolError extends Error {
@@ -12,6 +12,24 @@ export class PoolError extends Error {
 export type PoolErrorCode =
   | 'bad-request' | 'unknown-member' | 'no-pool' | 'exists' | 'not-member' | 'frozen' | 'closed'
   | 'round-failed' | 'refused' | 'rejected' | 'timeout' | 'lab-only' | 'busy' | 'no-leader'
+
+/** A linearizable read waits this long by default. */
+export const READ_TIMEOUT_MS = 5_000
+/** A proposed pool entry must be committed and applied on this node within this long. */
+export const BOARD_TIMEOUT_MS = 15_000
+
+/** A linearizable read: everything committed before now is applied on this node. */
+export type BoardRead = (timeoutMs?: number) => Promise<void>
+
+export function boardReader (board: Pick<Board, 'linearizableRead'>): BoardRead {
+  return async (timeoutMs = READ_TIMEOUT_MS) => {
+    try {
+      await board.linearizableRead(timeoutMs)
+    } catch (err) {
+      throw new PoolError('timeout', `cannot read the board: ${(err as Error).message}`)
+    }
+  }
+}
 
 export interface BoardEntriesOptions {
   /** Proposes through whichever node leads; resolves once committed. */

@@ -1,6 +1,9 @@
+import { names, object, optionalInteger } from '../../api/body.js'
+import { guarded } from '../../api/pool-routes.js'
 import { ApiError, type Route } from '../../api/server.js'
 import type { PoolService } from '../../pool/service.js'
 import type { Censor } from './censor.js'
+import type { LabEquivocation } from './equivocate.js'
 
 /**
  * Admin API routes of the lab's adversarial behaviours. Every one answers 403 (`lab-only`) on a
@@ -8,9 +11,10 @@ import type { Censor } from './censor.js'
  *
  *     GET  /v1/lab/censor                     whose statements this node drops while it leads
  *     POST /v1/lab/censor {"member": NAME | null}   censor NAME's statements (null: stop)
+ *     POST /v1/lab/equivocate {"with":[...],"timeoutMs"}   sign a conflicting partition (equivocate.ts)
  */
-export function labRoutes (options: { lab: boolean, censor: Censor, pool: PoolService | undefined }): Route[] {
-  const { lab, censor, pool } = options
+export function labRoutes (options: { lab: boolean, censor: Censor, pool: PoolService | undefined, equivocation: LabEquivocation | undefined }): Route[] {
+  const { lab, censor, pool, equivocation } = options
   const requireLab = (): void => {
     if (!lab) throw new ApiError(403, 'lab-only', 'censoring is an adversarial lab behaviour: start the node with --lab (lab=1)')
   }
@@ -38,6 +42,16 @@ export function labRoutes (options: { lab: boolean, censor: Censor, pool: PoolSe
         censor.set(target)
         return { censoring: censor.member }
       }
-    }
+    },
+    ...(equivocation === undefined
+      ? []
+      : [{
+          method: 'POST' as const,
+          path: '/v1/lab/equivocate',
+          handler: guarded(async ({ body }) => {
+            const b = object(body)
+            return await equivocation.equivocate({ with: names(b.with, 'with'), timeoutMs: optionalInteger(b.timeoutMs, 'timeoutMs') })
+          })
+        }])
   ]
 }
