@@ -1,6 +1,8 @@
 import { toHex } from '../../protocol/bytes.js'
 import { ApiError, type Route } from './server.js'
-import { chainRoutes } from '../pool/chain.js'
+import { chainStatus, mine } from '../pool/chain.js'
+import type { EntryProposer } from '../pool/propose.js'
+import type { PoolBoard } from '../../board/pool-board.js'
 import type { PoolService } from '../pool/service.js'
 import { PoolError, type PoolErrorCode } from '../pool/propose.js'
 import { integer, names, object, optionalInteger, payments, sats, text } from './body.js'
@@ -96,6 +98,18 @@ export function poolRoutes (options: { pool: PoolService, blockIntervalS: number
       path: '/v1/pool/kick',
       handler: guarded(async ({ body }) => await pool.kick({ member: text(object(body).member, 'member') }))
     },
-    ...chainRoutes({ poolBoard: pool.entries.poolBoard, entries: pool.entries, blockIntervalS: options.blockIntervalS, toApiError })
+    ...chainRoutes({ poolBoard: pool.entries.poolBoard, entries: pool.entries, blockIntervalS: options.blockIntervalS })
+  ]
+}
+
+/** `GET /v1/chain/status`, `POST /v1/chain/mine {"blocks": N}`. */
+function chainRoutes (options: { poolBoard: PoolBoard, entries: EntryProposer, blockIntervalS: number }): Route[] {
+  return [
+    { method: 'GET', path: '/v1/chain/status', handler: async () => chainStatus(options.poolBoard, options.blockIntervalS) },
+    {
+      method: 'POST',
+      path: '/v1/chain/mine',
+      handler: guarded(async ({ body }) => await mine(options.entries, (body as { blocks?: unknown }).blocks))
+    }
   ]
 }

@@ -1,4 +1,3 @@
-import type { Alarm, Entry } from '../../board/raft/index.js'
 import { equalBytes, toHex } from '../../protocol/bytes.js'
 import { short } from '../../protocol/common.js'
 import type { EquivocationEvidence } from '../../protocol/evidence.js'
@@ -64,6 +63,8 @@ export class Defenses {
     this.quorum = new QuorumRead({ ...shared, enabled: this.enabled.quorumRead })
     this.statements = new StatementCheck({ ...shared, enabled: this.enabled.gossipCheck })
     this.chain = new ChainAlarms({ ...shared, enabled: this.enabled.hashChain })
+    options.applied.subscribe(({ entries }) => { this.quorum.onApplied(entries) })
+    options.alarms.subscribe((alarm) => { this.chain.onAlarm(alarm) })
   }
 
   async start (): Promise<void> {
@@ -76,16 +77,6 @@ export class Defenses {
   stop (): void {
     this.quorum.stop()
     this.chain.stop()
-  }
-
-  /** Entries this node just applied, in order: the quorum read remembers their digests. */
-  onApplied (entries: readonly Entry[]): void {
-    this.quorum.onApplied(entries)
-  }
-
-  /** The board core raised an alarm (daemon/replica/board.ts): with the hash-chain defense, a proof for every member. */
-  onAlarm (alarm: Alarm): void {
-    this.chain.onAlarm(alarm)
   }
 
   /** A member connected: re-offer it the proofs it has not acknowledged (it may have been offline). */

@@ -12,7 +12,7 @@ import { statementId, withStatementSignature, type PartitionStatement } from '..
 import type { Logger } from '../host/log.js'
 import type { GenesisProposal } from '../net/gossip.js'
 import type { PoolMembers } from './members.js'
-import { BOARD_TIMEOUT_MS, PoolError, type BoardEntries, type BoardRead } from './propose.js'
+import { BOARD_TIMEOUT_MS, PoolError, type EntryProposer, type BoardRead } from './propose.js'
 import { roundTimeout, type ProposerRounds } from './rounds.js'
 import { WontSign, type MemberSigner } from './signer.js'
 import { DEFAULT_BALANCE_SATS, DEFAULT_KICKOUT_DELAY_BLOCKS, homeOf, homesOf, kickoutHeight, refId, type Home } from './view.js'
@@ -30,7 +30,7 @@ export interface PoolProposerOptions {
   memberSecret: Uint8Array
   poolBoard: PoolBoard
   members: PoolMembers
-  entries: BoardEntries
+  entries: EntryProposer
   rounds: ProposerRounds
   signer: MemberSigner
   read: BoardRead

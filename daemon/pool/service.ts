@@ -10,8 +10,9 @@ import type { Logger } from '../host/log.js'
 import { PoolGossip, poolTopic, refusalSigningHash, type GossipMessage } from '../net/gossip.js'
 import type { MemberRpc } from '../net/rpc.js'
 import type { Board } from '../replica/board.js'
+import type { AppliedEvents } from '../replica/pool-applier.js'
 import { PoolMembers } from './members.js'
-import { BoardEntries, boardReader, type BoardRead } from './propose.js'
+import { boardReader, type BoardRead, type EntryProposer } from './propose.js'
 import { PoolProposer } from './proposer.js'
 import { RoundResponder } from './responder.js'
 import type { CreateResult, EvidenceView, KickResult, PartitionResult, PayResult, PoolStatus, StatementSummary } from './results.js'
@@ -58,8 +59,10 @@ export interface PoolServiceOptions {
   isMember: (peerId: string) => boolean
   poolBoard: PoolBoard
   db: Database
-  /** Proposes a board entry through the leader (the node's proposal router). */
-  propose: (data: Uint8Array, timeoutMs: number) => Promise<{ index: number, term: number }>
+  /** Proposes the pool's entries through the leader and answers with what applying them did here. */
+  entries: EntryProposer
+  /** What this node applies (daemon/replica/pool-applier.ts). */
+  applied: AppliedEvents
   /** Peer ids of the members this node is connected to now. */
   connectedPeerIds: () => string[]
   logger: Logger
@@ -70,7 +73,7 @@ export interface PoolServiceOptions {
 export class PoolService {
   readonly members: PoolMembers
   readonly gossip: PoolGossip
-  readonly entries: BoardEntries
+  readonly entries: EntryProposer
   readonly words: PoolWords
   readonly read: BoardRead
   readonly signer: MemberSigner
@@ -98,7 +101,7 @@ export class PoolService {
       logger,
       onMessage: (msg, from) => { this.onGossip(msg, from) }
     })
-    this.entries = new BoardEntries({ propose: options.propose, poolBoard })
+    this.entries = options.entries
     this.words = new PoolWords(poolBoard, (k) => this.members.nameOf(k))
     this.read = boardReader(options.board)
     // The evidence defense: broadcast evidence, refuse proven equivocators (a lab coalition member does neither).
@@ -162,6 +165,7 @@ export class PoolService {
       logger
     })
     if (poolBoard.genesis !== null) this.members.adoptGenesis(poolBoard.genesis)
+    options.applied.subscribe(({ results }) => { for (const r of results) this.onBoardResult(r) })
   }
 
   async start (): Promise<void> {
@@ -177,9 +181,8 @@ export class PoolService {
     this.rounds.stop()
   }
 
-  /** Called with the result of every entry this node applies. */
-  onBoardResult (result: ApplyResult): void {
-    this.entries.applied()
+  /** The result of every entry this node applies. */
+  private onBoardResult (result: ApplyResult): void {
     const { poolBoard } = this.options
     if (result.kind === 'genesis' && result.outcome === 'accepted' && poolBoard.genesis !== null) this.members.adoptGenesis(poolBoard.genesis)
     this.evidence.onBoardResult(result)

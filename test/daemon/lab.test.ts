@@ -19,7 +19,7 @@ import { coalitionDrop, rehashInbound } from '../../daemon/lab/node/coalition.js
 import { checkPlanOptions, defenseSettings, parseDefenseList, parseRangeList, planRun, planRuns, runDirName, type LabPlanOptions } from '../../daemon/lab/campaign/plan.js'
 import { renderHtml, renderSummaryTable, renderSvg, summarize } from '../../daemon/lab/campaign/report.js'
 import type { RunRecord } from '../../daemon/lab/campaign/runner.js'
-import { loadPoolBoard, PoolApplier } from '../../storage/pool-store.js'
+import { loadPoolBoard, PoolApplier } from '../../daemon/replica/pool-applier.js'
 import { RaftStore } from '../../storage/raft-store.js'
 import { rewriteStoredEntry } from '../../daemon/lab/campaign/rewrite.js'
 import { Harness, genesisEntry, partition, smallGenesis } from '../pool/helpers.js'

@@ -13,7 +13,7 @@ import type { LabEquivocation } from './equivocate.js'
  *     POST /v1/lab/censor {"member": NAME | null}   censor NAME's statements (null: stop)
  *     POST /v1/lab/equivocate {"with":[...],"timeoutMs"}   sign a conflicting partition (equivocate.ts)
  */
-export function labRoutes (options: { lab: boolean, censor: Censor, pool: PoolService | undefined, equivocation: LabEquivocation | undefined }): Route[] {
+export function labRoutes (options: { lab: boolean, censor: Censor, pool: PoolService, equivocation: LabEquivocation }): Route[] {
   const { lab, censor, pool, equivocation } = options
   const requireLab = (): void => {
     if (!lab) throw new ApiError(403, 'lab-only', 'censoring is an adversarial lab behaviour: start the node with --lab (lab=1)')
@@ -32,7 +32,6 @@ export function labRoutes (options: { lab: boolean, censor: Censor, pool: PoolSe
         const member = (body as { member?: unknown } | null)?.member
         if (member === null) { censor.set(null); return { censoring: null } }
         if (typeof member !== 'string' || member.trim() === '') throw new ApiError(400, 'bad-request', 'member: expected a member name, or null to stop censoring')
-        if (pool === undefined) throw new ApiError(409, 'no-pool', 'this node runs no pool service')
         let target: { name: string, key: Uint8Array }
         try {
           target = pool.members.resolve(member)
@@ -43,15 +42,13 @@ export function labRoutes (options: { lab: boolean, censor: Censor, pool: PoolSe
         return { censoring: censor.member }
       }
     },
-    ...(equivocation === undefined
-      ? []
-      : [{
-          method: 'POST' as const,
-          path: '/v1/lab/equivocate',
-          handler: guarded(async ({ body }) => {
-            const b = object(body)
-            return await equivocation.equivocate({ with: names(b.with, 'with'), timeoutMs: optionalInteger(b.timeoutMs, 'timeoutMs') })
-          })
-        }])
+    {
+      method: 'POST',
+      path: '/v1/lab/equivocate',
+      handler: guarded(async ({ body }) => {
+        const b = object(body)
+        return await equivocation.equivocate({ with: names(b.with, 'with'), timeoutMs: optionalInteger(b.timeoutMs, 'timeoutMs') })
+      })
+    }
   ]
 }
