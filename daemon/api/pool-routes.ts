@@ -2,6 +2,7 @@ import { toHex } from '../../protocol/bytes.js'
 import { ApiError, type Route } from './server.js'
 import { chainStatus, mine } from '../pool/chain.js'
 import type { EntryProposer } from '../pool/propose.js'
+import type { EvidenceResult, MembersResult } from '../pool/results.js'
 import type { PoolBoard } from '../../board/pool-board.js'
 import type { PoolService } from '../pool/service.js'
 import { PoolError, type PoolErrorCode } from '../pool/propose.js'
@@ -63,8 +64,8 @@ export function poolRoutes (options: { pool: PoolService, blockIntervalS: number
   const { pool } = options
   return [
     { method: 'GET', path: '/v1/pool/status', handler: async ({ query }) => query.get('fresh') === '1' ? await pool.freshStatus(FRESH_READ_TIMEOUT_MS) : pool.status() },
-    { method: 'GET', path: '/v1/pool/members', handler: async () => ({ members: pool.members.list().map((m) => ({ name: m.name, peerId: m.peerId, key: m.key === null ? null : toHex(m.key) })) }) },
-    { method: 'GET', path: '/v1/pool/evidence', handler: async () => ({ evidence: pool.evidenceList() }) },
+    { method: 'GET', path: '/v1/pool/members', handler: async (): Promise<MembersResult> => ({ members: pool.members.list().map((m) => ({ name: m.name, peerId: m.peerId, key: m.key === null ? null : toHex(m.key) })) }) },
+    { method: 'GET', path: '/v1/pool/evidence', handler: async (): Promise<EvidenceResult> => ({ evidence: pool.evidenceList() }) },
     {
       method: 'POST',
       path: '/v1/pool/create',

@@ -1,6 +1,6 @@
 import { Command } from 'commander'
 import { clientCommand, clientFor, output } from './util.js'
-import type { DefenseStatus } from '../defense/index.js'
+import type { DefenseStatus } from '../api/types.js'
 import { renderTable } from './table.js'
 
 /** `poolboard defense status`: which defenses this node runs and what they detected (docs/lab.md). */

@@ -58,8 +58,11 @@ export function chainStatus (poolBoard: PoolBoard, blockIntervalS: number): Chai
   return { height: poolBoard.chainHeight, blockIntervalS, appliedIndex: poolBoard.appliedIndex }
 }
 
+/** POST /v1/chain/mine */
+export interface MineResult { height: number, index: number, blocks: number }
+
 /** Mines `blocks` blocks through the board; resolves with the height once applied here. */
-export async function mine (entries: EntryProposer, blocks: unknown): Promise<{ height: number, index: number, blocks: number }> {
+export async function mine (entries: EntryProposer, blocks: unknown): Promise<MineResult> {
   if (typeof blocks !== 'number' || !Number.isSafeInteger(blocks) || blocks < 1 || blocks > MAX_BLOCKS_PER_ENTRY) {
     throw new PoolError('bad-request', `blocks: expected a whole number from 1 to ${MAX_BLOCKS_PER_ENTRY}, got ${JSON.stringify(blocks)}`)
   }
