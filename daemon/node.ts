@@ -7,7 +7,7 @@ import { RaftStore, StoreCorruptError } from '../storage/raft-store.js'
 import { SignatureCache } from '../board/signature-cache.js'
 import type { PoolBoard } from '../board/pool-board.js'
 import { AdminApi, type Route } from './api/server.js'
-import { Board } from './replica/board.js'
+import { BoardReplica } from './replica/board.js'
 import { catchUpPoolBoard, loadPoolBoard, PoolApplier } from './replica/pool-applier.js'
 import { EventSource } from './host/events.js'
 import { EntryProposer } from './pool/propose.js'
@@ -24,7 +24,7 @@ import { MemberRpc } from './net/rpc.js'
 import { ProposalRouter } from './replica/forward.js'
 import { PoolService } from './pool/service.js'
 import { poolRoutes } from './api/pool-routes.js'
-import { ChainTicker } from './pool/chain.js'
+import { ChainTicker } from './pool/simulated-chain.js'
 import { Defenses } from './defense/index.js'
 import { Censor } from './lab/node/censor.js'
 import { coalitionDrop, rehashInbound } from './lab/node/coalition.js'
@@ -69,7 +69,7 @@ interface NodeParts {
   network: MemberNetwork
   transport: RaftTransport
   signatureWorkers: SignatureWorkers
-  board: Board
+  board: BoardReplica
   poolBoard: PoolBoard
   rpc: MemberRpc
   router: ProposalRouter
@@ -103,7 +103,7 @@ export class PoolboardNode {
     dir.writePid()
     let network: MemberNetwork | undefined
     let transport: RaftTransport | undefined
-    let board: Board | undefined
+    let board: BoardReplica | undefined
     let rpc: MemberRpc | undefined
     let signatureWorkers: SignatureWorkers | undefined
     try {
@@ -123,7 +123,7 @@ export class PoolboardNode {
       // Adversarial hooks exist only in lab mode; a coalition member (lab) also checks no hashes.
       const coalition = config.lab && config.labCoalition
       const censor = new Censor()
-      board = await Board.open({
+      board = await BoardReplica.open({
         selfId: keys.peerId,
         store,
         transport,

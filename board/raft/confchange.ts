@@ -17,6 +17,7 @@
 
 import { ConfChangeError } from './errors.js';
 import type { Configuration, NodeId } from './types.js';
+import { MAX_MEMBERS } from '../../protocol/limits.js';
 
 export type ConfChangeKind = 'addVoter' | 'addLearner' | 'promoteLearner' | 'demoteVoter' | 'removeNode';
 
@@ -49,8 +50,8 @@ const KINDS_BY_CODE: readonly (ConfEntry['kind'] | undefined)[] = [
 ];
 /** Longest node id, in UTF-8 bytes (the encoding's limit; also checked on the config's id and in storage). */
 export const MAX_NODE_ID_BYTES = 1024;
-/** Most members a configuration may list. */
-export const MAX_MEMBERS = 1024;
+/** Most members a configuration may list: the pool's own limit. */
+export { MAX_MEMBERS };
 
 const utf8 = new TextEncoder();
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });

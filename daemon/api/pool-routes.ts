@@ -1,6 +1,6 @@
 import { toHex } from '../../protocol/bytes.js'
 import { ApiError, type Route } from './server.js'
-import { chainStatus, mine } from '../pool/chain.js'
+import { chainStatus, mine } from '../pool/simulated-chain.js'
 import type { EntryProposer } from '../pool/propose.js'
 import type { EvidenceResult, MembersResult } from '../pool/results.js'
 import type { PoolBoard } from '../../board/pool-board.js'

@@ -10,5 +10,5 @@ export type {
   CreateResult, EvidenceResult, EvidenceView, KickResult, MembersResult, PartitionResult, PayResult, PendingRoundView,
   PoolStatus, RefusalView, StatementSummary
 } from '../pool/results.js'
-export type { ChainStatus, MineResult } from '../pool/chain.js'
+export type { ChainStatus, MineResult } from '../pool/simulated-chain.js'
 export type { DefenseStatus } from '../defense/index.js'

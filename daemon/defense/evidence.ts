@@ -7,7 +7,7 @@ import type { SignatureShare } from '../../protocol/requests.js'
 import { conflictingOutpoints, statementId, statementSignatureOf, type PartitionStatement } from '../../protocol/statement.js'
 import type { Logger } from '../host/log.js'
 import type { PoolGossip } from '../net/gossip.js'
-import type { Board } from '../replica/board.js'
+import type { BoardReplica } from '../replica/board.js'
 
 /**
  * The evidence defense: every node watches the statement signatures that pass by gossip, and two
@@ -39,7 +39,7 @@ export interface EvidenceDefenseOptions {
   enabled: boolean
   poolBoard: PoolBoard
   gossip: Pick<PoolGossip, 'publish' | 'drop'>
-  board: Pick<Board, 'role'>
+  board: Pick<BoardReplica, 'role'>
   /** A linearizable read of the board. */
   read: () => Promise<void>
   /** Proposes a board entry and resolves with what applying it did on this node. */

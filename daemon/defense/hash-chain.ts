@@ -77,7 +77,7 @@ export function decodeProof (bytes: Uint8Array): ChainProof {
 interface HeldProof { key: string, bytes: Uint8Array, offeredBy: string, acked: Set<string>, untilMs: number, sending: Set<string> }
 interface KnownStatement { statement: PartitionStatement, index: number, reporter: string, offeredBy: string, alarmIndex: number }
 
-export class ChainAlarms {
+export class HashChainDefense {
   private readonly proofs = new Map<string, HeldProof>()
   private readonly known = new Map<string, KnownStatement>()
   private timer: NodeJS.Timeout | undefined

@@ -4,7 +4,7 @@ import type { EquivocationEvidence } from '../../protocol/evidence.js'
 import { statementId, verifyStatement, type PartitionStatement } from '../../protocol/statement.js'
 import type { DefenseConfig } from '../host/config.js'
 import { StatementCheck } from './ask-members.js'
-import { ChainAlarms } from './hash-chain.js'
+import { HashChainDefense } from './hash-chain.js'
 import { DefenseLog, type DefenseAlarm } from './log.js'
 import type { DefensesOptions } from './options.js'
 import { QuorumRead } from './quorum-read.js'
@@ -48,7 +48,7 @@ export class Defenses {
   readonly enabled: DefenseConfig
   private readonly quorum: QuorumRead
   private readonly statements: StatementCheck
-  private readonly chain: ChainAlarms
+  private readonly hashChain: HashChainDefense
 
   constructor (private readonly options: DefensesOptions) {
     const { config } = options
@@ -62,26 +62,26 @@ export class Defenses {
     const shared = { ...options, nameOf, nameOfKey: (key: Uint8Array) => this.nameOfKey(key), log: this.log, answerDelayMs, verify: (s: PartitionStatement) => this.verified(s) }
     this.quorum = new QuorumRead({ ...shared, enabled: this.enabled.quorumRead })
     this.statements = new StatementCheck({ ...shared, enabled: this.enabled.gossipCheck })
-    this.chain = new ChainAlarms({ ...shared, enabled: this.enabled.hashChain })
+    this.hashChain = new HashChainDefense({ ...shared, enabled: this.enabled.hashChain })
     options.applied.subscribe(({ entries }) => { this.quorum.onApplied(entries) })
-    options.alarms.subscribe((alarm) => { this.chain.onAlarm(alarm) })
+    options.alarms.subscribe((alarm) => { this.hashChain.onAlarm(alarm) })
   }
 
   async start (): Promise<void> {
     // Every node answers the questions, whatever it runs itself: they cost little and help the others.
     await this.quorum.start()
     await this.statements.start()
-    await this.chain.start()
+    await this.hashChain.start()
   }
 
   stop (): void {
     this.quorum.stop()
-    this.chain.stop()
+    this.hashChain.stop()
   }
 
   /** A member connected: re-offer it the proofs it has not acknowledged (it may have been offline). */
   onPeerConnected (peerId: string): void {
-    this.chain.offerTo(peerId)
+    this.hashChain.offerTo(peerId)
   }
 
   /**
@@ -89,7 +89,7 @@ export class Defenses {
    * checked before anything else, it needs no network.
    */
   reportedConflict (statement: PartitionStatement): DefenseRefusal | null {
-    return this.chain.conflictWith(statement)
+    return this.hashChain.conflictWith(statement)
   }
 
   /**
@@ -126,7 +126,7 @@ export class Defenses {
       enabled: { ...this.enabled },
       labCoalition: this.options.config.lab && this.options.config.labCoalition,
       alarms: this.log.list(),
-      reported: this.chain.reported(),
+      reported: this.hashChain.reported(),
       quorumVerifiedThrough: this.quorum.verifiedThrough
     }
   }

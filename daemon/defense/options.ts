@@ -5,7 +5,7 @@ import type { Logger } from '../host/log.js'
 import type { MemberRpc } from '../net/rpc.js'
 import type { Alarm } from '../../board/raft/index.js'
 import type { Events } from '../host/events.js'
-import type { Board } from '../replica/board.js'
+import type { BoardReplica } from '../replica/board.js'
 import type { AppliedEvents } from '../replica/pool-applier.js'
 import type { DefenseLog } from './log.js'
 
@@ -16,7 +16,7 @@ export interface DefensesOptions {
   config: NodeConfig
   selfPeerId: string
   rpc: MemberRpc
-  board: Pick<Board, 'leader' | 'commit' | 'committedEntries' | 'appliedIndex'>
+  board: Pick<BoardReplica, 'leader' | 'commit' | 'committedEntries' | 'appliedIndex'>
   poolBoard: PoolBoard
   /** Peer ids of the members this node is connected to now. */
   connectedPeerIds: () => string[]

@@ -1,5 +1,5 @@
 import type { ApplyResult, PoolBoard } from '../../board/pool-board.js'
-import { BoardError, type Board } from '../replica/board.js'
+import { BoardError, type BoardReplica } from '../replica/board.js'
 import type { ProposalRouter } from '../replica/forward.js'
 import type { AppliedEvents } from '../replica/pool-applier.js'
 
@@ -23,7 +23,7 @@ export const BOARD_TIMEOUT_MS = 15_000
 /** A linearizable read: everything committed before now is applied on this node. */
 export type BoardRead = (timeoutMs?: number) => Promise<void>
 
-export function boardReader (board: Pick<Board, 'linearizableRead'>): BoardRead {
+export function boardReader (board: Pick<BoardReplica, 'linearizableRead'>): BoardRead {
   return async (timeoutMs = READ_TIMEOUT_MS) => {
     try {
       await board.linearizableRead(timeoutMs)

@@ -1,7 +1,7 @@
 import { equalBytes, toHex } from '../../protocol/bytes.js'
 import { short } from '../../protocol/common.js'
 import type { ShareKind, SignatureShare } from '../../protocol/requests.js'
-import type { GossipMessage, PoolGossip, Refusal } from '../net/gossip.js'
+import type { GossipMessage, PoolGossip, SignedRefusal } from '../net/gossip.js'
 import type { PoolMembers } from './members.js'
 import { PoolError } from './propose.js'
 import { UNAVAILABLE } from './signer.js'
@@ -37,7 +37,7 @@ export interface Round {
   subject: Uint8Array
   needed: Uint8Array[]
   shares: Map<string, Uint8Array>
-  refusals: Map<string, Refusal>
+  refusals: Map<string, SignedRefusal>
   startedMs: number
   deadlineMs: number
   wake: () => void
@@ -62,7 +62,7 @@ export interface ProposerRoundsOptions {
   /** Verifies a member's signature (through the pool board's signature cache). */
   verify: (signature: Uint8Array, hash: Uint8Array, key: Uint8Array) => boolean
   /** The hash a refusal's signature is over. */
-  refusalHash: (refusal: Refusal) => Uint8Array
+  refusalHash: (refusal: SignedRefusal) => Uint8Array
   /** Peer ids of the members this node is connected to now. */
   connectedPeerIds: () => string[]
   words: PoolWords
@@ -179,7 +179,7 @@ export class ProposerRounds {
     return true
   }
 
-  onRefusal (refusal: Refusal, from: string): void {
+  onRefusal (refusal: SignedRefusal, from: string): void {
     const round = this.rounds.get(toHex(refusal.roundId))
     if (round === undefined) return // someone else's round
     const { gossip, members } = this.options

@@ -9,7 +9,7 @@ import type { NodeConfig } from '../host/config.js'
 import type { Logger } from '../host/log.js'
 import { PoolGossip, poolTopic, refusalSigningHash, type GossipMessage } from '../net/gossip.js'
 import type { MemberRpc } from '../net/rpc.js'
-import type { Board } from '../replica/board.js'
+import type { BoardReplica } from '../replica/board.js'
 import type { AppliedEvents } from '../replica/pool-applier.js'
 import { PoolMembers } from './members.js'
 import { boardReader, type BoardRead, type EntryProposer } from './propose.js'
@@ -54,7 +54,7 @@ export interface PoolServiceOptions {
   config: NodeConfig
   pubsub: GossipSub
   rpc: MemberRpc
-  board: Pick<Board, 'linearizableRead' | 'role'>
+  board: Pick<BoardReplica, 'linearizableRead' | 'role'>
   /** Whether a peer is a pool member (the gossip drops everyone else's messages). */
   isMember: (peerId: string) => boolean
   poolBoard: PoolBoard

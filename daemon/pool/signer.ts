@@ -15,7 +15,7 @@ import type { MemberEntry } from '../host/config.js'
 import type { GenesisProposal, RefusalConflict } from '../net/gossip.js'
 import type { Member } from './members.js'
 import { READ_TIMEOUT_MS, type BoardRead } from './propose.js'
-import { SignMemory, type SignedStateRecord, type SignedStatementRecord } from './signed-record.js'
+import { SignedRecords, type SignedStateRecord, type SignedStatementRecord } from './signed-record.js'
 import { byName } from './view.js'
 import type { PoolWords } from './words.js'
 
@@ -76,19 +76,19 @@ export interface MemberSignerOptions {
 }
 
 export class MemberSigner {
-  private readonly memory: SignMemory
+  private readonly memory: SignedRecords
 
   constructor (private readonly options: MemberSignerOptions) {
-    this.memory = new SignMemory(options.db)
+    this.memory = new SignedRecords(options.db)
   }
 
   /** The state N+1 this member signed for state N of `pool`, if it did (a round that failed leaves one). */
-  async signedState (...args: Parameters<SignMemory['signedState']>): Promise<SignedStateRecord | undefined> {
+  async signedState (...args: Parameters<SignedRecords['signedState']>): Promise<SignedStateRecord | undefined> {
     return await this.memory.signedState(...args)
   }
 
   /** The statement this member signed spending its Withdraw output `mine`, if it did. */
-  async signedStatement (...args: Parameters<SignMemory['signedStatement']>): Promise<SignedStatementRecord | undefined> {
+  async signedStatement (...args: Parameters<SignedRecords['signedStatement']>): Promise<SignedStatementRecord | undefined> {
     return await this.memory.signedStatement(...args)
   }
 
