@@ -107,10 +107,6 @@ export function poolChangeOps (changes: readonly PoolBoardChange[]): BatchOp[] {
   })
 }
 
-/**
- * The board applier the Raft driver calls (daemon/replica/board.ts `BoardApplier`): applies each committed
- * entry to the pool board and returns the operations recording the new state.
- */
 /** Deletes every pool board record (not this member's sign memory): the board is what replaying the log gives. */
 export async function clearPoolBoard (db: Database): Promise<void> {
   for (const prefix of POOL_BOARD_PREFIXES) await db.clear({ gte: Uint8Array.of(prefix), lt: Uint8Array.of(prefix + 1) })

@@ -94,8 +94,10 @@ class Reader {
     const len = this.u16(`${field} length`);
     if (len === 0 || len > MAX_NODE_ID_BYTES) throw new ConfChangeError(`${field} length: ${len} out of range`);
     if (this.at + len > this.b.length) throw new ConfChangeError(`${field}: truncated`);
+    const start = this.at;
+    this.at += len;
     try {
-      return utf8Strict.decode(this.b.subarray(this.at, (this.at += len)));
+      return utf8Strict.decode(this.b.subarray(start, this.at));
     } catch {
       throw new ConfChangeError(`${field}: not valid UTF-8`);
     }

@@ -1,4 +1,4 @@
-import { Reader, Writer, decodeAll } from '../../protocol/codec.js'
+import { type Reader, Writer, decodeAll } from '../../protocol/codec.js'
 import { BOARD_ENTRY_VERSION, ENTRY_KIND } from '../../board/entries.js'
 import { BoardError, type BoardReplica } from './board.js'
 import type { Logger } from '../host/log.js'

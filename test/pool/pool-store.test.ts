@@ -124,7 +124,7 @@ describe('the pool store on LevelDB', () => {
     const h = new Harness(new PoolBoard(retention))
     h.accept(genesisEntry(smallGenesis(3)))
     const s0 = h.state()
-    let ops: BatchOp[] = poolChangeOps(h.applied[0].changes)
+    const ops: BatchOp[] = poolChangeOps(h.applied[0].changes)
     const first = h.push(statementEntry(partition(s0, [0, 1], [0n, 300_000n], []))).result
     ops.push(...poolChangeOps(h.applied[1].changes))
     for (let i = 1; h.board.appliedIndex <= 40; i++) {

@@ -84,7 +84,7 @@ function addLabCommands (lab: Command): void {
     .option('--json', 'print the summary as JSON')
     .action(async (opts: { members: number, coalition: string, defenses: string, runs: number, seed?: number, order: AnswerOrder, holdersOffline?: boolean, out: string, keep?: boolean, json?: boolean }) => {
       let coalitionSizes: number[]
-      let defenses
+      let defenses: ReturnType<typeof parseDefenseList>
       try {
         coalitionSizes = parseRangeList(opts.coalition, 0, MAX_MEMBERS, '--coalition')
         defenses = parseDefenseList(opts.defenses)
