@@ -7,6 +7,7 @@ import { RaftStore, StoreCorruptError } from '../storage/raft-store.js'
 import { SignatureCache } from '../board/signature-cache.js'
 import type { PoolBoard } from '../board/pool-board.js'
 import { AdminApi, type Route } from './api/server.js'
+import type { NodeStatus } from './api/types.js'
 import { BoardReplica } from './replica/board.js'
 import { catchUpPoolBoard, loadPoolBoard, PoolApplier } from './replica/pool-applier.js'
 import { EventSource } from './host/events.js'
@@ -32,24 +33,7 @@ import { labRoutes } from './lab/node/api.js'
 import { LabEquivocation } from './lab/node/equivocate.js'
 import { VERSION } from './host/version.js'
 
-export interface NodeStatus {
-  name: string
-  version: string
-  pid: number
-  datadir: string
-  peerId: string
-  memberKey: string
-  listenAddresses: string[]
-  api: string
-  connectedPeers: Array<{ name: string, peerId: string }>
-  connectedPeerCount: number
-  memberCount: number
-  uptimeSeconds: number
-  lab: boolean
-  /** Lab mode: this node plays a coalition member (daemon/lab/node/coalition.ts). */
-  labCoalition: boolean
-  cut: boolean
-}
+export type { NodeStatus } from './api/types.js'
 
 export interface NodeOptions {
   dir: DataDir

@@ -12,3 +12,23 @@ export type {
 } from '../pool/results.js'
 export type { ChainStatus, MineResult } from '../pool/simulated-chain.js'
 export type { DefenseStatus } from '../defense/index.js'
+
+/** GET /v1/status */
+export interface NodeStatus {
+  name: string
+  version: string
+  pid: number
+  datadir: string
+  peerId: string
+  memberKey: string
+  listenAddresses: string[]
+  api: string
+  connectedPeers: Array<{ name: string, peerId: string }>
+  connectedPeerCount: number
+  memberCount: number
+  uptimeSeconds: number
+  lab: boolean
+  /** Lab mode: this node plays a coalition member (daemon/lab/node/coalition.ts). */
+  labCoalition: boolean
+  cut: boolean
+}

@@ -2,7 +2,7 @@ import { AdminClient, ApiCallError } from '../api/client.js'
 import type { CreateResult, Json } from '../api/types.js'
 import type { LocalCluster } from './index.js'
 import { UserError } from '../host/errors.js'
-import type { Progress } from '../commands/table.js'
+import type { Progress } from '../host/table.js'
 import { sleep } from '../host/wait.js'
 
 /** `cluster up --pool`: create the pool among the cluster's nodes and wait until every node shows it. */

@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander'
 import { clientCommand, clientFor, output, parsePositive, parseSats } from './util.js'
 import { DEFAULT_BALANCE_SATS, DEFAULT_KICKOUT_DELAY_BLOCKS, type PoolNodeView } from '../pool/view.js'
-import { renderTable } from './table.js'
+import { renderTable } from '../host/table.js'
 import type { ChainStatus, CreateResult, EvidenceResult, Json, KickResult, MembersResult, MineResult, PartitionResult, PayResult, PoolStatus, StatementSummary } from '../api/types.js'
 
 /** `poolboard pool …` and `poolboard chain …`: clients of a running node's admin API. */

@@ -21,6 +21,10 @@ import {
 import type { BatchOp, RaftStore } from '../../storage/raft-store.js'
 import type { Logger } from '../host/log.js'
 
+// daemon/replica/: this node's replica of the board: the Raft driver (this file), the transport
+// (transport/), proposal forwarding (forward.ts), the pool applier, the one way back from the board
+// (pool-applier.ts), and the signature workers.
+
 /** How Raft messages leave and reach this node (daemon/replica/transport/ over libp2p). */
 export interface BoardTransport {
   send: (message: Message) => void

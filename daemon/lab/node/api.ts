@@ -5,6 +5,9 @@ import type { PoolService } from '../../pool/service.js'
 import type { Censor } from './censor.js'
 import type { LabEquivocation } from './equivocate.js'
 
+// daemon/lab/node/: the lab's hooks inside a node in lab mode: the censoring leader (censor.ts),
+// the coalition member (coalition.ts), the equivocating member (equivocate.ts) and their routes.
+
 /**
  * Admin API routes of the lab's adversarial behaviours. Every one answers 403 (`lab-only`) on a
  * node without lab mode: adversarial behaviour is impossible outside the lab.
