@@ -211,7 +211,7 @@ export class PoolProposer {
       if (err instanceof RuleError) throw new PoolError('bad-request', err.message)
       throw err
     }
-    const own = await this.decideAsProposer(async () => await this.options.signer.decidePartition(request, { alreadyRead: true }))
+    const own = await this.decideAsProposer(async () => await this.options.signer.decidePartition(request, { alreadyRead: true, derived: { parent: parentState, statement } }))
     return await this.runPartition(request, statement, own, deadlineMs, where, { startMs, readMs })
   }
 
