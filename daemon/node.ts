@@ -9,7 +9,7 @@ import type { PoolBoard } from '../board/pool-board.js'
 import { AdminApi, type Route } from './api/server.js'
 import type { NodeStatus } from './api/types.js'
 import { BoardReplica } from './replica/board.js'
-import { catchUpPoolBoard, loadPoolBoard, PoolApplier } from './replica/pool-applier.js'
+import { catchUpPoolBoard, loadPoolBoard, PoolApplier, type AppliedEvents } from './replica/pool-applier.js'
 import { EventSource } from './host/events.js'
 import { EntryProposer } from './pool/propose.js'
 import { boardRoutes } from './api/board-routes.js'
@@ -32,6 +32,7 @@ import { coalitionDrop, rehashInbound } from './lab/node/coalition.js'
 import { labRoutes } from './lab/node/api.js'
 import { LabEquivocation } from './lab/node/equivocate.js'
 import { VERSION } from './host/version.js'
+import { NodeDashboard } from './dashboard/node-page.js'
 
 export type { NodeStatus } from './api/types.js'
 
@@ -62,6 +63,8 @@ interface NodeParts {
   chainTicker: ChainTicker
   censor: Censor
   equivocation: LabEquivocation
+  /** What this node applies (the pool applier's one event source). */
+  applied: AppliedEvents
 }
 
 /**
@@ -75,6 +78,9 @@ export class PoolboardNode {
   private api: AdminApi | undefined
   private apiAddress: HostPort | undefined
   private stopping: Promise<void> | undefined
+
+  /** The dashboard pages, served with the admin API (daemon/dashboard/node-page.ts). */
+  private dashboard: NodeDashboard | undefined
 
   private constructor (private readonly options: NodeOptions, private readonly parts: NodeParts) {}
 
@@ -163,7 +169,7 @@ export class PoolboardNode {
       const leaderBoard = board
       const chainTicker = new ChainTicker({ intervalS: config.blockIntervalS, isLeader: () => leaderBoard.role === 'leader', entries, logger })
       const node = new PoolboardNode(options, {
-        db, network, transport, signatureWorkers: workers, board, poolBoard, rpc, router, defenses, pool, chainTicker, censor, equivocation
+        db, network, transport, signatureWorkers: workers, board, poolBoard, rpc, router, defenses, pool, chainTicker, censor, equivocation, applied: applier.applied
       })
       node.registerMetrics()
       await network.start()
@@ -224,6 +230,7 @@ export class PoolboardNode {
     const { dir, logger } = this.options
     logger.info({ reason }, 'stopping')
     dir.removeCookie()
+    this.dashboard?.site.stop()
     await withTimeout(this.api?.stop(), 'admin API')
     this.parts.chainTicker.stop()
     this.parts.pool.stop()
@@ -241,15 +248,20 @@ export class PoolboardNode {
   private async startApi (): Promise<void> {
     const { dir, config } = this.options
     const password = dir.writeCookie()
+    const dashboard = new NodeDashboard({ logger: this.options.logger, apiAddress: () => this.apiAddress, cookieSuffix: this.options.keys.peerId.slice(-12) })
+    this.dashboard = dashboard
+    this.parts.applied.subscribe(({ results }) => { for (const r of results) dashboard.onBoardResult(r) })
     this.api = new AdminApi({
       listen: config.api,
       password,
       logger: this.options.logger,
-      routes: this.routes(),
-      publicRoutes: [{ path: '/metrics', contentType: this.metrics.contentType, handler: async () => await this.metrics.metrics() }]
+      routes: dashboard.withRoutes(this.routes()),
+      publicRoutes: [{ path: '/metrics', contentType: this.metrics.contentType, handler: async () => await this.metrics.metrics() }],
+      pages: dashboard.site
     })
     try {
       this.apiAddress = await this.api.start()
+      dashboard.site.listeningOn(this.apiAddress.port)
     } catch (err) {
       dir.removeCookie()
       throw err

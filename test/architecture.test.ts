@@ -64,6 +64,7 @@ function importsOf (file: string): Import[] {
   for (const m of text.matchAll(IMPORT)) {
     const spec = m[3] ?? m[4] ?? m[5]
     if (!spec.startsWith('.')) continue // a package
+    if (!/\.(js|ts)$/.test(spec)) continue // an asset the bundler inlines (the dashboard's CSS)
     const to = normalize(join(dirname(file), spec)).replace(/\.js$/, '.ts')
     const names = (m[2] ?? '').trim()
     const everyNameIsAType = names.startsWith('{') && names.slice(1, -1).split(',').map((n) => n.trim()).filter((n) => n !== '').every((n) => n.startsWith('type '))
