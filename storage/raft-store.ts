@@ -1,6 +1,9 @@
 import { DecodeError, Reader, Writer } from '../protocol/codec.js'
 import { equalBytes } from '../protocol/bytes.js'
-import { MAX_MEMBERS, MAX_NODE_ID_BYTES, type Configuration, type Entry, type EntryType, type HardState, type PersistedState, type Ready, type SnapshotMeta } from '../board/raft/index.js'
+// The one value storage/ takes from board/: the Raft configuration's codec (the wire's too).
+import { MAX_NODE_ID_BYTES, readConfiguration, writeConfiguration, type ConfigurationLimits } from '../board/configuration.js'
+import type { Entry, EntryType, HardState, PersistedState, Ready, SnapshotMeta } from '../board/raft/index.js'
+import { MAX_MEMBERS } from '../protocol/limits.js'
 import { PREFIX, type Database } from './database.js'
 
 /**
@@ -203,6 +206,7 @@ export class StoreCorruptError extends Error {
 const STORE_VERSION = 1
 const MAX_INDEX = Number.MAX_SAFE_INTEGER
 const MAX_ENTRY_BYTES = 64 * 1024 * 1024
+const CONFIGURATION_LIMITS: ConfigurationLimits = { maxNodes: MAX_MEMBERS, maxNodeIdBytes: MAX_NODE_ID_BYTES }
 const HARD_STATE_KEY = Uint8Array.of(PREFIX.raftHardState)
 const SNAPSHOT_KEY = Uint8Array.of(PREFIX.raftSnapshot)
 const APPLIED_KEY = Uint8Array.of(PREFIX.boardApplied)
@@ -259,7 +263,7 @@ function readHardState (r: Reader): HardState {
 
 function encodeSnapshotMeta (meta: SnapshotMeta): Uint8Array {
   const w = new Writer(256).u8(STORE_VERSION).varint(meta.index).varint(meta.term).bytes32(meta.hash)
-  writeConfiguration(w, meta.configuration)
+  writeConfiguration(w, meta.configuration, CONFIGURATION_LIMITS, 'configuration')
   return w.finish()
 }
 
@@ -268,22 +272,7 @@ function readSnapshotMeta (r: Reader): SnapshotMeta {
   const index = r.varint('index')
   const term = r.varint('term')
   const hash = r.bytes32('hash')
-  return { index, term, hash, configuration: readConfiguration(r) }
-}
-
-function writeConfiguration (w: Writer, c: Configuration): void {
-  w.array(c.voters, MAX_MEMBERS, (ww, id) => { ww.string(id, MAX_NODE_ID_BYTES, 'voter') }, 'voters')
-  w.array(c.learners, MAX_MEMBERS, (ww, id) => { ww.string(id, MAX_NODE_ID_BYTES, 'learner') }, 'learners')
-}
-
-function readConfiguration (r: Reader): Configuration {
-  const voters: string[] = []
-  const learners: string[] = []
-  const nv = r.count('voters', MAX_MEMBERS)
-  for (let i = 0; i < nv; i++) voters.push(r.string('voter', MAX_NODE_ID_BYTES))
-  const nl = r.count('learners', MAX_MEMBERS)
-  for (let i = 0; i < nl; i++) learners.push(r.string('learner', MAX_NODE_ID_BYTES))
-  return { voters, learners }
+  return { index, term, hash, configuration: readConfiguration(r, CONFIGURATION_LIMITS) }
 }
 
 function decodeStored<T> (bytes: Uint8Array, what: string, read: (r: Reader) => T): T {

@@ -21,6 +21,10 @@ import {
 import type { BatchOp, RaftStore } from '../../storage/raft-store.js'
 import type { Logger } from '../host/log.js'
 
+// daemon/replica/: this node's replica of the board: the Raft driver (this file), the transport
+// (transport/), proposal forwarding (forward.ts), the pool applier, the one way back from the board
+// (pool-applier.ts), and the signature workers.
+
 /** How Raft messages leave and reach this node (daemon/replica/transport/ over libp2p). */
 export interface BoardTransport {
   send: (message: Message) => void
@@ -110,12 +114,13 @@ const LEADING_MESSAGES = new Set<Message['type']>(['app', 'heartbeat', 'snap', '
 const SLOW_PERSIST_MS = 500
 
 /**
+ * This node's replica of the board (the Raft log; the pool board is its state machine, board/pool-board.ts).
  * The driver around the pure Raft core: a timer ticks it, the transport feeds it messages, and one
  * loop handles each Ready in the order of the durability contract (board/raft/types.ts): persist
  * in one synced batch, then send, then apply, then advance. Proposals that arrive while a batch is
  * being written go into the next one, so many proposals share one fsync.
  */
-export class Board {
+export class BoardReplica {
   private readonly raft: Raft
   private tickTimer: NodeJS.Timeout | undefined
   private loop: Promise<void> | undefined
@@ -156,7 +161,7 @@ export class Board {
   }
 
   /** Restores the core from the store (or bootstraps it) and wires the transport. */
-  static async open (options: BoardOptions): Promise<Board> {
+  static async open (options: BoardOptions): Promise<BoardReplica> {
     const { store, selfId, initialConfiguration, timing } = options
     let persisted = await store.load()
     if (persisted === null) {
@@ -171,7 +176,7 @@ export class Board {
       heartbeatTicks: timing.heartbeatTicks,
       verifyHashChain: options.verifyHashChain ?? true
     }, persisted)
-    const board = new Board(options, raft)
+    const board = new BoardReplica(options, raft)
     options.transport.onMessage((m) => { board.receive(m) })
     return board
   }
