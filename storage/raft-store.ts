@@ -1,7 +1,8 @@
 import { DecodeError, Reader, Writer } from '../protocol/codec.js'
 import { equalBytes } from '../protocol/bytes.js'
+import { sha256 } from '../protocol/hash.js'
 import { MAX_MEMBERS, MAX_NODE_ID_BYTES, type Configuration, type Entry, type EntryType, type HardState, type PersistedState, type Ready, type SnapshotMeta } from '../board/raft/index.js'
-import { PREFIX, type Database } from './database.js'
+import { BOARD_UNBORN_KEY, PREFIX, type Database } from './database.js'
 
 /**
  * The board's Raft log on LevelDB.
@@ -21,7 +22,10 @@ import { PREFIX, type Database } from './database.js'
  * board/raft/types.ts. The batch is synced whenever it holds entries, a snapshot, a term or a vote.
  * Batches that only record a commit index, derived state or snapshot metadata are not synced:
  * LevelDB replays its log in order, so a crash loses at most a suffix of them, and the next synced
- * batch makes them durable.
+ * batch makes them durable. LevelDB may lose any of the unsynced records at the end of its log (it
+ * drops a torn block and replays the records after it), so at most one unsynced batch is ever
+ * outstanding: the batch after an unsynced one is synced, and a crash loses the last batch or
+ * nothing.
  */
 export class RaftStore {
   private lastIndex: number
@@ -30,8 +34,10 @@ export class RaftStore {
   /** Term and vote last written, to tell whether a hard state change needs a sync. */
   private durableTerm = 0
   private durableVote: string | null = null
+  /** The last batch issued was not synced: the next one must be (see the class comment). */
+  private unsyncedTail = false
 
-  private constructor (private readonly db: Database, lastIndex: number) {
+  protected constructor (private readonly db: Database, lastIndex: number) {
     this.lastIndex = lastIndex
   }
 
@@ -53,10 +59,13 @@ export class RaftStore {
     const snapBytes = await this.db.get(SNAPSHOT_KEY)
     if (hardBytes === undefined && snapBytes === undefined) {
       if (this.lastIndex !== 0) throw new StoreCorruptError(`the log holds entries up to ${this.lastIndex} but no hard state or snapshot`)
+      if ((await this.db.get(BOARD_UNBORN_KEY)) === undefined) {
+        throw new StoreCorruptError('the board state is gone but the database was not just created (wiped or lost): this node may have voted in terms it no longer remembers, so it must not start as new; re-create it (poolboard init, a new identity) and add it again as a member')
+      }
       return null
     }
     if (snapBytes === undefined) throw new StoreCorruptError('the hard state is present but the snapshot metadata is missing')
-    const hardState = hardBytes === undefined ? { term: 0, vote: null, commit: 0 } : decodeStored(hardBytes, 'hard state', readHardState)
+    const hardState = hardBytes === undefined ? { term: 0, vote: null, commit: 0 } : decodeStored(hardBytes, 'hard state', (r) => readHardState(r, hardBytes))
     this.durableTerm = hardState.term
     this.durableVote = hardState.vote
     const meta = decodeStored(snapBytes, 'snapshot metadata', readSnapshotMeta)
@@ -80,8 +89,10 @@ export class RaftStore {
     await this.db.batch([
       { type: 'put', key: SNAPSHOT_KEY, value: encodeSnapshotMeta(state.snapshot.meta) },
       { type: 'put', key: HARD_STATE_KEY, value: encodeHardState(state.hardState) },
-      ...state.entries.map(putEntry)
+      ...state.entries.map(putEntry),
+      { type: 'del', key: BOARD_UNBORN_KEY }
     ], { sync: true })
+    this.unsyncedTail = false
     this.durableTerm = state.hardState.term
     this.durableVote = state.hardState.vote
     this.lastIndex = state.entries.at(-1)?.index ?? state.snapshot.meta.index
@@ -119,7 +130,7 @@ export class RaftStore {
     if (hs !== null) ops.push({ type: 'put', key: HARD_STATE_KEY, value: encodeHardState(hs) })
     ops.push(...appliedOps)
     if (ops.length === 0) return
-    const sync = this.mustSync(ready)
+    const sync = this.mustSync(ready) || this.unsyncedTail
     // Bookkeeping follows the writes as issued: they reach LevelDB in this order (each waits for
     // the one before), and a failed write stops the node, so what is issued is what will be stored.
     this.lastIndex = last
@@ -132,6 +143,7 @@ export class RaftStore {
 
   /** Writes `ops` as one batch once every batch issued before has been written. */
   private async enqueue (ops: BatchOp[], sync: boolean): Promise<void> {
+    this.unsyncedTail = !sync
     const write = this.tail.then(async () => { await this.db.batch(ops, { sync }) })
     this.tail = write.catch(() => {})
     await write
@@ -158,7 +170,7 @@ export class RaftStore {
    * batch recorded, and a crash must never keep the snapshot without that batch.
    */
   async saveSnapshotMeta (meta: SnapshotMeta): Promise<void> {
-    await this.enqueue([{ type: 'put', key: SNAPSHOT_KEY, value: encodeSnapshotMeta(meta) }], false)
+    await this.enqueue([{ type: 'put', key: SNAPSHOT_KEY, value: encodeSnapshotMeta(meta) }], this.unsyncedTail)
   }
 
   /** The operations that record `applied`, for the board state machine to put in its own batch. */
@@ -241,19 +253,35 @@ function readEntry (r: Reader, index: number): Entry {
   return { index, term, type, hash, data }
 }
 
+/**
+ * The hard state ends with a checksum of what precedes it (version 2): a flipped bit in a term or a
+ * vote would still decode, and a node that believes an older term or no vote can vote twice.
+ */
+const HARD_STATE_VERSION = 2
+const HARD_STATE_CHECKSUM_BYTES = 8
+
 function encodeHardState (hs: HardState): Uint8Array {
-  const w = new Writer(64).u8(STORE_VERSION).varint(hs.term).varint(hs.commit).u8(hs.vote === null ? 0 : 1)
+  const w = new Writer(64).u8(HARD_STATE_VERSION).varint(hs.term).varint(hs.commit).u8(hs.vote === null ? 0 : 1)
   if (hs.vote !== null) w.string(hs.vote, MAX_NODE_ID_BYTES, 'vote')
-  return w.finish()
+  const body = w.finish()
+  const out = new Uint8Array(body.length + HARD_STATE_CHECKSUM_BYTES)
+  out.set(body, 0)
+  out.set(sha256(body).subarray(0, HARD_STATE_CHECKSUM_BYTES), body.length)
+  return out
 }
 
-function readHardState (r: Reader): HardState {
-  r.version([STORE_VERSION])
+function readHardState (r: Reader, bytes: Uint8Array): HardState {
+  const version = r.version([STORE_VERSION, HARD_STATE_VERSION])
   const term = r.varint('term')
   const commit = r.varint('commit')
   const hasVote = r.u8('has vote')
   if (hasVote > 1) r.fail('has vote', `expected 0 or 1, got ${hasVote}`)
   const vote = hasVote === 1 ? r.string('vote', MAX_NODE_ID_BYTES) : null
+  if (version === HARD_STATE_VERSION) {
+    const body = bytes.subarray(0, r.offset)
+    const checksum = r.fixed('checksum', HARD_STATE_CHECKSUM_BYTES)
+    if (!equalBytes(checksum, sha256(body).subarray(0, HARD_STATE_CHECKSUM_BYTES))) r.fail('checksum', 'the hard state does not match its checksum (bit rot?)')
+  }
   return { term, vote, commit }
 }
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { bootstrapState, joiningState, makeEntry, ZERO_HASH, type Entry, type Ready } from '../../board/raft/index.js'
 import { entryKey, RaftStore, StoreCorruptError } from '../../storage/raft-store.js'
+import { PREFIX } from '../../storage/database.js'
 import { tempDatabaseEachTest } from '../helpers/database.js'
 
 const CONFIG = { voters: ['a', 'b', 'c'], learners: ['d'] }
@@ -105,5 +106,64 @@ describe('the board store on LevelDB', () => {
     assert.deepEqual(await store.readEntries(5, 9), entries.slice(4, 9))
     assert.equal((await store.readEntries(10, 20, 6)).length, 2, 'stops once 6 bytes of data are read (3 bytes each)')
     assert.deepEqual(await store.readEntries(21, 30), [])
+  })
+
+  /** Records the sync flag of every batch the store writes (the writes still reach LevelDB). */
+  function recordSyncs (): boolean[] {
+    const syncs: boolean[] = []
+    const db = disk.db
+    const batch = db.batch.bind(db) as (ops: unknown, options?: { sync?: boolean }) => Promise<void>
+    Object.assign(db, { batch: async (ops: unknown, options?: { sync?: boolean }) => { syncs.push(options?.sync === true); await batch(ops, options) } })
+    return syncs
+  }
+
+  // Rule (board/raft/types.ts): a vote is durable before the voteResp leaves; a changed vote in the
+  // same term is a change too (a store that compared terms only would let a restart vote twice).
+  it('a hard state that changes only the vote must be synced; one that changes only the commit need not', async () => {
+    const store = await RaftStore.open(disk.db)
+    await store.bootstrap(joiningState())
+    await store.persist(ready({ hardState: { term: 3, vote: null, commit: 0 } }))
+    assert.equal(store.mustSync(ready({ hardState: { term: 3, vote: 'b', commit: 0 } })), true, 'vote only')
+    assert.equal(store.changesTermOrVote({ term: 3, vote: 'b', commit: 0 }), true)
+    await store.persist(ready({ hardState: { term: 3, vote: 'b', commit: 0 } }))
+    assert.equal(store.mustSync(ready({ hardState: { term: 3, vote: 'b', commit: 1 } })), false, 'commit only')
+    assert.equal(store.mustSync(ready({ hardState: { term: 3, vote: 'c', commit: 1 } })), true)
+    assert.deepEqual((await (await reopen()).load())?.hardState, { term: 3, vote: 'b', commit: 0 })
+  })
+
+  // Rule (this store's class comment): LevelDB may lose any unsynced record at the end of its log,
+  // so no unsynced batch ever follows another: a crash loses the last batch or nothing.
+  it('the batch after an unsynced one is synced, whatever it holds', async () => {
+    const store = await RaftStore.open(disk.db)
+    await store.bootstrap(joiningState())
+    const syncs = recordSyncs()
+    const entries = chain(1, 4, 1, ZERO_HASH)
+    await store.persist(ready({ entries, hardState: { term: 1, vote: 'a', commit: 0 } }))
+    await store.persist(ready({ hardState: { term: 1, vote: 'a', commit: 1 } }), [], [store.appliedOp(1)])
+    await store.persist(ready({ hardState: { term: 1, vote: 'a', commit: 2 } }), [], [store.appliedOp(2)])
+    await store.persist(ready({ hardState: { term: 1, vote: 'a', commit: 3 } }), [], [store.appliedOp(3)])
+    await store.saveSnapshotMeta({ index: 3, term: 1, hash: entries[2].hash, configuration: CONFIG })
+    assert.deepEqual(syncs, [true, false, true, false, true])
+  })
+
+  // Rule (docs/raft.md: a node detects what damage it can): a flipped bit in the term or vote would still
+  // decode; the hard state's checksum catches it.
+  it('refuses a hard state with a flipped bit', async () => {
+    const store = await RaftStore.open(disk.db)
+    await store.bootstrap(joiningState())
+    await store.persist(ready({ entries: chain(1, 2, 7, ZERO_HASH), hardState: { term: 7, vote: 'b', commit: 1 } }))
+    const key = Uint8Array.of(PREFIX.raftHardState)
+    const bytes = new Uint8Array((await disk.db.get(key))!)
+    bytes[1] ^= 0x01 // term 7 -> 6: a valid varint
+    await disk.db.put(key, bytes)
+    await assert.rejects((await reopen()).load(), /the board store is damaged: .*checksum/)
+  })
+
+  // Rule (docs/raft.md, restart): an empty board store is new only if the database was just created.
+  it('an empty board store in a database that ran the board before is refused, not bootstrapped', async () => {
+    const store = await RaftStore.open(disk.db)
+    await store.bootstrap(bootstrapState(CONFIG))
+    for (const key of [Uint8Array.of(PREFIX.raftHardState), Uint8Array.of(PREFIX.raftSnapshot), entryKey(1)]) await disk.db.del(key)
+    await assert.rejects((await reopen()).load(), /voted in terms it no longer remembers/)
   })
 })
