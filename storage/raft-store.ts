@@ -22,10 +22,11 @@ import { BOARD_UNBORN_KEY, PREFIX, type Database } from './database.js'
  * board/raft/types.ts. The batch is synced whenever it holds entries, a snapshot, a term or a vote.
  * Batches that only record a commit index, derived state or snapshot metadata are not synced:
  * LevelDB replays its log in order, so a crash loses at most a suffix of them, and the next synced
- * batch makes them durable. LevelDB may lose any of the unsynced records at the end of its log (it
- * drops a torn block and replays the records after it), so at most one unsynced batch is ever
- * outstanding: the batch after an unsynced one is synced, and a crash loses the last batch or
- * nothing.
+ * batch makes them durable. LevelDB may lose any of the records at the end of its log that were not
+ * synced (it drops a torn block and replays the records after it), even one followed by a synced
+ * record whose sync had not completed. So the batch after an unsynced one is synced and repeats the
+ * unsynced one's operations first: whichever of the two survive, the store holds the state before
+ * the first, after the first, or after both.
  */
 export class RaftStore {
   private lastIndex: number
@@ -34,8 +35,8 @@ export class RaftStore {
   /** Term and vote last written, to tell whether a hard state change needs a sync. */
   private durableTerm = 0
   private durableVote: string | null = null
-  /** The last batch issued was not synced: the next one must be (see the class comment). */
-  private unsyncedTail = false
+  /** The operations of the last batch issued if it was not synced: the next one repeats them, synced. */
+  private unsyncedOps: BatchOp[] | null = null
 
   protected constructor (private readonly db: Database, lastIndex: number) {
     this.lastIndex = lastIndex
@@ -92,7 +93,7 @@ export class RaftStore {
       ...state.entries.map(putEntry),
       { type: 'del', key: BOARD_UNBORN_KEY }
     ], { sync: true })
-    this.unsyncedTail = false
+    this.unsyncedOps = null
     this.durableTerm = state.hardState.term
     this.durableVote = state.hardState.vote
     this.lastIndex = state.entries.at(-1)?.index ?? state.snapshot.meta.index
@@ -130,7 +131,7 @@ export class RaftStore {
     if (hs !== null) ops.push({ type: 'put', key: HARD_STATE_KEY, value: encodeHardState(hs) })
     ops.push(...appliedOps)
     if (ops.length === 0) return
-    const sync = this.mustSync(ready) || this.unsyncedTail
+    const sync = this.mustSync(ready)
     // Bookkeeping follows the writes as issued: they reach LevelDB in this order (each waits for
     // the one before), and a failed write stops the node, so what is issued is what will be stored.
     this.lastIndex = last
@@ -143,7 +144,11 @@ export class RaftStore {
 
   /** Writes `ops` as one batch once every batch issued before has been written. */
   private async enqueue (ops: BatchOp[], sync: boolean): Promise<void> {
-    this.unsyncedTail = !sync
+    if (this.unsyncedOps !== null) {
+      ops = [...this.unsyncedOps, ...ops]
+      sync = true
+    }
+    this.unsyncedOps = sync ? null : ops
     const write = this.tail.then(async () => { await this.db.batch(ops, { sync }) })
     this.tail = write.catch(() => {})
     await write
@@ -170,7 +175,7 @@ export class RaftStore {
    * batch recorded, and a crash must never keep the snapshot without that batch.
    */
   async saveSnapshotMeta (meta: SnapshotMeta): Promise<void> {
-    await this.enqueue([{ type: 'put', key: SNAPSHOT_KEY, value: encodeSnapshotMeta(meta) }], this.unsyncedTail)
+    await this.enqueue([{ type: 'put', key: SNAPSHOT_KEY, value: encodeSnapshotMeta(meta) }], false)
   }
 
   /** The operations that record `applied`, for the board state machine to put in its own batch. */

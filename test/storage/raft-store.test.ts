@@ -108,13 +108,13 @@ describe('the board store on LevelDB', () => {
     assert.deepEqual(await store.readEntries(21, 30), [])
   })
 
-  /** Records the sync flag of every batch the store writes (the writes still reach LevelDB). */
-  function recordSyncs (): boolean[] {
-    const syncs: boolean[] = []
+  /** Records every batch the store writes, with its sync flag (the writes still reach LevelDB). */
+  function recordBatches (): Array<{ sync: boolean, ops: Array<{ key: Uint8Array }> }> {
+    const out: Array<{ sync: boolean, ops: Array<{ key: Uint8Array }> }> = []
     const db = disk.db
     const batch = db.batch.bind(db) as (ops: unknown, options?: { sync?: boolean }) => Promise<void>
-    Object.assign(db, { batch: async (ops: unknown, options?: { sync?: boolean }) => { syncs.push(options?.sync === true); await batch(ops, options) } })
-    return syncs
+    Object.assign(db, { batch: async (ops: Array<{ key: Uint8Array }>, options?: { sync?: boolean }) => { out.push({ sync: options?.sync === true, ops }); await batch(ops, options) } })
+    return out
   }
 
   // Rule (board/raft/types.ts): a vote is durable before the voteResp leaves; a changed vote in the
@@ -131,19 +131,23 @@ describe('the board store on LevelDB', () => {
     assert.deepEqual((await (await reopen()).load())?.hardState, { term: 3, vote: 'b', commit: 0 })
   })
 
-  // Rule (this store's class comment): LevelDB may lose any unsynced record at the end of its log,
-  // so no unsynced batch ever follows another: a crash loses the last batch or nothing.
-  it('the batch after an unsynced one is synced, whatever it holds', async () => {
+  // Rule (this store's class comment): LevelDB may lose any record at the end of its log whose sync
+  // has not completed, so the batch after an unsynced one is synced and repeats it: a crash keeps
+  // the state before, between or after the two, never the second without the first.
+  it('the batch after an unsynced one is synced and repeats its operations first', async () => {
     const store = await RaftStore.open(disk.db)
     await store.bootstrap(joiningState())
-    const syncs = recordSyncs()
+    const batches = recordBatches()
     const entries = chain(1, 4, 1, ZERO_HASH)
     await store.persist(ready({ entries, hardState: { term: 1, vote: 'a', commit: 0 } }))
     await store.persist(ready({ hardState: { term: 1, vote: 'a', commit: 1 } }), [], [store.appliedOp(1)])
     await store.persist(ready({ hardState: { term: 1, vote: 'a', commit: 2 } }), [], [store.appliedOp(2)])
     await store.persist(ready({ hardState: { term: 1, vote: 'a', commit: 3 } }), [], [store.appliedOp(3)])
     await store.saveSnapshotMeta({ index: 3, term: 1, hash: entries[2].hash, configuration: CONFIG })
-    assert.deepEqual(syncs, [true, false, true, false, true])
+    assert.deepEqual(batches.map((b) => b.sync), [true, false, true, false, true])
+    assert.deepEqual(batches[2].ops.slice(0, batches[1].ops.length), batches[1].ops, 'the synced batch starts with the unsynced one')
+    assert.deepEqual(batches[4].ops.slice(0, batches[3].ops.length), batches[3].ops)
+    assert.deepEqual((await (await reopen()).load())?.hardState, { term: 1, vote: 'a', commit: 3 })
   })
 
   // Rule (docs/raft.md: a node detects what damage it can): a flipped bit in the term or vote would still
