@@ -33,17 +33,17 @@ export class RaftStore {
   /** The last write issued: the next one starts after it, so batches reach LevelDB in order. */
   private tail: Promise<void> = Promise.resolve()
   /** Term and vote last written, to tell whether a hard state change needs a sync. */
-  private durableTerm = 0
-  private durableVote: string | null = null
+  protected durableTerm = 0
+  protected durableVote: string | null = null
   /** The operations of the last batch issued if it was not synced: the next one repeats them, synced. */
-  private unsyncedOps: BatchOp[] | null = null
+  protected unsyncedOps: BatchOp[] | null = null
 
   protected constructor (private readonly db: Database, lastIndex: number) {
     this.lastIndex = lastIndex
   }
 
   static async open (db: Database): Promise<RaftStore> {
-    return new RaftStore(db, await lastStoredIndex(db))
+    return new this(db, await lastStoredIndex(db))
   }
 
   /** The last index in the stored log (0 when empty). */
@@ -143,7 +143,7 @@ export class RaftStore {
   }
 
   /** Writes `ops` as one batch once every batch issued before has been written. */
-  private async enqueue (ops: BatchOp[], sync: boolean): Promise<void> {
+  protected async enqueue (ops: BatchOp[], sync: boolean): Promise<void> {
     if (this.unsyncedOps !== null) {
       ops = [...this.unsyncedOps, ...ops]
       sync = true
