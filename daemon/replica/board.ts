@@ -262,6 +262,12 @@ export class Board {
 
   async changeMembership (change: ConfChange, timeoutMs: number): Promise<{ index: number, term: number }> {
     if (change.kind === 'addVoter' || change.kind === 'promoteLearner') this.checkCaughtUp(change.node)
+    if ((change.kind === 'demoteVoter' || change.kind === 'removeNode') && change.node === this.options.selfId && this.raft.currentRole === 'leader') {
+      // A change takes effect when appended: the leader would stop leading before its change commits,
+      // and if the voters left lack entries only it holds, no one can be elected (a learner does not
+      // campaign; the voters refuse each other's older logs). Hand the lead over first.
+      throw new BoardError('refused', 'the leader cannot demote or remove itself: transfer the lead to another voter first', this.options.selfId)
+    }
     return await this.submit(() => this.raft.proposeConfChange(change), timeoutMs)
   }
 

@@ -11,7 +11,8 @@
 //   --jobs J     worker threads (default 1)
 //   --plant BUG  run with a planted bug (core bugs: test/sim/bugs.ts, with --core; driver and store
 //                bugs: test/sim/node-bugs.ts): shows that the checks catch it
-//   --byzantine N  N members lie (at most a minority); --lies picks the kinds (test/sim/byzantine.ts)
+//   --byzantine N  N members lie (at most a minority); --lies picks the kinds (test/sim/byzantine.ts),
+//                --properties the properties checked (alarms, safety, liveness; default all)
 //   --stop       stop at the first failure
 //   --trace      with --seed: print the trace even if the run passes
 
@@ -20,6 +21,7 @@ import { BYZANTINE_KINDS, isByzantineKind, type ByzantineKind } from './byzantin
 import { isNodeBug, NODE_BUG_DESCRIPTIONS, NODE_BUGS, type NodeBug } from './node-bugs.js';
 import { replayCommand, runBatch, runOne, type RunKind } from './runner.js';
 import type { SimResult } from './sim.js';
+import { BYZANTINE_PROPERTIES, type ByzantineProperty } from './node-sim.js';
 
 interface Args {
   seeds: number;
@@ -33,12 +35,13 @@ interface Args {
   core: boolean;
   byzantine: number;
   lies: ByzantineKind[];
+  properties: ByzantineProperty[] | undefined;
   stop: boolean;
   trace: boolean;
 }
 
 function kindOf(a: Args): RunKind {
-  return a.core ? { mode: 'core' } : { mode: 'node', nodeBug: a.nodeBug, byzantine: a.byzantine, lies: a.byzantine > 0 ? a.lies : undefined };
+  return a.core ? { mode: 'core' } : { mode: 'node', nodeBug: a.nodeBug, byzantine: a.byzantine, lies: a.byzantine > 0 ? a.lies : undefined, properties: a.properties };
 }
 
 function usage(problem: string): never {
@@ -51,7 +54,7 @@ function usage(problem: string): never {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { seeds: 100, first: 1, seed: null, nodes: 5, steps: 3000, jobs: 1, bug: null, nodeBug: null, core: false, byzantine: 0, lies: [...BYZANTINE_KINDS], stop: false, trace: false };
+  const a: Args = { seeds: 100, first: 1, seed: null, nodes: 5, steps: 3000, jobs: 1, bug: null, nodeBug: null, core: false, byzantine: 0, lies: [...BYZANTINE_KINDS], properties: undefined, stop: false, trace: false };
   let plant: string | null = null;
   const int = (name: string, v: string | undefined, min: number): number => {
     const n = Number(v);
@@ -88,6 +91,12 @@ function parseArgs(argv: string[]): Args {
       case '--byzantine':
         a.byzantine = int('byzantine', argv[++i], 0);
         break;
+      case '--properties': {
+        const props = (argv[++i] ?? '').split(',').filter((k) => k !== '');
+        for (const k of props) if (!(BYZANTINE_PROPERTIES as readonly string[]).includes(k)) usage(`--properties: unknown property ${k} (${BYZANTINE_PROPERTIES.join(', ')})`);
+        a.properties = props as ByzantineProperty[];
+        break;
+      }
       case '--lies': {
         const kinds = (argv[++i] ?? '').split(',').filter((k) => k !== '');
         for (const k of kinds) if (!isByzantineKind(k)) usage(`--lies: unknown kind ${k}`);

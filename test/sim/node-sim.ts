@@ -63,9 +63,18 @@ export interface NodeSimOptions {
   /** Byzantine members (0: honest run) and the kinds of lie they tell. */
   readonly byzantine?: number;
   readonly lies?: readonly ByzantineKind[];
+  /**
+   * The properties checked in a run with liars (default all): 'alarms' (an honest node's alarms name a
+   * liar), 'safety' (honest nodes apply only what an honest quorum stored, all the same entries),
+   * 'liveness' (the honest members elect an honest leader and commit every request). Honest runs check all.
+   */
+  readonly properties?: readonly ByzantineProperty[];
   readonly traceEvents?: number;
   readonly alwaysTrace?: boolean;
 }
+
+export const BYZANTINE_PROPERTIES = ['alarms', 'safety', 'liveness'] as const;
+export type ByzantineProperty = (typeof BYZANTINE_PROPERTIES)[number];
 
 interface Params {
   electionTicks: number;
@@ -220,6 +229,7 @@ class NodeSimulation {
   private readonly bug: NodeBug | null;
   private readonly byzantine: Byzantine | null;
   private nextTimerId = 1;
+  private readonly props: ReadonlySet<ByzantineProperty>;
   private refusals = 0;
 
   private readonly leaderOfTerm = new Map<number, NodeId>();
@@ -265,6 +275,7 @@ class NodeSimulation {
     this.rng = new Prng(opts.seed);
     this.p = drawParams(this.rng.fork(), opts.nodes);
     this.bug = opts.bug ?? null;
+    this.props = new Set((opts.byzantine ?? 0) > 0 ? opts.properties ?? BYZANTINE_PROPERTIES : BYZANTINE_PROPERTIES);
     this.traceLength = opts.traceEvents ?? 60;
     const ids: NodeId[] = [];
     for (let i = 0; i < opts.nodes; i++) ids.push(this.newNodeId());
@@ -299,10 +310,14 @@ class NodeSimulation {
         await drain();
         this.checkStep();
         if (this.phase === 'chaos' && this.steps >= this.opts.steps) this.startQuiet();
-        if (this.steps > stepLimit) throw new Violation(`liveness: more than ${stepLimit} steps: a message storm?`);
+        if (this.steps > stepLimit) {
+          if (!this.props.has('liveness')) break;
+          throw new Violation(`liveness: more than ${stepLimit} steps: a message storm?`);
+        }
         if (this.phase === 'quiet' && this.steps % 16 === 0) {
           const missing = this.convergenceProblem();
           if (missing === null) break;
+          if (this.now >= this.quietDeadline && !this.props.has('liveness')) break;
           if (this.now >= this.quietDeadline) throw new Violation(`liveness: not converged ${this.quietMs() / TICK_MS} ticks after faults stopped: ${missing}`);
         }
       }
@@ -461,7 +476,7 @@ class NodeSimulation {
   private async checkRestoredState(node: SimNode, db: SimLevel): Promise<void> {
     const applied = node.board!.appliedIndex;
     node.appliedIndex = applied;
-    if (node.byzantine) return;
+    if (node.byzantine || !this.props.has('safety')) return;
     let count = 0;
     for await (const [key, value] of db.iterator({ gte: Uint8Array.of(STATE_PREFIX), lte: Uint8Array.of(STATE_PREFIX, 0xff, 0xff, 0xff, 0xff) })) {
       const index = new DataView(key.buffer, key.byteOffset).getUint32(1);
@@ -981,17 +996,17 @@ class NodeSimulation {
 
   private recordCommitted(node: SimNode, e: Entry): void {
     if (e.index < this.committed.length) {
-      if (!equalBytes(this.committed[e.index]!, e.hash)) {
+      if (!equalBytes(this.committed[e.index]!, e.hash) && this.props.has('safety')) {
         this.fail(new Violation(`state machine safety: ${node.id} applied a different entry at ${e.index} (term ${e.term}) than was applied there before`));
       }
       return;
     }
     if (e.index !== this.committed.length) {
-      this.fail(new Violation(`${node.id} applied ${e.index} but nothing is known committed after ${this.committed.length - 1}`));
+      if (this.props.has('safety')) this.fail(new Violation(`${node.id} applied ${e.index} but nothing is known committed after ${this.committed.length - 1}`));
       return;
     }
     // With liars, committed must mean stored by an honest quorum (honest runs check leader completeness).
-    if (this.byzantine !== null) this.checkHonestQuorum(node, e);
+    if (this.byzantine !== null && this.props.has('safety')) this.checkHonestQuorum(node, e);
     this.committed.push(e.hash);
     for (let i = this.commitTerms.length; i <= e.index; i++) this.commitTerms.push(node.raft?.currentTerm ?? 0);
     this.stats.committed = e.index;
@@ -1039,14 +1054,14 @@ class NodeSimulation {
     const key = `${voter}@${term}`;
     const before = this.votes.get(key);
     if (before === undefined) this.votes.set(key, candidate);
-    else if (before !== candidate) this.fail(new Violation(`${voter} voted twice in term ${term}: for ${before}, then for ${candidate}`));
+    else if (before !== candidate && this.props.has('safety')) this.fail(new Violation(`${voter} voted twice in term ${term}: for ${before}, then for ${candidate}`));
   }
 
   private onAlarm(node: SimNode, alarm: Alarm): void {
     this.stats.alarms++;
     if (node.byzantine) return;
     const liar = this.nodes.get(alarm.from)?.byzantine === true;
-    if (!liar) {
+    if (!liar && this.props.has('alarms')) {
       const detail = JSON.stringify(alarm, (_k, v) => (v instanceof Uint8Array ? toHex(v).slice(0, 12) : v));
       this.fail(new Violation(`${node.id} raised an alarm against honest ${alarm.from}: ${detail}`));
     }
@@ -1072,6 +1087,7 @@ class NodeSimulation {
   private onBecameLeader(node: SimNode, term: number): void {
     this.stats.elections++;
     const other = this.leaderOfTerm.get(term);
+    if (!this.props.has('safety')) return;
     if (other !== undefined && other !== node.id) throw new Violation(`election safety: ${other} and ${node.id} both lead term ${term}`);
     this.leaderOfTerm.set(term, node.id);
     this.record(node.id, `LEADS term ${term}`);

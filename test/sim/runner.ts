@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads';
 import type { PlantedBug } from './bugs.js';
 import type { ByzantineKind } from './byzantine.js';
 import type { NodeBug } from './node-bugs.js';
-import { runNodeSimulation } from './node-sim.js';
+import { runNodeSimulation, type ByzantineProperty } from './node-sim.js';
 import { runSimulation, type SimResult } from './sim.js';
 
 /** 'node': the whole node (driver, store, wire codec; node-sim.ts); 'core': the Raft core alone (sim.ts). */
@@ -16,6 +16,7 @@ export interface RunKind {
   readonly nodeBug?: NodeBug | null;
   readonly byzantine?: number;
   readonly lies?: readonly ByzantineKind[];
+  readonly properties?: readonly ByzantineProperty[];
 }
 
 export interface BatchOptions extends RunKind {
@@ -47,7 +48,9 @@ export interface BatchSummary extends BatchProgress {
 export function replayCommand(seed: number, nodes: number, steps: number, bug: PlantedBug | null | undefined, kind: RunKind = {}): string {
   const mode = kind.mode ?? 'core';
   const plant = mode === 'core' ? bug : kind.nodeBug;
-  const byz = (kind.byzantine ?? 0) > 0 ? ` --byzantine ${kind.byzantine}${kind.lies !== undefined ? ` --lies ${kind.lies.join(',')}` : ''}` : '';
+  const byz = (kind.byzantine ?? 0) > 0
+    ? ` --byzantine ${kind.byzantine}${kind.lies !== undefined ? ` --lies ${kind.lies.join(',')}` : ''}${kind.properties !== undefined ? ` --properties ${kind.properties.join(',')}` : ''}`
+    : '';
   return `npm run sim -- ${mode === 'core' ? '--core ' : ''}--seed ${seed} --nodes ${nodes} --steps ${steps}${plant ? ` --plant ${plant}` : ''}${byz}`;
 }
 
@@ -70,7 +73,7 @@ export interface WorkerReply {
 /** One seed of the given kind. */
 export async function runOne(seed: number, nodes: number, steps: number, bug: PlantedBug | null, kind: RunKind, alwaysTrace = false): Promise<SimResult> {
   if ((kind.mode ?? 'core') === 'core') return runSimulation({ seed, nodes, steps, bug, alwaysTrace });
-  return await runNodeSimulation({ seed, nodes, steps, bug: kind.nodeBug ?? null, byzantine: kind.byzantine, lies: kind.lies, alwaysTrace });
+  return await runNodeSimulation({ seed, nodes, steps, bug: kind.nodeBug ?? null, byzantine: kind.byzantine, lies: kind.lies, properties: kind.properties, alwaysTrace });
 }
 
 export async function runChunk(req: WorkerRequest): Promise<WorkerReply> {
@@ -137,6 +140,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
       nodeBug: opts.nodeBug,
       byzantine: opts.byzantine,
       lies: opts.lies,
+      properties: opts.properties,
     };
     next += count;
     return req;
