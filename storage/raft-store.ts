@@ -37,6 +37,8 @@ export class RaftStore {
   protected durableVote: string | null = null
   /** The operations of the last batch issued if it was not synced: the next one repeats them, synced. */
   protected unsyncedOps: BatchOp[] | null = null
+  /** The first write that failed: every later one fails with it. */
+  private failure: Error | null = null
 
   protected constructor (private readonly db: Database, lastIndex: number) {
     this.lastIndex = lastIndex
@@ -149,7 +151,18 @@ export class RaftStore {
       sync = true
     }
     this.unsyncedOps = sync ? null : ops
-    const write = this.tail.then(async () => { await this.db.batch(ops, { sync }) })
+    // After a failed write nothing later is issued: a later batch that reached the disk while the
+    // failed one did not could leave a state no sequence of writes produced (a snapshot above the
+    // commit index, say). The node stops; a restart starts from what is on disk.
+    const write = this.tail.then(async () => {
+      if (this.failure !== null) throw this.failure
+      try {
+        await this.db.batch(ops, { sync })
+      } catch (err) {
+        this.failure = err as Error
+        throw err
+      }
+    })
     this.tail = write.catch(() => {})
     await write
   }

@@ -276,7 +276,7 @@ class NodeSimulation {
     this.p = drawParams(this.rng.fork(), opts.nodes);
     this.bug = opts.bug ?? null;
     this.props = new Set((opts.byzantine ?? 0) > 0 ? opts.properties ?? BYZANTINE_PROPERTIES : BYZANTINE_PROPERTIES);
-    this.traceLength = opts.traceEvents ?? 60;
+    this.traceLength = opts.traceEvents ?? Number(process.env.SIM_TRACE_EVENTS ?? 60);
     const ids: NodeId[] = [];
     for (let i = 0; i < opts.nodes; i++) ids.push(this.newNodeId());
     const initial: Configuration = { voters: ids, learners: [] };
@@ -601,6 +601,7 @@ class NodeSimulation {
           this.stats.fsyncErrors++;
           this.record(ev.node.id, 'FSYNC ERROR');
         }
+        if (TRACE_MESSAGES) this.record(ev.node.id, `write ${ev.write.sync ? 'synced' : 'unsynced'}: ${describeOps(ev.write.ops)}`);
         ev.db.complete(fsyncError);
         break;
       }
@@ -1110,6 +1111,22 @@ class NodeSimulation {
 }
 
 const TRACE_MESSAGES = process.env.SIM_TRACE_MESSAGES === '1';
+
+function describeOps(ops: readonly BatchOp[]): string {
+  return ops.map((o) => {
+    const p = o.key[0]!;
+    if (p === PREFIX.raftHardState && o.type === 'put') {
+      const r = new Reader(o.value, 'hs');
+      r.u8('v');
+      const term = r.varint('t');
+      return `hs(term ${term} commit ${r.varint('c')})`;
+    }
+    if (p === PREFIX.raftSnapshot && o.type === 'put') return `snap@${readVarint(o.value, 1)}`;
+    if (p === PREFIX.raftEntry) return `${o.type === 'del' ? 'del' : 'e'}${Number(new DataView(o.key.buffer, o.key.byteOffset).getBigUint64(1))}`;
+    if (p === PREFIX.boardApplied && o.type === 'put') return `applied@${readVarint(o.value, 0)}`;
+    return '';
+  }).filter((x) => x !== '').join(' ');
+}
 
 function describe(m: Message): string {
   const skip = new Set(['to', 'type', 'prevHash', 'snapshot', 'context']);

@@ -170,4 +170,24 @@ describe('the board store on LevelDB', () => {
     for (const key of [Uint8Array.of(PREFIX.raftHardState), Uint8Array.of(PREFIX.raftSnapshot), entryKey(1)]) await disk.db.del(key)
     await assert.rejects((await reopen()).load(), /voted in terms it no longer remembers/)
   })
+
+  // Rule (this store's enqueue): after a failed write nothing later reaches the disk, so a crash
+  // can never keep a later batch (a snapshot above the commit index) without the failed one.
+  it('after a failed write, later writes fail too and are never issued', async () => {
+    const store = await RaftStore.open(disk.db)
+    await store.bootstrap(joiningState())
+    const entries = chain(1, 3, 1, ZERO_HASH)
+    await store.persist(ready({ entries, hardState: { term: 1, vote: 'a', commit: 0 } }))
+    const issued: boolean[] = []
+    const db = disk.db
+    const batch = db.batch.bind(db) as (ops: unknown, options?: { sync?: boolean }) => Promise<void>
+    Object.assign(db, { batch: async (ops: unknown, options?: { sync?: boolean }) => { issued.push(options?.sync === true); if (issued.length === 1) throw new Error('EIO'); await batch(ops, options) } })
+    const failed = store.persist(ready({ entries: chain(4, 1, 1, entries[2].hash), hardState: { term: 1, vote: 'a', commit: 3 } }))
+    const later = store.saveSnapshotMeta({ index: 3, term: 1, hash: entries[2].hash, configuration: CONFIG })
+    await assert.rejects(failed, /EIO/)
+    await assert.rejects(later, /EIO/)
+    assert.deepEqual(issued, [true], 'only the failed write was issued')
+    Object.assign(db, { batch })
+    assert.equal((await (await reopen()).load())?.snapshot.meta.index, 0)
+  })
 })
