@@ -513,8 +513,11 @@ class NodeSimulation {
     node.expectFatal = false;
     let damage = '';
     // A member lost for good is survivable only while the board keeps a quorum without it.
-    const voters = this.committedConfigs[this.committedConfigs.length - 1]!.config.voters;
-    const canLose = this.phase === 'chaos' && !node.byzantine && this.refusals === 0 && voters.length >= 3 && !voters.some((v) => this.nodes.get(v)?.byzantine);
+    // Every configuration in effect anywhere (changes take effect when appended) must keep three voters.
+    const configs = [this.committedConfigs[this.committedConfigs.length - 1]!.config];
+    for (const n of this.nodes.values()) if (n.raft !== null) configs.push(n.raft.configuration());
+    const canLose = this.phase === 'chaos' && !node.byzantine && this.refusals === 0 &&
+      configs.every((c) => c.voters.length >= 3 && !c.voters.some((v) => this.nodes.get(v)?.byzantine));
     if (canLose && this.rng.chance(this.p.wipeRate / 10)) {
       node.disk.wipe();
       damage = ', disk wiped';
@@ -679,6 +682,7 @@ class NodeSimulation {
   }
 
   private send(node: SimNode, m: Message): void {
+    if (!node.byzantine && this.props.has('safety')) this.checkDurableBeforeSend(node, m);
     if (m.type === 'voteResp' && !m.reject && !node.byzantine) {
       this.checkVote(node.id, m.term, m.to);
       if (this.phase === 'chaos' && this.rng.chance(this.p.crashAfterVoteRate)) {
@@ -865,8 +869,10 @@ class NodeSimulation {
       if (config.voters.length + config.learners.length < this.opts.nodes + 2) {
         options.push({ kind: 'addLearner', node: `n${this.nextNodeNumber}` }, { kind: 'addLearner', node: `n${this.nextNodeNumber}` });
       }
-      // A member the operator adds but never starts: its promotion must be refused.
-      if (this.rng.chance(0.1)) options.push({ kind: 'addVoter', node: `n${this.nextNodeNumber}` });
+      // A member the operator adds but never starts: making it a voter must be refused (a lone
+      // voter that needs it would be wedged).
+      if (this.rng.chance(config.voters.length === 1 ? 0.5 : 0.1)) options.push({ kind: 'addVoter', node: `n${this.nextNodeNumber}` });
+      for (const l of config.learners) if (this.nodes.get(l)?.ghost === true && config.voters.length === 1) options.push({ kind: 'promoteLearner', node: l });
     }
     if (options.length === 0) return;
     // A board that may shrink to one voter often does, to run a lone voter with learners.
@@ -1051,6 +1057,25 @@ class NodeSimulation {
     this.fail(new Violation(`${node.id} applied entry ${e.index} (term ${e.term}) that the honest voters did not commit: ${best}`));
   }
 
+  /**
+   * The durability contract (board/raft/types.ts): a vote leaves only once it (or a later term) is
+   * on disk, and a follower's acknowledgement of entries only once they are.
+   */
+  private checkDurableBeforeSend(node: SimNode, m: Message): void {
+    if (m.type === 'voteResp' && !m.reject) {
+      const hs = node.disk.durableGet(Uint8Array.of(PREFIX.raftHardState));
+      const durable = hs === undefined ? null : readHardStateVote(hs);
+      // A later term on disk covers it too: the node can never vote in that term again.
+      if (durable === null || durable.term < m.term || (durable.term === m.term && durable.vote !== m.to)) {
+        this.fail(new Violation(`${node.id} sent its vote for ${m.to} in term ${m.term} before it was on disk (durable: ${JSON.stringify(durable)})`));
+      }
+    } else if (m.type === 'appResp' && !m.reject && m.index > 0) {
+      if (node.disk.durableGet(entryKey(m.index)) === undefined) {
+        this.fail(new Violation(`${node.id} acknowledged entry ${m.index} before it was on disk`));
+      }
+    }
+  }
+
   private checkVote(voter: NodeId, term: number, candidate: NodeId): void {
     const key = `${voter}@${term}`;
     const before = this.votes.get(key);
@@ -1153,6 +1178,15 @@ function storedHash(value: Uint8Array): Uint8Array {
   r.varint('term');
   r.u8('type');
   return r.bytes32('hash');
+}
+
+function readHardStateVote(bytes: Uint8Array): { term: number; vote: string | null } {
+  const r = new Reader(bytes, 'hard state');
+  r.u8('version');
+  const term = r.varint('term');
+  r.varint('commit');
+  const vote = r.u8('has vote') === 1 ? r.string('vote', 1024) : null;
+  return { term, vote };
 }
 
 function readVarint(bytes: Uint8Array, at: number): number {
