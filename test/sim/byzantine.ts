@@ -9,7 +9,7 @@ import { encodeHistory } from '../../board/history.js';
 import { makeEntry, type Entry, type Message, type NodeId, type Raft } from '../../board/raft/index.js';
 import type { Prng } from './prng.js';
 
-export const BYZANTINE_KINDS = ['random', 'garbage', 'replay', 'forge', 'equivocate'] as const;
+export const BYZANTINE_KINDS = ['garbage', 'random', 'replay', 'forge', 'equivocate'] as const;
 /** Terms far above the board's: they break liveness until terms are checked for plausibility. */
 export const ALL_BYZANTINE_KINDS = [...BYZANTINE_KINDS, 'huge-term'] as const;
 export type ByzantineKind = (typeof ALL_BYZANTINE_KINDS)[number];
@@ -32,6 +32,8 @@ export class Byzantine {
     private readonly kinds: readonly ByzantineKind[],
     private readonly sendRaw: (from: NodeId, m: Message) => void,
     private readonly members: () => NodeId[],
+    /** Puts bytes on the wire as a frame, whatever they are. */
+    private readonly sendFrame: (from: NodeId, to: NodeId, bytes: Uint8Array) => void,
   ) {}
 
   observe(m: Message): void {
@@ -69,9 +71,11 @@ export class Byzantine {
     const last = raft.lastIndex;
     switch (kind) {
       case 'garbage': {
-        // Not a message at all: the transport's decoder must drop it.
-        const m = this.randomMessage(from, to, term, last);
-        this.sendRaw(from, { ...m, type: this.rng.pick(MESSAGE_TYPES) } as Message);
+        // Not a message at all, or a message truncated or with bytes flipped: the transport's
+        // decoder must drop it.
+        const bytes = Uint8Array.from({ length: this.rng.range(0, 80) }, () => this.rng.int(256));
+        if (bytes.length > 0 && this.rng.chance(0.5)) bytes[0] = 1; // a plausible wire version
+        this.sendFrame(from, to, bytes);
         return 1;
       }
       case 'replay': {

@@ -284,7 +284,7 @@ class NodeSimulation {
     const liars = Math.min(opts.byzantine ?? 0, Math.floor((opts.nodes - 1) / 2));
     for (const id of ids) this.addNode(id);
     for (let i = 0; i < liars; i++) this.nodes.get(ids[ids.length - 1 - i]!)!.byzantine = true;
-    this.byzantine = liars > 0 ? new Byzantine(this.rng.fork(), opts.lies ?? BYZANTINE_KINDS, (from, m) => this.sendRaw(from, m), () => this.memberIds()) : null;
+    this.byzantine = liars > 0 ? new Byzantine(this.rng.fork(), opts.lies ?? BYZANTINE_KINDS, (from, m) => this.sendRaw(from, m), () => this.memberIds(), (from, to, bytes) => this.sendBytes(from, to, 'msg', bytes, false)) : null;
   }
 
   private readonly initial: Configuration;
@@ -781,10 +781,11 @@ class NodeSimulation {
     return [...this.nodes.values()].filter((n) => n.alive && !n.paused);
   }
 
-  private honestLeader(): SimNode | null {
+  /** The live leader of the highest term (with `honest`, among honest nodes only). */
+  private honestLeader(honest = true): SimNode | null {
     let best: SimNode | null = null;
     for (const n of this.nodes.values()) {
-      if (!n.alive || n.byzantine || n.raft!.currentRole !== 'leader') continue;
+      if (!n.alive || (honest && n.byzantine) || n.raft!.currentRole !== 'leader') continue;
       if (best === null || n.raft!.currentTerm > best.raft!.currentTerm) best = n;
     }
     return best;
@@ -808,7 +809,8 @@ class NodeSimulation {
       this.stats.requests++;
     }
     req.lastAttempt = this.now;
-    const leader = this.honestLeader();
+    // Clients follow whoever leads, a liar too (its board may lead as any member's does).
+    const leader = this.honestLeader(false);
     const target = leader !== null && !this.rng.chance(0.1) ? leader : this.live().length > 0 ? this.rng.pick(this.live()) : null;
     if (target === null || target.board === null) return;
     target.board.propose(req.data, PROPOSAL_TIMEOUT_MS).then(
@@ -858,7 +860,7 @@ class NodeSimulation {
     // The operator removes members that refused to start (their store was lost) first.
     for (const id of [...config.voters, ...config.learners]) {
       const n = this.nodes.get(id);
-      if (n !== undefined && (n.refused || n.ghost)) options.push({ kind: 'removeNode', node: id });
+      if (n !== undefined && (n.refused || n.expectRefusal || n.ghost)) options.push({ kind: 'removeNode', node: id });
     }
     if (this.phase === 'chaos' && options.length === 0) {
       for (const l of config.learners) options.push({ kind: 'promoteLearner', node: l }, { kind: 'promoteLearner', node: l }, { kind: 'removeNode', node: l });
@@ -967,8 +969,8 @@ class NodeSimulation {
   }
 
   private convergenceProblem(): string | null {
-    const leader = this.honestLeader();
-    if (leader === null) return 'no honest leader';
+    const leader = this.honestLeader(false);
+    if (leader === null) return 'no leader';
     const raft = leader.raft!;
     for (const id of this.pending) if (!this.requests.get(id)!.committed) return `request #${id} not committed`;
     if (raft.commitIndex !== raft.lastIndex) return `leader ${leader.id} has uncommitted entries (${raft.commitIndex} < ${raft.lastIndex})`;
