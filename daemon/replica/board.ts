@@ -550,8 +550,13 @@ export class Board {
     // Entries committed by an unsynced batch were written (synced) by an earlier one, so they are
     // readable from the store now; in a synced batch, only once it is written.
     this.readableApplied = this.applied
+    // A message of a term this node has left is stale, and may be false: an acknowledgement made in
+    // term T for entries that an append of term T + 1, stepped into the same Ready, replaced. Its
+    // leader could count it and commit an entry this node no longer holds. Dropping is always safe.
+    const term = this.raft.currentTerm
     for (const m of rd.messages) {
       if (sendNow.length > 0 && m.type === 'app') continue
+      if (m.term < term) continue
       if (m.type === 'snap') this.sendSnapshot(m)
       else transport.send(m)
     }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { encodeHistory } from '../../board/history.js'
-import type { Message, SnapMessage } from '../../board/raft/index.js'
+import { makeEntry, type Message, type SnapMessage } from '../../board/raft/index.js'
 import { BoardError } from '../../daemon/replica/board.js'
 import { PREFIX } from '../../storage/database.js'
 import { StoreCorruptError } from '../../storage/raft-store.js'
@@ -133,6 +133,31 @@ describe('the board driver', function () {
     assert.equal(c.fatal, null, `c stopped itself: ${c.fatal?.message}`)
     await b.until(last)
     await committedEverywhere(b, a.board!.commit)
+  })
+
+  // Rule (board/raft/types.ts, the durability contract): an acknowledgement leaves only for entries
+  // this node stores; one made in a term it has left may name entries a newer leader replaced.
+  it('an acknowledgement of entries that an append of a newer term replaced in the same Ready is not sent', async () => {
+    const b = boards = new TestBoards({ voters: ['a', 'b', 'c'], learners: [] })
+    await b.start()
+    await b.elect('a')
+    await b.until(b.node('a').board!.propose(text('x'), 10_000))
+    await committedEverywhere(b, b.node('a').board!.commit)
+    const c = b.node('c')
+    const k = c.board!.status().lastIndex
+    const prev = (await c.store!.entry(k))!
+    const term = b.node('a').board!.term
+    const first = makeEntry(prev.hash, k + 1, term, 'normal', text('a1'))
+    const second = makeEntry(first.hash, k + 2, term, 'normal', text('a2'))
+    const replacing = makeEntry(prev.hash, k + 1, term + 1, 'normal', text('b1'))
+    b.drop(() => true)
+    // After a stall, both arrive in one turn: a's appends of its term, then b's of the next term.
+    c.receive({ type: 'app', from: 'a', to: 'c', term, prevIndex: k, prevTerm: prev.term, prevHash: prev.hash, entries: [first, second], commit: k })
+    c.receive({ type: 'app', from: 'b', to: 'c', term: term + 1, prevIndex: k, prevTerm: prev.term, prevHash: prev.hash, entries: [replacing], commit: k })
+    await b.deliver(() => false)
+    const acks = b.queue.filter((m) => m.from === 'c' && m.type === 'appResp' && !m.reject)
+    assert.deepEqual(acks.map((m) => [m.to, m.term, (m as { index: number }).index]), [['b', term + 1, k + 1]], 'only b\'s entry is acknowledged')
+    assert.deepEqual((await c.store!.readEntries(k + 1, k + 2)).map((e) => e.term), [term + 1])
   })
 
   // Rule (docs/raft.md, restart): a member that lost its vote must never vote again as if new.
