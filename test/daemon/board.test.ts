@@ -191,6 +191,20 @@ describe('the board driver', function () {
     assert.deepEqual(a.status().configuration, { voters: ['a'], learners: [] })
   })
 
+  // Rule (docs/raft.md, membership): a change takes effect when appended, so a leader that demoted
+  // itself would stop leading before its change commits; it hands the lead over first.
+  it('the leader refuses to demote or remove itself', async () => {
+    const b = boards = new TestBoards({ voters: ['a', 'b', 'c'], learners: [] })
+    await b.start()
+    await b.elect('a')
+    await committedEverywhere(b, 1)
+    for (const kind of ['demoteVoter', 'removeNode'] as const) {
+      await assert.rejects(b.node('a').board!.changeMembership({ kind, node: 'a' }, 5_000), (err: Error) => err instanceof BoardError && err.code === 'refused' && /transfer the lead/.test(err.message))
+    }
+    await b.until(b.node('a').board!.changeMembership({ kind: 'demoteVoter', node: 'c' }, 5_000))
+    assert.deepEqual(b.node('a').board!.status().configuration, { voters: ['a', 'b'], learners: ['c'] })
+  })
+
   it('a caught-up learner of a lone voter is promoted', async () => {
     const b = boards = new TestBoards({ voters: ['a'], learners: [] })
     await b.start(['a'])
