@@ -36,7 +36,8 @@ import {
 } from '../../board/raft/index.js';
 import { decodeMessage, encodeMessage } from '../../board/wire.js';
 import { Board, BoardError, type BoardClock, type BoardOptions } from '../../daemon/replica/board.js';
-import { DEFAULT_TRANSPORT_LIMITS } from '../../daemon/replica/transport.js';
+import { DEFAULT_TRANSPORT_LIMITS } from '../../daemon/replica/transport/index.js';
+import { CRITICAL_TYPES, FrameQueue } from '../../daemon/replica/transport/frame-queue.js';
 import { BOARD_UNBORN_KEY, PREFIX } from '../../storage/database.js';
 import { entryKey, RaftStore, StoreCorruptError, type BatchOp } from '../../storage/raft-store.js';
 import { Byzantine, BYZANTINE_KINDS, type ByzantineKind } from './byzantine.js';
@@ -50,7 +51,6 @@ import { Violation, type SimResult } from './sim.js';
 const TICK_MS = 10;
 /** Messages a peer's queue holds in the simulated transport, at most (scaled down from 4096). */
 const LIMITS = DEFAULT_TRANSPORT_LIMITS;
-const CRITICAL: ReadonlySet<Message['type']> = new Set(['vote', 'voteResp', 'preVote', 'preVoteResp', 'timeoutNow', 'transferLeader']);
 /** The sim's own record of the applied state: one key per applied entry, as the pool board's records. */
 const STATE_PREFIX = 0x7e;
 const PROPOSAL_TIMEOUT_MS = 2_000;
@@ -100,6 +100,8 @@ interface Params {
   keepUnsyncedRate: number;
   /** Failpoint: a member is killed right after it sends a vote, and back at once. */
   crashAfterVoteRate: number;
+  /** Milliseconds a link's writer takes per frame, at most (a slow link fills its queue). */
+  writeGapMs: number;
 }
 
 function drawParams(rng: Prng, nodes: number): Params {
@@ -127,11 +129,13 @@ function drawParams(rng: Prng, nodes: number): Params {
     wipeRate: rng.pick([0, 0.05, 0.2]),
     keepUnsyncedRate: rng.pick([0, 0.5, 1]),
     crashAfterVoteRate: rng.pick([0, 0.05, 0.2]),
+    writeGapMs: rng.pick([0, 1, 4]),
   };
 }
 
 type Ev = { time: number; seq: number } & (
   | { kind: 'deliver'; bytes: Uint8Array; from: NodeId; to: NodeId; stream: 'msg' | 'snap'; held?: boolean }
+  | { kind: 'write'; from: NodeId; to: NodeId }
   | { kind: 'tick'; node: SimNode; life: number }
   | { kind: 'timer'; node: SimNode; life: number; id: number }
   | { kind: 'turn'; node: SimNode; life: number; resolve: () => void }
@@ -147,6 +151,13 @@ type Ev = { time: number; seq: number } & (
   | { kind: 'lie'; node: SimNode }
 );
 type EvInput = Ev extends infer E ? (E extends Ev ? Omit<E, 'time' | 'seq'> : never) : never;
+
+interface Link {
+  readonly queue: FrameQueue;
+  writing: boolean;
+  lastArrival: number;
+  snapBusy: boolean;
+}
 
 class SimNode {
   board: Board | null = null;
@@ -224,8 +235,11 @@ class NodeSimulation {
   private readonly nodes = new Map<NodeId, SimNode>();
   private nextNodeNumber = 1;
   private readonly cuts = new Map<string, number>();
-  /** Per directed link: messages in flight on the message stream, when the last one arrives, a snapshot in flight. */
-  private readonly links = new Map<string, { inflight: number; lastArrival: number; snapBusy: boolean }>();
+  /**
+   * Per directed link: the transport's queue of frames (daemon/replica/transport/frame-queue.ts, with
+   * its eviction rule), whether its writer is busy, when the last frame arrives, a snapshot in flight.
+   */
+  private readonly links = new Map<string, Link>();
   private readonly bug: NodeBug | null;
   private readonly byzantine: Byzantine | null;
   private nextTimerId = 1;
@@ -284,7 +298,7 @@ class NodeSimulation {
     const liars = Math.min(opts.byzantine ?? 0, Math.floor((opts.nodes - 1) / 2));
     for (const id of ids) this.addNode(id);
     for (let i = 0; i < liars; i++) this.nodes.get(ids[ids.length - 1 - i]!)!.byzantine = true;
-    this.byzantine = liars > 0 ? new Byzantine(this.rng.fork(), opts.lies ?? BYZANTINE_KINDS, (from, m) => this.sendRaw(from, m), () => this.memberIds(), (from, to, bytes) => this.sendBytes(from, to, 'msg', bytes, false)) : null;
+    this.byzantine = liars > 0 ? new Byzantine(this.rng.fork(), opts.lies ?? BYZANTINE_KINDS, (from, m) => this.sendRaw(from, m), () => this.memberIds(), (from, to, bytes) => this.sendBytes(from, to, 'msg', bytes, 'app')) : null;
   }
 
   private readonly initial: Configuration;
@@ -580,6 +594,9 @@ class NodeSimulation {
       case 'deliver':
         this.deliver(ev);
         break;
+      case 'write':
+        this.write(ev.from, ev.to);
+        break;
       case 'tick':
         if (!this.nodeEvent(ev)) return;
         this.schedule(TICK_MS * ev.node.rate, { kind: 'tick', node: ev.node, life: ev.life });
@@ -671,11 +688,11 @@ class NodeSimulation {
   // ===========================================================================================
   // Network
 
-  private link(from: NodeId, to: NodeId): { inflight: number; lastArrival: number; snapBusy: boolean } {
+  private link(from: NodeId, to: NodeId): Link {
     const key = `${from}>${to}`;
     let l = this.links.get(key);
     if (l === undefined) {
-      l = { inflight: 0, lastArrival: 0, snapBusy: false };
+      l = { queue: new FrameQueue(), writing: false, lastArrival: 0, snapBusy: false };
       this.links.set(key, l);
     }
     return l;
@@ -703,10 +720,10 @@ class NodeSimulation {
     } catch {
       return; // the transport refuses to send what it cannot frame
     }
-    this.sendBytes(from, m.to, m.type === 'snap' ? 'snap' : 'msg', bytes, CRITICAL.has(m.type));
+    this.sendBytes(from, m.to, m.type === 'snap' ? 'snap' : 'msg', bytes, m.type);
   }
 
-  sendBytes(from: NodeId, to: NodeId, stream: 'msg' | 'snap', bytes: Uint8Array, critical: boolean): void {
+  sendBytes(from: NodeId, to: NodeId, stream: 'msg' | 'snap', bytes: Uint8Array, type: Message['type']): void {
     if (this.cuts.has(`${from}>${to}`)) return;
     const link = this.link(from, to);
     const chaos = this.phase === 'chaos';
@@ -722,24 +739,43 @@ class NodeSimulation {
       this.schedule(this.rng.range(1, this.p.snapDelayMs) + stall + Math.floor(bytes.length / 4096), { kind: 'deliver', bytes, from, to, stream });
       return;
     }
-    if (link.inflight >= this.p.queueLimit && !critical) {
+    // The transport's rule for a full queue: evict the oldest frame that is not critical, else drop the new one.
+    const q = link.queue;
+    const frame = { bytes, type, critical: CRITICAL_TYPES.has(type) };
+    while (q.length >= this.p.queueLimit || q.bytes + bytes.length > LIMITS.maxQueueBytesPerPeer) {
+      if (q.removeOldest((f) => !f.critical) === undefined) break;
+      this.stats.queueDrops++;
+    }
+    if (q.length >= this.p.queueLimit || q.bytes + bytes.length > LIMITS.maxQueueBytesPerPeer) {
       this.stats.queueDrops++;
       return;
     }
-    if (chaos && this.rng.chance(this.p.dropRate)) return; // a stream reset loses what it held
-    link.inflight++;
-    // One ordered stream per link: a message never overtakes the one sent before it.
+    q.push(frame);
+    if (!link.writing) {
+      link.writing = true;
+      this.schedule(0, { kind: 'write', from, to });
+    }
+  }
+
+  /** The link's writer puts the oldest queued frame on its stream; a slow link writes slowly. */
+  private write(from: NodeId, to: NodeId): void {
+    const link = this.link(from, to);
+    const frame = link.queue.shift();
+    if (frame === undefined) {
+      link.writing = false;
+      return;
+    }
+    this.schedule(this.rng.range(0, this.p.writeGapMs), { kind: 'write', from, to });
+    if (this.cuts.has(`${from}>${to}`)) return; // the connection is down: what was queued is lost
+    if (this.phase === 'chaos' && this.rng.chance(this.p.dropRate)) return; // a stream reset
+    // One ordered stream per link: a frame never overtakes the one written before it.
     const at = Math.max(this.now + this.rng.range(1, this.phase === 'quiet' ? 3 : this.p.maxDelayMs), link.lastArrival);
     link.lastArrival = at;
-    this.schedule(at - this.now, { kind: 'deliver', bytes, from, to, stream });
+    this.schedule(at - this.now, { kind: 'deliver', bytes: frame.bytes, from, to, stream: 'msg' });
   }
 
   private deliver(ev: Ev & { kind: 'deliver' }): void {
-    if (ev.held !== true) {
-      const link = this.link(ev.from, ev.to);
-      if (ev.stream === 'snap') link.snapBusy = false;
-      else link.inflight--;
-    }
+    if (ev.held !== true && ev.stream === 'snap') this.link(ev.from, ev.to).snapBusy = false;
     const node = this.nodes.get(ev.to);
     if (node === undefined || !node.alive || this.cuts.has(`${ev.from}>${ev.to}`)) return;
     if (node.paused) {
