@@ -126,7 +126,7 @@ function drawParams(rng: Prng, nodes: number): Params {
     driftMax: rng.pick([0, 0.05, 0.25]),
     minVoters: nodes >= 3 && rng.chance(0.3) ? 1 : Math.min(3, nodes),
     corruptRate: rng.pick([0, 0.05, 0.2]),
-    wipeRate: rng.pick([0, 0.05, 0.2]),
+    wipeRate: rng.pick([0, 0.1, 0.3]),
     keepUnsyncedRate: rng.pick([0, 0.5, 1]),
     crashAfterVoteRate: rng.pick([0, 0.05, 0.2]),
     writeGapMs: rng.pick([0, 1, 4]),
@@ -532,7 +532,7 @@ class NodeSimulation {
     for (const n of this.nodes.values()) if (n.raft !== null) configs.push(n.raft.configuration());
     const canLose = this.phase === 'chaos' && !node.byzantine && this.refusals === 0 &&
       configs.every((c) => c.voters.length >= 3 && !c.voters.some((v) => this.nodes.get(v)?.byzantine));
-    if (canLose && this.rng.chance(this.p.wipeRate / 10)) {
+    if (canLose && this.rng.chance(this.p.wipeRate / 5)) {
       node.disk.wipe();
       damage = ', disk wiped';
       this.stats.wipes++;
@@ -909,13 +909,13 @@ class NodeSimulation {
       }
       // A member the operator adds but never starts: making it a voter must be refused (a lone
       // voter that needs it would be wedged).
-      if (this.rng.chance(config.voters.length === 1 ? 0.5 : 0.1)) options.push({ kind: 'addVoter', node: `n${this.nextNodeNumber}` });
+      if (config.voters.length === 1 || this.rng.chance(0.1)) options.push({ kind: 'addVoter', node: `n${this.nextNodeNumber}` });
       for (const l of config.learners) if (this.nodes.get(l)?.ghost === true && config.voters.length === 1) options.push({ kind: 'promoteLearner', node: l });
     }
     if (options.length === 0) return;
     // A board that may shrink to one voter often does, to run a lone voter with learners.
     const shrink = options.filter((o) => o.kind === 'removeNode' || o.kind === 'demoteVoter');
-    const cc = this.p.minVoters === 1 && shrink.length > 0 && this.rng.chance(0.4) ? this.rng.pick(shrink) : this.rng.pick(options);
+    const cc = this.p.minVoters === 1 && shrink.length > 0 && this.rng.chance(0.7) ? this.rng.pick(shrink) : this.rng.pick(options);
     const isNew = (cc.kind === 'addLearner' || cc.kind === 'addVoter') && cc.node === `n${this.nextNodeNumber}`;
     if (isNew) {
       const node = this.addNode(this.newNodeId());
