@@ -184,6 +184,8 @@ class SimNode {
   lastRole = 'follower';
   lastTerm = 0;
   readonly timers = new Map<number, () => void>();
+  /** What the board registered with its transport for inbound messages. */
+  receive: (m: Message) => void = () => {};
   tickFns: Array<() => void> = [];
   readonly rng: Prng;
   constructor(
@@ -426,7 +428,9 @@ class NodeSimulation {
         send: (m) => {
           if (node.life === life && node.alive) this.send(node, m);
         },
-        onMessage: () => {},
+        onMessage: (handler) => {
+          node.receive = handler;
+        },
       },
       applier: { apply: async (entries) => this.apply(node, life, entries) },
       logger: SILENT,
@@ -795,7 +799,7 @@ class NodeSimulation {
     this.stats.messagesDelivered++;
     if (TRACE_MESSAGES) this.record(node.id, `<- ${describe(m)}`);
     if (node.byzantine) this.byzantine!.observe(m);
-    (node.board as unknown as { receive: (m: Message) => void }).receive(m);
+    node.receive(m);
   }
 
   private cut(from: NodeId, to: NodeId): string {
@@ -1232,4 +1236,3 @@ function readVarint(bytes: Uint8Array, at: number): number {
   return r.varint('index');
 }
 
-export { entryKey };
