@@ -6,7 +6,9 @@ import { boardCommand } from './commands/board.js'
 import { clusterCommand } from './commands/cluster.js'
 import { completionCommand } from './commands/completion.js'
 import { defenseCommand } from './commands/defense.js'
-import { chainCommand, labCommand, poolCommand } from './commands/pool.js'
+import { dashboardCommand } from './dashboard/command.js'
+import { chainCommand, poolCommand } from './commands/pool.js'
+import { labCommand } from './lab/campaign/cli.js'
 import { applyOverrides, defaultConfig, formatHostPort, type HostPort, parseHostPort } from './host/config.js'
 import { memberLine } from './host/member-line.js'
 import { AdminClient, ApiCallError } from './api/client.js'
@@ -108,6 +110,7 @@ function program (): Command {
   cli.addCommand(chainCommand())
   cli.addCommand(defenseCommand())
   cli.addCommand(labCommand())
+  cli.addCommand(dashboardCommand())
 
   cli.addCommand(completionCommand(() => cli))
 

@@ -1,18 +1,20 @@
-import type { Configuration, Entry } from '../board/raft/index.js'
+import type { Alarm, Configuration } from '../board/raft/index.js'
 import { InconsistentStoreError } from '../board/raft/index.js'
 import { toHex } from '../protocol/bytes.js'
 import { DatabaseLockedError, openDatabase, type Database } from '../storage/database.js'
 import { RaftStore, StoreCorruptError } from '../storage/raft-store.js'
-import { catchUpPoolBoard, loadPoolBoard, PoolApplier } from '../storage/pool-store.js'
 import { SignatureCache } from '../board/signature-cache.js'
-import type { PoolBoard, ApplyResult } from '../board/pool-board.js'
+import type { PoolBoard } from '../board/pool-board.js'
 import { AdminApi, type Route } from './api/server.js'
-import { Board, type BoardApplier } from './replica/board.js'
+import type { NodeStatus } from './api/types.js'
+import { BoardReplica } from './replica/board.js'
+import { catchUpPoolBoard, loadPoolBoard, PoolApplier, type AppliedEvents } from './replica/pool-applier.js'
+import { EventSource } from './host/events.js'
+import { EntryProposer } from './pool/propose.js'
 import { boardRoutes } from './api/board-routes.js'
 import { formatHostPort, type HostPort, type NodeConfig } from './host/config.js'
 import type { DataDir, NodeKeys } from './host/datadir.js'
 import { UserError } from './host/errors.js'
-import { requireMembers } from './host/preflight.js'
 import type { LogCategory, Logger } from './host/log.js'
 import { MemberNetwork } from './net/p2p.js'
 import { RaftTransport } from './replica/transport/index.js'
@@ -22,37 +24,18 @@ import { MemberRpc } from './net/rpc.js'
 import { ProposalRouter } from './replica/forward.js'
 import { PoolService } from './pool/service.js'
 import { poolRoutes } from './api/pool-routes.js'
-import { ChainTicker } from './pool/chain.js'
+import { ChainTicker } from './pool/simulated-chain.js'
 import { Defenses } from './defense/index.js'
 import { Censor } from './lab/node/censor.js'
 import { coalitionDrop, rehashInbound } from './lab/node/coalition.js'
 import { labRoutes } from './lab/node/api.js'
+import { LabEquivocation } from './lab/node/equivocate.js'
 import { VERSION } from './host/version.js'
+import { NodeDashboard } from './dashboard/node-page.js'
 import { NodeMetrics } from './metrics.js'
+import { requireMembers } from './host/preflight.js'
 
-export interface NodeStatus {
-  name: string
-  version: string
-  pid: number
-  datadir: string
-  peerId: string
-  memberKey: string
-  listenAddresses: string[]
-  api: string
-  connectedPeers: Array<{ name: string, peerId: string }>
-  connectedPeerCount: number
-  memberCount: number
-  uptimeSeconds: number
-  lab: boolean
-  /** Lab mode: this node plays a coalition member (daemon/lab/node/coalition.ts). */
-  labCoalition: boolean
-  cut: boolean
-  /** This member in the pool, as this node has applied it (null before the genesis or once kicked out). */
-  pool: { poolId: string | null, poolLabel: string | null, balanceSats: bigint | null, chainHeight: number }
-  board: { role: string, term: number, leader: { name: string | null, peerId: string } | null, commit: number, applied: number }
-  /** What went wrong that an operator should look at: board alarms, defense detections. */
-  alarms: { board: number, defense: number }
-}
+export type { NodeStatus } from './api/types.js'
 
 export interface NodeOptions {
   dir: DataDir
@@ -70,6 +53,25 @@ const PROPOSAL_TIMEOUT_MS = 10_000
 /** How long the pool gauges of /metrics reuse one pool view. */
 const POOL_VIEW_CACHE_MS = 1_000
 
+/** Everything a node is made of, built in dependency order by PoolboardNode.start. */
+interface NodeParts {
+  db: Database
+  network: MemberNetwork
+  transport: RaftTransport
+  signatureWorkers: SignatureWorkers
+  board: BoardReplica
+  poolBoard: PoolBoard
+  rpc: MemberRpc
+  router: ProposalRouter
+  defenses: Defenses
+  pool: PoolService
+  chainTicker: ChainTicker
+  censor: Censor
+  equivocation: LabEquivocation
+  /** What this node applies (the pool applier's one event source). */
+  applied: AppliedEvents
+}
+
 /**
  * A participant node: owns the database (and with it the data directory's lock), the member
  * network, the board and the admin API. `start` brings them up in that order, `stop` takes them
@@ -82,25 +84,10 @@ export class PoolboardNode {
   private apiAddress: HostPort | undefined
   private stopping: Promise<void> | undefined
 
-  /** Listeners of every board entry's outcome on this node (the pool service). */
-  private readonly resultListeners: Array<(result: ApplyResult) => void> = []
-  /** The pool on top of the board, and the simulated chain's block timer. */
-  private pool: PoolService | undefined
-  private chainTicker: ChainTicker | undefined
-  private defenses: Defenses | undefined
-  private signatureWorkers: SignatureWorkers | undefined
+  /** The dashboard pages, served with the admin API (daemon/dashboard/node-page.ts). */
+  private dashboard: NodeDashboard | undefined
 
-  private constructor (
-    private readonly options: NodeOptions,
-    private readonly db: Database,
-    private readonly network: MemberNetwork,
-    private readonly transport: RaftTransport,
-    private readonly board: Board,
-    private readonly poolBoard: PoolBoard,
-    private readonly rpc: MemberRpc,
-    private readonly router: ProposalRouter,
-    private readonly censor: Censor
-  ) {}
+  private constructor (private readonly options: NodeOptions, private readonly parts: NodeParts) {}
 
   static async start (options: NodeOptions): Promise<PoolboardNode> {
     const { dir, config, keys, logger } = options
@@ -110,7 +97,7 @@ export class PoolboardNode {
     dir.writePid()
     let network: MemberNetwork | undefined
     let transport: RaftTransport | undefined
-    let board: Board | undefined
+    let board: BoardReplica | undefined
     let rpc: MemberRpc | undefined
     let signatureWorkers: SignatureWorkers | undefined
     try {
@@ -122,26 +109,28 @@ export class PoolboardNode {
       network = await MemberNetwork.create({ privateKey: keys.libp2pKey, peerId: keys.peerId, listen: config.listen, members: config.members, logger: log('net') })
       const net = network
       const isMember = (id: string): boolean => net.isMember(id)
+      const connectedPeerIds = (): string[] => net.connectedMembers().map((m) => m.peerId)
       transport = new RaftTransport({ libp2p: net.libp2p, selfId: keys.peerId, isMember, logger: log('board') })
-      const listeners: Array<(result: ApplyResult) => void> = []
+      // The one way back from the board: what is applied, and the core's alarms.
+      const applier = new PoolApplier(poolBoard)
+      const alarms = new EventSource<Alarm>()
       // Adversarial hooks exist only in lab mode; a coalition member (lab) also checks no hashes.
       const coalition = config.lab && config.labCoalition
-      let defenses: Defenses | undefined
       const censor = new Censor()
       let nodeRef: PoolboardNode | undefined
       let knownLeader: string | null = null
-      board = await Board.open({
+      board = await BoardReplica.open({
         selfId: keys.peerId,
         store,
         transport,
-        applier: withAppliedHook(new PoolApplier(poolBoard, (result) => { for (const l of listeners) l(result) }), (entries) => { defenses?.onApplied(entries) }),
+        applier,
         logger: log('board'),
         timing: config.board,
         snapshotEveryEntries: config.board.snapshotEveryEntries,
-        initialConfiguration: initialConfiguration(config),
+        initialConfiguration: initialConfiguration(config, keys.peerId),
         onFatal: options.onFatal,
         verifyHashChain: config.defenses.hashChain && !coalition,
-        onAlarm: (alarm) => { defenses?.onAlarm(alarm) },
+        onAlarm: (alarm) => { alarms.emit(alarm) },
         onSoftState: (_role, leader) => {
           if (leader !== knownLeader) nodeRef?.metrics?.leaderChanged()
           knownLeader = leader
@@ -155,22 +144,11 @@ export class PoolboardNode {
       if (poolBoard.appliedIndex < board.appliedIndex) await catchUpPoolBoard(poolBoard, store, db, board.appliedIndex)
       rpc = new MemberRpc({ libp2p: net.libp2p, isMember, logger: log('net') })
       const router = new ProposalRouter(board, rpc, log('board'))
-      defenses = new Defenses({
-        config,
-        selfPeerId: keys.peerId,
-        rpc,
-        board,
-        poolBoard,
-        connectedPeerIds: () => net.connectedMembers().map((m) => m.peerId),
-        logger: log('defense')
-      })
-      const node = new PoolboardNode(options, db, network, transport, board, poolBoard, rpc, router, censor)
-      nodeRef = node
-      node.defenses = defenses
-      node.signatureWorkers = workers
-      const nodeDefenses = defenses
-      net.libp2p.addEventListener('peer:connect', (event) => { nodeDefenses.onPeerConnected(event.detail.toString()) })
-      listeners.push((result) => { for (const l of node.resultListeners) l(result) })
+      const defenses = new Defenses({ config, selfPeerId: keys.peerId, rpc, board, poolBoard, connectedPeerIds, logger: log('defense'), applied: applier.applied, alarms })
+      net.libp2p.addEventListener('peer:connect', (event) => { defenses.onPeerConnected(event.detail.toString()) })
+      // Every board proposal of this node is timed (poolboard_board_commit_seconds).
+      const timedRouter = { propose: async (data: Uint8Array, timeoutMs: number) => nodeRef?.metrics === undefined ? await router.propose(data, timeoutMs) : await nodeRef.metrics.timeProposal(async () => await router.propose(data, timeoutMs)) }
+      const entries = new EntryProposer({ router: timedRouter, poolBoard, applied: applier.applied })
       const pool = new PoolService({
         selfPeerId: keys.peerId,
         memberKey: keys.memberKey,
@@ -182,16 +160,31 @@ export class PoolboardNode {
         isMember,
         poolBoard,
         db,
-        propose: async (data, timeoutMs) => await node.proposeEntry(data, timeoutMs),
-        connectedPeerIds: () => net.connectedMembers().map((m) => m.peerId),
+        entries,
+        applied: applier.applied,
+        connectedPeerIds,
         logger: log('pool'),
-        onAnswer: (code) => { node.metrics?.answered(code) },
+        onAnswer: (code) => { nodeRef?.metrics?.answered(code) },
         defenses
       })
-      node.pool = pool
-      node.onBoardResult((result) => { pool.onBoardResult(result) })
-      const chainBoard = board
-      node.chainTicker = new ChainTicker({ intervalS: config.blockIntervalS, isLeader: () => chainBoard.role === 'leader', entries: pool.entries, logger: log('pool') })
+      const equivocation = new LabEquivocation({
+        lab: config.lab,
+        labCoalition: config.labCoalition,
+        memberKey: keys.memberKey,
+        memberSecret: keys.memberSecret,
+        poolBoard,
+        read: pool.read,
+        signer: pool.signer,
+        proposer: pool.proposer,
+        words: pool.words,
+        logger
+      })
+      const leaderBoard = board
+      const chainTicker = new ChainTicker({ intervalS: config.blockIntervalS, isLeader: () => leaderBoard.role === 'leader', entries, logger: log('pool') })
+      const node = new PoolboardNode(options, {
+        db, network, transport, signatureWorkers: workers, board, poolBoard, rpc, router, defenses, pool, chainTicker, censor, equivocation, applied: applier.applied
+      })
+      nodeRef = node
       node.registerMetrics()
       await network.start()
       await transport.start()
@@ -199,7 +192,7 @@ export class PoolboardNode {
       await defenses.start()
       await pool.start()
       board.start()
-      node.chainTicker.start()
+      chainTicker.start()
       await node.startApi()
       logger.info({ peerId: keys.peerId, api: formatHostPort(node.apiAddress!), members: config.members.length, lab: config.lab }, 'node started')
       return node
@@ -221,7 +214,7 @@ export class PoolboardNode {
 
   status (): NodeStatus {
     const { dir, config, keys } = this.options
-    const connected = this.network.connectedMembers()
+    const connected = this.parts.network.connectedMembers()
     return {
       name: config.name,
       version: VERSION,
@@ -229,7 +222,7 @@ export class PoolboardNode {
       datadir: dir.path,
       peerId: keys.peerId,
       memberKey: toHex(keys.memberKey),
-      listenAddresses: this.network.listenAddresses(),
+      listenAddresses: this.parts.network.listenAddresses(),
       api: this.apiAddress === undefined ? '' : formatHostPort(this.apiAddress),
       connectedPeers: connected.map((m) => ({ name: m.name, peerId: m.peerId })),
       connectedPeerCount: connected.length,
@@ -237,34 +230,23 @@ export class PoolboardNode {
       uptimeSeconds: Math.floor((Date.now() - this.startedAtMs) / 1000),
       lab: config.lab,
       labCoalition: config.lab && config.labCoalition,
-      cut: this.network.isCut(),
+      cut: this.parts.network.isCut(),
       pool: this.poolSummary(),
       board: {
-        role: this.board.role,
-        term: this.board.term,
-        leader: this.board.leader === null ? null : { name: config.members.find((m) => m.peerId === this.board.leader)?.name ?? null, peerId: this.board.leader },
-        commit: this.board.commit,
-        applied: this.board.appliedIndex
+        role: this.parts.board.role,
+        term: this.parts.board.term,
+        leader: this.parts.board.leader === null ? null : { name: config.members.find((m) => m.peerId === this.parts.board.leader)?.name ?? null, peerId: this.parts.board.leader },
+        commit: this.parts.board.commit,
+        applied: this.parts.board.appliedIndex
       },
-      alarms: { board: this.board.alarms, defense: this.defenses?.log.count ?? 0 }
+      alarms: { board: this.parts.board.alarms, defense: this.parts.defenses.log.count }
     }
   }
 
   private poolSummary (): NodeStatus['pool'] {
-    const s = this.pool?.status()
-    if (s === undefined || s.poolId === null) return { poolId: null, poolLabel: null, balanceSats: null, chainHeight: this.poolBoard.chainHeight }
+    const s = this.parts.pool.status()
+    if (s.poolId === null) return { poolId: null, poolLabel: null, balanceSats: null, chainHeight: this.parts.poolBoard.chainHeight }
     return { poolId: s.poolId, poolLabel: s.me.poolLabel, balanceSats: s.me.poolLabel === null ? null : s.balances[s.me.name] ?? null, chainHeight: s.chainHeight }
-  }
-
-  /** Proposes a board entry through whichever node leads (see forward.ts). */
-  async proposeEntry (data: Uint8Array, timeoutMs: number): Promise<{ index: number, term: number }> {
-    if (this.metrics === undefined) return await this.router.propose(data, timeoutMs)
-    return await this.metrics.timeProposal(async () => await this.router.propose(data, timeoutMs))
-  }
-
-  /** Calls `listener` with the outcome of every board entry applied on this node from now on. */
-  onBoardResult (listener: (result: ApplyResult) => void): void {
-    this.resultListeners.push(listener)
   }
 
   /** Stops accepting API calls, stops the board, closes libp2p, then the database (which releases the lock). */
@@ -277,16 +259,17 @@ export class PoolboardNode {
     const { dir, logger } = this.options
     logger.info({ reason }, 'stopping')
     dir.removeCookie()
+    this.dashboard?.site.stop()
     await withTimeout(this.api?.stop(), 'admin API')
-    this.chainTicker?.stop()
-    this.pool?.stop()
-    this.defenses?.stop()
-    await withTimeout(this.board.stop(), 'board')
-    await withTimeout(this.rpc.stop(), 'member requests')
-    await withTimeout(this.transport.stop(), 'raft transport')
-    await withTimeout(this.network.stop(), 'libp2p')
-    await withTimeout(this.signatureWorkers?.stop(), 'signature workers')
-    await withTimeout(this.db.close(), 'database')
+    this.parts.chainTicker.stop()
+    this.parts.pool.stop()
+    this.parts.defenses.stop()
+    await withTimeout(this.parts.board.stop(), 'board')
+    await withTimeout(this.parts.rpc.stop(), 'member requests')
+    await withTimeout(this.parts.transport.stop(), 'raft transport')
+    await withTimeout(this.parts.network.stop(), 'libp2p')
+    await withTimeout(this.parts.signatureWorkers.stop(), 'signature workers')
+    await withTimeout(this.parts.db.close(), 'database')
     dir.removePid()
     logger.info('stopped')
   }
@@ -294,15 +277,20 @@ export class PoolboardNode {
   private async startApi (): Promise<void> {
     const { dir, config } = this.options
     const password = dir.writeCookie()
+    const dashboard = new NodeDashboard({ logger: this.options.logger, apiAddress: () => this.apiAddress, cookieSuffix: this.options.keys.peerId.slice(-12) })
+    this.dashboard = dashboard
+    this.parts.applied.subscribe(({ results }) => { for (const r of results) dashboard.onBoardResult(r) })
     this.api = new AdminApi({
       listen: config.api,
       password,
       logger: this.options.logger,
-      routes: this.routes(),
-      publicRoutes: [{ path: '/metrics', contentType: this.metrics!.registry.contentType, handler: async () => await this.metrics!.registry.metrics() }]
+      routes: dashboard.withRoutes(this.routes()),
+      publicRoutes: [{ path: '/metrics', contentType: this.metrics!.registry.contentType, handler: async () => await this.metrics!.registry.metrics() }],
+      pages: dashboard.site
     })
     try {
       this.apiAddress = await this.api.start()
+      dashboard.site.listeningOn(this.apiAddress.port)
     } catch (err) {
       dir.removeCookie()
       throw err
@@ -321,35 +309,36 @@ export class PoolboardNode {
           return { stopping: true }
         }
       },
-      { method: 'POST', path: '/v1/network/cut', handler: async () => { await this.network.cut(); return { cut: true } } },
-      { method: 'POST', path: '/v1/network/heal', handler: async () => { this.network.heal(); return { cut: false } } },
-      ...boardRoutes({ board: this.board, members: config.members, lab: config.lab, proposalTimeoutMs: PROPOSAL_TIMEOUT_MS }),
-      ...(this.pool === undefined ? [] : poolRoutes({ pool: this.pool, blockIntervalS: config.blockIntervalS, metrics: this.metrics })),
-      ...(this.defenses === undefined ? [] : [{ method: 'GET' as const, path: '/v1/defense', handler: async () => this.defenses!.status() }]),
-      ...labRoutes({ lab: config.lab, censor: this.censor, pool: this.pool })
+      { method: 'POST', path: '/v1/network/cut', handler: async () => { await this.parts.network.cut(); return { cut: true } } },
+      { method: 'POST', path: '/v1/network/heal', handler: async () => { this.parts.network.heal(); return { cut: false } } },
+      ...boardRoutes({ board: this.parts.board, members: config.members, lab: config.lab, proposalTimeoutMs: PROPOSAL_TIMEOUT_MS }),
+      ...poolRoutes({ pool: this.parts.pool, blockIntervalS: config.blockIntervalS, metrics: this.metrics }),
+      { method: 'GET', path: '/v1/defense', handler: async () => this.parts.defenses.status() },
+      ...labRoutes({ lab: config.lab, censor: this.parts.censor, pool: this.parts.pool, equivocation: this.parts.equivocation })
     ]
   }
 
   private registerMetrics (): void {
+    const { network, board, poolBoard, defenses, pool } = this.parts
     // One scrape reads several pool gauges: the view is built once per scrape, not once per gauge.
     let cached: { atMs: number, view: ReturnType<PoolService['status']> | null } | undefined
     const poolView = (): ReturnType<PoolService['status']> | null => {
       const nowMs = Date.now()
       if (cached === undefined || nowMs - cached.atMs > POOL_VIEW_CACHE_MS) {
-        const s = this.pool?.status()
-        cached = { atMs: nowMs, view: s === undefined || s.poolId === null ? null : s }
+        const s = pool.status()
+        cached = { atMs: nowMs, view: s.poolId === null ? null : s }
       }
       return cached.view
     }
     this.metrics = new NodeMetrics({
-      connectedMembers: () => this.network.connectedMembers().length,
+      connectedMembers: () => network.connectedMembers().length,
       uptimeSeconds: () => (Date.now() - this.startedAtMs) / 1000,
-      board: () => ({ term: this.board.term, role: this.board.role, leader: this.board.leader, commit: this.board.commit, applied: this.board.appliedIndex, alarms: this.board.alarms }),
-      signatureCacheHits: () => this.poolBoard.signatureCache.stats().hits,
-      defenseAlarms: () => this.defenses?.log.count ?? 0,
+      board: () => ({ term: board.term, role: board.role, leader: board.leader, commit: board.commit, applied: board.appliedIndex, alarms: board.alarms }),
+      signatureCacheHits: () => poolBoard.signatureCache.stats().hits,
+      defenseAlarms: () => defenses.log.count,
       gossip: () => {
-        const g = this.pool?.gossip.stats()
-        return { received: g?.received ?? 0, dropped: Object.values(g?.dropped ?? {}).reduce((a, b) => a + b, 0) }
+        const g = pool.gossip.stats()
+        return { received: g.received, dropped: Object.values(g.dropped).reduce((a, b) => a + b, 0) }
       },
       pool: () => {
         const s = poolView()
@@ -359,15 +348,12 @@ export class PoolboardNode {
       }
     })
   }
-}
 
-/** An applier that also shows every applied entry to `hook` (the defenses remember their digests). */
-function withAppliedHook (applier: BoardApplier, hook: (entries: readonly Entry[]) => void): BoardApplier {
-  return { apply: async (entries) => { hook(entries); return await applier.apply(entries) } }
 }
 
 /** The board of a new cluster: the configured voters (default: every member), the others learners. */
-function initialConfiguration (config: NodeConfig): Configuration {
+function initialConfiguration (config: NodeConfig, selfId: string): Configuration {
+  if (config.members.length === 0) return { voters: [selfId], learners: [] }
   const voterNames = config.board.voters ?? config.members.map((m) => m.name)
   return {
     voters: config.members.filter((m) => voterNames.includes(m.name)).map((m) => m.peerId),

@@ -5,6 +5,9 @@ import { COOKIE_USER } from '../host/datadir.js'
 import type { HostPort } from '../host/config.js'
 import type { Logger } from '../host/log.js'
 
+// daemon/api/: the admin API: the HTTP server (this file), its client, the routes of the board and
+// the pool, and the types of their answers (types.ts) that the CLI reads.
+
 /** An error a handler throws to answer with a status code and a JSON body naming what was wrong. */
 export class ApiError extends Error {
   constructor (readonly status: number, readonly code: string, message: string, readonly details: Record<string, unknown> = {}) {
@@ -41,6 +44,8 @@ export interface AdminApiOptions {
   publicRoutes: readonly PublicTextRoute[]
   logger: Logger
   maxBodyBytes?: number
+  /** Web pages that authenticate on their own (the dashboard, daemon/dashboard/site.ts). */
+  pages?: { owns: (pathname: string) => boolean, handle: (req: IncomingMessage, res: ServerResponse) => Promise<void> }
 }
 
 const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
@@ -90,6 +95,10 @@ export class AdminApi {
 
   private async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost')
+    if (this.options.pages?.owns(url.pathname) === true) {
+      await this.options.pages.handle(req, res)
+      return
+    }
     const publicRoute = req.method === 'GET' ? this.publicRoutes.get(url.pathname) : undefined
     if (publicRoute !== undefined) {
       try {

@@ -9,7 +9,7 @@ import { DEFAULT_CLUSTER_DIR } from '../host/datadir.js'
 import { ensureClusterPool } from '../cluster/pool.js'
 import { DEFAULT_BALANCE_SATS, DEFAULT_KICKOUT_DELAY_BLOCKS } from '../pool/view.js'
 import { renderPoolStatus } from './pool.js'
-import { Progress, renderTable } from './table.js'
+import { Progress, renderTable } from '../host/table.js'
 import { formatLogLine } from '../host/log.js'
 
 const DEFAULT_WAIT_S = 60

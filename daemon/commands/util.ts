@@ -6,6 +6,9 @@ import { join, resolve } from 'node:path'
 import { DataDir, DEFAULT_CLUSTER_DIR, defaultDataDir } from '../host/datadir.js'
 import { EXIT, UserError } from '../host/errors.js'
 
+// daemon/commands/: the CLI's commands (board, pool, chain, cluster, defense), each a client of a
+// running node's admin API; daemon/cli.ts puts them together.
+
 /** Prints `value` as JSON (with bigints as numbers) or runs `human` to print it for people. */
 export function output (json: boolean, value: unknown, human: () => string): void {
   process.stdout.write((json ? JSON.stringify(value, jsonReplacer, 2) : human()) + '\n')
@@ -62,4 +65,10 @@ export function dataDir (options: { datadir?: string, node?: number }): DataDir 
 /** A client of the admin API of the node on `--datadir`. Its errors (ApiCallError) are UserErrors: main() prints them. */
 export function clientFor (options: { datadir?: string, node?: number }): AdminClient {
   return AdminClient.fromDataDir(dataDir(options))
+}
+
+export function parsePort (text: string): number {
+  const n = Number(text)
+  if (!Number.isSafeInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`expected a port from 0 to 65535, got "${text}"`)
+  return n
 }
