@@ -32,7 +32,7 @@ import { labRoutes } from './lab/node/api.js'
 import { LabEquivocation } from './lab/node/equivocate.js'
 import { VERSION } from './host/version.js'
 import { NodeDashboard } from './dashboard/node-page.js'
-import { NodeMetrics } from './metrics.js'
+import { NodeMetrics } from './host/metrics.js'
 import { requireMembers } from './host/preflight.js'
 
 export type { NodeStatus } from './api/types.js'

@@ -6,7 +6,7 @@ import type { EvidenceResult, MembersResult } from '../pool/results.js'
 import type { PoolBoard } from '../../board/pool-board.js'
 import type { PoolService } from '../pool/service.js'
 import { PoolError, type PoolErrorCode } from '../pool/propose.js'
-import type { NodeMetrics, RoundKind } from '../metrics.js'
+import type { NodeMetrics, RoundKind } from '../host/metrics.js'
 import { integer, names, object, optionalInteger, payments, sats, text } from './body.js'
 
 /**

@@ -8,7 +8,7 @@ import type { PrivateKey } from '@libp2p/interface'
 import { schnorr, secp256k1 } from '@noble/curves/secp256k1.js'
 import { CONFIG_FILE, parseConfig, renderConfig, type NodeConfig } from './config.js'
 import { EXIT, UserError, errorMessage } from './errors.js'
-import { describeFsError, requireReadableDir } from './preflight.js'
+import { describeFsError, requireReadableDir } from './fs-errors.js'
 import { openDatabase } from '../../storage/database.js'
 import { fromHex, toHex } from '../../protocol/bytes.js'
 

@@ -1,4 +1,5 @@
-import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs'
+import { accessSync, constants, existsSync, mkdirSync } from 'node:fs'
+import { describeFsError } from './fs-errors.js'
 import { createServer } from 'node:net'
 import { dirname, join } from 'node:path'
 import { formatHostPort, type HostPort, type NodeConfig } from './config.js'
@@ -80,25 +81,4 @@ async function requireFreePort (at: HostPort, key: string, what: string, beforeI
   if (problem.code === 'EADDRNOTAVAIL') throw new UserError(`${what} ${where} is not an address of this machine; fix ${key}= in poolboard.conf or --${key}`, EXIT.usage, 'bad-address')
   if (problem.code === 'EACCES') throw new UserError(`${what} ${where}: permission denied (ports below 1024 need privileges); fix ${key}= in poolboard.conf or --${key}`, EXIT.usage, 'port-denied')
   throw new UserError(`cannot listen on ${what} ${where}: ${problem.message}`, EXIT.error, 'listen-failed')
-}
-
-export function describeFsError (err: unknown): string {
-  const code = (err as NodeJS.ErrnoException).code
-  if (code === 'EACCES' || code === 'EPERM') return 'permission denied'
-  if (code === 'ENOENT') return 'no such file or directory'
-  if (code === 'ENOTDIR') return 'a path component is not a directory'
-  if (code === 'EROFS') return 'read-only file system'
-  return (err as Error).message
-}
-
-/** A data directory that exists but cannot be read is not "not a data directory". */
-export function requireReadableDir (path: string): void {
-  try {
-    if (!statSync(path).isDirectory()) throw new UserError(`${path} is not a directory`, EXIT.usage, 'not-a-directory')
-    accessSync(path, constants.R_OK | constants.X_OK)
-  } catch (err) {
-    if (err instanceof UserError) throw err
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
-    throw new UserError(`cannot read the data directory ${path}: ${describeFsError(err)}`, EXIT.error, 'datadir-unreadable')
-  }
 }
