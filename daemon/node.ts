@@ -8,6 +8,7 @@ import { catchUpPoolBoard, loadPoolBoard, PoolApplier } from '../storage/pool-st
 import { SignatureCache } from '../board/signature-cache.js'
 import type { PoolBoard, ApplyResult } from '../board/pool-board.js'
 import { AdminApi, type Route } from './api/server.js'
+import { PeerIdVotes } from './replica/votes.js'
 import { Board, type BoardApplier } from './replica/board.js'
 import { boardRoutes } from './api/board-routes.js'
 import { formatHostPort, type HostPort, type NodeConfig } from './host/config.js'
@@ -130,6 +131,7 @@ export class PoolboardNode {
         initialConfiguration: initialConfiguration(config, keys.peerId),
         onFatal: options.onFatal,
         verifyHashChain: config.defenses.hashChain && !coalition,
+        votes: new PeerIdVotes(keys.libp2pKey, isMember),
         onAlarm: (alarm) => { defenses?.onAlarm(alarm) },
         prepareApply: async (entries) => { await workers.prepare(entries.flatMap(signatureChecksOf)) },
         labInbound: coalition ? rehashInbound : undefined,

@@ -1,7 +1,7 @@
 // Configuration of the Raft core, its defaults and their validation.
 
 import { MAX_NODE_ID_BYTES } from './confchange.js';
-import type { NodeId } from './types.js';
+import type { NodeId, VoteAuthority } from './types.js';
 
 /** Injected randomness: an integer in [0, n). */
 export type RandomInt = (n: number) => number;
@@ -32,6 +32,13 @@ export interface RaftConfig {
    * index and term. Default true.
    */
   readonly verifyHashChain?: boolean;
+  /**
+   * A message whose term is more than this above ours is refused (and raised as an alarm against
+   * its sender), unless it is a leader's message proven by an election certificate or this node
+   * has never seen a term. Terms rise by one per election, so no honest member is that far ahead.
+   * Default 1,000,000.
+   */
+  readonly maxTermAdvance?: number;
   /** Upper bound of the entry bytes in one append message (at least one entry is always sent). Default 1 MiB. */
   readonly maxMessageBytes?: number;
   /** Append messages in flight per follower in replicate state. Default 256. */
@@ -48,6 +55,12 @@ export interface RaftConfig {
   readonly maxPendingReads?: number;
   /** A follower in snapshot state that has not acknowledged the snapshot after this many ticks is probed again (the snapshot may have been lost). Default 100. */
   readonly snapshotTimeoutTicks?: number;
+  /**
+   * Signs this node's votes and checks other members' (member keys). With it, a leader proves its
+   * term with an election certificate and followers adopt a term from a leader only with one.
+   * Default null: plain Raft.
+   */
+  readonly votes?: VoteAuthority | null;
 }
 
 export type ResolvedRaftConfig = Required<RaftConfig>;
@@ -66,6 +79,8 @@ export const RAFT_CONFIG_DEFAULTS = {
   maxCommittedBytesPerReady: 16 << 20,
   maxPendingReads: 4096,
   snapshotTimeoutTicks: 100,
+  maxTermAdvance: 1_000_000,
+  votes: null,
 } as const;
 
 export class RaftConfigError extends Error {
@@ -101,6 +116,7 @@ export function resolveConfig(c: RaftConfig): ResolvedRaftConfig {
     'maxCommittedBytesPerReady',
     'maxPendingReads',
     'snapshotTimeoutTicks',
+    'maxTermAdvance',
   ] as const) {
     positiveInt(key, r[key]);
   }

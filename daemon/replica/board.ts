@@ -16,10 +16,12 @@ import {
   type NodeId,
   type Ready,
   type Role,
-  type SnapMessage
+  type SnapMessage,
+  type VoteAuthority
 } from '../../board/raft/index.js'
 import type { BatchOp, RaftStore } from '../../storage/raft-store.js'
-import type { Logger } from '../host/log.js'
+import { LogLimiter, type Logger } from '../host/log.js'
+import { Quarantine } from './quarantine.js'
 
 /** How Raft messages leave and reach this node (daemon/replica/transport.ts over libp2p). */
 export interface BoardTransport {
@@ -58,6 +60,8 @@ export interface BoardOptions {
   onFatal: (err: Error) => void
   /** Compare entry hashes where plain Raft compares terms (the hash-chain defense; on by default). */
   verifyHashChain?: boolean
+  /** Signs this node's votes and checks others' (election certificates, docs/raft.md); null: plain Raft. */
+  votes?: VoteAuthority | null
   /** Called with every alarm the core raises, after it is logged (the hash-chain defense makes a proof of it). */
   onAlarm?: (alarm: Alarm) => void
   /** Lab mode only (daemon/lab/): rewrites a message before the core steps it, as a lying member would. */
@@ -81,6 +85,8 @@ export interface BoardStatus {
   alarms: number
   /** Members this node no longer follows or votes for: they offered to rewrite committed entries. */
   shunned: NodeId[]
+  /** Members whose frames this node drops for now: they kept sending frames the core refused. */
+  quarantined: NodeId[]
 }
 
 /** A proposal or read the caller gave up on, or that the board could not take. */
@@ -108,6 +114,7 @@ const ENTRY_HEADER_BYTES = 2
 const LEADING_MESSAGES = new Set<Message['type']>(['app', 'heartbeat', 'snap', 'timeoutNow', 'vote', 'preVote'])
 /** A persist slower than this is logged: a stalled disk stalls the board (and should cost leadership). */
 const SLOW_PERSIST_MS = 500
+const ALARM_LOG_INTERVAL_MS = 10_000
 
 /**
  * The driver around the pure Raft core: a timer ticks it, the transport feeds it messages, and one
@@ -148,11 +155,15 @@ export class Board {
   /** Members proven (by an alarm) to offer rewrites of committed entries: never followed again. */
   private readonly shunned = new Set<NodeId>()
   private alarmCount = 0
+  private readonly quarantine = new Quarantine()
+  /** Alarms are caused by peers: at most one line per kind and member per interval. */
+  private readonly alarmLog: LogLimiter
 
   private constructor (private readonly options: BoardOptions, raft: Raft) {
     this.raft = raft
     this.applied = raft.status().applied
     this.readableApplied = this.applied
+    this.alarmLog = new LogLimiter(options.logger, ALARM_LOG_INTERVAL_MS)
   }
 
   /** Restores the core from the store (or bootstraps it) and wires the transport. */
@@ -169,7 +180,8 @@ export class Board {
       rand: (n) => randomInt(n),
       electionTicks: timing.electionTicks,
       heartbeatTicks: timing.heartbeatTicks,
-      verifyHashChain: options.verifyHashChain ?? true
+      verifyHashChain: options.verifyHashChain ?? true,
+      votes: options.votes ?? null
     }, persisted)
     const board = new Board(options, raft)
     options.transport.onMessage((m) => { board.receive(m) })
@@ -273,7 +285,8 @@ export class Board {
       configuration: s.configuration,
       progress,
       alarms: this.alarmCount,
-      shunned: [...this.shunned]
+      shunned: [...this.shunned],
+      quarantined: this.quarantine.quarantined()
     }
   }
 
@@ -345,6 +358,7 @@ export class Board {
   private receive (m: Message): void {
     if (this.stopped) return
     if (this.shunned.has(m.from) && LEADING_MESSAGES.has(m.type)) return
+    if (this.quarantine.admit(m.from) !== 'pass') return
     if (m.type === 'snap') {
       void this.receiveSnapshot(m)
       return
@@ -554,10 +568,21 @@ export class Board {
     this.alarmCount++
     this.recentAlarms.push({ ...alarm, at: new Date().toISOString() })
     if (this.recentAlarms.length > MAX_RECENT_ALARMS) this.recentAlarms.shift()
-    const proof = alarm.kind === 'committed-entry-conflict'
-      ? { index: alarm.index, localTerm: alarm.localTerm, localHash: toHex(alarm.localHash), offeredTerm: alarm.offeredTerm, offeredHash: toHex(alarm.offeredHash) }
-      : { index: alarm.index, reason: alarm.reason }
-    this.options.logger.error({ alarm: alarm.kind, from: alarm.from, term: alarm.term, ...proof }, 'board alarm: a member offered a log that conflicts with what this node knows')
+    const key = `${alarm.kind} ${alarm.from}`
+    if (alarm.kind === 'commit-beyond-log') {
+      // Most likely this node's own store lost writes: not the sender's fault (docs/raft.md).
+      this.alarmLog.log('error', key, { alarm: alarm.kind, from: alarm.from, term: alarm.term, commit: alarm.commit, lastIndex: alarm.lastIndex },
+        'board alarm: the leader says this node holds entries it does not (lost writes?)')
+    } else {
+      const proof = alarm.kind === 'committed-entry-conflict'
+        ? { index: alarm.index, localTerm: alarm.localTerm, localHash: toHex(alarm.localHash), offeredTerm: alarm.offeredTerm, offeredHash: toHex(alarm.offeredHash) }
+        : alarm.kind === 'invalid-append' ? { index: alarm.index, reason: alarm.reason } : { type: alarm.type, reason: alarm.reason }
+      this.alarmLog.log('error', key, { alarm: alarm.kind, from: alarm.from, term: alarm.term, ...proof },
+        alarm.kind === 'refused-message' ? 'board alarm: refused a member\'s frame no honest member sends' : 'board alarm: a member offered a log that conflicts with what this node knows')
+      const change = this.quarantine.refused(alarm.from)
+      if (change === 'throttled') this.options.logger.warn({ member: alarm.from }, 'board: throttling a member whose frames keep being refused')
+      if (change === 'quarantined') this.options.logger.warn({ member: alarm.from }, 'board: dropping every frame of a member whose frames keep being refused, for a while')
+    }
     this.options.onAlarm?.(alarm)
   }
 

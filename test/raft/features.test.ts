@@ -295,6 +295,8 @@ describe('raft config', () => {
       maxCommittedBytesPerReady: 16 * MiB,
       maxPendingReads: 4096,
       snapshotTimeoutTicks: 100,
+      maxTermAdvance: 1_000_000,
+      votes: null,
     });
   });
 
