@@ -1,3 +1,4 @@
+import { join } from 'node:path'
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import type { Configuration, Entry } from '../board/raft/index.js'
 import { InconsistentStoreError } from '../board/raft/index.js'
@@ -9,6 +10,7 @@ import { SignatureCache } from '../board/signature-cache.js'
 import type { PoolBoard, ApplyResult } from '../board/pool-board.js'
 import { AdminApi, type Route } from './api/server.js'
 import { PeerIdVotes } from './replica/votes.js'
+import { PromiseFile } from '../storage/promise-file.js'
 import { Board, type BoardApplier } from './replica/board.js'
 import { boardRoutes } from './api/board-routes.js'
 import { formatHostPort, type HostPort, type NodeConfig } from './host/config.js'
@@ -59,6 +61,8 @@ export interface NodeOptions {
 }
 
 const SHUTDOWN_STEP_TIMEOUT_MS = 10_000
+/** In the data directory, beside db/: what the board promised, kept outside LevelDB (storage/promise-file.ts). */
+const PROMISE_FILE = 'board-promise'
 const PROPOSAL_TIMEOUT_MS = 10_000
 
 /**
@@ -107,6 +111,7 @@ export class PoolboardNode {
     let signatureWorkers: SignatureWorkers | undefined
     try {
       const store = await RaftStore.open(db)
+      const promises = await PromiseFile.open(join(dir.path, PROMISE_FILE))
       const signatureCache = new SignatureCache()
       const poolBoard = await loadPoolBoard(db, { signatureCache })
       const workers = new SignatureWorkers(signatureCache, logger)
@@ -132,6 +137,7 @@ export class PoolboardNode {
         onFatal: options.onFatal,
         verifyHashChain: config.defenses.hashChain && !coalition,
         votes: new PeerIdVotes(keys.libp2pKey, isMember),
+        promises,
         onAlarm: (alarm) => { defenses?.onAlarm(alarm) },
         prepareApply: async (entries) => { await workers.prepare(entries.flatMap(signatureChecksOf)) },
         labInbound: coalition ? rehashInbound : undefined,

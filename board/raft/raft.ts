@@ -125,6 +125,8 @@ export class Raft {
   protected certificate: ElectionCertificate | null = null;
   /** Signed votes gathered by this candidate, by voter. */
   protected voteSignatures = new Map<NodeId, Uint8Array>();
+  /** The entry this node acknowledged but its store lost (holdVotesUntil), until it has it again. */
+  protected promised: { index: number; hash: Uint8Array } | null = null;
   protected readonly log: RaftLog;
   protected readonly tracker: ProgressTracker;
 
@@ -222,6 +224,27 @@ export class Raft {
         this.stepLeader(m);
         break;
     }
+  }
+
+  /**
+   * The driver found that the store lost entries this node had acknowledged, up to `index` (whose
+   * hash was `hash`). Such a node may have counted toward a commit it no longer holds: until its
+   * log holds that entry again, or its commit index reaches it (caught up from the leader), it
+   * neither grants votes nor campaigns, so it cannot help elect a leader that lacks what it acked.
+   */
+  holdVotesUntil(index: number, hash: Uint8Array): void {
+    assert(isIndex(index) && hash.length === HASH_BYTES, 'holdVotesUntil: bad index or hash');
+    this.promised = { index, hash };
+  }
+
+  /** True once the log holds again everything this node acknowledged before it lost writes. */
+  keptPromises(): boolean {
+    const p = this.promised;
+    if (p === null) return true;
+    const hash = this.log.hash(p.index);
+    if (this.log.committed < p.index && (hash === null || !equalBytes(hash, p.hash))) return false;
+    this.promised = null;
+    return true;
   }
 
   /** Advances the logical clock by one tick. */
@@ -588,7 +611,7 @@ export class Raft {
 
   /** True if this node may campaign: it is a voter and is not installing a snapshot. */
   protected promotable(): boolean {
-    return this.tracker.isVoter(this.id) && this.log.pendingSnapshot === null;
+    return this.tracker.isVoter(this.id) && this.log.pendingSnapshot === null && this.keptPromises();
   }
 
   /** Starts an election; the caller (tickElection) has checked that this node is a promotable non-leader. */
@@ -638,7 +661,7 @@ export class Raft {
       (this.vote === null && this.leader === null) ||
       (m.type === 'preVote' && m.term > this.term);
     const respType = m.type === 'vote' ? 'voteResp' : 'preVoteResp';
-    if (canVote && this.candidateLogOk(m)) {
+    if (canVote && this.candidateLogOk(m) && this.keptPromises()) {
       // Answer with the request's term: a granted pre-vote must match the pre-candidate's future term.
       // A vote is signed, so the candidate can prove it won (the election certificate).
       if (m.type === 'vote' && this.cfg.votes !== null) {
@@ -966,6 +989,13 @@ export class Raft {
     if (pr === undefined) return;
     pr.recentActive = true;
     if (m.reject) {
+      if (m.index <= pr.match && m.hintIndex < pr.match) {
+        // The follower lacks entries it acknowledged (its store lost writes; or the answer is old):
+        // resend from the end of its log. Lowering match never lowers the commit index.
+        pr.forgetMatch(m.hintIndex);
+        this.sendAppend(m.from);
+        return;
+      }
       let hint = m.hintIndex;
       if (m.hintTerm > 0) hint = this.log.findConflictByTerm(m.hintIndex, m.hintTerm).index;
       if (pr.maybeDecrTo(m.index, hint)) {
@@ -1186,6 +1216,8 @@ export class Raft {
     if (m.commit > this.log.lastIndex()) {
       // The leader believes we hold entries we do not: our store lost acknowledged writes.
       this.raiseAlarm({ kind: 'commit-beyond-log', from: m.from, term: m.term, commit: m.commit, lastIndex: this.log.lastIndex() });
+      // Say so to the leader: a rejection below its match for us makes it resend from our log's end.
+      this.send({ type: 'appResp', to: m.from, index: m.commit, reject: true, hintIndex: this.log.lastIndex(), hintTerm: 0 });
     } else {
       this.commitTo(m.commit);
     }

@@ -1,4 +1,5 @@
 import '../host/polyfill.js'
+import { isIP } from 'node:net'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
@@ -28,6 +29,14 @@ const DIAL_TIMEOUT_MS = 5_000
 /** At most one "refused a stranger" log line per peer per this many ms, so a stranger cannot flood the log. */
 const REFUSAL_LOG_INTERVAL_MS = 60_000
 const MAX_REFUSAL_LOG_ENTRIES = 1_000
+/**
+ * A member's Noise and muxer upgrade takes milliseconds; a stranger holding a handshake open holds a
+ * pending slot. libp2p's defaults (10 pending, 10 s) let ten unfinished handshakes lock members out.
+ */
+const INBOUND_UPGRADE_TIMEOUT_MS = 3_000
+/** Pending inbound upgrades per member, and at least this many in all. */
+const PENDING_UPGRADES_PER_MEMBER = 4
+const MIN_PENDING_UPGRADES = 32
 /** Largest gossip message accepted, in bytes. */
 const MAX_GOSSIP_BYTES = 1024 * 1024
 
@@ -69,6 +78,7 @@ export class MemberNetwork {
 
   static async create (options: MemberNetworkOptions): Promise<MemberNetwork> {
     const members = new Map(options.members.map((m) => [m.peerId, m]))
+    const pendingLimit = Math.max(MIN_PENDING_UPGRADES, options.members.length * PENDING_UPGRADES_PER_MEMBER)
     // The gater is consulted before `network` exists, so it reads through this holder.
     const holder: { network?: MemberNetwork } = {}
     const deny = (peer: PeerId, direction: 'inbound' | 'outbound', address?: string): boolean => {
@@ -87,11 +97,23 @@ export class MemberNetwork {
       streamMuxers: [yamux()],
       connectionManager: {
         maxConnections: Math.max(16, options.members.length * 3),
-        dialTimeout: DIAL_TIMEOUT_MS
+        dialTimeout: DIAL_TIMEOUT_MS,
+        inboundUpgradeTimeout: INBOUND_UPGRADE_TIMEOUT_MS,
+        maxIncomingPendingConnections: pendingLimit,
+        // Members' hosts are admitted ahead of strangers: past the pending limit and the per-host
+        // connection rate (the peer id is only known after the handshake, so this goes by address).
+        allow: memberHosts(options)
       },
       connectionGater: {
         denyDialPeer: (peer) => deny(peer, 'outbound'),
-        denyInboundEncryptedConnection: (peer, conn) => deny(peer, 'inbound', conn.remoteAddr.toString()),
+        denyInboundConnection: (conn) => {
+          holder.network?.upgradeStarted(conn.remoteAddr.toString())
+          return false
+        },
+        denyInboundEncryptedConnection: (peer, conn) => {
+          holder.network?.upgradeDone(conn.remoteAddr.toString())
+          return deny(peer, 'inbound', conn.remoteAddr.toString())
+        },
         denyOutboundEncryptedConnection: (peer, conn) => deny(peer, 'outbound', conn.remoteAddr.toString())
       },
       services: {
@@ -205,7 +227,46 @@ export class MemberNetwork {
     }).finally(() => { state.dialing = false })
   }
 
+  /** Inbound upgrades started and not yet through the handshake, by remote address, with their start. */
+  private readonly upgrading = new Map<string, number>()
+
+  /** An inbound connection starts its handshake; a host holding many unfinished ones is reported. */
+  upgradeStarted (address: string): void {
+    const nowMs = performance.now()
+    if (this.upgrading.size >= MAX_REFUSAL_LOG_ENTRIES) this.upgrading.clear()
+    this.upgrading.set(address, nowMs)
+    const host = hostOf(address)
+    let unfinished = 0
+    for (const [a, atMs] of this.upgrading) {
+      if (nowMs - atMs > INBOUND_UPGRADE_TIMEOUT_MS) this.upgrading.delete(a)
+      else if (hostOf(a) === host) unfinished++
+    }
+    if (unfinished > PENDING_UPGRADES_PER_MEMBER) {
+      this.refusalLog.log('warn', `pending ${host}`, { host, unfinished, timeoutMs: INBOUND_UPGRADE_TIMEOUT_MS },
+        'a host holds many unfinished handshakes (members are still admitted; strangers time out)')
+    }
+  }
+
+  upgradeDone (address: string): void {
+    this.upgrading.delete(address)
+  }
+
   private logRefusal (peerId: string, direction: 'inbound' | 'outbound', address: string | undefined): void {
     this.refusalLog.log('warn', peerId, { peer: peerId, direction, address }, 'refused a connection: peer is not a pool member')
   }
+}
+
+function hostOf (address: string): string {
+  return address.split('/')[2] ?? address
+}
+
+/** The multiaddr of every other member's host (for the connection manager's allow list). */
+function memberHosts (options: MemberNetworkOptions): string[] {
+  const hosts = new Set<string>()
+  for (const m of options.members) {
+    if (m.peerId === options.peerId) continue
+    const host = m.address.host
+    if (isIP(host) !== 0) hosts.add(`/ip${isIP(host)}/${host}`)
+  }
+  return [...hosts]
 }

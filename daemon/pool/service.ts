@@ -720,8 +720,9 @@ export class PoolService {
     const { poolBoard } = this.options
     if (poolBoard.poolId === null || !equalBytes(request.poolId, poolBoard.poolId)) { this.wrongPool(request.poolId, from); return }
     const active = indexOfKey(request.actives, this.options.memberKey) >= 0
-    // An active checks the request's signature when it decides (checkPartitionRequest); a passive checks it here.
-    if (!active && !poolBoard.signatureCache.verify(request.signature, partitionRequestSigningHash(request), request.proposer)) {
+    // The signature is checked first, by actives too: a forged request must cost no linearizable
+    // read and take no answer slot (the check when deciding then hits the signature cache).
+    if (!poolBoard.signatureCache.verify(request.signature, partitionRequestSigningHash(request), request.proposer)) {
       this.gossip.drop('forged', from, `a partition request whose proposer ${short(request.proposer)}'s signature does not verify`)
       return
     }

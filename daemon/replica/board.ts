@@ -14,12 +14,15 @@ import {
   type Entry,
   type Message,
   type NodeId,
+  type PersistedState,
   type Ready,
   type Role,
   type SnapMessage,
   type VoteAuthority
 } from '../../board/raft/index.js'
 import type { BatchOp, RaftStore } from '../../storage/raft-store.js'
+import type { BoardPromise, PromiseFile } from '../../storage/promise-file.js'
+import { equalBytes } from '../../protocol/bytes.js'
 import { LogLimiter, type Logger } from '../host/log.js'
 import { Quarantine } from './quarantine.js'
 
@@ -60,6 +63,11 @@ export interface BoardOptions {
   onFatal: (err: Error) => void
   /** Compare entry hashes where plain Raft compares terms (the hash-chain defense; on by default). */
   verifyHashChain?: boolean
+  /**
+   * What this node promised (hard state, last durable entry), kept outside LevelDB and read at
+   * start: a store that holds less lost writes (docs/operations.md, "Lost durable state").
+   */
+  promises?: { file: PromiseFile, promise: BoardPromise | null }
   /** Signs this node's votes and checks others' (election certificates, docs/raft.md); null: plain Raft. */
   votes?: VoteAuthority | null
   /** Called with every alarm the core raises, after it is logged (the hash-chain defense makes a proof of it). */
@@ -158,6 +166,8 @@ export class Board {
   private readonly quarantine = new Quarantine()
   /** Alarms are caused by peers: at most one line per kind and member per interval. */
   private readonly alarmLog: LogLimiter
+  /** The store lost entries this node acknowledged: it does not vote until it has them again. */
+  private holdingVotes = false
 
   private constructor (private readonly options: BoardOptions, raft: Raft) {
     this.raft = raft
@@ -175,6 +185,8 @@ export class Board {
       persisted = isMember ? bootstrapState(initialConfiguration) : joiningState()
       await store.bootstrap(persisted)
     }
+    const check = checkPromises(persisted, options.promises?.promise ?? null)
+    persisted = check.persisted
     const raft = new Raft({
       id: selfId,
       rand: (n) => randomInt(n),
@@ -184,6 +196,14 @@ export class Board {
       votes: options.votes ?? null
     }, persisted)
     const board = new Board(options, raft)
+    if (check.missing !== null) {
+      const p = options.promises!.promise!
+      raft.holdVotesUntil(p.lastIndex, p.lastHash)
+      board.holdingVotes = !raft.keptPromises()
+      options.logger.error({ missing: check.missing, promisedIndex: p.lastIndex, storedIndex: raft.lastIndex, commit: raft.commitIndex, term: raft.currentTerm },
+        `board: the store lost writes this node had made durable (${check.missing}); ` +
+        (board.holdingVotes ? 'it will not vote until it has caught up from the leader' : 'the term and vote are taken from the promise record'))
+    }
     options.transport.onMessage((m) => { board.receive(m) })
     return board
   }
@@ -201,6 +221,7 @@ export class Board {
     if (this.tickTimer !== undefined) clearInterval(this.tickTimer)
     await this.loop
     await this.options.store.flush()
+    await this.options.promises?.file.close()
     const stopped = new BoardError('stopped', 'the node is stopping')
     for (const w of this.proposals.values()) { clearTimeout(w.timer); w.reject(stopped) }
     for (const w of this.reads.values()) { clearTimeout(w.timer); w.reject(stopped) }
@@ -457,7 +478,11 @@ export class Board {
     const applyOps = await this.applyInMemory(toApply)
     const durableFirst = store.mustSync(rd)
     const startMs = performance.now()
-    const write = store.persist(rd, snapshotEntries, applyOps)
+    const persisted = store.persist(rd, snapshotEntries, applyOps)
+    // The promise record is written beside the batch, not after it: if only it survives a crash,
+    // the node believes it lost writes it never acknowledged, which costs a catch-up, never safety.
+    const promised = durableFirst ? this.writePromise(rd) : undefined
+    const write = promised === undefined ? persisted : Promise.all([persisted, promised]).then(() => undefined)
     // A batch that need not be synced (a commit index and the applied state only) holds nothing
     // another member or a client relies on: what it records is durable elsewhere (the entries on a
     // quorum) or can be rebuilt from the log. Nothing waits for it: the store issues the next
@@ -482,8 +507,33 @@ export class Board {
     for (const alarm of rd.alarms) this.raiseAlarm(alarm)
     if (rd.softState !== null) this.options.logger.info({ role: rd.softState.role, leader: rd.softState.leader, term: this.raft.currentTerm }, 'board role changed')
     this.raft.advance(rd)
+    if (this.holdingVotes && this.raft.keptPromises()) {
+      this.holdingVotes = false
+      this.options.logger.warn({ lastIndex: this.raft.lastIndex, commit: this.raft.commitIndex }, 'board: caught up past what the store had lost; voting again')
+    }
     this.releaseReads()
     await this.maybeCompact()
+  }
+
+  /** Records, outside LevelDB, the hard state and last entry this Ready makes durable. */
+  private writePromise (rd: Ready): Promise<void> | undefined {
+    const file = this.options.promises?.file
+    if (file === undefined) return undefined
+    const prev = file.current
+    let { lastIndex, lastHash } = prev ?? { lastIndex: 0, lastHash: ZERO_HASH }
+    if (rd.entries.length > 0) {
+      const last = rd.entries[rd.entries.length - 1]
+      lastIndex = last.index
+      lastHash = last.hash
+    } else if (rd.snapshot !== null) {
+      lastIndex = rd.snapshot.meta.index
+      lastHash = rd.snapshot.meta.hash
+    } else if (prev === null) {
+      lastIndex = this.raft.lastIndex
+      lastHash = this.raft.hashAt(lastIndex) ?? ZERO_HASH
+    }
+    const hs = rd.hardState ?? { term: prev?.term ?? this.raft.currentTerm, vote: prev?.vote ?? this.raft.status().vote }
+    return file.write({ term: hs.term, vote: hs.vote, lastIndex, lastHash })
   }
 
   /** Forgets the preparations of entries from `index` on (replaced in the log; never applied). */
@@ -610,4 +660,26 @@ export class Board {
     const meta = this.raft.compact(this.applied, EMPTY)
     if (meta !== null) await this.options.store.saveSnapshotMeta(meta)
   }
+}
+
+/**
+ * Compares what the store holds with what this node promised. A higher promised term (and its
+ * vote) is taken over, so the node never votes twice in a term; a last entry the store no longer
+ * holds (and has not committed past) is reported as missing: the node then holds its votes.
+ */
+function checkPromises (persisted: PersistedState, promise: BoardPromise | null): { persisted: PersistedState, missing: string | null } {
+  if (promise === null) return { persisted, missing: null }
+  const missing: string[] = []
+  let hs = persisted.hardState
+  if (promise.term > hs.term) {
+    missing.push(`term ${promise.term} and its vote; the store has term ${hs.term}`)
+    hs = { ...hs, term: promise.term, vote: promise.vote }
+  }
+  const meta = persisted.snapshot.meta
+  const lastStored = meta.index + persisted.entries.length
+  const at = promise.lastIndex
+  const storedHash = at === meta.index ? meta.hash : at > meta.index && at <= lastStored ? persisted.entries[at - meta.index - 1].hash : null
+  const entriesMissing = at > hs.commit && (storedHash === null || !equalBytes(storedHash, promise.lastHash))
+  if (entriesMissing) missing.push(`entries up to ${at}; the store holds up to ${lastStored}, committed ${hs.commit}`)
+  return { persisted: { ...persisted, hardState: hs }, missing: missing.length === 0 ? null : missing.join('; ') }
 }
