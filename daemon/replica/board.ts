@@ -667,7 +667,7 @@ export class Board {
  * vote) is taken over, so the node never votes twice in a term; a last entry the store no longer
  * holds (and has not committed past) is reported as missing: the node then holds its votes.
  */
-function checkPromises (persisted: PersistedState, promise: BoardPromise | null): { persisted: PersistedState, missing: string | null } {
+export function checkPromises (persisted: PersistedState, promise: BoardPromise | null): { persisted: PersistedState, missing: string | null } {
   if (promise === null) return { persisted, missing: null }
   const missing: string[] = []
   let hs = persisted.hardState
