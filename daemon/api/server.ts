@@ -41,6 +41,8 @@ export interface AdminApiOptions {
   publicRoutes: readonly PublicTextRoute[]
   logger: Logger
   maxBodyBytes?: number
+  /** Web pages that authenticate on their own (the dashboard, daemon/dashboard/site.ts). */
+  pages?: { owns: (pathname: string) => boolean, handle: (req: IncomingMessage, res: ServerResponse) => Promise<void> }
 }
 
 const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
@@ -97,6 +99,10 @@ export class AdminApi {
       url = new URL(req.url ?? '/', 'http://localhost')
     } catch {
       this.answer(res, 400, { error: { code: 'bad-target', message: 'the request target is not a valid path' } })
+      return
+    }
+    if (this.options.pages?.owns(url.pathname) === true) {
+      await this.options.pages.handle(req, res)
       return
     }
     const publicRoute = req.method === 'GET' ? this.publicRoutes.get(url.pathname) : undefined

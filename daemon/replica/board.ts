@@ -26,7 +26,7 @@ import { equalBytes } from '../../protocol/bytes.js'
 import { LogLimiter, type Logger } from '../host/log.js'
 import { Quarantine } from './quarantine.js'
 
-/** How Raft messages leave and reach this node (daemon/replica/transport.ts over libp2p). */
+/** How Raft messages leave and reach this node (daemon/replica/transport/ over libp2p). */
 export interface BoardTransport {
   send: (message: Message) => void
   onMessage: (handler: (message: Message) => void) => void

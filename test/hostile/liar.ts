@@ -14,7 +14,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import pino from 'pino'
 import { MAX_TERM_OR_INDEX, type Message } from '../../board/raft/index.js'
-import { RaftTransport } from '../../daemon/replica/transport.js'
+import { RaftTransport } from '../../daemon/replica/transport/index.js'
 
 const FRAMES = 1_000
 const [attack, keyFile, termText, ...targets] = process.argv.slice(2)
