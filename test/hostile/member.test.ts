@@ -62,6 +62,8 @@ describe('hostile: a member that lies in its Raft frames', function () {
         assert.equal(s.term, before.term, `node${i} stays in term ${before.term}`)
         const pid = nodes[i - 1].pid
         assert.ok(pid !== null && isAlive(pid))
+        // 1,000 refused frames: the liar is throttled, then its frames are dropped for a while.
+        assert.deepEqual(s.quarantined.map((m) => m.name), [`node${liar}`], `node${i} quarantines the liar`)
       }
       const added = honest.map((i, k) => alarmLines(cluster.log(i)) - logBefore[k])
       for (const n of added) assert.ok(n <= 4, `${n} alarm lines for 2,000 lying frames (rate-limited)`)
@@ -69,11 +71,4 @@ describe('hostile: a member that lies in its Raft frames', function () {
     })
   }
 
-  it('the liar ends up quarantined on the honest nodes', async () => {
-    for (const i of honest) {
-      const s = await board.status(i)
-      assert.ok(s.alarms > 0)
-      assert.deepEqual(s.quarantined.map((m) => m.name), [`node${liar}`])
-    }
-  })
 })
