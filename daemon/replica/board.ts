@@ -379,7 +379,12 @@ export class Board {
   private receive (m: Message): void {
     if (this.stopped) return
     if (this.shunned.has(m.from) && LEADING_MESSAGES.has(m.type)) return
-    if (this.quarantine.admit(m.from) !== 'pass') return
+    const verdict = this.quarantine.admit(m.from)
+    if (verdict !== 'pass') {
+      // A frame dropped by the throttle counts as refused: a member that keeps flooding is cut off.
+      if (verdict === 'throttled') this.refusedFrom(m.from)
+      return
+    }
     if (m.type === 'snap') {
       void this.receiveSnapshot(m)
       return
@@ -629,11 +634,15 @@ export class Board {
         : alarm.kind === 'invalid-append' ? { index: alarm.index, reason: alarm.reason } : { type: alarm.type, reason: alarm.reason }
       this.alarmLog.log('error', key, { alarm: alarm.kind, from: alarm.from, term: alarm.term, ...proof },
         alarm.kind === 'refused-message' ? 'board alarm: refused a member\'s frame no honest member sends' : 'board alarm: a member offered a log that conflicts with what this node knows')
-      const change = this.quarantine.refused(alarm.from)
-      if (change === 'throttled') this.options.logger.warn({ member: alarm.from }, 'board: throttling a member whose frames keep being refused')
-      if (change === 'quarantined') this.options.logger.warn({ member: alarm.from }, 'board: dropping every frame of a member whose frames keep being refused, for a while')
+      this.refusedFrom(alarm.from)
     }
     this.options.onAlarm?.(alarm)
+  }
+
+  private refusedFrom (member: NodeId): void {
+    const change = this.quarantine.refused(member)
+    if (change === 'throttled') this.options.logger.warn({ member }, 'board: throttling a member whose frames keep being refused')
+    if (change === 'quarantined') this.options.logger.warn({ member }, 'board: dropping every frame of a member whose frames keep being refused, for a while')
   }
 
   /**
