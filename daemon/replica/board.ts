@@ -634,7 +634,9 @@ export class Board {
         : alarm.kind === 'invalid-append' ? { index: alarm.index, reason: alarm.reason } : { type: alarm.type, reason: alarm.reason }
       this.alarmLog.log('error', key, { alarm: alarm.kind, from: alarm.from, term: alarm.term, ...proof },
         alarm.kind === 'refused-message' ? 'board alarm: refused a member\'s frame no honest member sends' : 'board alarm: a member offered a log that conflicts with what this node knows')
-      this.refusedFrom(alarm.from)
+      // A conflict with a committed entry has its own answer (shunned, above); it stays out of the
+      // throttle so that the lab's coalitions keep playing as before.
+      if (alarm.kind !== 'committed-entry-conflict') this.refusedFrom(alarm.from)
     }
     this.options.onAlarm?.(alarm)
   }
