@@ -181,7 +181,7 @@ function drawParams(rng: Prng): Params {
  * produces here (no member of the simulator forges). What is tested is that honest elections
  * always gather and pass their certificates, under every fault.
  */
-function simVotes(self: NodeId): VoteAuthority {
+export function simVotes(self: NodeId): VoteAuthority {
   const text = (voter: NodeId, term: number, candidate: NodeId): Uint8Array => new TextEncoder().encode(`${voter}>${candidate}@${term}`);
   return {
     sign: (term, candidate) => text(self, term, candidate),
