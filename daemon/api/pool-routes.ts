@@ -15,6 +15,7 @@ import { PoolError, type PoolErrorCode } from '../pool/propose.js'
  *     POST /v1/pool/pay       {"to","amountSats","timeoutMs"}
  *     POST /v1/pool/partition {"with":[...],"pay":[{"to","amountSats"}],"timeoutMs"}
  *     POST /v1/pool/kick      {"member"}
+ *     POST /v1/pool/merge     {"pool","timeoutMs"}             (pool: "root" by default, or a partition's statement id)
  *     POST /v1/lab/equivocate {"with":[...],"timeoutMs"}   (lab mode only)
  *     GET  /v1/chain/status, POST /v1/chain/mine {"blocks"}
  *
@@ -91,6 +92,14 @@ export function poolRoutes (options: { pool: PoolService, blockIntervalS: number
       method: 'POST',
       path: '/v1/pool/kick',
       handler: guarded(async ({ body }) => await pool.kick({ member: text(object(body).member, 'member') }))
+    },
+    {
+      method: 'POST',
+      path: '/v1/pool/merge',
+      handler: guarded(async ({ body }) => {
+        const b = object(body)
+        return await pool.merge({ pool: b.pool === undefined ? undefined : text(b.pool, 'pool'), timeoutMs: optionalInteger(b.timeoutMs, 'timeoutMs') })
+      })
     },
     {
       method: 'POST',

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { GossipSub } from '@libp2p/gossipsub'
-import { encodeEvidenceEntry, encodeGenesisEntry, encodeKickoutEntry, encodeStateEntry, encodeStatementEntry } from '../../board/entries.js'
+import { encodeEvidenceEntry, encodeGenesisEntry, encodeKickoutEntry, encodeMergeEntry, encodeStateEntry, encodeStatementEntry } from '../../board/entries.js'
 import type { ApplyResult, PoolBoard, StatementRecord } from '../../board/pool-board.js'
 import { compareBytes, equalBytes, toHex } from '../../protocol/bytes.js'
 import { equalOutpoints, indexOfKey, short, sumSats, type Outpoint, type PoolRef, type StateRef } from '../../protocol/common.js'
@@ -9,7 +9,7 @@ import { makeGenesis, poolIdOf, type Genesis } from '../../protocol/genesis.js'
 import { sha256 } from '../../protocol/hash.js'
 import {
   makeSignatureShare, partitionRequestSigningHash, signPartitionRequest, signUpdateRequest,
-  type PartitionRequest, type ShareKind, type SignatureShare, type UpdateRequest
+  type MergeRequest, type PartitionRequest, type ShareKind, type SignatureShare, type UpdateRequest
 } from '../../protocol/requests.js'
 import {
   applyPayment, buildPartitionStatement, checkPartitionRequest, checkUpdateAcceptable, checkUpdateRequest, initialState,
@@ -29,6 +29,7 @@ import {
 } from '../net/gossip.js'
 import type { Logger } from '../host/log.js'
 import { SignMemory } from './signed-record.js'
+import { MergeRefusal, PoolMerge } from './merge.js'
 import { PoolMembers } from './members.js'
 import { BoardEntries, PoolError } from './propose.js'
 import {
@@ -83,6 +84,8 @@ const READ_TIMEOUT_MS = 5_000
 const BOARD_TIMEOUT_MS = 15_000
 const MAX_OWN_ROUNDS = 16
 const MAX_ANSWERS_KEPT = 1_024
+/** How far members' clocks may disagree: a round is over this long after its deadline (merges rely on it). */
+const CLOCK_SLACK_MS = 10_000
 /** Answers being worked out at once (each may wait for a linearizable read). */
 const MAX_TASKS = 64
 const MAX_STATEMENTS_WATCHED = 256
@@ -105,7 +108,7 @@ class WontSign extends Error {
   }
 }
 
-type RoundKind = 'genesis' | 'update' | 'partition'
+type RoundKind = 'genesis' | 'update' | 'partition' | 'merge'
 
 interface Round {
   id: string
@@ -157,6 +160,7 @@ export class PoolService {
   readonly gossip: PoolGossip
   readonly entries: BoardEntries
   private readonly memory: SignMemory
+  private readonly merger: PoolMerge
   private readonly rounds = new Map<string, Round>()
   private readonly answers = new Map<string, Answer>()
   private readonly answering = new Set<string>()
@@ -192,6 +196,17 @@ export class PoolService {
     })
     this.entries = new BoardEntries({ propose: options.propose, poolBoard })
     this.memory = new SignMemory(options.db)
+    this.merger = new PoolMerge({
+      poolBoard,
+      memberKey: options.memberKey,
+      memberSecret: options.memberSecret,
+      memory: this.memory,
+      read: async (timeoutMs) => { await this.read(timeoutMs) },
+      label: (ref) => this.label(ref),
+      nameOf: (key) => this.members.nameOf(key),
+      maxRoundMs: MAX_ROUND_TIMEOUT_MS,
+      clockSlackMs: CLOCK_SLACK_MS
+    })
     this.evidenceOn = options.defenses?.enabled.evidence ?? config.defenses.evidence
     if (poolBoard.genesis !== null) this.members.adoptGenesis(poolBoard.genesis)
   }
@@ -513,6 +528,27 @@ export class PoolService {
     }
   }
 
+  /**
+   * Merges the frozen pool `pool` (the root by default) back together: state N+1 holding every
+   * member's balance where it is now, signed by every member of the pool (daemon/pool/merge.ts).
+   */
+  async merge (params: { pool?: string, timeoutMs?: number }): Promise<Record<string, unknown>> {
+    const timeoutMs = roundTimeout(params.timeoutMs)
+    const deadlineMs = Date.now() + timeoutMs
+    await this.read()
+    const plan = this.merger.plan(this.merger.resolvePool(params.pool), deadlineMs)
+    const { request, proposed, what } = plan
+    const own = await this.decideAsProposer(async () => await this.decideMerge(request))
+    const round = this.newRound('merge', request.roundId, request.poolId, what, 'state', stateHash(proposed), proposed.pool.members, deadlineMs)
+    round.shares.set(toHex(this.options.memberKey), own.signature)
+    await this.runRound(round, [{ kind: 'merge-request', request }])
+    this.throwUnlessComplete(round, `make ${what}`, () => 'a merge needs every member of the pool online; try again when they are')
+    const signed: SignedState = { state: proposed, signatures: proposed.pool.members.map((k) => round.shares.get(toHex(k))!) }
+    const result = await this.entries.propose(encodeMergeEntry(signed), BOARD_TIMEOUT_MS)
+    if (result.outcome !== 'accepted') throw new PoolError('rejected', `every member signed ${what}, but the board refused it: ${result.reason}`)
+    return this.merger.summary(plan, result.index)
+  }
+
   /** Kicks `member` out of its current pool with its kick-out Withdraw K(N,u); the board refuses before T + X + 1. */
   async kick (params: { member: string }): Promise<Record<string, unknown>> {
     await this.read()
@@ -663,6 +699,7 @@ export class PoolService {
       case 'genesis-proposal': this.answer(msg.proposal.roundId, msg.proposal.deadlineMs, from, async () => this.decideGenesis(msg.proposal), ZERO_POOL_ID); break
       case 'update-request': this.answer(msg.request.roundId, msg.request.deadlineMs, from, async () => await this.decideUpdate(msg.request), msg.request.poolId); break
       case 'partition-request': this.onPartitionRequest(msg.request, from); break
+      case 'merge-request': this.answer(msg.request.roundId, msg.request.deadlineMs, from, async () => await this.decideMerge(msg.request), msg.request.poolId); break
       case 'share': this.onShare(msg.share, from); break
       case 'refusal': this.onRefusal(msg.refusal, from); break
       case 'evidence': this.onEvidence(msg.evidence, from); break
@@ -827,12 +864,24 @@ export class PoolService {
     checkUpdateAcceptable(current, proposed, memberKey, req.payment)
     if (req.heightT > poolBoard.chainHeight) throw new WontSign('height', `heightT ${req.heightT} is above the chain height ${poolBoard.chainHeight}`)
     const hash = stateHash(proposed)
-    const kept = await this.memory.promiseState(current.pool.ref, current.stateNumber, { stateHash: hash, roundId: req.roundId, heightT: req.heightT, payment: req.payment })
+    const kept = await this.memory.promiseState(current.pool.ref, current.stateNumber, { stateHash: hash, roundId: req.roundId, heightT: req.heightT, payment: req.payment, deadlineMs: req.deadlineMs })
     if (!kept.ok) {
       const p = kept.earlier.payment
       throw new WontSign('already-signed', `I already signed another state ${current.stateNumber + 1} of the ${this.label(current.pool.ref)} (${this.members.nameOf(p.payer)} pays ${this.members.nameOf(p.payee)} ${p.amountSats} sats); I sign one state N+1 per state N`)
     }
     return makeSignatureShare({ kind: 'state', poolId: req.poolId, roundId: req.roundId, subject: hash, member: memberKey }, this.options.memberSecret, randomBytes(32))
+  }
+
+  private async decideMerge (req: MergeRequest): Promise<SignatureShare | null> {
+    const { poolBoard } = this.options
+    if (poolBoard.poolId !== null && !equalBytes(req.poolId, poolBoard.poolId)) throw new Forged(`a merge request for pool ${short(req.poolId)}, not ours`)
+    this.refuseEquivocator(req.proposer)
+    try {
+      return await this.merger.decide(req, { nowMs: Date.now(), readTimeoutMs: Math.max(1, Math.min(READ_TIMEOUT_MS, req.deadlineMs - Date.now())) })
+    } catch (err) {
+      if (err instanceof MergeRefusal) throw new WontSign(err.code, err.message)
+      throw err
+    }
   }
 
   /**
