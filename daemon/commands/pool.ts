@@ -5,6 +5,7 @@ import { renderTable } from './table.js'
 import type { Json } from '../api/server.js'
 import type { PoolStatus } from '../pool/service.js'
 import { addLabCommands } from '../lab/campaign/cli.js'
+import { addInteractivityCommand } from '../lab/interactivity/cli.js'
 
 /** `poolboard pool …`, `poolboard chain …` and `poolboard lab equivocate`: clients of a running node's admin API. */
 
@@ -214,5 +215,6 @@ export function labCommand (): Command {
     })
 
   addLabCommands(lab)
+  addInteractivityCommand(lab)
   return lab
 }

@@ -203,7 +203,10 @@ export function runModel (params: ModelParams, schedule: Schedule = makeSchedule
 class Run {
   private readonly pools: Pool[] = []
   private readonly members: Member[] = []
-  private readonly pending: Pending[] = []
+  /** Waiting payments by id, in the order they started (so the oldest expire first). */
+  private readonly pending = new Map<number, Pending>()
+  /** Ids of the waiting payments each member pays or is paid by. */
+  private readonly pendingOf: Array<Set<number>> = []
   private readonly payments: PaymentOutcome[] = []
   private readonly samples: Sample[] = []
   private readonly ops: PoolOp[] = []
@@ -228,6 +231,7 @@ class Run {
       else this.scheduleKickCheck(m, 0)
     }
     this.onChain = new Array<number>(p.members).fill(0)
+    for (let m = 0; m < p.members; m++) this.pendingOf.push(new Set())
     this.total = p.members * p.balanceSats
   }
 
@@ -237,8 +241,8 @@ class Run {
       while (nextSample <= e.t) { this.advance(nextSample); this.sample(nextSample); nextSample += this.p.sampleMin }
       this.advance(e.t)
       if (e.kind === 'pay') {
-        this.pending.push({ id: e.id, t: e.t, payer: e.payer, payee: e.payee, amountSats: e.amountSats })
-        this.tryPending(e.payer)
+        const q = { id: e.id, t: e.t, payer: e.payer, payee: e.payee, amountSats: e.amountSats }
+        if (!this.tryPay(q)) this.wait(q)
       } else {
         this.toggle(e.member, e.kind === 'online')
       }
@@ -246,7 +250,7 @@ class Run {
     while (nextSample <= this.p.horizonMin) { this.advance(nextSample); this.sample(nextSample); nextSample += this.p.sampleMin }
     this.advance(this.p.horizonMin)
     // What is still waiting at the end is counted as given up only if its patience ran out.
-    for (const q of this.pending) if (this.p.horizonMin - q.t >= this.p.patienceMin) this.fail(q, 'patience')
+    for (const q of this.pending.values()) if (this.p.horizonMin - q.t >= this.p.patienceMin) this.fail(q, 'patience')
     this.payments.sort((a, b) => a.id - b.id)
     return {
       params: this.p,
@@ -275,13 +279,23 @@ class Run {
   }
 
   private expire (): void {
-    for (let i = this.pending.length - 1; i >= 0; i--) {
-      const q = this.pending[i]
-      if (this.nowMin - q.t >= this.p.patienceMin) {
-        this.pending.splice(i, 1)
-        this.fail(q, 'patience')
-      }
+    for (const q of this.pending.values()) {
+      if (this.nowMin - q.t < this.p.patienceMin) break // oldest first
+      this.unwait(q)
+      this.fail(q, 'patience')
     }
+  }
+
+  private wait (q: Pending): void {
+    this.pending.set(q.id, q)
+    this.pendingOf[q.payer].add(q.id)
+    this.pendingOf[q.payee].add(q.id)
+  }
+
+  private unwait (q: Pending): void {
+    this.pending.delete(q.id)
+    this.pendingOf[q.payer].delete(q.id)
+    this.pendingOf[q.payee].delete(q.id)
   }
 
   private fail (q: Pending, failure: PaymentOutcome['failure']): void {
@@ -307,19 +321,22 @@ class Run {
       this.scheduleKickCheck(m, this.nowMin)
       return
     }
-    if (this.partitions) this.tryMerge(m)
-    this.tryPending()
+    // A payment waits for its payer and payee to be online in one pool that can sign: only a merge,
+    // or this member completing its pool, changes that for payments that do not involve this member.
+    const merged = this.partitions && this.tryMerge(m)
+    const home = this.home(m)
+    const complete = home !== undefined && home.status === 'open' && home.online === home.members.length
+    this.tryPending(merged || complete ? undefined : m)
   }
 
   // ---- payments ----
 
-  /** Tries the waiting payments in the order they started (only `payer`'s when given). */
-  private tryPending (payer?: number): void {
-    for (let i = 0; i < this.pending.length; i++) {
-      const q = this.pending[i]
-      if (payer !== undefined && q.payer !== payer) continue
-      const done = this.tryPay(q)
-      if (done) { this.pending.splice(i, 1); i-- }
+  /** Tries the waiting payments in the order they started (only those `member` pays or is paid by, when given). */
+  private tryPending (member?: number): void {
+    const ids = member === undefined ? [...this.pending.keys()] : [...this.pendingOf[member]].sort((a, b) => a - b)
+    for (const id of ids) {
+      const q = this.pending.get(id)
+      if (q !== undefined && this.tryPay(q)) this.unwait(q)
     }
   }
 
@@ -368,8 +385,8 @@ class Run {
 
   // ---- merging ----
 
-  /** Merges the topmost frozen pool above `m` whose members are all online again. */
-  private tryMerge (m: number): void {
+  /** Merges the topmost frozen pool above `m` whose members are all online again; true if it did. */
+  private tryMerge (m: number): boolean {
     for (const id of this.members[m].path) {
       const pool = this.pools[id]
       if (pool.status !== 'frozen' || pool.blocked || pool.online < pool.members.length) continue
@@ -384,8 +401,9 @@ class Run {
       pool.stateNumber++
       pool.heightT = Math.max(pool.heightT, this.height())
       this.ops.push({ t: this.nowMin, kind: 'merge', pool: pool.id, folded: folded.map((x) => x.id), heightT: pool.heightT })
-      return
+      return true
     }
+    return false
   }
 
   private isUnder (x: Pool, ancestor: number): boolean {
@@ -437,9 +455,10 @@ class Run {
     this.members[m].path = []
     this.ops.push({ t: this.nowMin, kind: 'kickout', pool: pool.id, member: m, created, height: this.height() })
     // Payments to or from the kicked member can never complete off chain.
-    for (let i = this.pending.length - 1; i >= 0; i--) {
-      const q = this.pending[i]
-      if (q.payer === m || q.payee === m) { this.pending.splice(i, 1); this.fail(q, 'kicked') }
+    for (const id of [...this.pendingOf[m]]) {
+      const q = this.pending.get(id)!
+      this.unwait(q)
+      this.fail(q, 'kicked')
     }
   }
 
