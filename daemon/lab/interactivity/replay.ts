@@ -3,6 +3,7 @@ import { AdminClient } from '../../api/client.js'
 import { LocalCluster } from '../../cluster/index.js'
 import { ensureClusterPool } from '../../cluster/pool.js'
 import { Progress } from '../../commands/table.js'
+import { sleep } from '../../host/wait.js'
 import { mixSeed } from '../campaign/plan.js'
 import { DEFAULT_BALANCE_SATS, DEFAULT_KICKOUT_DELAY_BLOCKS } from '../../pool/view.js'
 import { DEFAULT_MODEL, makeSchedule, runModel, type ModelParams, type PoolOp, type ScheduleEvent } from './model.js'
@@ -21,6 +22,8 @@ export const REPLAY_UPTIME = 0.9
 export const REPLAY_HORIZON_MIN = 36 * 60
 const START_TIMEOUT_MS = 120_000
 const ROUND_TIMEOUT_MS = 20_000
+const ATTEMPTS = 3
+const RETRY_MS = 2_000
 
 export interface ReplayResult {
   params: ModelParams
@@ -87,21 +90,33 @@ export async function replayOnCluster (options: { seed: number, dir: string, say
       }
       const op = step.op!
       const label = `${op.kind} at ${(op.t / 60).toFixed(2)} h`
+      // A node just restarted may not have joined the gossip mesh, or the board may be electing a
+      // leader after a stop: the same round is retried (a member signs the same state again).
+      const attempt = async <T>(call: () => Promise<T>): Promise<T> => {
+        for (let i = 1; ; i++) {
+          try {
+            return await call()
+          } catch (err) {
+            if (i >= ATTEMPTS) throw err
+            say(`  replay: ${label}, attempt ${i} failed (${(err as Error).message.slice(0, 160)}); again`)
+            await sleep(RETRY_MS)
+          }
+        }
+      }
       try {
         if (op.kind === 'update') {
-          await api(op.payer).post('/v1/pool/pay', { to: name(op.payee), amountSats: op.amountSats, timeoutMs: ROUND_TIMEOUT_MS }, { timeoutMs: ROUND_TIMEOUT_MS + 30_000 })
+          await attempt(async () => await api(op.payer).post('/v1/pool/pay', { to: name(op.payee), amountSats: op.amountSats, timeoutMs: ROUND_TIMEOUT_MS }, { timeoutMs: ROUND_TIMEOUT_MS + 30_000 }))
           succeededPayments.add(op.paymentId)
         } else if (op.kind === 'partition') {
           const [proposer, ...others] = op.actives
-          const r = others.length === 0
-            ? await api(proposer).post<{ pool: string }>('/v1/pool/partition', { with: [name(proposer)], timeoutMs: ROUND_TIMEOUT_MS }, { timeoutMs: ROUND_TIMEOUT_MS + 30_000 })
-            : await api(proposer).post<{ pool: string }>('/v1/pool/partition', { with: others.map(name), timeoutMs: ROUND_TIMEOUT_MS }, { timeoutMs: ROUND_TIMEOUT_MS + 30_000 })
+          const withNames = others.length === 0 ? [name(proposer)] : others.map(name)
+          const r = await attempt(async () => await api(proposer).post<{ pool: string }>('/v1/pool/partition', { with: withNames, timeoutMs: ROUND_TIMEOUT_MS }, { timeoutMs: ROUND_TIMEOUT_MS + 30_000 }))
           poolName.set(op.created, r.pool.replace(/^partition\//, ''))
           poolMembers.set(op.created, op.actives)
         } else if (op.kind === 'merge') {
           const proposer = (poolMembers.get(op.pool) ?? []).find((m) => online.has(m))
           if (proposer === undefined) throw new Error(`no member of model pool ${op.pool} is online`)
-          await api(proposer).post('/v1/pool/merge', { pool: poolName.get(op.pool), timeoutMs: ROUND_TIMEOUT_MS }, { timeoutMs: ROUND_TIMEOUT_MS + 30_000 })
+          await attempt(async () => await api(proposer).post('/v1/pool/merge', { pool: poolName.get(op.pool), timeoutMs: ROUND_TIMEOUT_MS }, { timeoutMs: ROUND_TIMEOUT_MS + 30_000 }))
         } else {
           throw new Error('the replay runs the partitions policy: no kick-outs')
         }

@@ -20,7 +20,7 @@ export const DEFAULT_GRID: Grid = {
   members: [4, 16, 64, 256, 1000],
   uptimes: [0.99, 0.95, 0.9, 0.7, 0.5],
   policies: [...POLICIES],
-  seeds: 10,
+  seeds: 20,
   seed: 1,
   model: DEFAULT_MODEL
 }
