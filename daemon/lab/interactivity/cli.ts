@@ -71,7 +71,7 @@ export function addInteractivityCommand (lab: Command): void {
       writeFileSync(join(opts.out, 'tables.md'), tables)
       writeFileSync(join(opts.out, 'charts', 'off-chain.svg'), uptimeChart(result, 'offChainShare', { title: 'Payments completed off chain (within one day)', yLabel: 'share of payments', scale: 100, yMax: 100, unit: '%' }))
       writeFileSync(join(opts.out, 'charts', 'delay-p99.svg'), uptimeChart(result, 'delayP99Min', { title: 'Delay until completed, 99th percentile', yLabel: 'minutes', scale: 1, unit: '' }))
-      writeFileSync(join(opts.out, 'charts', 'exit-vbytes.svg'), uptimeChart(result, 'exitVbytes', { title: 'On-chain footprint if everyone exited at the end', yLabel: 'virtual bytes', scale: 1, unit: ' vB' }))
+      writeFileSync(join(opts.out, 'charts', 'exit-vbytes.svg'), uptimeChart(result, 'exitVbytes', { title: 'On-chain footprint if everyone exited at the end (with fee children)', yLabel: 'virtual bytes', scale: 1, unit: ' vB', log: true }))
       writeFileSync(join(opts.out, 'charts', 'open-pools.svg'), seriesChart(result.series))
       writeFileSync(join(opts.out, 'report.html'), renderHtml(result, meta, { replay: replayText }))
       writeFileSync(join(opts.out, 'summary.json'), JSON.stringify({ ...meta, grid, durationMs: result.durationMs, cells: result.cells }, null, 2) + '\n')

@@ -14,6 +14,13 @@ const POLICY_LABEL: Record<Policy, string> = {
   partitions: 'partitions + merge',
   'partitions-kickout': 'partitions + merge + kick-out'
 }
+/** Dashes tell policies apart where their lines coincide (a dashed line over a solid one). */
+const POLICY_DASH: Record<Policy, string> = {
+  unanimity: '',
+  kickout: '7 4',
+  partitions: '',
+  'partitions-kickout': '3 3'
+}
 const POLICY_COLOR: Record<Policy, string> = {
   unanimity: '#7f7f7f',
   kickout: '#d62728',
@@ -89,10 +96,10 @@ const FONT = 'font-family="Helvetica, Arial, sans-serif" font-size="12"'
 const TICKS = [0, 0.2, 0.4, 0.6, 0.8, 1]
 
 /** Small multiples, one panel per pool size: `metric` against uptime, one line per policy with 95% error bars. */
-export function uptimeChart (r: StudyResult, metric: MetricName, opts: { title: string, yLabel: string, scale: number, yMax?: number, unit: string }): string {
+export function uptimeChart (r: StudyResult, metric: MetricName, opts: { title: string, yLabel: string, scale: number, yMax?: number, unit: string, log?: boolean }): string {
   const panelW = 190
   const panelH = 160
-  const left = 64
+  const left = 78
   const gapX = 28
   const top = 84
   const ns = r.grid.members
@@ -100,19 +107,26 @@ export function uptimeChart (r: StudyResult, metric: MetricName, opts: { title: 
   const width = Math.max(720, left + ns.length * (panelW + gapX) + 10)
   const height = top + panelH + 70
   const values = r.cells.map((c) => c.estimates[metric]).filter((e): e is Estimate => e !== null).map((e) => (e.mean + e.ci95) * opts.scale)
-  const yMax = opts.yMax ?? niceMax(Math.max(1e-9, ...values))
+  const yMax = opts.log === true ? 10 ** Math.ceil(Math.log10(Math.max(10, ...values))) : opts.yMax ?? niceMax(Math.max(1e-9, ...values))
+  // A log axis spans five decades down from its top (values below sit on the floor).
+  const yMin = yMax / 1e5
   const out: string[] = [`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ${FONT}>`, `<rect width="${width}" height="${height}" fill="#fff"/>`]
   out.push(`<text x="${left}" y="20" font-size="15" font-weight="bold">${esc(opts.title)}</text>`)
   out.push(...legend(r.grid.policies, left, 38, width - left))
-  const xOf = (p: number, x0: number): number => x0 + ((p - ps[0]) / Math.max(1e-9, ps[ps.length - 1] - ps[0])) * panelW
-  const yOf = (v: number): number => top + panelH - Math.min(1, v / yMax) * panelH
+  // Uptimes are evenly spaced (0.9, 0.95 and 0.99 would crowd on a linear axis).
+  const xOf = (p: number, x0: number): number => x0 + 12 + (ps.length === 1 ? 0.5 : ps.indexOf(p) / (ps.length - 1)) * (panelW - 24)
+  const yOf = (v: number): number => opts.log === true
+    ? top + panelH - Math.min(1, Math.max(0, Math.log10(Math.max(v, yMin) / yMin) / 5)) * panelH
+    : top + panelH - Math.min(1, v / yMax) * panelH
+  const ticks = TICKS
+  const tickValue = (t: number): number => opts.log === true ? yMin * 10 ** (5 * t) : t * yMax
   ns.forEach((n, i) => {
     const x0 = left + i * (panelW + gapX)
     out.push(`<text x="${x0 + panelW / 2}" y="${top - 10}" text-anchor="middle" font-weight="bold">n = ${n}</text>`)
-    for (const t of TICKS) {
+    for (const t of ticks) {
       const y = top + panelH - t * panelH
       out.push(`<line x1="${x0}" y1="${y}" x2="${x0 + panelW}" y2="${y}" stroke="#e4e4e4"/>`)
-      if (i === 0) out.push(`<text x="${x0 - 6}" y="${y + 4}" text-anchor="end">${esc(tick(t * yMax, opts.unit))}</text>`)
+      if (i === 0) out.push(`<text x="${x0 - 6}" y="${y + 4}" text-anchor="end">${esc(tick(tickValue(t), opts.unit))}</text>`)
     }
     for (const p of ps) out.push(`<text x="${xOf(p, x0)}" y="${top + panelH + 16}" text-anchor="middle">${p}</text>`)
     out.push(`<line x1="${x0}" y1="${top + panelH}" x2="${x0 + panelW}" y2="${top + panelH}" stroke="#444"/>`)
@@ -120,7 +134,7 @@ export function uptimeChart (r: StudyResult, metric: MetricName, opts: { title: 
       const pts = ps.map((p) => ({ p, e: cellOf(r, n, p, policy)?.estimates[metric] ?? null })).filter((x): x is { p: number, e: Estimate } => x.e !== null)
       const dx = (k - (r.grid.policies.length - 1) / 2) * 2.5 // keep error bars of equal values apart
       const color = POLICY_COLOR[policy]
-      if (pts.length > 1) out.push(`<polyline fill="none" stroke="${color}" stroke-width="1.8" points="${pts.map((x) => `${xOf(x.p, x0) + dx},${yOf(x.e.mean * opts.scale)}`).join(' ')}"/>`)
+      if (pts.length > 1) out.push(`<polyline fill="none" stroke="${color}" stroke-width="1.8"${dash(policy)} points="${pts.map((x) => `${xOf(x.p, x0) + dx},${yOf(x.e.mean * opts.scale)}`).join(' ')}"/>`)
       for (const x of pts) {
         const cx = xOf(x.p, x0) + dx
         const lo = yOf(Math.max(0, (x.e.mean - x.e.ci95) * opts.scale))
@@ -131,7 +145,7 @@ export function uptimeChart (r: StudyResult, metric: MetricName, opts: { title: 
     })
   })
   out.push(`<text x="${left + (ns.length * (panelW + gapX) - gapX) / 2}" y="${top + panelH + 40}" text-anchor="middle">mean uptime p (share of the time a member is online)</text>`)
-  out.push(`<text transform="translate(16 ${top + panelH / 2}) rotate(-90)" text-anchor="middle">${esc(opts.yLabel)}</text>`)
+  out.push(`<text transform="translate(14 ${top + panelH / 2}) rotate(-90)" text-anchor="middle">${esc(opts.yLabel)}${opts.log === true ? ' (log scale)' : ''}</text>`)
   out.push(`<text x="${left}" y="${height - 8}" fill="#666" font-size="11">points: mean over ${r.grid.seeds} seeds; bars: 95% confidence interval (Student's t)</text>`)
   out.push('</svg>')
   return out.join('\n') + '\n'
@@ -159,7 +173,7 @@ export function seriesChart (series: readonly Series[]): string {
   }
   for (let d = 0; d * 1440 <= tMax; d++) out.push(`<text x="${xOf(d * 1440)}" y="${top + plotH + 16}" text-anchor="middle">${d}</text>`)
   out.push(`<line x1="${left}" y1="${top + plotH}" x2="${left + plotW}" y2="${top + plotH}" stroke="#444"/>`)
-  for (const s of series) out.push(`<polyline fill="none" stroke="${POLICY_COLOR[s.policy]}" stroke-width="1.5" points="${s.points.map((x) => `${xOf(x.t).toFixed(1)},${yOf(x.openPools).toFixed(1)}`).join(' ')}"/>`)
+  for (const s of series) out.push(`<polyline fill="none" stroke="${POLICY_COLOR[s.policy]}" stroke-width="1.8"${dash(s.policy)} points="${s.points.map((x) => `${xOf(x.t).toFixed(1)},${yOf(x.openPools).toFixed(1)}`).join(' ')}"/>`)
   out.push(`<text x="${left + plotW / 2}" y="${top + plotH + 40}" text-anchor="middle">time (days)</text>`)
   out.push(`<text transform="translate(16 ${top + plotH / 2}) rotate(-90)" text-anchor="middle">open pools holding funds</text>`)
   out.push('</svg>')
@@ -173,10 +187,14 @@ function legend (policies: readonly Policy[], x: number, y: number, maxW: number
   for (const p of policies) {
     const w = 28 + POLICY_LABEL[p].length * 6.6
     if (lx + w > x + maxW) { lx = x; ly += 16 }
-    out.push(`<line x1="${lx}" y1="${ly}" x2="${lx + 18}" y2="${ly}" stroke="${POLICY_COLOR[p]}" stroke-width="2.5"/><text x="${lx + 23}" y="${ly + 4}">${esc(POLICY_LABEL[p])}</text>`)
+    out.push(`<line x1="${lx}" y1="${ly}" x2="${lx + 18}" y2="${ly}" stroke="${POLICY_COLOR[p]}" stroke-width="2.5"${dash(p)}/><text x="${lx + 23}" y="${ly + 4}">${esc(POLICY_LABEL[p])}</text>`)
     lx += w
   }
   return out
+}
+
+function dash (p: Policy): string {
+  return POLICY_DASH[p] === '' ? '' : ` stroke-dasharray="${POLICY_DASH[p]}"`
 }
 
 function niceMax (v: number): number {
@@ -187,6 +205,7 @@ function niceMax (v: number): number {
 
 function tick (v: number, unit: string): string {
   if (unit === '%') return `${Math.round(v * 10) / 10}%`
+  if (unit === ' vB') return v >= 1e6 ? `${+(v / 1e6).toPrecision(3)} MvB` : v >= 1e3 ? `${+(v / 1e3).toPrecision(3)} kvB` : `${+v.toPrecision(3)} vB`
   if (v >= 10_000) return `${Math.round(v / 1000)}k${unit}`
   return `${Math.round(v * 10) / 10}${unit}`
 }
@@ -198,7 +217,7 @@ export function renderHtml (r: StudyResult, meta: ReportMeta, extra: { replay?: 
     uptimeChart(r, 'delayP99Min', { title: 'Delay until completed, 99th percentile', yLabel: 'minutes', scale: 1, unit: '' }),
     uptimeChart(r, 'openPoolsMean', { title: 'Open (sub-)pools holding funds, time average', yLabel: 'pools', scale: 1, unit: '' }),
     uptimeChart(r, 'frozenFundsShareMean', { title: 'Funds in frozen pools, time average', yLabel: 'share of the funds', scale: 100, yMax: 100, unit: '%' }),
-    uptimeChart(r, 'exitVbytes', { title: 'On-chain footprint if everyone exited at the end (with fee children)', yLabel: 'virtual bytes', scale: 1, unit: ' vB' }),
+    uptimeChart(r, 'exitVbytes', { title: 'On-chain footprint if everyone exited at the end (with fee children)', yLabel: 'virtual bytes', scale: 1, unit: ' vB', log: true }),
     seriesChart(r.series)
   ]
   const tables = r.grid.policies.map((p) => `<h3>${esc(POLICY_LABEL[p])}</h3>\n${mdToHtml(detailTable(r, p))}`).join('\n')
