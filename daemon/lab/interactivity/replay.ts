@@ -7,7 +7,7 @@ import { sleep } from '../../host/wait.js'
 import { mixSeed } from '../campaign/plan.js'
 import { DEFAULT_BALANCE_SATS, DEFAULT_KICKOUT_DELAY_BLOCKS } from '../../pool/view.js'
 import { DEFAULT_MODEL, makeSchedule, runModel, type ModelParams, type PoolOp, type ScheduleEvent } from './model.js'
-import { measure, type StudyResult } from './study.js'
+import { estimate, measure, tQuantile975, type StudyResult } from './study.js'
 
 /**
  * The same schedule on real nodes: 16 node processes, one per member; a member going offline is
@@ -151,17 +151,31 @@ export async function replayOnCluster (options: { seed: number, dir: string, say
   }
 }
 
-/** The replay beside the grid's interval for the same (n, p, policy). */
+/**
+ * The replay beside the grid's runs of the same (n, p, policy): the cluster must reproduce the
+ * model's outcome on its schedule exactly, and that one run's share is compared with the spread of
+ * single runs (a 95% prediction interval: one run, not a mean, is being compared).
+ */
 export function renderReplay (r: ReplayResult, study: StudyResult): string {
-  const cell = study.cells.find((c) => c.members === r.params.members && c.uptime === r.params.uptime && c.policy === 'partitions')
-  const e = cell?.estimates.offChainShare
-  const inside = e == null ? null : Math.abs(r.clusterOffChainShare - e.mean) <= e.ci95
+  const runs = study.runs.filter((x) => x.members === r.params.members && x.uptime === r.params.uptime && x.policy === 'partitions').map((x) => x.offChainShare).sort((a, b) => a - b)
+  const e = estimate(runs)
+  const pct = (x: number): string => `${(x * 100).toFixed(1)}%`
+  let spread = '  (the grid has no runs for this pool size and uptime)'
+  if (e !== null && runs.length > 1) {
+    const sd = e.ci95 * Math.sqrt(runs.length) / tQuantile975(runs.length - 1)
+    const half = tQuantile975(runs.length - 1) * sd * Math.sqrt(1 + 1 / runs.length)
+    const lo = Math.max(0, e.mean - half)
+    const hi = Math.min(1, e.mean + half)
+    const inside = r.clusterOffChainShare >= lo - 1e-9 && r.clusterOffChainShare <= hi + 1e-9
+    spread = `  the grid's ${runs.length} single runs of n ${r.params.members}, p ${r.params.uptime} (${study.grid.model.horizonMin / 1440} days each): ` +
+      `mean ${pct(e.mean)} ± ${pct(e.ci95)}, from ${pct(runs[0])} to ${pct(runs[runs.length - 1])}, 95% prediction interval for one run ${pct(lo)} to ${pct(hi)}: the replay is ${inside ? 'inside' : 'outside'} it`
+  }
   return [
     `replay on ${r.params.members} real nodes (p ${r.params.uptime}, ${r.params.horizonMin / 60} h, partitions + merge, seed ${r.params.seed}): ` +
       `${r.succeeded}/${r.operations} operations succeeded with the members the model had online, ${r.toggles} session changes, ${(r.durationMs / 60_000).toFixed(1)} min`,
-    `  off chain: model ${(r.modelOffChainShare * 100).toFixed(1)}%, cluster ${(r.clusterOffChainShare * 100).toFixed(1)}% of ${r.payments} payments; ` +
+    `  off chain: model ${pct(r.modelOffChainShare)}, cluster ${pct(r.clusterOffChainShare)} of ${r.payments} payments; ` +
       `final balances ${r.balancesAgree ? 'agree for every member' : `differ: ${r.mismatches.join('; ')}`}`,
-    e == null ? '  (the grid has no cell for this pool size and uptime)' : `  the grid's interval for n ${r.params.members}, p ${r.params.uptime}: ${(e.mean * 100).toFixed(1)} ± ${(e.ci95 * 100).toFixed(1)}% (${study.grid.model.horizonMin / 1440} days per run): the replay is ${inside === true ? 'inside' : 'outside'} it`,
+    spread,
     ...r.failures.slice(0, 10).map((f) => `  failed: ${f.op}: ${f.error}`)
   ].join('\n')
 }

@@ -116,7 +116,8 @@ export function estimate (xs: ReadonlyArray<number | null>): Estimate | null {
 }
 
 const T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086]
-function tQuantile975 (df: number): number {
+/** Student's t 97.5% quantile for `df` degrees of freedom. */
+export function tQuantile975 (df: number): number {
   return df <= T975.length ? T975[df - 1] : 1.96 + 2.4 / df
 }
 
