@@ -513,7 +513,7 @@ class Run {
   }
 }
 
-// ---- the transaction graph (docs/protocol.md, "Transactions on chain", on branch issue-14) ----
+// ---- the transaction graph (docs/protocol.md, "Transactions on chain") ----
 
 /** Decker-Wattenhofer layers behind each kickoff (GraphParams' default L = 3). */
 export const GRAPH_LAYERS = 3
