@@ -31,7 +31,7 @@ import { sleep } from '../host/wait.js'
  * | evidence | 6 | equivocation evidence (protocol) |
  * | merge-request | 7 | merge request (protocol): fold a frozen pool's partitions back into it |
  *
- * Refusal (version 1): a member tells a round's proposer why it will not sign, signed by the member:
+ * SignedRefusal (version 1): a member tells a round's proposer why it will not sign, signed by the member:
  *
  *     version u8 = 1 | poolId 32 (zero for a genesis round) | roundId 32 | member 32
  *     | code: string ≤ 32 | reason: string ≤ 1000
@@ -69,7 +69,7 @@ export interface RefusalConflict {
   index: number
 }
 
-export interface Refusal {
+export interface SignedRefusal {
   /** The pool, or 32 zero bytes in a genesis round (no pool yet). */
   poolId: Uint8Array
   roundId: Uint8Array
@@ -82,14 +82,14 @@ export interface Refusal {
   conflict: RefusalConflict | null
   signature: Uint8Array
 }
-export type UnsignedRefusal = Omit<Refusal, 'signature'>
+export type UnsignedRefusal = Omit<SignedRefusal, 'signature'>
 
 export type GossipMessage =
   | { kind: 'genesis-proposal', proposal: GenesisProposal }
   | { kind: 'update-request', request: UpdateRequest }
   | { kind: 'share', share: SignatureShare }
   | { kind: 'partition-request', request: PartitionRequest }
-  | { kind: 'refusal', refusal: Refusal }
+  | { kind: 'refusal', refusal: SignedRefusal }
   | { kind: 'evidence', evidence: EquivocationEvidence }
   | { kind: 'merge-request', request: MergeRequest }
 
@@ -107,7 +107,7 @@ function writeUnsignedRefusal (w: Writer, r: UnsignedRefusal): Writer {
   return w
 }
 
-function readRefusal (r: Reader): Refusal {
+function readRefusal (r: Reader): SignedRefusal {
   r.version([REFUSAL_VERSION])
   const poolId = r.bytes32('poolId')
   const roundId = r.bytes32('roundId')
@@ -129,7 +129,7 @@ export function refusalSigningHash (r: UnsignedRefusal): Uint8Array {
   return taggedHash(TAGS.refusal, w.finish())
 }
 
-export function signRefusal (r: UnsignedRefusal, secretKey: Uint8Array, auxRand?: Uint8Array): Refusal {
+export function signRefusal (r: UnsignedRefusal, secretKey: Uint8Array, auxRand?: Uint8Array): SignedRefusal {
   const unsigned = { ...r, reason: clipUtf8(r.reason, MAX_REFUSAL_REASON_BYTES) }
   return { ...unsigned, signature: signHash(refusalSigningHash(unsigned), secretKey, auxRand) }
 }

@@ -11,6 +11,9 @@ import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { tcpMultiaddr, type HostPort, type MemberEntry } from '../host/config.js'
 import { LogLimiter, type Logger } from '../host/log.js'
 
+// daemon/net/: how members reach each other: libp2p connections among the configured members only
+// (this file), the pool's gossip topic (gossip.ts) and member requests (rpc.ts).
+
 export type PoolLibp2p = Libp2p<{ identify: Identify, pubsub: GossipSub }>
 
 export interface MemberNetworkOptions {

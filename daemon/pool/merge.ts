@@ -7,7 +7,7 @@ import { checkMergeRequest, makeMergeRequest, mergeState, RuleError } from '../.
 import { stateHash, type PoolState } from '../../protocol/state.js'
 import { statementId } from '../../protocol/statement.js'
 import { PoolError } from './propose.js'
-import type { SignMemory } from './signed-record.js'
+import type { SignedRecords } from './signed-record.js'
 import { refId } from './view.js'
 
 /**
@@ -17,8 +17,9 @@ import { refId } from './view.js'
  * (`merged`) and the pool is open again. On chain the merged state supersedes the partitions'
  * branch: it is a newer state of the parent pool (docs/pool.md, "Merging partitions back").
  *
- * The service runs the round (gossip, signatures, the board entry); this decides what a member
- * signs, and refuses while any statement or state under the pool is still being signed.
+ * The proposer runs the round (gossip, signatures, the board entry); this, inside the member's
+ * signer, decides what a member signs, and refuses while any statement or state under the pool is
+ * still being signed.
  */
 
 /** A merge this member will not sign: becomes the service's signed refusal. */
@@ -38,7 +39,7 @@ export interface PoolMergeOptions {
   poolBoard: PoolBoard
   memberKey: Uint8Array
   memberSecret: Uint8Array
-  memory: SignMemory
+  memory: SignedRecords
   /** A linearizable read of the board (throws when it cannot be read). */
   read: (timeoutMs: number) => Promise<void>
   /** Names and pool labels for people. */

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { SignMemory } from '../../daemon/pool/signed-record.js'
+import { SignedRecords } from '../../daemon/pool/signed-record.js'
 import { applyPayment, buildPartitionStatement, initialState, stateHash, statementId, withdrawOutpoints } from '../../protocol/index.js'
 import { tempDatabaseEachTest } from '../helpers/database.js'
 import { testGenesis } from '../protocol/fixtures.js'
@@ -15,7 +15,7 @@ describe('what a member signed (never twice)', () => {
   }
 
   it('signs one state N+1 per state N; the same state again is fine', async () => {
-    const memory = new SignMemory(disk.db)
+    const memory = new SignedRecords(disk.db)
     assert.deepEqual(await memory.promiseState(s0.pool.ref, 0, pay(b, 10n)), { ok: true })
     assert.deepEqual(await memory.promiseState(s0.pool.ref, 0, pay(b, 10n)), { ok: true }, 'a retried round signs the same state')
     const other = await memory.promiseState(s0.pool.ref, 0, pay(c, 10n))
@@ -29,19 +29,19 @@ describe('what a member signed (never twice)', () => {
   })
 
   it('a merge replaces a promise only once that round\'s deadline passed (rule: no honest member signs after a deadline)', async () => {
-    const memory = new SignMemory(disk.db)
+    const memory = new SignedRecords(disk.db)
     assert.deepEqual(await memory.promiseState(s0.pool.ref, 0, pay(b, 10n, 5_000)), { ok: true })
     const early = await memory.promiseState(s0.pool.ref, 0, pay(c, 10n), { expiredBeforeMs: 5_000 })
     assert.equal(early.ok, false, 'the round may still complete at its deadline')
     assert.deepEqual(await memory.promiseState(s0.pool.ref, 0, pay(c, 10n), { expiredBeforeMs: 5_001 }), { ok: true })
     await disk.reopen()
-    const record = await new SignMemory(disk.db).signedState(s0.pool.ref, 0)
+    const record = await new SignedRecords(disk.db).signedState(s0.pool.ref, 0)
     assert.deepEqual(record?.stateHash, pay(c, 10n).stateHash)
     assert.equal(record?.deadlineMs, 5_000)
   })
 
   it('concurrent requests for the same state number: exactly one wins', async () => {
-    const memory = new SignMemory(disk.db)
+    const memory = new SignedRecords(disk.db)
     const results = await Promise.all([1n, 2n, 3n, 4n, 5n].map(async (n) => await memory.promiseState(s0.pool.ref, 0, pay(b, n))))
     assert.equal(results.filter((r) => r.ok).length, 1)
   })
@@ -51,9 +51,9 @@ describe('what a member signed (never twice)', () => {
     const bal = (i: number): bigint => s0.balances[i]
     const first = buildPartitionStatement(s0, [a, b], [bal(0), bal(1)], 10)
     const second = buildPartitionStatement(s0, [a, c], [bal(0), bal(2)], 10)
-    assert.deepEqual(await new SignMemory(disk.db).promiseStatement(mine, first), { ok: true })
+    assert.deepEqual(await new SignedRecords(disk.db).promiseStatement(mine, first), { ok: true })
     await disk.reopen()
-    const memory = new SignMemory(disk.db)
+    const memory = new SignedRecords(disk.db)
     const refused = await memory.promiseStatement(mine, second)
     assert.equal(refused.ok, false)
     if (!refused.ok) assert.deepEqual(refused.earlier.statementId, statementId(first))

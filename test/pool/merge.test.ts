@@ -4,12 +4,12 @@
  */
 import assert from 'node:assert/strict'
 import { MergeRefusal, PoolMerge } from '../../daemon/pool/merge.js'
-import { SignMemory } from '../../daemon/pool/signed-record.js'
+import { SignedRecords } from '../../daemon/pool/signed-record.js'
 import {
   applyPayment, buildPartitionStatement, makeMergeRequest, short, signMergeRequest, stateHash, withdrawOutpoints, type PoolRef
 } from '../../protocol/index.js'
 import { tempDatabaseEachTest } from '../helpers/database.js'
-import { Harness, genesisEntry, memberByKey, partition, smallGenesis, statementEntry, updateEntry } from '../pool/helpers.js'
+import { Harness, genesisEntry, memberByKey, partition, smallGenesis, statementEntry, updateEntry } from './helpers.js'
 
 const ROOT: PoolRef = { kind: 'root' }
 const NOW_MS = 1_000_000
@@ -17,14 +17,14 @@ const NOW_MS = 1_000_000
 describe('merge decisions (daemon/pool/merge.ts)', () => {
   const disk = tempDatabaseEachTest()
 
-  function setup (): { h: Harness, merger: (i: number) => PoolMerge, memory: SignMemory, sub: PoolRef } {
+  function setup (): { h: Harness, merger: (i: number) => PoolMerge, memory: SignedRecords, sub: PoolRef } {
     const h = new Harness()
     h.accept(genesisEntry(smallGenesis()))
     h.accept(updateEntry(h.state(), 0, 1, 1_000n))
     const stmt = partition(h.state(), [0, 2], [100_000n, 299_000n])
     h.accept(statementEntry(stmt))
     const sub: PoolRef = { kind: 'partition', statementId: h.applied[h.applied.length - 1].result.statementId! }
-    const memory = new SignMemory(disk.db)
+    const memory = new SignedRecords(disk.db)
     const merger = (i: number): PoolMerge => {
       const key = h.state().pool.members[i]
       return new PoolMerge({
