@@ -38,7 +38,7 @@ export { DEFAULT_ROUND_TIMEOUT_MS, MAX_ROUND_TIMEOUT_MS } from './rounds.js'
  *
  * - the proposer (proposer.ts) runs this member's commands, with its rounds (rounds.ts): an update
  *   (every member of the (sub-)pool signs state N+1), a partition (every active signs the
- *   statement), a genesis (every member signs state 0);
+ *   statement), a genesis (every member signs state 0), a merge of a frozen pool (merge.ts);
  * - the signer (signer.ts) decides what this member signs, and the responder (responder.ts)
  *   answers other members' rounds with its share or a signed refusal;
  * - the evidence defense (daemon/defense/evidence.ts) watches statement signatures for
