@@ -31,6 +31,17 @@ const MAX_REFUSAL_LOG_ENTRIES = 1_000
 /** Largest gossip message accepted, in bytes. */
 const MAX_GOSSIP_BYTES = 1024 * 1024
 
+/**
+ * Gossipsub's peer score, minus its IP colocation penalty (P6). P6 defends an open network against
+ * one host running many identities; here the connection gater admits only the pool's members, so
+ * it defends nothing, and it punishes members that share an address: a local cluster (every member
+ * on 127.0.0.1), members behind one NAT or in one data centre. With more than 10 members on one IP
+ * their scores fell quadratically below the publish and graylist thresholds (-125 at 16 members on
+ * loopback), so nobody forwarded or accepted anyone's messages, silently: a 16-member pool could
+ * not be created. The other score terms stay as gossipsub sets them.
+ */
+export const GOSSIP_SCORE_PARAMS = { IPColocationFactorWeight: 0 } as const
+
 interface DialState {
   member: MemberEntry
   /** Dials since this member was last seen connected: a connection that the far side drops at once counts too. */
@@ -99,7 +110,8 @@ export class MemberNetwork {
         pubsub: gossipsub({
           allowPublishToZeroTopicPeers: true,
           emitSelf: false,
-          maxInboundDataLength: MAX_GOSSIP_BYTES
+          maxInboundDataLength: MAX_GOSSIP_BYTES,
+          scoreParams: GOSSIP_SCORE_PARAMS
         })
       },
       start: false
