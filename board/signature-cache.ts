@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { toHex } from '../protocol/bytes.js'
 import { sha256 } from '../protocol/hash.js'
-import { verifyHash, type VerifySignature } from '../protocol/keys.js'
+import { verifyHash, verifyHashBatch, type Bip340Check, type VerifySignature } from '../protocol/keys.js'
 
 export interface SignatureCacheStats {
   /** Verifications answered from the cache. */
@@ -61,6 +61,23 @@ export class SignatureCache {
     }
     this.insert(key)
     return true
+  }
+
+  /**
+   * Verifies the checks not yet known valid as one batch (libsecp256k1's batch verification when
+   * the cache runs on `verifyHash`) and remembers the valid ones, so that the `verify` calls that
+   * follow (applying an entry) are lookups. A batch that fails is checked one by one; the counters
+   * then count the single checks. Changes no answer.
+   */
+  prepare (checks: readonly Bip340Check[]): void {
+    const unknown = checks.filter((c) => !this.knows(c.signature, c.hash, c.key))
+    if (unknown.length === 0) return
+    if (this.verifyFn === verifyHash && unknown.length > 1 && verifyHashBatch(unknown)) {
+      this.misses += unknown.length
+      for (const c of unknown) this.remember(c.signature, c.hash, c.key)
+      return
+    }
+    for (const c of unknown) this.verify(c.signature, c.hash, c.key)
   }
 
   /** Whether this triple is already known valid (no verification, no counting). */

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module'
 import { pathToFileURL } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import type { SignatureCache } from '../../board/signature-cache.js'
+import { NATIVE_BIP340_FLAG, NATIVE_BIP340_MODULE } from '../../protocol/bip340.js'
 import type { SignatureCheck } from '../../board/signatures.js'
 import type { Logger } from '../host/log.js'
 
@@ -102,24 +103,48 @@ export class SignatureWorkers {
 }
 
 /**
- * A verification worker: checks batches of BIP340 signatures (what protocol/keys.ts verifyHash
- * does, with the same library) off the node's main thread. Request: n × 128 bytes (hash 32 ‖ key 32
- * ‖ signature 64); answer: n bytes, 1 = valid. It is plain JavaScript evaluated in the worker, so the
- * same code runs from the build and from the TypeScript sources (tests).
+ * A verification worker: checks batches of BIP340 signatures off the node's main thread, with the
+ * implementation protocol/bip340.ts picks (the libsecp256k1 binding when it loads, else noble; the
+ * same answers). A batch is first verified as one (libsecp256k1's batch verification, about twice
+ * as fast per signature); only if that fails is each signature checked alone, to find the bad ones.
+ * Request: n × 128 bytes (hash 32 ‖ key 32 ‖ signature 64); answer: n bytes, 1 = valid. It is plain
+ * JavaScript evaluated in the worker, so the same code runs from the build and from the TypeScript
+ * sources (tests).
  */
 function startWorker (): Worker {
-  const noble = pathToFileURL(createRequire(import.meta.url).resolve('@noble/curves/secp256k1.js')).href
+  const require = createRequire(import.meta.url)
+  const noble = pathToFileURL(require.resolve('@noble/curves/secp256k1.js')).href
+  let native: string | null = null
+  try { native = require.resolve(NATIVE_BIP340_MODULE) } catch { /* not installed: noble */ }
   return new Worker(`
     const { parentPort } = require('node:worker_threads')
+    function loadNative () {
+      try {
+        const lib = ${native === null ? 'null' : `require(${JSON.stringify(native)})`}
+        return lib !== null && lib.native === ${NATIVE_BIP340_FLAG} ? lib : null
+      } catch { return null }
+    }
+    const lib = loadNative()
     import(${JSON.stringify(noble)}).then(({ schnorr }) => {
+      const one = lib !== null
+        ? (sig, hash, key) => lib.verify(hash, sig, key)
+        : (sig, hash, key) => schnorr.verify(sig, hash, key)
       parentPort.on('message', ({ triples }) => {
         const n = triples.length / 128
+        const bytes = Buffer.from(triples.buffer, triples.byteOffset, triples.byteLength)
+        const at = (i, from, to) => bytes.subarray(i * 128 + from, i * 128 + to)
         const valid = new Uint8Array(n)
-        for (let i = 0; i < n; i++) {
-          const at = i * 128
-          try {
-            valid[i] = schnorr.verify(triples.subarray(at + 64, at + 128), triples.subarray(at, at + 32), triples.subarray(at + 32, at + 64)) ? 1 : 0
-          } catch { valid[i] = 0 }
+        let all = false
+        if (lib !== null && n > 1) {
+          const batch = []
+          for (let i = 0; i < n; i++) batch.push([at(i, 0, 32), at(i, 64, 128), at(i, 32, 64)])
+          try { all = lib.verifyBatch(batch) } catch { all = false }
+        }
+        if (all) valid.fill(1)
+        else {
+          for (let i = 0; i < n; i++) {
+            try { valid[i] = one(at(i, 64, 128), at(i, 0, 32), at(i, 32, 64)) ? 1 : 0 } catch { valid[i] = 0 }
+          }
         }
         parentPort.postMessage({ valid }, [valid.buffer])
       })
