@@ -46,6 +46,11 @@ export class SignatureWorkers {
     }
   }
 
+  /** Worker threads running. */
+  get threads (): number {
+    return this.workers.length
+  }
+
   /** Verifies the checks the cache does not know yet; resolves when they are done (or skipped). */
   async prepare (checks: readonly SignatureCheck[]): Promise<void> {
     const unknown = checks.filter((c) => !this.cache.knows(c.signature, c.hash, c.key))
