@@ -13,7 +13,7 @@
  * Encoding (version 1):
  *
  *     version u8 = 1 | poolId 32 | parent: state ref (pool ref | stateNumber u32) | heightT u32
- *     | actives varint n (1..256) × key 32 (strictly increasing)
+ *     | actives varint n (1..1024) × key 32 (strictly increasing)
  *     | spent n × outpoint (txid 32 | vout u32), spent[i] = (txid(W(N, actives[i])), 0), unique
  *     | newBalances n × u64
  *     | intermediateTx (a Tx, see tx.ts; must equal the one derived from the fields above)

@@ -7,6 +7,7 @@ import { equalOutpoints, indexOfKey, short, sumSats, type Outpoint, type PoolRef
 import { buildEvidence, evidenceId, verifyEvidence, type EquivocationEvidence } from '../../protocol/evidence.js'
 import { makeGenesis, poolIdOf, type Genesis } from '../../protocol/genesis.js'
 import { sha256 } from '../../protocol/hash.js'
+import { MAX_MEMBERS } from '../../protocol/limits.js'
 import {
   makeSignatureShare, partitionRequestSigningHash, signPartitionRequest, signUpdateRequest,
   type PartitionRequest, type ShareKind, type SignatureShare, type UpdateRequest
@@ -86,7 +87,8 @@ const MAX_ANSWERS_KEPT = 1_024
 /** Answers being worked out at once (each may wait for a linearizable read). */
 const MAX_TASKS = 64
 const MAX_STATEMENTS_WATCHED = 256
-const MAX_EARLY_SHARES = 256
+/** Shares kept until their request arrives: every member's share of a few rounds of the largest pool. */
+const MAX_EARLY_SHARES = 4 * MAX_MEMBERS
 const MAX_PENDING_EVIDENCE = 64
 const MAX_GOSSIPED_EVIDENCE_IDS = 4_096
 /** A node that is not the leader proposes evidence it learned only if the board still lacks it after this long. */
