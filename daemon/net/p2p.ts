@@ -100,6 +100,10 @@ export class MemberNetwork {
         maxConnections: Math.max(16, options.members.length * 3),
         dialTimeout: DIAL_TIMEOUT_MS
       },
+      // libp2p's connection monitor pings every connection every 10 s on a new stream (stream
+      // open, protocol negotiation, echo, close): with many members it was most of an idle node's
+      // traffic. Liveness comes from the board's heartbeats and yamux's keep-alive instead.
+      connectionMonitor: { enabled: false },
       connectionGater: {
         denyDialPeer: (peer) => deny(peer, 'outbound'),
         denyInboundEncryptedConnection: (peer, conn) => deny(peer, 'inbound', conn.remoteAddr.toString()),

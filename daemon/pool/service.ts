@@ -13,7 +13,7 @@ import {
   type PartitionRequest, type ShareKind, type SignatureShare, type UpdateRequest
 } from '../../protocol/requests.js'
 import {
-  applyPayment, buildPartitionStatement, checkPartitionRequest, checkUpdateAcceptable, checkUpdateRequest, initialState,
+  applyPayment, buildPartitionStatement, checkPartitionRequest, initialState,
   makePartitionRequest, makeUpdateRequest, RuleError
 } from '../../protocol/rules.js'
 import { stateHash, withdrawOutpoints, type PoolState, type SignedState } from '../../protocol/state.js'
@@ -26,10 +26,11 @@ import type { NodeConfig } from '../host/config.js'
 import { DefenseRefusal, type Defenses } from '../defense/index.js'
 import {
   PoolGossip, poolTopic, refusalSigningHash, signRefusal, ZERO_POOL_ID,
-  type GenesisProposal, type GossipCounters, type GossipMessage, type Refusal, type RefusalConflict
+  type GenesisProposal, type GossipCounters, type GossipMessage, type Refusal
 } from '../net/gossip.js'
 import type { Logger } from '../host/log.js'
 import { SignMemory } from './signed-record.js'
+import { WontSign, decidePartitionOn, decideUpdateOn, type DecisionNames } from './decide.js'
 import { PoolMembers } from './members.js'
 import { BoardEntries, PoolError } from './propose.js'
 import {
@@ -100,12 +101,6 @@ const ANSWER_KEPT_MS = 60_000
 const UNAVAILABLE = 'unavailable'
 
 /** This member will not sign: becomes a signed refusal to the proposer. */
-class WontSign extends Error {
-  constructor (readonly code: string, message: string, readonly conflict: RefusalConflict | null = null) {
-    super(message)
-    this.name = 'WontSign'
-  }
-}
 
 type RoundKind = 'genesis' | 'update' | 'partition'
 
@@ -820,15 +815,11 @@ export class PoolService {
       await this.read(Math.max(1, Math.min(READ_TIMEOUT_MS, req.deadlineMs - Date.now())))
       current = poolBoard.currentState(req.from.pool)
     }
-    if (current === undefined) throw new WontSign('unknown-pool', `the board holds no ${this.label(req.from.pool)}`)
-    if (indexOfKey(current.pool.members, memberKey) < 0) return null
-    this.refuseEquivocator(req.proposer)
-    const record = poolBoard.pool(req.from.pool)!
-    if (record.status !== 'open') throw new WontSign(record.status, `the ${this.label(req.from.pool)} is ${record.status}: it takes no new state`)
-    const proposed = checkUpdateRequest(current, req, { nowMs: Date.now() })
-    checkUpdateAcceptable(current, proposed, memberKey, req.payment)
-    if (req.heightT > poolBoard.chainHeight) throw new WontSign('height', `heightT ${req.heightT} is above the chain height ${poolBoard.chainHeight}`)
-    const hash = stateHash(proposed)
+    if (current !== undefined && indexOfKey(current.pool.members, memberKey) >= 0) this.refuseEquivocator(req.proposer)
+    const decided = decideUpdateOn(poolBoard, memberKey, req, Date.now(), this.decisionNames)
+    if (decided === null) return null
+    current = decided.current
+    const hash = decided.hash
     const kept = await this.memory.promiseState(current.pool.ref, current.stateNumber, { stateHash: hash, roundId: req.roundId, heightT: req.heightT, payment: req.payment })
     if (!kept.ok) {
       const p = kept.earlier.payment
@@ -849,24 +840,9 @@ export class PoolService {
     // A statement another member proved my board lacks needs no read to refuse (the board may be unreadable).
     if (!opts.alreadyRead) this.refuseReported(req)
     if (!opts.alreadyRead) await this.read(Math.max(1, Math.min(READ_TIMEOUT_MS, req.deadlineMs - Date.now())))
-    const parent = poolBoard.currentState(req.parent.pool)
-    if (parent === undefined) throw new WontSign('unknown-pool', `the board holds no ${this.label(req.parent.pool)}`)
-    const record = poolBoard.pool(req.parent.pool)!
-    if (record.status === 'closed') throw new WontSign('closed', `the ${this.label(req.parent.pool)} is closed (a member was kicked out)`)
-    const statement = checkPartitionRequest(parent, req, { nowMs: Date.now() })
-    const id = statementId(statement)
-    const conflicts = poolBoard.conflictsFor(statement.spent).filter((c) => !equalBytes(c.id, id))
-    if (conflicts.length > 0) {
-      const c = conflicts[0]
-      const whose = c.statement === null ? [] : conflictingOutpoints(c.statement, statement).map((o) => this.ownerOf(parent, o)).sort(byName)
-      throw new WontSign('conflict', `statement ${this.describeStatement(c)} already spends the Withdraw output${whose.length === 1 ? '' : 's'} of ${whose.join(', ')} at the ${this.stateLabel(statement.parent)}`, { statementId: c.id, index: c.index })
-    }
-    if (statement.heightT > poolBoard.chainHeight) throw new WontSign('height', `heightT ${statement.heightT} is above the chain height ${poolBoard.chainHeight}`)
-    const mine = indexOfKey(statement.actives, memberKey)
-    const before = parent.balances[indexOfKey(parent.pool.members, memberKey)]
-    if (!equalBytes(req.proposer, memberKey) && statement.newBalances[mine] < before) {
-      throw new WontSign('balance-decreased', `my balance would drop from ${before} to ${statement.newBalances[mine]} sats and I am not the one paying`)
-    }
+    const decided = decidePartitionOn(poolBoard, memberKey, req, Date.now(), this.decisionNames)
+    if (decided === null) return null
+    const { statement, id, mine } = decided
     const defenses = this.options.defenses
     if (defenses !== undefined) {
       const reported = defenses.reportedConflict(statement)
@@ -1065,6 +1041,11 @@ export class PoolService {
   }
 
   /** A pool for people: `root pool`, `partition 9f3a21c0d4e5b6a7`, `partition 9f3a21c0d4e5b6a7 without node3`. */
+  /** How decide.ts names things in this node's refusals. */
+  private get decisionNames (): DecisionNames {
+    return { label: (r) => this.label(r), stateLabel: (r) => this.stateLabel(r), describeStatement: (c) => this.describeStatement(c), ownerOf: (p, o) => this.ownerOf(p, o) }
+  }
+
   private label (ref: PoolRef): string {
     return poolLabeller(this.options.poolBoard, (k) => this.members.nameOf(k))(ref)
   }
