@@ -243,6 +243,22 @@ export function withStatementSignature(s: PartitionStatement, key: Uint8Array, s
   return { ...s, signatures };
 }
 
+/**
+ * A copy of `s` carrying the given signatures (by active key), replacing any it carried for those
+ * actives. O(n log n) for n actives, where adding them one by one with `withStatementSignature`
+ * costs O(n²): a round of 1,000 signers builds its statement this way. Throws `RangeError` if a key
+ * is not an active. Does not verify the signatures.
+ */
+export function withStatementSignatures(s: PartitionStatement, signatures: Iterable<{ key: Uint8Array; signature: Uint8Array }>): PartitionStatement {
+  const byIndex = new Map(s.signatures.map((x) => [x.index, x.signature]));
+  for (const { key, signature } of signatures) {
+    const index = indexOfKey(s.actives, key);
+    if (index < 0) throw new RangeError(`key ${short(key)} is not an active of this statement`);
+    byIndex.set(index, new Uint8Array(signature));
+  }
+  return { ...s, signatures: [...byIndex].sort((a, b) => a[0] - b[0]).map(([index, signature]) => ({ index, signature })) };
+}
+
 /** The signature carried for active `key`, if any. */
 export function statementSignatureOf(s: PartitionStatement, key: Uint8Array): Uint8Array | undefined {
   const index = indexOfKey(s.actives, key);

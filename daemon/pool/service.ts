@@ -18,7 +18,7 @@ import {
 } from '../../protocol/rules.js'
 import { stateHash, withdrawOutpoints, type PoolState, type SignedState } from '../../protocol/state.js'
 import {
-  conflictingOutpoints, statementId, statementSignatureOf, withStatementSignature, type PartitionStatement
+  conflictingOutpoints, statementId, statementSignatureOf, withStatementSignatures, type PartitionStatement
 } from '../../protocol/statement.js'
 import type { Database } from '../../storage/database.js'
 import type { Board } from '../replica/board.js'
@@ -555,7 +555,7 @@ export class PoolService {
     const gatherMs = performance.now() - gatherFromMs
     this.throwUnlessComplete(round, `make ${what}`, (answered) => answered.length === 0 ? '' : `the ones who answered: ${answered.join(', ')}`)
     let complete = statement
-    for (const k of statement.actives) complete = withStatementSignature(complete, k, round.shares.get(toHex(k))!)
+    complete = withStatementSignatures(complete, statement.actives.map((k) => ({ key: k, signature: round.shares.get(toHex(k))! })))
     const commitFromMs = performance.now()
     const result = await this.entries.propose(encodeStatementEntry(complete), BOARD_TIMEOUT_MS)
     const commitMs = performance.now() - commitFromMs
