@@ -21,7 +21,7 @@ import {
 import type { BatchOp, RaftStore } from '../../storage/raft-store.js'
 import type { Logger } from '../host/log.js'
 
-/** How Raft messages leave and reach this node (daemon/replica/transport.ts over libp2p). */
+/** How Raft messages leave and reach this node (daemon/replica/transport/ over libp2p). */
 export interface BoardTransport {
   send: (message: Message) => void
   onMessage: (handler: (message: Message) => void) => void

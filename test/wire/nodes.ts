@@ -12,7 +12,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import pino from 'pino'
 import type { Message } from '../../board/raft/types.js'
-import { RaftTransport, type TransportLimits, type TransportTiming } from '../../daemon/replica/transport.js'
+import { RaftTransport, type TransportLimits, type TransportTiming } from '../../daemon/replica/transport/index.js'
 import { waitFor } from '../../daemon/host/wait.js'
 
 const UNTIL_POLL_MS = 10

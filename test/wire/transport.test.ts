@@ -8,7 +8,7 @@ import pino from 'pino'
 import type { Message, MessageType, SnapMessage } from '../../board/raft/types.js'
 import { decodeMessage, encodeMessage } from '../../board/wire.js'
 import { Writer } from '../../protocol/codec.js'
-import { RAFT_PROTOCOL, RaftTransport, SNAPSHOT_PROTOCOL, type TransportLibp2p } from '../../daemon/replica/transport.js'
+import { RAFT_PROTOCOL, RaftTransport, SNAPSHOT_PROTOCOL, type TransportLibp2p } from '../../daemon/replica/transport/index.js'
 import { introduce, newKey, startNode, until, type NodeOptions, type TestNode } from './nodes.js'
 
 const h32 = (b: number): Uint8Array => new Uint8Array(32).fill(b)
