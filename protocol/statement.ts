@@ -335,6 +335,12 @@ export interface VerifyStatementOptions {
   parentOutpoints?: readonly Outpoint[];
   /** Require a valid signature from every active (default true). Otherwise only carried ones are checked. */
   requireComplete?: boolean;
+  /**
+   * The statement was just returned by `decodeStatement` (which accepts only well-formed ones):
+   * skip re-checking its structure by an encode-decode round trip, a quarter of the cost of
+   * applying a statement. Its `statementId`, when the caller has it, saves hashing it again.
+   */
+  decoded?: { statementId: Uint8Array };
   /** How a signature is checked (default `verifyHash`; a node passes its signature cache's verifier). */
   verify?: VerifySignature;
 }
@@ -345,11 +351,13 @@ export interface VerifyStatementOptions {
  * invalid; never throws.
  */
 export function verifyStatement(s: PartitionStatement, opts: VerifyStatementOptions = {}): Verdict {
-  let decoded: PartitionStatement;
-  try {
-    decoded = decodeStatement(encodeStatement(s));
-  } catch (e) {
-    return fail(`malformed statement: ${(e as Error).message}`);
+  let decoded: PartitionStatement = s;
+  if (opts.decoded === undefined) {
+    try {
+      decoded = decodeStatement(encodeStatement(s));
+    } catch (e) {
+      return fail(`malformed statement: ${(e as Error).message}`);
+    }
   }
   if (opts.parent !== undefined) {
     const v = checkAgainstParent(decoded, opts.parent, opts.parentOutpoints);
@@ -361,7 +369,7 @@ export function verifyStatement(s: PartitionStatement, opts: VerifyStatementOpti
     return fail(`incomplete: missing the signatures of actives ${missing.map((i) => `${i} (${short(decoded.actives[i]!)})`).join(', ')}`);
   }
   const verify = opts.verify ?? verifyHash;
-  const id = statementId(decoded);
+  const id = opts.decoded?.statementId ?? statementId(decoded);
   for (const { index, signature } of decoded.signatures) {
     const key = decoded.actives[index]!;
     if (!verify(signature, id, key)) return fail(`the signature of active ${index} (${short(key)}) does not verify`);
