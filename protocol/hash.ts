@@ -5,13 +5,21 @@
  * hashed or signed has its own tag, listed in `TAGS` below and nowhere else, so a signature or an id
  * made for one kind of object can never be mistaken for another.
  */
-import { createHash } from 'node:crypto';
+import * as nodeCrypto from 'node:crypto';
 
-/** OpenSSL's sha256 through Node: about twice as fast as a JavaScript one on the small inputs we hash. */
+/** Node's one-shot hash (Node 20.12+), which allocates no Hash object: most of what we hash is small. */
+const oneShot = (nodeCrypto as { hash?: (algorithm: string, data: Uint8Array, encoding: 'buffer') => Buffer }).hash;
+
+/** OpenSSL's sha256 through Node: two to three times as fast as a JavaScript one on the small inputs we hash. */
 function digest(parts: readonly Uint8Array[]): Uint8Array {
-  const h = createHash('sha256');
-  for (const p of parts) h.update(p);
-  const out = h.digest();
+  let out: Buffer;
+  if (oneShot !== undefined) {
+    out = oneShot('sha256', parts.length === 1 ? parts[0]! : Buffer.concat(parts), 'buffer');
+  } else {
+    const h = nodeCrypto.createHash('sha256');
+    for (const p of parts) h.update(p);
+    out = h.digest();
+  }
   return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }
 
