@@ -38,7 +38,7 @@ export const DIALED_MEMBERS = 16
  * others picked by rendezvous hashing of the two peer ids, so the choice is stable across restarts
  * and spread evenly, each member ending up with about twice that many links. Gossipsub's mesh
  * (degree 6 to 12) then runs over those links: a message reaches every member of a 1,000-member
- * pool in a handful of hops (test/sim/pool-scale.ts measures 5 to 6 with degree 8).
+ * pool in a handful of hops (test/sim/pool-scale.ts measures at most 7 with degree 8).
  */
 export function dialTargets (selfPeerId: string, members: readonly MemberEntry[], voterPeerIds: readonly string[]): MemberEntry[] {
   const others = members.filter((m) => m.peerId !== selfPeerId)
