@@ -8,6 +8,7 @@ const BENCHMARKS: Record<string, { description: string, load: () => Promise<{ ru
   board: { description: 'board appends/s and p50/p99 commit latency (1, 16, 64 clients; 3 and 5 nodes), failover, catch-up, RSS', load: async () => await import('./board.js') },
   'compare-etcd': { description: 'etcd and the board side by side (3 and 5 members; 1, 16, 64 clients): writes/s, p50/p99, failover; --entries statements adds signed partition statements', load: async () => await import('./compare-etcd.js') },
   scale: { description: 'pools of many members: 16/32/64 real nodes (connected, pool created, idle CPU and RSS, payment and partition p50/p99, agreement after restart) and the 1,000-member simulation (messages, bytes, CPU per member per round)', load: async () => await import('./scale.js') },
+  dashboard: { description: 'change to page: payment answered -> new state in the dashboard\'s DOM in Chromium (payer\'s page, another member\'s), p50/p99 against the 1 s goal', load: async () => await import('./dashboard.js') },
   pool: { description: 'partition to accepted p50/p99 (3 actives of 7 members), statements verified/s with a cold and a warm signature cache', load: async () => await import('./pool.js') }
 }
 

@@ -5,6 +5,7 @@ import { toHex } from '../protocol/bytes.js'
 import { boardCommand } from './commands/board.js'
 import { clusterCommand } from './commands/cluster.js'
 import { defenseCommand } from './commands/defense.js'
+import { dashboardCommand } from './dashboard/command.js'
 import { chainCommand, labCommand, poolCommand } from './commands/pool.js'
 import { applyOverrides, defaultConfig, formatHostPort } from './host/config.js'
 import { AdminClient } from './api/client.js'
@@ -79,6 +80,7 @@ function program (): Command {
   cli.addCommand(chainCommand())
   cli.addCommand(defenseCommand())
   cli.addCommand(labCommand())
+  cli.addCommand(dashboardCommand())
   return cli
 }
 

@@ -28,6 +28,7 @@ import { Censor } from './lab/node/censor.js'
 import { coalitionDrop, rehashInbound } from './lab/node/coalition.js'
 import { labRoutes } from './lab/node/api.js'
 import { VERSION } from './host/version.js'
+import { NodeDashboard } from './dashboard/node-page.js'
 
 export interface NodeStatus {
   name: string
@@ -79,6 +80,7 @@ export class PoolboardNode {
   private chainTicker: ChainTicker | undefined
   private defenses: Defenses | undefined
   private signatureWorkers: SignatureWorkers | undefined
+  private dashboard: NodeDashboard | undefined
 
   private constructor (
     private readonly options: NodeOptions,
@@ -244,6 +246,7 @@ export class PoolboardNode {
     const { dir, logger } = this.options
     logger.info({ reason }, 'stopping')
     dir.removeCookie()
+    this.dashboard?.site.stop()
     await withTimeout(this.api?.stop(), 'admin API')
     this.chainTicker?.stop()
     this.pool?.stop()
@@ -261,15 +264,20 @@ export class PoolboardNode {
   private async startApi (): Promise<void> {
     const { dir, config } = this.options
     const password = dir.writeCookie()
+    const dashboard = new NodeDashboard({ logger: this.options.logger, apiAddress: () => this.apiAddress, cookieSuffix: this.options.keys.peerId.slice(-12) })
+    this.dashboard = dashboard
+    this.onBoardResult((result) => { dashboard.onBoardResult(result) })
     this.api = new AdminApi({
       listen: config.api,
       password,
       logger: this.options.logger,
-      routes: this.routes(),
-      publicRoutes: [{ path: '/metrics', contentType: this.metrics.contentType, handler: async () => await this.metrics.metrics() }]
+      routes: dashboard.withRoutes(this.routes()),
+      publicRoutes: [{ path: '/metrics', contentType: this.metrics.contentType, handler: async () => await this.metrics.metrics() }],
+      pages: dashboard.site
     })
     try {
       this.apiAddress = await this.api.start()
+      dashboard.site.listeningOn(this.apiAddress.port)
     } catch (err) {
       dir.removeCookie()
       throw err

@@ -41,6 +41,8 @@ export interface AdminApiOptions {
   publicRoutes: readonly PublicTextRoute[]
   logger: Logger
   maxBodyBytes?: number
+  /** Web pages that authenticate on their own (the dashboard, daemon/dashboard/site.ts). */
+  pages?: { owns: (pathname: string) => boolean, handle: (req: IncomingMessage, res: ServerResponse) => Promise<void> }
 }
 
 const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
@@ -90,6 +92,10 @@ export class AdminApi {
 
   private async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost')
+    if (this.options.pages?.owns(url.pathname) === true) {
+      await this.options.pages.handle(req, res)
+      return
+    }
     const publicRoute = req.method === 'GET' ? this.publicRoutes.get(url.pathname) : undefined
     if (publicRoute !== undefined) {
       try {

@@ -41,3 +41,9 @@ export function dataDir (options: { datadir?: string }): DataDir {
 export function clientFor (options: { datadir?: string }): AdminClient {
   return AdminClient.fromDataDir(dataDir(options))
 }
+
+export function parsePort (text: string): number {
+  const n = Number(text)
+  if (!Number.isSafeInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`expected a port from 0 to 65535, got "${text}"`)
+  return n
+}

@@ -1,11 +1,15 @@
 import { randomInt } from 'node:crypto'
 import { InvalidArgumentError, type Command } from 'commander'
-import { clientCommand, clientFor, dataDir, output, parsePositive } from '../../commands/util.js'
+import { clientCommand, clientFor, dataDir, output, parsePort, parsePositive } from '../../commands/util.js'
 import { UserError } from '../../host/errors.js'
 import { Progress } from '../../commands/table.js'
-import { runCampaign } from './campaign.js'
+import { clustersDir, runCampaign } from './campaign.js'
+import pino from 'pino'
+import { LabWatch } from '../../dashboard/lab-watch.js'
+import { serveSites } from '../../dashboard/site.js'
+import { openBrowser } from '../../dashboard/command.js'
 import { dropStatement } from './drop.js'
-import { checkPlanOptions, parseDefenseList, parseRangeList, MAX_MEMBERS, type AnswerOrder } from './plan.js'
+import { checkPlanOptions, planRuns, parseDefenseList, parseRangeList, MAX_MEMBERS, type AnswerOrder } from './plan.js'
 import { renderSummaryTable } from './report.js'
 
 /** `poolboard lab drop`, `lab censor` and `lab coalition-drop` (docs/lab.md). */
@@ -41,8 +45,11 @@ export function addLabCommands (lab: Command): void {
     .option('--holders-offline', 'every honest member holding S1 is offline when C comes back (the case no defense covers)')
     .option('--out <dir>', 'where records, summary, table and chart go', `lab-out/coalition-drop-${new Date().toISOString().replace(/[:.]/g, '-')}`)
     .option('--keep', 'keep every run\'s cluster directory (by default only failed runs keep theirs)')
+    .option('--watch', 'serve a live page of the campaign (cast, boards, alarms, verdicts) and print its link; it stays up after the last run until Ctrl-C')
+    .option('--watch-port <port>', 'with --watch: the loopback port (default: a free one)', parsePort)
+    .option('--no-open', 'with --watch: only print the link, do not open a browser')
     .option('--json', 'print the summary as JSON')
-    .action(async (opts: { members: number, coalition: string, defenses: string, runs: number, seed?: number, order: AnswerOrder, holdersOffline?: boolean, out: string, keep?: boolean, json?: boolean }) => {
+    .action(async (opts: { members: number, coalition: string, defenses: string, runs: number, seed?: number, order: AnswerOrder, holdersOffline?: boolean, out: string, keep?: boolean, watch?: boolean, watchPort?: number, open: boolean, json?: boolean }) => {
       let coalitionSizes: number[]
       let defenses
       try {
@@ -58,14 +65,34 @@ export function addLabCommands (lab: Command): void {
       const command = `poolboard lab coalition-drop --members ${plan.members} --coalition ${opts.coalition} --defenses ${defenses.join(',')} --runs ${plan.runs} --seed ${seed} --order ${plan.order}${plan.holdersOffline ? ' --holders-offline' : ''}`
       const json = opts.json === true
       const say = (line: string): void => { process.stderr.write(line + '\n') }
-      const result = await runCampaign({ ...plan, outDir: opts.out, keep: opts.keep === true, command }, new Progress(true), say)
+      let watch: LabWatch | undefined
+      let server: Awaited<ReturnType<typeof serveSites>> | undefined
+      if (opts.watch === true) {
+        const totalRuns = planRuns(plan).length
+        watch = new LabWatch({ members: plan.members, totalRuns, seed, command, workDir: clustersDir(opts.out), logger: pino({ level: 'warn' }, pino.destination(2)) })
+        server = await serveSites([watch.site], opts.watchPort ?? 0)
+        const url = watch.site.link(`http://127.0.0.1:${server.port}`)
+        say(`watch the campaign at ${url} (a one-time link)`)
+        if (opts.open) openBrowser(url)
+      }
+      const result = await runCampaign({ ...plan, outDir: opts.out, keep: opts.keep === true, command, watch }, new Progress(true), say)
       output(json, result.summary, () => [
         renderSummaryTable(result.summary),
         '',
+        `poolboard ${result.summary.version} on ${result.summary.machine}`,
         `records    ${result.outDir}/runs/ (${result.records.length}; each says how to replay it)`,
-        `summary    ${result.outDir}/summary.json`,
+        `summary    ${result.outDir}/summary.json, ${result.outDir}/summary.csv`,
         `chart      ${result.outDir}/chart.svg, ${result.outDir}/report.html`
       ].join('\n'))
+      if (server !== undefined) {
+        say('the watch page stays up; Ctrl-C to end')
+        const open = server
+        await new Promise<void>((resolve) => {
+          const stop = (): void => { void open.close().then(resolve) }
+          process.once('SIGINT', stop)
+          process.once('SIGTERM', stop)
+        })
+      }
     })
 }
 

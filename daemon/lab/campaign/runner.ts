@@ -80,10 +80,10 @@ const HTTP_SLACK_MS = 30_000
 interface BoardStatusView { role: string, leader: { name: string | null } | null, commit: number, applied: number }
 
 /** Runs `plan` in a fresh cluster under `workDir`; never throws (a failed run is a record with `error`). */
-export async function playRun (plan: RunPlan, workDir: string, options: { keep: boolean, onStep?: (step: string) => void }): Promise<RunRecord> {
+export async function playRun (plan: RunPlan, workDir: string, options: { keep: boolean, onStep?: (step: string, record: RunRecord) => void }): Promise<RunRecord> {
   const startMs = Date.now()
   const timeline: Record<string, number> = {}
-  const mark = (step: string): void => { timeline[step] = Date.now() - startMs; options.onStep?.(step) }
+  const mark = (step: string): void => { timeline[step] = Date.now() - startMs; options.onStep?.(step, record) }
   const n = Object.keys(plan.answerDelayMs).length
   const record: RunRecord = {
     run: plan.run,
