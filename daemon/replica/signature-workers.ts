@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import type { SignatureCache } from '../../board/signature-cache.js'
 import { NATIVE_BIP340_FLAG, NATIVE_BIP340_MODULE } from '../../protocol/bip340.js'
+import { bip340Backend } from '../../protocol/keys.js'
 import type { SignatureCheck } from '../../board/signatures.js'
 import type { Logger } from '../host/log.js'
 
@@ -12,13 +13,28 @@ const MAX_BATCH_CHECKS = 256
 /** Checks waiting for a worker at most; beyond it, the rest are left to the board to verify itself. */
 const MAX_QUEUED_CHECKS = 65_536
 
+/** With libsecp256k1, this many checks or fewer are verified on the calling thread (a few ms). */
+const DEFAULT_INLINE_MAX_CHECKS = 64
+/** Workers with nothing to do for this long are terminated (started again on demand). */
+const DEFAULT_IDLE_STOP_MS = 30_000
+
 interface Job { triples: Uint8Array, checks: SignatureCheck[], resolve: () => void }
+
+export interface SignatureWorkersOptions {
+  /** At most this many unknown checks are verified on the calling thread instead (0: never). */
+  inlineMaxChecks?: number
+  idleStopMs?: number
+}
 
 /**
  * Verifies signatures on worker threads ahead of the board applying them, and records the valid
  * ones in the node's signature cache: applying then finds them there. A check that fails here is
  * simply not remembered, so the board verifies it again and refuses the entry itself; nothing the
  * board decides depends on these workers, only how long the Raft thread is busy.
+ *
+ * Threads start on demand and stop after `idleStopMs` without work: an idle node keeps no second
+ * V8 isolate (about 10 MiB of RSS). A handful of checks (a gossip share, a small statement) are
+ * verified in one batch on the calling thread, which costs less than a round trip to a worker.
  */
 export class SignatureWorkers {
   private readonly workers: Worker[] = []
@@ -27,14 +43,35 @@ export class SignatureWorkers {
   private queuedChecks = 0
   private readonly running = new Map<Worker, Job>()
   private stopped = false
+  /** A worker failed: none is started again (the board verifies what the workers cannot). */
+  private broken = false
+  private idleTimer: NodeJS.Timeout | undefined
+  private readonly inlineMaxChecks: number
+  private readonly idleStopMs: number
 
-  constructor (private readonly cache: SignatureCache, private readonly logger: Logger, threads = Math.max(1, Math.min(4, availableParallelism() - 1))) {
-    for (let i = 0; i < threads; i++) {
+  constructor (private readonly cache: SignatureCache, private readonly logger: Logger, private readonly maxThreads = Math.max(1, Math.min(4, availableParallelism() - 1)), options: SignatureWorkersOptions = {}) {
+    this.inlineMaxChecks = options.inlineMaxChecks ?? (bip340Backend() === 'libsecp256k1' ? DEFAULT_INLINE_MAX_CHECKS : 0)
+    this.idleStopMs = options.idleStopMs ?? DEFAULT_IDLE_STOP_MS
+  }
+
+  /** Worker threads at most (they start on demand). */
+  get threads (): number {
+    return this.maxThreads
+  }
+
+  /** Worker threads started now (0 while idle). */
+  get startedThreads (): number {
+    return this.workers.length
+  }
+
+  private startWorkers (): void {
+    if (this.idleTimer !== undefined) { clearTimeout(this.idleTimer); this.idleTimer = undefined }
+    while (!this.broken && this.workers.length < this.maxThreads) {
       const worker = startWorker()
       worker.on('message', (message: { valid: Uint8Array }) => { this.done(worker, message.valid) })
       worker.on('error', (err) => {
-        // A dead worker is not replaced: the board verifies what the workers cannot, on its own thread.
         this.logger.error({ err }, 'a signature verification worker failed')
+        this.broken = true
         this.done(worker, null)
         this.idle.splice(this.idle.indexOf(worker) >>> 0, 1)
         this.workers.splice(this.workers.indexOf(worker) >>> 0, 1)
@@ -46,15 +83,26 @@ export class SignatureWorkers {
     }
   }
 
-  /** Worker threads running. */
-  get threads (): number {
-    return this.workers.length
+  /** Terminates the workers once nothing is queued or running for `idleStopMs`. */
+  private scheduleIdleStop (): void {
+    if (this.stopped || this.idleTimer !== undefined || this.queue.length > 0 || this.running.size > 0 || this.workers.length === 0) return
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = undefined
+      if (this.queue.length > 0 || this.running.size > 0) return
+      const workers = this.workers.splice(0)
+      this.idle.splice(0)
+      for (const w of workers) void w.terminate()
+    }, this.idleStopMs)
+    this.idleTimer.unref()
   }
 
   /** Verifies the checks the cache does not know yet; resolves when they are done (or skipped). */
   async prepare (checks: readonly SignatureCheck[]): Promise<void> {
     const unknown = checks.filter((c) => !this.cache.knows(c.signature, c.hash, c.key))
     if (unknown.length === 0 || this.stopped) return
+    if (unknown.length <= this.inlineMaxChecks) { this.cache.prepare(unknown); return }
+    this.startWorkers()
+    if (this.workers.length === 0) return
     const jobs: Array<Promise<void>> = []
     for (let i = 0; i < unknown.length; i += MAX_BATCH_CHECKS) {
       const batch = unknown.slice(i, i + MAX_BATCH_CHECKS)
@@ -76,6 +124,7 @@ export class SignatureWorkers {
 
   async stop (): Promise<void> {
     this.stopped = true
+    if (this.idleTimer !== undefined) clearTimeout(this.idleTimer)
     for (const job of this.queue.splice(0)) job.resolve()
     for (const job of this.running.values()) job.resolve()
     await Promise.all(this.workers.map(async (w) => await w.terminate()))
@@ -100,9 +149,10 @@ export class SignatureWorkers {
       if (valid !== null) job.checks.forEach((c, i) => { if (valid[i] === 1) this.cache.remember(c.signature, c.hash, c.key) })
       job.resolve()
     }
-    if (!this.stopped) {
+    if (!this.stopped && this.workers.includes(worker)) {
       this.idle.push(worker)
       this.pump()
+      this.scheduleIdleStop()
     }
   }
 }
