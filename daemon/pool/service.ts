@@ -100,8 +100,6 @@ const ANSWER_KEPT_MS = 60_000
 /** The refusal code of a member that could not decide yet (it could not read the board): the proposer waits on. */
 const UNAVAILABLE = 'unavailable'
 
-/** This member will not sign: becomes a signed refusal to the proposer. */
-
 type RoundKind = 'genesis' | 'update' | 'partition'
 
 interface Round {
@@ -554,8 +552,7 @@ export class PoolService {
     await this.runRound(round, [{ kind: 'partition-request', request }, { kind: 'share', share: own }])
     const gatherMs = performance.now() - gatherFromMs
     this.throwUnlessComplete(round, `make ${what}`, (answered) => answered.length === 0 ? '' : `the ones who answered: ${answered.join(', ')}`)
-    let complete = statement
-    complete = withStatementSignatures(complete, statement.actives.map((k) => ({ key: k, signature: round.shares.get(toHex(k))! })))
+    const complete = withStatementSignatures(statement, statement.actives.map((k) => ({ key: k, signature: round.shares.get(toHex(k))! })))
     const commitFromMs = performance.now()
     const result = await this.entries.propose(encodeStatementEntry(complete), BOARD_TIMEOUT_MS)
     const commitMs = performance.now() - commitFromMs
