@@ -9,6 +9,7 @@ const BENCHMARKS: Record<string, { description: string, load: () => Promise<{ ru
   'compare-etcd': { description: 'etcd and the board side by side (3 and 5 members; 1, 16, 64 clients): writes/s, p50/p99, failover; --entries statements adds signed partition statements', load: async () => await import('./compare-etcd.js') },
   scale: { description: 'pools of many members: 16/32/64 real nodes (connected, pool created, idle CPU and RSS, payment and partition p50/p99, agreement after restart) and the 1,000-member simulation (messages, bytes, CPU per member per round)', load: async () => await import('./scale.js') },
   dashboard: { description: 'change to page: payment answered -> new state in the dashboard\'s DOM in Chromium (payer\'s page, another member\'s), p50/p99 against the 1 s goal', load: async () => await import('./dashboard.js') },
+  musig: { description: 'one 16-signer MuSig2 session (scure JS vs libsecp256k1-zkp WASM); per state of 4, 16, 64 members: sessions, messages, bytes, each round\'s CPU time', load: async () => await import('./musig.js') },
   pool: { description: 'partition to accepted p50/p99 (3 actives of 7 members), statements verified/s with a cold and a warm signature cache', load: async () => await import('./pool.js') }
 }
 

@@ -49,6 +49,14 @@ export const TAGS = {
   hello: 'poolboard/hello',
   /** A member's signed refusal to sign a round, with the reason (daemon/net/gossip.ts). */
   refusal: 'poolboard/refusal',
+  /** BIP341 key tweak of a Taproot output (protocol/bitcoin). */
+  tapTweak: 'TapTweak',
+  /** BIP341 signature message of a Taproot input (protocol/bitcoin). */
+  tapSighash: 'TapSighash',
+  /** Seed of a member's MuSig2 nonce: its randomness, key and the session (protocol/bitcoin/musig.ts). */
+  musigNonce: 'poolboard/musig-nonce',
+  /** Hash of every public nonce of a MuSig2 round, sent with the partial signatures (musig.ts). */
+  musigTranscript: 'poolboard/musig-transcript',
 } as const;
 
 export type TagName = keyof typeof TAGS;

@@ -3,7 +3,7 @@ import { DIALED_MEMBERS, FULL_MESH_MAX_MEMBERS, GOSSIP_SCORE_PARAMS, dialTargets
 import type { MemberEntry } from '../../daemon/host/config.js'
 
 /**
- * Rule (docs/protocol.md §9): up to 64 members every member dials every other; beyond, each dials
+ * Rule (docs/protocol.md §10): up to 64 members every member dials every other; beyond, each dials
  * the voters and 16 others chosen by rendezvous hashing (stable, spread evenly), and the links
  * that result connect every member; gossip's peer score has no IP colocation penalty.
  */

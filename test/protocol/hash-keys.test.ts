@@ -35,9 +35,9 @@ describe('protocol/hash', () => {
     );
   });
 
-  it('has one distinct poolboard/ tag per object type, and refuses unknown tags', () => {
+  it('has one distinct poolboard/ tag per object type (plus BIP341\'s own Tap* tags), and refuses unknown tags', () => {
     assert.equal(new Set(ALL_TAGS).size, ALL_TAGS.length);
-    for (const t of ALL_TAGS) assert.match(t, /^poolboard\/[a-z-]+$/);
+    for (const t of ALL_TAGS) assert.match(t, /^(poolboard\/[a-z-]+|TapTweak|TapSighash)$/);
     assert.throws(() => taggedHash('poolboard/unknown' as Tag, new Uint8Array()), /unknown tag/);
   });
 });

@@ -5,7 +5,7 @@ import { runScaleSimulation, type ScaleReport } from './pool-scale.js'
  * The pool simulator (test/sim/pool-scale.ts) on a 1,000-member pool: updates signed by everyone, a
  * partition among 600 actives, a partition of 300 of them, an update inside and a kick-out, with
  * the board's invariants (consistency, value conserved, no outpoint spent twice, sampled members
- * agree) checked after every entry. Rules (docs/protocol.md §9): gossip reaches every member in a
+ * agree) checked after every entry. Rules (docs/protocol.md §10): gossip reaches every member in a
  * bounded number of hops, and each round costs a member at most linearly in its signers.
  */
 describe('a 1,000-member pool, simulated', function () {
