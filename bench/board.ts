@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util'
 import { Agent } from 'node:http'
 import { countsOption, fmt, numberOption, rssMiB, summarize, writeResult, type Summary } from './lib.js'
 import { CLUSTER_LOAD_OPTIONS, closedLoop, payloadMaker, post, type LoadResult, type Target } from './load.js'
-import { renderTable } from '../daemon/commands/table.js'
+import { renderTable } from '../daemon/host/table.js'
 import { sleep, waitFor } from '../daemon/host/wait.js'
 
 const CLI = fileURLToPath(new URL('../daemon/cli.js', import.meta.url))

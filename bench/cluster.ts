@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { poolboard } from './board.js'
 import { countsOption, fmt, numberOption, rssMiB, summarize, writeResult, type Summary } from './lib.js'
-import { renderTable } from '../daemon/commands/table.js'
+import { renderTable } from '../daemon/host/table.js'
 import { sleep } from '../daemon/host/wait.js'
 
 interface Row { nodes: number, upMs: Summary, idleRssMiB: Summary }

@@ -14,7 +14,7 @@ import {
 } from '../protocol/index.js'
 import { sleep } from '../daemon/host/wait.js'
 import { LocalCluster } from '../daemon/cluster/index.js'
-import { Progress, renderTable } from '../daemon/commands/table.js'
+import { Progress, renderTable } from '../daemon/host/table.js'
 import { VERSION } from '../daemon/host/version.js'
 import { BenchCluster, poolboard, rawEntryBody } from './board.js'
 import { ensureEtcd, EtcdCluster, killAllEtcdNow } from './etcd.js'

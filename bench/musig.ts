@@ -5,7 +5,7 @@ import {
   DEFAULT_GRAPH_PARAMS, MusigRound, ownersScript, signerGroup, signingJobs, stateGraph, stateSigningTxs, tapTweak, type ChainState
 } from '../protocol/bitcoin/index.js'
 import { compareBytes, publicKeyOf, secretKeyFromSeed, sha256 } from '../protocol/index.js'
-import { renderTable } from '../daemon/commands/table.js'
+import { renderTable } from '../daemon/host/table.js'
 import { countsOption, fmt, numberOption, summarize, writeResult, type Summary } from './lib.js'
 
 /**

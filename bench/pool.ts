@@ -14,7 +14,7 @@ import {
   buildPartitionStatement, initialState, makeGenesis, partitionInitialState, publicKeyOf, secretKeyFromSeed, signState,
   signStatement, statementId, withStatementSignature, type PartitionStatement, type PoolState
 } from '../protocol/index.js'
-import { renderTable } from '../daemon/commands/table.js'
+import { renderTable } from '../daemon/host/table.js'
 import { BenchCluster } from './board.js'
 import { UsageError, fmt, numberOption, summarize, writeResult, type Summary } from './lib.js'
 

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util'
 import { LocalCluster } from '../daemon/cluster/index.js'
 import { ensureClusterPool } from '../daemon/cluster/pool.js'
 import { AdminClient } from '../daemon/api/client.js'
-import { Progress, renderTable } from '../daemon/commands/table.js'
+import { Progress, renderTable } from '../daemon/host/table.js'
 import { sleep, waitFor } from '../daemon/host/wait.js'
 import { countsOption, fmt, numberOption, rssMiB, summarize, writeResult, type Summary } from './lib.js'
 

@@ -8,7 +8,7 @@ import { freePorts } from '../daemon/cluster/index.js'
 import type { MemberEntry } from '../daemon/host/config.js'
 import { MemberNetwork } from '../daemon/net/p2p.js'
 import { RaftTransport } from '../daemon/replica/transport/index.js'
-import { renderTable } from '../daemon/commands/table.js'
+import { renderTable } from '../daemon/host/table.js'
 import { waitFor } from '../daemon/host/wait.js'
 import { UsageError, fmt, numberOption, summarize, writeResult, type Summary } from './lib.js'
 

@@ -1,4 +1,4 @@
-import { Reader, Writer, decodeAll } from '../protocol/codec.js'
+import { type Reader, Writer, decodeAll } from '../protocol/codec.js'
 import { equalBytes, toHex } from '../protocol/bytes.js'
 import { computeEntryHash, type Entry, type EntryType, type SnapshotMeta } from './raft/index.js'
 

@@ -7,7 +7,7 @@ import {
 import { kickoutContinuation } from '../protocol/continuation.js'
 import { evidenceId, findEquivocations, verifyEvidence, type EquivocationEvidence } from '../protocol/evidence.js'
 import { poolIdOf, type Genesis } from '../protocol/genesis.js'
-import { LOCKTIME_THRESHOLD, MAX_KICKOUT_DELAY_BLOCKS, MAX_MEMBERS } from '../protocol/limits.js'
+import { LOCKTIME_THRESHOLD, MAX_EVIDENCE_PER_MEMBER, MAX_KICKOUT_DELAY_BLOCKS, MAX_MEMBERS, MAX_REASON_CHARS } from '../protocol/limits.js'
 import { initialState, RuleError } from '../protocol/rules.js'
 import { encodeState, equalPools, stateHashAndOutpoints, withdrawOutpoints, type PoolState, type SignedState } from '../protocol/state.js'
 import {
@@ -31,10 +31,7 @@ export const DEFAULT_RESULTS_KEPT = 10_000
 export const DEFAULT_REJECTED_STATEMENTS_KEPT = 10_000
 /** Largest retention a node may configure. */
 export const MAX_RETENTION = 10_000_000
-/** Evidence kept per equivocating member: one proves the point, a few more help, more is spam. */
-export const MAX_EVIDENCE_PER_MEMBER = 16
-/** Longest reason recorded for a rejection, in characters. */
-export const MAX_REASON_CHARS = 1_000
+export { MAX_EVIDENCE_PER_MEMBER, MAX_REASON_CHARS } from '../protocol/limits.js'
 /** Most outpoints one `conflictsFor` query may ask about. */
 export const MAX_CONFLICT_QUERY_OUTPOINTS = 4 * MAX_MEMBERS
 

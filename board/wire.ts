@@ -35,6 +35,8 @@
 
 import { copyBytes } from '../protocol/bytes.js';
 import { DecodeError, EncodeError, Reader, Writer } from '../protocol/codec.js';
+import { MAX_MEMBERS } from '../protocol/limits.js';
+import { readConfiguration, writeConfiguration, type ConfigurationLimits } from './configuration.js';
 import type {
   Configuration,
   Entry,
@@ -82,10 +84,14 @@ export const DEFAULT_WIRE_LIMITS: WireLimits = Object.freeze({
   maxSnapshotBytes: 256 * 1024 * 1024,
   // libp2p peer ids (protocol/limits.ts MAX_PEER_ID_BYTES).
   maxNodeIdBytes: 128,
-  // The core's MAX_MEMBERS (a pool has at most 256 members, protocol/limits.ts).
-  maxConfigurationNodes: 1024,
+  // A configuration lists at most the pool's members (protocol/limits.ts, the Raft core's limit too).
+  maxConfigurationNodes: MAX_MEMBERS,
   maxReadContextBytes: 256,
 });
+
+function configurationLimits(limits: WireLimits): ConfigurationLimits {
+  return { maxNodes: limits.maxConfigurationNodes, maxNodeIdBytes: limits.maxNodeIdBytes };
+}
 
 /** Fills in defaults and checks that every limit is a positive safe integer; throws a RangeError naming the key. */
 export function resolveWireLimits(overrides: Partial<WireLimits> = {}): WireLimits {
@@ -295,14 +301,7 @@ function writeSnapshot(w: Writer, s: Snapshot, limits: WireLimits): void {
   const meta = s.meta;
   w.varint(meta.index, 'snapshot: index').varint(meta.term, 'snapshot: term');
   w.fixed(meta.hash, WIRE_HASH_BYTES, 'snapshot: hash');
-  const { voters, learners } = meta.configuration;
-  if (voters.length + learners.length > limits.maxConfigurationNodes) {
-    throw new EncodeError('snapshot: configuration', `${voters.length + learners.length} nodes exceed limit ${limits.maxConfigurationNodes}`);
-  }
-  w.count(voters.length, limits.maxConfigurationNodes, 'snapshot: configuration: voters');
-  for (const id of voters) nodeId(w, id, limits, 'snapshot: configuration: voters');
-  w.count(learners.length, limits.maxConfigurationNodes, 'snapshot: configuration: learners');
-  for (const id of learners) nodeId(w, id, limits, 'snapshot: configuration: learners');
+  writeConfiguration(w, meta.configuration, configurationLimits(limits), 'snapshot: configuration');
   w.bytes(s.data, limits.maxSnapshotBytes, 'snapshot: data');
 }
 
@@ -435,11 +434,7 @@ function readSnapshot(r: Reader, limits: WireLimits): Snapshot {
   const index = r.varint('index');
   const term = r.varint('term');
   const hash = r.fixed('hash', WIRE_HASH_BYTES);
-  const configuration = r.field('configuration', (rc): Configuration => {
-    const voters = rc.array('voters', limits.maxConfigurationNodes, () => readNodeId(rc, '', limits), 2);
-    const learners = rc.array('learners', limits.maxConfigurationNodes - voters.length, () => readNodeId(rc, '', limits), 2);
-    return { voters, learners };
-  });
+  const configuration = r.field('configuration', (rc): Configuration => readConfiguration(rc, configurationLimits(limits)));
   const data = r.bytesView('data', limits.maxSnapshotBytes);
   return { meta: { index, term, hash, configuration }, data };
 }

@@ -1,14 +1,17 @@
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client'
-import type { Configuration, Entry } from '../board/raft/index.js'
+import type { Alarm, Configuration } from '../board/raft/index.js'
 import { InconsistentStoreError } from '../board/raft/index.js'
 import { toHex } from '../protocol/bytes.js'
 import { DatabaseLockedError, openDatabase, type Database } from '../storage/database.js'
 import { RaftStore, StoreCorruptError } from '../storage/raft-store.js'
-import { catchUpPoolBoard, loadPoolBoard, PoolApplier } from '../storage/pool-store.js'
 import { SignatureCache } from '../board/signature-cache.js'
-import type { PoolBoard, ApplyResult } from '../board/pool-board.js'
+import type { PoolBoard } from '../board/pool-board.js'
 import { AdminApi, type Route } from './api/server.js'
-import { Board, type BoardApplier } from './replica/board.js'
+import type { NodeStatus } from './api/types.js'
+import { BoardReplica } from './replica/board.js'
+import { catchUpPoolBoard, loadPoolBoard, PoolApplier, type AppliedEvents } from './replica/pool-applier.js'
+import { EventSource } from './host/events.js'
+import { EntryProposer } from './pool/propose.js'
 import { boardRoutes } from './api/board-routes.js'
 import { formatHostPort, type HostPort, type NodeConfig } from './host/config.js'
 import type { DataDir, NodeKeys } from './host/datadir.js'
@@ -22,32 +25,16 @@ import { MemberRpc } from './net/rpc.js'
 import { ProposalRouter } from './replica/forward.js'
 import { PoolService } from './pool/service.js'
 import { poolRoutes } from './api/pool-routes.js'
-import { ChainTicker } from './pool/chain.js'
+import { ChainTicker } from './pool/simulated-chain.js'
 import { Defenses } from './defense/index.js'
 import { Censor } from './lab/node/censor.js'
 import { coalitionDrop, rehashInbound } from './lab/node/coalition.js'
 import { labRoutes } from './lab/node/api.js'
+import { LabEquivocation } from './lab/node/equivocate.js'
 import { VERSION } from './host/version.js'
 import { NodeDashboard } from './dashboard/node-page.js'
 
-export interface NodeStatus {
-  name: string
-  version: string
-  pid: number
-  datadir: string
-  peerId: string
-  memberKey: string
-  listenAddresses: string[]
-  api: string
-  connectedPeers: Array<{ name: string, peerId: string }>
-  connectedPeerCount: number
-  memberCount: number
-  uptimeSeconds: number
-  lab: boolean
-  /** Lab mode: this node plays a coalition member (daemon/lab/node/coalition.ts). */
-  labCoalition: boolean
-  cut: boolean
-}
+export type { NodeStatus } from './api/types.js'
 
 export interface NodeOptions {
   dir: DataDir
@@ -61,6 +48,25 @@ export interface NodeOptions {
 const SHUTDOWN_STEP_TIMEOUT_MS = 10_000
 const PROPOSAL_TIMEOUT_MS = 10_000
 
+/** Everything a node is made of, built in dependency order by PoolboardNode.start. */
+interface NodeParts {
+  db: Database
+  network: MemberNetwork
+  transport: RaftTransport
+  signatureWorkers: SignatureWorkers
+  board: BoardReplica
+  poolBoard: PoolBoard
+  rpc: MemberRpc
+  router: ProposalRouter
+  defenses: Defenses
+  pool: PoolService
+  chainTicker: ChainTicker
+  censor: Censor
+  equivocation: LabEquivocation
+  /** What this node applies (the pool applier's one event source). */
+  applied: AppliedEvents
+}
+
 /**
  * A participant node: owns the database (and with it the data directory's lock), the member
  * network, the board and the admin API. `start` brings them up in that order, `stop` takes them
@@ -73,26 +79,10 @@ export class PoolboardNode {
   private apiAddress: HostPort | undefined
   private stopping: Promise<void> | undefined
 
-  /** Listeners of every board entry's outcome on this node (the pool service). */
-  private readonly resultListeners: Array<(result: ApplyResult) => void> = []
-  /** The pool on top of the board, and the simulated chain's block timer. */
-  private pool: PoolService | undefined
-  private chainTicker: ChainTicker | undefined
-  private defenses: Defenses | undefined
-  private signatureWorkers: SignatureWorkers | undefined
+  /** The dashboard pages, served with the admin API (daemon/dashboard/node-page.ts). */
   private dashboard: NodeDashboard | undefined
 
-  private constructor (
-    private readonly options: NodeOptions,
-    private readonly db: Database,
-    private readonly network: MemberNetwork,
-    private readonly transport: RaftTransport,
-    private readonly board: Board,
-    private readonly poolBoard: PoolBoard,
-    private readonly rpc: MemberRpc,
-    private readonly router: ProposalRouter,
-    private readonly censor: Censor
-  ) {}
+  private constructor (private readonly options: NodeOptions, private readonly parts: NodeParts) {}
 
   static async start (options: NodeOptions): Promise<PoolboardNode> {
     const { dir, config, keys, logger } = options
@@ -103,7 +93,7 @@ export class PoolboardNode {
     dir.writePid()
     let network: MemberNetwork | undefined
     let transport: RaftTransport | undefined
-    let board: Board | undefined
+    let board: BoardReplica | undefined
     let rpc: MemberRpc | undefined
     let signatureWorkers: SignatureWorkers | undefined
     try {
@@ -115,24 +105,26 @@ export class PoolboardNode {
       network = await MemberNetwork.create({ privateKey: keys.libp2pKey, peerId: keys.peerId, listen: config.listen, members: config.members, voterPeerIds: initialConfiguration(config, keys.peerId).voters, logger })
       const net = network
       const isMember = (id: string): boolean => net.isMember(id)
+      const connectedPeerIds = (): string[] => net.connectedMembers().map((m) => m.peerId)
       transport = new RaftTransport({ libp2p: net.libp2p, selfId: keys.peerId, isMember, logger })
-      const listeners: Array<(result: ApplyResult) => void> = []
+      // The one way back from the board: what is applied, and the core's alarms.
+      const applier = new PoolApplier(poolBoard)
+      const alarms = new EventSource<Alarm>()
       // Adversarial hooks exist only in lab mode; a coalition member (lab) also checks no hashes.
       const coalition = config.lab && config.labCoalition
-      let defenses: Defenses | undefined
       const censor = new Censor()
-      board = await Board.open({
+      board = await BoardReplica.open({
         selfId: keys.peerId,
         store,
         transport,
-        applier: withAppliedHook(new PoolApplier(poolBoard, (result) => { for (const l of listeners) l(result) }), (entries) => { defenses?.onApplied(entries) }),
+        applier,
         logger,
         timing: config.board,
         snapshotEveryEntries: config.board.snapshotEveryEntries,
         initialConfiguration: initialConfiguration(config, keys.peerId),
         onFatal: options.onFatal,
         verifyHashChain: config.defenses.hashChain && !coalition,
-        onAlarm: (alarm) => { defenses?.onAlarm(alarm) },
+        onAlarm: (alarm) => { alarms.emit(alarm) },
         prepareApply: async (entries) => { await workers.prepare(entries.flatMap(signatureChecksOf)) },
         labInbound: coalition ? rehashInbound : undefined,
         labDrop: config.lab ? (data) => censor.reason(data) ?? (coalition ? coalitionDrop(data) : null) : undefined
@@ -142,21 +134,9 @@ export class PoolboardNode {
       if (poolBoard.appliedIndex < board.appliedIndex) await catchUpPoolBoard(poolBoard, store, db, board.appliedIndex)
       rpc = new MemberRpc({ libp2p: net.libp2p, isMember, logger })
       const router = new ProposalRouter(board, rpc, logger)
-      defenses = new Defenses({
-        config,
-        selfPeerId: keys.peerId,
-        rpc,
-        board,
-        poolBoard,
-        connectedPeerIds: () => net.connectedMembers().map((m) => m.peerId),
-        logger
-      })
-      const node = new PoolboardNode(options, db, network, transport, board, poolBoard, rpc, router, censor)
-      node.defenses = defenses
-      node.signatureWorkers = workers
-      const nodeDefenses = defenses
-      net.libp2p.addEventListener('peer:connect', (event) => { nodeDefenses.onPeerConnected(event.detail.toString()) })
-      listeners.push((result) => { for (const l of node.resultListeners) l(result) })
+      const defenses = new Defenses({ config, selfPeerId: keys.peerId, rpc, board, poolBoard, connectedPeerIds, logger, applied: applier.applied, alarms })
+      net.libp2p.addEventListener('peer:connect', (event) => { defenses.onPeerConnected(event.detail.toString()) })
+      const entries = new EntryProposer({ router, poolBoard, applied: applier.applied })
       const pool = new PoolService({
         selfPeerId: keys.peerId,
         memberKey: keys.memberKey,
@@ -168,15 +148,29 @@ export class PoolboardNode {
         isMember,
         poolBoard,
         db,
-        propose: async (data, timeoutMs) => await node.proposeEntry(data, timeoutMs),
-        connectedPeerIds: () => net.connectedMembers().map((m) => m.peerId),
+        entries,
+        applied: applier.applied,
+        connectedPeerIds,
         logger,
         defenses
       })
-      node.pool = pool
-      node.onBoardResult((result) => { pool.onBoardResult(result) })
-      const chainBoard = board
-      node.chainTicker = new ChainTicker({ intervalS: config.blockIntervalS, isLeader: () => chainBoard.role === 'leader', entries: pool.entries, logger })
+      const equivocation = new LabEquivocation({
+        lab: config.lab,
+        labCoalition: config.labCoalition,
+        memberKey: keys.memberKey,
+        memberSecret: keys.memberSecret,
+        poolBoard,
+        read: pool.read,
+        signer: pool.signer,
+        proposer: pool.proposer,
+        words: pool.words,
+        logger
+      })
+      const leaderBoard = board
+      const chainTicker = new ChainTicker({ intervalS: config.blockIntervalS, isLeader: () => leaderBoard.role === 'leader', entries, logger })
+      const node = new PoolboardNode(options, {
+        db, network, transport, signatureWorkers: workers, board, poolBoard, rpc, router, defenses, pool, chainTicker, censor, equivocation, applied: applier.applied
+      })
       node.registerMetrics()
       await network.start()
       await transport.start()
@@ -184,7 +178,7 @@ export class PoolboardNode {
       await defenses.start()
       await pool.start()
       board.start()
-      node.chainTicker.start()
+      chainTicker.start()
       await node.startApi()
       logger.info({ peerId: keys.peerId, api: formatHostPort(node.apiAddress!), members: config.members.length, lab: config.lab }, 'node started')
       return node
@@ -206,7 +200,7 @@ export class PoolboardNode {
 
   status (): NodeStatus {
     const { dir, config, keys } = this.options
-    const connected = this.network.connectedMembers()
+    const connected = this.parts.network.connectedMembers()
     return {
       name: config.name,
       version: VERSION,
@@ -214,7 +208,7 @@ export class PoolboardNode {
       datadir: dir.path,
       peerId: keys.peerId,
       memberKey: toHex(keys.memberKey),
-      listenAddresses: this.network.listenAddresses(),
+      listenAddresses: this.parts.network.listenAddresses(),
       api: this.apiAddress === undefined ? '' : formatHostPort(this.apiAddress),
       connectedPeers: connected.map((m) => ({ name: m.name, peerId: m.peerId })),
       connectedPeerCount: connected.length,
@@ -222,18 +216,8 @@ export class PoolboardNode {
       uptimeSeconds: Math.floor((Date.now() - this.startedAtMs) / 1000),
       lab: config.lab,
       labCoalition: config.lab && config.labCoalition,
-      cut: this.network.isCut()
+      cut: this.parts.network.isCut()
     }
-  }
-
-  /** Proposes a board entry through whichever node leads (see forward.ts). */
-  async proposeEntry (data: Uint8Array, timeoutMs: number): Promise<{ index: number, term: number }> {
-    return await this.router.propose(data, timeoutMs)
-  }
-
-  /** Calls `listener` with the outcome of every board entry applied on this node from now on. */
-  onBoardResult (listener: (result: ApplyResult) => void): void {
-    this.resultListeners.push(listener)
   }
 
   /** Stops accepting API calls, stops the board, closes libp2p, then the database (which releases the lock). */
@@ -248,15 +232,15 @@ export class PoolboardNode {
     dir.removeCookie()
     this.dashboard?.site.stop()
     await withTimeout(this.api?.stop(), 'admin API')
-    this.chainTicker?.stop()
-    this.pool?.stop()
-    this.defenses?.stop()
-    await withTimeout(this.board.stop(), 'board')
-    await withTimeout(this.rpc.stop(), 'member requests')
-    await withTimeout(this.transport.stop(), 'raft transport')
-    await withTimeout(this.network.stop(), 'libp2p')
-    await withTimeout(this.signatureWorkers?.stop(), 'signature workers')
-    await withTimeout(this.db.close(), 'database')
+    this.parts.chainTicker.stop()
+    this.parts.pool.stop()
+    this.parts.defenses.stop()
+    await withTimeout(this.parts.board.stop(), 'board')
+    await withTimeout(this.parts.rpc.stop(), 'member requests')
+    await withTimeout(this.parts.transport.stop(), 'raft transport')
+    await withTimeout(this.parts.network.stop(), 'libp2p')
+    await withTimeout(this.parts.signatureWorkers.stop(), 'signature workers')
+    await withTimeout(this.parts.db.close(), 'database')
     dir.removePid()
     logger.info('stopped')
   }
@@ -266,7 +250,7 @@ export class PoolboardNode {
     const password = dir.writeCookie()
     const dashboard = new NodeDashboard({ logger: this.options.logger, apiAddress: () => this.apiAddress, cookieSuffix: this.options.keys.peerId.slice(-12) })
     this.dashboard = dashboard
-    this.onBoardResult((result) => { dashboard.onBoardResult(result) })
+    this.parts.applied.subscribe(({ results }) => { for (const r of results) dashboard.onBoardResult(r) })
     this.api = new AdminApi({
       listen: config.api,
       password,
@@ -296,12 +280,12 @@ export class PoolboardNode {
           return { stopping: true }
         }
       },
-      { method: 'POST', path: '/v1/network/cut', handler: async () => { await this.network.cut(); return { cut: true } } },
-      { method: 'POST', path: '/v1/network/heal', handler: async () => { this.network.heal(); return { cut: false } } },
-      ...boardRoutes({ board: this.board, members: config.members, lab: config.lab, proposalTimeoutMs: PROPOSAL_TIMEOUT_MS }),
-      ...(this.pool === undefined ? [] : poolRoutes({ pool: this.pool, blockIntervalS: config.blockIntervalS })),
-      ...(this.defenses === undefined ? [] : [{ method: 'GET' as const, path: '/v1/defense', handler: async () => this.defenses!.status() }]),
-      ...labRoutes({ lab: config.lab, censor: this.censor, pool: this.pool })
+      { method: 'POST', path: '/v1/network/cut', handler: async () => { await this.parts.network.cut(); return { cut: true } } },
+      { method: 'POST', path: '/v1/network/heal', handler: async () => { this.parts.network.heal(); return { cut: false } } },
+      ...boardRoutes({ board: this.parts.board, members: config.members, lab: config.lab, proposalTimeoutMs: PROPOSAL_TIMEOUT_MS }),
+      ...poolRoutes({ pool: this.parts.pool, blockIntervalS: config.blockIntervalS }),
+      { method: 'GET', path: '/v1/defense', handler: async () => this.parts.defenses.status() },
+      ...labRoutes({ lab: config.lab, censor: this.parts.censor, pool: this.parts.pool, equivocation: this.parts.equivocation })
     ]
   }
 
@@ -310,23 +294,18 @@ export class PoolboardNode {
     const gauge = (name: string, help: string, read: () => number): void => {
       this.metrics.registerMetric(new Gauge({ name, help, registers: [], collect () { this.set(read()) } }))
     }
-    gauge('poolboard_connected_members', 'Pool members (other than this node) with an open libp2p connection', () => this.network.connectedMembers().length)
+    gauge('poolboard_connected_members', 'Pool members (other than this node) with an open libp2p connection', () => this.parts.network.connectedMembers().length)
     gauge('poolboard_uptime_seconds', 'Seconds since the node started', () => (Date.now() - this.startedAtMs) / 1000)
-    gauge('poolboard_board_term', 'Current Raft term of the board', () => this.board.term)
-    gauge('poolboard_board_is_leader', '1 if this node leads the board', () => this.board.role === 'leader' ? 1 : 0)
-    gauge('poolboard_board_commit_index', 'Highest board index known committed', () => this.board.commit)
-    gauge('poolboard_board_applied_index', 'Highest board index applied on this node', () => this.board.appliedIndex)
-    gauge('poolboard_signature_cache_hits', 'Signature checks answered by the cache', () => this.poolBoard.signatureCache.stats().hits)
-    gauge('poolboard_board_alarms', 'Alarms raised: a member offered a log conflicting with committed entries', () => this.board.alarms)
-    gauge('poolboard_defense_alarms', 'Detections by the defenses against a coalition hiding a statement (GET /v1/defense)', () => this.defenses?.log.count ?? 0)
-    gauge('poolboard_gossip_received', 'Pool gossip messages received', () => this.pool?.gossip.stats().received ?? 0)
-    gauge('poolboard_gossip_dropped', 'Pool gossip messages dropped: malformed, forged, from a stranger, over a limit', () => Object.values(this.pool?.gossip.stats().dropped ?? {}).reduce((a, b) => a + b, 0))
+    gauge('poolboard_board_term', 'Current Raft term of the board', () => this.parts.board.term)
+    gauge('poolboard_board_is_leader', '1 if this node leads the board', () => this.parts.board.role === 'leader' ? 1 : 0)
+    gauge('poolboard_board_commit_index', 'Highest board index known committed', () => this.parts.board.commit)
+    gauge('poolboard_board_applied_index', 'Highest board index applied on this node', () => this.parts.board.appliedIndex)
+    gauge('poolboard_signature_cache_hits', 'Signature checks answered by the cache', () => this.parts.poolBoard.signatureCache.stats().hits)
+    gauge('poolboard_board_alarms', 'Alarms raised: a member offered a log conflicting with committed entries', () => this.parts.board.alarms)
+    gauge('poolboard_defense_alarms', 'Detections by the defenses against a coalition hiding a statement (GET /v1/defense)', () => this.parts.defenses.log.count)
+    gauge('poolboard_gossip_received', 'Pool gossip messages received', () => this.parts.pool.gossip.stats().received)
+    gauge('poolboard_gossip_dropped', 'Pool gossip messages dropped: malformed, forged, from a stranger, over a limit', () => Object.values(this.parts.pool.gossip.stats().dropped).reduce((a, b) => a + b, 0))
   }
-}
-
-/** An applier that also shows every applied entry to `hook` (the defenses remember their digests). */
-function withAppliedHook (applier: BoardApplier, hook: (entries: readonly Entry[]) => void): BoardApplier {
-  return { apply: async (entries) => { hook(entries); return await applier.apply(entries) } }
 }
 
 /** The board of a new cluster: the configured voters (default: every member), the others learners. */

@@ -9,6 +9,10 @@
  * statements, still fits `MAX_OBJECT_BYTES` (about 240 KiB; test/protocol/objects.test.ts).
  */
 export const MAX_MEMBERS = 1_024;
+/** Evidence the board keeps per equivocating member: one proves the point, a few more help, more is spam. */
+export const MAX_EVIDENCE_PER_MEMBER = 16;
+/** Longest reason the board records for a rejected entry, in characters. */
+export const MAX_REASON_CHARS = 1_000;
 /** Fewest members in a root pool. A partition (sub-pool) may have a single member. */
 export const MIN_GENESIS_MEMBERS = 2;
 /** Longest libp2p peer id string, in UTF-8 bytes (base58btc or multibase text, alphanumeric). */

@@ -317,11 +317,19 @@ export function makePartitionRequest(
  * it asks the actives to sign. Conflict checks against known statements are the board's job.
  */
 export function checkPartitionRequest(parent: PoolState, req: PartitionRequest, opts: { nowMs?: number } = {}): PartitionStatement {
+  checkPartitionRequestEnvelope(parent, req, opts);
+  return buildPartitionStatement(parent, req.actives, req.newBalances, req.heightT);
+}
+
+/**
+ * Every check of checkPartitionRequest but the statement's own (buildPartitionStatement): for a
+ * caller that derived the statement from the same parent already.
+ */
+export function checkPartitionRequestEnvelope(parent: PoolState, req: PartitionRequest, opts: { nowMs?: number } = {}): void {
   checkRequestedState(parent, req.poolId, req.parent, req.parentStateHash, { pool: 'partitions', state: 'partitions' });
   if (indexOfKey(req.actives, req.proposer) < 0) refuse('not-a-member', `proposer ${short(req.proposer)} is not one of the actives`);
   if (!verifyPartitionRequestSignature(req)) refuse('bad-signature', `proposer ${short(req.proposer)}'s signature on the partition request does not verify`);
   if (opts.nowMs !== undefined && opts.nowMs > req.deadlineMs) refuse('deadline-passed', `deadline ${req.deadlineMs} passed (now ${opts.nowMs})`);
-  return buildPartitionStatement(parent, req.actives, req.newBalances, req.heightT);
 }
 
 // ---- kick-out ----

@@ -36,6 +36,12 @@ export const PREFIX = {
 } as const
 
 const SCHEMA_KEY = Uint8Array.of(PREFIX.meta, ...new TextEncoder().encode('schema'))
+/**
+ * Present from the creation of the database (poolboard init) until the board first records its
+ * state (storage/raft-store.ts, bootstrap): an empty board store without it was wiped, and its node
+ * may have voted in terms it no longer remembers.
+ */
+export const BOARD_UNBORN_KEY = Uint8Array.of(PREFIX.meta, ...new TextEncoder().encode('board-unborn'))
 
 /** Thrown when another process holds the database (LevelDB's own lock, released even on kill -9). */
 export class DatabaseLockedError extends Error {
@@ -68,7 +74,10 @@ export async function openDatabase (path: string, options: { create: boolean }):
     const stored = await db.get(SCHEMA_KEY)
     if (stored === undefined) {
       if (!options.create) throw new Error(`the database ${path} has no schema version: it was not made by poolboard init`)
-      await db.put(SCHEMA_KEY, encodeU32(SCHEMA_VERSION), { sync: true })
+      await db.batch([
+        { type: 'put', key: SCHEMA_KEY, value: encodeU32(SCHEMA_VERSION) },
+        { type: 'put', key: BOARD_UNBORN_KEY, value: new Uint8Array(0) }
+      ], { sync: true })
     } else {
       const version = decodeU32(stored)
       if (version !== SCHEMA_VERSION) {

@@ -1,13 +1,9 @@
-import { AssertionError } from 'node:assert'
 import assert from 'node:assert/strict'
 import type { BoardEntryKind } from '../board/entries.js'
-import {
-  MAX_EVIDENCE_PER_MEMBER, MAX_REASON_CHARS, PoolBoard,
-  type ApplyOutcome, type ApplyResult, type BoardMeta, type EvidenceRecord, type EvidenceSource, type KickoutRecord,
-  type PoolBoardChange, type PoolBoardOptions, type PoolBoardSnapshot, type PoolRecord, type PoolStatus, type StateProof,
-  type StatementRecord, type StatementStatus
+import type {
+  ApplyOutcome, ApplyResult, BoardMeta, EvidenceRecord, EvidenceSource, KickoutRecord,
+  PoolBoardChange, PoolBoardSnapshot, PoolRecord, PoolStatus, StateProof, StatementRecord, StatementStatus
 } from '../board/pool-board.js'
-import type { Entry } from '../board/raft/index.js'
 import { copyBytes, equalBytes, toHex } from '../protocol/bytes.js'
 import { DecodeError, Writer, decodeAll, type Reader } from '../protocol/codec.js'
 import {
@@ -15,20 +11,20 @@ import {
 } from '../protocol/common.js'
 import { decodeEvidence, encodeEvidence, evidenceId } from '../protocol/evidence.js'
 import { decodeGenesis, encodeGenesis } from '../protocol/genesis.js'
-import { MAX_MEMBERS, MAX_OBJECT_BYTES } from '../protocol/limits.js'
+import { MAX_EVIDENCE_PER_MEMBER, MAX_MEMBERS, MAX_OBJECT_BYTES, MAX_REASON_CHARS } from '../protocol/limits.js'
 import { decodeSignedState, decodeState, encodeSignedState, encodeState } from '../protocol/state.js'
 import { decodeStatement, encodeStatement, statementId } from '../protocol/statement.js'
 import { decodeTx, encodeTx, txid } from '../protocol/tx.js'
 import { PREFIX, type Database } from './database.js'
-import { StoreCorruptError, type BatchOp, type RaftStore } from './raft-store.js'
+import { StoreCorruptError, type BatchOp } from './raft-store.js'
 
 /**
  * The pool board on LevelDB.
  *
  * `PoolBoard.apply` returns the typed changes it made; `poolChangeOps` turns them into batch
  * operations that the Raft driver writes in the same batch as the applied index, so the stored
- * pool state always matches the applied index, crash or not. `loadPoolBoard` reads the records
- * back into a board at start-up without verifying a signature again or replaying the log.
+ * pool state always matches the applied index, crash or not. `loadPoolBoardSnapshot` reads the
+ * records back at start-up without verifying a signature again or replaying the log.
  *
  * Keys (one-byte prefixes, see database.ts):
  *
@@ -52,7 +48,6 @@ const MAX_REASON_BYTES = 4 * MAX_REASON_CHARS
 /** Evidence one entry can produce: every member convicted to the per-member limit. */
 const MAX_EVIDENCE_IDS = MAX_MEMBERS * MAX_EVIDENCE_PER_MEMBER
 /** Entries replayed per batch when the pool board catches up with the Raft log. */
-const CATCH_UP_CHUNK_ENTRIES = 1_000
 
 // ---- keys ----
 
@@ -112,41 +107,6 @@ export function poolChangeOps (changes: readonly PoolBoardChange[]): BatchOp[] {
   })
 }
 
-/**
- * The board applier the Raft driver calls (daemon/replica/board.ts `BoardApplier`): applies each committed
- * entry to the pool board and returns the operations recording the new state.
- */
-export class PoolApplier {
-  constructor (readonly board: PoolBoard, private readonly onResult: (result: ApplyResult) => void = () => {}) {}
-
-  async apply (entries: readonly Entry[]): Promise<BatchOp[]> {
-    const changes: PoolBoardChange[] = []
-    for (const e of entries) {
-      const { result, changes: made } = this.board.apply(e)
-      changes.push(...made)
-      this.onResult(result)
-    }
-    return poolChangeOps(changes)
-  }
-}
-
-/**
- * Applies the committed entries the pool board lacks (from its applied index + 1 to `toIndex`),
- * read from the Raft log, writing each chunk's records in one batch. For a node whose Raft log
- * got ahead of its pool records, e.g. one that ran the board before the pool board existed.
- */
-export async function catchUpPoolBoard (board: PoolBoard, raftStore: RaftStore, db: Database, toIndex: number): Promise<number> {
-  let applied = 0
-  while (board.appliedIndex < toIndex) {
-    const from = board.appliedIndex + 1
-    const entries = await raftStore.readEntries(from, Math.min(toIndex, from + CATCH_UP_CHUNK_ENTRIES - 1))
-    if (entries.length === 0 || entries[0].index !== from) throw new StoreCorruptError(`the pool board is at entry ${board.appliedIndex} but the log has no entry ${from}`)
-    await db.batch(poolChangeOps(entries.flatMap((e) => board.apply(e).changes)))
-    applied += entries.length
-  }
-  return applied
-}
-
 /** Deletes every pool board record (not this member's sign memory): the board is what replaying the log gives. */
 export async function clearPoolBoard (db: Database): Promise<void> {
   for (const prefix of POOL_BOARD_PREFIXES) await db.clear({ gte: Uint8Array.of(prefix), lt: Uint8Array.of(prefix + 1) })
@@ -155,10 +115,11 @@ export async function clearPoolBoard (db: Database): Promise<void> {
 // ---- loading ----
 
 /**
- * The pool board recorded in `db` (an empty board if none is): every record decoded and checked
- * against its key and against the others. Throws StoreCorruptError naming the damaged key.
+ * The pool board recorded in `db` (an empty one if none is), as the snapshot `PoolBoard.restore`
+ * takes: every record decoded and checked against its key. Throws StoreCorruptError naming the
+ * damaged key. (The daemon restores the board from it: daemon/replica/pool-applier.ts.)
  */
-export async function loadPoolBoard (db: Database, options: PoolBoardOptions = {}): Promise<PoolBoard> {
+export async function loadPoolBoardSnapshot (db: Database): Promise<PoolBoardSnapshot> {
   const metaBytes = await db.get(META_KEY)
   const snapshot: PoolBoardSnapshot = {
     meta: metaBytes === undefined ? { appliedIndex: 0, chainHeight: 0, genesis: null } : decodeRecord(META_KEY, 'pool board meta', metaBytes, readMeta),
@@ -207,12 +168,7 @@ export async function loadPoolBoard (db: Database, options: PoolBoardOptions = {
   if (metaBytes === undefined && snapshot.pools.length + snapshot.statements.length + snapshot.results.length > 0) {
     throw new StoreCorruptError('pool records are present but the pool board meta record is missing')
   }
-  try {
-    return PoolBoard.restore(snapshot, options)
-  } catch (err) {
-    if (err instanceof AssertionError) throw err
-    throw new StoreCorruptError((err as Error).message)
-  }
+  return snapshot
 }
 
 async function * scan (db: Database, prefix: number): AsyncGenerator<[Uint8Array, Uint8Array]> {

@@ -1,7 +1,11 @@
 import { DecodeError, Reader, Writer } from '../protocol/codec.js'
 import { equalBytes } from '../protocol/bytes.js'
-import { MAX_MEMBERS, MAX_NODE_ID_BYTES, type Configuration, type Entry, type EntryType, type HardState, type PersistedState, type Ready, type SnapshotMeta } from '../board/raft/index.js'
-import { PREFIX, type Database } from './database.js'
+import { sha256 } from '../protocol/hash.js'
+// The one value storage/ takes from board/: the Raft configuration's codec (the wire's too).
+import { MAX_NODE_ID_BYTES, readConfiguration, writeConfiguration, type ConfigurationLimits } from '../board/configuration.js'
+import type { Entry, EntryType, HardState, PersistedState, Ready, SnapshotMeta } from '../board/raft/index.js'
+import { MAX_MEMBERS } from '../protocol/limits.js'
+import { BOARD_UNBORN_KEY, PREFIX, type Database } from './database.js'
 
 /**
  * The board's Raft log on LevelDB.
@@ -21,22 +25,30 @@ import { PREFIX, type Database } from './database.js'
  * board/raft/types.ts. The batch is synced whenever it holds entries, a snapshot, a term or a vote.
  * Batches that only record a commit index, derived state or snapshot metadata are not synced:
  * LevelDB replays its log in order, so a crash loses at most a suffix of them, and the next synced
- * batch makes them durable.
+ * batch makes them durable. LevelDB may lose any of the records at the end of its log that were not
+ * synced (it drops a torn block and replays the records after it), even one followed by a synced
+ * record whose sync had not completed. So the batch after an unsynced one is synced and repeats the
+ * unsynced one's operations first: whichever of the two survive, the store holds the state before
+ * the first, after the first, or after both.
  */
 export class RaftStore {
   private lastIndex: number
   /** The last write issued: the next one starts after it, so batches reach LevelDB in order. */
   private tail: Promise<void> = Promise.resolve()
   /** Term and vote last written, to tell whether a hard state change needs a sync. */
-  private durableTerm = 0
-  private durableVote: string | null = null
+  protected durableTerm = 0
+  protected durableVote: string | null = null
+  /** The operations of the last batch issued if it was not synced: the next one repeats them, synced. */
+  protected unsyncedOps: BatchOp[] | null = null
+  /** The first write that failed: every later one fails with it. */
+  private failure: Error | null = null
 
-  private constructor (private readonly db: Database, lastIndex: number) {
+  protected constructor (private readonly db: Database, lastIndex: number) {
     this.lastIndex = lastIndex
   }
 
   static async open (db: Database): Promise<RaftStore> {
-    return new RaftStore(db, await lastStoredIndex(db))
+    return new this(db, await lastStoredIndex(db))
   }
 
   /** The last index in the stored log (0 when empty). */
@@ -53,10 +65,13 @@ export class RaftStore {
     const snapBytes = await this.db.get(SNAPSHOT_KEY)
     if (hardBytes === undefined && snapBytes === undefined) {
       if (this.lastIndex !== 0) throw new StoreCorruptError(`the log holds entries up to ${this.lastIndex} but no hard state or snapshot`)
+      if ((await this.db.get(BOARD_UNBORN_KEY)) === undefined) {
+        throw new StoreCorruptError('the board state is gone but the database was not just created (wiped or lost): this node may have voted in terms it no longer remembers, so it must not start as new; re-create it (poolboard init, a new identity) and add it again as a member')
+      }
       return null
     }
     if (snapBytes === undefined) throw new StoreCorruptError('the hard state is present but the snapshot metadata is missing')
-    const hardState = hardBytes === undefined ? { term: 0, vote: null, commit: 0 } : decodeStored(hardBytes, 'hard state', readHardState)
+    const hardState = hardBytes === undefined ? { term: 0, vote: null, commit: 0 } : decodeStored(hardBytes, 'hard state', (r) => readHardState(r, hardBytes))
     this.durableTerm = hardState.term
     this.durableVote = hardState.vote
     const meta = decodeStored(snapBytes, 'snapshot metadata', readSnapshotMeta)
@@ -80,8 +95,10 @@ export class RaftStore {
     await this.db.batch([
       { type: 'put', key: SNAPSHOT_KEY, value: encodeSnapshotMeta(state.snapshot.meta) },
       { type: 'put', key: HARD_STATE_KEY, value: encodeHardState(state.hardState) },
-      ...state.entries.map(putEntry)
+      ...state.entries.map(putEntry),
+      { type: 'del', key: BOARD_UNBORN_KEY }
     ], { sync: true })
+    this.unsyncedOps = null
     this.durableTerm = state.hardState.term
     this.durableVote = state.hardState.vote
     this.lastIndex = state.entries.at(-1)?.index ?? state.snapshot.meta.index
@@ -131,8 +148,24 @@ export class RaftStore {
   }
 
   /** Writes `ops` as one batch once every batch issued before has been written. */
-  private async enqueue (ops: BatchOp[], sync: boolean): Promise<void> {
-    const write = this.tail.then(async () => { await this.db.batch(ops, { sync }) })
+  protected async enqueue (ops: BatchOp[], sync: boolean): Promise<void> {
+    if (this.unsyncedOps !== null) {
+      ops = [...this.unsyncedOps, ...ops]
+      sync = true
+    }
+    this.unsyncedOps = sync ? null : ops
+    // After a failed write nothing later is issued: a later batch that reached the disk while the
+    // failed one did not could leave a state no sequence of writes produced (a snapshot above the
+    // commit index, say). The node stops; a restart starts from what is on disk.
+    const write = this.tail.then(async () => {
+      if (this.failure !== null) throw this.failure
+      try {
+        await this.db.batch(ops, { sync })
+      } catch (err) {
+        this.failure = err as Error
+        throw err
+      }
+    })
     this.tail = write.catch(() => {})
     await write
   }
@@ -203,6 +236,7 @@ export class StoreCorruptError extends Error {
 const STORE_VERSION = 1
 const MAX_INDEX = Number.MAX_SAFE_INTEGER
 const MAX_ENTRY_BYTES = 64 * 1024 * 1024
+const CONFIGURATION_LIMITS: ConfigurationLimits = { maxNodes: MAX_MEMBERS, maxNodeIdBytes: MAX_NODE_ID_BYTES }
 const HARD_STATE_KEY = Uint8Array.of(PREFIX.raftHardState)
 const SNAPSHOT_KEY = Uint8Array.of(PREFIX.raftSnapshot)
 const APPLIED_KEY = Uint8Array.of(PREFIX.boardApplied)
@@ -241,25 +275,41 @@ function readEntry (r: Reader, index: number): Entry {
   return { index, term, type, hash, data }
 }
 
+/**
+ * The hard state ends with a checksum of what precedes it (version 2): a flipped bit in a term or a
+ * vote would still decode, and a node that believes an older term or no vote can vote twice.
+ */
+const HARD_STATE_VERSION = 2
+const HARD_STATE_CHECKSUM_BYTES = 8
+
 function encodeHardState (hs: HardState): Uint8Array {
-  const w = new Writer(64).u8(STORE_VERSION).varint(hs.term).varint(hs.commit).u8(hs.vote === null ? 0 : 1)
+  const w = new Writer(64).u8(HARD_STATE_VERSION).varint(hs.term).varint(hs.commit).u8(hs.vote === null ? 0 : 1)
   if (hs.vote !== null) w.string(hs.vote, MAX_NODE_ID_BYTES, 'vote')
-  return w.finish()
+  const body = w.finish()
+  const out = new Uint8Array(body.length + HARD_STATE_CHECKSUM_BYTES)
+  out.set(body, 0)
+  out.set(sha256(body).subarray(0, HARD_STATE_CHECKSUM_BYTES), body.length)
+  return out
 }
 
-function readHardState (r: Reader): HardState {
-  r.version([STORE_VERSION])
+function readHardState (r: Reader, bytes: Uint8Array): HardState {
+  const version = r.version([STORE_VERSION, HARD_STATE_VERSION])
   const term = r.varint('term')
   const commit = r.varint('commit')
   const hasVote = r.u8('has vote')
   if (hasVote > 1) r.fail('has vote', `expected 0 or 1, got ${hasVote}`)
   const vote = hasVote === 1 ? r.string('vote', MAX_NODE_ID_BYTES) : null
+  if (version === HARD_STATE_VERSION) {
+    const body = bytes.subarray(0, r.offset)
+    const checksum = r.fixed('checksum', HARD_STATE_CHECKSUM_BYTES)
+    if (!equalBytes(checksum, sha256(body).subarray(0, HARD_STATE_CHECKSUM_BYTES))) r.fail('checksum', 'the hard state does not match its checksum (bit rot?)')
+  }
   return { term, vote, commit }
 }
 
 function encodeSnapshotMeta (meta: SnapshotMeta): Uint8Array {
   const w = new Writer(256).u8(STORE_VERSION).varint(meta.index).varint(meta.term).bytes32(meta.hash)
-  writeConfiguration(w, meta.configuration)
+  writeConfiguration(w, meta.configuration, CONFIGURATION_LIMITS, 'configuration')
   return w.finish()
 }
 
@@ -268,22 +318,7 @@ function readSnapshotMeta (r: Reader): SnapshotMeta {
   const index = r.varint('index')
   const term = r.varint('term')
   const hash = r.bytes32('hash')
-  return { index, term, hash, configuration: readConfiguration(r) }
-}
-
-function writeConfiguration (w: Writer, c: Configuration): void {
-  w.array(c.voters, MAX_MEMBERS, (ww, id) => { ww.string(id, MAX_NODE_ID_BYTES, 'voter') }, 'voters')
-  w.array(c.learners, MAX_MEMBERS, (ww, id) => { ww.string(id, MAX_NODE_ID_BYTES, 'learner') }, 'learners')
-}
-
-function readConfiguration (r: Reader): Configuration {
-  const voters: string[] = []
-  const learners: string[] = []
-  const nv = r.count('voters', MAX_MEMBERS)
-  for (let i = 0; i < nv; i++) voters.push(r.string('voter', MAX_NODE_ID_BYTES))
-  const nl = r.count('learners', MAX_MEMBERS)
-  for (let i = 0; i < nl; i++) learners.push(r.string('learner', MAX_NODE_ID_BYTES))
-  return { voters, learners }
+  return { index, term, hash, configuration: readConfiguration(r, CONFIGURATION_LIMITS) }
 }
 
 function decodeStored<T> (bytes: Uint8Array, what: string, read: (r: Reader) => T): T {

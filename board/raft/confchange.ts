@@ -17,6 +17,7 @@
 
 import { ConfChangeError } from './errors.js';
 import type { Configuration, NodeId } from './types.js';
+import { MAX_MEMBERS } from '../../protocol/limits.js';
 
 export type ConfChangeKind = 'addVoter' | 'addLearner' | 'promoteLearner' | 'demoteVoter' | 'removeNode';
 
@@ -49,8 +50,8 @@ const KINDS_BY_CODE: readonly (ConfEntry['kind'] | undefined)[] = [
 ];
 /** Longest node id, in UTF-8 bytes (the encoding's limit; also checked on the config's id and in storage). */
 export const MAX_NODE_ID_BYTES = 1024;
-/** Most members a configuration may list. */
-export const MAX_MEMBERS = 1024;
+/** Most members a configuration may list: the pool's own limit. */
+export { MAX_MEMBERS };
 
 const utf8 = new TextEncoder();
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
@@ -93,8 +94,10 @@ class Reader {
     const len = this.u16(`${field} length`);
     if (len === 0 || len > MAX_NODE_ID_BYTES) throw new ConfChangeError(`${field} length: ${len} out of range`);
     if (this.at + len > this.b.length) throw new ConfChangeError(`${field}: truncated`);
+    const start = this.at;
+    this.at += len;
     try {
-      return utf8Strict.decode(this.b.subarray(this.at, (this.at += len)));
+      return utf8Strict.decode(this.b.subarray(start, this.at));
     } catch {
       throw new ConfChangeError(`${field}: not valid UTF-8`);
     }

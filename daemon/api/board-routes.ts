@@ -2,11 +2,11 @@ import { decodeBoardEntry, encodeRawEntry, entryPayload } from '../../board/entr
 import { toHex } from '../../protocol/bytes.js'
 import type { ConfChange, ConfEntry } from '../../board/raft/index.js'
 import { ApiError, type Route } from './server.js'
-import { BoardError, type Board, type BoardStatus } from '../replica/board.js'
+import { BoardError, type BoardReplica, type BoardStatus } from '../replica/board.js'
 import { formatHostPort, type MemberEntry } from '../host/config.js'
 
 export interface BoardApiOptions {
-  board: Board
+  board: BoardReplica
   members: readonly MemberEntry[]
   lab: boolean
   /** How long a client waits for its entry to commit. */
@@ -175,7 +175,7 @@ export function boardRoutes (options: BoardApiOptions): Route[] {
   ]
 }
 
-function describeStatus (s: BoardStatus, named: (peerId: string) => NamedMember, board: Board): BoardStatusView {
+function describeStatus (s: BoardStatus, named: (peerId: string) => NamedMember, board: BoardReplica): BoardStatusView {
   return {
     role: s.role,
     term: s.term,

@@ -1,8 +1,12 @@
 import { toHex } from '../../protocol/bytes.js'
 import { ApiError, type Route } from './server.js'
-import { chainRoutes } from '../pool/chain.js'
+import { chainStatus, mine } from '../pool/simulated-chain.js'
+import type { EntryProposer } from '../pool/propose.js'
+import type { EvidenceResult, MembersResult } from '../pool/results.js'
+import type { PoolBoard } from '../../board/pool-board.js'
 import type { PoolService } from '../pool/service.js'
 import { PoolError, type PoolErrorCode } from '../pool/propose.js'
+import { integer, names, object, optionalInteger, payments, sats, text } from './body.js'
 
 /**
  * The pool's admin API routes:
@@ -15,7 +19,6 @@ import { PoolError, type PoolErrorCode } from '../pool/propose.js'
  *     POST /v1/pool/pay       {"to","amountSats","timeoutMs"}
  *     POST /v1/pool/partition {"with":[...],"pay":[{"to","amountSats"}],"timeoutMs"}
  *     POST /v1/pool/kick      {"member"}
- *     POST /v1/lab/equivocate {"with":[...],"timeoutMs"}   (lab mode only)
  *     GET  /v1/chain/status, POST /v1/chain/mine {"blocks"}
  *
  * Amounts may be JSON numbers or decimal strings (whole sats).
@@ -46,19 +49,23 @@ export function toApiError (err: unknown): never {
   throw err
 }
 
-export function poolRoutes (options: { pool: PoolService, blockIntervalS: number }): Route[] {
-  const { pool } = options
-  const guarded = (handler: Route['handler']): Route['handler'] => async (request) => {
+/** A route handler whose PoolError becomes the API error of its code. */
+export function guarded (handler: Route['handler']): Route['handler'] {
+  return async (request) => {
     try {
       return await handler(request)
     } catch (err) {
       return toApiError(err)
     }
   }
+}
+
+export function poolRoutes (options: { pool: PoolService, blockIntervalS: number }): Route[] {
+  const { pool } = options
   return [
     { method: 'GET', path: '/v1/pool/status', handler: async ({ query }) => query.get('fresh') === '1' ? await pool.freshStatus(FRESH_READ_TIMEOUT_MS) : pool.status() },
-    { method: 'GET', path: '/v1/pool/members', handler: async () => ({ members: pool.members.list().map((m) => ({ name: m.name, peerId: m.peerId, key: m.key === null ? null : toHex(m.key) })) }) },
-    { method: 'GET', path: '/v1/pool/evidence', handler: async () => ({ evidence: pool.evidenceList() }) },
+    { method: 'GET', path: '/v1/pool/members', handler: async (): Promise<MembersResult> => ({ members: pool.members.list().map((m) => ({ name: m.name, peerId: m.peerId, key: m.key === null ? null : toHex(m.key) })) }) },
+    { method: 'GET', path: '/v1/pool/evidence', handler: async (): Promise<EvidenceResult> => ({ evidence: pool.evidenceList() }) },
     {
       method: 'POST',
       path: '/v1/pool/create',
@@ -92,58 +99,18 @@ export function poolRoutes (options: { pool: PoolService, blockIntervalS: number
       path: '/v1/pool/kick',
       handler: guarded(async ({ body }) => await pool.kick({ member: text(object(body).member, 'member') }))
     },
-    {
-      method: 'POST',
-      path: '/v1/lab/equivocate',
-      handler: guarded(async ({ body }) => {
-        const b = object(body)
-        return await pool.equivocate({ with: names(b.with, 'with'), timeoutMs: optionalInteger(b.timeoutMs, 'timeoutMs') })
-      })
-    },
-    ...chainRoutes({ poolBoard: pool.entries.poolBoard, entries: pool.entries, blockIntervalS: options.blockIntervalS, toApiError })
+    ...chainRoutes({ poolBoard: pool.entries.poolBoard, entries: pool.entries, blockIntervalS: options.blockIntervalS })
   ]
 }
 
-function object (body: unknown): Record<string, unknown> {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ApiError(400, 'bad-request', 'expected a JSON object')
-  return body as Record<string, unknown>
-}
-
-function text (v: unknown, name: string): string {
-  if (typeof v !== 'string' || v.trim() === '') throw new ApiError(400, 'bad-request', `${name}: expected a member name`)
-  return v
-}
-
-function names (v: unknown, name: string): string[] {
-  const list = typeof v === 'string' ? v.split(',') : v
-  if (!Array.isArray(list) || list.length === 0 || list.length > 256 || !list.every((x) => typeof x === 'string' && x.trim() !== '')) {
-    throw new ApiError(400, 'bad-request', `${name}: expected a list of member names`)
-  }
-  return list.map((x: string) => x.trim())
-}
-
-function integer (v: unknown, name: string): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw new ApiError(400, 'bad-request', `${name}: expected a whole number, got ${JSON.stringify(v)}`)
-  return v
-}
-
-function optionalInteger (v: unknown, name: string): number | undefined {
-  return v === undefined ? undefined : integer(v, name)
-}
-
-function sats (v: unknown, name: string, allowZero = false): bigint {
-  const ok = (typeof v === 'number' && Number.isSafeInteger(v)) || (typeof v === 'string' && /^\d{1,16}$/.test(v))
-  if (!ok) throw new ApiError(400, 'bad-request', `${name}: expected a whole number of sats, got ${JSON.stringify(v)}`)
-  const n = BigInt(v as number | string)
-  if (n < (allowZero ? 0n : 1n)) throw new ApiError(400, 'bad-request', `${name}: expected ${allowZero ? 'at least 0' : 'a positive number of'} sats, got ${n}`)
-  return n
-}
-
-function payments (v: unknown): Array<{ to: string, amountSats: bigint }> {
-  if (v === undefined) return []
-  if (!Array.isArray(v) || v.length > 256) throw new ApiError(400, 'bad-request', 'pay: expected a list of {"to","amountSats"}')
-  return v.map((p: unknown, i) => {
-    const o = object(p)
-    return { to: text(o.to, `pay[${i}].to`), amountSats: sats(o.amountSats, `pay[${i}].amountSats`) }
-  })
+/** `GET /v1/chain/status`, `POST /v1/chain/mine {"blocks": N}`. */
+function chainRoutes (options: { poolBoard: PoolBoard, entries: EntryProposer, blockIntervalS: number }): Route[] {
+  return [
+    { method: 'GET', path: '/v1/chain/status', handler: async () => chainStatus(options.poolBoard, options.blockIntervalS) },
+    {
+      method: 'POST',
+      path: '/v1/chain/mine',
+      handler: guarded(async ({ body }) => await mine(options.entries, (body as { blocks?: unknown }).blocks))
+    }
+  ]
 }

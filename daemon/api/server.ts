@@ -5,6 +5,9 @@ import { COOKIE_USER } from '../host/datadir.js'
 import type { HostPort } from '../host/config.js'
 import type { Logger } from '../host/log.js'
 
+// daemon/api/: the admin API: the HTTP server (this file), its client, the routes of the board and
+// the pool, and the types of their answers (types.ts) that the CLI reads.
+
 /** An error a handler throws to answer with a status code and a JSON body naming what was wrong. */
 export class ApiError extends Error {
   constructor (readonly status: number, readonly code: string, message: string, readonly details: Record<string, unknown> = {}) {

@@ -7,9 +7,12 @@ import { applyOverrides, defaultConfig, formatHostPort, type HostPort, type Memb
 import { AdminClient } from '../api/client.js'
 import { DataDir, initDataDir } from '../host/datadir.js'
 import { UserError } from '../host/errors.js'
-import type { NodeStatus } from '../node.js'
-import { Progress } from '../commands/table.js'
+import type { NodeStatus } from '../api/types.js'
+import { Progress } from '../host/table.js'
 import { isAlive, sleep } from '../host/wait.js'
+
+// daemon/cluster/: the local cluster launcher behind `poolboard cluster …`: data directories,
+// processes, and the pool of `cluster up --pool` (pool.ts).
 
 /** What `cluster up` remembers about a local cluster, in DIR/cluster.json. */
 export interface ClusterFile {

@@ -1,7 +1,8 @@
 import { AdminClient, ApiCallError } from '../api/client.js'
+import type { CreateResult, Json } from '../api/types.js'
 import type { LocalCluster } from './index.js'
 import { UserError } from '../host/errors.js'
-import type { Progress } from '../commands/table.js'
+import type { Progress } from '../host/table.js'
 import { sleep } from '../host/wait.js'
 
 /** `cluster up --pool`: create the pool among the cluster's nodes and wait until every node shows it. */
@@ -23,7 +24,7 @@ export async function ensureClusterPool (cluster: LocalCluster, options: { balan
   while (poolId === null) {
     progress.update(`creating the pool on node ${indexes[0]}${lastError === '' ? '' : ` (${lastError})`}`)
     try {
-      poolId = (await creator.post<{ poolId: string }>('/v1/pool/create', { balanceSats: options.balanceSats, kickoutDelayBlocks: options.kickoutDelayBlocks, timeoutMs: CREATE_TIMEOUT_MS }, { timeoutMs: CREATE_TIMEOUT_MS + 30_000 })).poolId
+      poolId = (await creator.post<Json<CreateResult>>('/v1/pool/create', { balanceSats: options.balanceSats, kickoutDelayBlocks: options.kickoutDelayBlocks, timeoutMs: CREATE_TIMEOUT_MS }, { timeoutMs: CREATE_TIMEOUT_MS + 30_000 })).poolId
     } catch (err) {
       if (!(err instanceof ApiCallError)) throw err
       if (err.code === 'exists') { poolId = (await creator.get<PoolStatusLite>('/v1/pool/status')).poolId; continue }

@@ -1,7 +1,7 @@
 import { Command } from 'commander'
 import { clientCommand, clientFor, datadirOption, output, parsePositive } from './util.js'
-import type { BoardStatusView, NamedMember } from '../api/board-routes.js'
-import { renderTable } from './table.js'
+import type { BoardStatusView, NamedMember } from '../api/types.js'
+import { renderTable } from '../host/table.js'
 
 interface LogView { entries: Array<{ index: number, term: number, type: string, hash: string, bytes: number, change?: string, member?: NamedMember, voters?: NamedMember[], learners?: NamedMember[] }> }
 

@@ -8,7 +8,7 @@ import { UserError } from '../host/errors.js'
 import { ensureClusterPool } from '../cluster/pool.js'
 import { DEFAULT_BALANCE_SATS, DEFAULT_KICKOUT_DELAY_BLOCKS } from '../pool/view.js'
 import { renderPoolStatus } from './pool.js'
-import { Progress, renderTable } from './table.js'
+import { Progress, renderTable } from '../host/table.js'
 
 const DEFAULT_CLUSTER_DIR = '.poolboard-cluster'
 const DEFAULT_WAIT_S = 60

@@ -1,7 +1,7 @@
 import { Command } from 'commander'
 import { clientCommand, clientFor, output } from './util.js'
-import type { DefenseStatus } from '../defense/index.js'
-import { renderTable } from './table.js'
+import type { DefenseStatus } from '../api/types.js'
+import { renderTable } from '../host/table.js'
 
 /** `poolboard defense status`: which defenses this node runs and what they detected (docs/lab.md). */
 export function defenseCommand (): Command {

@@ -1,28 +1,24 @@
 import { Command, InvalidArgumentError } from 'commander'
 import { clientCommand, clientFor, output, parsePositive, parseSats } from './util.js'
 import { DEFAULT_BALANCE_SATS, DEFAULT_KICKOUT_DELAY_BLOCKS, type PoolNodeView } from '../pool/view.js'
-import { renderTable } from './table.js'
-import type { Json } from '../api/server.js'
-import type { PoolStatus } from '../pool/service.js'
-import { addLabCommands } from '../lab/campaign/cli.js'
+import { renderTable } from '../host/table.js'
+import type { ChainStatus, CreateResult, EvidenceResult, Json, KickResult, MembersResult, MineResult, PartitionResult, PayResult, PoolStatus, StatementSummary } from '../api/types.js'
 
-/** `poolboard pool …`, `poolboard chain …` and `poolboard lab equivocate`: clients of a running node's admin API. */
+/** `poolboard pool …` and `poolboard chain …`: clients of a running node's admin API. */
 
 /** A command waits for its round (the timeout) plus the board; the HTTP call gets this much more. */
-const CALL_SLACK_MS = 30_000
-const DEFAULT_TIMEOUT_S = 10
+export const CALL_SLACK_MS = 30_000
+export const DEFAULT_TIMEOUT_S = 10
 
 type StatusView = Json<PoolStatus>
 
-interface RefusalView { member: string, code: string, reason: string }
-
-function parseTimeout (text: string): number {
+export function parseTimeout (text: string): number {
   const n = Number(text)
   if (!Number.isFinite(n) || n < 0.1 || n > 120) throw new InvalidArgumentError(`expected seconds from 0.1 to 120, got "${text}"`)
   return n
 }
 
-function parseMembers (text: string): string[] {
+export function parseMembers (text: string): string[] {
   const list = text.split(',').map((s) => s.trim()).filter((s) => s !== '')
   if (list.length === 0) throw new InvalidArgumentError('expected member names separated by commas, e.g. node2,node3')
   return list
@@ -77,7 +73,7 @@ export function poolCommand (): Command {
     .option('--timeout <seconds>', 'how long to wait for every member', parseTimeout, 30)
     .action(async (opts: { datadir?: string, balance: string, kickoutDelay: number, timeout: number, json?: boolean }) => {
       const timeoutMs = Math.round(opts.timeout * 1000)
-      const r = await clientFor(opts).post<{ poolId: string, index: number, members: string[], balances: Record<string, number>, kickoutDelayBlocks: number, creationHeight: number }>(
+      const r = await clientFor(opts).post<Json<CreateResult>>(
         '/v1/pool/create', { balanceSats: opts.balance, kickoutDelayBlocks: opts.kickoutDelay, timeoutMs }, { timeoutMs: timeoutMs + CALL_SLACK_MS })
       output(opts.json === true, r, () => [
         `pool ${r.poolId} created at board index ${r.index}`,
@@ -96,7 +92,7 @@ export function poolCommand (): Command {
 
   clientCommand(pool, 'members', 'names, peer ids and member keys this node knows')
     .action(async (opts: { datadir?: string, json?: boolean }) => {
-      const r = await clientFor(opts).get<{ members: Array<{ name: string, peerId: string, key: string | null }> }>('/v1/pool/members')
+      const r = await clientFor(opts).get<Json<MembersResult>>('/v1/pool/members')
       output(opts.json === true, r, () => renderTable(['name', 'peer id', 'member key'], r.members.map((m) => [m.name, m.peerId, m.key ?? '(not known yet)'])))
     })
 
@@ -106,7 +102,7 @@ export function poolCommand (): Command {
     .option('--timeout <seconds>', 'how long to wait for every member\'s signature', parseTimeout, DEFAULT_TIMEOUT_S)
     .action(async (opts: { datadir?: string, to: string, amount: string, timeout: number, json?: boolean }) => {
       const timeoutMs = Math.round(opts.timeout * 1000)
-      const r = await clientFor(opts).post<{ poolLabel: string, state: number, index: number, balances: Record<string, number> }>(
+      const r = await clientFor(opts).post<Json<PayResult>>(
         '/v1/pool/pay', { to: opts.to, amountSats: opts.amount, timeoutMs }, { timeoutMs: timeoutMs + CALL_SLACK_MS })
       output(opts.json === true, r, () => `paid ${fmtSats(opts.amount)} sats to ${opts.to}: state ${r.state} of the ${r.poolLabel} (board index ${r.index})\n` +
         `  balances ${Object.entries(r.balances).map(([n, b]) => `${n} ${fmtSats(b)}`).join(', ')}`)
@@ -118,7 +114,7 @@ export function poolCommand (): Command {
     .option('--timeout <seconds>', 'how long to wait for every active\'s signature', parseTimeout, DEFAULT_TIMEOUT_S)
     .action(async (opts: { datadir?: string, with: string[], pay: Array<{ to: string, amountSats: string }>, timeout: number, json?: boolean }) => {
       const timeoutMs = Math.round(opts.timeout * 1000)
-      const r = await clientFor(opts).post<{ statementId: string, index: number, poolLabel: string, parent: string, actives: string[], balances: Record<string, number> }>(
+      const r = await clientFor(opts).post<Json<PartitionResult>>(
         '/v1/pool/partition', { with: opts.with, pay: opts.pay, timeoutMs }, { timeoutMs: timeoutMs + CALL_SLACK_MS })
       output(opts.json === true, r, () => [
         `accepted: ${r.poolLabel} of the ${r.parent}, committed at board index ${r.index}`,
@@ -131,7 +127,7 @@ export function poolCommand (): Command {
   clientCommand(pool, 'kick', 'kick a member out of its current pool with its kick-out Withdraw (valid from height T + X + 1)')
     .argument('<member>', 'member name, peer id or member key')
     .action(async (member: string, opts: { datadir?: string, json?: boolean }) => {
-      const r = await clientFor(opts).post<{ member: string, poolLabel: string, state: number, index: number, height: number, exitSats: number, txid: string, continuationLabel: string | null }>(
+      const r = await clientFor(opts).post<Json<KickResult>>(
         '/v1/pool/kick', { member }, { timeoutMs: CALL_SLACK_MS })
       output(opts.json === true, r, () => [
         `kicked ${r.member} out of the ${r.poolLabel} (state ${r.state}) at height ${r.height}, board index ${r.index}`,
@@ -142,9 +138,8 @@ export function poolCommand (): Command {
 
   clientCommand(pool, 'evidence', 'proofs that a member signed two conflicting partition statements')
     .action(async (opts: { datadir?: string, json?: boolean }) => {
-      interface S { statementId: string, parent: string, actives: string[], board: { status: string, index: number } | null }
-      const r = await clientFor(opts).get<{ evidence: Array<{ id: string, member: string, index: number, source: string, first: S, second: S }> }>('/v1/pool/evidence')
-      const describe = (s: S): string => `${s.statementId.slice(0, 16)} (${s.actives.join(', ')}; ${s.board === null ? 'never on the board' : `${s.board.status} at index ${s.board.index}`}) of the ${s.parent}`
+      const r = await clientFor(opts).get<Json<EvidenceResult>>('/v1/pool/evidence')
+      const describe = (s: Json<StatementSummary>): string => `${s.statementId.slice(0, 16)} (${s.actives.join(', ')}; ${s.board === null ? 'never on the board' : `${s.board.status} at index ${s.board.index}`}) of the ${s.parent}`
       output(opts.json === true, r, () => r.evidence.length === 0
         ? 'no evidence of equivocation on the board'
         : r.evidence.map((e) => `${e.member} signed two conflicting statements (recorded at board index ${e.index}, ${e.source === 'conflict' ? 'from a conflicting statement' : 'by gossip'}):\n  ${describe(e.first)}\n  ${describe(e.second)}`).join('\n'))
@@ -158,47 +153,16 @@ export function chainCommand (): Command {
 
   clientCommand(chain, 'status', 'height of the simulated chain and the block interval')
     .action(async (opts: { datadir?: string, json?: boolean }) => {
-      const r = await clientFor(opts).get<{ height: number, blockIntervalS: number }>('/v1/chain/status')
+      const r = await clientFor(opts).get<Json<ChainStatus>>('/v1/chain/status')
       output(opts.json === true, r, () => `height ${r.height}; ${r.blockIntervalS === 0 ? 'blocks only by poolboard chain mine' : `the board leader mines a block every ${r.blockIntervalS} s`}`)
     })
 
   clientCommand(chain, 'mine', 'mine N blocks (one board entry) and wait until it is applied here')
     .argument('<n>', 'number of blocks (1 to 10000)', parsePositive)
     .action(async (n: number, opts: { datadir?: string, json?: boolean }) => {
-      const r = await clientFor(opts).post<{ height: number, index: number }>('/v1/chain/mine', { blocks: n }, { timeoutMs: CALL_SLACK_MS })
+      const r = await clientFor(opts).post<Json<MineResult>>('/v1/chain/mine', { blocks: n }, { timeoutMs: CALL_SLACK_MS })
       output(opts.json === true, r, () => `mined ${n} block${n === 1 ? '' : 's'}: height ${r.height} (board index ${r.index})`)
     })
 
   return chain
-}
-
-export function labCommand (): Command {
-  const lab = new Command('lab').description('(lab mode) adversarial behaviours, to watch the defences work')
-
-  clientCommand(lab, 'equivocate', 'sign a partition that conflicts with one this member already signed, and ask MEMBERS to sign it too')
-    .requiredOption('--with <members>', 'the members asked to join the conflicting partition, comma-separated', parseMembers)
-    .option('--timeout <seconds>', 'how long to wait for their answers', parseTimeout, DEFAULT_TIMEOUT_S)
-    .action(async (opts: { datadir?: string, with: string[], timeout: number, json?: boolean }) => {
-      const timeoutMs = Math.round(opts.timeout * 1000)
-      const r = await clientFor(opts).post<{ outcome: string, statementId: string, actives?: string[], first: { statementId: string, actives: string[], index: number | null }, message?: string, refusals?: RefusalView[] }>(
-        '/v1/lab/equivocate', { with: opts.with, timeoutMs }, { timeoutMs: timeoutMs + CALL_SLACK_MS })
-      output(opts.json === true, r, () => {
-        const lines = [
-          `signed statement ${r.statementId.slice(0, 16)}, which spends the same Withdraw output as statement ${r.first.statementId.slice(0, 16)} (${r.first.actives.join(', ')}${r.first.index === null ? '' : `; accepted at board index ${r.first.index}`})`
-        ]
-        if (r.outcome === 'refused') {
-          for (const f of r.refusals ?? []) lines.push(`refused by ${f.member}: ${f.reason}`)
-          lines.push('the honest members would not sign; the equivocation is evidence now: poolboard pool evidence')
-        } else if (r.outcome === 'accepted') {
-          lines.push('every member asked signed it, and the board accepted it (the first statement was never committed)')
-        } else {
-          lines.push(`${r.outcome}: ${r.message ?? ''}`)
-        }
-        return lines.join('\n')
-      })
-      if (r.outcome === 'failed') process.exitCode = 1
-    })
-
-  addLabCommands(lab)
-  return lab
 }

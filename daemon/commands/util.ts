@@ -3,6 +3,9 @@ import { jsonReplacer } from '../api/server.js'
 import { AdminClient } from '../api/client.js'
 import { DataDir, defaultDataDir } from '../host/datadir.js'
 
+// daemon/commands/: the CLI's commands (board, pool, chain, cluster, defense), each a client of a
+// running node's admin API; daemon/cli.ts puts them together.
+
 /** Prints `value` as JSON (with bigints as numbers) or runs `human` to print it for people. */
 export function output (json: boolean, value: unknown, human: () => string): void {
   process.stdout.write((json ? JSON.stringify(value, jsonReplacer, 2) : human()) + '\n')

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs'
 import { AdminClient } from '../api/client.js'
 import { LocalCluster } from '../cluster/index.js'
-import { Progress } from '../commands/table.js'
+import { Progress } from '../host/table.js'
 import type { Logger } from '../host/log.js'
 import type { NodeSnapshot } from './node-page.js'
 import { DashboardSite, type SiteAction } from './site.js'

@@ -4,7 +4,8 @@ import { Writer, decodeAll, type Reader } from '../../protocol/codec.js'
 import { short } from '../../protocol/common.js'
 import { MAX_OBJECT_BYTES } from '../../protocol/limits.js'
 import { decodeStatement, encodeStatement, statementId, type PartitionStatement } from '../../protocol/statement.js'
-import { activesOf, conflictsAmong, DefenseRefusal, type DefensePartOptions } from './index.js'
+import { activesOf, conflictsAmong, DefenseRefusal } from './refusal.js'
+import type { DefensePartOptions } from './options.js'
 import { RpcError } from '../net/rpc.js'
 
 /**
@@ -76,7 +77,7 @@ export function decodeProof (bytes: Uint8Array): ChainProof {
 interface HeldProof { key: string, bytes: Uint8Array, offeredBy: string, acked: Set<string>, untilMs: number, sending: Set<string> }
 interface KnownStatement { statement: PartitionStatement, index: number, reporter: string, offeredBy: string, alarmIndex: number }
 
-export class ChainAlarms {
+export class HashChainDefense {
   private readonly proofs = new Map<string, HeldProof>()
   private readonly known = new Map<string, KnownStatement>()
   private timer: NodeJS.Timeout | undefined

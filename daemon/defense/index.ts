@@ -1,95 +1,36 @@
-import type { PoolBoard } from '../../board/pool-board.js'
-import type { Alarm, Entry } from '../../board/raft/index.js'
 import { equalBytes, toHex } from '../../protocol/bytes.js'
 import { short } from '../../protocol/common.js'
 import type { EquivocationEvidence } from '../../protocol/evidence.js'
-import { conflictingOutpoints, statementId, verifyStatement, type PartitionStatement } from '../../protocol/statement.js'
-import type { Board } from '../replica/board.js'
-import type { DefenseConfig, NodeConfig } from '../host/config.js'
-import { ChainAlarms } from './hash-chain.js'
-import { StatementCheck } from './gossip-check.js'
+import { statementId, verifyStatement, type PartitionStatement } from '../../protocol/statement.js'
+import type { DefenseConfig } from '../host/config.js'
+import { StatementCheck } from './ask-members.js'
+import { HashChainDefense } from './hash-chain.js'
+import { DefenseLog, type DefenseAlarm } from './log.js'
+import type { DefensesOptions } from './options.js'
 import { QuorumRead } from './quorum-read.js'
-import type { RefusalConflict } from '../net/gossip.js'
-import type { Logger } from '../host/log.js'
-import type { MemberRpc } from '../net/rpc.js'
+import type { DefenseRefusal } from './refusal.js'
+
+// daemon/defense/: the defenses against a coalition of board hosts that hides a committed
+// partition statement, one file per defense, and what they share (refusal.ts, log.ts, options.ts).
 
 /**
  * Defenses against a coalition of board hosts that hides a committed partition statement, so that
  * a member catching up from them is fed a history without it and signs a conflicting partition
  * (docs/lab.md). Each is a setting (docs/operations.md), on by default:
  *
- * - quorum read (defense-quorum.ts): compare the board history with a majority of members;
- * - hash chain (defense-chain.ts): a leader that rewrites a committed entry becomes a proof, with
+ * - quorum read (quorum-read.ts): compare the board history with a majority of members;
+ * - hash chain (hash-chain.ts): a leader that rewrites a committed entry becomes a proof, with
  *   the statements this node holds, sent to every member;
- * - gossip check (defense-gossip.ts): ask every reachable member for statements on the outputs;
- * - evidence (daemon/pool/service.ts): equivocation evidence broadcast, and refusal of proven equivocators.
+ * - gossip check (ask-members.ts, setting `gossipCheck`): ask every reachable member, by a
+ *   request to each, for the statements its board holds on the outputs;
+ * - evidence (evidence.ts): equivocation evidence broadcast, and refusal of proven equivocators.
  *
  * Every detection is kept in a bounded log (`GET /v1/defense`): which defense, what it saw, when.
  */
 
-export type DefenseName = 'quorum-read' | 'hash-chain' | 'gossip-check' | 'evidence'
-
-export interface DefenseAlarm {
-  /** When, in ms since the epoch. */
-  atMs: number
-  defense: DefenseName
-  /** detected: this node saw it itself; learned: another member's proof told it; refused: it stopped this node signing. */
-  how: 'detected' | 'learned' | 'refused'
-  message: string
-  /** Names of the members it points at (who disagrees, who reported, who equivocated). */
-  members: string[]
-  index: number | null
-  statementId: string | null
-}
-
-/** A defense will not let this node sign: becomes a signed refusal naming what was found. */
-export class DefenseRefusal extends Error {
-  constructor (readonly code: string, message: string, readonly conflict: RefusalConflict | null = null) {
-    super(message)
-    this.name = 'DefenseRefusal'
-  }
-}
-
-const MAX_ALARMS_KEPT = 256
-
-/** The detections of one node, oldest first, each recorded once. */
-export class DefenseLog {
-  private readonly alarms: DefenseAlarm[] = []
-  private readonly seen = new Set<string>()
-
-  constructor (private readonly logger: Logger) {}
-
-  /** Records `alarm` unless one with the same `key` was recorded; returns whether it was new. */
-  record (key: string, alarm: Omit<DefenseAlarm, 'atMs'>): boolean {
-    if (this.seen.has(key)) return false
-    if (this.seen.size >= MAX_ALARMS_KEPT * 4) this.seen.clear()
-    this.seen.add(key)
-    this.alarms.push({ atMs: Date.now(), ...alarm })
-    if (this.alarms.length > MAX_ALARMS_KEPT) this.alarms.shift()
-    this.logger.warn({ defense: alarm.defense, how: alarm.how, members: alarm.members, index: alarm.index, statement: alarm.statementId }, `defense: ${alarm.message}`)
-    return true
-  }
-
-  list (): DefenseAlarm[] {
-    return [...this.alarms]
-  }
-
-  /** How many detections are kept (at most MAX_ALARMS_KEPT). */
-  get count (): number {
-    return this.alarms.length
-  }
-}
-
-export interface DefensesOptions {
-  config: NodeConfig
-  selfPeerId: string
-  rpc: MemberRpc
-  board: Pick<Board, 'leader' | 'commit' | 'committedEntries' | 'appliedIndex'>
-  poolBoard: PoolBoard
-  /** Peer ids of the members this node is connected to now. */
-  connectedPeerIds: () => string[]
-  logger: Logger
-}
+export { DefenseLog, type DefenseAlarm, type DefenseName } from './log.js'
+export type { DefensesOptions } from './options.js'
+export { DefenseRefusal } from './refusal.js'
 
 export interface DefenseStatus {
   /** What this node runs (a coalition member in the lab runs none). */
@@ -107,7 +48,7 @@ export class Defenses {
   readonly enabled: DefenseConfig
   private readonly quorum: QuorumRead
   private readonly statements: StatementCheck
-  private readonly chain: ChainAlarms
+  private readonly hashChain: HashChainDefense
 
   constructor (private readonly options: DefensesOptions) {
     const { config } = options
@@ -121,34 +62,26 @@ export class Defenses {
     const shared = { ...options, nameOf, nameOfKey: (key: Uint8Array) => this.nameOfKey(key), log: this.log, answerDelayMs, verify: (s: PartitionStatement) => this.verified(s) }
     this.quorum = new QuorumRead({ ...shared, enabled: this.enabled.quorumRead })
     this.statements = new StatementCheck({ ...shared, enabled: this.enabled.gossipCheck })
-    this.chain = new ChainAlarms({ ...shared, enabled: this.enabled.hashChain })
+    this.hashChain = new HashChainDefense({ ...shared, enabled: this.enabled.hashChain })
+    options.applied.subscribe(({ entries }) => { this.quorum.onApplied(entries) })
+    options.alarms.subscribe((alarm) => { this.hashChain.onAlarm(alarm) })
   }
 
   async start (): Promise<void> {
     // Every node answers the questions, whatever it runs itself: they cost little and help the others.
     await this.quorum.start()
     await this.statements.start()
-    await this.chain.start()
+    await this.hashChain.start()
   }
 
   stop (): void {
     this.quorum.stop()
-    this.chain.stop()
-  }
-
-  /** Entries this node just applied, in order: the quorum read remembers their digests. */
-  onApplied (entries: readonly Entry[]): void {
-    this.quorum.onApplied(entries)
-  }
-
-  /** The board core raised an alarm (daemon/replica/board.ts): with the hash-chain defense, a proof for every member. */
-  onAlarm (alarm: Alarm): void {
-    this.chain.onAlarm(alarm)
+    this.hashChain.stop()
   }
 
   /** A member connected: re-offer it the proofs it has not acknowledged (it may have been offline). */
   onPeerConnected (peerId: string): void {
-    this.chain.offerTo(peerId)
+    this.hashChain.offerTo(peerId)
   }
 
   /**
@@ -156,7 +89,7 @@ export class Defenses {
    * checked before anything else, it needs no network.
    */
   reportedConflict (statement: PartitionStatement): DefenseRefusal | null {
-    return this.chain.conflictWith(statement)
+    return this.hashChain.conflictWith(statement)
   }
 
   /**
@@ -193,7 +126,7 @@ export class Defenses {
       enabled: { ...this.enabled },
       labCoalition: this.options.config.lab && this.options.config.labCoalition,
       alarms: this.log.list(),
-      reported: this.chain.reported(),
+      reported: this.hashChain.reported(),
       quorumVerifiedThrough: this.quorum.verifiedThrough
     }
   }
@@ -219,29 +152,3 @@ export class Defenses {
   }
 }
 
-/** The statements among `known` that conflict with `statement` (other ids spending a common outpoint). */
-export function conflictsAmong<T extends { statement: PartitionStatement }> (known: Iterable<T>, statement: PartitionStatement): T[] {
-  const id = statementId(statement)
-  const out: T[] = []
-  for (const k of known) {
-    if (equalBytes(statementId(k.statement), id)) continue
-    if (conflictingOutpoints(k.statement, statement).length > 0) out.push(k)
-  }
-  return out
-}
-
-/** "node1, node2" for a statement's actives. */
-export function activesOf (s: PartitionStatement, nameOfKey: (key: Uint8Array) => string): string {
-  return s.actives.map(nameOfKey).sort((a, b) => a.localeCompare(b, 'en', { numeric: true })).join(', ')
-}
-
-/** Shared by the three defense modules. */
-export interface DefensePartOptions extends DefensesOptions {
-  enabled: boolean
-  log: DefenseLog
-  nameOf: (peerId: string) => string
-  nameOfKey: (key: Uint8Array) => string
-  answerDelayMs: number
-  /** Checks a statement another member sent against this node's view (null: not of a state it holds as current). */
-  verify: (s: PartitionStatement) => { ok: true } | { ok: false, reason: string } | null
-}

@@ -2,6 +2,9 @@ import { isIP } from 'node:net'
 import { MAX_MEMBERS } from '../../protocol/limits.js'
 import { UserError } from './errors.js'
 
+// daemon/host/: the process's surroundings: the config file (this file), the data directory and
+// keys, logs, errors, waits, terminal tables and the event source. Imports nothing else of daemon/.
+
 /** `poolboard.conf`: plain `key=value` lines, `#` comments, `member` repeated; flags override it. */
 export const CONFIG_FILE = 'poolboard.conf'
 

@@ -30,7 +30,7 @@ import { sleep } from '../host/wait.js'
  * | refusal | 5 | refusal (below) |
  * | evidence | 6 | equivocation evidence (protocol) |
  *
- * Refusal (version 1): a member tells a round's proposer why it will not sign, signed by the member:
+ * SignedRefusal (version 1): a member tells a round's proposer why it will not sign, signed by the member:
  *
  *     version u8 = 1 | poolId 32 (zero for a genesis round) | roundId 32 | member 32
  *     | code: string ≤ 32 | reason: string ≤ 1000
@@ -68,7 +68,7 @@ export interface RefusalConflict {
   index: number
 }
 
-export interface Refusal {
+export interface SignedRefusal {
   /** The pool, or 32 zero bytes in a genesis round (no pool yet). */
   poolId: Uint8Array
   roundId: Uint8Array
@@ -81,14 +81,14 @@ export interface Refusal {
   conflict: RefusalConflict | null
   signature: Uint8Array
 }
-export type UnsignedRefusal = Omit<Refusal, 'signature'>
+export type UnsignedRefusal = Omit<SignedRefusal, 'signature'>
 
 export type GossipMessage =
   | { kind: 'genesis-proposal', proposal: GenesisProposal }
   | { kind: 'update-request', request: UpdateRequest }
   | { kind: 'share', share: SignatureShare }
   | { kind: 'partition-request', request: PartitionRequest }
-  | { kind: 'refusal', refusal: Refusal }
+  | { kind: 'refusal', refusal: SignedRefusal }
   | { kind: 'evidence', evidence: EquivocationEvidence }
 
 export const ZERO_POOL_ID = new Uint8Array(32)
@@ -105,7 +105,7 @@ function writeUnsignedRefusal (w: Writer, r: UnsignedRefusal): Writer {
   return w
 }
 
-function readRefusal (r: Reader): Refusal {
+function readRefusal (r: Reader): SignedRefusal {
   r.version([REFUSAL_VERSION])
   const poolId = r.bytes32('poolId')
   const roundId = r.bytes32('roundId')
@@ -127,7 +127,7 @@ export function refusalSigningHash (r: UnsignedRefusal): Uint8Array {
   return taggedHash(TAGS.refusal, w.finish())
 }
 
-export function signRefusal (r: UnsignedRefusal, secretKey: Uint8Array, auxRand?: Uint8Array): Refusal {
+export function signRefusal (r: UnsignedRefusal, secretKey: Uint8Array, auxRand?: Uint8Array): SignedRefusal {
   const unsigned = { ...r, reason: clipUtf8(r.reason, MAX_REFUSAL_REASON_BYTES) }
   return { ...unsigned, signature: signHash(refusalSigningHash(unsigned), secretKey, auxRand) }
 }

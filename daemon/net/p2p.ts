@@ -13,6 +13,9 @@ import { LogLimiter, type Logger } from '../host/log.js'
 import { toHex } from '../../protocol/bytes.js'
 import { sha256 } from '../../protocol/hash.js'
 
+// daemon/net/: how members reach each other: libp2p connections among the configured members only
+// (this file), the pool's gossip topic (gossip.ts) and member requests (rpc.ts).
+
 export type PoolLibp2p = Libp2p<{ identify: Identify, pubsub: GossipSub }>
 
 export interface MemberNetworkOptions {

@@ -1,6 +1,6 @@
 import { lpStream } from '@libp2p/utils'
 import { peerIdFromString } from '@libp2p/peer-id'
-import type { Libp2p } from '@libp2p/interface'
+import type { Libp2p, Stream } from '@libp2p/interface'
 import type { Logger } from '../host/log.js'
 
 /** A request handler: answers the request bytes of member `from`, or throws RpcError. */
@@ -78,7 +78,7 @@ export class MemberRpc {
   async call (peerId: string, protocol: string, request: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
     if (request.length > MAX_MESSAGE_BYTES) throw new RpcError('too-large', `request of ${request.length} bytes exceeds ${MAX_MESSAGE_BYTES}`)
     const signal = AbortSignal.timeout(timeoutMs)
-    let stream
+    let stream: Stream
     try {
       stream = await this.options.libp2p.dialProtocol(peerIdFromString(peerId), protocol, { signal })
     } catch (err) {

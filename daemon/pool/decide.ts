@@ -2,7 +2,7 @@ import type { PoolBoard, StatementRecord } from '../../board/pool-board.js'
 import { equalBytes } from '../../protocol/bytes.js'
 import { indexOfKey, type Outpoint, type PoolRef, type StateRef } from '../../protocol/common.js'
 import type { PartitionRequest, UpdateRequest } from '../../protocol/requests.js'
-import { checkPartitionRequest, checkUpdateAcceptable, checkUpdateRequest } from '../../protocol/rules.js'
+import { buildPartitionStatement, checkPartitionRequestEnvelope, checkUpdateAcceptable, checkUpdateRequest } from '../../protocol/rules.js'
 import { stateHash, type PoolState } from '../../protocol/state.js'
 import { conflictingOutpoints, statementId, type PartitionStatement } from '../../protocol/statement.js'
 import type { RefusalConflict } from '../net/gossip.js'
@@ -10,7 +10,7 @@ import { byName } from './view.js'
 
 /**
  * What a member decides about a request from its own board, and nothing else: no clock but the
- * `nowMs` it is given, no disk, no network. PoolService (daemon/pool/service.ts) runs these after
+ * `nowMs` it is given, no disk, no network. The member signer (daemon/pool/signer.ts) runs these after
  * reading the board and before the checks that need its disk (what it signed before) or the
  * defenses; the pool simulator (test/sim/pool-scale.ts) runs the same functions for each of its
  * members. A refusal is a `WontSign` whose code and message go into the member's signed refusal.
@@ -52,16 +52,21 @@ export function decideUpdateOn (board: PoolBoard, memberKey: Uint8Array, req: Up
 /**
  * The statement a partition request asks this member to sign, if its board allows it: the parent
  * is not closed, no committed statement already spends one of its outputs (refused, naming that
- * statement), the height is reached, and its balance does not drop unless it proposed. Null if it
+ * statement), the height is reached, and its balance does not drop unless it proposed. `derived`:
+ * the statement the caller derived from the same parent state, not derived again. Null if it
  * is not an active. Throws `WontSign` (or the rules' `RuleError`).
  */
-export function decidePartitionOn (board: PoolBoard, memberKey: Uint8Array, req: PartitionRequest, nowMs: number, names: DecisionNames): { parent: PoolState, statement: PartitionStatement, id: Uint8Array, mine: number } | null {
+export function decidePartitionOn (board: PoolBoard, memberKey: Uint8Array, req: PartitionRequest, nowMs: number, names: DecisionNames, derived: { parent: PoolState, statement: PartitionStatement } | null = null): { parent: PoolState, statement: PartitionStatement, id: Uint8Array, mine: number } | null {
   if (indexOfKey(req.actives, memberKey) < 0) return null
   const parent = board.currentState(req.parent.pool)
   if (parent === undefined) throw new WontSign('unknown-pool', `the board holds no ${names.label(req.parent.pool)}`)
   const record = board.pool(req.parent.pool)!
   if (record.status === 'closed') throw new WontSign('closed', `the ${names.label(req.parent.pool)} is closed (a member was kicked out)`)
-  const statement = checkPartitionRequest(parent, req, { nowMs })
+  checkPartitionRequestEnvelope(parent, req, { nowMs })
+  // The statement derived when the request arrived is reused while the parent state is the same.
+  const statement = derived !== null && derived.parent === parent
+    ? derived.statement
+    : buildPartitionStatement(parent, req.actives, req.newBalances, req.heightT)
   const id = statementId(statement)
   const conflicts = board.conflictsFor(statement.spent).filter((c) => !equalBytes(c.id, id))
   if (conflicts.length > 0) {

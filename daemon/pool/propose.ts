@@ -1,5 +1,7 @@
 import type { ApplyResult, PoolBoard } from '../../board/pool-board.js'
-import { BoardError } from '../replica/board.js'
+import { BoardError, type BoardReplica } from '../replica/board.js'
+import type { ProposalRouter } from '../replica/forward.js'
+import type { AppliedEvents } from '../replica/pool-applier.js'
 
 /** Something the pool or chain commands could not do; `code` is stable, the message names what was wrong. */
 export class PoolError extends Error {
@@ -13,10 +15,30 @@ export type PoolErrorCode =
   | 'bad-request' | 'unknown-member' | 'no-pool' | 'exists' | 'not-member' | 'frozen' | 'closed'
   | 'round-failed' | 'refused' | 'rejected' | 'timeout' | 'lab-only' | 'busy' | 'no-leader'
 
-export interface BoardEntriesOptions {
+/** A linearizable read waits this long by default. */
+export const READ_TIMEOUT_MS = 5_000
+/** A proposed pool entry must be committed and applied on this node within this long. */
+export const BOARD_TIMEOUT_MS = 15_000
+
+/** A linearizable read: everything committed before now is applied on this node. */
+export type BoardRead = (timeoutMs?: number) => Promise<void>
+
+export function boardReader (board: Pick<BoardReplica, 'linearizableRead'>): BoardRead {
+  return async (timeoutMs = READ_TIMEOUT_MS) => {
+    try {
+      await board.linearizableRead(timeoutMs)
+    } catch (err) {
+      throw new PoolError('timeout', `cannot read the board: ${(err as Error).message}`)
+    }
+  }
+}
+
+export interface EntryProposerOptions {
   /** Proposes through whichever node leads; resolves once committed. */
-  propose: (data: Uint8Array, timeoutMs: number) => Promise<{ index: number, term: number }>
+  router: Pick<ProposalRouter, 'propose'>
   poolBoard: PoolBoard
+  /** What this node applies: a waiter is answered once its entry is applied here. */
+  applied: AppliedEvents
 }
 
 /** Callers waiting for an index at most; each waits at most its own timeout. */
@@ -29,10 +51,12 @@ interface Waiter { index: number, resolve: () => void, reject: (err: Error) => v
  * an entry's outcome only once this node has applied it, so what it prints is what this node's
  * `pool status` shows next.
  */
-export class BoardEntries {
+export class EntryProposer {
   private readonly waiters = new Set<Waiter>()
 
-  constructor (private readonly options: BoardEntriesOptions) {}
+  constructor (private readonly options: EntryProposerOptions) {
+    options.applied.subscribe(() => { this.applied() })
+  }
 
   get poolBoard (): PoolBoard {
     return this.options.poolBoard
@@ -43,7 +67,7 @@ export class BoardEntries {
     const deadlineMs = Date.now() + timeoutMs
     let index: number
     try {
-      index = (await this.options.propose(data, timeoutMs)).index
+      index = (await this.options.router.propose(data, timeoutMs)).index
     } catch (err) {
       if (err instanceof BoardError) {
         if (err.code === 'timeout') throw new PoolError('timeout', `the board did not commit the entry within ${timeoutMs} ms (is a majority of the board's voters online?); it may still commit`)
@@ -75,8 +99,8 @@ export class BoardEntries {
     })
   }
 
-  /** Called after every entry this node applies. */
-  applied (): void {
+  /** After every batch this node applies. */
+  private applied (): void {
     const at = this.options.poolBoard.appliedIndex
     for (const w of this.waiters) {
       if (w.index > at) continue

@@ -33,7 +33,7 @@ export interface SignedStatementRecord { statementId: Uint8Array, atMs: number, 
 /** A promise kept (recorded now, or made before for the same thing) or the earlier, different one. */
 export type Remembered<T> = { ok: true } | { ok: false, earlier: T }
 
-export class SignMemory {
+export class SignedRecords {
   /** One decision at a time: check-then-write must not interleave. */
   private lock: Promise<unknown> = Promise.resolve()
 

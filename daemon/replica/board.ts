@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes, randomInt } from 'node:crypto'
 import { decodeHistory, encodeHistory, verifyHistory } from '../../board/history.js'
-import { toHex } from '../../protocol/bytes.js'
+import { equalBytes, toHex } from '../../protocol/bytes.js'
 import {
   bootstrapState,
   joiningState,
@@ -21,6 +21,10 @@ import {
 import type { BatchOp, RaftStore } from '../../storage/raft-store.js'
 import type { Logger } from '../host/log.js'
 
+// daemon/replica/: this node's replica of the board: the Raft driver (this file), the transport
+// (transport/), proposal forwarding (forward.ts), the pool applier, the one way back from the board
+// (pool-applier.ts), and the signature workers.
+
 /** How Raft messages leave and reach this node (daemon/replica/transport/ over libp2p). */
 export interface BoardTransport {
   send: (message: Message) => void
@@ -36,6 +40,39 @@ export interface BoardTiming {
   tickMs: number
   heartbeatTicks: number
   electionTicks: number
+}
+
+/**
+ * Time and chance as the board sees them: Node's timers, event loop and crypto in production
+ * (`NODE_CLOCK`); the deterministic simulator (test/sim/) gives its own, so that one seed replays
+ * the same run.
+ */
+export interface BoardClock {
+  setInterval: (fn: () => void, ms: number) => unknown
+  clearInterval: (handle: unknown) => void
+  setTimeout: (fn: () => void, ms: number) => unknown
+  clearTimeout: (handle: unknown) => void
+  /** Resolves once every step and proposal of this turn of the event loop has run. */
+  nextTurn: () => Promise<void>
+  /** A monotonic time in milliseconds (only differences are used). */
+  nowMs: () => number
+  /** A wall-clock time for the records of alarms. */
+  isoTime: () => string
+  /** A uniform random integer in [0, n). */
+  randomInt: (n: number) => number
+  randomBytes: (n: number) => Uint8Array
+}
+
+export const NODE_CLOCK: BoardClock = {
+  setInterval: (fn, ms) => setInterval(fn, ms),
+  clearInterval: (handle) => { clearInterval(handle as NodeJS.Timeout) },
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => { clearTimeout(handle as NodeJS.Timeout) },
+  nextTurn: async () => { await new Promise((resolve) => setImmediate(resolve)) },
+  nowMs: () => performance.now(),
+  isoTime: () => new Date().toISOString(),
+  randomInt: (n) => randomInt(n),
+  randomBytes: (n) => new Uint8Array(randomBytes(n))
 }
 
 export interface BoardOptions {
@@ -60,6 +97,8 @@ export interface BoardOptions {
   verifyHashChain?: boolean
   /** Called with every alarm the core raises, after it is logged (the hash-chain defense makes a proof of it). */
   onAlarm?: (alarm: Alarm) => void
+  /** Timers, event loop and randomness (default NODE_CLOCK); the simulator passes its own. */
+  clock?: BoardClock
   /** Lab mode only (daemon/lab/): rewrites a message before the core steps it, as a lying member would. */
   labInbound?: (m: Message, log: Pick<Raft, 'entryAt' | 'termAt' | 'hashAt'>) => Message
   /** Lab mode only: while this node leads, a reason to drop a proposal (a censoring leader), or null. */
@@ -94,7 +133,7 @@ export class BoardError extends Error {
 interface Waiter<T> {
   resolve: (value: T) => void
   reject: (err: Error) => void
-  timer: NodeJS.Timeout
+  timer: unknown
 }
 
 const EMPTY = new Uint8Array(0)
@@ -102,6 +141,13 @@ const MAX_PENDING_PROPOSALS = 100_000
 const MAX_PENDING_READS = 10_000
 const MAX_RECENT_ALARMS = 100
 const MAX_SHUNNED = 1_024
+const MAX_INCOMING_SNAPSHOTS = 4
+/**
+ * A learner is promoted (a voter added) only once its log is at most this many entries behind the
+ * leader's and it answered within the last election timeout: a voter that cannot acknowledge may
+ * leave the board without a quorum, and no further change is accepted while that one is pending.
+ */
+const MAX_CATCH_UP_LAG_ENTRIES = 64
 /** A board entry's header: version and kind bytes (board/entries.ts). */
 const ENTRY_HEADER_BYTES = 2
 /** What a leader or a candidate sends: ignored from a member proven to rewrite committed entries. */
@@ -110,14 +156,15 @@ const LEADING_MESSAGES = new Set<Message['type']>(['app', 'heartbeat', 'snap', '
 const SLOW_PERSIST_MS = 500
 
 /**
+ * This node's replica of the board (the Raft log; the pool board is its state machine, board/pool-board.ts).
  * The driver around the pure Raft core: a timer ticks it, the transport feeds it messages, and one
  * loop handles each Ready in the order of the durability contract (board/raft/types.ts): persist
  * in one synced batch, then send, then apply, then advance. Proposals that arrive while a batch is
  * being written go into the next one, so many proposals share one fsync.
  */
-export class Board {
+export class BoardReplica {
   private readonly raft: Raft
-  private tickTimer: NodeJS.Timeout | undefined
+  private tickTimer: unknown
   private loop: Promise<void> | undefined
   private stopped = false
   private failed = false
@@ -131,14 +178,17 @@ export class Board {
    * context is already pending, so two members (or one member before and after a restart) must
    * never send the same context.
    */
-  private readonly readPrefix = randomBytes(8)
+  private readonly readPrefix: Uint8Array
   /** Committed entries applied to the in-memory board state. */
   private applied: number
   /** Applied and written: what readers (status, the log API, read states) may see. */
   private readableApplied: number
   private readonly snapshotsSending = new Set<NodeId>()
-  /** Verified entries of a snapshot stepped into the core, kept until its Ready persists them. */
-  private incomingSnapshot: { index: number, entries: Entry[] } | undefined
+  /**
+   * Verified entries of the snapshots stepped into the core, by snapshot index, kept until the Ready
+   * that restores one persists it (a later one may arrive first; the core ignores those it is past).
+   */
+  private readonly incomingSnapshots = new Map<number, { entries: Entry[], prevIndex: number, prevHash: Uint8Array }>()
   readonly recentAlarms: Array<Alarm & { at: string }> = []
   /**
    * Entries whose checks are being prepared (signatures on worker threads), by index. Holds only
@@ -149,15 +199,20 @@ export class Board {
   private readonly shunned = new Set<NodeId>()
   private alarmCount = 0
 
+  private readonly clock: BoardClock
+
   private constructor (private readonly options: BoardOptions, raft: Raft) {
+    this.clock = options.clock ?? NODE_CLOCK
+    this.readPrefix = this.clock.randomBytes(8)
     this.raft = raft
     this.applied = raft.status().applied
     this.readableApplied = this.applied
   }
 
   /** Restores the core from the store (or bootstraps it) and wires the transport. */
-  static async open (options: BoardOptions): Promise<Board> {
+  static async open (options: BoardOptions): Promise<BoardReplica> {
     const { store, selfId, initialConfiguration, timing } = options
+    const clock = options.clock ?? NODE_CLOCK
     let persisted = await store.load()
     if (persisted === null) {
       const isMember = initialConfiguration.voters.includes(selfId) || initialConfiguration.learners.includes(selfId)
@@ -166,7 +221,7 @@ export class Board {
     }
     const raft = new Raft({
       id: selfId,
-      rand: (n) => randomInt(n),
+      rand: (n) => clock.randomInt(n),
       electionTicks: timing.electionTicks,
       heartbeatTicks: timing.heartbeatTicks,
       // A learner needs a heartbeat only to keep knowing its leader, which it forgets after an
@@ -175,13 +230,13 @@ export class Board {
       learnerHeartbeatTicks: Math.max(timing.heartbeatTicks, Math.floor(timing.electionTicks / 2)),
       verifyHashChain: options.verifyHashChain ?? true
     }, persisted)
-    const board = new Board(options, raft)
+    const board = new BoardReplica(options, raft)
     options.transport.onMessage((m) => { board.receive(m) })
     return board
   }
 
   start (): void {
-    this.tickTimer = setInterval(() => {
+    this.tickTimer = this.clock.setInterval(() => {
       this.raft.tick()
       this.kick()
     }, this.options.timing.tickMs)
@@ -190,13 +245,13 @@ export class Board {
 
   async stop (): Promise<void> {
     this.stopped = true
-    if (this.tickTimer !== undefined) clearInterval(this.tickTimer)
+    if (this.tickTimer !== undefined) this.clock.clearInterval(this.tickTimer)
     await this.loop
     await this.options.store.flush()
     const stopped = new BoardError('stopped', 'the node is stopping')
-    for (const w of this.proposals.values()) { clearTimeout(w.timer); w.reject(stopped) }
-    for (const w of this.reads.values()) { clearTimeout(w.timer); w.reject(stopped) }
-    for (const r of this.confirmedReads) { clearTimeout(r.waiter.timer); r.waiter.reject(stopped) }
+    for (const w of this.proposals.values()) { this.clock.clearTimeout(w.timer); w.reject(stopped) }
+    for (const w of this.reads.values()) { this.clock.clearTimeout(w.timer); w.reject(stopped) }
+    for (const r of this.confirmedReads) { this.clock.clearTimeout(r.waiter.timer); r.waiter.reject(stopped) }
     this.proposals.clear()
     this.reads.clear()
     this.confirmedReads.length = 0
@@ -208,14 +263,36 @@ export class Board {
     if (dropped !== null) {
       // What a proposer sees from a censoring leader: its entry never commits.
       this.options.logger.warn({ reason: dropped, bytes: data.length }, 'lab: dropped a proposal')
-      await new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())
+      await new Promise((resolve) => { const t = this.clock.setTimeout(() => { resolve(undefined) }, timeoutMs); (t as { unref?: () => void }).unref?.() })
       throw new BoardError('timeout', `the entry was not committed within ${timeoutMs} ms; it may still commit`)
     }
     return await this.submit(() => this.raft.propose(data), timeoutMs)
   }
 
   async changeMembership (change: ConfChange, timeoutMs: number): Promise<{ index: number, term: number }> {
+    if (change.kind === 'addVoter' || change.kind === 'promoteLearner') this.checkCaughtUp(change.node)
+    if ((change.kind === 'demoteVoter' || change.kind === 'removeNode') && change.node === this.options.selfId && this.raft.currentRole === 'leader') {
+      // A change takes effect when appended: the leader would stop leading before its change commits,
+      // and if the voters left lack entries only it holds, no one can be elected (a learner does not
+      // campaign; the voters refuse each other's older logs). Hand the lead over first.
+      throw new BoardError('refused', 'the leader cannot demote or remove itself: transfer the lead to another voter first', this.options.selfId)
+    }
     return await this.submit(() => this.raft.proposeConfChange(change), timeoutMs)
+  }
+
+  /** Refuses to give a vote to a member that could not use it yet (see MAX_CATCH_UP_LAG_ENTRIES). */
+  private checkCaughtUp (node: NodeId): void {
+    const s = this.raft.status()
+    if (s.role !== 'leader' || node === s.id) return // the core refuses or answers these itself
+    const pr = s.progress?.[node]
+    if (pr === undefined || !pr.isLearner) {
+      throw new BoardError('refused', `${node} is not a learner: add it as a learner first and make it a voter once it has caught up`, s.id)
+    }
+    const lag = s.lastIndex - pr.match
+    // match 0: it never acknowledged anything (a fresh learner counts as active for a while).
+    if (pr.match === 0 || lag > MAX_CATCH_UP_LAG_ENTRIES || !pr.recentActive) {
+      throw new BoardError('refused', `${node} has not caught up (${pr.match === 0 ? 'no entry acknowledged yet' : `${lag} entries behind`}${pr.recentActive ? '' : ', silent for an election timeout'}); a voter that cannot acknowledge could leave the board without a quorum`, s.id)
+    }
   }
 
   /**
@@ -231,7 +308,7 @@ export class Board {
     new DataView(context.buffer).setBigUint64(8, ++this.readCounter)
     const key = toHex(context)
     const promise = new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = this.clock.setTimeout(() => {
         this.reads.delete(key)
         reject(new BoardError('timeout', `no linearizable read within ${timeoutMs} ms (no leader reachable?)`))
       }, timeoutMs)
@@ -241,7 +318,7 @@ export class Board {
       this.raft.readIndex(context)
     } catch (err) {
       const w = this.reads.get(key)
-      if (w !== undefined) { clearTimeout(w.timer); this.reads.delete(key) }
+      if (w !== undefined) { this.clock.clearTimeout(w.timer); this.reads.delete(key) }
       throw this.translate(err)
     }
     this.kick()
@@ -324,7 +401,7 @@ export class Board {
       throw this.translate(err)
     }
     const promise = new Promise<{ index: number, term: number }>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = this.clock.setTimeout(() => {
         this.proposals.delete(proposed.index)
         reject(new BoardError('timeout', `entry ${proposed.index} was not committed within ${timeoutMs} ms; it may still commit`))
       }, timeoutMs)
@@ -365,6 +442,10 @@ export class Board {
    */
   private async receiveSnapshot (m: SnapMessage): Promise<void> {
     const { logger, store } = this.options
+    // A snapshot of an older term (a deposed leader's, delayed on its own stream) is stale: the core
+    // would ignore it, and the leader's match it was cut from may no longer describe this log, so a
+    // mismatch proves nothing against its sender.
+    if (m.term < this.raft.currentTerm) return
     try {
       const history = decodeHistory(m.snapshot.data)
       const prevIndex = history.firstIndex - 1
@@ -377,13 +458,17 @@ export class Board {
         }
         prevHash = prev.hash
       }
+      if (this.stopped || m.term < this.raft.currentTerm) return
       const verified = verifyHistory(history, prevHash, m.snapshot.meta)
       if ('problem' in verified) {
         this.raiseAlarm({ kind: 'invalid-append', from: m.from, term: m.term, index: m.snapshot.meta.index, reason: `snapshot: ${verified.problem}` })
         return
       }
-      if (this.stopped) return
-      this.incomingSnapshot = { index: m.snapshot.meta.index, entries: verified.entries }
+      const index = m.snapshot.meta.index
+      if (this.incomingSnapshots.size >= MAX_INCOMING_SNAPSHOTS && !this.incomingSnapshots.has(index)) {
+        this.incomingSnapshots.delete(Math.min(...this.incomingSnapshots.keys()))
+      }
+      this.incomingSnapshots.set(index, { entries: verified.entries, prevIndex, prevHash })
       this.raft.step({ ...m, snapshot: { meta: m.snapshot.meta, data: EMPTY } })
       this.kick()
     } catch (err) {
@@ -400,7 +485,7 @@ export class Board {
   private async drain (): Promise<void> {
     try {
       // Yield once so that every step/proposal of this turn of the event loop joins the batch.
-      await new Promise((resolve) => setImmediate(resolve))
+      await this.clock.nextTurn()
       while (!this.stopped && this.raft.hasReady()) await this.handle(this.raft.ready())
     } catch (err) {
       this.fail(err)
@@ -412,7 +497,7 @@ export class Board {
     if (this.stopped && this.failed) return
     this.failed = true
     this.stopped = true
-    if (this.tickTimer !== undefined) clearInterval(this.tickTimer)
+    if (this.tickTimer !== undefined) this.clock.clearInterval(this.tickTimer)
     this.options.logger.fatal({ err }, 'the board cannot persist or apply: stopping')
     this.options.onFatal(err as Error)
   }
@@ -420,11 +505,23 @@ export class Board {
   private async handle (rd: Ready): Promise<void> {
     const { store, transport } = this.options
     let snapshotEntries: Entry[] = []
+    /** Committed entries this node stores and has not applied, below a received history. */
+    let unappliedBelowHistory: Entry[] = []
     if (rd.snapshot !== null) {
-      const incoming = this.incomingSnapshot
-      assert(incoming !== undefined && incoming.index === rd.snapshot.meta.index, 'a snapshot in Ready without its verified history')
+      const index = rd.snapshot.meta.index
+      const incoming = this.incomingSnapshots.get(index)
+      assert(incoming !== undefined, 'a snapshot in Ready without its verified history')
+      for (const i of this.incomingSnapshots.keys()) if (i <= index) this.incomingSnapshots.delete(i)
       snapshotEntries = incoming.entries
-      this.incomingSnapshot = undefined
+      // The history starts after the leader's match for this node, which may be above what this
+      // node applied (it acknowledged entries before hearing they were committed). Those entries are
+      // in its own store, and the history was checked to continue from the last of them.
+      if (incoming.prevIndex > this.applied) {
+        unappliedBelowHistory = await store.readEntries(this.applied + 1, incoming.prevIndex)
+        const last = unappliedBelowHistory.at(-1)
+        assert(unappliedBelowHistory.length === incoming.prevIndex - this.applied && last !== undefined && equalBytes(last.hash, incoming.prevHash),
+          `the stored entries ${this.applied + 1}..${incoming.prevIndex} below a received history changed since it was checked`)
+      }
     }
     // A leader's appends may go out while its own copy is being written (Raft thesis §10.2.1):
     // followers write theirs durably before acknowledging, and whatever commits through them is
@@ -442,11 +539,11 @@ export class Board {
 
     // Committed entries are applied in memory now and their records join the same atomic batch as
     // the Raft state: a crash keeps both or neither.
-    const toApply = rd.snapshot !== null ? snapshotEntries.filter((e) => e.index > this.applied) : rd.committedEntries
+    const toApply = rd.snapshot !== null ? [...unappliedBelowHistory, ...snapshotEntries.filter((e) => e.index > this.applied)] : rd.committedEntries
     await this.prepared(toApply)
     const applyOps = await this.applyInMemory(toApply)
     const durableFirst = store.mustSync(rd)
-    const startMs = performance.now()
+    const startMs = this.clock.nowMs()
     const write = store.persist(rd, snapshotEntries, applyOps)
     // A batch that need not be synced (a commit index and the applied state only) holds nothing
     // another member or a client relies on: what it records is durable elsewhere (the entries on a
@@ -454,7 +551,7 @@ export class Board {
     // write after it, and if it fails the node stops.
     if (durableFirst) {
       await write
-      const persistMs = performance.now() - startMs
+      const persistMs = this.clock.nowMs() - startMs
       if (persistMs > SLOW_PERSIST_MS) this.options.logger.warn({ persistMs: Math.round(persistMs) }, 'slow disk: persisting a Raft batch took long')
     } else {
       write.catch((err: unknown) => { this.fail(err) })
@@ -462,8 +559,13 @@ export class Board {
     // Entries committed by an unsynced batch were written (synced) by an earlier one, so they are
     // readable from the store now; in a synced batch, only once it is written.
     this.readableApplied = this.applied
+    // A message of a term this node has left is stale, and may be false: an acknowledgement made in
+    // term T for entries that an append of term T + 1, stepped into the same Ready, replaced. Its
+    // leader could count it and commit an entry this node no longer holds. Dropping is always safe.
+    const term = this.raft.currentTerm
     for (const m of rd.messages) {
       if (sendNow.length > 0 && m.type === 'app') continue
+      if (m.term < term) continue
       if (m.type === 'snap') this.sendSnapshot(m)
       else transport.send(m)
     }
@@ -523,7 +625,7 @@ export class Board {
       const w = this.proposals.get(e.index)
       if (w === undefined) continue
       this.proposals.delete(e.index)
-      clearTimeout(w.timer)
+      this.clock.clearTimeout(w.timer)
       if (e.term === w.term) w.resolve({ index: e.index, term: e.term })
       else w.reject(new BoardError('superseded', `entry ${e.index} was replaced by a new leader's entry before it committed; propose it again`))
     }
@@ -541,7 +643,7 @@ export class Board {
       const r = this.confirmedReads[i]
       if (r.index > this.readableApplied) continue
       this.confirmedReads.splice(i, 1)
-      clearTimeout(r.waiter.timer)
+      this.clock.clearTimeout(r.waiter.timer)
       r.waiter.resolve(r.index)
     }
   }
@@ -556,7 +658,7 @@ export class Board {
       this.options.logger.error({ member: alarm.from, term: alarm.term }, 'board: no longer following or voting for a member that offered to rewrite committed entries')
     }
     this.alarmCount++
-    this.recentAlarms.push({ ...alarm, at: new Date().toISOString() })
+    this.recentAlarms.push({ ...alarm, at: this.clock.isoTime() })
     if (this.recentAlarms.length > MAX_RECENT_ALARMS) this.recentAlarms.shift()
     const proof = alarm.kind === 'committed-entry-conflict'
       ? { index: alarm.index, localTerm: alarm.localTerm, localHash: toHex(alarm.localHash), offeredTerm: alarm.offeredTerm, offeredHash: toHex(alarm.offeredHash) }

@@ -1,6 +1,6 @@
-import { Reader, Writer, decodeAll } from '../../protocol/codec.js'
+import { type Reader, Writer, decodeAll } from '../../protocol/codec.js'
 import { BOARD_ENTRY_VERSION, ENTRY_KIND } from '../../board/entries.js'
-import { BoardError, type Board } from './board.js'
+import { BoardError, type BoardReplica } from './board.js'
 import type { Logger } from '../host/log.js'
 import { RpcError, type MemberRpc } from '../net/rpc.js'
 import { sleep } from '../host/wait.js'
@@ -20,7 +20,7 @@ const MAX_HOPS = 5
  * the answer comes once the entry is committed and applied there.
  */
 export class ProposalRouter {
-  constructor (private readonly board: Board, private readonly rpc: MemberRpc, private readonly logger: Logger) {}
+  constructor (private readonly board: BoardReplica, private readonly rpc: MemberRpc, private readonly logger: Logger) {}
 
   async start (): Promise<void> {
     await this.rpc.handle(PROPOSE_PROTOCOL, async (request, from) => {

@@ -15,7 +15,6 @@ import { schnorr } from '@noble/curves/secp256k1.js';
 import { concatBytes, equalBytes, reverseBytes, toHex } from '../bytes.js';
 import { sha256, sha256d, TAGS, taggedHash } from '../hash.js';
 import { LOCKTIME_THRESHOLD, MAX_MONEY_SATS } from '../limits.js';
-import type { Prevout } from './graph.js';
 import {
   P2A_DUST_SATS,
   P2TR_DUST_SATS,
@@ -27,6 +26,15 @@ import {
   isP2A,
   p2trOutputKey,
 } from './script.js';
+
+/** An output being spent: where it is, its value and its script (what BIP341 signs). */
+export interface Prevout {
+  /** Internal byte order (as hashed). */
+  txid: Uint8Array;
+  vout: number;
+  amountSats: bigint;
+  scriptPubKey: Uint8Array;
+}
 
 /** Largest transaction the checker parses (a standard transaction is at most 400,000 weight). */
 export const MAX_CHECKED_TX_BYTES = 400_000;

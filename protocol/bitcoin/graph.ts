@@ -17,7 +17,7 @@ import { short, sumSats } from '../common.js';
 import { publicKeyOf, ZERO_AUX } from '../keys.js';
 import { LOCKTIME_THRESHOLD, MAX_KICKOUT_DELAY_BLOCKS, MAX_MEMBERS, MIN_KICKOUT_DELAY_BLOCKS } from '../limits.js';
 import type { PoolState } from '../state.js';
-import { checkTransaction } from './checker.js';
+import { checkTransaction, type Prevout } from './checker.js';
 import { ownersOutputKey, type SigningJob } from './musig.js';
 import {
   GRAPH_TX_VERSION,
@@ -41,14 +41,7 @@ export interface GraphParams {
 export const DEFAULT_GRAPH_PARAMS: GraphParams = Object.freeze({ layers: 3, statesPerLayer: 8, stepBlocks: 12 });
 export const MAX_LAYERS = 8;
 
-/** An output being spent: where it is, its value and its script (what BIP341 signs). */
-export interface Prevout {
-  /** Internal byte order (as hashed). */
-  txid: Uint8Array;
-  vout: number;
-  amountSats: bigint;
-  scriptPubKey: Uint8Array;
-}
+export type { Prevout } from './checker.js';
 
 /** A (sub-)pool on chain: its members (sorted), the output it spends, the kick-out delay X. */
 export interface ChainPool {

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import type { RunRecord } from '../../daemon/lab/campaign/runner.js'
 import type { Summary } from '../../daemon/lab/campaign/report.js'
 import { LocalCluster } from '../../daemon/cluster/index.js'
-import { Progress } from '../../daemon/commands/table.js'
+import { Progress } from '../../daemon/host/table.js'
 import { runCli, tempDir } from './process.js'
 
 /**

@@ -8,7 +8,8 @@ import { PoolBoard, type PoolBoardSnapshot } from '../../board/pool-board.js'
 import { joiningState, type Entry, type Ready } from '../../board/raft/index.js'
 import { SignatureCache } from '../../board/signature-cache.js'
 import { findEquivocations, statementId, type PoolRef } from '../../protocol/index.js'
-import { catchUpPoolBoard, loadPoolBoard, PoolApplier, poolChangeOps, poolStateKey, spentKey } from '../../storage/pool-store.js'
+import { poolChangeOps, poolStateKey, spentKey } from '../../storage/pool-store.js'
+import { catchUpPoolBoard, loadPoolBoard, PoolApplier } from '../../daemon/replica/pool-applier.js'
 import { RaftStore, StoreCorruptError, type BatchOp } from '../../storage/raft-store.js'
 import { PREFIX } from '../../storage/database.js'
 import { tempDatabaseEachTest } from '../helpers/database.js'
@@ -88,7 +89,8 @@ describe('the pool store on LevelDB', () => {
   it('the applier returns the operations for the driver\'s batch, with the applied index', async () => {
     const board = new PoolBoard()
     const results: string[] = []
-    const applier = new PoolApplier(board, (r) => { results.push(r.outcome) })
+    const applier = new PoolApplier(board)
+    applier.applied.subscribe(({ results: applied }) => { for (const r of applied) results.push(r.outcome) })
     const raft = await RaftStore.open(disk.db)
     for (const chunk of [STORY.slice(0, 5), STORY.slice(5, 6), STORY.slice(6)]) {
       const ops = await applier.apply(chunk)
@@ -122,7 +124,7 @@ describe('the pool store on LevelDB', () => {
     const h = new Harness(new PoolBoard(retention))
     h.accept(genesisEntry(smallGenesis(3)))
     const s0 = h.state()
-    let ops: BatchOp[] = poolChangeOps(h.applied[0].changes)
+    const ops: BatchOp[] = poolChangeOps(h.applied[0].changes)
     const first = h.push(statementEntry(partition(s0, [0, 1], [0n, 300_000n], []))).result
     ops.push(...poolChangeOps(h.applied[1].changes))
     for (let i = 1; h.board.appliedIndex <= 40; i++) {

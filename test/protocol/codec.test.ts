@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { DecodeError, EncodeError, Reader, Writer, decodeAll, varintSize } from '../../protocol/codec.js';
+import { DecodeError, EncodeError, type Reader, Writer, decodeAll, varintSize } from '../../protocol/codec.js';
 import { fromHex, toHex } from '../../protocol/bytes.js';
 
 type Op =

@@ -85,13 +85,13 @@ describe('raft §7 log compaction', () => {
     };
     c.tickAll(10);
     assert.equal(snaps, 1, 'one snapshot, then the follower is paused');
-    assert.equal(l.status().progress!['n3']!.state, 'snapshot');
+    assert.equal(l.status().progress!.n3!.state, 'snapshot');
     c.tickAll(15);
     assert.equal(snaps, 2, 'probed again after the timeout, which sends a fresh snapshot');
     c.heal();
     c.tickAll(25);
     assert.equal(c.raft('n3').commitIndex, l.commitIndex);
-    assert.equal(l.status().progress!['n3']!.state, 'replicate');
+    assert.equal(l.status().progress!.n3!.state, 'replicate');
   });
 
   it('§7: a stale snapshot (the follower already has it) only moves the commit index', () => {

@@ -1,7 +1,7 @@
 // Terms (§5.1), leader election (§5.2), the election restriction (§5.4.1), pre-vote and check-quorum.
 
 import assert from 'node:assert/strict';
-import { Raft, type Message, type VoteMessage } from '../../board/raft/index.js';
+import type { Raft, Message, VoteMessage } from '../../board/raft/index.js';
 import { Cluster, msgsOfType, staggered, stateWithLog, TestNode } from './harness.js';
 
 const three = { voters: ['n1', 'n2', 'n3'], learners: [] };

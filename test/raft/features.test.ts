@@ -380,8 +380,8 @@ describe('raft Ready contract', () => {
     assert.equal(s.role, 'leader');
     assert.equal(s.leader, 'n1');
     assert.deepEqual(s.configuration, { voters: ['n1', 'n2', 'n3'], learners: ['n4'] });
-    assert.equal(s.progress!['n4']!.isLearner, true);
-    assert.equal(s.progress!['n2']!.match, s.lastIndex);
+    assert.equal(s.progress!.n4!.isLearner, true);
+    assert.equal(s.progress!.n2!.match, s.lastIndex);
     assert.equal(c.raft('n2').status().progress, null);
   });
 });

@@ -42,7 +42,7 @@ describe('raft §6 membership changes', () => {
     c.isolate('n3');
     l.proposeConfChange({ kind: 'removeNode', node: 'n3' });
     assert.deepEqual(l.configuration().voters, ['n1', 'n2'], 'the leader uses it at once');
-    assert.equal(l.status().progress!['n3'], undefined);
+    assert.equal(l.status().progress!.n3, undefined);
   });
 
   it('§6: a configuration is reverted when its entry is truncated', () => {

@@ -162,12 +162,12 @@ describe('raft §5.3 log replication', () => {
     }
     c.heal();
     // The leader still replicates optimistically to n3; n3 rejects, and is probed.
-    assert.equal(l.status().progress!['n3']!.state, 'replicate');
+    assert.equal(l.status().progress!.n3!.state, 'replicate');
     l.propose(enc('q'));
     const held = c.node('n1').handle();
     for (const m of held.filter((m) => m.to === 'n3')) c.deliver(m);
     for (const m of c.node('n3').handle()) c.deliver(m);
-    assert.equal(l.status().progress!['n3']!.state, 'probe');
+    assert.equal(l.status().progress!.n3!.state, 'probe');
     const probes = msgsOfType(c.node('n1').handle(), 'app').filter((m) => m.to === 'n3');
     assert.equal(probes.length, 1);
     l.propose(enc('r'));
@@ -186,7 +186,7 @@ describe('raft §5.3 log replication', () => {
     c.isolate('n3');
     l.propose(enc('a'));
     c.stabilize();
-    const match3 = l.status().progress!['n3']!.match;
+    const match3 = l.status().progress!.n3!.match;
     assert.ok(l.commitIndex > match3);
     c.tick('n1');
     const hb = msgsOfType(c.node('n1').handle(), 'heartbeat').find((m) => m.to === 'n3')!;

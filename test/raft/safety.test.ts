@@ -21,7 +21,7 @@ describe('raft §5.4 safety', () => {
     const l = c.elect('n1');
     assert.equal(l.currentTerm, 4);
     c.tickAll(3);
-    assert.equal(l.status().progress!['n2']!.match, 2, 'entry 2 (term 2) is on a majority');
+    assert.equal(l.status().progress!.n2!.match, 2, 'entry 2 (term 2) is on a majority');
     assert.equal(l.commitIndex, 1, '...but not committed: it is not of the current term');
     // Once the term-4 entry is on a majority, both commit.
     c.heal();

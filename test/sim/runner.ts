@@ -2,9 +2,24 @@
 
 import { Worker } from 'node:worker_threads';
 import type { PlantedBug } from './bugs.js';
+import type { ByzantineKind } from './byzantine.js';
+import type { NodeBug } from './node-bugs.js';
+import { runNodeSimulation, type ByzantineProperty } from './node-sim.js';
 import { runSimulation, type SimResult } from './sim.js';
 
-export interface BatchOptions {
+/** 'node': the whole node (driver, store, wire codec; node-sim.ts); 'core': the Raft core alone (sim.ts). */
+export type SimMode = 'node' | 'core';
+
+/** What a run simulates besides seeds and sizes. */
+export interface RunKind {
+  readonly mode?: SimMode;
+  readonly nodeBug?: NodeBug | null;
+  readonly byzantine?: number;
+  readonly lies?: readonly ByzantineKind[];
+  readonly properties?: readonly ByzantineProperty[];
+}
+
+export interface BatchOptions extends RunKind {
   readonly firstSeed: number;
   readonly seeds: number;
   readonly nodes: number;
@@ -30,12 +45,17 @@ export interface BatchSummary extends BatchProgress {
 }
 
 /** A seed's failure is reported with this command, which replays it exactly. */
-export function replayCommand(seed: number, nodes: number, steps: number, bug: PlantedBug | null | undefined): string {
-  return `npm run sim -- --seed ${seed} --nodes ${nodes} --steps ${steps}${bug ? ` --plant ${bug}` : ''}`;
+export function replayCommand(seed: number, nodes: number, steps: number, bug: PlantedBug | null | undefined, kind: RunKind = {}): string {
+  const mode = kind.mode ?? 'core';
+  const plant = mode === 'core' ? bug : kind.nodeBug;
+  const byz = (kind.byzantine ?? 0) > 0
+    ? ` --byzantine ${kind.byzantine}${kind.lies !== undefined ? ` --lies ${kind.lies.join(',')}` : ''}${kind.properties !== undefined ? ` --properties ${kind.properties.join(',')}` : ''}`
+    : '';
+  return `npm run sim -- ${mode === 'core' ? '--core ' : ''}--seed ${seed} --nodes ${nodes} --steps ${steps}${plant ? ` --plant ${plant}` : ''}${byz}`;
 }
 
 /** Failed results keep their trace; passing ones are reduced to counters. */
-export interface WorkerRequest {
+export interface WorkerRequest extends RunKind {
   readonly from: number;
   readonly count: number;
   readonly nodes: number;
@@ -50,12 +70,18 @@ export interface WorkerReply {
   readonly failed: SimResult[];
 }
 
-export function runChunk(req: WorkerRequest): WorkerReply {
+/** One seed of the given kind. */
+export async function runOne(seed: number, nodes: number, steps: number, bug: PlantedBug | null, kind: RunKind, alwaysTrace = false): Promise<SimResult> {
+  if ((kind.mode ?? 'core') === 'core') return runSimulation({ seed, nodes, steps, bug, alwaysTrace });
+  return await runNodeSimulation({ seed, nodes, steps, bug: kind.nodeBug ?? null, byzantine: kind.byzantine, lies: kind.lies, properties: kind.properties, alwaysTrace });
+}
+
+export async function runChunk(req: WorkerRequest): Promise<WorkerReply> {
   let steps = 0;
   let seedsRun = 0;
   const failed: SimResult[] = [];
   for (let seed = req.from; seed < req.from + req.count; seed++) {
-    const r = runSimulation({ seed, nodes: req.nodes, steps: req.steps, bug: req.bug });
+    const r = await runOne(seed, req.nodes, req.steps, req.bug, req);
     seedsRun++;
     steps += r.steps;
     if (!r.ok) {
@@ -110,13 +136,18 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
       steps: opts.steps,
       bug: opts.bug ?? null,
       stopOnFailure: opts.stopOnFailure ?? false,
+      mode: opts.mode,
+      nodeBug: opts.nodeBug,
+      byzantine: opts.byzantine,
+      lies: opts.lies,
+      properties: opts.properties,
     };
     next += count;
     return req;
   };
 
   if (opts.jobs <= 1) {
-    for (let req = take(); req !== null; req = take()) absorb(runChunk(req));
+    for (let req = take(); req !== null; req = take()) absorb(await runChunk(req));
   } else {
     await Promise.all(
       Array.from({ length: opts.jobs }, async () => {

@@ -27,10 +27,14 @@ describe('simulator', function () {
   });
 
   it('names the one-line command that replays a failing seed', () => {
-    assert.equal(replayCommand(17, 5, 3000, null), 'npm run sim -- --seed 17 --nodes 5 --steps 3000');
+    assert.equal(replayCommand(17, 5, 3000, null), 'npm run sim -- --core --seed 17 --nodes 5 --steps 3000');
     assert.equal(
       replayCommand(17, 3, 100, 'commit-earlier-term'),
-      'npm run sim -- --seed 17 --nodes 3 --steps 100 --plant commit-earlier-term',
+      'npm run sim -- --core --seed 17 --nodes 3 --steps 100 --plant commit-earlier-term',
+    );
+    assert.equal(
+      replayCommand(17, 5, 3000, null, { mode: 'node', nodeBug: 'history-gap', byzantine: 1, lies: ['forge'] }),
+      'npm run sim -- --seed 17 --nodes 5 --steps 3000 --plant history-gap --byzantine 1 --lies forge',
     );
   });
 

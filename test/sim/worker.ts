@@ -4,5 +4,7 @@ import { parentPort } from 'node:worker_threads';
 import { runChunk, type WorkerRequest } from './runner.js';
 
 parentPort!.on('message', (req: WorkerRequest) => {
-  parentPort!.postMessage(runChunk(req));
+  void runChunk(req).then((reply) => {
+    parentPort!.postMessage(reply);
+  });
 });

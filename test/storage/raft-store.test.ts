@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { bootstrapState, joiningState, makeEntry, ZERO_HASH, type Entry, type Ready } from '../../board/raft/index.js'
 import { entryKey, RaftStore, StoreCorruptError } from '../../storage/raft-store.js'
+import { PREFIX } from '../../storage/database.js'
 import { tempDatabaseEachTest } from '../helpers/database.js'
 
 const CONFIG = { voters: ['a', 'b', 'c'], learners: ['d'] }
@@ -105,5 +106,88 @@ describe('the board store on LevelDB', () => {
     assert.deepEqual(await store.readEntries(5, 9), entries.slice(4, 9))
     assert.equal((await store.readEntries(10, 20, 6)).length, 2, 'stops once 6 bytes of data are read (3 bytes each)')
     assert.deepEqual(await store.readEntries(21, 30), [])
+  })
+
+  /** Records every batch the store writes, with its sync flag (the writes still reach LevelDB). */
+  function recordBatches (): Array<{ sync: boolean, ops: Array<{ key: Uint8Array }> }> {
+    const out: Array<{ sync: boolean, ops: Array<{ key: Uint8Array }> }> = []
+    const db = disk.db
+    const batch = db.batch.bind(db) as (ops: unknown, options?: { sync?: boolean }) => Promise<void>
+    Object.assign(db, { batch: async (ops: Array<{ key: Uint8Array }>, options?: { sync?: boolean }) => { out.push({ sync: options?.sync === true, ops }); await batch(ops, options) } })
+    return out
+  }
+
+  // Rule (board/raft/types.ts): a vote is durable before the voteResp leaves; a changed vote in the
+  // same term is a change too (a store that compared terms only would let a restart vote twice).
+  it('a hard state that changes only the vote must be synced; one that changes only the commit need not', async () => {
+    const store = await RaftStore.open(disk.db)
+    await store.bootstrap(joiningState())
+    await store.persist(ready({ hardState: { term: 3, vote: null, commit: 0 } }))
+    assert.equal(store.mustSync(ready({ hardState: { term: 3, vote: 'b', commit: 0 } })), true, 'vote only')
+    assert.equal(store.changesTermOrVote({ term: 3, vote: 'b', commit: 0 }), true)
+    await store.persist(ready({ hardState: { term: 3, vote: 'b', commit: 0 } }))
+    assert.equal(store.mustSync(ready({ hardState: { term: 3, vote: 'b', commit: 1 } })), false, 'commit only')
+    assert.equal(store.mustSync(ready({ hardState: { term: 3, vote: 'c', commit: 1 } })), true)
+    assert.deepEqual((await (await reopen()).load())?.hardState, { term: 3, vote: 'b', commit: 0 })
+  })
+
+  // Rule (this store's class comment): LevelDB may lose any record at the end of its log whose sync
+  // has not completed, so the batch after an unsynced one is synced and repeats it: a crash keeps
+  // the state before, between or after the two, never the second without the first.
+  it('the batch after an unsynced one is synced and repeats its operations first', async () => {
+    const store = await RaftStore.open(disk.db)
+    await store.bootstrap(joiningState())
+    const batches = recordBatches()
+    const entries = chain(1, 4, 1, ZERO_HASH)
+    await store.persist(ready({ entries, hardState: { term: 1, vote: 'a', commit: 0 } }))
+    await store.persist(ready({ hardState: { term: 1, vote: 'a', commit: 1 } }), [], [store.appliedOp(1)])
+    await store.persist(ready({ hardState: { term: 1, vote: 'a', commit: 2 } }), [], [store.appliedOp(2)])
+    await store.persist(ready({ hardState: { term: 1, vote: 'a', commit: 3 } }), [], [store.appliedOp(3)])
+    await store.saveSnapshotMeta({ index: 3, term: 1, hash: entries[2].hash, configuration: CONFIG })
+    assert.deepEqual(batches.map((b) => b.sync), [true, false, true, false, true])
+    assert.deepEqual(batches[2].ops.slice(0, batches[1].ops.length), batches[1].ops, 'the synced batch starts with the unsynced one')
+    assert.deepEqual(batches[4].ops.slice(0, batches[3].ops.length), batches[3].ops)
+    assert.deepEqual((await (await reopen()).load())?.hardState, { term: 1, vote: 'a', commit: 3 })
+  })
+
+  // Rule (docs/raft.md: a node detects what damage it can): a flipped bit in the term or vote would still
+  // decode; the hard state's checksum catches it.
+  it('refuses a hard state with a flipped bit', async () => {
+    const store = await RaftStore.open(disk.db)
+    await store.bootstrap(joiningState())
+    await store.persist(ready({ entries: chain(1, 2, 7, ZERO_HASH), hardState: { term: 7, vote: 'b', commit: 1 } }))
+    const key = Uint8Array.of(PREFIX.raftHardState)
+    const bytes = new Uint8Array((await disk.db.get(key))!)
+    bytes[1] ^= 0x01 // term 7 -> 6: a valid varint
+    await disk.db.put(key, bytes)
+    await assert.rejects((await reopen()).load(), /the board store is damaged: .*checksum/)
+  })
+
+  // Rule (docs/raft.md, restart): an empty board store is new only if the database was just created.
+  it('an empty board store in a database that ran the board before is refused, not bootstrapped', async () => {
+    const store = await RaftStore.open(disk.db)
+    await store.bootstrap(bootstrapState(CONFIG))
+    for (const key of [Uint8Array.of(PREFIX.raftHardState), Uint8Array.of(PREFIX.raftSnapshot), entryKey(1)]) await disk.db.del(key)
+    await assert.rejects((await reopen()).load(), /voted in terms it no longer remembers/)
+  })
+
+  // Rule (this store's enqueue): after a failed write nothing later reaches the disk, so a crash
+  // can never keep a later batch (a snapshot above the commit index) without the failed one.
+  it('after a failed write, later writes fail too and are never issued', async () => {
+    const store = await RaftStore.open(disk.db)
+    await store.bootstrap(joiningState())
+    const entries = chain(1, 3, 1, ZERO_HASH)
+    await store.persist(ready({ entries, hardState: { term: 1, vote: 'a', commit: 0 } }))
+    const issued: boolean[] = []
+    const db = disk.db
+    const batch = db.batch.bind(db) as (ops: unknown, options?: { sync?: boolean }) => Promise<void>
+    Object.assign(db, { batch: async (ops: unknown, options?: { sync?: boolean }) => { issued.push(options?.sync === true); if (issued.length === 1) throw new Error('EIO'); await batch(ops, options) } })
+    const failed = store.persist(ready({ entries: chain(4, 1, 1, entries[2].hash), hardState: { term: 1, vote: 'a', commit: 3 } }))
+    const later = store.saveSnapshotMeta({ index: 3, term: 1, hash: entries[2].hash, configuration: CONFIG })
+    await assert.rejects(failed, /EIO/)
+    await assert.rejects(later, /EIO/)
+    assert.deepEqual(issued, [true], 'only the failed write was issued')
+    Object.assign(db, { batch })
+    assert.equal((await (await reopen()).load())?.snapshot.meta.index, 0)
   })
 })

@@ -1,19 +1,59 @@
 import { randomInt } from 'node:crypto'
-import { InvalidArgumentError, type Command } from 'commander'
+import { Command, InvalidArgumentError } from 'commander'
+import pino from 'pino'
+import type { Json } from '../../api/server.js'
+import { CALL_SLACK_MS, DEFAULT_TIMEOUT_S, parseMembers, parseTimeout } from '../../commands/pool.js'
 import { clientCommand, clientFor, dataDir, output, parsePort, parsePositive } from '../../commands/util.js'
 import { UserError } from '../../host/errors.js'
-import { Progress } from '../../commands/table.js'
+import { Progress } from '../../host/table.js'
 import { clustersDir, runCampaign } from './campaign.js'
-import pino from 'pino'
 import { LabWatch } from '../../dashboard/lab-watch.js'
 import { serveSites } from '../../dashboard/site.js'
 import { openBrowser } from '../../dashboard/command.js'
 import { dropStatement } from './drop.js'
 import { checkPlanOptions, planRuns, parseDefenseList, parseRangeList, MAX_MEMBERS, type AnswerOrder } from './plan.js'
+import type { EquivocateResult } from '../node/equivocate.js'
 import { renderSummaryTable } from './report.js'
 
+// daemon/lab/: the lab, where members misbehave on purpose to watch the defenses work
+// (docs/lab.md). lab/node/ holds the hooks that run inside a node in lab mode (censor, coalition,
+// equivocation, their API routes); lab/campaign/ the client-side tool that runs campaigns of
+// clusters and reports them (this file is its CLI, `poolboard lab …`).
+
+/** `poolboard lab …`: (lab mode) adversarial behaviours, to watch the defences work (docs/lab.md). */
+export function labCommand (): Command {
+  const lab = new Command('lab').description('(lab mode) adversarial behaviours, to watch the defences work')
+
+  clientCommand(lab, 'equivocate', 'sign a partition that conflicts with one this member already signed, and ask MEMBERS to sign it too')
+    .requiredOption('--with <members>', 'the members asked to join the conflicting partition, comma-separated', parseMembers)
+    .option('--timeout <seconds>', 'how long to wait for their answers', parseTimeout, DEFAULT_TIMEOUT_S)
+    .action(async (opts: { datadir?: string, with: string[], timeout: number, json?: boolean }) => {
+      const timeoutMs = Math.round(opts.timeout * 1000)
+      const r = await clientFor(opts).post<Json<EquivocateResult>>(
+        '/v1/lab/equivocate', { with: opts.with, timeoutMs }, { timeoutMs: timeoutMs + CALL_SLACK_MS })
+      output(opts.json === true, r, () => {
+        const lines = [
+          `signed statement ${r.statementId.slice(0, 16)}, which spends the same Withdraw output as statement ${r.first.statementId.slice(0, 16)} (${r.first.actives.join(', ')}${r.first.index === null ? '' : `; accepted at board index ${r.first.index}`})`
+        ]
+        if (r.outcome === 'refused') {
+          for (const f of r.refusals) lines.push(`refused by ${f.member}: ${f.reason}`)
+          lines.push('the honest members would not sign; the equivocation is evidence now: poolboard pool evidence')
+        } else if (r.outcome === 'accepted') {
+          lines.push('every member asked signed it, and the board accepted it (the first statement was never committed)')
+        } else {
+          lines.push(`${r.outcome}: ${r.message}`)
+        }
+        return lines.join('\n')
+      })
+      if (r.outcome === 'failed') process.exitCode = 1
+    })
+
+  addLabCommands(lab)
+  return lab
+}
+
 /** `poolboard lab drop`, `lab censor` and `lab coalition-drop` (docs/lab.md). */
-export function addLabCommands (lab: Command): void {
+function addLabCommands (lab: Command): void {
   clientCommand(lab, 'drop', '(offline) make this STOPPED node a coalition member: its board log hides a committed statement; start it again afterwards')
     .requiredOption('--statement <id>', 'the statement id (or its first 8+ hex digits)')
     .action(async (opts: { datadir?: string, statement: string, json?: boolean }) => {
@@ -51,7 +91,7 @@ export function addLabCommands (lab: Command): void {
     .option('--json', 'print the summary as JSON')
     .action(async (opts: { members: number, coalition: string, defenses: string, runs: number, seed?: number, order: AnswerOrder, holdersOffline?: boolean, out: string, keep?: boolean, watch?: boolean, watchPort?: number, open: boolean, json?: boolean }) => {
       let coalitionSizes: number[]
-      let defenses
+      let defenses: ReturnType<typeof parseDefenseList>
       try {
         coalitionSizes = parseRangeList(opts.coalition, 0, MAX_MEMBERS, '--coalition')
         defenses = parseDefenseList(opts.defenses)

@@ -1,7 +1,7 @@
 import { decodeBoardEntry } from '../../../board/entries.js'
 import { toHex } from '../../../protocol/bytes.js'
 import { statementId } from '../../../protocol/statement.js'
-import { DatabaseLockedError, openDatabase } from '../../../storage/database.js'
+import { DatabaseLockedError, openDatabase, type Database } from '../../../storage/database.js'
 import { RaftStore } from '../../../storage/raft-store.js'
 import { rewriteStoredEntry } from './rewrite.js'
 import { DataDir } from '../../host/datadir.js'
@@ -39,7 +39,7 @@ export async function dropStatement (datadir: string, idPrefix: string): Promise
   if (!/^[0-9a-f]+$/.test(prefix) || prefix.length < MIN_ID_PREFIX_CHARS || prefix.length > 64) {
     throw new UserError(`--statement: expected a statement id (${MIN_ID_PREFIX_CHARS} to 64 hex digits), got "${idPrefix}"`)
   }
-  let db
+  let db: Database
   try {
     db = await openDatabase(dir.databasePath, { create: false })
   } catch (err) {

@@ -1,5 +1,5 @@
 import type { DefenseName } from '../../defense/index.js'
-import { renderTable } from '../../commands/table.js'
+import { renderTable } from '../../host/table.js'
 import { DEFENSE_SETS, type DefenseSet } from './plan.js'
 import type { RunRecord } from './runner.js'
 

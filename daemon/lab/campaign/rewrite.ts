@@ -2,7 +2,8 @@ import { makeEntry, ZERO_HASH } from '../../../board/raft/index.js'
 import { PoolBoard } from '../../../board/pool-board.js'
 import { SignatureCache } from '../../../board/signature-cache.js'
 import type { Database } from '../../../storage/database.js'
-import { catchUpPoolBoard, clearPoolBoard } from '../../../storage/pool-store.js'
+import { clearPoolBoard } from '../../../storage/pool-store.js'
+import { catchUpPoolBoard } from '../../replica/pool-applier.js'
 import { putEntry, RaftStore, type BatchOp } from '../../../storage/raft-store.js'
 
 /**

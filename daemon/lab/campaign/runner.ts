@@ -6,7 +6,7 @@ import { sleep, waitFor } from '../../host/wait.js'
 import type { DefenseAlarm, DefenseStatus } from '../../defense/index.js'
 import { ensureClusterPool } from '../../cluster/pool.js'
 import { DEFAULT_BALANCE_SATS, DEFAULT_KICKOUT_DELAY_BLOCKS } from '../../pool/view.js'
-import { Progress } from '../../commands/table.js'
+import { Progress } from '../../host/table.js'
 import { dropStatement } from './drop.js'
 import { defenseSettings, runDirName, type RunPlan } from './plan.js'
 

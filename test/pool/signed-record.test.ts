@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { SignMemory } from '../../daemon/pool/signed-record.js'
+import { SignedRecords } from '../../daemon/pool/signed-record.js'
 import { applyPayment, buildPartitionStatement, initialState, stateHash, statementId, withdrawOutpoints } from '../../protocol/index.js'
 import { tempDatabaseEachTest } from '../helpers/database.js'
 import { testGenesis } from '../protocol/fixtures.js'
@@ -15,7 +15,7 @@ describe('what a member signed (never twice)', () => {
   }
 
   it('signs one state N+1 per state N; the same state again is fine', async () => {
-    const memory = new SignMemory(disk.db)
+    const memory = new SignedRecords(disk.db)
     assert.deepEqual(await memory.promiseState(s0.pool.ref, 0, pay(b, 10n)), { ok: true })
     assert.deepEqual(await memory.promiseState(s0.pool.ref, 0, pay(b, 10n)), { ok: true }, 'a retried round signs the same state')
     const other = await memory.promiseState(s0.pool.ref, 0, pay(c, 10n))
@@ -29,7 +29,7 @@ describe('what a member signed (never twice)', () => {
   })
 
   it('concurrent requests for the same state number: exactly one wins', async () => {
-    const memory = new SignMemory(disk.db)
+    const memory = new SignedRecords(disk.db)
     const results = await Promise.all([1n, 2n, 3n, 4n, 5n].map(async (n) => await memory.promiseState(s0.pool.ref, 0, pay(b, n))))
     assert.equal(results.filter((r) => r.ok).length, 1)
   })
@@ -39,9 +39,9 @@ describe('what a member signed (never twice)', () => {
     const bal = (i: number): bigint => s0.balances[i]
     const first = buildPartitionStatement(s0, [a, b], [bal(0), bal(1)], 10)
     const second = buildPartitionStatement(s0, [a, c], [bal(0), bal(2)], 10)
-    assert.deepEqual(await new SignMemory(disk.db).promiseStatement(mine, first), { ok: true })
+    assert.deepEqual(await new SignedRecords(disk.db).promiseStatement(mine, first), { ok: true })
     await disk.reopen()
-    const memory = new SignMemory(disk.db)
+    const memory = new SignedRecords(disk.db)
     const refused = await memory.promiseStatement(mine, second)
     assert.equal(refused.ok, false)
     if (!refused.ok) assert.deepEqual(refused.earlier.statementId, statementId(first))

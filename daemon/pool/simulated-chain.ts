@@ -1,8 +1,7 @@
 import { encodeBlocksEntry, MAX_BLOCKS_PER_ENTRY } from '../../board/entries.js'
 import type { PoolBoard } from '../../board/pool-board.js'
-import type { Route } from '../api/server.js'
 import type { Logger } from '../host/log.js'
-import { PoolError, type BoardEntries } from './propose.js'
+import { PoolError, type EntryProposer } from './propose.js'
 
 /**
  * The simulated chain. Its height lives on the board (`blocks` entries), so every member agrees on
@@ -15,7 +14,7 @@ const MINE_TIMEOUT_MS = 15_000
 export interface ChainTickerOptions {
   intervalS: number
   isLeader: () => boolean
-  entries: BoardEntries
+  entries: EntryProposer
   logger: Logger
 }
 
@@ -48,18 +47,22 @@ export class ChainTicker {
   }
 }
 
-interface ChainStatus {
+/** GET /v1/chain/status */
+export interface ChainStatus {
   height: number
   blockIntervalS: number
   appliedIndex: number
 }
 
-function chainStatus (poolBoard: PoolBoard, blockIntervalS: number): ChainStatus {
+export function chainStatus (poolBoard: PoolBoard, blockIntervalS: number): ChainStatus {
   return { height: poolBoard.chainHeight, blockIntervalS, appliedIndex: poolBoard.appliedIndex }
 }
 
+/** POST /v1/chain/mine */
+export interface MineResult { height: number, index: number, blocks: number }
+
 /** Mines `blocks` blocks through the board; resolves with the height once applied here. */
-export async function mine (entries: BoardEntries, blocks: unknown): Promise<{ height: number, index: number, blocks: number }> {
+export async function mine (entries: EntryProposer, blocks: unknown): Promise<MineResult> {
   if (typeof blocks !== 'number' || !Number.isSafeInteger(blocks) || blocks < 1 || blocks > MAX_BLOCKS_PER_ENTRY) {
     throw new PoolError('bad-request', `blocks: expected a whole number from 1 to ${MAX_BLOCKS_PER_ENTRY}, got ${JSON.stringify(blocks)}`)
   }
@@ -67,22 +70,3 @@ export async function mine (entries: BoardEntries, blocks: unknown): Promise<{ h
   if (result.outcome !== 'accepted' || result.height === null) throw new PoolError('rejected', `the board refused the blocks: ${result.reason}`)
   return { height: result.height, index: result.index, blocks }
 }
-
-/** `GET /v1/chain/status`, `POST /v1/chain/mine {"blocks": N}`. */
-export function chainRoutes (options: { poolBoard: PoolBoard, entries: BoardEntries, blockIntervalS: number, toApiError: (err: unknown) => never }): Route[] {
-  return [
-    { method: 'GET', path: '/v1/chain/status', handler: async () => chainStatus(options.poolBoard, options.blockIntervalS) },
-    {
-      method: 'POST',
-      path: '/v1/chain/mine',
-      handler: async ({ body }) => {
-        try {
-          return await mine(options.entries, (body as { blocks?: unknown }).blocks)
-        } catch (err) {
-          return options.toApiError(err)
-        }
-      }
-    }
-  ]
-}
-
