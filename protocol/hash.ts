@@ -37,6 +37,8 @@ export const TAGS = {
   updateRequest: 'poolboard/update-request',
   /** Signing hash of a partition request. */
   partitionRequest: 'poolboard/partition-request',
+  /** Signing hash of a merge request (fold a frozen pool's partitions back into it). */
+  mergeRequest: 'poolboard/merge-request',
   /** `statementId` = signing hash of a partition statement (its unsigned encoding). */
   partitionStatement: 'poolboard/partition-statement',
   /** Commitment used as the output key of a partition's intermediate Update transaction. */

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { PoolBoard } from '../../board/pool-board.js'
 import { equalBytes, toHex } from '../../protocol/bytes.js'
 import { indexOfKey, short } from '../../protocol/common.js'
-import { partitionRequestSigningHash, type PartitionRequest, type SignatureShare, type UpdateRequest } from '../../protocol/requests.js'
+import { partitionRequestSigningHash, type MergeRequest, type PartitionRequest, type SignatureShare, type UpdateRequest } from '../../protocol/requests.js'
 import { RuleError } from '../../protocol/rules.js'
 import type { PartitionStatement } from '../../protocol/statement.js'
 import type { Logger } from '../host/log.js'
@@ -48,6 +48,10 @@ export class RoundResponder {
 
   onUpdateRequest (request: UpdateRequest, from: string): void {
     this.answer(request.roundId, request.deadlineMs, from, async () => await this.options.signer.decideUpdate(request), request.poolId)
+  }
+
+  onMergeRequest (request: MergeRequest, from: string): void {
+    this.answer(request.roundId, request.deadlineMs, from, async () => await this.options.signer.decideMerge(request), request.poolId)
   }
 
   onPartitionRequest (request: PartitionRequest, from: string): void {

@@ -3,7 +3,7 @@ import type { PoolBoard } from '../../board/pool-board.js'
 import { equalBytes } from '../../protocol/bytes.js'
 import { indexOfKey, short } from '../../protocol/common.js'
 import { poolIdOf } from '../../protocol/genesis.js'
-import { makeSignatureShare, type PartitionRequest, type SignatureShare, type UpdateRequest } from '../../protocol/requests.js'
+import { makeSignatureShare, type MergeRequest, type PartitionRequest, type SignatureShare, type UpdateRequest } from '../../protocol/requests.js'
 import {
   buildPartitionStatement, initialState
 } from '../../protocol/rules.js'
@@ -16,6 +16,7 @@ import type { GenesisProposal } from '../net/gossip.js'
 import type { Member } from './members.js'
 import { READ_TIMEOUT_MS, type BoardRead } from './propose.js'
 import { SignedRecords, type SignedStateRecord, type SignedStatementRecord } from './signed-record.js'
+import { MergeRefusal, PoolMerge } from './merge.js'
 import type { PoolWords } from './words.js'
 import { WontSign, decidePartitionOn, decideUpdateOn } from './decide.js'
 
@@ -67,13 +68,44 @@ export interface MemberSignerOptions {
   defenses?: SignerDefenses
   /** The evidence defense's rule: refuse every request of a proven equivocator. */
   refuseEquivocators: boolean
+  /** The longest round (rounds.ts): a statement signed longer ago is no longer being signed. */
+  maxRoundMs: number
 }
+
+/** How far members' clocks may disagree: a round is over this long after its deadline (merges rely on it). */
+const CLOCK_SLACK_MS = 10_000
 
 export class MemberSigner {
   private readonly memory: SignedRecords
+  /** Merging a frozen pool back (merge.ts): what this member signs, and the proposer's plan. */
+  readonly merger: PoolMerge
 
   constructor (private readonly options: MemberSignerOptions) {
     this.memory = new SignedRecords(options.db)
+    this.merger = new PoolMerge({
+      poolBoard: options.poolBoard,
+      memberKey: options.memberKey,
+      memberSecret: options.memberSecret,
+      memory: this.memory,
+      read: async (timeoutMs) => { await options.read(timeoutMs) },
+      label: (ref) => options.words.label(ref),
+      nameOf: (key) => options.words.nameOf(key),
+      maxRoundMs: options.maxRoundMs,
+      clockSlackMs: CLOCK_SLACK_MS
+    })
+  }
+
+  /** Signs the merge of a frozen pool if it is the one this member's board folds (merge.ts); null if not a member. */
+  async decideMerge (req: MergeRequest): Promise<SignatureShare | null> {
+    const { poolBoard } = this.options
+    if (poolBoard.poolId !== null && !equalBytes(req.poolId, poolBoard.poolId)) throw new Forged(`a merge request for pool ${short(req.poolId)}, not ours`)
+    this.refuseEquivocator(req.proposer)
+    try {
+      return await this.merger.decide(req, { nowMs: Date.now(), readTimeoutMs: Math.max(1, Math.min(READ_TIMEOUT_MS, req.deadlineMs - Date.now())) })
+    } catch (err) {
+      if (err instanceof MergeRefusal) throw new WontSign(err.code, err.message)
+      throw err
+    }
   }
 
   /** The state N+1 this member signed for state N of `pool`, if it did (a round that failed leaves one). */
@@ -147,7 +179,7 @@ export class MemberSigner {
     if (decided === null) return null
     current = decided.current
     const hash = decided.hash
-    const kept = await this.memory.promiseState(current.pool.ref, current.stateNumber, { stateHash: hash, roundId: req.roundId, heightT: req.heightT, payment: req.payment })
+    const kept = await this.memory.promiseState(current.pool.ref, current.stateNumber, { stateHash: hash, roundId: req.roundId, heightT: req.heightT, payment: req.payment, deadlineMs: req.deadlineMs })
     if (!kept.ok) {
       const p = kept.earlier.payment
       throw new WontSign('already-signed', `I already signed another state ${current.stateNumber + 1} of the ${words.label(current.pool.ref)} (${words.nameOf(p.payer)} pays ${words.nameOf(p.payee)} ${p.amountSats} sats); I sign one state N+1 per state N`)

@@ -10,6 +10,7 @@ import {
   applyPayment,
   decodeEvidence,
   decodeGenesis,
+  decodeMergeRequest,
   decodePartitionRequest,
   decodeSignatureShare,
   decodeSignedState,
@@ -19,6 +20,7 @@ import {
   decodeUpdateRequest,
   encodeEvidence,
   encodeGenesis,
+  encodeMergeRequest,
   encodePartitionRequest,
   encodeSignatureShare,
   encodeSignedState,
@@ -29,11 +31,14 @@ import {
   equalBytes,
   initialState,
   makeEvidence,
+  makeMergeRequest,
   makePartitionRequest,
   makeSignatureShare,
   makeUpdateRequest,
   poolIdOf,
+  signMergeRequest,
   signPartitionRequest,
+  verifyMergeRequestSignature,
   signUpdateRequest,
   stateHash,
   statementId,
@@ -301,6 +306,25 @@ describe('protocol objects', () => {
           assert.deepStrictEqual(decodePartitionRequest(bytes), q);
           rejectedOr('partition request', () => decodePartitionRequest(flipByte(bytes, flip.pos, flip.mask)), (x) => !verifyPartitionRequestSignature(x));
           checkTruncations(bytes, 'partition request', decodePartitionRequest);
+        }),
+        { numRuns: 30 },
+      );
+    });
+  });
+
+  describe('MergeRequest', () => {
+    it('round-trips, and any flipped byte is rejected or invalidates the signature', () => {
+      fc.assert(
+        fc.property(arbState, arbBytes32, fc.nat(), arbFlip, (s, roundId, deadline, flip) => {
+          // any redistribution with the pool's total is a well-formed merge (who holds what is the board's)
+          const folded = [...s.balances].reverse();
+          const proposer = s.pool.members[0]!;
+          const q = signMergeRequest(makeMergeRequest(s, { proposer, folded, heightT: s.heightT + 1, deadlineMs: deadline, roundId }), memberByKey(proposer).secretKey);
+          assert.ok(verifyMergeRequestSignature(q));
+          const bytes = encodeMergeRequest(q);
+          assert.deepStrictEqual(decodeMergeRequest(bytes), q);
+          rejectedOr('merge request', () => decodeMergeRequest(flipByte(bytes, flip.pos, flip.mask)), (x) => !verifyMergeRequestSignature(x));
+          checkTruncations(bytes, 'merge request', decodeMergeRequest);
         }),
         { numRuns: 30 },
       );

@@ -39,7 +39,7 @@ import { BoardReplica, BoardError, type BoardClock, type BoardOptions } from '..
 import { DEFAULT_TRANSPORT_LIMITS } from '../../daemon/replica/transport/index.js';
 import { CRITICAL_TYPES, FrameQueue } from '../../daemon/replica/transport/frame-queue.js';
 import { BOARD_UNBORN_KEY, PREFIX } from '../../storage/database.js';
-import { entryKey, RaftStore, StoreCorruptError, type BatchOp } from '../../storage/raft-store.js';
+import { entryKey, type RaftStore, StoreCorruptError, type BatchOp } from '../../storage/raft-store.js';
 import { Byzantine, BYZANTINE_KINDS, type ByzantineKind } from './byzantine.js';
 import { EventHeap } from './heap.js';
 import { plantInBoard, storeFactory, type NodeBug } from './node-bugs.js';
