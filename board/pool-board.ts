@@ -415,7 +415,8 @@ export class PoolBoard {
       }
       if (stmt.heightT > this.meta.chainHeight) refuse(`heightT ${stmt.heightT} is above the chain height ${this.meta.chainHeight}`)
       // Against the parent, then complete, then every signature (through the cache).
-      const v = verifyStatement(stmt, { parent: current, parentOutpoints: parent.outpoints, verify: this.signatureCache.verifier })
+      // Entries reach apply() only through decodeBoardEntry, whose decoder accepts only well-formed statements.
+      const v = verifyStatement(stmt, { parent: current, parentOutpoints: parent.outpoints, verify: this.signatureCache.verifier, decoded: { statementId: id } })
       if (!v.ok) refuse(v.reason)
     } catch (err) {
       if (!(err instanceof Refusal || err instanceof RuleError || err instanceof RangeError)) throw err

@@ -108,7 +108,7 @@ export class PoolboardNode {
       const poolBoard = await loadPoolBoard(db, { signatureCache })
       const workers = new SignatureWorkers(signatureCache, logger)
       signatureWorkers = workers
-      network = await MemberNetwork.create({ privateKey: keys.libp2pKey, peerId: keys.peerId, listen: config.listen, members: config.members, logger })
+      network = await MemberNetwork.create({ privateKey: keys.libp2pKey, peerId: keys.peerId, listen: config.listen, members: config.members, voterPeerIds: initialConfiguration(config, keys.peerId).voters, logger })
       const net = network
       const isMember = (id: string): boolean => net.isMember(id)
       const connectedPeerIds = (): string[] => net.connectedMembers().map((m) => m.peerId)

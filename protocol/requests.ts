@@ -4,14 +4,14 @@
  * Update request (version 1), signed by the proposer over `poolboard/update-request`:
  *
  *     version u8 = 1 | poolId 32 | from: state ref (pool ref | stateNumber u32) | fromStateHash 32
- *     | proposer 32 | heightT u32 | newBalances varint n (1..256) × u64
+ *     | proposer 32 | heightT u32 | newBalances varint n (1..1024) × u64
  *     | payment (payer 32 | payee 32 | amountSats u64) | deadlineMs u64 | roundId 32
  *     | signature 64
  *
  * Partition request (version 1), signed by the proposer over `poolboard/partition-request`:
  *
  *     version u8 = 1 | poolId 32 | parent: state ref | parentStateHash 32 | proposer 32
- *     | heightT u32 | actives varint n (1..256) × key 32 (sorted) | newBalances n × u64
+ *     | heightT u32 | actives varint n (1..1024) × key 32 (sorted) | newBalances n × u64
  *     | deadlineMs u64 | roundId 32 | signature 64
  *
  * Merge request (version 1), signed by the proposer over `poolboard/merge-request`:

@@ -19,6 +19,13 @@ export interface RaftConfig {
   readonly electionTicks?: number;
   /** The leader sends heartbeats every heartbeatTicks ticks. Must be < electionTicks. Default 1. */
   readonly heartbeatTicks?: number;
+  /**
+   * Heartbeats to learners go out every this many ticks (rounded up to a whole number of voter
+   * heartbeats): a learner neither votes nor campaigns, so it needs them only to keep knowing its
+   * leader (it forgets one it has not heard for electionTicks) and to learn the commit index when
+   * nothing is appended. At least heartbeatTicks, less than electionTicks. Default heartbeatTicks.
+   */
+  readonly learnerHeartbeatTicks?: number;
   /** Run a pre-vote round before bumping the term, so a rejoining node cannot disrupt a healthy leader. Default true. */
   readonly preVote?: boolean;
   /**
@@ -68,6 +75,7 @@ export type ResolvedRaftConfig = Required<RaftConfig>;
 export const RAFT_CONFIG_DEFAULTS = {
   electionTicks: 10,
   heartbeatTicks: 1,
+  learnerHeartbeatTicks: 0,
   preVote: true,
   checkQuorum: true,
   verifyHashChain: true,
@@ -104,7 +112,9 @@ export function resolveConfig(c: RaftConfig): ResolvedRaftConfig {
     throw new RaftConfigError('id', `must be at most ${MAX_NODE_ID_BYTES} bytes`);
   }
   if (typeof c.rand !== 'function') throw new RaftConfigError('rand', 'must be a function (n) => integer in [0, n)');
-  const r: ResolvedRaftConfig = { ...RAFT_CONFIG_DEFAULTS, ...stripUndefined(c) } as ResolvedRaftConfig;
+  const merged: ResolvedRaftConfig = { ...RAFT_CONFIG_DEFAULTS, ...stripUndefined(c) } as ResolvedRaftConfig;
+  // 0 stands for "as often as voters" (the default).
+  const r: ResolvedRaftConfig = merged.learnerHeartbeatTicks === 0 ? { ...merged, learnerHeartbeatTicks: merged.heartbeatTicks } : merged;
   for (const key of [
     'electionTicks',
     'heartbeatTicks',
@@ -122,6 +132,9 @@ export function resolveConfig(c: RaftConfig): ResolvedRaftConfig {
   }
   if (r.heartbeatTicks >= r.electionTicks) {
     throw new RaftConfigError('heartbeatTicks', `must be less than electionTicks (${r.heartbeatTicks} >= ${r.electionTicks})`);
+  }
+  if (!Number.isSafeInteger(r.learnerHeartbeatTicks) || r.learnerHeartbeatTicks < r.heartbeatTicks || r.learnerHeartbeatTicks >= r.electionTicks) {
+    throw new RaftConfigError('learnerHeartbeatTicks', `must be an integer within heartbeatTicks..electionTicks - 1 (${r.heartbeatTicks}..${r.electionTicks - 1}), got ${r.learnerHeartbeatTicks}`);
   }
   if (r.electionTicks < 2) throw new RaftConfigError('electionTicks', 'must be at least 2');
   if (r.maxInflightBytes < r.maxMessageBytes) {

@@ -132,6 +132,8 @@ export class Raft {
 
   protected electionElapsedTicks = 0;
   protected heartbeatElapsedTicks = 0;
+  /** Ticks since the last heartbeat that included the learners (leader only). */
+  protected learnerHeartbeatElapsedTicks = 0;
   protected randomizedElectionTimeoutTicks: number;
 
   /** Leadership transfer target, while a transfer is in progress. */
@@ -533,6 +535,7 @@ export class Raft {
     this.leader = null;
     this.electionElapsedTicks = 0;
     this.heartbeatElapsedTicks = 0;
+    this.learnerHeartbeatElapsedTicks = 0;
     this.resetRandomizedElectionTimeout();
     this.leadTransferee = null;
     this.tracker.resetVotes();
@@ -780,6 +783,7 @@ export class Raft {
 
   protected tickLeader(): void {
     this.heartbeatElapsedTicks++;
+    this.learnerHeartbeatElapsedTicks++;
     this.electionElapsedTicks++;
     if (this.electionElapsedTicks >= this.cfg.electionTicks) {
       this.electionElapsedTicks = 0;
@@ -803,7 +807,9 @@ export class Raft {
     }
     if (this.heartbeatElapsedTicks >= this.cfg.heartbeatTicks) {
       this.heartbeatElapsedTicks = 0;
-      this.bcastHeartbeat(this.reads.lastContext());
+      const learnersToo = this.learnerHeartbeatElapsedTicks >= this.cfg.learnerHeartbeatTicks;
+      if (learnersToo) this.learnerHeartbeatElapsedTicks = 0;
+      this.bcastHeartbeat(this.reads.lastContext(), learnersToo);
     }
   }
 
@@ -976,9 +982,10 @@ export class Raft {
     return true;
   }
 
-  protected bcastHeartbeat(context: Uint8Array | null): void {
+  /** Heartbeats every voter, and the learners too if `learnersToo` (a read's quorum is of voters only). */
+  protected bcastHeartbeat(context: Uint8Array | null, learnersToo: boolean): void {
     for (const [id, pr] of this.tracker.progress) {
-      if (id === this.id) continue;
+      if (id === this.id || (pr.isLearner && !learnersToo)) continue;
       // Never tell a follower to commit beyond what it is known to hold.
       this.send({ type: 'heartbeat', to: id, commit: Math.min(pr.match, this.log.committed), context });
     }
@@ -1282,7 +1289,7 @@ export class Raft {
     if (!this.reads.add(this.log.committed, context, from)) return;
     // Confirm leadership with a heartbeat round that starts after the request arrived.
     if (this.tracker.isVoter(this.id)) this.recordReadAck(this.id, context);
-    if (this.reads.has(context)) this.bcastHeartbeat(context);
+    if (this.reads.has(context)) this.bcastHeartbeat(context, false);
   }
 
   protected recordReadAck(from: NodeId, context: Uint8Array): void {

@@ -11,6 +11,8 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { tcpMultiaddr, type HostPort, type MemberEntry } from '../host/config.js'
 import { LogLimiter, type Logger } from '../host/log.js'
+import { toHex } from '../../protocol/bytes.js'
+import { sha256 } from '../../protocol/hash.js'
 
 // daemon/net/: how members reach each other: libp2p connections among the configured members only
 // (this file), the pool's gossip topic (gossip.ts) and member requests (rpc.ts).
@@ -23,7 +25,32 @@ export interface MemberNetworkOptions {
   listen: HostPort
   /** Every member of the pool; this node's own entry is skipped. */
   members: readonly MemberEntry[]
+  /** Peer ids of the board's voters: always dialed (see `dialTargets`). */
+  voterPeerIds?: readonly string[]
   logger: Logger
+}
+
+/** Up to this many members, every member dials every other (a full mesh of connections). */
+export const FULL_MESH_MAX_MEMBERS = 64
+/** In a larger pool, each member dials the voters and this many other members. */
+export const DIALED_MEMBERS = 16
+
+/**
+ * The members this node keeps a connection to by dialing them itself; it accepts every member that
+ * dials it. Up to `FULL_MESH_MAX_MEMBERS`: everyone. Beyond: the board's voters (the Raft leader
+ * is one of them and must reach everyone; it dials learners on demand) and `DIALED_MEMBERS`
+ * others picked by rendezvous hashing of the two peer ids, so the choice is stable across restarts
+ * and spread evenly, each member ending up with about twice that many links. Gossipsub's mesh
+ * (degree 6 to 12) then runs over those links: a message reaches every member of a 1,000-member
+ * pool in a handful of hops (test/sim/pool-scale.ts measures at most 7 with degree 8).
+ */
+export function dialTargets (selfPeerId: string, members: readonly MemberEntry[], voterPeerIds: readonly string[]): MemberEntry[] {
+  const others = members.filter((m) => m.peerId !== selfPeerId)
+  if (members.length <= FULL_MESH_MAX_MEMBERS) return others
+  const voters = new Set(voterPeerIds)
+  const score = (m: MemberEntry): string => toHex(sha256(new TextEncoder().encode(selfPeerId < m.peerId ? `${selfPeerId} ${m.peerId}` : `${m.peerId} ${selfPeerId}`)))
+  const picked = others.filter((m) => !voters.has(m.peerId)).map((m) => ({ m, s: score(m) })).sort((a, b) => (a.s < b.s ? -1 : a.s > b.s ? 1 : 0)).slice(0, DIALED_MEMBERS).map((x) => x.m)
+  return [...others.filter((m) => voters.has(m.peerId)), ...picked]
 }
 
 const REDIAL_MIN_MS = 500
@@ -85,8 +112,7 @@ export class MemberNetwork {
     this.logger = options.logger
     this.refusalLog = new LogLimiter(options.logger, REFUSAL_LOG_INTERVAL_MS, MAX_REFUSAL_LOG_ENTRIES)
     this.members = members
-    this.dialStates = options.members
-      .filter((m) => m.peerId !== options.peerId)
+    this.dialStates = dialTargets(options.peerId, options.members, options.voterPeerIds ?? [])
       .map((member) => ({ member, failures: 0, nextDialAtMs: 0, dialing: false, connected: false }))
   }
 
@@ -118,6 +144,10 @@ export class MemberNetwork {
         // connection rate (the peer id is only known after the handshake, so this goes by address).
         allow: memberHosts(options)
       },
+      // libp2p's connection monitor pings every connection every 10 s on a new stream (stream
+      // open, protocol negotiation, echo, close): with many members it was most of an idle node's
+      // traffic. Liveness comes from the board's heartbeats and yamux's keep-alive instead.
+      connectionMonitor: { enabled: false },
       connectionGater: {
         denyDialPeer: (peer) => deny(peer, 'outbound'),
         denyInboundConnection: (conn) => {

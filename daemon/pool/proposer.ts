@@ -8,7 +8,7 @@ import { sha256 } from '../../protocol/hash.js'
 import { signPartitionRequest, signUpdateRequest, type PartitionRequest, type SignatureShare, type UpdateRequest } from '../../protocol/requests.js'
 import { applyPayment, checkPartitionRequest, initialState, makePartitionRequest, makeUpdateRequest, RuleError } from '../../protocol/rules.js'
 import { stateHash, withdrawOutpoints, type PoolState, type SignedState } from '../../protocol/state.js'
-import { statementId, withStatementSignature, type PartitionStatement } from '../../protocol/statement.js'
+import { statementId, withStatementSignatures, type PartitionStatement } from '../../protocol/statement.js'
 import type { Logger } from '../host/log.js'
 import type { GenesisProposal } from '../net/gossip.js'
 import type { PoolMembers } from './members.js'
@@ -278,8 +278,7 @@ export class PoolProposer {
     await this.options.rounds.run(round, [{ kind: 'partition-request', request }, { kind: 'share', share: own }])
     const gatherMs = performance.now() - gatherFromMs
     this.options.rounds.throwUnlessComplete(round, `make ${what}`, (answered) => answered.length === 0 ? '' : `the ones who answered: ${answered.join(', ')}`)
-    let complete = statement
-    for (const k of statement.actives) complete = withStatementSignature(complete, k, round.shares.get(toHex(k))!)
+    const complete = withStatementSignatures(statement, statement.actives.map((k) => ({ key: k, signature: round.shares.get(toHex(k))! })))
     const commitFromMs = performance.now()
     const result = await this.options.entries.propose(encodeStatementEntry(complete), BOARD_TIMEOUT_MS)
     const commitMs = performance.now() - commitFromMs

@@ -246,6 +246,10 @@ export class BoardReplica {
       rand: (n) => clock.randomInt(n),
       electionTicks: timing.electionTicks,
       heartbeatTicks: timing.heartbeatTicks,
+      // A learner needs a heartbeat only to keep knowing its leader, which it forgets after an
+      // election timeout: two per timeout is enough, and in a pool of many learners it is most
+      // of the leader's idle traffic (docs/operations.md, "What wakes an idle node").
+      learnerHeartbeatTicks: Math.max(timing.heartbeatTicks, Math.floor(timing.electionTicks / 2)),
       verifyHashChain: options.verifyHashChain ?? true,
       votes: options.votes ?? null
     }, persisted)

@@ -204,8 +204,8 @@ describe('protocol objects', () => {
     it('rejects truncations and over-limit fields, naming the field', () => {
       const g = testGenesis(3);
       checkTruncations(encodeGenesis(g), 'genesis', decodeGenesis);
-      const tooMany = new Writer().u8(1).varint(257).raw(new Uint8Array(257 * 40)).finish();
-      assert.throws(() => decodeGenesis(tooMany), /^DecodeError: genesis: members: count 257 exceeds limit 256$/);
+      const tooMany = new Writer().u8(1).varint(1025).raw(new Uint8Array(1025 * 40)).finish();
+      assert.throws(() => decodeGenesis(tooMany), /^DecodeError: genesis: members: count 1025 exceeds limit 1024$/);
       const longPeer = new Writer().u8(1).varint(2).bytes32(MEMBERS[0]!.publicKey).string('a'.repeat(200), 1000).finish();
       assert.throws(() => decodeGenesis(longPeer), /^DecodeError: genesis: members\[0\]: peerId: length 200 exceeds limit 128$/);
       const notSorted = new Writer().u8(1).varint(2);
@@ -285,9 +285,9 @@ describe('protocol objects', () => {
       );
     });
 
-    it('refuses more than 256 balances before reading them', () => {
-      const w = new Writer().u8(1).raw(fill32(1)).u8(0).u32(0).raw(fill32(2)).raw(fill32(3)).u32(0).varint(300);
-      assert.throws(() => decodeUpdateRequest(w.finish()), /^DecodeError: update request: newBalances: count 300 exceeds limit 256$/);
+    it('refuses more than 1,024 balances before reading them', () => {
+      const w = new Writer().u8(1).raw(fill32(1)).u8(0).u32(0).raw(fill32(2)).raw(fill32(3)).u32(0).varint(1100);
+      assert.throws(() => decodeUpdateRequest(w.finish()), /^DecodeError: update request: newBalances: count 1100 exceeds limit 1024$/);
     });
   });
 
