@@ -92,10 +92,9 @@ export function clusterCommand (): Command {
         await printStatus(c, json, `the cluster in ${c.dir} is already running`)
         return
       }
-      const pids = stopped.map((i) => ({ index: i, pid: c.startNode(i) }))
-      for (const { index, pid } of pids) await c.waitForApi(index, deadlineMs, pid)
+      await c.startInWaves(stopped, deadlineMs)
       await c.waitConnected(deadlineMs, 'connecting')
-      for (const { index } of pids) await c.waitCaughtUp(index, Math.min(deadlineMs, Date.now() + CATCH_UP_WAIT_MS), 'catching up')
+      for (const index of stopped) await c.waitCaughtUp(index, Math.min(deadlineMs, Date.now() + CATCH_UP_WAIT_MS), 'catching up')
       if (opts.pool === true) {
         const poolOptions = ['balance', 'kickoutDelay'].filter((o) => cmd.getOptionValueSource(o) === 'cli')
         if (poolOptions.length > 0) {
