@@ -92,9 +92,12 @@ export class PoolboardNode {
   /** The dashboard pages, served with the admin API (daemon/dashboard/node-page.ts). */
   private dashboard: NodeDashboard | undefined
 
-  private constructor (private readonly options: NodeOptions, private readonly parts: NodeParts) {}
+  private constructor(
+    private readonly options: NodeOptions,
+    private readonly parts: NodeParts
+  ) {}
 
-  static async start (options: NodeOptions): Promise<PoolboardNode> {
+  static async start(options: NodeOptions): Promise<PoolboardNode> {
     const { dir, config, keys, logger } = options
     const log = options.category ?? (() => logger)
     requireMembers(dir, config, keys)
@@ -112,7 +115,14 @@ export class PoolboardNode {
       const poolBoard = await loadPoolBoard(db, { signatureCache })
       const workers = new SignatureWorkers(signatureCache, log('board'))
       signatureWorkers = workers
-      network = await MemberNetwork.create({ privateKey: keys.libp2pKey, peerId: keys.peerId, listen: config.listen, members: config.members, voterPeerIds: initialConfiguration(config, keys.peerId).voters, logger: log('net') })
+      network = await MemberNetwork.create({
+        privateKey: keys.libp2pKey,
+        peerId: keys.peerId,
+        listen: config.listen,
+        members: config.members,
+        voterPeerIds: initialConfiguration(config, keys.peerId).voters,
+        logger: log('net')
+      })
       const net = network
       const isMember = (id: string): boolean => net.isMember(id)
       const connectedPeerIds = (): string[] => net.connectedMembers().map((m) => m.peerId)
@@ -138,12 +148,16 @@ export class PoolboardNode {
         verifyHashChain: config.defenses.hashChain && !coalition,
         votes: new PeerIdVotes(keys.libp2pKey, isMember),
         promises,
-        onAlarm: (alarm) => { alarms.emit(alarm) },
+        onAlarm: (alarm) => {
+          alarms.emit(alarm)
+        },
         onSoftState: (_role, leader) => {
           if (leader !== knownLeader) nodeRef?.metrics?.leaderChanged()
           knownLeader = leader
         },
-        prepareApply: async (entries) => { await workers.prepare(entries.flatMap(signatureChecksOf)) },
+        prepareApply: async (entries) => {
+          await workers.prepare(entries.flatMap(signatureChecksOf))
+        },
         labInbound: coalition ? rehashInbound : undefined,
         labDrop: config.lab ? (data) => censor.reason(data) ?? (coalition ? coalitionDrop(data) : null) : undefined
       })
@@ -152,10 +166,27 @@ export class PoolboardNode {
       if (poolBoard.appliedIndex < board.appliedIndex) await catchUpPoolBoard(poolBoard, store, db, board.appliedIndex)
       rpc = new MemberRpc({ libp2p: net.libp2p, isMember, logger: log('net') })
       const router = new ProposalRouter(board, rpc, log('board'))
-      const defenses = new Defenses({ config, selfPeerId: keys.peerId, rpc, board, poolBoard, connectedPeerIds, logger: log('defense'), applied: applier.applied, alarms })
-      net.libp2p.addEventListener('peer:connect', (event) => { defenses.onPeerConnected(event.detail.toString()) })
+      const defenses = new Defenses({
+        config,
+        selfPeerId: keys.peerId,
+        rpc,
+        board,
+        poolBoard,
+        connectedPeerIds,
+        logger: log('defense'),
+        applied: applier.applied,
+        alarms
+      })
+      net.libp2p.addEventListener('peer:connect', (event) => {
+        defenses.onPeerConnected(event.detail.toString())
+      })
       // Every board proposal of this node is timed (poolboard_board_commit_seconds).
-      const timedRouter = { propose: async (data: Uint8Array, timeoutMs: number) => nodeRef?.metrics === undefined ? await router.propose(data, timeoutMs) : await nodeRef.metrics.timeProposal(async () => await router.propose(data, timeoutMs)) }
+      const timedRouter = {
+        propose: async (data: Uint8Array, timeoutMs: number) =>
+          nodeRef?.metrics === undefined
+            ? await router.propose(data, timeoutMs)
+            : await nodeRef.metrics.timeProposal(async () => await router.propose(data, timeoutMs))
+      }
       const entries = new EntryProposer({ router: timedRouter, poolBoard, applied: applier.applied })
       const pool = new PoolService({
         selfPeerId: keys.peerId,
@@ -172,7 +203,9 @@ export class PoolboardNode {
         applied: applier.applied,
         connectedPeerIds,
         logger: log('pool'),
-        onAnswer: (code) => { nodeRef?.metrics?.answered(code) },
+        onAnswer: (code) => {
+          nodeRef?.metrics?.answered(code)
+        },
         defenses
       })
       const equivocation = new LabEquivocation({
@@ -188,9 +221,27 @@ export class PoolboardNode {
         logger
       })
       const leaderBoard = board
-      const chainTicker = new ChainTicker({ intervalS: config.blockIntervalS, isLeader: () => leaderBoard.role === 'leader', entries, logger: log('pool') })
+      const chainTicker = new ChainTicker({
+        intervalS: config.blockIntervalS,
+        isLeader: () => leaderBoard.role === 'leader',
+        entries,
+        logger: log('pool')
+      })
       const node = new PoolboardNode(options, {
-        db, network, transport, signatureWorkers: workers, board, poolBoard, rpc, router, defenses, pool, chainTicker, censor, equivocation, applied: applier.applied
+        db,
+        network,
+        transport,
+        signatureWorkers: workers,
+        board,
+        poolBoard,
+        rpc,
+        router,
+        defenses,
+        pool,
+        chainTicker,
+        censor,
+        equivocation,
+        applied: applier.applied
       })
       nodeRef = node
       node.registerMetrics()
@@ -202,7 +253,10 @@ export class PoolboardNode {
       board.start()
       chainTicker.start()
       await node.startApi()
-      logger.info({ peerId: keys.peerId, api: formatHostPort(node.apiAddress!), members: config.members.length, lab: config.lab }, 'node started')
+      logger.info(
+        { peerId: keys.peerId, api: formatHostPort(node.apiAddress!), members: config.members.length, lab: config.lab },
+        'node started'
+      )
       return node
     } catch (err) {
       await board?.stop().catch(() => {})
@@ -212,15 +266,18 @@ export class PoolboardNode {
       await network?.stop().catch(() => {})
       await db.close().catch(() => {})
       dir.removePid()
-      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new UserError(`an address is already in use: ${(err as Error).message}`)
+      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE')
+        throw new UserError(`an address is already in use: ${(err as Error).message}`)
       if (err instanceof StoreCorruptError || err instanceof InconsistentStoreError) {
-        throw new UserError(`refusing to start: ${err.message} (database ${dir.databasePath}); restore it from a backup or re-create this node and let it catch up`)
+        throw new UserError(
+          `refusing to start: ${err.message} (database ${dir.databasePath}); restore it from a backup or re-create this node and let it catch up`
+        )
       }
       throw err
     }
   }
 
-  status (): NodeStatus {
+  status(): NodeStatus {
     const { dir, config, keys } = this.options
     const connected = this.parts.network.connectedMembers()
     return {
@@ -243,7 +300,13 @@ export class PoolboardNode {
       board: {
         role: this.parts.board.role,
         term: this.parts.board.term,
-        leader: this.parts.board.leader === null ? null : { name: config.members.find((m) => m.peerId === this.parts.board.leader)?.name ?? null, peerId: this.parts.board.leader },
+        leader:
+          this.parts.board.leader === null
+            ? null
+            : {
+                name: config.members.find((m) => m.peerId === this.parts.board.leader)?.name ?? null,
+                peerId: this.parts.board.leader
+              },
         commit: this.parts.board.commit,
         applied: this.parts.board.appliedIndex
       },
@@ -251,19 +314,25 @@ export class PoolboardNode {
     }
   }
 
-  private poolSummary (): NodeStatus['pool'] {
+  private poolSummary(): NodeStatus['pool'] {
     const s = this.parts.pool.status()
-    if (s.poolId === null) return { poolId: null, poolLabel: null, balanceSats: null, chainHeight: this.parts.poolBoard.chainHeight }
-    return { poolId: s.poolId, poolLabel: s.me.poolLabel, balanceSats: s.me.poolLabel === null ? null : s.balances[s.me.name] ?? null, chainHeight: s.chainHeight }
+    if (s.poolId === null)
+      return { poolId: null, poolLabel: null, balanceSats: null, chainHeight: this.parts.poolBoard.chainHeight }
+    return {
+      poolId: s.poolId,
+      poolLabel: s.me.poolLabel,
+      balanceSats: s.me.poolLabel === null ? null : (s.balances[s.me.name] ?? null),
+      chainHeight: s.chainHeight
+    }
   }
 
   /** Stops accepting API calls, stops the board, closes libp2p, then the database (which releases the lock). */
-  async stop (reason: string): Promise<void> {
+  async stop(reason: string): Promise<void> {
     this.stopping ??= this.shutdown(reason)
     await this.stopping
   }
 
-  private async shutdown (reason: string): Promise<void> {
+  private async shutdown(reason: string): Promise<void> {
     const { dir, logger } = this.options
     logger.info({ reason }, 'stopping')
     dir.removeCookie()
@@ -282,18 +351,30 @@ export class PoolboardNode {
     logger.info('stopped')
   }
 
-  private async startApi (): Promise<void> {
+  private async startApi(): Promise<void> {
     const { dir, config } = this.options
     const password = dir.writeCookie()
-    const dashboard = new NodeDashboard({ logger: this.options.logger, apiAddress: () => this.apiAddress, cookieSuffix: this.options.keys.peerId.slice(-12) })
+    const dashboard = new NodeDashboard({
+      logger: this.options.logger,
+      apiAddress: () => this.apiAddress,
+      cookieSuffix: this.options.keys.peerId.slice(-12)
+    })
     this.dashboard = dashboard
-    this.parts.applied.subscribe(({ results }) => { for (const r of results) dashboard.onBoardResult(r) })
+    this.parts.applied.subscribe(({ results }) => {
+      for (const r of results) dashboard.onBoardResult(r)
+    })
     this.api = new AdminApi({
       listen: config.api,
       password,
       logger: this.options.logger,
       routes: dashboard.withRoutes(this.routes()),
-      publicRoutes: [{ path: '/metrics', contentType: this.metrics!.registry.contentType, handler: async () => await this.metrics!.registry.metrics() }],
+      publicRoutes: [
+        {
+          path: '/metrics',
+          contentType: this.metrics!.registry.contentType,
+          handler: async () => await this.metrics!.registry.metrics()
+        }
+      ],
       pages: dashboard.site
     })
     try {
@@ -305,7 +386,7 @@ export class PoolboardNode {
     }
   }
 
-  private routes (): Route[] {
+  private routes(): Route[] {
     const { config } = this.options
     return [
       { method: 'GET', path: '/v1/status', handler: async () => this.status() },
@@ -313,23 +394,49 @@ export class PoolboardNode {
         method: 'POST',
         path: '/v1/stop',
         handler: async () => {
-          setImmediate(() => { process.kill(process.pid, 'SIGTERM') })
+          setImmediate(() => {
+            process.kill(process.pid, 'SIGTERM')
+          })
           return { stopping: true }
         }
       },
-      { method: 'POST', path: '/v1/network/cut', handler: async () => { await this.parts.network.cut(); return { cut: true } } },
-      { method: 'POST', path: '/v1/network/heal', handler: async () => { this.parts.network.heal(); return { cut: false } } },
-      ...boardRoutes({ board: this.parts.board, members: config.members, lab: config.lab, proposalTimeoutMs: PROPOSAL_TIMEOUT_MS }),
+      {
+        method: 'POST',
+        path: '/v1/network/cut',
+        handler: async () => {
+          await this.parts.network.cut()
+          return { cut: true }
+        }
+      },
+      {
+        method: 'POST',
+        path: '/v1/network/heal',
+        handler: async () => {
+          this.parts.network.heal()
+          return { cut: false }
+        }
+      },
+      ...boardRoutes({
+        board: this.parts.board,
+        members: config.members,
+        lab: config.lab,
+        proposalTimeoutMs: PROPOSAL_TIMEOUT_MS
+      }),
       ...poolRoutes({ pool: this.parts.pool, blockIntervalS: config.blockIntervalS, metrics: this.metrics }),
       { method: 'GET', path: '/v1/defense', handler: async () => this.parts.defenses.status() },
-      ...labRoutes({ lab: config.lab, censor: this.parts.censor, pool: this.parts.pool, equivocation: this.parts.equivocation })
+      ...labRoutes({
+        lab: config.lab,
+        censor: this.parts.censor,
+        pool: this.parts.pool,
+        equivocation: this.parts.equivocation
+      })
     ]
   }
 
-  private registerMetrics (): void {
+  private registerMetrics(): void {
     const { network, board, poolBoard, defenses, pool } = this.parts
     // One scrape reads several pool gauges: the view is built once per scrape, not once per gauge.
-    let cached: { atMs: number, view: ReturnType<PoolService['status']> | null } | undefined
+    let cached: { atMs: number; view: ReturnType<PoolService['status']> | null } | undefined
     const poolView = (): ReturnType<PoolService['status']> | null => {
       const nowMs = Date.now()
       if (cached === undefined || nowMs - cached.atMs > POOL_VIEW_CACHE_MS) {
@@ -341,7 +448,14 @@ export class PoolboardNode {
     this.metrics = new NodeMetrics({
       connectedMembers: () => network.connectedMembers().length,
       uptimeSeconds: () => (Date.now() - this.startedAtMs) / 1000,
-      board: () => ({ term: board.term, role: board.role, leader: board.leader, commit: board.commit, applied: board.appliedIndex, alarms: board.alarms }),
+      board: () => ({
+        term: board.term,
+        role: board.role,
+        leader: board.leader,
+        commit: board.commit,
+        applied: board.appliedIndex,
+        alarms: board.alarms
+      }),
       signatureCacheHits: () => poolBoard.signatureCache.stats().hits,
       defenseAlarms: () => defenses.log.count,
       gossip: () => {
@@ -352,15 +466,20 @@ export class PoolboardNode {
         const s = poolView()
         if (s === null) return null
         const open = [s.tree?.status, ...s.partitions.map((p) => p.status)].filter((x) => x === 'open').length
-        return { state: s.state ?? 0, balances: s.balances, openPools: open, partitions: s.partitions.length, evidence: s.evidenceCount }
+        return {
+          state: s.state ?? 0,
+          balances: s.balances,
+          openPools: open,
+          partitions: s.partitions.length,
+          evidence: s.evidenceCount
+        }
       }
     })
   }
-
 }
 
 /** The board of a new cluster: the configured voters (default: every member), the others learners. */
-function initialConfiguration (config: NodeConfig, selfId: string): Configuration {
+function initialConfiguration(config: NodeConfig, selfId: string): Configuration {
   if (config.members.length === 0) return { voters: [selfId], learners: [] }
   const voterNames = config.board.voters ?? config.members.map((m) => m.name)
   return {
@@ -369,23 +488,27 @@ function initialConfiguration (config: NodeConfig, selfId: string): Configuratio
   }
 }
 
-async function openLocked (dir: DataDir): Promise<Database> {
+async function openLocked(dir: DataDir): Promise<Database> {
   try {
     return await openDatabase(dir.databasePath, { create: false })
   } catch (err) {
     if (err instanceof DatabaseLockedError) {
       const pid = dir.readPid()
-      throw new UserError(`another poolboard node is already running on ${dir.path}${pid === undefined ? '' : ` (pid ${pid})`}`)
+      throw new UserError(
+        `another poolboard node is already running on ${dir.path}${pid === undefined ? '' : ` (pid ${pid})`}`
+      )
     }
     throw err
   }
 }
 
-async function withTimeout (work: Promise<void> | undefined, what: string): Promise<void> {
+async function withTimeout(work: Promise<void> | undefined, what: string): Promise<void> {
   if (work === undefined) return
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => { reject(new Error(`${what} did not stop within ${SHUTDOWN_STEP_TIMEOUT_MS} ms`)) }, SHUTDOWN_STEP_TIMEOUT_MS)
+    timer = setTimeout(() => {
+      reject(new Error(`${what} did not stop within ${SHUTDOWN_STEP_TIMEOUT_MS} ms`))
+    }, SHUTDOWN_STEP_TIMEOUT_MS)
   })
   try {
     await Promise.race([work, timeout])

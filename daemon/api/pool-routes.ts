@@ -48,13 +48,13 @@ const STATUS_OF: Record<PoolErrorCode, number> = {
 /** How long `pool status` waits for a linearizable read before showing what this node has. */
 const FRESH_READ_TIMEOUT_MS = 3_000
 
-export function toApiError (err: unknown): never {
+export function toApiError(err: unknown): never {
   if (err instanceof PoolError) throw new ApiError(STATUS_OF[err.code], err.code, err.message, err.details)
   throw err
 }
 
 /** A route handler whose PoolError becomes the API error of its code. */
-export function guarded (handler: Route['handler']): Route['handler'] {
+export function guarded(handler: Route['handler']): Route['handler'] {
   return async (request) => {
     try {
       return await handler(request)
@@ -64,27 +64,48 @@ export function guarded (handler: Route['handler']): Route['handler'] {
   }
 }
 
-export function poolRoutes (options: { pool: PoolService, blockIntervalS: number, metrics?: NodeMetrics }): Route[] {
+export function poolRoutes(options: { pool: PoolService; blockIntervalS: number; metrics?: NodeMetrics }): Route[] {
   const { pool } = options
-  const timed = async <T>(kind: RoundKind, work: () => Promise<T>): Promise<T> => options.metrics === undefined ? await work() : await options.metrics.timeRound(kind, work)
+  const timed = async <T>(kind: RoundKind, work: () => Promise<T>): Promise<T> =>
+    options.metrics === undefined ? await work() : await options.metrics.timeRound(kind, work)
   return [
     {
       method: 'GET',
       path: '/v1/pool/status',
-      handler: async ({ query }) => ({ ...(query.get('fresh') === '1' ? await pool.freshStatus(FRESH_READ_TIMEOUT_MS) : pool.status()), unfinished: await pool.unfinished() })
+      handler: async ({ query }) => ({
+        ...(query.get('fresh') === '1' ? await pool.freshStatus(FRESH_READ_TIMEOUT_MS) : pool.status()),
+        unfinished: await pool.unfinished()
+      })
     },
-    { method: 'GET', path: '/v1/pool/members', handler: async (): Promise<MembersResult> => ({ members: pool.members.list().map((m) => ({ name: m.name, peerId: m.peerId, key: m.key === null ? null : toHex(m.key) })) }) },
-    { method: 'GET', path: '/v1/pool/evidence', handler: async (): Promise<EvidenceResult> => ({ evidence: pool.evidenceList() }) },
+    {
+      method: 'GET',
+      path: '/v1/pool/members',
+      handler: async (): Promise<MembersResult> => ({
+        members: pool.members
+          .list()
+          .map((m) => ({ name: m.name, peerId: m.peerId, key: m.key === null ? null : toHex(m.key) }))
+      })
+    },
+    {
+      method: 'GET',
+      path: '/v1/pool/evidence',
+      handler: async (): Promise<EvidenceResult> => ({ evidence: pool.evidenceList() })
+    },
     {
       method: 'POST',
       path: '/v1/pool/create',
       handler: guarded(async ({ body }) => {
         const b = object(body)
-        return await timed('create', async () => await pool.create({
-          balanceSats: b.balanceSats === undefined ? undefined : sats(b.balanceSats, 'balanceSats', true),
-          kickoutDelayBlocks: b.kickoutDelayBlocks === undefined ? undefined : integer(b.kickoutDelayBlocks, 'kickoutDelayBlocks'),
-          timeoutMs: optionalInteger(b.timeoutMs, 'timeoutMs')
-        }))
+        return await timed(
+          'create',
+          async () =>
+            await pool.create({
+              balanceSats: b.balanceSats === undefined ? undefined : sats(b.balanceSats, 'balanceSats', true),
+              kickoutDelayBlocks:
+                b.kickoutDelayBlocks === undefined ? undefined : integer(b.kickoutDelayBlocks, 'kickoutDelayBlocks'),
+              timeoutMs: optionalInteger(b.timeoutMs, 'timeoutMs')
+            })
+        )
       })
     },
     {
@@ -92,7 +113,11 @@ export function poolRoutes (options: { pool: PoolService, blockIntervalS: number
       path: '/v1/pool/pay',
       handler: guarded(async ({ body }) => {
         const b = object(body)
-        const params = { to: text(b.to, 'to'), amountSats: sats(b.amountSats, 'amountSats'), timeoutMs: optionalInteger(b.timeoutMs, 'timeoutMs') }
+        const params = {
+          to: text(b.to, 'to'),
+          amountSats: sats(b.amountSats, 'amountSats'),
+          timeoutMs: optionalInteger(b.timeoutMs, 'timeoutMs')
+        }
         return await timed('pay', async () => await pool.pay(params))
       })
     },
@@ -101,7 +126,11 @@ export function poolRoutes (options: { pool: PoolService, blockIntervalS: number
       path: '/v1/pool/partition',
       handler: guarded(async ({ body }) => {
         const b = object(body)
-        const params = { with: names(b.with, 'with'), pay: payments(b.pay), timeoutMs: optionalInteger(b.timeoutMs, 'timeoutMs') }
+        const params = {
+          with: names(b.with, 'with'),
+          pay: payments(b.pay),
+          timeoutMs: optionalInteger(b.timeoutMs, 'timeoutMs')
+        }
         return await timed('partition', async () => await pool.partition(params))
       })
     },
@@ -118,7 +147,10 @@ export function poolRoutes (options: { pool: PoolService, blockIntervalS: number
       path: '/v1/pool/merge',
       handler: guarded(async ({ body }) => {
         const b = object(body)
-        return await pool.merge({ pool: b.pool === undefined ? undefined : text(b.pool, 'pool'), timeoutMs: optionalInteger(b.timeoutMs, 'timeoutMs') })
+        return await pool.merge({
+          pool: b.pool === undefined ? undefined : text(b.pool, 'pool'),
+          timeoutMs: optionalInteger(b.timeoutMs, 'timeoutMs')
+        })
       })
     },
     ...chainRoutes({ poolBoard: pool.entries.poolBoard, entries: pool.entries, blockIntervalS: options.blockIntervalS })
@@ -126,9 +158,13 @@ export function poolRoutes (options: { pool: PoolService, blockIntervalS: number
 }
 
 /** `GET /v1/chain/status`, `POST /v1/chain/mine {"blocks": N}`. */
-function chainRoutes (options: { poolBoard: PoolBoard, entries: EntryProposer, blockIntervalS: number }): Route[] {
+function chainRoutes(options: { poolBoard: PoolBoard; entries: EntryProposer; blockIntervalS: number }): Route[] {
   return [
-    { method: 'GET', path: '/v1/chain/status', handler: async () => chainStatus(options.poolBoard, options.blockIntervalS) },
+    {
+      method: 'GET',
+      path: '/v1/chain/status',
+      handler: async () => chainStatus(options.poolBoard, options.blockIntervalS)
+    },
     {
       method: 'POST',
       path: '/v1/chain/mine',

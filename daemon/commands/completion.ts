@@ -4,9 +4,11 @@ import { Command, InvalidArgumentError } from 'commander'
  * `poolboard completion bash|zsh`: a completion script made from the command tree itself, so it
  * never falls behind the commands. zsh runs the bash function through bashcompinit.
  */
-export function completionCommand (root: () => Command): Command {
+export function completionCommand(root: () => Command): Command {
   return new Command('completion')
-    .description('print a shell completion script: eval "$(poolboard completion bash)" (or zsh) in your shell\'s rc file')
+    .description(
+      'print a shell completion script: eval "$(poolboard completion bash)" (or zsh) in your shell\'s rc file'
+    )
     .argument('<shell>', 'bash or zsh', (v: string) => {
       if (v !== 'bash' && v !== 'zsh') throw new InvalidArgumentError(`expected bash or zsh, got "${v}"`)
       return v
@@ -18,10 +20,13 @@ export function completionCommand (root: () => Command): Command {
     })
 }
 
-export interface TreeNode { path: string, words: string[] }
+export interface TreeNode {
+  path: string
+  words: string[]
+}
 
 /** For every command path ("", "pool", "pool pay", ...): its subcommands and options. */
-export function commandTree (root: Command): { nodes: TreeNode[], valueOptions: string[] } {
+export function commandTree(root: Command): { nodes: TreeNode[]; valueOptions: string[] } {
   const nodes: TreeNode[] = []
   const valueOptions = new Set<string>()
   const walk = (cmd: Command, path: string[]): void => {
@@ -40,7 +45,7 @@ export function commandTree (root: Command): { nodes: TreeNode[], valueOptions: 
 
 const FILE_OPTIONS = ['--datadir', '--dir', '--out']
 
-function completionScript (shell: 'bash' | 'zsh', tree: { nodes: TreeNode[], valueOptions: string[] }): string {
+function completionScript(shell: 'bash' | 'zsh', tree: { nodes: TreeNode[]; valueOptions: string[] }): string {
   const cases = tree.nodes.map((n) => `    "${n.path}") words="${n.words.join(' ')}" ;;`).join('\n')
   const body = `# poolboard ${shell} completion: eval "$(poolboard completion ${shell})"
 _poolboard() {
@@ -64,5 +69,7 @@ ${cases}
 `
   return shell === 'bash'
     ? body + 'complete -F _poolboard poolboard\n'
-    : '(( $+functions[compdef] )) || { autoload -U +X compinit && compinit }\nautoload -U +X bashcompinit && bashcompinit\n' + body + 'complete -F _poolboard poolboard\n'
+    : '(( $+functions[compdef] )) || { autoload -U +X compinit && compinit }\nautoload -U +X bashcompinit && bashcompinit\n' +
+        body +
+        'complete -F _poolboard poolboard\n'
 }

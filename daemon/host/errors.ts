@@ -16,7 +16,7 @@ export const EXIT = {
   timeout: 5
 } as const
 
-export type ExitCode = typeof EXIT[keyof typeof EXIT]
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT]
 
 /** The `error.code` of a JSON error, by exit code, where the error itself names none. */
 const CODE_OF_EXIT: Record<number, string> = { 1: 'error', 2: 'usage', 3: 'refused', 4: 'unreachable', 5: 'timeout' }
@@ -30,7 +30,7 @@ export class UserError extends Error {
   /** A stable word for scripts (`--json` errors); defaults to the exit code's meaning. */
   readonly code: string
 
-  constructor (message: string, exitCode: number = EXIT.error, code?: string) {
+  constructor(message: string, exitCode: number = EXIT.error, code?: string) {
     super(message)
     this.name = 'UserError'
     this.exitCode = exitCode
@@ -39,7 +39,7 @@ export class UserError extends Error {
 }
 
 /** The message of anything thrown, on one line. */
-export function errorMessage (err: unknown): string {
+export function errorMessage(err: unknown): string {
   const text = err instanceof Error ? err.message : String(err)
   return text.replace(/\s*\n\s*/g, ' ')
 }

@@ -45,7 +45,7 @@ const PEER_FIELDS = new Set(['peer', 'from', 'to', 'leader', 'member', 'voter', 
  * JSON lines to the log file in the data directory (always: that is what tools read) and, unless
  * `quiet`, to stdout: one readable line per record on a terminal, JSON lines otherwise.
  */
-export async function createNodeLogger (options: NodeLoggerOptions): Promise<NodeLogger> {
+export async function createNodeLogger(options: NodeLoggerOptions): Promise<NodeLogger> {
   // mkdir: the destination creates the file's directory (and again on reopen).
   const file = pino.destination({ dest: options.file, sync: false, mkdir: true })
   // Until the file is open, a flush at exit would throw: wait for it.
@@ -53,38 +53,66 @@ export async function createNodeLogger (options: NodeLoggerOptions): Promise<Nod
   // The streams take everything; each logger's own level decides (a category may be at debug).
   const streams: pino.StreamEntry[] = [{ level: 'trace', stream: file }]
   if (!options.quiet) {
-    streams.push({ level: 'trace', stream: options.json ? process.stdout : { write: (line: string) => { process.stdout.write(formatLogLine(line.trimEnd()) + '\n') } } })
+    streams.push({
+      level: 'trace',
+      stream: options.json
+        ? process.stdout
+        : {
+            write: (line: string) => {
+              process.stdout.write(formatLogLine(line.trimEnd()) + '\n')
+            }
+          }
+    })
   }
-  const named = (v: unknown): unknown => typeof v === 'string' ? options.names.get(v) ?? v : Array.isArray(v) ? v.map(named) : v
-  const logger = pino({
-    level: options.level,
-    base: { node: options.name },
-    formatters: {
-      log: (record) => {
-        let out: Record<string, unknown> | undefined
-        for (const [k, v] of Object.entries(record)) {
-          if (!PEER_FIELDS.has(k)) continue
-          const n = named(v)
-          if (n !== v) { out ??= { ...record }; out[k] = n }
+  const named = (v: unknown): unknown =>
+    typeof v === 'string' ? (options.names.get(v) ?? v) : Array.isArray(v) ? v.map(named) : v
+  const logger = pino(
+    {
+      level: options.level,
+      base: { node: options.name },
+      formatters: {
+        log: (record) => {
+          let out: Record<string, unknown> | undefined
+          for (const [k, v] of Object.entries(record)) {
+            if (!PEER_FIELDS.has(k)) continue
+            const n = named(v)
+            if (n !== v) {
+              out ??= { ...record }
+              out[k] = n
+            }
+          }
+          return out ?? record
         }
-        return out ?? record
       }
-    }
-  }, pino.multistream(streams))
+    },
+    pino.multistream(streams)
+  )
   const debugOn = new Set(options.debug)
-  const levelOf = (cat: LogCategory): string => debugOn.has(cat) && pino.levels.values[options.level] > pino.levels.values.debug ? 'debug' : options.level
+  const levelOf = (cat: LogCategory): string =>
+    debugOn.has(cat) && pino.levels.values[options.level] > pino.levels.values.debug ? 'debug' : options.level
   return {
     logger,
     category: (cat) => logger.child({ cat }, { level: levelOf(cat) }),
-    reopen: () => { file.reopen() },
-    flush: () => { file.flushSync() }
+    reopen: () => {
+      file.reopen()
+    },
+    flush: () => {
+      file.flushSync()
+    }
   }
 }
 
-const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' }
+const LEVEL_NAMES: Record<number, string> = {
+  10: 'TRACE',
+  20: 'DEBUG',
+  30: 'INFO',
+  40: 'WARN',
+  50: 'ERROR',
+  60: 'FATAL'
+}
 
 /** One pino JSON line as `time LEVEL [cat] message key=value ...`, for people. */
-export function formatLogLine (line: string): string {
+export function formatLogLine(line: string): string {
   let record: Record<string, unknown>
   try {
     record = JSON.parse(line) as Record<string, unknown>
@@ -93,7 +121,9 @@ export function formatLogLine (line: string): string {
   }
   const { time, level, msg, cat, pid: _pid, hostname: _hostname, node: _node, ...rest } = record
   const when = typeof time === 'number' ? new Date(time).toISOString().slice(11, 23) : ''
-  const fields = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ')
+  const fields = Object.entries(rest)
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .join(' ')
   return `${when} ${(LEVEL_NAMES[level as number] ?? String(level)).padEnd(5)} ${typeof cat === 'string' ? `[${cat}] ` : ''}${String(msg ?? '')}${fields === '' ? '' : ' ' + fields}`
 }
 
@@ -103,10 +133,14 @@ export function formatLogLine (line: string): string {
  * Bounded memory: past `maxKeys` keys it forgets them all.
  */
 export class LogLimiter {
-  private readonly last = new Map<string, { atMs: number, suppressed: number }>()
-  constructor (private readonly logger: Logger, private readonly intervalMs: number, private readonly maxKeys = 1_000) {}
+  private readonly last = new Map<string, { atMs: number; suppressed: number }>()
+  constructor(
+    private readonly logger: Logger,
+    private readonly intervalMs: number,
+    private readonly maxKeys = 1_000
+  ) {}
 
-  log (level: 'error' | 'warn' | 'info' | 'debug', key: string, fields: Record<string, unknown>, msg: string): void {
+  log(level: 'error' | 'warn' | 'info' | 'debug', key: string, fields: Record<string, unknown>, msg: string): void {
     const nowMs = performance.now()
     const entry = this.last.get(key)
     if (entry !== undefined && nowMs - entry.atMs < this.intervalMs) {

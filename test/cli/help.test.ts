@@ -2,18 +2,32 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { cli, runCli, tempDir } from '../helpers/process.js'
 
-interface Leaf { path: string[], help: string }
+interface Leaf {
+  path: string[]
+  help: string
+}
 
 /** Every command as `poolboard help ...` shows it: the tree walked from the top-level help. */
-async function allLeaves (): Promise<Leaf[]> {
+async function allLeaves(): Promise<Leaf[]> {
   const leaves: Leaf[] = []
   const walk = async (path: string[]): Promise<void> => {
     const help = await cli(['help', ...path])
     const commands = help.includes('\nCommands:\n')
-      ? help.split('\nCommands:\n')[1].split('\n').map((l) => /^ {2}([a-z][a-z-]*)/.exec(l)?.[1]).filter((n): n is string => n !== undefined && n !== 'help')
+      ? help
+          .split('\nCommands:\n')[1]
+          .split('\n')
+          .map((l) => /^ {2}([a-z][a-z-]*)/.exec(l)?.[1])
+          .filter((n): n is string => n !== undefined && n !== 'help')
       : []
-    if (commands.length === 0) { leaves.push({ path, help }); return }
-    await Promise.all(commands.map(async (c) => { await walk([...path, c]) }))
+    if (commands.length === 0) {
+      leaves.push({ path, help })
+      return
+    }
+    await Promise.all(
+      commands.map(async (c) => {
+        await walk([...path, c])
+      })
+    )
   }
   await walk([])
   return leaves
@@ -27,7 +41,9 @@ async function allLeaves (): Promise<Leaf[]> {
 describe('the poolboard command: help pages and usage errors', function () {
   this.timeout(120_000)
   let leaves: Leaf[]
-  before(async () => { leaves = await allLeaves() })
+  before(async () => {
+    leaves = await allLeaves()
+  })
 
   it('poolboard help pool pay shows the page of pool pay', async () => {
     const page = await cli(['help', 'pool', 'pay'])
@@ -48,7 +64,11 @@ describe('the poolboard command: help pages and usage errors', function () {
 
   it('every command takes --json', () => {
     const without = leaves.filter((l) => !l.help.includes('--json')).map((l) => l.path.join(' '))
-    assert.deepEqual(without, ['help'].filter((c) => without.includes(c)), `commands without --json: ${without.join(', ')}`)
+    assert.deepEqual(
+      without,
+      ['help'].filter((c) => without.includes(c)),
+      `commands without --json: ${without.join(', ')}`
+    )
   })
 
   it('--set names the option and the key as typed, not a --tick-ms that does not exist', async () => {
@@ -86,7 +106,12 @@ describe('the poolboard command: help pages and usage errors', function () {
       assert.equal(stopped.code, 4)
       assert.match(stopped.stderr, /node2 \(no \.cookie\); start it with: poolboard cluster start 2\n$/)
       const other = await runCli(['pool', 'status', '--datadir', join(temp.path, '.poolboard-cluster', 'node1')])
-      assert.match(other.stderr, new RegExp(`start it with: poolboard cluster start 1 --dir ${join(temp.path, '.poolboard-cluster').replace(/[.]/g, '\\.')}\\n$`))
+      assert.match(
+        other.stderr,
+        new RegExp(
+          `start it with: poolboard cluster start 1 --dir ${join(temp.path, '.poolboard-cluster').replace(/[.]/g, '\\.')}\\n$`
+        )
+      )
       const both = await runCli(['status', '--node', '1', '--datadir', temp.path], { cwd: temp.path })
       assert.equal(both.code, 2)
       assert.match(both.stderr, /cannot be used with/)

@@ -22,10 +22,21 @@ describe('the pool on real nodes (5 processes)', function () {
   let firstIndex = 0
 
   before(async () => {
-    cluster = await TestCluster.up(5, ['--lab', '--pool', '--balance', String(BALANCE), '--kickout-delay', String(X), '--set', 'block-interval-s=0'])
+    cluster = await TestCluster.up(5, [
+      '--lab',
+      '--pool',
+      '--balance',
+      String(BALANCE),
+      '--kickout-delay',
+      String(X),
+      '--set',
+      'block-interval-s=0'
+    ])
     pool = new PoolDriver(cluster)
   })
-  after(async () => { await cluster?.destroy() }) // unset if before() failed
+  after(async () => {
+    await cluster?.destroy()
+  }) // unset if before() failed
 
   it('every node shows the same new pool: state 0, every member with its balance', async () => {
     const s = await pool.waitAgreed(all, 'state 0', (s) => s.poolId !== null)
@@ -46,14 +57,19 @@ describe('the pool on real nodes (5 processes)', function () {
     assertConserved(s, TOTAL)
   })
 
-  it('a payment above the balance is refused in words: the payer, sats with separators, the payee\'s name', async () => {
+  it("a payment above the balance is refused in words: the payer, sats with separators, the payee's name", async () => {
     const r = await pool.run(1, 'pool', 'pay', '--to', 'node2', '--amount', '1000000')
     assert.equal(r.code, 2, r.stderr)
     assert.match(r.stderr, /you hold 98,500 sats in the root pool, so you cannot pay 1,000,000 sats to node2\n$/)
   })
 
   it('status shows this member at a glance: balance, board role and leader, peers, alarms', async () => {
-    const s = await pool.json<{ pool: { balanceSats: number, poolLabel: string }, board: { role: string, leader: { name: string } | null }, alarms: { board: number, defense: number }, connectedPeerCount: number }>(1, 'status')
+    const s = await pool.json<{
+      pool: { balanceSats: number; poolLabel: string }
+      board: { role: string; leader: { name: string } | null }
+      alarms: { board: number; defense: number }
+      connectedPeerCount: number
+    }>(1, 'status')
     assert.equal(s.pool.balanceSats, BALANCE - 1500)
     assert.equal(s.pool.poolLabel, 'root pool')
     assert.match(s.board.leader?.name ?? '', /^node[1-5]$/)
@@ -89,7 +105,7 @@ describe('the pool on real nodes (5 processes)', function () {
     assert.equal(s.tree?.status, 'open')
   })
 
-  it('a partition with a stopped member is refused before signing, so the member\'s output stays free', async () => {
+  it("a partition with a stopped member is refused before signing, so the member's output stays free", async () => {
     const r = await pool.run(1, 'pool', 'partition', '--with', 'node2,node4')
     assert.equal(r.code, 4, r.stderr)
     assert.match(r.stderr, /cannot partition the root pool state 1: node4 is not connected to this node/)
@@ -99,8 +115,13 @@ describe('the pool on real nodes (5 processes)', function () {
   })
 
   it('a partition among the three online members is accepted on every running node; the passives are untouched', async () => {
-    const r = await pool.json<{ statementId: string, index: number, pool: string, actives: string[], balances: Record<string, number> }>(
-      1, 'pool', 'partition', '--with', 'node2,node3', '--pay', 'node3:500')
+    const r = await pool.json<{
+      statementId: string
+      index: number
+      pool: string
+      actives: string[]
+      balances: Record<string, number>
+    }>(1, 'pool', 'partition', '--with', 'node2,node3', '--pay', 'node3:500')
     first = r.pool
     firstIndex = r.index
     assert.deepEqual(r.actives.sort(), ['node1', 'node2', 'node3'])
@@ -121,13 +142,24 @@ describe('the pool on real nodes (5 processes)', function () {
 
   it('an equivocating partition is refused by its honest counterparties, naming the statement they signed', async () => {
     const firstId = first.slice('partition/'.length)
-    const r = await pool.json<{ outcome: string, statementId: string, refusals: Array<{ member: string, code: string, reason: string, conflict: { statementId: string, index: number } | null }> }>(
-      3, 'lab', 'equivocate', '--with', 'node1,node2')
+    const r = await pool.json<{
+      outcome: string
+      statementId: string
+      refusals: Array<{
+        member: string
+        code: string
+        reason: string
+        conflict: { statementId: string; index: number } | null
+      }>
+    }>(3, 'lab', 'equivocate', '--with', 'node1,node2')
     assert.equal(r.outcome, 'refused')
     assert.deepEqual(r.refusals.map((f) => f.member).sort(), ['node1', 'node2'])
     for (const f of r.refusals) {
       assert.equal(f.code, 'conflict')
-      assert.match(f.reason, new RegExp(`statement ${firstId.slice(0, 16)} \\(node1, node2, node3; accepted at board index ${firstIndex}\\)`))
+      assert.match(
+        f.reason,
+        new RegExp(`statement ${firstId.slice(0, 16)} \\(node1, node2, node3; accepted at board index ${firstIndex}\\)`)
+      )
       assert.equal(f.conflict?.statementId, firstId)
       assert.equal(f.conflict?.index, firstIndex)
     }
@@ -137,7 +169,10 @@ describe('the pool on real nodes (5 processes)', function () {
     const evidence = await pool.evidence(2)
     assert.equal(evidence.length, 1)
     assert.equal(evidence[0].member, 'node3')
-    assert.deepEqual([evidence[0].first.statementId, evidence[0].second.statementId].sort(), [firstId, r.statementId].sort())
+    assert.deepEqual(
+      [evidence[0].first.statementId, evidence[0].second.statementId].sort(),
+      [firstId, r.statementId].sort()
+    )
     // The board state is otherwise unchanged: still one partition.
     assert.equal(s.partitions.length, 1)
     assertConserved(s, TOTAL)
@@ -153,7 +188,11 @@ describe('the pool on real nodes (5 processes)', function () {
     assert.equal(shown.fresh, true)
     assert.ok(shown.appliedIndex >= board, `node4 shows board index ${shown.appliedIndex}, the board is at ${board}`)
     await cluster.run('start', '5')
-    const s = await pool.waitAgreed(all, 'every node caught up', (s) => s.evidenceCount === 1 && find(s, first) !== undefined)
+    const s = await pool.waitAgreed(
+      all,
+      'every node caught up',
+      (s) => s.evidenceCount === 1 && find(s, first) !== undefined
+    )
     for (const i of [4, 5]) {
       const own: PoolStatus = await pool.status(i)
       assert.equal(own.me.pool, 'root')
@@ -174,14 +213,16 @@ describe('the pool on real nodes (5 processes)', function () {
     assertConserved(s, TOTAL)
   })
 
-  it('a proven equivocator\'s requests are refused', async () => {
+  it("a proven equivocator's requests are refused", async () => {
     const r = await pool.run(3, 'pool', 'pay', '--to', 'node1', '--amount', '10', '--timeout', '5')
     assert.notEqual(r.code, 0)
     assert.match(r.stderr, /could not make state 2 of the partition/)
     assert.match(r.stderr, /node1 refused: node3 is proven to have signed conflicting statements/)
     assert.match(r.stderr, /node2 refused: node3 is proven to have signed conflicting statements/)
     // node3 signed that state first: pool status says so, and what would complete it.
-    const s = await pool.status(3) as PoolStatus & { unfinished: Array<{ kind: string, what: string, complete: string }> }
+    const s = (await pool.status(3)) as PoolStatus & {
+      unfinished: Array<{ kind: string; what: string; complete: string }>
+    }
     assert.equal(s.unfinished.length, 1, JSON.stringify(s.unfinished))
     assert.equal(s.unfinished[0].kind, 'update')
     assert.match(s.unfinished[0].what, /^state 2 of the partition [0-9a-f]{16} \(node3 pays node1 10 sats\)$/)
@@ -191,14 +232,18 @@ describe('the pool on real nodes (5 processes)', function () {
   })
 
   it('a partition of the partition', async () => {
-    const r = await pool.json<{ pool: string, parent: string }>(1, 'pool', 'partition', '--with', 'node2')
+    const r = await pool.json<{ pool: string; parent: string }>(1, 'pool', 'partition', '--with', 'node2')
     assert.match(r.parent, /^partition [0-9a-f]{16} state 1$/)
     const s = await pool.waitAgreed(all, 'the nested partition', (s) => find(s, r.pool) !== undefined)
     const nested = find(s, r.pool)!
     assert.equal(nested.parent?.ref, first)
     assert.equal(find(s, first)?.status, 'frozen')
     assert.deepEqual(Object.keys(nested.balances).sort(), ['node1', 'node2'])
-    assert.equal(s.members.find((m) => m.name === 'node3')?.pool, first, 'node3, a passive of the nested partition, stays where it was')
+    assert.equal(
+      s.members.find((m) => m.name === 'node3')?.pool,
+      first,
+      'node3, a passive of the nested partition, stays where it was'
+    )
     assert.equal(s.tree?.children[0].children[0].ref, r.pool)
     assertConserved(s, TOTAL)
   })
@@ -214,14 +259,23 @@ describe('the pool on real nodes (5 processes)', function () {
     assert.match(refused.stderr, new RegExp(`poolboard chain mine ${validFrom - before.chainHeight}`))
     const mined = await pool.json<{ height: number }>(4, 'chain', 'mine', String(validFrom - before.chainHeight))
     assert.equal(mined.height, validFrom)
-    const kicked = await pool.json<{ member: string, exitSats: number, continuation: string | null }>(4, 'pool', 'kick', 'node2')
+    const kicked = await pool.json<{ member: string; exitSats: number; continuation: string | null }>(
+      4,
+      'pool',
+      'kick',
+      'node2'
+    )
     assert.equal(kicked.member, 'node2')
     assert.equal(kicked.exitSats, home.balanceSats)
     assert.ok(kicked.continuation !== null)
     const s = await pool.waitAgreed(all, 'the kick-out', (s) => s.kickouts.length === 1)
     assert.equal(s.onChain.node2, home.balanceSats)
     assert.equal(s.balances.node2, 0)
-    assert.equal(s.members.find((m) => m.name === 'node1')?.pool, kicked.continuation, 'node1 goes on in the continuation')
+    assert.equal(
+      s.members.find((m) => m.name === 'node1')?.pool,
+      kicked.continuation,
+      'node1 goes on in the continuation'
+    )
     assert.equal(s.chainHeight, validFrom)
     assertConserved(s, TOTAL)
   })
@@ -245,7 +299,9 @@ describe('the simulated chain on real nodes (3 processes, one block a second)', 
     cluster = await TestCluster.up(3, ['--set', 'block-interval-s=1'])
     pool = new PoolDriver(cluster)
   })
-  after(async () => { await cluster?.destroy() }) // unset if before() failed
+  after(async () => {
+    await cluster?.destroy()
+  }) // unset if before() failed
 
   it('the board leader mines; every node agrees on the height, and a new leader goes on mining', async () => {
     const s = await pool.waitAgreed([1, 2, 3], 'a height of 2 or more', (s) => s.chainHeight >= 2)
@@ -254,7 +310,7 @@ describe('the simulated chain on real nodes (3 processes, one block a second)', 
     await cluster.run('stop', String(leader))
     const others = [1, 2, 3].filter((i) => i !== leader)
     await pool.waitAgreed(others, 'more blocks under the new leader', (t) => t.chainHeight >= s.chainHeight + 2)
-    const status = await pool.json<{ height: number, blockIntervalS: number }>(others[0], 'chain', 'status')
+    const status = await pool.json<{ height: number; blockIntervalS: number }>(others[0], 'chain', 'status')
     assert.equal(status.blockIntervalS, 1)
   })
 })
