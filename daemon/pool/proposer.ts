@@ -365,6 +365,14 @@ export class PoolProposer {
     const merger = this.options.signer.merger
     const plan = merger.plan(merger.resolvePool(params.pool), deadlineMs)
     const { request, proposed, what } = plan
+    // As for a payment: a merge needs every member, so one that is not connected fails it before anyone signs.
+    requireConnected(
+      proposed.pool.members,
+      this.options.memberKey,
+      this.options.reachability,
+      `make ${what}`,
+      () => 'a merge needs every member of the pool online; try again when they are'
+    )
     const own = await this.decideAsProposer(async () => await this.options.signer.decideMerge(request))
     const round = this.options.rounds.open(
       'merge',
