@@ -97,10 +97,10 @@ export class Defenses {
    * check: the quorum read and the gossip check (at once, to keep the round short). Throws
    * DefenseRefusal naming what was found.
    */
-  async beforeSign (statement: PartitionStatement, deadlineMs: number): Promise<void> {
+  async beforeSign (statement: PartitionStatement, deadlineMs: number, hop: (name: string) => void = () => {}): Promise<void> {
     const [quorum, gossip] = await Promise.all([
-      this.quorum.beforeSign(deadlineMs).then(() => null, (err: unknown) => err),
-      this.statements.beforeSign(statement, deadlineMs).then(() => null, (err: unknown) => err)
+      this.quorum.beforeSign(deadlineMs).then(() => { hop('quorum-read'); return null }, (err: unknown) => err),
+      this.statements.beforeSign(statement, deadlineMs).then(() => { hop('ask-members'); return null }, (err: unknown) => err)
     ])
     for (const err of [quorum, gossip]) if (err !== null) throw err
   }

@@ -18,6 +18,7 @@ import { WontSign, type MemberSigner } from './signer.js'
 import { DEFAULT_BALANCE_SATS, DEFAULT_KICKOUT_DELAY_BLOCKS, homeOf, homesOf, kickoutHeight, refId, type Home } from './view.js'
 import type { CreateResult, KickResult, PartitionResult, PayResult } from './results.js'
 import type { PoolWords } from './words.js'
+import { traceHop } from './trace.js'
 
 /**
  * The pool commands of this member (create, pay, partition, kick): each checks what it can
@@ -129,14 +130,17 @@ export class PoolProposer {
     }
     const what = `state ${proposed.stateNumber} of the ${where}`
     const own = await this.decideAsProposer(async () => await this.options.signer.decideUpdate(request))
+    traceHop(this.options.logger, request.roundId, 'proposer-decided', { sinceStartMs: Math.round(Date.now() - (deadlineMs - timeoutMs)) })
     const round = this.options.rounds.open('update', request.roundId, current.pool.poolId, what, 'state', stateHash(proposed), current.pool.members, deadlineMs)
     round.shares.set(toHex(me), own.signature)
     await this.options.rounds.run(round, [{ kind: 'update-request', request }])
+    traceHop(this.options.logger, request.roundId, 'gathered')
     this.options.rounds.throwUnlessComplete(round, `make ${what}`, (answered) => answered.length === 0
       ? 'nobody answered; to go on without the members who are offline, partition with the online ones: poolboard pool partition --with MEMBERS'
       : `to go on without them, partition with the online ones: poolboard pool partition --with ${answered.join(',')}`)
     const signed: SignedState = { state: proposed, signatures: proposed.pool.members.map((k) => round.shares.get(toHex(k))!) }
     const result = await this.options.entries.propose(encodeStateEntry(signed), BOARD_TIMEOUT_MS)
+    traceHop(this.options.logger, request.roundId, 'applied')
     if (result.outcome !== 'accepted') throw new PoolError('rejected', `every member signed ${what}, but the board refused it: ${result.reason}`)
     return {
       pool: refId(proposed.pool.ref),
@@ -253,14 +257,17 @@ export class PoolProposer {
     round.shares.set(toHex(own.member), own.signature)
     // Our own signature goes out too: any member can then check it against the statements it knows.
     const gatherFromMs = performance.now()
+    traceHop(this.options.logger, request.roundId, 'proposer-decided', { readMs: Math.round(timing.readMs), decideMs: Math.round(gatherFromMs - timing.startMs - timing.readMs) })
     await this.options.rounds.run(round, [{ kind: 'partition-request', request }, { kind: 'share', share: own }])
     const gatherMs = performance.now() - gatherFromMs
+    traceHop(this.options.logger, request.roundId, 'gathered')
     this.options.rounds.throwUnlessComplete(round, `make ${what}`, (answered) => answered.length === 0 ? '' : `the ones who answered: ${answered.join(', ')}`)
     let complete = statement
     for (const k of statement.actives) complete = withStatementSignature(complete, k, round.shares.get(toHex(k))!)
     const commitFromMs = performance.now()
     const result = await this.options.entries.propose(encodeStatementEntry(complete), BOARD_TIMEOUT_MS)
     const commitMs = performance.now() - commitFromMs
+    traceHop(this.options.logger, request.roundId, 'applied')
     const record = this.options.poolBoard.statement(id)
     if (result.outcome !== 'accepted' || record?.status !== 'accepted') {
       const conflict = record?.conflictsWith == null ? undefined : this.options.poolBoard.statement(record.conflictsWith)

@@ -7,6 +7,8 @@ import { PoolError } from './propose.js'
 import { UNAVAILABLE } from './signer.js'
 import { byName } from './view.js'
 import type { PoolWords } from './words.js'
+import type { Logger } from '../host/log.js'
+import { traceHop } from './trace.js'
 
 /**
  * The rounds this node runs as a proposer: it publishes a request, again every REPUBLISH_MS until
@@ -66,6 +68,8 @@ export interface ProposerRoundsOptions {
   /** Peer ids of the members this node is connected to now. */
   connectedPeerIds: () => string[]
   words: PoolWords
+  /** Where the round's debug trace goes (daemon/pool/trace.ts). */
+  logger?: Logger
 }
 
 export class ProposerRounds {
@@ -110,14 +114,19 @@ export class ProposerRounds {
 
   /** Publishes the round's messages, again every REPUBLISH_MS, until every member answered or the deadline. */
   async run (round: Round, messages: GossipMessage[]): Promise<void> {
-    const { gossip, members, memberKey } = this.options
+    const { gossip, members, memberKey, logger } = this.options
+    const hop = (name: string, fields?: Record<string, unknown>): void => { if (logger !== undefined) traceHop(logger, round.id, name, fields) }
     try {
       const connected = new Set(this.options.connectedPeerIds())
       const peers = round.needed.filter((k) => !equalBytes(k, memberKey))
         .map((k) => members.byMemberKey(k)?.peerId).filter((p): p is string => p !== undefined && connected.has(p))
-      await gossip.waitForSubscribers(peers, Math.min(SUBSCRIBER_WAIT_MS, Math.max(0, round.deadlineMs - Date.now())))
+      hop('subscribers-wait')
+      const missing = await gossip.waitForSubscribers(peers, Math.min(SUBSCRIBER_WAIT_MS, Math.max(0, round.deadlineMs - Date.now())))
+      hop('subscribers-ready', { missing: missing.length })
+      let publishes = 0
       while (!this.stopped) {
         for (const m of messages) await gossip.publish(m)
+        hop('published', { publishes: ++publishes })
         if (settled(round)) break
         const waitMs = Math.min(REPUBLISH_MS, round.deadlineMs - Date.now())
         if (waitMs <= 0) break
@@ -175,6 +184,7 @@ export class ProposerRounds {
     }
     round.shares.set(toHex(share.member), share.signature)
     round.refusals.delete(toHex(share.member))
+    if (this.options.logger !== undefined) traceHop(this.options.logger, round.id, 'share-received', { member: members.nameOf(share.member) })
     if (settled(round)) round.wake()
     return true
   }

@@ -129,7 +129,8 @@ export class PoolService {
       read: this.read,
       words: this.words,
       defenses,
-      refuseEquivocators: evidenceOn
+      refuseEquivocators: evidenceOn,
+      logger: options.logger
     })
     this.rounds = new ProposerRounds({
       memberKey,
@@ -138,7 +139,8 @@ export class PoolService {
       verify: (signature, hash, key) => poolBoard.signatureCache.verify(signature, hash, key),
       refusalHash: refusalSigningHash,
       connectedPeerIds: options.connectedPeerIds,
-      words: this.words
+      words: this.words,
+      logger
     })
     const watchStatement = (statement: PartitionStatement, roundId: Uint8Array): void => { this.evidence.watchStatement(statement, roundId) }
     this.responder = new RoundResponder({

@@ -12,11 +12,13 @@ import { conflictingOutpoints, statementId, type PartitionStatement } from '../.
 import type { Database } from '../../storage/database.js'
 import { DefenseRefusal } from '../defense/refusal.js'
 import type { MemberEntry } from '../host/config.js'
+import type { Logger } from '../host/log.js'
 import type { GenesisProposal, RefusalConflict } from '../net/gossip.js'
 import type { Member } from './members.js'
 import { READ_TIMEOUT_MS, type BoardRead } from './propose.js'
 import { SignedRecords, type SignedStateRecord, type SignedStatementRecord } from './signed-record.js'
 import { byName } from './view.js'
+import { traceHop } from './trace.js'
 import type { PoolWords } from './words.js'
 
 /**
@@ -47,7 +49,7 @@ export interface SignerDefenses {
   /** A statement another member proved this node's board lacks, conflicting with `statement` (no network). */
   reportedConflict: (statement: PartitionStatement) => DefenseRefusal | null
   /** The checks that need other members; throws DefenseRefusal naming what was found. */
-  beforeSign: (statement: PartitionStatement, deadlineMs: number) => Promise<void>
+  beforeSign: (statement: PartitionStatement, deadlineMs: number, hop?: (name: string) => void) => Promise<void>
 }
 
 /** A partition request's statement, derived once from the parent state this node held as current. */
@@ -73,6 +75,8 @@ export interface MemberSignerOptions {
   defenses?: SignerDefenses
   /** The evidence defense's rule: refuse every request of a proven equivocator. */
   refuseEquivocators: boolean
+  /** Where the round's debug trace goes (daemon/pool/trace.ts). */
+  logger?: Logger
 }
 
 export class MemberSigner {
@@ -158,6 +162,7 @@ export class MemberSigner {
     if (req.heightT > poolBoard.chainHeight) throw new WontSign('height', `heightT ${req.heightT} is above the chain height ${poolBoard.chainHeight}`)
     const hash = stateHash(proposed)
     const kept = await this.memory.promiseState(current.pool.ref, current.stateNumber, { stateHash: hash, roundId: req.roundId, heightT: req.heightT, payment: req.payment })
+    if (this.options.logger !== undefined) traceHop(this.options.logger, req.roundId, 'promised')
     if (!kept.ok) {
       const p = kept.earlier.payment
       throw new WontSign('already-signed', `I already signed another state ${current.stateNumber + 1} of the ${words.label(current.pool.ref)} (${words.nameOf(p.payer)} pays ${words.nameOf(p.payee)} ${p.amountSats} sats); I sign one state N+1 per state N`)
@@ -183,7 +188,11 @@ export class MemberSigner {
     // A statement another member proved my board lacks needs no read to refuse (the board may be unreadable).
     const reportedAsked = !opts.alreadyRead && derived !== null
     if (reportedAsked) this.refuseReported(derived.statement)
-    if (!opts.alreadyRead) await this.options.read(readTimeout(req.deadlineMs))
+    const hop = (name: string): void => { if (this.options.logger !== undefined) traceHop(this.options.logger, req.roundId, name) }
+    if (!opts.alreadyRead) {
+      await this.options.read(readTimeout(req.deadlineMs))
+      hop('read')
+    }
     const parent = poolBoard.currentState(req.parent.pool)
     if (parent === undefined) throw new WontSign('unknown-pool', `the board holds no ${words.label(req.parent.pool)}`)
     const record = poolBoard.pool(req.parent.pool)!
@@ -209,13 +218,15 @@ export class MemberSigner {
     if (defenses !== undefined) {
       if (!reportedAsked) this.refuseReported(statement)
       try {
-        await defenses.beforeSign(statement, req.deadlineMs)
+        await defenses.beforeSign(statement, req.deadlineMs, hop)
+        hop('defenses')
       } catch (err) {
         if (err instanceof DefenseRefusal) throw new WontSign(err.code, err.message, err.conflict)
         throw err
       }
     }
     const kept = await this.memory.promiseStatement(statement.spent[mine], statement)
+    hop('promised')
     if (!kept.ok) {
       const e = kept.earlier
       const onBoard = poolBoard.statement(e.statementId)
