@@ -68,7 +68,7 @@ export class StatementCheck {
       } catch (err) {
         throw new RpcError('malformed', (err as Error).message)
       }
-      await sleep(answerDelayMs)
+      if (answerDelayMs > 0) await sleep(answerDelayMs)
       // What this node's board holds: a coalition member's board is the rewritten one, so it lies without trying.
       const found = poolBoard.conflictsFor(outpoints).filter((c) => c.statement !== null).slice(0, MAX_STATEMENTS_ANSWERED)
       return encodeStatementsResponse(found.map((c) => ({ index: c.index, statement: c.statement! })))
