@@ -129,11 +129,12 @@ export class PoolProposer {
       throw err
     }
     const what = `state ${proposed.stateNumber} of the ${where}`
-    const own = await this.decideAsProposer(async () => await this.options.signer.decideUpdate(request))
-    traceHop(this.options.logger, request.roundId, 'proposer-decided', { sinceStartMs: Math.round(Date.now() - (deadlineMs - timeoutMs)) })
+    // Our own share is decided while the members decide theirs; the round fails if we refuse.
+    const own = this.decideAsProposer(async () => await this.options.signer.decideUpdate(request))
+    own.catch(() => {}) // the round takes the failure; this keeps it handled if the round cannot open
     const round = this.options.rounds.open('update', request.roundId, current.pool.poolId, what, 'state', stateHash(proposed), current.pool.members, deadlineMs)
-    round.shares.set(toHex(me), own.signature)
-    await this.options.rounds.run(round, [{ kind: 'update-request', request }])
+    traceHop(this.options.logger, request.roundId, 'asking')
+    await this.options.rounds.run(round, [{ kind: 'update-request', request }], own)
     traceHop(this.options.logger, request.roundId, 'gathered')
     this.options.rounds.throwUnlessComplete(round, `make ${what}`, (answered) => answered.length === 0
       ? 'nobody answered; to go on without the members who are offline, partition with the online ones: poolboard pool partition --with MEMBERS'
@@ -215,7 +216,9 @@ export class PoolProposer {
       if (err instanceof RuleError) throw new PoolError('bad-request', err.message)
       throw err
     }
-    const own = await this.decideAsProposer(async () => await this.options.signer.decidePartition(request, { alreadyRead: true, derived: { parent: parentState, statement } }))
+    // Our own share (its defenses included) is decided while the members decide theirs; the round fails if we refuse.
+    const own = this.decideAsProposer(async () => await this.options.signer.decidePartition(request, { alreadyRead: true, derived: { parent: parentState, statement } }))
+    own.catch(() => {}) // the round takes the failure; this keeps it handled if the round cannot open
     return await this.runPartition(request, statement, own, deadlineMs, where, { startMs, readMs })
   }
 
@@ -248,17 +251,16 @@ export class PoolProposer {
     }
   }
 
-  async runPartition (request: PartitionRequest, statement: PartitionStatement, own: SignatureShare, deadlineMs: number, where: string,
+  async runPartition (request: PartitionRequest, statement: PartitionStatement, own: SignatureShare | Promise<SignatureShare>, deadlineMs: number, where: string,
     timing: { startMs: number, readMs: number } = { startMs: performance.now(), readMs: 0 }): Promise<PartitionResult> {
     const id = statementId(statement)
     const what = `partition ${short(id)} of the ${where} among ${this.options.words.names(statement.actives)}`
     this.options.watchStatement(statement, request.roundId)
     const round = this.options.rounds.open('partition', request.roundId, statement.poolId, what, 'statement', id, statement.actives, deadlineMs)
-    round.shares.set(toHex(own.member), own.signature)
     // Our own signature goes out too: any member can then check it against the statements it knows.
     const gatherFromMs = performance.now()
-    traceHop(this.options.logger, request.roundId, 'proposer-decided', { readMs: Math.round(timing.readMs), decideMs: Math.round(gatherFromMs - timing.startMs - timing.readMs) })
-    await this.options.rounds.run(round, [{ kind: 'partition-request', request }, { kind: 'share', share: own }])
+    traceHop(this.options.logger, request.roundId, 'asking', { readMs: Math.round(timing.readMs) })
+    await this.options.rounds.run(round, [{ kind: 'partition-request', request }], Promise.resolve(own))
     const gatherMs = performance.now() - gatherFromMs
     traceHop(this.options.logger, request.roundId, 'gathered')
     this.options.rounds.throwUnlessComplete(round, `make ${what}`, (answered) => answered.length === 0 ? '' : `the ones who answered: ${answered.join(', ')}`)
