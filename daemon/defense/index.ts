@@ -97,6 +97,11 @@ export class Defenses {
    * check: the quorum read and the gossip check (at once, to keep the round short). Throws
    * DefenseRefusal naming what was found.
    */
+  /** A request to sign arrived: the quorum read of what is applied starts now, beside the board read. */
+  prepare (): void {
+    this.quorum.prepare()
+  }
+
   async beforeSign (statement: PartitionStatement, deadlineMs: number, hop: (name: string) => void = () => {}): Promise<void> {
     const [quorum, gossip] = await Promise.all([
       this.quorum.beforeSign(deadlineMs).then(() => { hop('quorum-read'); return null }, (err: unknown) => err),

@@ -229,6 +229,20 @@ export class QuorumRead {
     }
   }
 
+  /**
+   * Starts checking the history this node has applied so far, ahead of a beforeSign that will
+   * follow its linearizable read: beforeSign then waits for this check and checks only what the
+   * read applied after it, so the two run side by side and nothing goes unchecked.
+   */
+  prepare (): void {
+    if (!this.options.enabled || this.stopped || this.checking !== null) return
+    const to = this.options.board.appliedIndex
+    if (to <= this.verifiedThrough) return
+    this.run(to, Date.now() + QUORUM_TIMEOUT_MS).catch((err: unknown) => {
+      this.options.logger.debug({ err: (err as Error).message }, 'quorum read: check ahead of a signature failed')
+    })
+  }
+
   private background (): void {
     if (this.stopped || this.checking !== null) return
     const { board } = this.options
