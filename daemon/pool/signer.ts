@@ -152,6 +152,7 @@ export class MemberSigner {
     // Behind the request (or its height)? Make sure we have applied everything committed first.
     if (current === undefined || current.stateNumber < req.from.stateNumber || req.heightT > poolBoard.chainHeight) {
       await this.options.read(readTimeout(req.deadlineMs))
+      if (this.options.logger !== undefined) traceHop(this.options.logger, req.roundId, 'read')
       current = poolBoard.currentState(req.from.pool)
     }
     if (current === undefined) throw new WontSign('unknown-pool', `the board holds no ${words.label(req.from.pool)}`)
