@@ -56,12 +56,7 @@ export function decodeStatementsResponse (bytes: Uint8Array): ReportedStatement[
   })
 }
 
-/** Questions asked ahead of a signature (prepare) kept at once, at most. */
-const MAX_ASKED_AHEAD = 16
-
 export class StatementCheck {
-  private readonly asked = new Map<string, { answers: Promise<Array<{ peerId: string, reported: ReportedStatement[] }>>, untilMs: number }>()
-
   constructor (private readonly options: DefensePartOptions) {}
 
   async start (): Promise<void> {
@@ -80,43 +75,20 @@ export class StatementCheck {
     })
   }
 
-  /**
-   * Asks the members now, ahead of the beforeSign for `statement` that follows this node's board
-   * read: the question does not depend on this node's board, so it need not wait for the read.
-   * The answers are kept for that one beforeSign, for at most CHECK_TIMEOUT_MS.
-   */
-  prepare (statement: PartitionStatement, deadlineMs: number): void {
+  /** Asks every reachable member; throws DefenseRefusal on a verified conflicting statement this node's board lacks. */
+  async beforeSign (statement: PartitionStatement, deadlineMs: number): Promise<void> {
     if (!this.options.enabled) return
-    const key = toHex(statementId(statement))
-    const nowMs = Date.now()
-    for (const [k, a] of this.asked) if (a.untilMs < nowMs) this.asked.delete(k)
-    if (this.asked.has(key) || this.asked.size >= MAX_ASKED_AHEAD) return
-    this.asked.set(key, { answers: this.ask(statement, deadlineMs), untilMs: nowMs + CHECK_TIMEOUT_MS })
-  }
-
-  /** Every reachable member's answer (none from one that failed or did not answer in time). */
-  private async ask (statement: PartitionStatement, deadlineMs: number): Promise<Array<{ peerId: string, reported: ReportedStatement[] }>> {
-    const { rpc, connectedPeerIds } = this.options
+    const { rpc, connectedPeerIds, nameOf, nameOfKey, poolBoard, log } = this.options
+    const id = statementId(statement)
     const request = encodeStatementsRequest(statement.spent)
     const timeoutMs = Math.max(1, Math.min(CHECK_TIMEOUT_MS, deadlineMs - Date.now()))
-    return await Promise.all(connectedPeerIds().map(async (peerId) => {
+    const answers = await Promise.all(connectedPeerIds().map(async (peerId) => {
       try {
         return { peerId, reported: decodeStatementsResponse(await rpc.call(peerId, STATEMENTS_PROTOCOL, request, timeoutMs)) }
       } catch {
         return { peerId, reported: [] }
       }
     }))
-  }
-
-  /** Asks every reachable member; throws DefenseRefusal on a verified conflicting statement this node's board lacks. */
-  async beforeSign (statement: PartitionStatement, deadlineMs: number): Promise<void> {
-    if (!this.options.enabled) return
-    const { nameOf, nameOfKey, poolBoard, log } = this.options
-    const id = statementId(statement)
-    const key = toHex(id)
-    const ahead = this.asked.get(key)
-    this.asked.delete(key)
-    const answers = ahead !== undefined && ahead.untilMs >= Date.now() ? await ahead.answers : await this.ask(statement, deadlineMs)
     for (const { peerId, reported } of answers) {
       for (const r of conflictsAmong(reported, statement)) {
         const otherId = statementId(r.statement)

@@ -97,13 +97,9 @@ export class Defenses {
    * check: the quorum read and the gossip check (at once, to keep the round short). Throws
    * DefenseRefusal naming what was found.
    */
-  /**
-   * A request to sign `statement` arrived: what needs no board read starts now, beside the read
-   * (the quorum read of what is applied; the question to the members).
-   */
-  prepare (statement: PartitionStatement | null, deadlineMs: number): void {
+  /** A request to sign arrived: the quorum read of what is applied starts now, beside the board read. */
+  prepare (): void {
     this.quorum.prepare()
-    if (statement !== null) this.statements.prepare(statement, deadlineMs)
   }
 
   async beforeSign (statement: PartitionStatement, deadlineMs: number, hop: (name: string) => void = () => {}): Promise<void> {

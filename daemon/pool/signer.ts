@@ -50,8 +50,8 @@ export interface SignerDefenses {
   reportedConflict: (statement: PartitionStatement) => DefenseRefusal | null
   /** The checks that need other members; throws DefenseRefusal naming what was found. */
   beforeSign: (statement: PartitionStatement, deadlineMs: number, hop?: (name: string) => void) => Promise<void>
-  /** Starts what of beforeSign needs no read yet, beside the read (the statement as derived on arrival, if it was). */
-  prepare?: (statement: PartitionStatement | null, deadlineMs: number) => void
+  /** Starts what of beforeSign needs no read yet (the quorum read of what is applied), beside the read. */
+  prepare?: () => void
 }
 
 /** A partition request's statement, derived once from the parent state this node held as current. */
@@ -193,7 +193,7 @@ export class MemberSigner {
     if (reportedAsked) this.refuseReported(derived.statement)
     const hop = (name: string): void => { if (this.options.logger !== undefined) traceHop(this.options.logger, req.roundId, name) }
     if (!opts.alreadyRead) {
-      this.options.defenses?.prepare?.(derived?.statement ?? null, req.deadlineMs)
+      this.options.defenses?.prepare?.()
       await this.options.read(readTimeout(req.deadlineMs))
       hop('read')
     }
