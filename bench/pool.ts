@@ -5,6 +5,10 @@ import { encodeGenesisEntry, encodeStatementEntry } from '../board/entries.js'
 import { PoolBoard } from '../board/pool-board.js'
 import { makeEntry, ZERO_HASH, type Entry } from '../board/raft/index.js'
 import { SignatureCache } from '../board/signature-cache.js'
+import { signatureChecksOf } from '../board/signatures.js'
+import { loadNativeBip340, nobleBip340, type Bip340, type Bip340Check } from '../protocol/bip340.js'
+import { SignatureWorkers } from '../daemon/replica/signature-workers.js'
+import pino from 'pino'
 import { toHex } from '../protocol/bytes.js'
 import {
   buildPartitionStatement, initialState, makeGenesis, partitionInitialState, publicKeyOf, secretKeyFromSeed, signState,
@@ -21,8 +25,73 @@ import { UsageError, fmt, numberOption, summarize, withBudget, writeResult, type
  *    its answer, which comes once the statement is committed and applied there without conflict;
  *    3 actives in a 7-member pool, each partition nested in the previous one so all stay valid;
  * 2. statements verified per second by PoolBoard.apply on one thread, with a cold signature cache
- *    (every signature checked) and a warm one (signatures already checked when gossip brought them).
+ *    (every signature checked) and a warm one (signatures already checked when gossip brought them);
+ * 3. BIP340 verifications per second on one core, each backend, one by one and in batches;
+ * 4. a returning member catching up: `--catch-up` statements of `--actives` actives verified and
+ *    applied as a node does it (signature workers verify batches ahead, PoolBoard.apply finds them
+ *    in the cache), goal under 30 s for 100,000 statements of 3 actives.
  */
+
+/** Goals from the issue of pools of many members. */
+const VERIFY_GOAL_PER_S = 10_000
+const CATCH_UP_GOAL_S = 30
+const CATCH_UP_GOAL_STATEMENTS = 100_000
+/** Entries handed to the workers at once while catching up, as the Raft driver hands them (one append). */
+const CATCH_UP_BATCH_ENTRIES = 1_024
+
+interface VerifyRate { backend: string, singlePerS: number, batchPerS: number }
+
+function verifyRates (count: number): VerifyRate[] {
+  const checks: Bip340Check[] = []
+  for (let i = 0; i < count; i++) {
+    const secret = secretKeyFromSeed(new TextEncoder().encode(`verify ${i}`))
+    const hash = secretKeyFromSeed(new TextEncoder().encode(`hash ${i}`))
+    checks.push({ signature: nobleBip340.sign(hash, secret, new Uint8Array(32)), hash, key: nobleBip340.publicKey(secret) })
+  }
+  const native = loadNativeBip340()
+  return [nobleBip340, ...(native === null ? [] : [native])].map((b: Bip340) => {
+    const n = b.name === 'noble' ? Math.min(count, 1_000) : count
+    let t = performance.now()
+    for (const c of checks.slice(0, n)) if (!b.verify(c.signature, c.hash, c.key)) throw new Error('a valid signature did not verify')
+    const singlePerS = n / ((performance.now() - t) / 1000)
+    t = performance.now()
+    for (let i = 0; i < n; i += 256) if (!b.verifyBatch(checks.slice(i, Math.min(n, i + 256)))) throw new Error('a valid batch did not verify')
+    const batchPerS = n / ((performance.now() - t) / 1000)
+    return { backend: b.name, singlePerS, batchPerS }
+  })
+}
+
+interface CatchUp { statements: number, actives: number, signatures: number, seconds: number, perS: number, workers: number }
+
+/** Applies a chain as a returning member does: workers verify the next batch while this thread applies. */
+async function catchUp (members: number, actives: number, count: number): Promise<CatchUp> {
+  process.stderr.write(`catch-up: building ${count} statements of ${actives} actives ...\n`)
+  const { entries } = statementChain(members, actives, count)
+  const cache = new SignatureCache(Math.max(65_536, count * actives * 2))
+  const workers = new SignatureWorkers(cache, pino({ level: 'silent' }))
+  try {
+    const board = new PoolBoard({ signatureCache: cache })
+    board.apply(entries[0])
+    const rest = entries.slice(1)
+    const batches: Entry[][] = []
+    for (let i = 0; i < rest.length; i += CATCH_UP_BATCH_ENTRIES) batches.push(rest.slice(i, i + CATCH_UP_BATCH_ENTRIES))
+    process.stderr.write(`catch-up: verifying and applying ...\n`)
+    const t0 = performance.now()
+    let next = workers.prepare(batches[0].flatMap(signatureChecksOf))
+    for (let b = 0; b < batches.length; b++) {
+      await next
+      if (b + 1 < batches.length) next = workers.prepare(batches[b + 1].flatMap(signatureChecksOf))
+      for (const e of batches[b]) {
+        const { result } = board.apply(e)
+        if (result.outcome !== 'accepted') throw new Error(`statement at ${e.index} was ${result.outcome}: ${result.reason}`)
+      }
+    }
+    const seconds = (performance.now() - t0) / 1000
+    return { statements: count, actives, signatures: count * actives, seconds, perS: count / seconds, workers: workers.threads }
+  } finally {
+    await workers.stop()
+  }
+}
 
 interface ApiNode { index: number, datadir: string, api: string }
 
@@ -113,7 +182,7 @@ interface ApplyPass { seconds: number, perS: number, applyUs: Summary }
 interface ApplyRate { actives: number, statements: number, cold: ApplyPass & { verified: number }, warm: ApplyPass & { hits: number } }
 
 /** A chain of `count` valid statements, each partitioning the previous one's sub-pool among the same actives. */
-function statementChain (members: number, actives: number, count: number): { entries: Entry[], statements: PartitionStatement[] } {
+export function statementChain (members: number, actives: number, count: number): { entries: Entry[], statements: PartitionStatement[] } {
   const secrets = Array.from({ length: members }, (_, i) => secretKeyFromSeed(new TextEncoder().encode(`bench member ${i}`)))
   const keys = secrets.map(publicKeyOf)
   const secretOf = new Map(keys.map((k, i) => [toHex(k), secrets[i]]))
@@ -188,7 +257,9 @@ export async function run (argv: string[]): Promise<void> {
       statements: { type: 'string', default: '300' },
       payments: { type: 'string', default: '20' },
       'skip-cluster': { type: 'boolean', default: false },
-      trace: { type: 'boolean', default: false }
+      trace: { type: 'boolean', default: false },
+      'catch-up': { type: 'string', default: String(CATCH_UP_GOAL_STATEMENTS) },
+      verifies: { type: 'string', default: '20000' }
     }
   })
   const members = numberOption('members', values.members, { min: 2, integer: true })
@@ -196,7 +267,13 @@ export async function run (argv: string[]): Promise<void> {
   const statements = numberOption('statements', values.statements, { min: 1, integer: true })
   const partitions = numberOption('partitions', values.partitions, { min: 1, integer: true })
   const payments = numberOption('payments', values.payments, { min: 0, integer: true })
+  const catchUpCount = numberOption('catch-up', values['catch-up'], { min: 0, integer: true })
+  const verifyCount = numberOption('verifies', values.verifies, { min: 256, integer: true })
   if (actives > members) throw new UsageError(`--actives ${actives}: a pool of ${members} members has at most ${members} actives`)
+
+  process.stderr.write(`BIP340 verifications: ${verifyCount} signatures ...\n`)
+  const verifies = verifyRates(verifyCount)
+  const caughtUp = catchUpCount === 0 ? null : await catchUp(members, actives, catchUpCount)
 
   const rates: ApplyRate[] = []
   for (const a of [...new Set([actives, members])]) {
@@ -232,5 +309,14 @@ export async function run (argv: string[]): Promise<void> {
     ]),
     { alignRight: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] }
   ) + '\n')
-  process.stdout.write(`results: ${writeResult('pool', { members, actives, partitionLatency: latency, paymentLatency: payment, applyRates: rates })}\n`)
+  process.stdout.write(`\nBIP340 verifications per second on one core (goal: at least ${fmt(VERIFY_GOAL_PER_S, 0)}/s with the backend in use)\n`)
+  process.stdout.write(renderTable(['backend', 'one by one /s', 'batches of 256 /s', 'goal /s'],
+    verifies.map((v) => [v.backend, fmt(v.singlePerS, 0), fmt(v.batchPerS, 0), fmt(VERIFY_GOAL_PER_S, 0)]), { alignRight: [1, 2, 3] }) + '\n')
+  if (caughtUp !== null) {
+    const goalS = CATCH_UP_GOAL_S * caughtUp.statements / CATCH_UP_GOAL_STATEMENTS
+    process.stdout.write(`\na returning member verifies and applies the board's statements (${caughtUp.workers} verification worker${caughtUp.workers === 1 ? '' : 's'} ahead of PoolBoard.apply; goal: ${CATCH_UP_GOAL_STATEMENTS.toLocaleString('en-US')} statements of 3 actives in under ${CATCH_UP_GOAL_S} s)\n`)
+    process.stdout.write(renderTable(['statements', 'actives', 'signatures', 'seconds', 'statements /s', 'goal s'],
+      [[String(caughtUp.statements), String(caughtUp.actives), String(caughtUp.signatures), fmt(caughtUp.seconds, 1), fmt(caughtUp.perS, 0), fmt(goalS, 1)]], { alignRight: [0, 1, 2, 3, 4, 5] }) + '\n')
+  }
+  process.stdout.write(`results: ${writeResult('pool', { members, actives, partitionLatency: latency, paymentLatency: payment, applyRates: rates, verifies, catchUp: caughtUp })}\n`)
 }

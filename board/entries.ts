@@ -30,6 +30,7 @@ export type BoardEntry =
   | { kind: 'evidence', evidence: EquivocationEvidence }
   | { kind: 'blocks', count: number }
   | { kind: 'kickout', request: KickoutRequest }
+  | { kind: 'merge', signed: SignedState }
   | { kind: 'unknown', code: number, reason: string }
 
 export type BoardEntryKind = BoardEntry['kind']
@@ -51,7 +52,9 @@ export const ENTRY_KIND = {
   /** the simulated chain: count u32, the number of blocks mined. */
   blocks: 0x06,
   /** pool ref ‖ state number u32 ‖ member key 32: confirm the member's kick-out Withdraw. */
-  kickout: 0x07
+  kickout: 0x07,
+  /** signed state N+1 of a frozen (sub-)pool that folds its partitions back into it. */
+  merge: 0x08
 } as const
 
 /** Largest payload of a pool entry: a genesis and a signed state, each at most one protocol object. */
@@ -89,6 +92,11 @@ export function encodeGenesisEntry (genesis: Genesis, signed: SignedState): Uint
 
 export function encodeStateEntry (signed: SignedState): Uint8Array {
   return entry(ENTRY_KIND.state, encodeSignedState(signed))
+}
+
+/** A merge: state N+1 of a frozen pool, every member's signature, its balances those of its partitions now. */
+export function encodeMergeEntry (signed: SignedState): Uint8Array {
+  return entry(ENTRY_KIND.merge, encodeSignedState(signed))
 }
 
 export function encodeStatementEntry (statement: PartitionStatement): Uint8Array {
@@ -160,6 +168,7 @@ function decodePoolEntry (code: number, payload: Uint8Array): BoardEntry {
       return { kind: 'genesis', genesis, signed }
     }
     case ENTRY_KIND.state: return { kind: 'state', signed: decodeSignedState(payload) }
+    case ENTRY_KIND.merge: return { kind: 'merge', signed: decodeSignedState(payload) }
     case ENTRY_KIND.statement: return { kind: 'statement', statement: decodeStatement(payload) }
     case ENTRY_KIND.evidence: return { kind: 'evidence', evidence: decodeEvidence(payload) }
     case ENTRY_KIND.blocks: {

@@ -37,7 +37,16 @@ export const MAX_CONFLICT_QUERY_OUTPOINTS = 4 * MAX_MEMBERS
 
 // ---- records ----
 
-export type PoolStatus = 'open' | 'frozen' | 'closed'
+export type PoolStatus = 'open' | 'frozen' | 'closed' | 'merged'
+
+/**
+ * What merging a frozen pool back together would make, or why it cannot be merged now:
+ * `balances` are each member's balance where its funds are now, `folded` the pools under it
+ * (partitions, partitions of those, ...) that the merge closes, in the order they were made.
+ */
+export type Fold =
+  | { ok: true, state: PoolState, balances: bigint[], folded: PoolRef[] }
+  | { ok: false, reason: string }
 
 /**
  * Why a pool's current state is final:
@@ -54,7 +63,10 @@ export type StateProof =
 export interface PoolRecord {
   state: PoolState
   proof: StateProof
-  /** open: takes updates, partitions and kick-outs; frozen: its current state was partitioned; closed: kicked out of. */
+  /**
+   * open: takes updates, partitions and kick-outs; frozen: its current state was partitioned;
+   * closed: kicked out of; merged: folded back into the pool above it (`updatedAt` is the merge).
+   */
   status: PoolStatus
   /** Board index of the entry that created the pool, and of the one that last changed this record. */
   createdAt: number
@@ -303,6 +315,7 @@ export class PoolBoard {
         case 'evidence': result = this.applyEvidence(base, decoded.evidence, changes); break
         case 'blocks': result = this.applyBlocks(base, decoded.count, changes); break
         case 'kickout': result = this.applyKickout(base, decoded.request, changes); break
+        case 'merge': result = this.applyMerge(base, decoded.signed, changes); break
       }
     } catch (err) {
       if (err instanceof AssertionError) throw err
@@ -402,7 +415,8 @@ export class PoolBoard {
       }
       if (stmt.heightT > this.meta.chainHeight) refuse(`heightT ${stmt.heightT} is above the chain height ${this.meta.chainHeight}`)
       // Against the parent, then complete, then every signature (through the cache).
-      const v = verifyStatement(stmt, { parent: current, parentOutpoints: parent.outpoints, verify: this.signatureCache.verifier })
+      // Entries reach apply() only through decodeBoardEntry, whose decoder accepts only well-formed statements.
+      const v = verifyStatement(stmt, { parent: current, parentOutpoints: parent.outpoints, verify: this.signatureCache.verifier, decoded: { statementId: id } })
       if (!v.ok) refuse(v.reason)
     } catch (err) {
       if (!(err instanceof Refusal || err instanceof RuleError || err instanceof RangeError)) throw err
@@ -469,6 +483,36 @@ export class PoolBoard {
     return { ...base, pool: state.pool.ref, stateNumber: state.stateNumber, txid: id, createdPool: continuation, height }
   }
 
+  private applyMerge (base: ApplyResult, signed: SignedState, changes: PoolBoardChange[]): ApplyResult {
+    const genesis = this.requireGenesis()
+    const next = signed.state
+    if (!equalBytes(next.pool.poolId, this.idOf(genesis))) refuse(`the merge is for pool ${short(next.pool.poolId)}, the board holds pool ${short(this.idOf(genesis))}`)
+    const fold = this.foldPartitions(next.pool.ref)
+    if (!fold.ok) refuse(fold.reason)
+    const current = fold.state
+    const what = describePoolRef(current.pool.ref)
+    if (!equalPools(current.pool, next.pool)) refuse(`the merge is for another ${what}: members, funding, total or kick-out delay differ`)
+    if (next.stateNumber !== current.stateNumber + 1) refuse(`state number of the merged ${what}: expected ${current.stateNumber + 1}, got ${next.stateNumber}`)
+    if (next.heightT < current.heightT) refuse(`heightT ${next.heightT} is before the current state's height ${current.heightT}`)
+    if (next.heightT > this.meta.chainHeight) refuse(`heightT ${next.heightT} is above the chain height ${this.meta.chainHeight}`)
+    for (let i = 0; i < fold.balances.length; i++) {
+      if (next.balances[i] !== fold.balances[i]) {
+        refuse(`the merge gives member ${i} (${short(current.pool.members[i])}) ${next.balances[i]} sats, but its funds under the ${what} are ${fold.balances[i]} sats`)
+      }
+    }
+    const outpoints = this.checkStateSignatures(signed, `merged state ${next.stateNumber} of the ${what}`)
+    const slot = this.pools.get(refKey(current.pool.ref))
+    assert(slot !== undefined && slot.record.status === 'frozen', 'a fold starts from a frozen pool')
+    // The new state supersedes the partitioned one: every pool under it is closed for good.
+    for (const ref of fold.folded) {
+      const under = this.pools.get(refKey(ref))
+      assert(under !== undefined && (under.record.status === 'open' || under.record.status === 'frozen'), 'a fold goes through open and frozen pools only')
+      this.putPool({ ...under.record, status: 'merged', updatedAt: base.index }, changes)
+    }
+    this.putPool({ ...slot.record, state: next, proof: { kind: 'signatures', signatures: signed.signatures }, status: 'open', updatedAt: base.index }, changes, outpoints)
+    return { ...base, pool: next.pool.ref, stateNumber: next.stateNumber }
+  }
+
   // ---- checks ----
 
   private idOf (genesis: Genesis): Uint8Array {
@@ -479,6 +523,54 @@ export class PoolBoard {
   private requireGenesis (): Genesis {
     if (this.meta.genesis === null) refuse('the board holds no pool yet: the first entry about it must be a valid genesis')
     return this.meta.genesis
+  }
+
+  /**
+   * What merging the frozen pool `ref` back together would make now (see `Fold`): each member's
+   * funds are followed down from its Withdraw output of the frozen state through the statements
+   * that spent it, to the pool where they are now. Refused when the pool is not frozen, or when a
+   * kick-out closed a pool under it (those funds left on chain, so the total cannot come back).
+   */
+  foldPartitions (ref: PoolRef): Fold {
+    const top = this.pools.get(refKey(ref))
+    const what = describePoolRef(ref)
+    if (top === undefined) return { ok: false, reason: `unknown pool: the board holds no ${what}` }
+    if (top.record.status !== 'frozen') {
+      return { ok: false, reason: `the ${what} is ${top.record.status}: only a frozen pool (one whose state was partitioned) can be merged` }
+    }
+    const members = top.record.state.pool.members
+    const balances: bigint[] = []
+    const folded = new Map<string, PoolSlot>()
+    for (let i = 0; i < members.length; i++) {
+      let slot = top
+      let index = i
+      // Each step goes one partition down; a pool holds at most as many pools under it as the board does.
+      for (let steps = 0; ; steps++) {
+        assert(steps <= this.pools.size, 'a member\'s funds are followed through each pool once')
+        const hit = this.spent.get(outpointKey(slot.outpoints[index]))
+        if (hit === undefined) break
+        const child = this.pools.get(refKey({ kind: 'partition', statementId: hit.statementId }))
+        assert(child !== undefined, 'an accepted statement has its sub-pool')
+        const status = child.record.status
+        if (status === 'closed') {
+          const k = child.record.closedBy === null ? undefined : this.kickoutsByTxid.get(toHex(child.record.closedBy))
+          return {
+            ok: false,
+            reason: `the ${describePoolRef(child.record.state.pool.ref)} under the ${what} is closed: member ${k?.memberIndex ?? '?'} (${k === undefined ? '?' : short(k.member)}) was kicked out of it at index ${k?.index ?? '?'}, ` +
+              'and its funds left on chain, so the pool\'s total cannot be folded back'
+          }
+        }
+        assert(status === 'open' || status === 'frozen', 'a pool under a frozen one is open, frozen or closed')
+        index = indexOfKey(child.record.state.pool.members, members[i])
+        assert(index >= 0, 'a partition\'s members are its actives')
+        folded.set(refKey(child.record.state.pool.ref), child)
+        slot = child
+      }
+      balances.push(slot.record.state.balances[index])
+    }
+    assert(sumSats(balances) === top.record.state.pool.totalSats, 'partitions conserve what they spent')
+    const order = [...folded.values()].sort((a, b) => a.record.createdAt - b.record.createdAt)
+    return { ok: true, state: top.record.state, balances, folded: order.map((s) => s.record.state.pool.ref) }
   }
 
   /** The pool `ref` of pool `poolId`, refusing unless it exists and can take `action` (`allowFrozen` for partitions). */
@@ -496,10 +588,14 @@ export class PoolBoard {
       const next = k.continuation === null ? 'nothing of it continues' : `it continues as the ${describePoolRef(k.continuation)}`
       refuse(`the ${what} is closed: member ${k.memberIndex} (${short(k.member)}) was kicked out at state ${k.stateNumber} (index ${k.index}); ${next}`)
     }
+    if (record.status === 'merged') {
+      const parent = parentOf(record, (id) => this.statements.get(toHex(id)))
+      refuse(`the ${what} was merged back into the ${parent === null ? 'pool above it' : describePoolRef(parent.pool)} at index ${record.updatedAt}: its members go on there`)
+    }
     if (record.status === 'frozen' && !allowFrozen) {
       const by = this.partitionsOf(record.state).map((s) => `${short(s.id)} (index ${s.index})`)
       refuse(`the ${what} is frozen: its state ${record.state.stateNumber} was partitioned by statement ${by.join(', ')}; ` +
-        `a new state would drop those partitions, and merging partitions back is out of scope`)
+        'a new state would drop those partitions: merge them back first, once every member under it is online (a merge entry)')
     }
     return slot
   }
@@ -760,7 +856,7 @@ export class PoolBoard {
   valueHeldSats (): bigint {
     let total = 0n
     for (const slot of this.pools.values()) {
-      if (slot.record.status === 'closed') continue
+      if (slot.record.status === 'closed' || slot.record.status === 'merged') continue
       slot.record.state.balances.forEach((b, i) => {
         if (!this.spent.has(outpointKey(slot.outpoints[i]))) total += b
       })
@@ -798,7 +894,7 @@ export class PoolBoard {
         if (k === undefined || !equalPoolRefs(k.pool, ref)) fail(`the ${what} is closed but its kick-out is missing`)
       } else if (record.closedBy !== null) fail(`the ${what} names a kick-out but is not closed`)
       const partitioned = this.partitionsOf(record.state).length > 0
-      if (partitioned !== (record.status === 'frozen')) fail(`the ${what} is ${record.status} but ${partitioned ? 'has' : 'has no'} partitions of its current state`)
+      if (record.status !== 'merged' && partitioned !== (record.status === 'frozen')) fail(`the ${what} is ${record.status} but ${partitioned ? 'has' : 'has no'} partitions of its current state`)
       const parent = parentOf(record, (id) => this.statements.get(toHex(id)))
       if (ref.kind !== 'root') {
         if (parent === null) fail(`the ${what} has no accepted statement or kick-out that made it`)

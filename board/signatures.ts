@@ -3,12 +3,10 @@ import { stateHash, type SignedState } from '../protocol/state.js'
 import { decodeBoardEntry } from './entries.js'
 import type { Entry } from './raft/index.js'
 
+import type { Bip340Check } from '../protocol/keys.js'
+
 /** One BIP340 check the board state machine will make: `signature` over `hash` by `key`. */
-export interface SignatureCheck {
-  signature: Uint8Array
-  hash: Uint8Array
-  key: Uint8Array
-}
+export type SignatureCheck = Bip340Check
 
 /**
  * The signature checks that applying `entry` makes (board/pool-board.ts), so that they can be run

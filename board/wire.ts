@@ -4,7 +4,7 @@
 // protocol/codec.ts; booleans and presence flags are one byte, 0 or 1; node ids are varint-length
 // UTF-8 strings of at most maxNodeIdBytes; hashes are exactly 32 bytes, no length prefix):
 //
-//   message       = version (u8, 1) || type (u8, see TYPE_CODES) || from || to || term || body
+//   message       = version (u8, 2) || type (u8, see TYPE_CODES) || from || to || term || body
 //   app           = prevIndex || prevTerm || prevHash || commit || count || entry*
 //   entry         = index || term || entryType (u8: 0 normal, 1 confChange) || data (varint len + bytes) || hash
 //   appResp       = index || reject (bool) || hintIndex || hintTerm
@@ -20,6 +20,11 @@
 //   readIndexResp = index || context
 //   transferLeader = target node id
 //   optional x    = 0 | 1 || x
+//
+// Signed votes (version 2; see docs/raft.md):
+//   voteResp, preVoteResp += optional signature (varint len + bytes, at most 64)
+//   app, heartbeat, snap, timeoutNow += optional certificate
+//   certificate   = term || leader node id || count || voter id* || count || (voter node id || signature)*
 //
 // The encoding is canonical: a decoder accepts exactly the bytes the encoder produces (minimal
 // varints, booleans 0 or 1, well-formed UTF-8, no trailing bytes), so decode(encode(m)) equals m
@@ -44,11 +49,12 @@ import type {
   Message,
   MessageType,
   NodeId,
+  ElectionCertificate,
   Snapshot,
 } from './raft/types.js';
 
 /** The only version this code reads and writes. */
-export const WIRE_VERSION = 1;
+export const WIRE_VERSION = 2;
 /** Every hash in a message (entry hashes, prevHash, snapshot hash) is a sha256 digest. */
 export const WIRE_HASH_BYTES = 32;
 const CONTEXT = 'raft message';
@@ -182,6 +188,7 @@ export function encodeMessage(m: Message, limits: WireLimits = DEFAULT_WIRE_LIMI
       const entries = m.entries;
       w.count(entries.length, limits.maxEntriesPerMessage, 'entries');
       for (let i = 0; i < entries.length; i++) writeEntry(w, entries[i]!, limits);
+      optionalCertificate(w, m.certificate, limits);
       break;
     }
     case 'appResp':
@@ -197,18 +204,23 @@ export function encodeMessage(m: Message, limits: WireLimits = DEFAULT_WIRE_LIMI
     case 'voteResp':
     case 'preVoteResp':
       bool(w, m.reject, 'reject');
+      if (m.signature === undefined) w.u8(0);
+      else w.u8(1).bytes(m.signature, MAX_VOTE_SIGNATURE_BYTES, 'signature');
       break;
     case 'heartbeat':
       w.varint(m.commit, 'commit');
       optionalContext(w, m.context, limits);
+      optionalCertificate(w, m.certificate, limits);
       break;
     case 'heartbeatResp':
       optionalContext(w, m.context, limits);
       break;
     case 'snap':
       writeSnapshot(w, m.snapshot, limits);
+      optionalCertificate(w, m.certificate, limits);
       break;
     case 'timeoutNow':
+      optionalCertificate(w, m.certificate, limits);
       break;
     case 'readIndex':
       w.bytes(m.context, limits.maxReadContextBytes, 'context');
@@ -233,6 +245,13 @@ export function encodeMessage(m: Message, limits: WireLimits = DEFAULT_WIRE_LIMI
 /** An upper bound of the encoded size, so that the writer never grows. */
 function sizeBound(m: Message): number {
   let n = 2 + idBound(m.from) + idBound(m.to) + V + 4 * V + WIRE_HASH_BYTES;
+  if ((m.type === 'voteResp' || m.type === 'preVoteResp') && m.signature !== undefined) n += V + m.signature.length;
+  const certificate = 'certificate' in m ? m.certificate : undefined;
+  if (certificate !== undefined) {
+    n += 3 * V + idBound(certificate.leader);
+    for (const id of certificate.voters) n += idBound(id);
+    for (const v of certificate.votes) n += idBound(v.voter) + V + v.signature.length;
+  }
   switch (m.type) {
     case 'app':
       for (let i = 0; i < m.entries.length; i++) n += m.entries[i]!.data.length + 4 * V + 1 + WIRE_HASH_BYTES;
@@ -274,6 +293,40 @@ function nodeId(w: Writer, id: NodeId, limits: WireLimits, field: string): void 
 function bool(w: Writer, v: boolean, field: string): void {
   if (typeof v !== 'boolean') throw new EncodeError(field, `not a boolean: ${String(v)}`);
   w.u8(v ? 1 : 0);
+}
+
+/** Longest vote signature (Ed25519 and BIP340 signatures are 64 bytes). */
+export const MAX_VOTE_SIGNATURE_BYTES = 64;
+
+function optionalCertificate(w: Writer, c: ElectionCertificate | undefined, limits: WireLimits): void {
+  if (c === undefined) {
+    w.u8(0);
+    return;
+  }
+  w.u8(1).varint(c.term, 'certificate: term');
+  nodeId(w, c.leader, limits, 'certificate: leader');
+  w.count(c.voters.length, limits.maxConfigurationNodes, 'certificate: voters');
+  for (const id of c.voters) nodeId(w, id, limits, 'certificate: voters');
+  w.count(c.votes.length, limits.maxConfigurationNodes, 'certificate: votes');
+  for (const v of c.votes) {
+    nodeId(w, v.voter, limits, 'certificate: voter');
+    w.bytes(v.signature, MAX_VOTE_SIGNATURE_BYTES, 'certificate: signature');
+  }
+}
+
+function readOptionalCertificate(r: Reader, limits: WireLimits): { certificate?: ElectionCertificate } {
+  if (!readPresence(r, 'certificate')) return {};
+  const certificate = r.field('certificate', (rc): ElectionCertificate => {
+    const term = rc.varint('term');
+    const leader = readNodeId(rc, 'leader', limits);
+    const voters = rc.array('voters', limits.maxConfigurationNodes, () => readNodeId(rc, 'voters', limits), 2);
+    const votes = rc.array('votes', limits.maxConfigurationNodes, () => ({
+      voter: readNodeId(rc, 'voter', limits),
+      signature: rc.bytes('signature', MAX_VOTE_SIGNATURE_BYTES),
+    }), 3);
+    return { term, leader, voters, votes };
+  });
+  return { certificate };
 }
 
 function optionalContext(w: Writer, context: Uint8Array | null, limits: WireLimits): void {
@@ -346,7 +399,7 @@ export function decodeMessage(bytes: Uint8Array, limits: WireLimits = DEFAULT_WI
       const prevHash = r.fixed('prevHash', WIRE_HASH_BYTES);
       const commit = r.varint('commit');
       const entries = r.array('entries', limits.maxEntriesPerMessage, (rr) => readEntry(rr, limits), MIN_ENTRY_BYTES);
-      m = { type, from, to, term, prevIndex, prevTerm, prevHash, entries, commit };
+      m = { type, from, to, term, prevIndex, prevTerm, prevHash, entries, commit, ...readOptionalCertificate(r, limits) };
       break;
     }
     case 'appResp': {
@@ -366,23 +419,25 @@ export function decodeMessage(bytes: Uint8Array, limits: WireLimits = DEFAULT_WI
       break;
     }
     case 'voteResp':
-    case 'preVoteResp':
-      m = { type, from, to, term, reject: readBool(r, 'reject') };
+    case 'preVoteResp': {
+      const reject = readBool(r, 'reject');
+      m = readPresence(r, 'signature') ? { type, from, to, term, reject, signature: r.bytes('signature', MAX_VOTE_SIGNATURE_BYTES) } : { type, from, to, term, reject };
       break;
+    }
     case 'heartbeat': {
       const commit = r.varint('commit');
       const context = readOptionalContext(r, limits);
-      m = { type, from, to, term, commit, context };
+      m = { type, from, to, term, commit, context, ...readOptionalCertificate(r, limits) };
       break;
     }
     case 'heartbeatResp':
       m = { type, from, to, term, context: readOptionalContext(r, limits) };
       break;
     case 'snap':
-      m = { type, from, to, term, snapshot: r.field('snapshot', (rr) => readSnapshot(rr, limits)) };
+      m = { type, from, to, term, snapshot: r.field('snapshot', (rr) => readSnapshot(rr, limits)), ...readOptionalCertificate(r, limits) };
       break;
     case 'timeoutNow':
-      m = { type, from, to, term };
+      m = { type, from, to, term, ...readOptionalCertificate(r, limits) };
       break;
     case 'readIndex':
       m = { type, from, to, term, context: r.bytes('context', limits.maxReadContextBytes) };
@@ -412,6 +467,12 @@ function readBool(r: Reader, name: string): boolean {
   const b = r.u8(name);
   if (b > 1) r.fail(name, `boolean must be 0 or 1, got ${b}`);
   return b === 1;
+}
+
+function readPresence(r: Reader, name: string): boolean {
+  const present = r.u8(name);
+  if (present > 1) r.fail(name, `presence flag must be 0 or 1, got ${present}`);
+  return present === 1;
 }
 
 function readOptionalContext(r: Reader, limits: WireLimits): Uint8Array | null {

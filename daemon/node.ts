@@ -1,3 +1,4 @@
+import { join } from 'node:path'
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import type { Alarm, Configuration } from '../board/raft/index.js'
 import { InconsistentStoreError } from '../board/raft/index.js'
@@ -7,6 +8,8 @@ import { RaftStore, StoreCorruptError } from '../storage/raft-store.js'
 import { SignatureCache } from '../board/signature-cache.js'
 import type { PoolBoard } from '../board/pool-board.js'
 import { AdminApi, type Route } from './api/server.js'
+import { PeerIdVotes } from './replica/votes.js'
+import { PromiseFile } from '../storage/promise-file.js'
 import type { NodeStatus } from './api/types.js'
 import { BoardReplica } from './replica/board.js'
 import { catchUpPoolBoard, loadPoolBoard, PoolApplier, type AppliedEvents } from './replica/pool-applier.js'
@@ -46,6 +49,8 @@ export interface NodeOptions {
 }
 
 const SHUTDOWN_STEP_TIMEOUT_MS = 10_000
+/** In the data directory, beside db/: what the board promised, kept outside LevelDB (storage/promise-file.ts). */
+const PROMISE_FILE = 'board-promise'
 const PROPOSAL_TIMEOUT_MS = 10_000
 
 /** Everything a node is made of, built in dependency order by PoolboardNode.start. */
@@ -98,11 +103,12 @@ export class PoolboardNode {
     let signatureWorkers: SignatureWorkers | undefined
     try {
       const store = await RaftStore.open(db)
+      const promises = await PromiseFile.open(join(dir.path, PROMISE_FILE))
       const signatureCache = new SignatureCache()
       const poolBoard = await loadPoolBoard(db, { signatureCache })
       const workers = new SignatureWorkers(signatureCache, logger)
       signatureWorkers = workers
-      network = await MemberNetwork.create({ privateKey: keys.libp2pKey, peerId: keys.peerId, listen: config.listen, members: config.members, logger })
+      network = await MemberNetwork.create({ privateKey: keys.libp2pKey, peerId: keys.peerId, listen: config.listen, members: config.members, voterPeerIds: initialConfiguration(config, keys.peerId).voters, logger })
       const net = network
       const isMember = (id: string): boolean => net.isMember(id)
       const connectedPeerIds = (): string[] => net.connectedMembers().map((m) => m.peerId)
@@ -124,6 +130,8 @@ export class PoolboardNode {
         initialConfiguration: initialConfiguration(config, keys.peerId),
         onFatal: options.onFatal,
         verifyHashChain: config.defenses.hashChain && !coalition,
+        votes: new PeerIdVotes(keys.libp2pKey, isMember),
+        promises,
         onAlarm: (alarm) => { alarms.emit(alarm) },
         prepareApply: async (entries) => { await workers.prepare(entries.flatMap(signatureChecksOf)) },
         labInbound: coalition ? rehashInbound : undefined,

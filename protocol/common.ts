@@ -20,7 +20,7 @@ export interface Outpoint {
  *
  *     0 = root
  *     1 = partition      | statementId 32
- *     2 = continuation   | parent pool ref | parentStateNumber u32 | evictedIndex varint (< 256)
+ *     2 = continuation   | parent pool ref | parentStateNumber u32 | evictedIndex varint (< 1024)
  *
  * A continuation is what remains of pool P at state N once the kick-out Withdraw K(N,u) of the
  * member at `evictedIndex` has confirmed: its funding is K(N,u)'s remainder output. It nests its

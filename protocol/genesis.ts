@@ -4,7 +4,7 @@
  * Encoding (version 1):
  *
  *     version u8 = 1
- *     members       varint n (2..256), n × (key 32 | peerId: varint len (1..128) + UTF-8)
+ *     members       varint n (2..1024), n × (key 32 | peerId: varint len (1..128) + UTF-8)
  *                   sorted by key, strictly increasing; keys are valid BIP340 x-only keys;
  *                   peer ids are alphanumeric and unique
  *     balances      n × u64 (aligned with members; each and the total ≤ 21e6 BTC)

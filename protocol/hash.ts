@@ -5,7 +5,23 @@
  * hashed or signed has its own tag, listed in `TAGS` below and nowhere else, so a signature or an id
  * made for one kind of object can never be mistaken for another.
  */
-import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
+import * as nodeCrypto from 'node:crypto';
+
+/** Node's one-shot hash (Node 20.12+), which allocates no Hash object: most of what we hash is small. */
+const oneShot = (nodeCrypto as { hash?: (algorithm: string, data: Uint8Array, encoding: 'buffer') => Buffer }).hash;
+
+/** OpenSSL's sha256 through Node: two to three times as fast as a JavaScript one on the small inputs we hash. */
+function digest(parts: readonly Uint8Array[]): Uint8Array {
+  let out: Buffer;
+  if (oneShot !== undefined) {
+    out = oneShot('sha256', parts.length === 1 ? parts[0]! : Buffer.concat(parts), 'buffer');
+  } else {
+    const h = nodeCrypto.createHash('sha256');
+    for (const p of parts) h.update(p);
+    out = h.digest();
+  }
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+}
 
 /** Every tag used by poolboard. Adding an object type means adding its tag here. */
 export const TAGS = {
@@ -21,6 +37,8 @@ export const TAGS = {
   updateRequest: 'poolboard/update-request',
   /** Signing hash of a partition request. */
   partitionRequest: 'poolboard/partition-request',
+  /** Signing hash of a merge request (fold a frozen pool's partitions back into it). */
+  mergeRequest: 'poolboard/merge-request',
   /** `statementId` = signing hash of a partition statement (its unsigned encoding). */
   partitionStatement: 'poolboard/partition-statement',
   /** Commitment used as the output key of a partition's intermediate Update transaction. */
@@ -48,12 +66,12 @@ export type Tag = (typeof TAGS)[TagName];
 
 /** Plain sha256. */
 export function sha256(msg: Uint8Array): Uint8Array {
-  return nobleSha256(msg);
+  return digest([msg]);
 }
 
 /** Bitcoin's double sha256 (as used for txids, internal byte order). */
 export function sha256d(msg: Uint8Array): Uint8Array {
-  return nobleSha256(nobleSha256(msg));
+  return digest([digest([msg])]);
 }
 
 const textEncoder = new TextEncoder();
@@ -61,7 +79,7 @@ const textEncoder = new TextEncoder();
 // sha256(tag) for every tag, computed once. The map is filled at module load and never mutated.
 const TAG_PREFIX: ReadonlyMap<string, Uint8Array> = new Map(
   Object.values(TAGS).map((tag) => {
-    const th = nobleSha256(textEncoder.encode(tag));
+    const th = digest([textEncoder.encode(tag)]);
     const prefix = new Uint8Array(64);
     prefix.set(th, 0);
     prefix.set(th, 32);
@@ -76,8 +94,5 @@ const TAG_PREFIX: ReadonlyMap<string, Uint8Array> = new Map(
 export function taggedHash(tag: Tag, ...parts: Uint8Array[]): Uint8Array {
   const prefix = TAG_PREFIX.get(tag);
   if (prefix === undefined) throw new RangeError(`unknown tag ${JSON.stringify(tag)}`);
-  const h = nobleSha256.create();
-  h.update(prefix);
-  for (const p of parts) h.update(p);
-  return h.digest();
+  return digest([prefix, ...parts]);
 }

@@ -3,8 +3,12 @@
  * Changing one of these changes what decoders accept: treat it as a protocol change.
  */
 
-/** Most members in a pool (and so most actives in a partition, inputs in an intermediate Update). */
-export const MAX_MEMBERS = 256;
+/**
+ * Most members in a pool (and so most actives in a partition, inputs in an intermediate Update).
+ * Sized for pools of 1,000 members: the largest object it allows, evidence of two 1,024-active
+ * statements, still fits `MAX_OBJECT_BYTES` (about 240 KiB; test/protocol/objects.test.ts).
+ */
+export const MAX_MEMBERS = 1_024;
 /** Evidence the board keeps per equivocating member: one proves the point, a few more help, more is spam. */
 export const MAX_EVIDENCE_PER_MEMBER = 16;
 /** Longest reason the board records for a rejected entry, in characters. */

@@ -4,15 +4,21 @@
  * Update request (version 1), signed by the proposer over `poolboard/update-request`:
  *
  *     version u8 = 1 | poolId 32 | from: state ref (pool ref | stateNumber u32) | fromStateHash 32
- *     | proposer 32 | heightT u32 | newBalances varint n (1..256) × u64
+ *     | proposer 32 | heightT u32 | newBalances varint n (1..1024) × u64
  *     | payment (payer 32 | payee 32 | amountSats u64) | deadlineMs u64 | roundId 32
  *     | signature 64
  *
  * Partition request (version 1), signed by the proposer over `poolboard/partition-request`:
  *
  *     version u8 = 1 | poolId 32 | parent: state ref | parentStateHash 32 | proposer 32
- *     | heightT u32 | actives varint n (1..256) × key 32 (sorted) | newBalances n × u64
+ *     | heightT u32 | actives varint n (1..1024) × key 32 (sorted) | newBalances n × u64
  *     | deadlineMs u64 | roundId 32 | signature 64
+ *
+ * Merge request (version 1), signed by the proposer over `poolboard/merge-request`:
+ *
+ *     version u8 = 1 | poolId 32 | from: state ref (the frozen pool, state N) | fromStateHash 32
+ *     | proposer 32 | heightT u32 | newBalances varint n (1..256) × u64 | deadlineMs u64
+ *     | roundId 32 | signature 64
  *
  * Signature share (version 1): one member's signature over a subject hash, for a round:
  *
@@ -44,6 +50,7 @@ import { MAX_MEMBERS } from './limits.js';
 export const UPDATE_REQUEST_VERSION = 1;
 export const PARTITION_REQUEST_VERSION = 1;
 export const SIGNATURE_SHARE_VERSION = 1;
+export const MERGE_REQUEST_VERSION = 1;
 
 /** A payment inside a (sub-)pool: `amountSats` moves from `payer` to `payee`. */
 export interface Payment {
@@ -90,6 +97,25 @@ export interface PartitionRequest {
   signature: Uint8Array;
 }
 export type UnsignedPartitionRequest = Omit<PartitionRequest, 'signature'>;
+
+/**
+ * Proposal to fold every partition of a frozen (sub-)pool's state N back into it: state N+1 of that
+ * pool, whose balances are each member's balance in the partition that holds it now (or at N, for
+ * a member that never moved). Every member of the pool signs it, as for an update.
+ */
+export interface MergeRequest {
+  poolId: Uint8Array;
+  from: StateRef;
+  fromStateHash: Uint8Array;
+  proposer: Uint8Array;
+  heightT: number;
+  /** Balances of state N+1, aligned with the pool's members: the folded ones. */
+  newBalances: bigint[];
+  deadlineMs: number;
+  roundId: Uint8Array;
+  signature: Uint8Array;
+}
+export type UnsignedMergeRequest = Omit<MergeRequest, 'signature'>;
 
 export type ShareKind = 'state' | 'statement';
 
@@ -265,6 +291,76 @@ export function verifyPartitionRequestSignature(q: PartitionRequest): boolean {
   let h: Uint8Array;
   try {
     h = partitionRequestSigningHash(q);
+  } catch {
+    return false;
+  }
+  return verifyHash(q.signature, h, q.proposer);
+}
+
+// ---- merge request ----
+
+function writeUnsignedMergeRequest(w: Writer, q: UnsignedMergeRequest): Writer {
+  w.u8(MERGE_REQUEST_VERSION);
+  w.bytes32(q.poolId, 'poolId');
+  w.field('from', (w) => writeStateRef(w, q.from));
+  w.bytes32(q.fromStateHash, 'fromStateHash');
+  w.bytes32(q.proposer, 'proposer');
+  w.u32(q.heightT, 'heightT');
+  if (q.newBalances.length < 1) throw new EncodeError('newBalances', 'at least one balance required');
+  writeBalanceList(w, q.newBalances, 'newBalances');
+  w.u53(q.deadlineMs, 'deadlineMs');
+  return w.bytes32(q.roundId, 'roundId');
+}
+
+function readUnsignedMergeRequest(r: Reader): UnsignedMergeRequest {
+  r.version([MERGE_REQUEST_VERSION]);
+  return {
+    poolId: r.bytes32('poolId'),
+    from: readStateRef(r, 'from'),
+    fromStateHash: r.bytes32('fromStateHash'),
+    proposer: r.bytes32('proposer'),
+    heightT: readHeight(r, 'heightT'),
+    newBalances: readBalanceList(r, 'newBalances'),
+    deadlineMs: r.u53('deadlineMs'),
+    roundId: r.bytes32('roundId'),
+  };
+}
+
+export function encodeUnsignedMergeRequest(q: UnsignedMergeRequest): Uint8Array {
+  const w = new Writer(256 + q.newBalances.length * 8);
+  w.field('merge request', (w) => writeUnsignedMergeRequest(w, q));
+  return w.finish();
+}
+
+export function encodeMergeRequest(q: MergeRequest): Uint8Array {
+  const w = new Writer(320 + q.newBalances.length * 8);
+  w.field('merge request', (w) => writeUnsignedMergeRequest(w, q).bytes64(q.signature, 'signature'));
+  return w.finish();
+}
+
+/** Decode (structure only: use `checkMergeRequest` for the rest). */
+export function decodeMergeRequest(bytes: Uint8Array): MergeRequest {
+  checkObjectSize(bytes, 'merge request');
+  return decodeAll(bytes, 'merge request', (r) => {
+    const q = readUnsignedMergeRequest(r);
+    return { ...q, signature: r.bytes64('signature') };
+  });
+}
+
+/** Tagged hash (`poolboard/merge-request`) of the unsigned encoding. */
+export function mergeRequestSigningHash(q: UnsignedMergeRequest): Uint8Array {
+  return taggedHash(TAGS.mergeRequest, encodeUnsignedMergeRequest(q));
+}
+
+export function signMergeRequest(q: UnsignedMergeRequest, secretKey: Uint8Array, auxRand: Uint8Array = ZERO_AUX): MergeRequest {
+  return { ...q, signature: signHash(mergeRequestSigningHash(q), secretKey, auxRand) };
+}
+
+/** True if the proposer's signature is valid. Never throws. */
+export function verifyMergeRequestSignature(q: MergeRequest): boolean {
+  let h: Uint8Array;
+  try {
+    h = mergeRequestSigningHash(q);
   } catch {
     return false;
   }

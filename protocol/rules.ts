@@ -12,9 +12,12 @@ import { describePoolRef, describeStateRef, equalPoolRefs, indexOfKey, short, su
 import type { Genesis } from './genesis.js';
 import { poolIdOf } from './genesis.js';
 import {
+  verifyMergeRequestSignature,
   verifyPartitionRequestSignature,
   verifyUpdateRequestSignature,
+  type MergeRequest,
   type PartitionRequest,
+  type UnsignedMergeRequest,
   type Payment,
   type UnsignedPartitionRequest,
   type UnsignedUpdateRequest,
@@ -53,7 +56,8 @@ export type RuleErrorCode =
   | 'balances-mismatch'
   | 'deadline-passed'
   | 'no-actives'
-  | 'duplicate-active';
+  | 'duplicate-active'
+  | 'merge-mismatch';
 
 /** A refused transition: `code` is for programs, the message for people. */
 export class RuleError extends Error {
@@ -360,4 +364,67 @@ export function kickout(state: PoolState, member: Uint8Array): Kickout {
 /** True if a kick-out can be broadcast when the chain tip is at `tipHeight`. */
 export function isKickoutPublishable(k: Kickout, tipHeight: number): boolean {
   return tipHeight + 1 >= k.validFromHeight;
+}
+
+// ---- merging partitions back ----
+
+/**
+ * State N+1 of the frozen (sub-)pool state `frozen`, holding `folded`: each member's balance where
+ * its funds are now (in a partition of N, or of a partition of it, ...; or still at N). Who holds
+ * what is the board's knowledge; this checks what needs none: one balance per member, none
+ * negative, the pool's total, the height.
+ */
+export function mergeState(frozen: PoolState, folded: readonly bigint[], heightT: number): PoolState {
+  checkState(frozen);
+  const n = frozen.pool.members.length;
+  if (folded.length !== n) refuse('balance-count', `expected ${n} balances (one per member), got ${folded.length}`);
+  folded.forEach((b, i) => {
+    if (typeof b !== 'bigint' || b < 0n) refuse('negative-balance', `balance of member ${i} (${short(frozen.pool.members[i]!)}) is negative: ${String(b)}`);
+  });
+  const total = sumSats(folded);
+  if (total !== frozen.pool.totalSats) refuse('sum-not-conserved', `the folded balances sum to ${total}, the ${describePoolRef(frozen.pool.ref)} holds ${frozen.pool.totalSats}`);
+  if (frozen.stateNumber >= MAX_STATE_NUMBER) refuse('state-number', `state number ${frozen.stateNumber} cannot be incremented`);
+  checkHeight(frozen, heightT);
+  const next: PoolState = { pool: frozen.pool, stateNumber: frozen.stateNumber + 1, heightT, balances: [...folded] };
+  assertValidState(next);
+  return next;
+}
+
+/** An unsigned merge request of `frozen` into state N+1 holding `folded` (sign it with `signMergeRequest`). */
+export function makeMergeRequest(
+  frozen: PoolState,
+  params: { proposer: Uint8Array; folded: readonly bigint[]; heightT: number; deadlineMs: number; roundId: Uint8Array },
+): UnsignedMergeRequest {
+  memberOrRefuse(frozen.pool, params.proposer, 'proposer');
+  const next = mergeState(frozen, params.folded, params.heightT);
+  return {
+    poolId: frozen.pool.poolId,
+    from: stateRefOf(frozen),
+    fromStateHash: stateHash(frozen),
+    proposer: new Uint8Array(params.proposer),
+    heightT: params.heightT,
+    newBalances: next.balances,
+    deadlineMs: params.deadlineMs,
+    roundId: new Uint8Array(params.roundId),
+  };
+}
+
+/**
+ * Checks a received merge request against `frozen` and against `folded`, the balances this member
+ * itself reads off its board, and returns the proposed state N+1. A member signs only the merge
+ * it would have built: any other balance is refused, naming the member.
+ */
+export function checkMergeRequest(frozen: PoolState, req: MergeRequest, folded: readonly bigint[], opts: { nowMs?: number } = {}): PoolState {
+  checkRequestedState(frozen, req.poolId, req.from, req.fromStateHash, { pool: 'merges', state: 'merges' });
+  memberOrRefuse(frozen.pool, req.proposer, 'proposer');
+  if (!verifyMergeRequestSignature(req)) refuse('bad-signature', `proposer ${short(req.proposer)}'s signature on the merge request does not verify`);
+  if (opts.nowMs !== undefined && opts.nowMs > req.deadlineMs) refuse('deadline-passed', `deadline ${req.deadlineMs} passed (now ${opts.nowMs})`);
+  const expected = mergeState(frozen, folded, req.heightT);
+  if (req.newBalances.length !== expected.balances.length) refuse('balance-count', `expected ${expected.balances.length} balances (one per member), got ${req.newBalances.length}`);
+  for (let i = 0; i < expected.balances.length; i++) {
+    if (req.newBalances[i] !== expected.balances[i]) {
+      refuse('merge-mismatch', `balance of member ${i} (${short(frozen.pool.members[i]!)}): its partitions hold ${expected.balances[i]}, the merge request says ${req.newBalances[i]}`);
+    }
+  }
+  return expected;
 }

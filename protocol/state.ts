@@ -24,7 +24,7 @@
  * Encoding of a state (version 1):
  *
  *     version u8 = 1
- *     poolId 32 | pool ref (u8 kind [+ statementId 32]) | members varint n (1..256) × key 32 (sorted)
+ *     poolId 32 | pool ref (u8 kind [+ statementId 32]) | members varint n (1..1024) × key 32 (sorted)
  *     funding (txid 32 | vout u32) | totalSats u64 | kickoutDelayBlocks u32
  *     stateNumber u32 | heightT u32 | balances n × u64 (sum = totalSats)
  *

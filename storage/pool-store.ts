@@ -261,7 +261,7 @@ function readMeta (r: Reader): BoardMeta {
   return { appliedIndex, chainHeight, genesis }
 }
 
-const POOL_STATUSES: readonly PoolStatus[] = ['open', 'frozen', 'closed']
+const POOL_STATUSES: readonly PoolStatus[] = ['open', 'frozen', 'closed', 'merged']
 const PROOF_KINDS: ReadonlyArray<StateProof['kind']> = ['signatures', 'statement', 'kickout']
 
 function encodePool (p: PoolRecord): Uint8Array {
@@ -370,7 +370,7 @@ function readKickout (r: Reader, id: Uint8Array): KickoutRecord {
   return { txid: id, tx, pool, stateNumber, member, memberIndex, exitSats, height, index, continuation }
 }
 
-const ENTRY_KINDS: readonly BoardEntryKind[] = ['noop', 'config', 'raw', 'genesis', 'state', 'statement', 'evidence', 'blocks', 'kickout', 'unknown']
+const ENTRY_KINDS: readonly BoardEntryKind[] = ['noop', 'config', 'raw', 'genesis', 'state', 'statement', 'evidence', 'blocks', 'kickout', 'unknown', 'merge']
 const OUTCOMES: readonly ApplyOutcome[] = ['accepted', 'rejected', 'ignored']
 
 function encodeResult (x: ApplyResult): Uint8Array {

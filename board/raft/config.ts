@@ -1,7 +1,7 @@
 // Configuration of the Raft core, its defaults and their validation.
 
 import { MAX_NODE_ID_BYTES } from './confchange.js';
-import type { NodeId } from './types.js';
+import type { NodeId, VoteAuthority } from './types.js';
 
 /** Injected randomness: an integer in [0, n). */
 export type RandomInt = (n: number) => number;
@@ -19,6 +19,13 @@ export interface RaftConfig {
   readonly electionTicks?: number;
   /** The leader sends heartbeats every heartbeatTicks ticks. Must be < electionTicks. Default 1. */
   readonly heartbeatTicks?: number;
+  /**
+   * Heartbeats to learners go out every this many ticks (rounded up to a whole number of voter
+   * heartbeats): a learner neither votes nor campaigns, so it needs them only to keep knowing its
+   * leader (it forgets one it has not heard for electionTicks) and to learn the commit index when
+   * nothing is appended. At least heartbeatTicks, less than electionTicks. Default heartbeatTicks.
+   */
+  readonly learnerHeartbeatTicks?: number;
   /** Run a pre-vote round before bumping the term, so a rejoining node cannot disrupt a healthy leader. Default true. */
   readonly preVote?: boolean;
   /**
@@ -32,6 +39,13 @@ export interface RaftConfig {
    * index and term. Default true.
    */
   readonly verifyHashChain?: boolean;
+  /**
+   * A message whose term is more than this above ours is refused (and raised as an alarm against
+   * its sender), unless it is a leader's message proven by an election certificate or this node
+   * has never seen a term. Terms rise by one per election, so no honest member is that far ahead.
+   * Default 1,000,000.
+   */
+  readonly maxTermAdvance?: number;
   /** Upper bound of the entry bytes in one append message (at least one entry is always sent). Default 1 MiB. */
   readonly maxMessageBytes?: number;
   /** Append messages in flight per follower in replicate state. Default 256. */
@@ -48,6 +62,12 @@ export interface RaftConfig {
   readonly maxPendingReads?: number;
   /** A follower in snapshot state that has not acknowledged the snapshot after this many ticks is probed again (the snapshot may have been lost). Default 100. */
   readonly snapshotTimeoutTicks?: number;
+  /**
+   * Signs this node's votes and checks other members' (member keys). With it, a leader proves its
+   * term with an election certificate and followers adopt a term from a leader only with one.
+   * Default null: plain Raft.
+   */
+  readonly votes?: VoteAuthority | null;
 }
 
 export type ResolvedRaftConfig = Required<RaftConfig>;
@@ -55,6 +75,7 @@ export type ResolvedRaftConfig = Required<RaftConfig>;
 export const RAFT_CONFIG_DEFAULTS = {
   electionTicks: 10,
   heartbeatTicks: 1,
+  learnerHeartbeatTicks: 0,
   preVote: true,
   checkQuorum: true,
   verifyHashChain: true,
@@ -66,6 +87,8 @@ export const RAFT_CONFIG_DEFAULTS = {
   maxCommittedBytesPerReady: 16 << 20,
   maxPendingReads: 4096,
   snapshotTimeoutTicks: 100,
+  maxTermAdvance: 1_000_000,
+  votes: null,
 } as const;
 
 export class RaftConfigError extends Error {
@@ -89,7 +112,9 @@ export function resolveConfig(c: RaftConfig): ResolvedRaftConfig {
     throw new RaftConfigError('id', `must be at most ${MAX_NODE_ID_BYTES} bytes`);
   }
   if (typeof c.rand !== 'function') throw new RaftConfigError('rand', 'must be a function (n) => integer in [0, n)');
-  const r: ResolvedRaftConfig = { ...RAFT_CONFIG_DEFAULTS, ...stripUndefined(c) } as ResolvedRaftConfig;
+  const merged: ResolvedRaftConfig = { ...RAFT_CONFIG_DEFAULTS, ...stripUndefined(c) } as ResolvedRaftConfig;
+  // 0 stands for "as often as voters" (the default).
+  const r: ResolvedRaftConfig = merged.learnerHeartbeatTicks === 0 ? { ...merged, learnerHeartbeatTicks: merged.heartbeatTicks } : merged;
   for (const key of [
     'electionTicks',
     'heartbeatTicks',
@@ -101,11 +126,15 @@ export function resolveConfig(c: RaftConfig): ResolvedRaftConfig {
     'maxCommittedBytesPerReady',
     'maxPendingReads',
     'snapshotTimeoutTicks',
+    'maxTermAdvance',
   ] as const) {
     positiveInt(key, r[key]);
   }
   if (r.heartbeatTicks >= r.electionTicks) {
     throw new RaftConfigError('heartbeatTicks', `must be less than electionTicks (${r.heartbeatTicks} >= ${r.electionTicks})`);
+  }
+  if (!Number.isSafeInteger(r.learnerHeartbeatTicks) || r.learnerHeartbeatTicks < r.heartbeatTicks || r.learnerHeartbeatTicks >= r.electionTicks) {
+    throw new RaftConfigError('learnerHeartbeatTicks', `must be an integer within heartbeatTicks..electionTicks - 1 (${r.heartbeatTicks}..${r.electionTicks - 1}), got ${r.learnerHeartbeatTicks}`);
   }
   if (r.electionTicks < 2) throw new RaftConfigError('electionTicks', 'must be at least 2');
   if (r.maxInflightBytes < r.maxMessageBytes) {

@@ -1,6 +1,6 @@
 // Public surface of the Raft core.
 
-export { Raft, bootstrapState, joiningState, MAX_READ_CONTEXT_BYTES, type ProposeResult } from './raft.js';
+export { Raft, bootstrapState, joiningState, MAX_READ_CONTEXT_BYTES, MAX_TERM_OR_INDEX, type ProposeResult } from './raft.js';
 export { RAFT_CONFIG_DEFAULTS, RaftConfigError, resolveConfig, type RaftConfig, type RandomInt, type ResolvedRaftConfig } from './config.js';
 export { ProposalError, InconsistentStoreError, ConfChangeError, type ProposalRefusal } from './errors.js';
 export {

@@ -113,6 +113,13 @@ export class Progress {
     this.next = after;
   }
 
+  /** The follower says it holds entries only up to `lastIndex`, below its match: probe from there. */
+  forgetMatch(lastIndex: number): void {
+    this.match = Math.min(this.match, lastIndex);
+    this.resetState('probe');
+    this.next = this.match + 1;
+  }
+
   becomeReplicate(): void {
     this.resetState('replicate');
     this.next = this.match + 1;

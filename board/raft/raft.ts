@@ -24,11 +24,12 @@ import { InconsistentStoreError, ProposalError } from './errors.js';
 import { equalBytes } from '../../protocol/bytes.js';
 import { computeEntryHash, HASH_BYTES, makeEntry, ZERO_HASH } from './hash.js';
 import { RaftLog } from './log.js';
-import { Progress, ProgressTracker } from './progress.js';
+import { Progress, ProgressTracker, quorumSize } from './progress.js';
 import { ReadQueue } from './reads.js';
 import type {
   Alarm,
   AppMessage,
+  ElectionCertificate,
   AppRespMessage,
   Configuration,
   Entry,
@@ -55,6 +56,17 @@ import type {
 export interface ProposeResult {
   readonly index: number;
   readonly term: number;
+}
+
+/**
+ * The largest term or index the wire codec carries (board/wire.ts: varints up to 2^53-1). A message
+ * at it is refused, so the core never computes a term or index past it (term + 1 for an election).
+ */
+export const MAX_TERM_OR_INDEX = Number.MAX_SAFE_INTEGER;
+
+/** Messages only a leader sends: they name the leader of their term. */
+function isLeaderMessage(m: Message): m is AppMessage | HeartbeatMessage | SnapMessage | (Message & { type: 'timeoutNow' }) {
+  return m.type === 'app' || m.type === 'heartbeat' || m.type === 'snap' || m.type === 'timeoutNow';
 }
 
 /** Largest read-index context accepted. */
@@ -104,11 +116,24 @@ export class Raft {
   protected vote: NodeId | null;
   protected role: Role = 'follower';
   protected leader: NodeId | null = null;
+  /**
+   * The member known to lead the current term. Unlike `leader`, never forgotten while the term
+   * lasts: a term has at most one leader, so a leader's message in it from anyone else is refused.
+   */
+  protected termLeader: NodeId | null = null;
+  /** This leader's proof of its term (only when votes are signed). */
+  protected certificate: ElectionCertificate | null = null;
+  /** Signed votes gathered by this candidate, by voter. */
+  protected voteSignatures = new Map<NodeId, Uint8Array>();
+  /** The entry this node acknowledged but its store lost (holdVotesUntil), until it has it again. */
+  protected promised: { index: number; hash: Uint8Array } | null = null;
   protected readonly log: RaftLog;
   protected readonly tracker: ProgressTracker;
 
   protected electionElapsedTicks = 0;
   protected heartbeatElapsedTicks = 0;
+  /** Ticks since the last heartbeat that included the learners (leader only). */
+  protected learnerHeartbeatElapsedTicks = 0;
   protected randomizedElectionTimeoutTicks: number;
 
   /** Leadership transfer target, while a transfer is in progress. */
@@ -162,6 +187,11 @@ export class Raft {
   step(m: Message): void {
     assert.equal(m.to, this.id, `message for ${m.to} delivered to ${this.id}`);
     if (m.from === this.id || !wellFormed(m)) return;
+    const refusal = this.refusal(m);
+    if (refusal !== null) {
+      this.raiseAlarm({ kind: 'refused-message', from: m.from, term: m.term, type: m.type, reason: refusal });
+      return;
+    }
 
     if (m.term > this.term) {
       if ((m.type === 'vote' || m.type === 'preVote') && !m.force && this.inLease()) {
@@ -196,6 +226,27 @@ export class Raft {
         this.stepLeader(m);
         break;
     }
+  }
+
+  /**
+   * The driver found that the store lost entries this node had acknowledged, up to `index` (whose
+   * hash was `hash`). Such a node may have counted toward a commit it no longer holds: until its
+   * log holds that entry again, or its commit index reaches it (caught up from the leader), it
+   * neither grants votes nor campaigns, so it cannot help elect a leader that lacks what it acked.
+   */
+  holdVotesUntil(index: number, hash: Uint8Array): void {
+    assert(isIndex(index) && hash.length === HASH_BYTES, 'holdVotesUntil: bad index or hash');
+    this.promised = { index, hash };
+  }
+
+  /** True once the log holds again everything this node acknowledged before it lost writes. */
+  keptPromises(): boolean {
+    const p = this.promised;
+    if (p === null) return true;
+    const hash = this.log.hash(p.index);
+    if (this.log.committed < p.index && (hash === null || !equalBytes(hash, p.hash))) return false;
+    this.promised = null;
+    return true;
   }
 
   /** Advances the logical clock by one tick. */
@@ -397,6 +448,59 @@ export class Raft {
   // ===========================================================================================
   // Term handling and role transitions
 
+  /**
+   * Why a message must be refused before it changes anything, or null. Raft believes every term it
+   * is told; a member that lies could then stop the board with one message (a term at the codec's
+   * limit) or make itself leader by saying so. Refused: terms and indexes at the codec's limit;
+   * a leader's message in a term another member leads; without a proof (election certificate,
+   * when votes are signed), a leader's message for a term whose leader this node does not know;
+   * any other term too far above ours.
+   */
+  protected refusal(m: Message): string | null {
+    if (m.term >= MAX_TERM_OR_INDEX) return `term ${m.term} is at the largest term the wire carries`;
+    if (m.type === 'app' && m.prevIndex + m.entries.length >= MAX_TERM_OR_INDEX) {
+      return `indexes up to ${m.prevIndex + m.entries.length} reach the largest index the wire carries`;
+    }
+    if (isLeaderMessage(m) && m.term >= this.term) {
+      if (m.term === this.term && this.termLeader !== null) {
+        return m.from === this.termLeader ? null : `${m.type} in term ${m.term}, which ${this.termLeader} leads`;
+      }
+      if (this.cfg.votes !== null && this.tracker.config.voters.length > 0) return this.checkCertificate(m);
+    }
+    if (this.term > 0 && m.term > this.term + this.cfg.maxTermAdvance) {
+      return `term ${m.term} is more than ${this.cfg.maxTermAdvance} above this node's term ${this.term}`;
+    }
+    return null;
+  }
+
+  /**
+   * Does the message carry a quorum of signed votes for its sender in its term, from the voters it
+   * was elected by? A lone member signs one vote, so it cannot make one (unless it is the only
+   * voter, which only a configuration of one voter, ours too, allows). The voters need not be ours:
+   * a lagging follower, or one holding an uncommitted change, has another configuration.
+   */
+  protected checkCertificate(m: Message & { certificate?: ElectionCertificate }): string | null {
+    const votes = this.cfg.votes!;
+    const c = m.certificate;
+    if (c === undefined) return `${m.type} in term ${m.term} without an election certificate`;
+    if (c.term !== m.term || c.leader !== m.from) return `the certificate is for ${c.leader} in term ${c.term}`;
+    const claimed = new Set(c.voters);
+    if (claimed.size !== c.voters.length) return 'the certificate names a voter twice';
+    const ours = this.tracker.config.voters;
+    if (claimed.size < 2 && !(ours.length === 1 && ours[0] === c.leader && claimed.has(c.leader))) {
+      return 'the certificate is signed by its leader alone';
+    }
+    const needed = quorumSize(claimed.size);
+    const counted = new Set<NodeId>();
+    for (const v of c.votes) {
+      if (counted.has(v.voter) || !claimed.has(v.voter)) continue;
+      if (!votes.verify(v.voter, c.term, c.leader, v.signature)) return `the certificate holds a bad signature of ${v.voter}`;
+      counted.add(v.voter);
+      if (counted.size >= needed) return null;
+    }
+    return `the certificate holds ${counted.size} valid votes of the ${needed} needed`;
+  }
+
   /** A message from a higher term: that term has started, so step down (§5.1). */
   protected onHigherTerm(m: Message): void {
     const fromLeader = m.type === 'app' || m.type === 'heartbeat' || m.type === 'snap';
@@ -422,12 +526,16 @@ export class Raft {
   protected reset(term: number): void {
     if (term !== this.term) {
       assert(term > this.term, `term went backwards (${this.term} -> ${term})`);
+      assert(term < MAX_TERM_OR_INDEX, `term ${term} at the wire's limit`);
       this.term = term;
       this.vote = null;
+      this.termLeader = null;
+      this.certificate = null;
     }
     this.leader = null;
     this.electionElapsedTicks = 0;
     this.heartbeatElapsedTicks = 0;
+    this.learnerHeartbeatElapsedTicks = 0;
     this.resetRandomizedElectionTimeout();
     this.leadTransferee = null;
     this.tracker.resetVotes();
@@ -450,6 +558,7 @@ export class Raft {
     this.reset(term);
     this.role = 'follower';
     this.leader = leader;
+    if (leader !== null) this.termLeader = leader;
   }
 
   protected becomePreCandidate(): void {
@@ -473,6 +582,11 @@ export class Raft {
     this.reset(this.term);
     this.role = 'leader';
     this.leader = this.id;
+    this.termLeader = this.id;
+    if (this.cfg.votes !== null) {
+      const votes = [...this.voteSignatures].map(([voter, signature]) => ({ voter, signature }));
+      this.certificate = { term: this.term, leader: this.id, voters: this.tracker.config.voters, votes };
+    }
     // reset() emptied the progress map: this builds every member's progress afresh, the leader's own
     // in replicate state with match at its durable index.
     this.syncProgressWithConfiguration();
@@ -500,7 +614,7 @@ export class Raft {
 
   /** True if this node may campaign: it is a voter and is not installing a snapshot. */
   protected promotable(): boolean {
-    return this.tracker.isVoter(this.id) && this.log.pendingSnapshot === null;
+    return this.tracker.isVoter(this.id) && this.log.pendingSnapshot === null && this.keptPromises();
   }
 
   /** Starts an election; the caller (tickElection) has checked that this node is a promotable non-leader. */
@@ -521,6 +635,8 @@ export class Raft {
       type = 'vote';
     }
     this.tracker.recordVote(this.id, true);
+    this.voteSignatures.clear();
+    if (kind !== 'preElection' && this.cfg.votes !== null) this.voteSignatures.set(this.id, this.cfg.votes.sign(this.term, this.id));
     if (this.tracker.tallyVotes() === 'won') {
       // Single voter.
       if (kind === 'preElection') this.campaign('election');
@@ -548,9 +664,14 @@ export class Raft {
       (this.vote === null && this.leader === null) ||
       (m.type === 'preVote' && m.term > this.term);
     const respType = m.type === 'vote' ? 'voteResp' : 'preVoteResp';
-    if (canVote && this.candidateLogOk(m)) {
+    if (canVote && this.candidateLogOk(m) && this.keptPromises()) {
       // Answer with the request's term: a granted pre-vote must match the pre-candidate's future term.
-      this.send({ type: respType, to: m.from, term: m.term, reject: false });
+      // A vote is signed, so the candidate can prove it won (the election certificate).
+      if (m.type === 'vote' && this.cfg.votes !== null) {
+        this.send({ type: respType, to: m.from, term: m.term, reject: false, signature: this.cfg.votes.sign(m.term, m.from) });
+      } else {
+        this.send({ type: respType, to: m.from, term: m.term, reject: false });
+      }
       if (m.type === 'vote') {
         this.electionElapsedTicks = 0;
         this.vote = m.from;
@@ -565,6 +686,14 @@ export class Raft {
     if (m.type !== expected) return;
     // A grant from an earlier pre-vote round at a lower term does not count.
     if (m.type === 'preVoteResp' && !m.reject && m.term !== this.term + 1) return;
+    if (m.type === 'voteResp' && !m.reject && this.cfg.votes !== null) {
+      // Only a vote the candidate can show counts: it goes into the certificate.
+      if (m.signature === undefined || !this.cfg.votes.verify(m.from, this.term, this.id, m.signature)) {
+        this.raiseAlarm({ kind: 'refused-message', from: m.from, term: m.term, type: m.type, reason: 'a granted vote without a valid signature' });
+        return;
+      }
+      this.voteSignatures.set(m.from, m.signature);
+    }
     this.tracker.recordVote(m.from, !m.reject);
     const result = this.tracker.tallyVotes();
     if (result === 'won') {
@@ -582,17 +711,17 @@ export class Raft {
     switch (m.type) {
       case 'app':
         this.electionElapsedTicks = 0;
-        this.leader = m.from;
+        this.leader = this.termLeader = m.from;
         this.handleAppendEntries(m);
         break;
       case 'heartbeat':
         this.electionElapsedTicks = 0;
-        this.leader = m.from;
+        this.leader = this.termLeader = m.from;
         this.handleHeartbeat(m);
         break;
       case 'snap':
         this.electionElapsedTicks = 0;
-        this.leader = m.from;
+        this.leader = this.termLeader = m.from;
         this.handleSnapshot(m);
         break;
       case 'timeoutNow':
@@ -654,6 +783,7 @@ export class Raft {
 
   protected tickLeader(): void {
     this.heartbeatElapsedTicks++;
+    this.learnerHeartbeatElapsedTicks++;
     this.electionElapsedTicks++;
     if (this.electionElapsedTicks >= this.cfg.electionTicks) {
       this.electionElapsedTicks = 0;
@@ -677,7 +807,9 @@ export class Raft {
     }
     if (this.heartbeatElapsedTicks >= this.cfg.heartbeatTicks) {
       this.heartbeatElapsedTicks = 0;
-      this.bcastHeartbeat(this.reads.lastContext());
+      const learnersToo = this.learnerHeartbeatElapsedTicks >= this.cfg.learnerHeartbeatTicks;
+      if (learnersToo) this.learnerHeartbeatElapsedTicks = 0;
+      this.bcastHeartbeat(this.reads.lastContext(), learnersToo);
     }
   }
 
@@ -707,6 +839,7 @@ export class Raft {
   }
 
   protected appendAsLeader(type: EntryType, data: Uint8Array): Entry {
+    assert(this.log.lastIndex() + 1 < MAX_TERM_OR_INDEX, 'the log reached the largest index the wire carries');
     const e = makeEntry(this.log.lastHash(), this.log.lastIndex() + 1, this.term, type, data);
     this.log.append([e]);
     this.uncommittedBytes += data.length;
@@ -849,9 +982,10 @@ export class Raft {
     return true;
   }
 
-  protected bcastHeartbeat(context: Uint8Array | null): void {
+  /** Heartbeats every voter, and the learners too if `learnersToo` (a read's quorum is of voters only). */
+  protected bcastHeartbeat(context: Uint8Array | null, learnersToo: boolean): void {
     for (const [id, pr] of this.tracker.progress) {
-      if (id === this.id) continue;
+      if (id === this.id || (pr.isLearner && !learnersToo)) continue;
       // Never tell a follower to commit beyond what it is known to hold.
       this.send({ type: 'heartbeat', to: id, commit: Math.min(pr.match, this.log.committed), context });
     }
@@ -862,6 +996,13 @@ export class Raft {
     if (pr === undefined) return;
     pr.recentActive = true;
     if (m.reject) {
+      if (m.index <= pr.match && m.hintIndex < pr.match) {
+        // The follower lacks entries it acknowledged (its store lost writes; or the answer is old):
+        // resend from the end of its log. Lowering match never lowers the commit index.
+        pr.forgetMatch(m.hintIndex);
+        this.sendAppend(m.from);
+        return;
+      }
       let hint = m.hintIndex;
       if (m.hintTerm > 0) hint = this.log.findConflictByTerm(m.hintIndex, m.hintTerm).index;
       if (pr.maybeDecrTo(m.index, hint)) {
@@ -1081,13 +1222,9 @@ export class Raft {
   protected handleHeartbeat(m: HeartbeatMessage): void {
     if (m.commit > this.log.lastIndex()) {
       // The leader believes we hold entries we do not: our store lost acknowledged writes.
-      this.raiseAlarm({
-        kind: 'invalid-append',
-        from: m.from,
-        term: m.term,
-        index: m.commit,
-        reason: `heartbeat commit ${m.commit} beyond last index ${this.log.lastIndex()} (lost writes?)`,
-      });
+      this.raiseAlarm({ kind: 'commit-beyond-log', from: m.from, term: m.term, commit: m.commit, lastIndex: this.log.lastIndex() });
+      // Say so to the leader: a rejection below its match for us makes it resend from our log's end.
+      this.send({ type: 'appResp', to: m.from, index: m.commit, reject: true, hintIndex: this.log.lastIndex(), hintTerm: 0 });
     } else {
       this.commitTo(m.commit);
     }
@@ -1152,7 +1289,7 @@ export class Raft {
     if (!this.reads.add(this.log.committed, context, from)) return;
     // Confirm leadership with a heartbeat round that starts after the request arrived.
     if (this.tracker.isVoter(this.id)) this.recordReadAck(this.id, context);
-    if (this.reads.has(context)) this.bcastHeartbeat(context);
+    if (this.reads.has(context)) this.bcastHeartbeat(context, false);
   }
 
   protected recordReadAck(from: NodeId, context: Uint8Array): void {
@@ -1191,6 +1328,9 @@ export class Raft {
   protected send(m: Outgoing): void {
     (m as { from?: NodeId }).from = this.id;
     if (m.term === undefined) (m as { term?: number }).term = this.term;
+    if (this.certificate !== null && this.role === 'leader' && isLeaderMessage(m as Message)) {
+      (m as { certificate?: ElectionCertificate }).certificate = this.certificate;
+    }
     this.msgs.push(m as Message);
   }
 

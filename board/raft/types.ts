@@ -98,7 +98,60 @@ export type Alarm =
       readonly term: number;
       readonly index: number;
       readonly reason: string;
+    }
+  | {
+      /**
+       * A message refused before it could change anything: a term or index no honest member sends
+       * (past what the codec carries, or far above ours), a leader's message in a term another
+       * member leads, or a higher term without the election certificate that proves it.
+       */
+      readonly kind: 'refused-message';
+      readonly from: NodeId;
+      readonly term: number;
+      readonly type: MessageType;
+      readonly reason: string;
+    }
+  | {
+      /**
+       * The leader says entries up to `commit` are on this node, but its log ends at `lastIndex`:
+       * this node's store lost writes it acknowledged (or the leader lies). Not held against the sender.
+       */
+      readonly kind: 'commit-beyond-log';
+      readonly from: NodeId;
+      readonly term: number;
+      readonly commit: number;
+      readonly lastIndex: number;
     };
+
+/** One voter's signed vote for the leader of a term (see VoteAuthority). */
+export interface SignedVote {
+  readonly voter: NodeId;
+  readonly signature: Uint8Array;
+}
+
+/**
+ * Proof that `leader` won `term`: the signed votes of a quorum of the voters it was elected by
+ * (a follower's configuration may differ from the leader's). A follower adopts a term
+ * from a leader's message only with it, so no single member can make itself leader by saying so.
+ */
+export interface ElectionCertificate {
+  readonly term: number;
+  readonly leader: NodeId;
+  /** The voters of the leader's configuration when it won. */
+  readonly voters: readonly NodeId[];
+  readonly votes: readonly SignedVote[];
+}
+
+/**
+ * Signs and checks votes; injected by the driver (member keys, BIP340) so the core stays pure.
+ * Without one, the core runs plain Raft: terms are taken on the sender's word.
+ */
+export interface VoteAuthority {
+  /** This node's signature of its vote for `candidate` in `term`. */
+  sign(term: number, candidate: NodeId): Uint8Array;
+  /** True if `voter` is a member of the pool and `signature` is its vote for `candidate` in `term`. */
+  verify(voter: NodeId, term: number, candidate: NodeId, signature: Uint8Array): boolean;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Messages. Every message carries from, to and the sender's term.
@@ -110,7 +163,12 @@ interface MessageBase {
 }
 
 /** Leader to follower: entries after (prevIndex, prevTerm, prevHash), and the leader's commit index. */
-export interface AppMessage extends MessageBase {
+/** What a leader sends carries, when votes are signed, the certificate of its term. */
+interface LeaderMessageBase extends MessageBase {
+  readonly certificate?: ElectionCertificate;
+}
+
+export interface AppMessage extends LeaderMessageBase {
   readonly type: 'app';
   readonly prevIndex: number;
   readonly prevTerm: number;
@@ -144,10 +202,12 @@ export interface VoteMessage extends MessageBase {
 export interface VoteRespMessage extends MessageBase {
   readonly type: 'voteResp' | 'preVoteResp';
   readonly reject: boolean;
+  /** A granted vote (not a pre-vote), signed by the voter when votes are signed. */
+  readonly signature?: Uint8Array;
 }
 
 /** Leader to follower: keeps leadership alive, carries min(follower's match, commit) and a read context. */
-export interface HeartbeatMessage extends MessageBase {
+export interface HeartbeatMessage extends LeaderMessageBase {
   readonly type: 'heartbeat';
   readonly commit: number;
   readonly context: Uint8Array | null;
@@ -159,13 +219,13 @@ export interface HeartbeatRespMessage extends MessageBase {
 }
 
 /** Leader to a follower whose next entry is compacted away. Answered with an appResp. */
-export interface SnapMessage extends MessageBase {
+export interface SnapMessage extends LeaderMessageBase {
   readonly type: 'snap';
   readonly snapshot: Snapshot;
 }
 
 /** Leader to the transfer target: campaign now, bypassing pre-vote and leases. */
-export interface TimeoutNowMessage extends MessageBase {
+export interface TimeoutNowMessage extends LeaderMessageBase {
   readonly type: 'timeoutNow';
 }
 

@@ -35,6 +35,7 @@ export interface BoardStatusView {
   alarms: number
   /** Members this node no longer follows (they offered to rewrite committed entries). */
   shunned: NamedMember[]
+  quarantined: NamedMember[]
   /** The last ten alarms, byte fields in hex. */
   recentAlarms: Array<Record<string, unknown>>
 }
@@ -191,6 +192,7 @@ function describeStatus (s: BoardStatus, named: (peerId: string) => NamedMember,
       : Object.entries(s.progress).map(([peerId, p]) => ({ member: named(peerId), match: p.match, next: p.next, state: p.state, learner: p.isLearner })),
     alarms: s.alarms,
     shunned: s.shunned.map(named),
+    quarantined: s.quarantined.map(named),
     recentAlarms: board.recentAlarms.slice(-10).map((a) => ({ ...hexBytes(a), from: named(a.from) }))
   }
 }

@@ -19,6 +19,7 @@ import { integer, names, object, optionalInteger, payments, sats, text } from '.
  *     POST /v1/pool/pay       {"to","amountSats","timeoutMs"}
  *     POST /v1/pool/partition {"with":[...],"pay":[{"to","amountSats"}],"timeoutMs"}
  *     POST /v1/pool/kick      {"member"}
+ *     POST /v1/pool/merge     {"pool","timeoutMs"}             (pool: "root" by default, or a partition's statement id)
  *     GET  /v1/chain/status, POST /v1/chain/mine {"blocks"}
  *
  * Amounts may be JSON numbers or decimal strings (whole sats).
@@ -98,6 +99,14 @@ export function poolRoutes (options: { pool: PoolService, blockIntervalS: number
       method: 'POST',
       path: '/v1/pool/kick',
       handler: guarded(async ({ body }) => await pool.kick({ member: text(object(body).member, 'member') }))
+    },
+    {
+      method: 'POST',
+      path: '/v1/pool/merge',
+      handler: guarded(async ({ body }) => {
+        const b = object(body)
+        return await pool.merge({ pool: b.pool === undefined ? undefined : text(b.pool, 'pool'), timeoutMs: optionalInteger(b.timeoutMs, 'timeoutMs') })
+      })
     },
     ...chainRoutes({ poolBoard: pool.entries.poolBoard, entries: pool.entries, blockIntervalS: options.blockIntervalS })
   ]

@@ -68,7 +68,10 @@ export class AdminApi {
     this.routes = new Map(options.routes.map((r) => [`${r.method} ${r.path}`, r]))
     this.publicRoutes = new Map(options.publicRoutes.map((r) => [r.path, r]))
     this.maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES
-    this.server = createServer((req, res) => { void this.handle(req, res) })
+    // No request may stop the node: whatever a handler throws, sync or async, becomes an answer.
+    this.server = createServer((req, res) => {
+      this.handle(req, res).catch((err: unknown) => { this.answerError(res, err) })
+    })
     this.server.headersTimeout = 10_000
     this.server.requestTimeout = 0 // long polls (an append waiting to commit) end on their own deadline
   }
@@ -94,7 +97,13 @@ export class AdminApi {
   }
 
   private async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://localhost')
+    let url: URL
+    try {
+      url = new URL(req.url ?? '/', 'http://localhost')
+    } catch {
+      this.answer(res, 400, { error: { code: 'bad-target', message: 'the request target is not a valid path' } })
+      return
+    }
     if (this.options.pages?.owns(url.pathname) === true) {
       await this.options.pages.handle(req, res)
       return
@@ -143,20 +152,32 @@ export class AdminApi {
     return given.length === this.expectedAuth.length && timingSafeEqual(given, this.expectedAuth)
   }
 
-  private async readJsonBody (req: IncomingMessage): Promise<unknown> {
+  /** A POST body: a JSON object sent as `application/json`, or nothing (read as `{}`). */
+  private async readJsonBody (req: IncomingMessage): Promise<Record<string, unknown>> {
     const chunks: Buffer[] = []
     let bytes = 0
-    for await (const chunk of req) {
-      bytes += (chunk as Buffer).length
-      if (bytes > this.maxBodyBytes) throw new ApiError(413, 'body-too-large', `request body is larger than ${this.maxBodyBytes} bytes`)
-      chunks.push(chunk as Buffer)
+    try {
+      for await (const chunk of req) {
+        bytes += (chunk as Buffer).length
+        if (bytes > this.maxBodyBytes) throw new ApiError(413, 'body-too-large', `request body is larger than ${this.maxBodyBytes} bytes`)
+        chunks.push(chunk as Buffer)
+      }
+    } catch (err) {
+      if (err instanceof ApiError) throw err
+      // The client went away mid-body: nobody is left to answer, and it is not the node's fault.
+      throw new ApiError(400, 'body-aborted', `request body ended early: ${(err as Error).message}`)
     }
     if (bytes === 0) return {}
+    const contentType = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase()
+    if (contentType !== 'application/json') throw new ApiError(415, 'unsupported-media-type', `request body must be application/json, not ${contentType === '' ? 'untyped' : JSON.stringify(contentType.slice(0, 64))}`)
+    let body: unknown
     try {
-      return JSON.parse(Buffer.concat(chunks).toString('utf8'))
+      body = JSON.parse(Buffer.concat(chunks).toString('utf8'))
     } catch {
       throw new ApiError(400, 'bad-json', 'request body is not valid JSON')
     }
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ApiError(400, 'bad-request', 'request body must be a JSON object')
+    return body as Record<string, unknown>
   }
 
   private answerError (res: ServerResponse, err: unknown): void {
@@ -165,12 +186,18 @@ export class AdminApi {
       return
     }
     this.options.logger.error({ err }, 'admin API handler failed')
-    this.answer(res, 500, { error: { code: 'internal', message: (err as Error).message } })
+    this.answer(res, 500, { error: { code: 'internal', message: err instanceof Error ? err.message : String(err) } })
   }
 
   private answer (res: ServerResponse, status: number, body: unknown): void {
     if (res.headersSent || res.destroyed) return
-    const text = JSON.stringify(body, jsonReplacer)
+    let text: string
+    try {
+      text = JSON.stringify(body, jsonReplacer)
+    } catch (err) {
+      status = 500
+      text = JSON.stringify({ error: { code: 'internal', message: `answer is not JSON: ${(err as Error).message}` } })
+    }
     res.writeHead(status, { 'content-type': 'application/json' })
     res.end(text + '\n')
   }

@@ -80,8 +80,7 @@ export function clusterCommand (): Command {
         await printStatus(c, json, `the cluster in ${c.dir} is already running`)
         return
       }
-      const pids = stopped.map((i) => ({ index: i, pid: c.startNode(i) }))
-      for (const { index, pid } of pids) await c.waitForApi(index, deadlineMs, pid)
+      await c.startInWaves(stopped, deadlineMs)
       await c.waitConnected(deadlineMs, 'connecting')
       if (opts.pool === true) {
         await ensureClusterPool(c, { balanceSats: opts.balance, kickoutDelayBlocks: opts.kickoutDelay, deadlineMs, progress: new Progress(!json) })

@@ -136,6 +136,20 @@ export function poolCommand (): Command {
       ].join('\n'))
     })
 
+  clientCommand(pool, 'merge', 'merge a frozen pool\'s partitions back into it (every member under it online): one state signed by all its members')
+    .option('--pool <id>', 'the frozen pool: "root" (default) or a partition\'s statement id (its first 16 hex digits are enough)')
+    .option('--timeout <seconds>', 'how long to wait for every member\'s signature', parseTimeout, DEFAULT_TIMEOUT_S)
+    .action(async (opts: { datadir?: string, pool?: string, timeout: number, json?: boolean }) => {
+      const timeoutMs = Math.round(opts.timeout * 1000)
+      const r = await clientFor(opts).post<{ poolLabel: string, state: number, index: number, merged: string[], balances: Record<string, number> }>(
+        '/v1/pool/merge', { pool: opts.pool, timeoutMs }, { timeoutMs: timeoutMs + CALL_SLACK_MS })
+      output(opts.json === true, r, () => [
+        `merged: state ${r.state} of the ${r.poolLabel} (board index ${r.index}) folds back ${r.merged.join(', ')}`,
+        `  balances ${Object.entries(r.balances).map(([n, b]) => `${n} ${fmtSats(b)}`).join(', ')}`,
+        `  the ${r.poolLabel} is open again; the partitions under it take nothing more`
+      ].join('\n'))
+    })
+
   clientCommand(pool, 'evidence', 'proofs that a member signed two conflicting partition statements')
     .action(async (opts: { datadir?: string, json?: boolean }) => {
       const r = await clientFor(opts).get<Json<EvidenceResult>>('/v1/pool/evidence')

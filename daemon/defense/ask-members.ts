@@ -1,7 +1,7 @@
 import { toHex } from '../../protocol/bytes.js'
 import { Writer, decodeAll, type Reader } from '../../protocol/codec.js'
 import { readOutpoint, short, writeOutpoint, type Outpoint } from '../../protocol/common.js'
-import { MAX_OBJECT_BYTES } from '../../protocol/limits.js'
+import { MAX_MEMBERS, MAX_OBJECT_BYTES } from '../../protocol/limits.js'
 import { decodeStatement, encodeStatement, statementId, type PartitionStatement } from '../../protocol/statement.js'
 import { activesOf, conflictsAmong, DefenseRefusal } from './refusal.js'
 import type { DefensePartOptions } from './options.js'
@@ -23,7 +23,8 @@ import { RpcError } from '../net/rpc.js'
 
 export const STATEMENTS_PROTOCOL = '/poolboard/statements/1.0.0'
 const STATEMENTS_VERSION = 1
-const MAX_OUTPOINTS_ASKED = 256
+/** A partition spends one outpoint per active: up to every member's. */
+const MAX_OUTPOINTS_ASKED = MAX_MEMBERS
 export const MAX_STATEMENTS_ANSWERED = 8
 /** How long the check waits for the members it can reach. */
 const CHECK_TIMEOUT_MS = 2_000

@@ -1,3 +1,4 @@
+import { MAX_MEMBERS } from '../../protocol/limits.js'
 import type { ApplyResult, PoolBoard } from '../../board/pool-board.js'
 import { encodeEvidenceEntry } from '../../board/entries.js'
 import { equalBytes, toHex } from '../../protocol/bytes.js'
@@ -18,7 +19,8 @@ import type { BoardReplica } from '../replica/board.js'
  */
 
 const MAX_STATEMENTS_WATCHED = 256
-const MAX_EARLY_SHARES = 256
+/** Shares kept until their request arrives: every member's share of a few rounds of the largest pool. */
+const MAX_EARLY_SHARES = 4 * MAX_MEMBERS
 const MAX_PENDING_EVIDENCE = 64
 const MAX_GOSSIPED_EVIDENCE_IDS = 4_096
 /** A node that is not the leader proposes evidence it learned only if the board still lacks it after this long. */

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net'
+import { MAX_MEMBERS } from '../../protocol/limits.js'
 import { UserError } from './errors.js'
 
 // daemon/host/: the process's surroundings: the config file (this file), the data directory and
@@ -82,7 +83,6 @@ interface Setting {
 }
 
 const MAX_NAME_CHARS = 32
-const MAX_MEMBERS = 256
 const MAX_CONFIG_BYTES = 256 * 1024
 const NAME_PATTERN = /^[A-Za-z0-9_.-]+$/
 const PEER_ID_PATTERN = /^[1-9A-HJ-NP-Za-km-z]{32,128}$/ // base58btc

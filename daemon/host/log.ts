@@ -37,7 +37,7 @@ export class LogLimiter {
   private readonly last = new Map<string, { atMs: number, suppressed: number }>()
   constructor (private readonly logger: Logger, private readonly intervalMs: number, private readonly maxKeys = 1_000) {}
 
-  log (level: 'warn' | 'info' | 'debug', key: string, fields: Record<string, unknown>, msg: string): void {
+  log (level: 'error' | 'warn' | 'info' | 'debug', key: string, fields: Record<string, unknown>, msg: string): void {
     const nowMs = performance.now()
     const entry = this.last.get(key)
     if (entry !== undefined && nowMs - entry.atMs < this.intervalMs) {

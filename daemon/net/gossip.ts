@@ -7,8 +7,8 @@ import { sha256, TAGS, taggedHash } from '../../protocol/hash.js'
 import { signHash } from '../../protocol/keys.js'
 import { MAX_OBJECT_BYTES } from '../../protocol/limits.js'
 import {
-  decodePartitionRequest, decodeSignatureShare, decodeUpdateRequest, encodePartitionRequest, encodeSignatureShare, encodeUpdateRequest,
-  type PartitionRequest, type SignatureShare, type UpdateRequest
+  decodeMergeRequest, decodePartitionRequest, decodeSignatureShare, decodeUpdateRequest, encodeMergeRequest, encodePartitionRequest, encodeSignatureShare, encodeUpdateRequest,
+  type MergeRequest, type PartitionRequest, type SignatureShare, type UpdateRequest
 } from '../../protocol/requests.js'
 import { LogLimiter, type Logger } from '../host/log.js'
 import { sleep } from '../host/wait.js'
@@ -29,6 +29,7 @@ import { sleep } from '../host/wait.js'
  * | partition-request | 4 | partition request (protocol) |
  * | refusal | 5 | refusal (below) |
  * | evidence | 6 | equivocation evidence (protocol) |
+ * | merge-request | 7 | merge request (protocol): fold a frozen pool's partitions back into it |
  *
  * SignedRefusal (version 1): a member tells a round's proposer why it will not sign, signed by the member:
  *
@@ -44,7 +45,7 @@ import { sleep } from '../host/wait.js'
 export const GOSSIP_VERSION = 1
 export const REFUSAL_VERSION = 1
 
-export const GOSSIP_KINDS = ['genesis-proposal', 'update-request', 'share', 'partition-request', 'refusal', 'evidence'] as const
+export const GOSSIP_KINDS = ['genesis-proposal', 'update-request', 'share', 'partition-request', 'refusal', 'evidence', 'merge-request'] as const
 export type GossipKind = typeof GOSSIP_KINDS[number]
 
 /** Largest payload: a genesis proposal is the biggest (a genesis of up to one protocol object). */
@@ -90,6 +91,7 @@ export type GossipMessage =
   | { kind: 'partition-request', request: PartitionRequest }
   | { kind: 'refusal', refusal: SignedRefusal }
   | { kind: 'evidence', evidence: EquivocationEvidence }
+  | { kind: 'merge-request', request: MergeRequest }
 
 export const ZERO_POOL_ID = new Uint8Array(32)
 
@@ -159,6 +161,7 @@ function payloadOf (msg: GossipMessage): Uint8Array {
       return w.finish()
     }
     case 'evidence': return encodeEvidence(msg.evidence)
+    case 'merge-request': return encodeMergeRequest(msg.request)
   }
 }
 
@@ -211,6 +214,7 @@ function decodePayload (kind: GossipKind, payload: Uint8Array): GossipMessage {
     case 'partition-request': return { kind, request: decodePartitionRequest(payload) }
     case 'refusal': return { kind, refusal: decodeAll(payload, 'refusal', readRefusal) }
     case 'evidence': return { kind, evidence: decodeEvidence(payload) }
+    case 'merge-request': return { kind, request: decodeMergeRequest(payload) }
   }
 }
 

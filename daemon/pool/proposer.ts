@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { encodeGenesisEntry, encodeKickoutEntry, encodeStateEntry, encodeStatementEntry } from '../../board/entries.js'
+import { encodeGenesisEntry, encodeKickoutEntry, encodeMergeEntry, encodeStateEntry, encodeStatementEntry } from '../../board/entries.js'
 import type { PoolBoard } from '../../board/pool-board.js'
 import { compareBytes, equalBytes, toHex } from '../../protocol/bytes.js'
 import { indexOfKey, short, sumSats } from '../../protocol/common.js'
@@ -8,7 +8,7 @@ import { sha256 } from '../../protocol/hash.js'
 import { signPartitionRequest, signUpdateRequest, type PartitionRequest, type SignatureShare, type UpdateRequest } from '../../protocol/requests.js'
 import { applyPayment, checkPartitionRequest, initialState, makePartitionRequest, makeUpdateRequest, RuleError } from '../../protocol/rules.js'
 import { stateHash, withdrawOutpoints, type PoolState, type SignedState } from '../../protocol/state.js'
-import { statementId, withStatementSignature, type PartitionStatement } from '../../protocol/statement.js'
+import { statementId, withStatementSignatures, type PartitionStatement } from '../../protocol/statement.js'
 import type { Logger } from '../host/log.js'
 import type { GenesisProposal } from '../net/gossip.js'
 import type { PoolMembers } from './members.js'
@@ -223,6 +223,28 @@ export class PoolProposer {
   }
 
   /** Kicks `member` out of its current pool with its kick-out Withdraw K(N,u); the board refuses before T + X + 1. */
+  /**
+   * Merges the frozen pool `pool` (the root by default) back together: state N+1 holding every
+   * member's balance where it is now, signed by every member of the pool (merge.ts).
+   */
+  async merge (params: { pool?: string, timeoutMs?: number }): Promise<Record<string, unknown>> {
+    const timeoutMs = roundTimeout(params.timeoutMs)
+    const deadlineMs = Date.now() + timeoutMs
+    await this.options.read()
+    const merger = this.options.signer.merger
+    const plan = merger.plan(merger.resolvePool(params.pool), deadlineMs)
+    const { request, proposed, what } = plan
+    const own = await this.decideAsProposer(async () => await this.options.signer.decideMerge(request))
+    const round = this.options.rounds.open('merge', request.roundId, request.poolId, what, 'state', stateHash(proposed), proposed.pool.members, deadlineMs)
+    round.shares.set(toHex(this.options.memberKey), own.signature)
+    await this.options.rounds.run(round, [{ kind: 'merge-request', request }])
+    this.options.rounds.throwUnlessComplete(round, `make ${what}`, () => 'a merge needs every member of the pool online; try again when they are')
+    const signed: SignedState = { state: proposed, signatures: proposed.pool.members.map((k) => round.shares.get(toHex(k))!) }
+    const result = await this.options.entries.propose(encodeMergeEntry(signed), BOARD_TIMEOUT_MS)
+    if (result.outcome !== 'accepted') throw new PoolError('rejected', `every member signed ${what}, but the board refused it: ${result.reason}`)
+    return merger.summary(plan, result.index)
+  }
+
   async kick (params: { member: string }): Promise<KickResult> {
     await this.options.read()
     const m = this.resolve(params.member)
@@ -264,8 +286,7 @@ export class PoolProposer {
     const gatherMs = performance.now() - gatherFromMs
     traceHop(this.options.logger, request.roundId, 'gathered')
     this.options.rounds.throwUnlessComplete(round, `make ${what}`, (answered) => answered.length === 0 ? '' : `the ones who answered: ${answered.join(', ')}`)
-    let complete = statement
-    for (const k of statement.actives) complete = withStatementSignature(complete, k, round.shares.get(toHex(k))!)
+    const complete = withStatementSignatures(statement, statement.actives.map((k) => ({ key: k, signature: round.shares.get(toHex(k))! })))
     const commitFromMs = performance.now()
     const result = await this.options.entries.propose(encodeStatementEntry(complete), BOARD_TIMEOUT_MS)
     const commitMs = performance.now() - commitFromMs

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { PoolBoard } from '../../board/pool-board.js'
 import { equalBytes, toHex } from '../../protocol/bytes.js'
 import { indexOfKey, short } from '../../protocol/common.js'
-import { partitionRequestSigningHash, type PartitionRequest, type SignatureShare, type UpdateRequest } from '../../protocol/requests.js'
+import { partitionRequestSigningHash, type MergeRequest, type PartitionRequest, type SignatureShare, type UpdateRequest } from '../../protocol/requests.js'
 import { RuleError } from '../../protocol/rules.js'
 import type { PartitionStatement } from '../../protocol/statement.js'
 import type { Logger } from '../host/log.js'
@@ -51,12 +51,17 @@ export class RoundResponder {
     this.answer(request.roundId, request.deadlineMs, from, async () => await this.options.signer.decideUpdate(request), request.poolId)
   }
 
+  onMergeRequest (request: MergeRequest, from: string): void {
+    this.answer(request.roundId, request.deadlineMs, from, async () => await this.options.signer.decideMerge(request), request.poolId)
+  }
+
   onPartitionRequest (request: PartitionRequest, from: string): void {
     const { poolBoard, signer } = this.options
     if (poolBoard.poolId === null || !equalBytes(request.poolId, poolBoard.poolId)) { this.wrongPool(request.poolId, from); return }
     const active = indexOfKey(request.actives, this.options.memberKey) >= 0
-    // An active checks the request's signature when it decides (checkPartitionRequest); a passive checks it here.
-    if (!active && !poolBoard.signatureCache.verify(request.signature, partitionRequestSigningHash(request), request.proposer)) {
+    // The signature is checked first, by actives too: a forged request must cost no linearizable
+    // read and take no answer slot (the check when deciding then hits the signature cache).
+    if (!poolBoard.signatureCache.verify(request.signature, partitionRequestSigningHash(request), request.proposer)) {
       this.options.gossip.drop('forged', from, `a partition request whose proposer ${short(request.proposer)}'s signature does not verify`)
       return
     }

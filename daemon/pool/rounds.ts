@@ -26,7 +26,7 @@ const REPUBLISH_MS = 1_000
 const SUBSCRIBER_WAIT_MS = 2_000
 const MAX_OWN_ROUNDS = 16
 
-export type RoundKind = 'genesis' | 'update' | 'partition'
+export type RoundKind = 'genesis' | 'update' | 'partition' | 'merge'
 
 export interface Round {
   id: string

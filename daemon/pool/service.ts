@@ -38,7 +38,7 @@ export { DEFAULT_ROUND_TIMEOUT_MS, MAX_ROUND_TIMEOUT_MS } from './rounds.js'
  *
  * - the proposer (proposer.ts) runs this member's commands, with its rounds (rounds.ts): an update
  *   (every member of the (sub-)pool signs state N+1), a partition (every active signs the
- *   statement), a genesis (every member signs state 0);
+ *   statement), a genesis (every member signs state 0), a merge of a frozen pool (merge.ts);
  * - the signer (signer.ts) decides what this member signs, and the responder (responder.ts)
  *   answers other members' rounds with its share or a signed refusal;
  * - the evidence defense (daemon/defense/evidence.ts) watches statement signatures for
@@ -130,6 +130,7 @@ export class PoolService {
       words: this.words,
       defenses,
       refuseEquivocators: evidenceOn,
+      maxRoundMs: MAX_ROUND_TIMEOUT_MS,
       logger: options.logger
     })
     this.rounds = new ProposerRounds({
@@ -209,6 +210,10 @@ export class PoolService {
     return await this.proposer.kick(params)
   }
 
+  async merge (params: Parameters<PoolProposer['merge']>[0]): Promise<Record<string, unknown>> {
+    return await this.proposer.merge(params)
+  }
+
   // ------------------------------------------------------------------------------------------
   // reading
 
@@ -267,6 +272,7 @@ export class PoolService {
       case 'genesis-proposal': this.responder.onGenesisProposal(msg.proposal, from); break
       case 'update-request': this.responder.onUpdateRequest(msg.request, from); break
       case 'partition-request': this.responder.onPartitionRequest(msg.request, from); break
+      case 'merge-request': this.responder.onMergeRequest(msg.request, from); break
       case 'share':
         if (!this.rounds.onShare(msg.share, from)) break
         if (msg.share.kind === 'statement') this.evidence.watchShare(msg.share, from)

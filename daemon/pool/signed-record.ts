@@ -16,18 +16,22 @@ import { PREFIX, type Database } from '../../storage/database.js'
  * Signing the very same state or statement again is allowed: that is how a failed round is retried.
  * Each promise is written with a synced put before the signature leaves the node.
  *
- *     poolSigned | 0x01 | pool ref | state number N u32 BE  -> v1 | state hash of N+1 | round id | at ms | heightT | payment
+ *     poolSigned | 0x01 | pool ref | state number N u32 BE  -> v2 | state hash of N+1 | round id | at ms | heightT | payment | deadline ms
+ *                                                             (v1: the same without the deadline, read as at ms + MAX_ROUND_DEADLINE_MS)
  *     poolSigned | 0x02 | txid | vout u32 BE                -> v1 | statement id | at ms | unsigned statement
  */
 
 const RECORD_VERSION = 1
+const STATE_RECORD_VERSION = 2
+/** The longest round (the service's MAX_ROUND_TIMEOUT_MS): a v1 state record's round ended by then. */
+const MAX_ROUND_DEADLINE_MS = 120_000
 const STATE_TAG = 0x01
 const STATEMENT_TAG = 0x02
 /** Signed statements the lab lists at most. */
 const MAX_LISTED_STATEMENTS = 1_000
 
 /** The state N+1 signed: its hash, and the payment and height that made it, so its proposer can retry it. */
-export interface SignedStateRecord { stateHash: Uint8Array, roundId: Uint8Array, atMs: number, heightT: number, payment: Payment }
+export interface SignedStateRecord { stateHash: Uint8Array, roundId: Uint8Array, atMs: number, heightT: number, payment: Payment, deadlineMs: number }
 export interface SignedStatementRecord { statementId: Uint8Array, atMs: number, statement: PartitionStatement }
 
 /** A promise kept (recorded now, or made before for the same thing) or the earlier, different one. */
@@ -41,20 +45,24 @@ export class SignedRecords {
 
   /**
    * Records that this member signs the state with `signed.stateHash` as state N+1 of `pool` after
-   * state `fromNumber`, unless it already signed a different one (returned).
+   * state `fromNumber`, unless it already signed a different one (returned). With `expiredBeforeMs`
+   * (a merge of a frozen pool) an earlier promise whose round ended before then is replaced: no
+   * honest member signs a request after its deadline, and none signs a state of a frozen pool, so
+   * that earlier state can never be completed.
    */
-  async promiseState (pool: PoolRef, fromNumber: number, signed: Omit<SignedStateRecord, 'atMs'>): Promise<Remembered<SignedStateRecord>> {
+  async promiseState (pool: PoolRef, fromNumber: number, signed: Omit<SignedStateRecord, 'atMs'>, opts: { expiredBeforeMs?: number } = {}): Promise<Remembered<SignedStateRecord>> {
     return await this.serialized(async () => {
       const key = stateKey(pool, fromNumber)
       const bytes = await this.db.get(key)
       if (bytes !== undefined) {
         const earlier = decodeStateRecord(bytes)
         if (equalBytes(earlier.stateHash, signed.stateHash)) return { ok: true }
-        return { ok: false, earlier }
+        if (opts.expiredBeforeMs === undefined || earlier.deadlineMs >= opts.expiredBeforeMs) return { ok: false, earlier }
       }
-      const w = new Writer(160).u8(RECORD_VERSION).bytes32(signed.stateHash, 'stateHash').bytes32(signed.roundId, 'roundId').u53(Date.now(), 'atMs')
+      const w = new Writer(160).u8(STATE_RECORD_VERSION).bytes32(signed.stateHash, 'stateHash').bytes32(signed.roundId, 'roundId').u53(Date.now(), 'atMs')
       w.u32(signed.heightT, 'heightT')
       writePayment(w, signed.payment)
+      w.u53(signed.deadlineMs, 'deadlineMs')
       await this.db.put(key, w.finish(), { sync: true })
       return { ok: true }
     })
@@ -118,8 +126,9 @@ function statementKey (o: Outpoint): Uint8Array {
 
 function decodeStateRecord (bytes: Uint8Array): SignedStateRecord {
   return decodeAll(bytes, 'signed state record', (r) => {
-    r.version([RECORD_VERSION])
-    return { stateHash: r.bytes32('stateHash'), roundId: r.bytes32('roundId'), atMs: r.u53('atMs'), heightT: r.u32('heightT'), payment: readPayment(r, 'payment') }
+    const version = r.version([RECORD_VERSION, STATE_RECORD_VERSION])
+    const record = { stateHash: r.bytes32('stateHash'), roundId: r.bytes32('roundId'), atMs: r.u53('atMs'), heightT: r.u32('heightT'), payment: readPayment(r, 'payment') }
+    return { ...record, deadlineMs: version === RECORD_VERSION ? record.atMs + MAX_ROUND_DEADLINE_MS : r.u53('deadlineMs') }
   })
 }
 

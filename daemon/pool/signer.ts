@@ -3,23 +3,24 @@ import type { PoolBoard } from '../../board/pool-board.js'
 import { equalBytes } from '../../protocol/bytes.js'
 import { indexOfKey, short } from '../../protocol/common.js'
 import { poolIdOf } from '../../protocol/genesis.js'
-import { makeSignatureShare, type PartitionRequest, type SignatureShare, type UpdateRequest } from '../../protocol/requests.js'
+import { makeSignatureShare, type MergeRequest, type PartitionRequest, type SignatureShare, type UpdateRequest } from '../../protocol/requests.js'
 import {
-  buildPartitionStatement, checkPartitionRequestEnvelope, checkUpdateAcceptable, checkUpdateRequest, initialState
+  buildPartitionStatement, initialState
 } from '../../protocol/rules.js'
 import { stateHash, type PoolState } from '../../protocol/state.js'
-import { conflictingOutpoints, statementId, type PartitionStatement } from '../../protocol/statement.js'
+import type { PartitionStatement } from '../../protocol/statement.js'
 import type { Database } from '../../storage/database.js'
 import { DefenseRefusal } from '../defense/refusal.js'
 import type { MemberEntry } from '../host/config.js'
-import type { Logger } from '../host/log.js'
-import type { GenesisProposal, RefusalConflict } from '../net/gossip.js'
+import type { GenesisProposal } from '../net/gossip.js'
 import type { Member } from './members.js'
 import { READ_TIMEOUT_MS, type BoardRead } from './propose.js'
 import { SignedRecords, type SignedStateRecord, type SignedStatementRecord } from './signed-record.js'
-import { byName } from './view.js'
+import { MergeRefusal, PoolMerge } from './merge.js'
+import type { Logger } from '../host/log.js'
 import { traceHop } from './trace.js'
 import type { PoolWords } from './words.js'
+import { WontSign, decidePartitionOn, decideUpdateOn } from './decide.js'
 
 /**
  * What this member signs: its signing policy, every refusal rule in one place. It signs state 0 of
@@ -33,13 +34,7 @@ import type { PoolWords } from './words.js'
 /** The refusal code of a member that could not decide yet (it could not read the board): the proposer waits on. */
 export const UNAVAILABLE = 'unavailable'
 
-/** This member will not sign: becomes a signed refusal to the proposer. */
-export class WontSign extends Error {
-  constructor (readonly code: string, message: string, readonly conflict: RefusalConflict | null = null) {
-    super(message)
-    this.name = 'WontSign'
-  }
-}
+export { WontSign }
 
 /** A request that cannot be genuine (another pool's id): dropped, not refused. */
 export class Forged extends Error {}
@@ -77,15 +72,46 @@ export interface MemberSignerOptions {
   defenses?: SignerDefenses
   /** The evidence defense's rule: refuse every request of a proven equivocator. */
   refuseEquivocators: boolean
+  /** The longest round (rounds.ts): a statement signed longer ago is no longer being signed. */
+  maxRoundMs: number
   /** Where the round's debug trace goes (daemon/pool/trace.ts). */
   logger?: Logger
 }
 
+/** How far members' clocks may disagree: a round is over this long after its deadline (merges rely on it). */
+const CLOCK_SLACK_MS = 10_000
+
 export class MemberSigner {
   private readonly memory: SignedRecords
+  /** Merging a frozen pool back (merge.ts): what this member signs, and the proposer's plan. */
+  readonly merger: PoolMerge
 
   constructor (private readonly options: MemberSignerOptions) {
     this.memory = new SignedRecords(options.db)
+    this.merger = new PoolMerge({
+      poolBoard: options.poolBoard,
+      memberKey: options.memberKey,
+      memberSecret: options.memberSecret,
+      memory: this.memory,
+      read: async (timeoutMs) => { await options.read(timeoutMs) },
+      label: (ref) => options.words.label(ref),
+      nameOf: (key) => options.words.nameOf(key),
+      maxRoundMs: options.maxRoundMs,
+      clockSlackMs: CLOCK_SLACK_MS
+    })
+  }
+
+  /** Signs the merge of a frozen pool if it is the one this member's board folds (merge.ts); null if not a member. */
+  async decideMerge (req: MergeRequest): Promise<SignatureShare | null> {
+    const { poolBoard } = this.options
+    if (poolBoard.poolId !== null && !equalBytes(req.poolId, poolBoard.poolId)) throw new Forged(`a merge request for pool ${short(req.poolId)}, not ours`)
+    this.refuseEquivocator(req.proposer)
+    try {
+      return await this.merger.decide(req, { nowMs: Date.now(), readTimeoutMs: Math.max(1, Math.min(READ_TIMEOUT_MS, req.deadlineMs - Date.now())) })
+    } catch (err) {
+      if (err instanceof MergeRefusal) throw new WontSign(err.code, err.message)
+      throw err
+    }
   }
 
   /** The state N+1 this member signed for state N of `pool`, if it did (a round that failed leaves one). */
@@ -155,16 +181,12 @@ export class MemberSigner {
       if (this.options.logger !== undefined) traceHop(this.options.logger, req.roundId, 'read')
       current = poolBoard.currentState(req.from.pool)
     }
-    if (current === undefined) throw new WontSign('unknown-pool', `the board holds no ${words.label(req.from.pool)}`)
-    if (indexOfKey(current.pool.members, memberKey) < 0) return null
-    this.refuseEquivocator(req.proposer)
-    const record = poolBoard.pool(req.from.pool)!
-    if (record.status !== 'open') throw new WontSign(record.status, `the ${words.label(req.from.pool)} is ${record.status}: it takes no new state`)
-    const proposed = checkUpdateRequest(current, req, { nowMs: Date.now() })
-    checkUpdateAcceptable(current, proposed, memberKey, req.payment)
-    if (req.heightT > poolBoard.chainHeight) throw new WontSign('height', `heightT ${req.heightT} is above the chain height ${poolBoard.chainHeight}`)
-    const hash = stateHash(proposed)
-    const kept = await this.memory.promiseState(current.pool.ref, current.stateNumber, { stateHash: hash, roundId: req.roundId, heightT: req.heightT, payment: req.payment })
+    if (current !== undefined && indexOfKey(current.pool.members, memberKey) >= 0) this.refuseEquivocator(req.proposer)
+    const decided = decideUpdateOn(poolBoard, memberKey, req, Date.now(), words)
+    if (decided === null) return null
+    current = decided.current
+    const hash = decided.hash
+    const kept = await this.memory.promiseState(current.pool.ref, current.stateNumber, { stateHash: hash, roundId: req.roundId, heightT: req.heightT, payment: req.payment, deadlineMs: req.deadlineMs })
     if (this.options.logger !== undefined) traceHop(this.options.logger, req.roundId, 'promised')
     if (!kept.ok) {
       const p = kept.earlier.payment
@@ -197,27 +219,9 @@ export class MemberSigner {
       await this.options.read(readTimeout(req.deadlineMs))
       hop('read')
     }
-    const parent = poolBoard.currentState(req.parent.pool)
-    if (parent === undefined) throw new WontSign('unknown-pool', `the board holds no ${words.label(req.parent.pool)}`)
-    const record = poolBoard.pool(req.parent.pool)!
-    if (record.status === 'closed') throw new WontSign('closed', `the ${words.label(req.parent.pool)} is closed (a member was kicked out)`)
-    checkPartitionRequestEnvelope(parent, req, { nowMs: Date.now() })
-    const statement = derived !== null && derived.parent === parent
-      ? derived.statement
-      : buildPartitionStatement(parent, req.actives, req.newBalances, req.heightT)
-    const id = statementId(statement)
-    const conflicts = poolBoard.conflictsFor(statement.spent).filter((c) => !equalBytes(c.id, id))
-    if (conflicts.length > 0) {
-      const c = conflicts[0]
-      const whose = c.statement === null ? [] : conflictingOutpoints(c.statement, statement).map((o) => words.ownerOf(parent, o)).sort(byName)
-      throw new WontSign('conflict', `statement ${words.describeStatement(c)} already spends the Withdraw output${whose.length === 1 ? '' : 's'} of ${whose.join(', ')} at the ${words.stateLabel(statement.parent)}`, { statementId: c.id, index: c.index })
-    }
-    if (statement.heightT > poolBoard.chainHeight) throw new WontSign('height', `heightT ${statement.heightT} is above the chain height ${poolBoard.chainHeight}`)
-    const mine = indexOfKey(statement.actives, memberKey)
-    const before = parent.balances[indexOfKey(parent.pool.members, memberKey)]
-    if (!equalBytes(req.proposer, memberKey) && statement.newBalances[mine] < before) {
-      throw new WontSign('balance-decreased', `my balance would drop from ${before} to ${statement.newBalances[mine]} sats and I am not the one paying`)
-    }
+    const decided = decidePartitionOn(poolBoard, memberKey, req, Date.now(), words, derived)
+    if (decided === null) return null
+    const { statement, id, mine } = decided
     const defenses = this.options.defenses
     if (defenses !== undefined) {
       if (!reportedAsked) this.refuseReported(statement)

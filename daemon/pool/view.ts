@@ -57,7 +57,7 @@ export function homesOf (board: PoolBoard): (key: Uint8Array) => Home | null {
   const views = board.poolList()
   return (key) => {
     for (const view of views) {
-      if (view.status === 'closed') continue
+      if (view.status === 'closed' || view.status === 'merged') continue
       const index = view.members.findIndex((m) => equalBytes(m.key, key))
       if (index >= 0 && view.members[index].partitionedBy === null) return { view, index }
     }
@@ -126,7 +126,7 @@ export function poolStatusView (board: PoolBoard, nameOf: NameOf): PoolStatusVie
     const v = node.pool
     const record = board.pool(v.ref)
     const balances: Record<string, bigint> = {}
-    for (const m of v.members) if (m.partitionedBy === null && v.status !== 'closed') balances[nameOf(m.key)] = m.balanceSats
+    for (const m of v.members) if (m.partitionedBy === null && v.status !== 'closed' && v.status !== 'merged') balances[nameOf(m.key)] = m.balanceSats
     const out: PoolNodeView = {
       ref: refId(v.ref),
       label: label(v.ref),

@@ -14,12 +14,16 @@ import {
   type Entry,
   type Message,
   type NodeId,
+  type PersistedState,
   type Ready,
   type Role,
-  type SnapMessage
+  type SnapMessage,
+  type VoteAuthority
 } from '../../board/raft/index.js'
 import type { BatchOp, RaftStore } from '../../storage/raft-store.js'
-import type { Logger } from '../host/log.js'
+import type { BoardPromise, PromiseFile } from '../../storage/promise-file.js'
+import { LogLimiter, type Logger } from '../host/log.js'
+import { Quarantine } from './quarantine.js'
 
 // daemon/replica/: this node's replica of the board: the Raft driver (this file), the transport
 // (transport/), proposal forwarding (forward.ts), the pool applier, the one way back from the board
@@ -95,6 +99,13 @@ export interface BoardOptions {
   onFatal: (err: Error) => void
   /** Compare entry hashes where plain Raft compares terms (the hash-chain defense; on by default). */
   verifyHashChain?: boolean
+  /**
+   * What this node promised (hard state, last durable entry), kept outside LevelDB and read at
+   * start: a store that holds less lost writes (docs/operations.md, "Lost durable state").
+   */
+  promises?: { file: PromiseFile, promise: BoardPromise | null }
+  /** Signs this node's votes and checks others' (election certificates, docs/raft.md); null: plain Raft. */
+  votes?: VoteAuthority | null
   /** Called with every alarm the core raises, after it is logged (the hash-chain defense makes a proof of it). */
   onAlarm?: (alarm: Alarm) => void
   /** Timers, event loop and randomness (default NODE_CLOCK); the simulator passes its own. */
@@ -120,6 +131,8 @@ export interface BoardStatus {
   alarms: number
   /** Members this node no longer follows or votes for: they offered to rewrite committed entries. */
   shunned: NodeId[]
+  /** Members whose frames this node drops for now: they kept sending frames the core refused. */
+  quarantined: NodeId[]
 }
 
 /** A proposal or read the caller gave up on, or that the board could not take. */
@@ -154,6 +167,7 @@ const ENTRY_HEADER_BYTES = 2
 const LEADING_MESSAGES = new Set<Message['type']>(['app', 'heartbeat', 'snap', 'timeoutNow', 'vote', 'preVote'])
 /** A persist slower than this is logged: a stalled disk stalls the board (and should cost leadership). */
 const SLOW_PERSIST_MS = 500
+const ALARM_LOG_INTERVAL_MS = 10_000
 
 /**
  * This node's replica of the board (the Raft log; the pool board is its state machine, board/pool-board.ts).
@@ -198,6 +212,11 @@ export class BoardReplica {
   /** Members proven (by an alarm) to offer rewrites of committed entries: never followed again. */
   private readonly shunned = new Set<NodeId>()
   private alarmCount = 0
+  private readonly quarantine = new Quarantine()
+  /** Alarms are caused by peers: at most one line per kind and member per interval. */
+  private readonly alarmLog: LogLimiter
+  /** The store lost entries this node acknowledged: it does not vote until it has them again. */
+  private holdingVotes = false
 
   private readonly clock: BoardClock
 
@@ -207,6 +226,7 @@ export class BoardReplica {
     this.raft = raft
     this.applied = raft.status().applied
     this.readableApplied = this.applied
+    this.alarmLog = new LogLimiter(options.logger, ALARM_LOG_INTERVAL_MS)
   }
 
   /** Restores the core from the store (or bootstraps it) and wires the transport. */
@@ -219,14 +239,29 @@ export class BoardReplica {
       persisted = isMember ? bootstrapState(initialConfiguration) : joiningState()
       await store.bootstrap(persisted)
     }
+    const check = checkPromises(persisted, options.promises?.promise ?? null)
+    persisted = check.persisted
     const raft = new Raft({
       id: selfId,
       rand: (n) => clock.randomInt(n),
       electionTicks: timing.electionTicks,
       heartbeatTicks: timing.heartbeatTicks,
-      verifyHashChain: options.verifyHashChain ?? true
+      // A learner needs a heartbeat only to keep knowing its leader, which it forgets after an
+      // election timeout: two per timeout is enough, and in a pool of many learners it is most
+      // of the leader's idle traffic (docs/operations.md, "What wakes an idle node").
+      learnerHeartbeatTicks: Math.max(timing.heartbeatTicks, Math.floor(timing.electionTicks / 2)),
+      verifyHashChain: options.verifyHashChain ?? true,
+      votes: options.votes ?? null
     }, persisted)
     const board = new BoardReplica(options, raft)
+    if (check.missing !== null) {
+      const p = options.promises!.promise!
+      raft.holdVotesUntil(p.lastIndex, p.lastHash)
+      board.holdingVotes = !raft.keptPromises()
+      options.logger.error({ missing: check.missing, promisedIndex: p.lastIndex, storedIndex: raft.lastIndex, commit: raft.commitIndex, term: raft.currentTerm },
+        `board: the store lost writes this node had made durable (${check.missing}); ` +
+        (board.holdingVotes ? 'it will not vote until it has caught up from the leader' : 'the term and vote are taken from the promise record'))
+    }
     options.transport.onMessage((m) => { board.receive(m) })
     return board
   }
@@ -244,6 +279,7 @@ export class BoardReplica {
     if (this.tickTimer !== undefined) this.clock.clearInterval(this.tickTimer)
     await this.loop
     await this.options.store.flush()
+    await this.options.promises?.file.close()
     const stopped = new BoardError('stopped', 'the node is stopping')
     for (const w of this.proposals.values()) { this.clock.clearTimeout(w.timer); w.reject(stopped) }
     for (const w of this.reads.values()) { this.clock.clearTimeout(w.timer); w.reject(stopped) }
@@ -350,7 +386,8 @@ export class BoardReplica {
       configuration: s.configuration,
       progress,
       alarms: this.alarmCount,
-      shunned: [...this.shunned]
+      shunned: [...this.shunned],
+      quarantined: this.quarantine.quarantined()
     }
   }
 
@@ -422,6 +459,12 @@ export class BoardReplica {
   private receive (m: Message): void {
     if (this.stopped) return
     if (this.shunned.has(m.from) && LEADING_MESSAGES.has(m.type)) return
+    const verdict = this.quarantine.admit(m.from)
+    if (verdict !== 'pass') {
+      // A frame dropped by the throttle counts as refused: a member that keeps flooding is cut off.
+      if (verdict === 'throttled') this.refusedFrom(m.from)
+      return
+    }
     if (m.type === 'snap') {
       void this.receiveSnapshot(m)
       return
@@ -540,7 +583,11 @@ export class BoardReplica {
     const applyOps = await this.applyInMemory(toApply)
     const durableFirst = store.mustSync(rd)
     const startMs = this.clock.nowMs()
-    const write = store.persist(rd, snapshotEntries, applyOps)
+    const persisted = store.persist(rd, snapshotEntries, applyOps)
+    // The promise record is written beside the batch, not after it: if only it survives a crash,
+    // the node believes it lost writes it never acknowledged, which costs a catch-up, never safety.
+    const promised = durableFirst ? this.writePromise(rd) : undefined
+    const write = promised === undefined ? persisted : Promise.all([persisted, promised]).then(() => undefined)
     // A batch that need not be synced (a commit index and the applied state only) holds nothing
     // another member or a client relies on: what it records is durable elsewhere (the entries on a
     // quorum) or can be rebuilt from the log. Nothing waits for it: the store issues the next
@@ -570,8 +617,33 @@ export class BoardReplica {
     for (const alarm of rd.alarms) this.raiseAlarm(alarm)
     if (rd.softState !== null) this.options.logger.info({ role: rd.softState.role, leader: rd.softState.leader, term: this.raft.currentTerm }, 'board role changed')
     this.raft.advance(rd)
+    if (this.holdingVotes && this.raft.keptPromises()) {
+      this.holdingVotes = false
+      this.options.logger.warn({ lastIndex: this.raft.lastIndex, commit: this.raft.commitIndex }, 'board: caught up past what the store had lost; voting again')
+    }
     this.releaseReads()
     await this.maybeCompact()
+  }
+
+  /** Records, outside LevelDB, the hard state and last entry this Ready makes durable. */
+  private writePromise (rd: Ready): Promise<void> | undefined {
+    const file = this.options.promises?.file
+    if (file === undefined) return undefined
+    const prev = file.current
+    let { lastIndex, lastHash } = prev ?? { lastIndex: 0, lastHash: ZERO_HASH }
+    if (rd.entries.length > 0) {
+      const last = rd.entries[rd.entries.length - 1]
+      lastIndex = last.index
+      lastHash = last.hash
+    } else if (rd.snapshot !== null) {
+      lastIndex = rd.snapshot.meta.index
+      lastHash = rd.snapshot.meta.hash
+    } else if (prev === null) {
+      lastIndex = this.raft.lastIndex
+      lastHash = this.raft.hashAt(lastIndex) ?? ZERO_HASH
+    }
+    const hs = rd.hardState ?? { term: prev?.term ?? this.raft.currentTerm, vote: prev?.vote ?? this.raft.status().vote }
+    return file.write({ term: hs.term, vote: hs.vote, lastIndex, lastHash })
   }
 
   /** Forgets the preparations of entries from `index` on (replaced in the log; never applied). */
@@ -656,11 +728,28 @@ export class BoardReplica {
     this.alarmCount++
     this.recentAlarms.push({ ...alarm, at: this.clock.isoTime() })
     if (this.recentAlarms.length > MAX_RECENT_ALARMS) this.recentAlarms.shift()
-    const proof = alarm.kind === 'committed-entry-conflict'
-      ? { index: alarm.index, localTerm: alarm.localTerm, localHash: toHex(alarm.localHash), offeredTerm: alarm.offeredTerm, offeredHash: toHex(alarm.offeredHash) }
-      : { index: alarm.index, reason: alarm.reason }
-    this.options.logger.error({ alarm: alarm.kind, from: alarm.from, term: alarm.term, ...proof }, 'board alarm: a member offered a log that conflicts with what this node knows')
+    const key = `${alarm.kind} ${alarm.from}`
+    if (alarm.kind === 'commit-beyond-log') {
+      // Most likely this node's own store lost writes: not the sender's fault (docs/raft.md).
+      this.alarmLog.log('error', key, { alarm: alarm.kind, from: alarm.from, term: alarm.term, commit: alarm.commit, lastIndex: alarm.lastIndex },
+        'board alarm: the leader says this node holds entries it does not (lost writes?)')
+    } else {
+      const proof = alarm.kind === 'committed-entry-conflict'
+        ? { index: alarm.index, localTerm: alarm.localTerm, localHash: toHex(alarm.localHash), offeredTerm: alarm.offeredTerm, offeredHash: toHex(alarm.offeredHash) }
+        : alarm.kind === 'invalid-append' ? { index: alarm.index, reason: alarm.reason } : { type: alarm.type, reason: alarm.reason }
+      this.alarmLog.log('error', key, { alarm: alarm.kind, from: alarm.from, term: alarm.term, ...proof },
+        alarm.kind === 'refused-message' ? 'board alarm: refused a member\'s frame no honest member sends' : 'board alarm: a member offered a log that conflicts with what this node knows')
+      // A conflict with a committed entry has its own answer (shunned, above); it stays out of the
+      // throttle so that the lab's coalitions keep playing as before.
+      if (alarm.kind !== 'committed-entry-conflict') this.refusedFrom(alarm.from)
+    }
     this.options.onAlarm?.(alarm)
+  }
+
+  private refusedFrom (member: NodeId): void {
+    const change = this.quarantine.refused(member)
+    if (change === 'throttled') this.options.logger.warn({ member }, 'board: throttling a member whose frames keep being refused')
+    if (change === 'quarantined') this.options.logger.warn({ member }, 'board: dropping every frame of a member whose frames keep being refused, for a while')
   }
 
   /**
@@ -687,4 +776,26 @@ export class BoardReplica {
     const meta = this.raft.compact(this.applied, EMPTY)
     if (meta !== null) await this.options.store.saveSnapshotMeta(meta)
   }
+}
+
+/**
+ * Compares what the store holds with what this node promised. A higher promised term (and its
+ * vote) is taken over, so the node never votes twice in a term; a last entry the store no longer
+ * holds (and has not committed past) is reported as missing: the node then holds its votes.
+ */
+export function checkPromises (persisted: PersistedState, promise: BoardPromise | null): { persisted: PersistedState, missing: string | null } {
+  if (promise === null) return { persisted, missing: null }
+  const missing: string[] = []
+  let hs = persisted.hardState
+  if (promise.term > hs.term) {
+    missing.push(`term ${promise.term} and its vote; the store has term ${hs.term}`)
+    hs = { ...hs, term: promise.term, vote: promise.vote }
+  }
+  const meta = persisted.snapshot.meta
+  const lastStored = meta.index + persisted.entries.length
+  const at = promise.lastIndex
+  const storedHash = at === meta.index ? meta.hash : at > meta.index && at <= lastStored ? persisted.entries[at - meta.index - 1].hash : null
+  const entriesMissing = at > hs.commit && (storedHash === null || !equalBytes(storedHash, promise.lastHash))
+  if (entriesMissing) missing.push(`entries up to ${at}; the store holds up to ${lastStored}, committed ${hs.commit}`)
+  return { persisted: { ...persisted, hardState: hs }, missing: missing.length === 0 ? null : missing.join('; ') }
 }

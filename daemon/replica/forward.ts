@@ -8,7 +8,7 @@ import { sleep } from '../host/wait.js'
 export const PROPOSE_PROTOCOL = '/poolboard/propose/1.0.0'
 
 /** Entry kinds a member may ask the leader to propose for it: pool facts, never raw lab entries. */
-const FORWARDABLE_KINDS = new Set<number>([ENTRY_KIND.genesis, ENTRY_KIND.state, ENTRY_KIND.statement, ENTRY_KIND.evidence, ENTRY_KIND.blocks, ENTRY_KIND.kickout])
+const FORWARDABLE_KINDS = new Set<number>([ENTRY_KIND.genesis, ENTRY_KIND.state, ENTRY_KIND.statement, ENTRY_KIND.evidence, ENTRY_KIND.blocks, ENTRY_KIND.kickout, ENTRY_KIND.merge])
 const MAX_FORWARDED_ENTRY_BYTES = 1024 * 1024
 const MAX_FORWARD_TIMEOUT_MS = 60_000
 const LEADER_POLL_MS = 50

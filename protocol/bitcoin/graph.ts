@@ -400,7 +400,7 @@ export function isSigned(t: GraphTx): boolean {
 
 /** The transaction as Bitcoin serializes it, with its witnesses. Throws `GraphError` if one is missing. */
 export function serializeSigned(t: GraphTx): Uint8Array {
-  const missing = t.signatures.findIndex((s) => s === null);
+  const missing = t.signatures.indexOf(null);
   if (missing >= 0) throw new GraphError(`${t.label}: input ${missing} is not signed`);
   return toScure(t).toBytes(true, true);
 }

@@ -95,7 +95,7 @@ export function signerGroup(keys: readonly Uint8Array[]): SignerGroup {
   const id = keys.map(toHex).join('');
   const cached = groups.get(id);
   if (cached !== undefined) return cached;
-  let agg;
+  let agg: ReturnType<typeof zkp.musig.pubkeyAgg>;
   try {
     agg = zkp.musig.pubkeyAgg(keys.map(even));
   } catch {
@@ -190,7 +190,10 @@ export class MusigRound {
         const id = toHex(k);
         all.set(id, k);
         let list = this.jobsOf.get(id);
-        if (list === undefined) this.jobsOf.set(id, (list = []));
+        if (list === undefined) {
+          list = [];
+          this.jobsOf.set(id, list);
+        }
         list.push(i);
       });
     });

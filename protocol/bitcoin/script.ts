@@ -68,7 +68,7 @@ export function tapTweak(internalKey: Uint8Array, merkleRoot?: Uint8Array): Uint
  */
 export function taprootOutputKey(internalKey: Uint8Array, merkleRoot?: Uint8Array): { outputKey: Uint8Array; parity: 0 | 1 } {
   if (internalKey.length !== 32) throw new RangeError(`internal key: expected 32 bytes, got ${internalKey.length}`);
-  let P;
+  let P: ReturnType<typeof schnorr.utils.lift_x>;
   try {
     P = schnorr.utils.lift_x(bytesToBigInt(internalKey));
   } catch {
@@ -133,7 +133,7 @@ export function taprootAddress(network: Network, outputKey: Uint8Array): string 
 
 /** The output key of a bech32m P2TR address of `network`; throws `RangeError` naming what is wrong. */
 export function decodeTaprootAddress(network: Network, address: string): Uint8Array {
-  let d;
+  let d: ReturnType<typeof bech32m.decode>;
   try {
     d = bech32m.decode(address as `${string}1${string}`);
   } catch (e) {

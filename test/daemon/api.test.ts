@@ -54,12 +54,26 @@ describe('admin API', () => {
   })
 
   it('refuses bodies over the limit and bodies that are not JSON', async () => {
-    const headers = { authorization: basic(`__cookie__:${password}`) }
+    const headers = { authorization: basic(`__cookie__:${password}`), 'content-type': 'application/json' }
     const big = await fetch(`${base}/v1/echo`, { method: 'POST', headers, body: JSON.stringify({ x: 'y'.repeat(2000) }) })
     assert.equal(big.status, 413)
     const bad = await fetch(`${base}/v1/echo`, { method: 'POST', headers, body: '{nope' })
     assert.equal(bad.status, 400)
     assert.equal((await bad.json() as { error: { code: string } }).error.code, 'bad-json')
+  })
+
+  // Rule (issue 11): a body is a JSON object sent as application/json; anything else is a 4xx, never a 500.
+  it('refuses null, arrays and bodies that are not sent as application/json', async () => {
+    const headers = { authorization: basic(`__cookie__:${password}`), 'content-type': 'application/json' }
+    for (const body of ['null', '[1]', '"x"', '7']) {
+      const res = await fetch(`${base}/v1/echo`, { method: 'POST', headers, body })
+      assert.equal(res.status, 400, body)
+      assert.equal((await res.json() as { error: { code: string } }).error.code, 'bad-request')
+    }
+    const plain = await fetch(`${base}/v1/echo`, { method: 'POST', headers: { ...headers, 'content-type': 'text/plain' }, body: '{"a":1}' })
+    assert.equal(plain.status, 415)
+    const charset = await fetch(`${base}/v1/echo`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json; charset=utf-8' }, body: '{"a":1}' })
+    assert.equal(charset.status, 200)
   })
 
   it('serves /metrics without a credential', async () => {

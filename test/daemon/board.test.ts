@@ -33,7 +33,8 @@ describe('the board driver', function () {
   // Rule (docs/raft.md, snapshots): a follower applies every committed entry once, in order, also
   // when a history snapshot starts above its applied index.
   it('a follower that acknowledged entries before hearing they committed applies them when a history snapshot overtakes the heartbeats', async () => {
-    const b = boards = new TestBoards({ voters: ['a', 'b', 'c'], learners: [] }, { snapshotEveryEntries: 2 })
+    boards = new TestBoards({ voters: ['a', 'b', 'c'], learners: [] }, { snapshotEveryEntries: 2 })
+    const b = boards
     await b.start()
     await b.elect('a')
     const a = b.node('a').board!
@@ -71,7 +72,8 @@ describe('the board driver', function () {
   // Rule: an alarm names a member that offered a log conflicting with what this node knows; a
   // stale snapshot of an older term proves nothing (docs/raft.md, alarms).
   it('a snapshot of an older term is dropped without checking its history or raising an alarm', async () => {
-    const b = boards = new TestBoards({ voters: ['a', 'b', 'c'], learners: [] })
+    boards = new TestBoards({ voters: ['a', 'b', 'c'], learners: [] })
+    const b = boards
     await b.start()
     await b.elect('a')
     await b.until(b.node('a').board!.propose(text('x'), 10_000))
@@ -101,7 +103,8 @@ describe('the board driver', function () {
   // Rule (board/raft/types.ts, Ready): a snapshot in a Ready is persisted with its own verified
   // history, whatever other snapshots arrived meanwhile.
   it('two snapshots verified before the first one\'s Ready do not stop the follower', async () => {
-    const b = boards = new TestBoards({ voters: ['a', 'b', 'c'], learners: [] }, { snapshotEveryEntries: 2 })
+    boards = new TestBoards({ voters: ['a', 'b', 'c'], learners: [] }, { snapshotEveryEntries: 2 })
+    const b = boards
     await b.start()
     await b.elect('a')
     const a = b.node('a')
@@ -138,7 +141,8 @@ describe('the board driver', function () {
   // Rule (board/raft/types.ts, the durability contract): an acknowledgement leaves only for entries
   // this node stores; one made in a term it has left may name entries a newer leader replaced.
   it('an acknowledgement of entries that an append of a newer term replaced in the same Ready is not sent', async () => {
-    const b = boards = new TestBoards({ voters: ['a', 'b', 'c'], learners: [] })
+    boards = new TestBoards({ voters: ['a', 'b', 'c'], learners: [] })
+    const b = boards
     await b.start()
     await b.elect('a')
     await b.until(b.node('a').board!.propose(text('x'), 10_000))
@@ -162,7 +166,8 @@ describe('the board driver', function () {
 
   // Rule (docs/raft.md, restart): a member that lost its vote must never vote again as if new.
   it('a founding member whose board state was wiped refuses to start', async () => {
-    const b = boards = new TestBoards({ voters: ['a', 'b', 'c'], learners: [] })
+    boards = new TestBoards({ voters: ['a', 'b', 'c'], learners: [] })
+    const b = boards
     await b.start()
     await b.elect('a')
     const c = b.node('c')
@@ -177,7 +182,8 @@ describe('the board driver', function () {
   // Rule (docs/raft.md, membership): a voter is added only once it has caught up, so a board never
   // waits for the acknowledgement of a member that cannot give it.
   it('a lone voter refuses to make an unreachable member a voter, and keeps accepting changes', async () => {
-    const b = boards = new TestBoards({ voters: ['a'], learners: [] })
+    boards = new TestBoards({ voters: ['a'], learners: [] })
+    const b = boards
     await b.start(['a'])
     await b.elect('a')
     const a = b.node('a').board!
@@ -194,7 +200,8 @@ describe('the board driver', function () {
   // Rule (docs/raft.md, membership): a change takes effect when appended, so a leader that demoted
   // itself would stop leading before its change commits; it hands the lead over first.
   it('the leader refuses to demote or remove itself', async () => {
-    const b = boards = new TestBoards({ voters: ['a', 'b', 'c'], learners: [] })
+    boards = new TestBoards({ voters: ['a', 'b', 'c'], learners: [] })
+    const b = boards
     await b.start()
     await b.elect('a')
     await committedEverywhere(b, 1)
@@ -206,7 +213,8 @@ describe('the board driver', function () {
   })
 
   it('a caught-up learner of a lone voter is promoted', async () => {
-    const b = boards = new TestBoards({ voters: ['a'], learners: [] })
+    boards = new TestBoards({ voters: ['a'], learners: [] })
+    const b = boards
     await b.start(['a'])
     await b.elect('a')
     const a = b.node('a').board!

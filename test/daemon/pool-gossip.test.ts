@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { DecodeError, EncodeError, Writer } from '../../protocol/codec.js'
 import {
   buildPartitionStatement, encodeUpdateRequest, indexOfKey, initialState, makeEvidence, makePartitionRequest, makeSignatureShare,
-  makeUpdateRequest, signHash, signPartitionRequest, signStatement, signUpdateRequest, stateHash, statementId, verifyHash,
+  makeMergeRequest, makeUpdateRequest, signHash, signMergeRequest, signPartitionRequest, signStatement, signUpdateRequest, stateHash, statementId, verifyHash,
   withStatementSignature, type PartitionStatement
 } from '../../protocol/index.js'
 import { TopicValidatorResult, type GossipSub, type Message } from '@libp2p/gossipsub'
@@ -42,7 +42,8 @@ function fixtures (): { messages: GossipMessage[], conflicting: [PartitionStatem
       { kind: 'share', share },
       { kind: 'partition-request', request: partition },
       { kind: 'refusal', refusal },
-      { kind: 'evidence', evidence: makeEvidence(first, second, A.publicKey) }
+      { kind: 'evidence', evidence: makeEvidence(first, second, A.publicKey) },
+      { kind: 'merge-request', request: signMergeRequest(makeMergeRequest(s0, { proposer: B.publicKey, folded: [...s0.balances].reverse(), heightT: 10, deadlineMs: 1_000_000, roundId: ROUND }), B.secretKey) }
     ],
     conflicting: [first, second]
   }

@@ -4,6 +4,7 @@ import { PoolBoard } from '../../board/pool-board.js'
 import { SignatureCache } from '../../board/signature-cache.js'
 import { signatureChecksOf } from '../../board/signatures.js'
 import { SignatureWorkers } from '../../daemon/replica/signature-workers.js'
+import { waitFor } from '../../daemon/host/wait.js'
 import { Harness, TestLog, genesisEntry, partition, smallGenesis, statementEntry, updateEntry } from '../pool/helpers.js'
 
 describe('signature checks on worker threads', function () {
@@ -22,7 +23,7 @@ describe('signature checks on worker threads', function () {
     reference.accept(stmt)
 
     const cache = new SignatureCache()
-    const workers = new SignatureWorkers(cache, logger, 1)
+    const workers = new SignatureWorkers(cache, logger, 1, { inlineMaxChecks: 0 })
     try {
       const log = new TestLog()
       const entries = [genesisEntry(g), update, stmt].map((d) => log.add(d))
@@ -46,7 +47,7 @@ describe('signature checks on worker threads', function () {
     const good = partition(root, [0, 1], [root.balances[0], root.balances[1]])
     const forged = { ...good, signatures: good.signatures.map((s, i) => i === 0 ? { ...s, signature: s.signature.map((b, k) => k === 5 ? b ^ 1 : b) } : s) }
     const cache = new SignatureCache()
-    const workers = new SignatureWorkers(cache, logger, 1)
+    const workers = new SignatureWorkers(cache, logger, 1, { inlineMaxChecks: 0 })
     try {
       const entry = new TestLog().add(statementEntry(forged))
       const checks = signatureChecksOf(entry)
@@ -56,6 +57,25 @@ describe('signature checks on worker threads', function () {
       const applying = new Harness(new PoolBoard({ signatureCache: cache }))
       applying.accept(genesisEntry(g))
       assert.match(applying.reject(statementEntry(forged), /does not verify/).result.reason, /active 0/)
+    } finally {
+      await workers.stop()
+    }
+  })
+
+  it('threads start on demand and stop when idle; a few checks are verified inline, with the same result', async () => {
+    const g = smallGenesis(6)
+    const cache = new SignatureCache()
+    const workers = new SignatureWorkers(cache, logger, 1, { inlineMaxChecks: 2, idleStopMs: 50 })
+    try {
+      assert.equal(workers.startedThreads, 0, 'no thread before there is work')
+      const checks = signatureChecksOf(new TestLog().add(genesisEntry(g)))
+      await workers.prepare(checks.slice(0, 2))
+      assert.equal(workers.startedThreads, 0, 'two checks were verified inline')
+      assert.ok(checks.slice(0, 2).every((c) => cache.knows(c.signature, c.hash, c.key)))
+      await workers.prepare(checks)
+      assert.equal(workers.startedThreads, 1)
+      assert.ok(checks.every((c) => cache.knows(c.signature, c.hash, c.key)))
+      await waitFor('the idle worker to stop', () => workers.startedThreads === 0 || undefined, 5_000, 10)
     } finally {
       await workers.stop()
     }

@@ -4,12 +4,12 @@
  */
 import assert from 'node:assert/strict'
 import {
-  encodeBlocksEntry, encodeEvidenceEntry, encodeGenesisEntry, encodeKickoutEntry, encodeStateEntry, encodeStatementEntry
+  encodeBlocksEntry, encodeEvidenceEntry, encodeGenesisEntry, encodeKickoutEntry, encodeMergeEntry, encodeStateEntry, encodeStatementEntry
 } from '../../board/entries.js'
 import { PoolBoard, type Applied } from '../../board/pool-board.js'
 import { makeEntry, ZERO_HASH, type Entry, type EntryType } from '../../board/raft/index.js'
 import {
-  applyPayment, buildPartitionStatement, initialState, type EquivocationEvidence, type Genesis, type PartitionStatement,
+  applyPayment, buildPartitionStatement, initialState, mergeState, type EquivocationEvidence, type Genesis, type PartitionStatement,
   type PoolRef, type PoolState, type SignedState
 } from '../../protocol/index.js'
 import { memberByKey, signAllState, signStatementBy, testGenesis } from '../protocol/fixtures.js'
@@ -114,4 +114,15 @@ export function kickoutEntry (pool: PoolRef, stateNumber: number, member: Uint8A
 /** The secret key of a member key (for forging and partial signing in tests). */
 export function secretOf (key: Uint8Array): Uint8Array {
   return memberByKey(key).secretKey
+}
+
+/** The merge of the frozen pool `ref` as the board folds it now, signed by every member (or `signed` given). */
+export function mergeOf (board: PoolBoard, ref: PoolRef = { kind: 'root' }, heightT?: number): SignedState {
+  const fold = board.foldPartitions(ref)
+  assert(fold.ok, fold.ok ? '' : fold.reason)
+  return signAllState(mergeState(fold.state, fold.balances, heightT ?? fold.state.heightT))
+}
+
+export function mergeEntry (signed: SignedState): Uint8Array {
+  return encodeMergeEntry(signed)
 }

@@ -11,7 +11,7 @@ import {
   statementId, toHex, txid, verifyEvidence, withdrawOutpoints, type PoolRef, type PoolState
 } from '../../protocol/index.js'
 import {
-  Harness, MEMBERS, blocksEntry, evidenceEntry, genesisEntry, kickoutEntry, nextState, partition, secretOf,
+  Harness, MEMBERS, blocksEntry, evidenceEntry, genesisEntry, kickoutEntry, mergeEntry, mergeOf, nextState, partition, secretOf,
   signAllState, signedEntry, smallGenesis, statementEntry, updateEntry
 } from './helpers.js'
 
@@ -217,7 +217,7 @@ describe('PoolBoard', () => {
       const first = partition(s1, [0, 2, 4], [399_000n, 200_000n, 300_000n])
       h.accept(statementEntry(first))
       h.reject(updateEntry(s1, 1, 3, 10n),
-        new RegExp(`the root pool is frozen: its state 1 was partitioned by statement ${short(statementId(first))} \\(index 3\\); a new state would drop those partitions, and merging partitions back is out of scope`))
+        new RegExp(`the root pool is frozen: its state 1 was partitioned by statement ${short(statementId(first))} \\(index 3\\); a new state would drop those partitions: merge them back first`))
       h.reject(kickoutEntry(ROOT, 1, s1.pool.members[1]), /the root pool is frozen/)
       const parallel = partition(s1, [1, 3], [300_000n, 301_000n])
       h.accept(statementEntry(parallel))
@@ -364,6 +364,97 @@ describe('PoolBoard', () => {
       assert.equal(h.board.valueHeldSats(), 0n)
       assert.equal(h.board.onChainExitSats(), 50_000n)
       h.reject(updateEntry(s0, 1, 0, 1n), /the root pool is closed: .*; nothing of it continues/)
+    })
+  })
+
+  describe('merging partitions back', () => {
+    /** Root at state 1, partitioned among members 0, 2, 4 (who then pay inside it), with a nested partition of 0 and 4. */
+    function partitioned (): { h: Harness, s1: PoolState, sub: PoolRef, nested: PoolRef } {
+      const { h, s1 } = openPool()
+      const stmt = partition(s1, [0, 2, 4], [399_000n, 200_000n, 300_000n])
+      h.accept(statementEntry(stmt))
+      const sub: PoolRef = { kind: 'partition', statementId: statementId(stmt) }
+      h.accept(updateEntry(h.state(sub), 2, 0, 50_000n)) // its member 2 (root's 4) pays its member 0
+      const inner = partition(h.state(sub), [0, 2], [440_000n, 259_000n]) // its members 0 and 4 (root's 0 and 4)
+      h.accept(statementEntry(inner))
+      const nested: PoolRef = { kind: 'partition', statementId: statementId(inner) }
+      h.accept(updateEntry(h.state(nested), 0, 1, 1_000n))
+      return { h, s1, sub, nested }
+    }
+
+    it('one unanimous state N+1 folds every partition under a frozen pool back into it, and the pool is open again (rule: merge supersedes the partitions)', () => {
+      const { h, s1, sub, nested } = partitioned()
+      const fold = h.board.foldPartitions(ROOT)
+      assert.ok(fold.ok)
+      // each member's funds where they are now: 0 and 4 in the nested partition, 2 in the first, 1 and 3 never moved
+      assert.deepStrictEqual(fold.balances, [439_000n, 201_000n, 200_000n, 400_000n, 260_000n])
+      assert.deepStrictEqual(fold.folded, [sub, nested])
+      const a = h.accept(mergeEntry(mergeOf(h.board)))
+      assert.equal(a.result.kind, 'merge')
+      assert.deepStrictEqual(a.result.pool, ROOT)
+      assert.equal(a.result.stateNumber, 2)
+      const s2 = h.state()
+      assert.deepStrictEqual(s2.balances, fold.balances)
+      assert.equal(h.board.pool(ROOT)?.status, 'open')
+      assert.equal(h.board.pool(sub)?.status, 'merged')
+      assert.equal(h.board.pool(nested)?.status, 'merged')
+      assert.equal(h.board.pool(nested)?.updatedAt, a.result.index)
+      assert.equal(h.board.valueHeldSats(), 1_500_000n)
+      h.board.checkConsistency()
+
+      // the partitions take nothing more, and naming the merge says where to go on
+      h.reject(updateEntry(h.state(nested), 0, 1, 1n), new RegExp(`the partition ${HEX16} was merged back into the partition ${HEX16} at index ${a.result.index}: its members go on there`))
+      h.reject(updateEntry(h.state(sub), 0, 1, 1n), new RegExp(`was merged back into the root pool at index ${a.result.index}`))
+      h.reject(statementEntry(partition(h.state(nested), [0], [439_000n])), /was merged back/)
+      // a statement on the superseded root state is stale
+      h.reject(statementEntry(partition(s1, [1, 3], [201_000n, 400_000n])), /stale: the statement partitions state 1 of the root pool, whose current state is 2/)
+      // the root pays among all five again, and can be partitioned again at its new state
+      h.accept(updateEntry(s2, 3, 2, 5_000n))
+      h.accept(statementEntry(partition(h.state(), [1, 3], [201_000n, 395_000n])))
+      assert.equal(h.board.pool(ROOT)?.status, 'frozen')
+      assert.deepStrictEqual(h.board.poolTree()?.children.map((c) => c.pool.status), ['merged', 'open'])
+      h.board.checkConsistency()
+      // and merged again
+      h.accept(mergeEntry(mergeOf(h.board)))
+      assert.equal(h.board.pool(ROOT)?.status, 'open')
+      assert.equal(h.state().stateNumber, 4)
+      h.board.checkConsistency()
+    })
+
+    it('a nested frozen partition merges on its own; its parent stays frozen', () => {
+      const { h, sub, nested } = partitioned()
+      const a = h.accept(mergeEntry(mergeOf(h.board, sub)))
+      assert.deepStrictEqual(a.result.pool, sub)
+      assert.equal(h.board.pool(sub)?.status, 'open')
+      assert.equal(h.board.pool(nested)?.status, 'merged')
+      assert.equal(h.board.pool(ROOT)?.status, 'frozen')
+      assert.deepStrictEqual(h.state(sub).balances, [439_000n, 200_000n, 260_000n])
+      h.board.checkConsistency()
+    })
+
+    it('a merge is refused unless the pool is frozen, its balances are the folded ones, every member signed, and no kick-out closed a pool under it', () => {
+      const { h, s1 } = openPool()
+      h.reject(mergeEntry(signAllState(nextState(s1, 0, 1, 1n))), /the root pool is open: only a frozen pool \(one whose state was partitioned\) can be merged/)
+      const stmt = partition(s1, [0, 2], [100_000n, 299_000n])
+      h.accept(statementEntry(stmt))
+      const sub: PoolRef = { kind: 'partition', statementId: statementId(stmt) }
+      // balances that are not where the funds are: the update the root had before the partition, say
+      h.reject(mergeEntry(signAllState(nextState(s1, 0, 1, 1n))), new RegExp(`the merge gives member 0 \\(${HEX16}\\) 98999 sats, but its funds under the root pool are 100000 sats`))
+      const good = mergeOf(h.board)
+      const forged = { ...good, signatures: [...good.signatures] }
+      forged.signatures[3] = signState(good.state, MEMBERS[8].secretKey)
+      h.reject(mergeEntry(forged), new RegExp(`merged state 2 of the root pool: the signature of member 3 \\(${HEX16}\\) does not verify`))
+      h.reject(mergeEntry(mergeOf(h.board, ROOT, 200)), /heightT 200 is above the chain height 100/)
+      h.reject(mergeEntry(signAllState(nextState(h.state(sub), 0, 1, 1n))), /the partition [0-9a-f]{16} is open: only a frozen pool/)
+      // a kick-out under it: its funds left on chain
+      h.accept(blocksEntry(11))
+      h.accept(kickoutEntry(sub, 0, s1.pool.members[2]))
+      const fold = h.board.foldPartitions(ROOT)
+      assert.ok(!fold.ok)
+      assert.match(fold.reason, /the partition [0-9a-f]{16} under the root pool is closed: member 1 \([0-9a-f]{16}\) was kicked out of it at index \d+, and its funds left on chain/)
+      h.reject(mergeEntry(good), /under the root pool is closed/)
+      assert.equal(h.board.pool(ROOT)?.status, 'frozen')
+      h.board.checkConsistency()
     })
   })
 

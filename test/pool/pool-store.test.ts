@@ -14,7 +14,7 @@ import { RaftStore, StoreCorruptError, type BatchOp } from '../../storage/raft-s
 import { PREFIX } from '../../storage/database.js'
 import { tempDatabaseEachTest } from '../helpers/database.js'
 import {
-  Harness, blocksEntry, evidenceEntry, genesisEntry, kickoutEntry, partition, smallGenesis, statementEntry, updateEntry
+  Harness, blocksEntry, evidenceEntry, genesisEntry, kickoutEntry, mergeEntry, mergeOf, partition, smallGenesis, statementEntry, updateEntry
 } from './helpers.js'
 
 const ROOT: PoolRef = { kind: 'root' }
@@ -22,7 +22,7 @@ const ROOT: PoolRef = { kind: 'root' }
 /**
  * A log with every kind of entry, accepted and rejected: genesis, updates, a partition, a
  * conflicting statement with evidence, evidence from elsewhere, a nested partition, blocks, a
- * kick-out and its continuation's update, garbage, a second genesis.
+ * kick-out and its continuation's update, a merge of the nested partition, garbage, a second genesis.
  */
 function story (): Entry[] {
   const h = new Harness()
@@ -49,6 +49,8 @@ function story (): Entry[] {
   const cont: PoolRef = { kind: 'continuation', parent: parted, parentStateNumber: 0, evictedIndex: 1 }
   h.accept(updateEntry(h.state(cont), 1, 0, 100_000n))
   h.accept(statementEntry(partition(h.state(sub), [0], [159_000n])))
+  h.accept(mergeEntry(mergeOf(h.board, sub)))
+  h.reject(updateEntry(h.state(sub), 0, 1, 1n).subarray(0, 10), /state entry/)
   h.reject(genesisEntry(smallGenesis(3)), /already holds/)
   h.board.checkConsistency()
   return h.log.entries

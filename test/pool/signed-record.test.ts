@@ -9,9 +9,9 @@ describe('what a member signed (never twice)', () => {
   const g = testGenesis(3, [1000n, 2000n, 3000n], { kickoutDelayBlocks: 5, creationHeight: 10 })
   const s0 = initialState(g)
   const [a, b, c] = s0.pool.members
-  const pay = (payee: Uint8Array, amountSats: bigint): { stateHash: Uint8Array, roundId: Uint8Array, heightT: number, payment: { payer: Uint8Array, payee: Uint8Array, amountSats: bigint } } => {
+  const pay = (payee: Uint8Array, amountSats: bigint, deadlineMs = 5_000): { stateHash: Uint8Array, roundId: Uint8Array, heightT: number, payment: { payer: Uint8Array, payee: Uint8Array, amountSats: bigint }, deadlineMs: number } => {
     const payment = { payer: a, payee, amountSats }
-    return { stateHash: stateHash(applyPayment(s0, payment, 10)), roundId: new Uint8Array(32).fill(Number(amountSats % 200n)), heightT: 10, payment }
+    return { stateHash: stateHash(applyPayment(s0, payment, 10)), roundId: new Uint8Array(32).fill(Number(amountSats % 200n)), heightT: 10, payment, deadlineMs }
   }
 
   it('signs one state N+1 per state N; the same state again is fine', async () => {
@@ -26,6 +26,18 @@ describe('what a member signed (never twice)', () => {
       assert.equal(other.earlier.payment.amountSats, 10n)
     }
     assert.deepEqual(await memory.promiseState(s0.pool.ref, 1, pay(c, 10n)), { ok: true }, 'another state number is another promise')
+  })
+
+  it('a merge replaces a promise only once that round\'s deadline passed (rule: no honest member signs after a deadline)', async () => {
+    const memory = new SignedRecords(disk.db)
+    assert.deepEqual(await memory.promiseState(s0.pool.ref, 0, pay(b, 10n, 5_000)), { ok: true })
+    const early = await memory.promiseState(s0.pool.ref, 0, pay(c, 10n), { expiredBeforeMs: 5_000 })
+    assert.equal(early.ok, false, 'the round may still complete at its deadline')
+    assert.deepEqual(await memory.promiseState(s0.pool.ref, 0, pay(c, 10n), { expiredBeforeMs: 5_001 }), { ok: true })
+    await disk.reopen()
+    const record = await new SignedRecords(disk.db).signedState(s0.pool.ref, 0)
+    assert.deepEqual(record?.stateHash, pay(c, 10n).stateHash)
+    assert.equal(record?.deadlineMs, 5_000)
   })
 
   it('concurrent requests for the same state number: exactly one wins', async () => {

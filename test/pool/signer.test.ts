@@ -46,7 +46,8 @@ describe('the member signer: every refusal rule (daemon/pool/signer.ts)', () => 
       read: async () => { reads++ },
       words: new PoolWords(h.board, nameOf),
       defenses: opts.defenses,
-      refuseEquivocators: opts.refuseEquivocators ?? true
+      refuseEquivocators: opts.refuseEquivocators ?? true,
+      maxRoundMs: 120_000
     })
   }
 

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
   DecodeError,
+  MAX_MEMBERS,
   MAX_POOL_REF_DEPTH,
   RuleError,
   Writer,
@@ -42,7 +43,7 @@ const KICK_HEIGHT = 1_011;
 
 function chainOf(depth: number): PoolRef {
   let ref: PoolRef = { kind: 'partition', statementId: fill32(7) };
-  for (let i = 0; i < depth; i++) ref = { kind: 'continuation', parent: ref, parentStateNumber: i, evictedIndex: i % 256 };
+  for (let i = 0; i < depth; i++) ref = { kind: 'continuation', parent: ref, parentStateNumber: i, evictedIndex: i % MAX_MEMBERS };
   return ref;
 }
 
@@ -85,17 +86,17 @@ describe('kick-out continuations', () => {
       assert.match(long, /^continuation of partition 0707070707070707 after kick-out of member 0 at state 0, … 38 more …, after kick-out of member 39 at state 39$/);
     });
 
-    it('refuses an evicted index of 256 or more, a nesting deeper than the limit, and unknown kinds', () => {
-      assert.throws(() => decodePoolRef(Uint8Array.of(2, 0, 0, 0, 0, 0, 0xfd, 0x00, 0x01)), (e: unknown) => e instanceof DecodeError && /evictedIndex: 256 is not a member index below 256/.test(e.message));
-      assert.throws(() => encodePoolRef({ kind: 'continuation', parent: { kind: 'root' }, parentStateNumber: 0, evictedIndex: 256 }), /evictedIndex: 256 is not a member index/);
+    it('refuses an evicted index of 1,024 or more, a nesting deeper than the limit, and unknown kinds', () => {
+      assert.throws(() => decodePoolRef(Uint8Array.of(2, 0, 0, 0, 0, 0, 0xfd, 0x00, 0x04)), (e: unknown) => e instanceof DecodeError && /evictedIndex: 1024 is not a member index below 1024/.test(e.message));
+      assert.throws(() => encodePoolRef({ kind: 'continuation', parent: { kind: 'root' }, parentStateNumber: 0, evictedIndex: 1024 }), /evictedIndex: 1024 is not a member index/);
       assert.doesNotThrow(() => decodePoolRef(encodePoolRef(chainOf(MAX_POOL_REF_DEPTH))));
-      assert.throws(() => encodePoolRef(chainOf(MAX_POOL_REF_DEPTH + 1)), /continuations nested more than 256 deep/);
+      assert.throws(() => encodePoolRef(chainOf(MAX_POOL_REF_DEPTH + 1)), /continuations nested more than 1024 deep/);
       // Hand-build an over-deep encoding: the decoder stops at the limit without recursing further.
       const w = new Writer();
       for (let i = 0; i <= MAX_POOL_REF_DEPTH; i++) w.u8(2);
       w.u8(0);
       for (let i = 0; i <= MAX_POOL_REF_DEPTH; i++) w.u32(0).varint(0);
-      assert.throws(() => decodePoolRef(w.finish()), (e: unknown) => e instanceof DecodeError && /continuations nested more than 256 deep/.test(e.message));
+      assert.throws(() => decodePoolRef(w.finish()), (e: unknown) => e instanceof DecodeError && /continuations nested more than 1024 deep/.test(e.message));
       assert.throws(() => decodePoolRef(Uint8Array.of(3)), /unknown pool reference kind 3 \(0 = root, 1 = partition, 2 = continuation\)/);
       const sw = new Writer();
       writePoolRef(sw, { kind: 'root' });

@@ -10,6 +10,7 @@ import {
   applyPayment,
   decodeEvidence,
   decodeGenesis,
+  decodeMergeRequest,
   decodePartitionRequest,
   decodeSignatureShare,
   decodeSignedState,
@@ -19,6 +20,7 @@ import {
   decodeUpdateRequest,
   encodeEvidence,
   encodeGenesis,
+  encodeMergeRequest,
   encodePartitionRequest,
   encodeSignatureShare,
   encodeSignedState,
@@ -29,11 +31,14 @@ import {
   equalBytes,
   initialState,
   makeEvidence,
+  makeMergeRequest,
   makePartitionRequest,
   makeSignatureShare,
   makeUpdateRequest,
   poolIdOf,
+  signMergeRequest,
   signPartitionRequest,
+  verifyMergeRequestSignature,
   signUpdateRequest,
   stateHash,
   statementId,
@@ -199,8 +204,8 @@ describe('protocol objects', () => {
     it('rejects truncations and over-limit fields, naming the field', () => {
       const g = testGenesis(3);
       checkTruncations(encodeGenesis(g), 'genesis', decodeGenesis);
-      const tooMany = new Writer().u8(1).varint(257).raw(new Uint8Array(257 * 40)).finish();
-      assert.throws(() => decodeGenesis(tooMany), /^DecodeError: genesis: members: count 257 exceeds limit 256$/);
+      const tooMany = new Writer().u8(1).varint(1025).raw(new Uint8Array(1025 * 40)).finish();
+      assert.throws(() => decodeGenesis(tooMany), /^DecodeError: genesis: members: count 1025 exceeds limit 1024$/);
       const longPeer = new Writer().u8(1).varint(2).bytes32(MEMBERS[0]!.publicKey).string('a'.repeat(200), 1000).finish();
       assert.throws(() => decodeGenesis(longPeer), /^DecodeError: genesis: members\[0\]: peerId: length 200 exceeds limit 128$/);
       const notSorted = new Writer().u8(1).varint(2);
@@ -280,9 +285,9 @@ describe('protocol objects', () => {
       );
     });
 
-    it('refuses more than 256 balances before reading them', () => {
-      const w = new Writer().u8(1).raw(fill32(1)).u8(0).u32(0).raw(fill32(2)).raw(fill32(3)).u32(0).varint(300);
-      assert.throws(() => decodeUpdateRequest(w.finish()), /^DecodeError: update request: newBalances: count 300 exceeds limit 256$/);
+    it('refuses more than 1,024 balances before reading them', () => {
+      const w = new Writer().u8(1).raw(fill32(1)).u8(0).u32(0).raw(fill32(2)).raw(fill32(3)).u32(0).varint(1100);
+      assert.throws(() => decodeUpdateRequest(w.finish()), /^DecodeError: update request: newBalances: count 1100 exceeds limit 1024$/);
     });
   });
 
@@ -301,6 +306,25 @@ describe('protocol objects', () => {
           assert.deepStrictEqual(decodePartitionRequest(bytes), q);
           rejectedOr('partition request', () => decodePartitionRequest(flipByte(bytes, flip.pos, flip.mask)), (x) => !verifyPartitionRequestSignature(x));
           checkTruncations(bytes, 'partition request', decodePartitionRequest);
+        }),
+        { numRuns: 30 },
+      );
+    });
+  });
+
+  describe('MergeRequest', () => {
+    it('round-trips, and any flipped byte is rejected or invalidates the signature', () => {
+      fc.assert(
+        fc.property(arbState, arbBytes32, fc.nat(), arbFlip, (s, roundId, deadline, flip) => {
+          // any redistribution with the pool's total is a well-formed merge (who holds what is the board's)
+          const folded = [...s.balances].reverse();
+          const proposer = s.pool.members[0]!;
+          const q = signMergeRequest(makeMergeRequest(s, { proposer, folded, heightT: s.heightT + 1, deadlineMs: deadline, roundId }), memberByKey(proposer).secretKey);
+          assert.ok(verifyMergeRequestSignature(q));
+          const bytes = encodeMergeRequest(q);
+          assert.deepStrictEqual(decodeMergeRequest(bytes), q);
+          rejectedOr('merge request', () => decodeMergeRequest(flipByte(bytes, flip.pos, flip.mask)), (x) => !verifyMergeRequestSignature(x));
+          checkTruncations(bytes, 'merge request', decodeMergeRequest);
         }),
         { numRuns: 30 },
       );

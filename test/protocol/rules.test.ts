@@ -7,6 +7,7 @@ import {
   RuleError,
   applyPayment,
   buildPartitionStatement,
+  checkMergeRequest,
   checkPartitionRequest,
   checkUpdateAcceptable,
   checkUpdateRequest,
@@ -14,10 +15,13 @@ import {
   initialState,
   isKickoutPublishable,
   kickout,
+  makeMergeRequest,
   makePartitionRequest,
+  mergeState,
   makeUpdateRequest,
   poolFromGenesis,
   poolIdOf,
+  signMergeRequest,
   signPartitionRequest,
   signUpdateRequest,
   stateHash,
@@ -261,6 +265,32 @@ describe('protocol rules', () => {
       assert.throws(() => makePartitionRequest(s0, { ...params, proposer: B }), refused('not-a-member', /proposer [0-9a-f]{16} is not one of the actives/));
       const s1 = applyPayment(s0, { payer: A, payee: B, amountSats: 1n }, s0.heightT);
       assert.throws(() => checkPartitionRequest(s1, req), refused('stale-state', /request partitions state 0, current state is 1/));
+    });
+  });
+
+  describe('merge requests', () => {
+    const g = testGenesis(3, [100n, 200n, 300n], { kickoutDelayBlocks: 10, creationHeight: 5 });
+    const s0 = initialState(g);
+    const [A, B] = s0.pool.members as [Uint8Array, Uint8Array, Uint8Array];
+    const folded = [150n, 150n, 300n];
+    const req = signMergeRequest(makeMergeRequest(s0, { proposer: A, folded, heightT: 6, deadlineMs: 1_000, roundId: fill32(7) }), memberByKey(A).secretKey);
+
+    it('a member signs the merge it reads off its own board, and nothing else', () => {
+      const next = checkMergeRequest(s0, req, folded, { nowMs: 999 });
+      assert.equal(next.stateNumber, 1);
+      assert.equal(next.heightT, 6);
+      assert.deepStrictEqual(next.balances, folded);
+      assert.throws(() => checkMergeRequest(s0, req, [100n, 200n, 300n]), /^RuleError: balance of member 0 \([0-9a-f]{16}\): its partitions hold 100, the merge request says 150$/);
+      assert.throws(() => checkMergeRequest(s0, req, folded, { nowMs: 1_001 }), /deadline 1000 passed/);
+      assert.throws(() => checkMergeRequest(s0, { ...req, proposer: B }, folded), /signature on the merge request does not verify/);
+      assert.throws(() => checkMergeRequest(next, req, folded), /request merges state 0, current state is 1/);
+    });
+
+    it('the folded balances keep the pool total, none negative, and T does not go back', () => {
+      assert.throws(() => mergeState(s0, [100n, 200n], 5), /expected 3 balances/);
+      assert.throws(() => mergeState(s0, [100n, 200n, 301n], 5), /the folded balances sum to 601, the root pool holds 600/);
+      assert.throws(() => mergeState(s0, [-1n, 301n, 300n], 5), /is negative/);
+      assert.throws(() => mergeState(s0, folded, 4), /heightT 4 is before the current state's height 5/);
     });
   });
 

@@ -160,6 +160,31 @@ describe('raft leadership transfer', () => {
   });
 });
 
+describe('raft learner heartbeats', () => {
+  // docs/raft.md, "Configuration": learners get heartbeats every learnerHeartbeatTicks, voters every
+  // heartbeatTicks; a learner still hears its leader before it would forget it (electionTicks).
+  it('learners are heartbeaten less often than voters, often enough to keep their leader', () => {
+    const c = new Cluster({ voters: 3, learners: 2, config: { electionTicks: 10, heartbeatTicks: 1, learnerHeartbeatTicks: 5 } });
+    c.elect('n1');
+    const from = c.delivered.length;
+    for (let i = 0; i < 20; i++) c.tickAll(1);
+    const beats = c.delivered.slice(from).filter((m) => m.type === 'heartbeat');
+    const to = (id: string): number => beats.filter((m) => m.to === id).length;
+    assert.equal(to('n2'), 20);
+    assert.equal(to('n3'), 20);
+    assert.equal(to('n4'), 4);
+    assert.equal(to('n5'), 4);
+    assert.equal(c.raft('n4').leaderId, 'n1');
+    assert.equal(c.raft('n5').leaderId, 'n1');
+  });
+
+  it('refuses a learner heartbeat interval below the voters\' or not below the election timeout', () => {
+    const rand = (): number => 0;
+    assert.throws(() => resolveConfig({ id: 'n1', rand, heartbeatTicks: 2, learnerHeartbeatTicks: 1, electionTicks: 10 }), /learnerHeartbeatTicks/);
+    assert.throws(() => resolveConfig({ id: 'n1', rand, heartbeatTicks: 1, learnerHeartbeatTicks: 10, electionTicks: 10 }), /learnerHeartbeatTicks/);
+  });
+});
+
 describe('raft back-pressure', () => {
   it('back-pressure: proposals beyond maxUncommittedBytes are refused until entries commit', () => {
     const c = new Cluster({ voters: 3, config: { maxUncommittedBytes: 10 } });
@@ -284,6 +309,7 @@ describe('raft config', () => {
     assert.deepEqual(rest, {
       electionTicks: 10,
       heartbeatTicks: 1,
+      learnerHeartbeatTicks: 1,
       preVote: true,
       checkQuorum: true,
       verifyHashChain: true,
@@ -295,6 +321,8 @@ describe('raft config', () => {
       maxCommittedBytesPerReady: 16 * MiB,
       maxPendingReads: 4096,
       snapshotTimeoutTicks: 100,
+      maxTermAdvance: 1_000_000,
+      votes: null,
     });
   });
 

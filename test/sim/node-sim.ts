@@ -39,8 +39,9 @@ import { BoardReplica, BoardError, type BoardClock, type BoardOptions } from '..
 import { DEFAULT_TRANSPORT_LIMITS } from '../../daemon/replica/transport/index.js';
 import { CRITICAL_TYPES, FrameQueue } from '../../daemon/replica/transport/frame-queue.js';
 import { BOARD_UNBORN_KEY, PREFIX } from '../../storage/database.js';
-import { entryKey, RaftStore, StoreCorruptError, type BatchOp } from '../../storage/raft-store.js';
+import { entryKey, type RaftStore, StoreCorruptError, type BatchOp } from '../../storage/raft-store.js';
 import { Byzantine, BYZANTINE_KINDS, type ByzantineKind } from './byzantine.js';
+import { simVotes } from './sim.js';
 import { EventHeap } from './heap.js';
 import { plantInBoard, storeFactory, type NodeBug } from './node-bugs.js';
 import { Prng } from './prng.js';
@@ -450,6 +451,8 @@ class NodeSimulation {
         if (node.life === life) this.onAlarm(node, alarm);
       },
       clock: this.clockOf(node, life),
+      // With liars, votes are signed (docs/raft.md): a liar cannot lead a term by saying so.
+      votes: this.byzantine !== null ? simVotes(node.id) : null,
     };
     void (async () => {
       try {

@@ -28,6 +28,7 @@ import {
   type RaftConfig,
   type Ready,
   type Role,
+  type VoteAuthority,
 } from '../../board/raft/index.js';
 import { raftFactory, type PlantedBug, type RaftFactory } from './bugs.js';
 import { SimDisk, type Batch, type DurableState } from './disk.js';
@@ -118,6 +119,8 @@ interface Params {
    * once (daemon/replica/board.ts and storage/raft-store.ts do): a crash may lose it, never a later synced one.
    */
   commitOnlyUnsynced: boolean;
+  /** Votes are signed and leaders prove their term with an election certificate (docs/raft.md). */
+  signedVotes: boolean;
 }
 
 function drawParams(rng: Prng): Params {
@@ -159,6 +162,7 @@ function drawParams(rng: Prng): Params {
     nemesis: 'mixed',
     leaderSendsEarly: rng.chance(0.5),
     commitOnlyUnsynced: rng.chance(0.5),
+    signedVotes: false,
   };
   if (rng.chance(0.4)) {
     // Short election timeouts: many leaderships per run.
@@ -167,7 +171,25 @@ function drawParams(rng: Prng): Params {
     p.raft = { ...p.raft, electionTicks: e, heartbeatTicks: 1, snapshotTimeoutTicks: 3 * e };
     p.faultIntervalUnits = rng.pick([15, 30, 60]);
   }
+  // Drawn last, so that the other parameters of a seed stay what they were before it existed.
+  p.signedVotes = rng.chance(0.5);
   return p;
+}
+
+/**
+ * Signed votes inside the simulator: a "signature" is the vote's text, which only its voter
+ * produces here (no member of the simulator forges). What is tested is that honest elections
+ * always gather and pass their certificates, under every fault.
+ */
+export function simVotes(self: NodeId): VoteAuthority {
+  const text = (voter: NodeId, term: number, candidate: NodeId): Uint8Array => new TextEncoder().encode(`${voter}>${candidate}@${term}`);
+  return {
+    sign: (term, candidate) => text(self, term, candidate),
+    verify: (voter, term, candidate, signature) => {
+      const expected = text(voter, term, candidate);
+      return signature.length === expected.length && signature.every((b, i) => b === expected[i]);
+    },
+  };
 }
 
 function describeParams(p: Params): string {
@@ -176,7 +198,7 @@ function describeParams(p: Params): string {
     `election=${r.electionTicks} heartbeat=${r.heartbeatTicks} preVote=${r.preVote} checkQuorum=${r.checkQuorum} ` +
     `verifyHashChain=${r.verifyHashChain} maxMsg=${r.maxMessageBytes} inflight=${r.maxInflightMsgs} ` +
     `uncommitted=${r.maxUncommittedBytes} drop=${p.dropRate} dup=${p.dupRate} delay<=${p.maxDelayUnits} ` +
-    `faultEvery=${p.faultIntervalUnits} nemesis=${p.nemesis} compactEvery=${p.compactEvery} leaderSendsEarly=${p.leaderSendsEarly} commitOnlyUnsynced=${p.commitOnlyUnsynced}`
+    `faultEvery=${p.faultIntervalUnits} nemesis=${p.nemesis} compactEvery=${p.compactEvery} leaderSendsEarly=${p.leaderSendsEarly} commitOnlyUnsynced=${p.commitOnlyUnsynced} signedVotes=${p.signedVotes}`
   );
 }
 
@@ -377,7 +399,8 @@ class Simulation {
 
   private raftConfig(node: SimNode): RaftConfig {
     const rng = node.rng;
-    return { ...this.params.raft, id: node.id, rand: (n) => rng.int(n) };
+    const votes = this.params.signedVotes ? simVotes(node.id) : null;
+    return { ...this.params.raft, id: node.id, rand: (n) => rng.int(n), votes };
   }
 
   private start(node: SimNode): void {

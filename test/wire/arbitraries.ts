@@ -1,7 +1,7 @@
 // fast-check generators of Raft messages, shared by the codec tests.
 
 import fc from 'fast-check';
-import type { Configuration, Entry, Message, MessageType, Snapshot } from '../../board/raft/types.js';
+import type { Configuration, ElectionCertificate, Entry, Message, MessageType, Snapshot } from '../../board/raft/types.js';
 
 const utf8 = new TextEncoder();
 
@@ -52,9 +52,22 @@ export const arbSnapshot: fc.Arbitrary<Snapshot> = record({
 
 const base = { from: arbNodeId, to: arbNodeId, term: arbIndex };
 
+/** `arb`'s values, half of them with `key` set to a value of `value` (an optional field). */
+function withOptional<T extends object, V>(arb: fc.Arbitrary<T>, key: string, value: fc.Arbitrary<V>): fc.Arbitrary<T> {
+  return fc.tuple(arb, fc.option(value, { nil: undefined })).map(([m, v]) => (v === undefined ? m : ({ ...m, [key]: v }) as T));
+}
+
+const arbSignature = fc.uint8Array({ minLength: 0, maxLength: 64 });
+const arbCertificate: fc.Arbitrary<ElectionCertificate> = record({
+  term: arbIndex,
+  leader: arbNodeId,
+  voters: fc.array(arbNodeId, { maxLength: 7 }),
+  votes: fc.array(record({ voter: arbNodeId, signature: arbSignature }), { maxLength: 7 }),
+});
+
 /** One generator per message type; every type of the union must appear (checked by the tests). */
 export const arbMessageOfType: { [T in MessageType]: fc.Arbitrary<Message & { type: T }> } = {
-  app: record({
+  app: withOptional(record({
     type: fc.constant('app' as const),
     ...base,
     prevIndex: arbIndex,
@@ -62,16 +75,16 @@ export const arbMessageOfType: { [T in MessageType]: fc.Arbitrary<Message & { ty
     prevHash: arbHash,
     entries: fc.array(arbEntry, { maxLength: 8 }),
     commit: arbIndex,
-  }),
+  }), 'certificate', arbCertificate),
   appResp: record({ type: fc.constant('appResp' as const), ...base, index: arbIndex, reject: fc.boolean(), hintIndex: arbIndex, hintTerm: arbIndex }),
   vote: record({ type: fc.constant('vote' as const), ...base, lastIndex: arbIndex, lastTerm: arbIndex, force: fc.boolean() }),
   preVote: record({ type: fc.constant('preVote' as const), ...base, lastIndex: arbIndex, lastTerm: arbIndex, force: fc.boolean() }),
-  voteResp: record({ type: fc.constant('voteResp' as const), ...base, reject: fc.boolean() }),
+  voteResp: withOptional(record({ type: fc.constant('voteResp' as const), ...base, reject: fc.boolean() }), 'signature', arbSignature),
   preVoteResp: record({ type: fc.constant('preVoteResp' as const), ...base, reject: fc.boolean() }),
-  heartbeat: record({ type: fc.constant('heartbeat' as const), ...base, commit: arbIndex, context: fc.option(arbContext, { nil: null }) }),
+  heartbeat: withOptional(record({ type: fc.constant('heartbeat' as const), ...base, commit: arbIndex, context: fc.option(arbContext, { nil: null }) }), 'certificate', arbCertificate),
   heartbeatResp: record({ type: fc.constant('heartbeatResp' as const), ...base, context: fc.option(arbContext, { nil: null }) }),
-  snap: record({ type: fc.constant('snap' as const), ...base, snapshot: arbSnapshot }),
-  timeoutNow: record({ type: fc.constant('timeoutNow' as const), ...base }),
+  snap: withOptional(record({ type: fc.constant('snap' as const), ...base, snapshot: arbSnapshot }), 'certificate', arbCertificate),
+  timeoutNow: withOptional(record({ type: fc.constant('timeoutNow' as const), ...base }), 'certificate', arbCertificate),
   readIndex: record({ type: fc.constant('readIndex' as const), ...base, context: arbContext }),
   readIndexResp: record({ type: fc.constant('readIndexResp' as const), ...base, index: arbIndex, context: arbContext }),
   transferLeader: record({ type: fc.constant('transferLeader' as const), ...base, target: arbNodeId }),

@@ -139,8 +139,8 @@ describe('wire: Raft message codec', () => {
 
     it('version and type', () => {
       const b = good.slice();
-      b[0] = 2;
-      rejects(() => decodeMessage(b), /^raft message: version: unsupported version 2/);
+      b[0] = 1;
+      rejects(() => decodeMessage(b), /^raft message: version: unsupported version 1/);
       b[0] = WIRE_VERSION;
       b[1] = 0;
       rejects(() => decodeMessage(b), /^raft message: type: unknown message type 0/);
@@ -150,7 +150,8 @@ describe('wire: Raft message codec', () => {
     });
 
     it('a hash that is cut short', () => {
-      rejects(() => decodeMessage(good.subarray(0, good.length - 5)), /^raft message: entries\[0\]: hash: expected 32 bytes, got 27/);
+      // The last byte is the certificate's presence flag (0).
+      rejects(() => decodeMessage(good.subarray(0, good.length - 6)), /^raft message: entries\[0\]: hash: expected 32 bytes, got 27/);
     });
 
     it('booleans, flags and enums out of range', () => {

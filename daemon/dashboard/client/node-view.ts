@@ -107,6 +107,8 @@ function boardAlarmText (a: Record<string, unknown>): string {
   if (a.kind === 'committed-entry-conflict') {
     return `${when}board alarm: ${who} (term ${String(a.term)}) offered entry ${String(a.index)} as term ${String(a.offeredTerm)} hash ${short(String(a.offeredHash), 16)}; committed here: term ${String(a.localTerm)} hash ${short(String(a.localHash), 16)}`
   }
+  if (a.kind === 'refused-message') return `${when}board alarm: refused ${who}'s ${String(a.type)} (term ${String(a.term)}): ${String(a.reason)}`
+  if (a.kind === 'commit-beyond-log') return `${when}board alarm: ${who} (term ${String(a.term)}) says entries up to ${String(a.commit)} are here; the log ends at ${String(a.lastIndex)} (lost writes?)`
   return `${when}board alarm: ${who} (term ${String(a.term)}) sent an invalid append at ${String(a.index)}: ${String(a.reason)}`
 }
 

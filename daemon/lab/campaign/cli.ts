@@ -7,6 +7,7 @@ import { clientCommand, clientFor, dataDir, output, parsePort, parsePositive } f
 import { UserError } from '../../host/errors.js'
 import { Progress } from '../../host/table.js'
 import { clustersDir, runCampaign } from './campaign.js'
+import { addInteractivityCommand } from '../interactivity/cli.js'
 import { LabWatch } from '../../dashboard/lab-watch.js'
 import { serveSites } from '../../dashboard/site.js'
 import { openBrowser } from '../../dashboard/command.js'
@@ -49,6 +50,7 @@ export function labCommand (): Command {
     })
 
   addLabCommands(lab)
+  addInteractivityCommand(lab)
   return lab
 }
 

@@ -13,6 +13,7 @@ import { compareBytes, fromHex, toHex, verifyHash, signHash } from '../../../pro
 import { aggregateKeys, aggregateNonces, parseTransaction, taprootAddress, taprootOutputKey, taprootSighash, tapTweak, tweakedSecretKey } from '../../../protocol/bitcoin/index.js';
 
 const dir = new URL('../../vectors/', import.meta.url);
+// biome-ignore lint/suspicious/noExplicitAny: JSON test vectors; the assertions check their shape
 const json = (p: string): any => JSON.parse(readFileSync(new URL(p, dir), 'utf8'));
 const h = (s: string): Uint8Array => fromHex(s);
 
@@ -34,6 +35,7 @@ describe('BIP341 wallet vectors', () => {
     let n = 0;
     for (const k of v.keyPathSpending) {
       const tx = parseTransaction(h(k.given.rawUnsignedTx));
+      // biome-ignore lint/suspicious/noExplicitAny: an entry of the JSON test vectors
       const spent = k.given.utxosSpent.map((u: any) => ({ amountSats: BigInt(u.amountSats), scriptPubKey: h(u.scriptPubKey) }));
       for (const s of k.inputSpending) {
         const idx = s.given.txinIndex;
