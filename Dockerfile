@@ -1,4 +1,4 @@
-# poolboard node image: `docker build -t poolboard .`, then see docs/docker.md.
+# poolboard node image: `docker build -t poolboard:local .`, then see docs/docker.md.
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -22,5 +22,8 @@ RUN ln -s /app/dist/daemon/cli.js /usr/local/bin/poolboard && chmod +x /app/dist
 VOLUME /data
 EXPOSE 7700
 # The admin API listens on the container's loopback only: use `docker exec CONTAINER poolboard status`.
+# Healthy while the node answers on its admin API (`poolboard status` exits 0); compose.yaml points
+# each node's check at its own data directory.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 CMD ["node", "/app/dist/daemon/cli.js", "status", "--json"]
 ENTRYPOINT ["node", "/app/dist/daemon/cli.js"]
 CMD ["start"]

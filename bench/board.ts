@@ -12,7 +12,7 @@ import { sleep, waitFor } from '../daemon/host/wait.js'
 
 const CLI = fileURLToPath(new URL('../daemon/cli.js', import.meta.url))
 
-export async function poolboard (args: string[]): Promise<string> {
+export async function poolboard(args: string[]): Promise<string> {
   return await new Promise((resolve, reject) => {
     execFile(process.execPath, [CLI, ...args], { maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (err !== null) reject(new Error(`poolboard ${args.join(' ')}: ${stderr.trim()}`))
@@ -21,14 +21,20 @@ export async function poolboard (args: string[]): Promise<string> {
   })
 }
 
-interface ClusterNode { index: number, pid: number | null, running: boolean, datadir: string, api: string }
+interface ClusterNode {
+  index: number
+  pid: number | null
+  running: boolean
+  datadir: string
+  api: string
+}
 
 /** A lab cluster of board nodes in a temporary directory, driven over the admin API. */
 export class BenchCluster {
   readonly base = mkdtempSync(join(tmpdir(), 'poolboard-bench-'))
   readonly dir = join(this.base, 'cluster')
 
-  static async up (nodes: number, extra: string[] = []): Promise<BenchCluster> {
+  static async up(nodes: number, extra: string[] = []): Promise<BenchCluster> {
     const c = new BenchCluster()
     try {
       await poolboard(['cluster', 'up', '--nodes', String(nodes), '--lab', '--dir', c.dir, '--json', ...extra])
@@ -40,50 +46,70 @@ export class BenchCluster {
     return c
   }
 
-  async nodes (): Promise<ClusterNode[]> {
-    return (JSON.parse(await poolboard(['cluster', 'status', '--dir', this.dir, '--json'])) as { nodes: ClusterNode[] }).nodes
+  async nodes(): Promise<ClusterNode[]> {
+    return (JSON.parse(await poolboard(['cluster', 'status', '--dir', this.dir, '--json'])) as { nodes: ClusterNode[] })
+      .nodes
   }
 
-  target (node: ClusterNode, bodyOf: () => string): Target {
+  target(node: ClusterNode, bodyOf: () => string): Target {
     const cookie = readFileSync(join(node.datadir, '.cookie'), 'utf8').trim()
     const [host, port] = node.api.split(':')
-    return { host, port: Number(port), path: '/v1/board/entries', headers: { authorization: 'Basic ' + Buffer.from(cookie).toString('base64') }, body: bodyOf }
+    return {
+      host,
+      port: Number(port),
+      path: '/v1/board/entries',
+      headers: { authorization: 'Basic ' + Buffer.from(cookie).toString('base64') },
+      body: bodyOf
+    }
   }
 
-  async boardStatus (node: ClusterNode): Promise<{ role: string, applied: number, commit: number } | undefined> {
+  async boardStatus(node: ClusterNode): Promise<{ role: string; applied: number; commit: number } | undefined> {
     try {
       const cookie = readFileSync(join(node.datadir, '.cookie'), 'utf8').trim()
-      const res = await fetch(`http://${node.api}/v1/board/status`, { headers: { authorization: 'Basic ' + Buffer.from(cookie).toString('base64') }, signal: AbortSignal.timeout(2_000) })
-      return res.ok ? await res.json() as { role: string, applied: number, commit: number } : undefined
+      const res = await fetch(`http://${node.api}/v1/board/status`, {
+        headers: { authorization: 'Basic ' + Buffer.from(cookie).toString('base64') },
+        signal: AbortSignal.timeout(2_000)
+      })
+      return res.ok ? ((await res.json()) as { role: string; applied: number; commit: number }) : undefined
     } catch {
       return undefined
     }
   }
 
-  async leader (timeoutMs = 30_000): Promise<ClusterNode> {
-    return await waitFor('a board leader', async () => {
-      for (const n of await this.nodes()) if (n.running && (await this.boardStatus(n))?.role === 'leader') return n
-      return undefined
-    }, timeoutMs, 50)
+  async leader(timeoutMs = 30_000): Promise<ClusterNode> {
+    return await waitFor(
+      'a board leader',
+      async () => {
+        for (const n of await this.nodes()) if (n.running && (await this.boardStatus(n))?.role === 'leader') return n
+        return undefined
+      },
+      timeoutMs,
+      50
+    )
   }
 
-  async waitApplied (node: ClusterNode, index: number, timeoutMs: number): Promise<void> {
-    await waitFor(`node ${node.index} to apply ${index}`, async () => ((await this.boardStatus(node))?.applied ?? 0) >= index, timeoutMs, 20)
+  async waitApplied(node: ClusterNode, index: number, timeoutMs: number): Promise<void> {
+    await waitFor(
+      `node ${node.index} to apply ${index}`,
+      async () => ((await this.boardStatus(node))?.applied ?? 0) >= index,
+      timeoutMs,
+      20
+    )
   }
 
-  async down (): Promise<void> {
+  async down(): Promise<void> {
     await poolboard(['cluster', 'down', '--dir', this.dir]).catch(() => undefined)
     rmSync(this.base, { recursive: true, force: true })
   }
 }
 
-export function rawEntryBody (bytes: number): () => string {
+export function rawEntryBody(bytes: number): () => string {
   const make = payloadMaker(bytes)
   return () => JSON.stringify({ data: make().toString('base64') })
 }
 
 /** Time from SIGKILL of the leader to the next acknowledged append, through any surviving node. */
-async function failoverMs (cluster: BenchCluster, body: () => string): Promise<number> {
+async function failoverMs(cluster: BenchCluster, body: () => string): Promise<number> {
   const leader = await cluster.leader()
   const others = (await cluster.nodes()).filter((n) => n.running && n.index !== leader.index)
   const targets = others.map((n) => cluster.target(n, body))
@@ -107,11 +133,11 @@ interface SizeResult {
   nodes: number
   load: LoadResult[]
   failoverMs: Summary
-  catchUp?: { entries: number, seconds: number, entriesPerS: number }
+  catchUp?: { entries: number; seconds: number; entriesPerS: number }
   rssMiB: number[]
 }
 
-export async function run (argv: string[]): Promise<void> {
+export async function run(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -137,7 +163,9 @@ export async function run (argv: string[]): Promise<void> {
         process.stderr.write(`  ${clients} clients for ${durationMs / 1000} s ... `)
         const r = await closedLoop(cluster.target(leader, body), clients, durationMs)
         load.push(r)
-        process.stderr.write(`${fmt(r.throughputPerS, 0)} appends/s, p50 ${fmt(r.latencyMs.p50, 2)} ms, p99 ${fmt(r.latencyMs.p99, 2)} ms\n`)
+        process.stderr.write(
+          `${fmt(r.throughputPerS, 0)} appends/s, p50 ${fmt(r.latencyMs.p50, 2)} ms, p99 ${fmt(r.latencyMs.p99, 2)} ms\n`
+        )
       }
       const failovers: number[] = []
       for (let i = 0; i < failoverCount; i++) {
@@ -146,7 +174,8 @@ export async function run (argv: string[]): Promise<void> {
         process.stderr.write(`  failover ${i + 1}: ${fmt(ms, 0)} ms from SIGKILL of the leader to the next commit\n`)
       }
       let catchUp: SizeResult['catchUp']
-      if (catchupEntries > 0 && size === sizes[sizes.length - 1]) catchUp = await measureCatchUp(cluster, catchupEntries, body)
+      if (catchupEntries > 0 && size === sizes[sizes.length - 1])
+        catchUp = await measureCatchUp(cluster, catchupEntries, body)
       const rss = (await cluster.nodes()).filter((n) => n.pid !== null).map((n) => rssMiB(n.pid!))
       results.push({ nodes: size, load, failoverMs: summarize(failovers), catchUp, rssMiB: rss })
     } finally {
@@ -154,22 +183,48 @@ export async function run (argv: string[]): Promise<void> {
     }
   }
 
-  process.stdout.write('\nboard appends over the admin API (closed loop, synced writes, ' + values['value-bytes'] + '-byte entries)\n')
-  process.stdout.write(renderTable(
-    ['nodes', 'clients', 'appends/s', 'p50 ms', 'p99 ms', 'errors'],
-    results.flatMap((r) => r.load.map((l) => [String(r.nodes), String(l.clients), fmt(l.throughputPerS, 0), fmt(l.latencyMs.p50, 2), fmt(l.latencyMs.p99, 2), String(l.errors)])),
-    { alignRight: [0, 1, 2, 3, 4, 5] }
-  ) + '\n\n')
-  process.stdout.write(renderTable(
-    ['nodes', 'failover p50 ms', 'failover max ms', 'catch-up entries', 'catch-up s', 'RSS per node MiB'],
-    results.map((r) => [String(r.nodes), fmt(r.failoverMs.p50, 0), fmt(r.failoverMs.max, 0), r.catchUp === undefined ? '-' : String(r.catchUp.entries), r.catchUp === undefined ? '-' : fmt(r.catchUp.seconds, 1), r.rssMiB.map((m) => fmt(m, 0)).join(' ')]),
-    { alignRight: [0, 1, 2, 3, 4] }
-  ) + '\n')
+  process.stdout.write(
+    '\nboard appends over the admin API (closed loop, synced writes, ' + values['value-bytes'] + '-byte entries)\n'
+  )
+  process.stdout.write(
+    renderTable(
+      ['nodes', 'clients', 'appends/s', 'p50 ms', 'p99 ms', 'errors'],
+      results.flatMap((r) =>
+        r.load.map((l) => [
+          String(r.nodes),
+          String(l.clients),
+          fmt(l.throughputPerS, 0),
+          fmt(l.latencyMs.p50, 2),
+          fmt(l.latencyMs.p99, 2),
+          String(l.errors)
+        ])
+      ),
+      { alignRight: [0, 1, 2, 3, 4, 5] }
+    ) + '\n\n'
+  )
+  process.stdout.write(
+    renderTable(
+      ['nodes', 'failover p50 ms', 'failover max ms', 'catch-up entries', 'catch-up s', 'RSS per node MiB'],
+      results.map((r) => [
+        String(r.nodes),
+        fmt(r.failoverMs.p50, 0),
+        fmt(r.failoverMs.max, 0),
+        r.catchUp === undefined ? '-' : String(r.catchUp.entries),
+        r.catchUp === undefined ? '-' : fmt(r.catchUp.seconds, 1),
+        r.rssMiB.map((m) => fmt(m, 0)).join(' ')
+      ]),
+      { alignRight: [0, 1, 2, 3, 4] }
+    ) + '\n'
+  )
   process.stdout.write(`results: ${writeResult('board', { sizes, clientCounts, durationMs, results })}\n`)
 }
 
 /** Stops a follower, commits `entries` more, starts it, and times how long it takes to apply them all. */
-async function measureCatchUp (cluster: BenchCluster, entries: number, body: () => string): Promise<SizeResult['catchUp']> {
+async function measureCatchUp(
+  cluster: BenchCluster,
+  entries: number,
+  body: () => string
+): Promise<SizeResult['catchUp']> {
   const leader = await cluster.leader()
   const follower = (await cluster.nodes()).find((n) => n.running && n.index !== leader.index)!
   await poolboard(['cluster', 'stop', String(follower.index), '--dir', cluster.dir])

@@ -32,7 +32,7 @@ export interface LoadResult {
  * Closed-loop load: `clients` workers each send a request, wait for the answer, and send the next,
  * for `durationMs`. Every worker keeps its own keep-alive connection. Only 2xx answers count.
  */
-export async function closedLoop (target: Target, clients: number, durationMs: number): Promise<LoadResult> {
+export async function closedLoop(target: Target, clients: number, durationMs: number): Promise<LoadResult> {
   return await closedLoopEach(() => target, clients, durationMs)
 }
 
@@ -42,7 +42,12 @@ export async function closedLoop (target: Target, clients: number, durationMs: n
  * request depends on how the previous one went, such as chains of board entries that must commit
  * in order. A client stops early when `next` returns `undefined`.
  */
-export async function closedLoopEach (next: (client: number) => Target | undefined, clients: number, durationMs: number, answered?: (client: number, status: number) => void): Promise<LoadResult> {
+export async function closedLoopEach(
+  next: (client: number) => Target | undefined,
+  clients: number,
+  durationMs: number,
+  answered?: (client: number, status: number) => void
+): Promise<LoadResult> {
   const agent = new Agent({ keepAlive: true, maxSockets: clients })
   const latencies: number[] = []
   let errors = 0
@@ -60,35 +65,57 @@ export async function closedLoopEach (next: (client: number) => Target | undefin
       answered?.(client, status)
     }
   }
-  await Promise.all(Array.from({ length: clients }, async (_, client) => { await worker(client) }))
+  await Promise.all(
+    Array.from({ length: clients }, async (_, client) => {
+      await worker(client)
+    })
+  )
   const elapsedS = (performance.now() - startMs) / 1000
   agent.destroy()
-  return { clients, durationS: elapsedS, ok: latencies.length, errors, throughputPerS: latencies.length / elapsedS, latencyMs: summarize(latencies) }
+  return {
+    clients,
+    durationS: elapsedS,
+    ok: latencies.length,
+    errors,
+    throughputPerS: latencies.length / elapsedS,
+    latencyMs: summarize(latencies)
+  }
 }
 
 /** One POST of `body` (a fresh `target.body()` by default); resolves with the status code (0 on a network error). */
-export async function post (target: Target, agent?: Agent, body = target.body()): Promise<number> {
+export async function post(target: Target, agent?: Agent, body = target.body()): Promise<number> {
   return await new Promise((resolve) => {
-    const req = request({
-      host: target.host,
-      port: target.port,
-      path: target.path,
-      method: 'POST',
-      agent,
-      headers: { ...target.headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
-    }, (res) => {
-      res.resume()
-      res.on('end', () => { resolve(res.statusCode ?? 0) })
-      res.on('error', () => { resolve(0) })
+    const req = request(
+      {
+        host: target.host,
+        port: target.port,
+        path: target.path,
+        method: 'POST',
+        agent,
+        headers: { ...target.headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
+      },
+      (res) => {
+        res.resume()
+        res.on('end', () => {
+          resolve(res.statusCode ?? 0)
+        })
+        res.on('error', () => {
+          resolve(0)
+        })
+      }
+    )
+    req.on('error', () => {
+      resolve(0)
     })
-    req.on('error', () => { resolve(0) })
-    req.setTimeout(15_000, () => { req.destroy() })
+    req.setTimeout(15_000, () => {
+      req.destroy()
+    })
     req.end(body)
   })
 }
 
 /** A payload of `bytes` random-looking bytes, base64, different every call. */
-export function payloadMaker (bytes: number): () => Buffer {
+export function payloadMaker(bytes: number): () => Buffer {
   let n = 0
   const base = Buffer.alloc(bytes, 0x61)
   return () => {

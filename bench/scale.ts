@@ -50,52 +50,80 @@ interface PoolStatusLite {
   totalSats: number
   balances: Record<string, number>
   onChain: Record<string, number>
-  partitions: Array<{ ref: string, state: number }>
+  partitions: Array<{ ref: string; state: number }>
 }
 
-function client (c: LocalCluster, index: number): AdminClient {
+function client(c: LocalCluster, index: number): AdminClient {
   return AdminClient.fromDataDir(c.dataDir(index))
 }
 
 /** utime + stime of a process, in seconds (Linux /proc). */
-function cpuSeconds (pid: number): number {
+function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   // Fields 14 and 15 of stat(5), counted from the state field (3): clock ticks of 1/100 s.
   return (Number(fields[11]) + Number(fields[12])) / 100
 }
 
-async function idleCost (c: LocalCluster, indexes: number[], idleS: number): Promise<{ cpuPct: number[], rss: number[] }> {
+async function idleCost(
+  c: LocalCluster,
+  indexes: number[],
+  idleS: number
+): Promise<{ cpuPct: number[]; rss: number[] }> {
   const pids = indexes.map((i) => c.runningPid(i)).filter((p): p is number => p !== undefined)
   const before = pids.map(cpuSeconds)
   const t0 = performance.now()
   await sleep(idleS * 1000)
   const seconds = (performance.now() - t0) / 1000
-  const cpuPct = pids.map((p, k) => (cpuSeconds(p) - before[k]) / seconds * 100)
+  const cpuPct = pids.map((p, k) => ((cpuSeconds(p) - before[k]) / seconds) * 100)
   return { cpuPct, rss: pids.map(rssMiB) }
 }
 
-async function timed (fn: () => Promise<unknown>): Promise<number> {
+async function timed(fn: () => Promise<unknown>): Promise<number> {
   const t0 = performance.now()
   await fn()
   return performance.now() - t0
 }
 
 /** Every node in `indexes` shows the same pool (state, balances, partitions); returns that status. */
-async function waitAgreed (c: LocalCluster, indexes: number[], what: string, check: (s: PoolStatusLite) => boolean, timeoutMs: number): Promise<PoolStatusLite> {
-  return await waitFor(`nodes to agree (${what})`, async () => {
-    const all = await Promise.all(indexes.map(async (i) => await client(c, i).get<PoolStatusLite>('/v1/pool/status?fresh=1', { timeoutMs: 10_000 }).catch(() => null)))
-    if (all.some((s) => s === null)) return undefined
-    const key = (s: PoolStatusLite): string => JSON.stringify({ p: s.poolId, s: s.state, b: s.balances, o: s.onChain, t: s.partitions })
-    const first = key(all[0]!)
-    return all.every((s) => key(s!) === first) && check(all[0]!) ? all[0]! : undefined
-  }, timeoutMs, 500)
+async function waitAgreed(
+  c: LocalCluster,
+  indexes: number[],
+  what: string,
+  check: (s: PoolStatusLite) => boolean,
+  timeoutMs: number
+): Promise<PoolStatusLite> {
+  return await waitFor(
+    `nodes to agree (${what})`,
+    async () => {
+      const all = await Promise.all(
+        indexes.map(
+          async (i) =>
+            await client(c, i)
+              .get<PoolStatusLite>('/v1/pool/status?fresh=1', { timeoutMs: 10_000 })
+              .catch(() => null)
+        )
+      )
+      if (all.some((s) => s === null)) return undefined
+      const key = (s: PoolStatusLite): string =>
+        JSON.stringify({ p: s.poolId, s: s.state, b: s.balances, o: s.onChain, t: s.partitions })
+      const first = key(all[0]!)
+      return all.every((s) => key(s!) === first) && check(all[0]!) ? all[0]! : undefined
+    },
+    timeoutMs,
+    500
+  )
 }
 
-async function runSize (nodes: number, options: { payments: number, partitions: number, idleS: number }): Promise<SizeResult> {
+async function runSize(
+  nodes: number,
+  options: { payments: number; partitions: number; idleS: number }
+): Promise<SizeResult> {
   const base = mkdtempSync(join(tmpdir(), 'poolboard-scale-'))
   const c = new LocalCluster(join(base, 'cluster'), new Progress(false))
-  const log = (text: string): void => { process.stderr.write(`${nodes} nodes: ${text}\n`) }
+  const log = (text: string): void => {
+    process.stderr.write(`${nodes} nodes: ${text}\n`)
+  }
   try {
     await c.create({ nodes, lab: false, voters: Math.min(VOTERS, nodes), settings: { 'block-interval-s': '0' } })
     const all = c.indexes()
@@ -105,7 +133,12 @@ async function runSize (nodes: number, options: { payments: number, partitions: 
     await c.waitConnected(deadlineMs, 'connecting')
     const connectedS = (performance.now() - t0) / 1000
     log(`connected in ${fmt(connectedS)} s`)
-    await ensureClusterPool(c, { balanceSats: String(BALANCE_SATS), kickoutDelayBlocks: 144, deadlineMs, progress: new Progress(false) })
+    await ensureClusterPool(c, {
+      balanceSats: String(BALANCE_SATS),
+      kickoutDelayBlocks: 144,
+      deadlineMs,
+      progress: new Progress(false)
+    })
     const poolCreatedS = (performance.now() - t0) / 1000
     log(`pool created in ${fmt(poolCreatedS)} s`)
     await sleep(5_000) // let start-up work (catch-up, gossip mesh) settle before measuring idle
@@ -117,18 +150,31 @@ async function runSize (nodes: number, options: { payments: number, partitions: 
     for (let k = 0; k < options.payments; k++) {
       const from = k % 2 === 0 ? nodes : 1
       const to = k % 2 === 0 ? 'node1' : `node${nodes}`
-      paymentMs.push(await timed(async () => await client(c, from).post('/v1/pool/pay', { to, amountSats: 100 }, { timeoutMs: 120_000 })))
+      paymentMs.push(
+        await timed(
+          async () => await client(c, from).post('/v1/pool/pay', { to, amountSats: 100 }, { timeoutMs: 120_000 })
+        )
+      )
     }
     await waitAgreed(c, all, `state ${options.payments}`, (s) => s.state === options.payments, 120_000)
     log(`payments p50 ${fmt(summarize(paymentMs).p50, 0)} ms`)
 
     // 3/8 of the members stop; the others partition among themselves, again and again (nested).
-    const stopped = all.slice(all.length - Math.round(nodes * 3 / 8))
+    const stopped = all.slice(all.length - Math.round((nodes * 3) / 8))
     const online = all.filter((i) => !stopped.includes(i))
     for (const i of stopped) await c.signalNode(i, 'SIGTERM')
     const partitionMs: number[] = []
     for (let k = 0; k < options.partitions; k++) {
-      partitionMs.push(await timed(async () => await client(c, 1).post('/v1/pool/partition', { with: online.slice(1).map((i) => `node${i}`) }, { timeoutMs: 120_000 })))
+      partitionMs.push(
+        await timed(
+          async () =>
+            await client(c, 1).post(
+              '/v1/pool/partition',
+              { with: online.slice(1).map((i) => `node${i}`) },
+              { timeoutMs: 120_000 }
+            )
+        )
+      )
     }
     log(`partitions among ${online.length}: p50 ${fmt(summarize(partitionMs).p50, 0)} ms`)
 
@@ -137,7 +183,9 @@ async function runSize (nodes: number, options: { payments: number, partitions: 
     await c.startInWaves(stopped, Date.now() + 300_000)
     const agreed = await waitAgreed(c, all, 'after restart', (s) => s.partitions.length === options.partitions, 300_000)
     const agreedAfterRestartS = (performance.now() - t1) / 1000
-    const held = Object.values(agreed.balances).reduce((a, b) => a + b, 0) + Object.values(agreed.onChain).reduce((a, b) => a + b, 0)
+    const held =
+      Object.values(agreed.balances).reduce((a, b) => a + b, 0) +
+      Object.values(agreed.onChain).reduce((a, b) => a + b, 0)
     const conserved = held === nodes * BALANCE_SATS && agreed.totalSats === nodes * BALANCE_SATS
     log(`all ${nodes} agree ${fmt(agreedAfterRestartS)} s after restart; conserved: ${conserved}`)
     return {
@@ -154,12 +202,15 @@ async function runSize (nodes: number, options: { payments: number, partitions: 
       conserved
     }
   } finally {
-    for (const i of c.exists() ? c.indexes() : []) await c.signalNode(i, 'SIGTERM').catch(() => { c.killAllNow() })
+    for (const i of c.exists() ? c.indexes() : [])
+      await c.signalNode(i, 'SIGTERM').catch(() => {
+        c.killAllNow()
+      })
     if (existsSync(base)) rmSync(base, { recursive: true, force: true })
   }
 }
 
-export async function run (argv: string[]): Promise<void> {
+export async function run(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -183,16 +234,72 @@ export async function run (argv: string[]): Promise<void> {
   for (const n of sizes) results.push(await runSize(n, { payments, partitions, idleS }))
 
   if (results.length > 0) {
-    process.stdout.write(`\nreal node processes on loopback (${VOTERS} voters, the others learners); goals for 64 nodes beside\n`)
-    process.stdout.write(renderTable(
-      ['nodes', 'connected s', 'pool created s', 'goal s', 'idle CPU p50 %', 'idle CPU max %', 'goal %', 'RSS p50 MiB', 'RSS max MiB', 'goal MiB'],
-      results.map((r) => [String(r.nodes), fmt(r.connectedS), fmt(r.poolCreatedS), String(GOAL_POOL_CREATED_S), fmt(r.idleCpuPct.p50, 2), fmt(r.idleCpuPct.max, 2), String(GOAL_IDLE_CPU_PCT), fmt(r.idleRssMiB.p50), fmt(r.idleRssMiB.max), String(GOAL_IDLE_RSS_MIB)]),
-      { alignRight: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] }) + '\n')
-    process.stdout.write('\npayments (every member online) and partitions (3/8 of the nodes stopped, the rest active), admin API call on the proposer until accepted\n')
-    process.stdout.write(renderTable(
-      ['nodes', 'payments', 'pay p50 ms', 'pay p99 ms', 'stopped', 'actives', 'partitions', 'part p50 ms', 'part p99 ms', 'agreed after restart s', 'sum conserved'],
-      results.map((r) => [String(r.nodes), String(r.paymentMs.count), fmt(r.paymentMs.p50, 0), fmt(r.paymentMs.p99, 0), String(r.stopped), String(r.partitionActives), String(r.partitionMs.count), fmt(r.partitionMs.p50, 0), fmt(r.partitionMs.p99, 0), fmt(r.agreedAfterRestartS), r.conserved ? 'yes' : 'NO']),
-      { alignRight: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] }) + '\n')
+    process.stdout.write(
+      `\nreal node processes on loopback (${VOTERS} voters, the others learners); goals for 64 nodes beside\n`
+    )
+    process.stdout.write(
+      renderTable(
+        [
+          'nodes',
+          'connected s',
+          'pool created s',
+          'goal s',
+          'idle CPU p50 %',
+          'idle CPU max %',
+          'goal %',
+          'RSS p50 MiB',
+          'RSS max MiB',
+          'goal MiB'
+        ],
+        results.map((r) => [
+          String(r.nodes),
+          fmt(r.connectedS),
+          fmt(r.poolCreatedS),
+          String(GOAL_POOL_CREATED_S),
+          fmt(r.idleCpuPct.p50, 2),
+          fmt(r.idleCpuPct.max, 2),
+          String(GOAL_IDLE_CPU_PCT),
+          fmt(r.idleRssMiB.p50),
+          fmt(r.idleRssMiB.max),
+          String(GOAL_IDLE_RSS_MIB)
+        ]),
+        { alignRight: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] }
+      ) + '\n'
+    )
+    process.stdout.write(
+      '\npayments (every member online) and partitions (3/8 of the nodes stopped, the rest active), admin API call on the proposer until accepted\n'
+    )
+    process.stdout.write(
+      renderTable(
+        [
+          'nodes',
+          'payments',
+          'pay p50 ms',
+          'pay p99 ms',
+          'stopped',
+          'actives',
+          'partitions',
+          'part p50 ms',
+          'part p99 ms',
+          'agreed after restart s',
+          'sum conserved'
+        ],
+        results.map((r) => [
+          String(r.nodes),
+          String(r.paymentMs.count),
+          fmt(r.paymentMs.p50, 0),
+          fmt(r.paymentMs.p99, 0),
+          String(r.stopped),
+          String(r.partitionActives),
+          String(r.partitionMs.count),
+          fmt(r.partitionMs.p50, 0),
+          fmt(r.partitionMs.p99, 0),
+          fmt(r.agreedAfterRestartS),
+          r.conserved ? 'yes' : 'NO'
+        ]),
+        { alignRight: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] }
+      ) + '\n'
+    )
   }
 
   let sim: unknown = null
@@ -200,9 +307,22 @@ export async function run (argv: string[]): Promise<void> {
     // The simulator lives with the tests (test/sim/), run from its TypeScript source like `npm run sim`.
     process.stderr.write(`simulation: ${simMembers} members, seed ${simSeed} ...\n`)
     const script = fileURLToPath(new URL('../../test/sim/pool-scale.ts', import.meta.url))
-    const out = execFileSync(process.execPath, ['--import', 'tsx', script, '--members', String(simMembers), '--seed', String(simSeed)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 * 1024 * 1024 })
+    const out = execFileSync(
+      process.execPath,
+      ['--import', 'tsx', script, '--members', String(simMembers), '--seed', String(simSeed)],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 * 1024 * 1024 }
+    )
     process.stdout.write('\n' + out)
-    sim = JSON.parse(readFileSync(out.trim().split('\n').at(-1)!.replace(/^results: /, ''), 'utf8'))
+    sim = JSON.parse(
+      readFileSync(
+        out
+          .trim()
+          .split('\n')
+          .at(-1)!
+          .replace(/^results: /, ''),
+        'utf8'
+      )
+    )
   }
   process.stdout.write(`results: ${writeResult('scale', { sizes: results, sim })}\n`)
 }

@@ -16,7 +16,7 @@ import { computeEntryHash, type Entry, type EntryType, type SnapshotMeta } from 
  */
 export interface SnapshotHistory {
   firstIndex: number
-  entries: Array<{ term: number, type: EntryType, data: Uint8Array }>
+  entries: Array<{ term: number; type: EntryType; data: Uint8Array }>
 }
 
 const HISTORY_VERSION = 1
@@ -24,19 +24,24 @@ const HISTORY_VERSION = 1
 export const MAX_HISTORY_ENTRIES = 10_000_000
 const MAX_ENTRY_DATA_BYTES = 64 * 1024 * 1024
 
-export function encodeHistory (entries: readonly Entry[], firstIndex: number): Uint8Array {
+export function encodeHistory(entries: readonly Entry[], firstIndex: number): Uint8Array {
   let size = 16
   for (const e of entries) size += e.data.length + 16
-  const w = new Writer(size).u8(HISTORY_VERSION).varint(firstIndex).count(entries.length, MAX_HISTORY_ENTRIES, 'entries')
+  const w = new Writer(size)
+    .u8(HISTORY_VERSION)
+    .varint(firstIndex)
+    .count(entries.length, MAX_HISTORY_ENTRIES, 'entries')
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i]
     if (e.index !== firstIndex + i) throw new Error(`history: entry ${e.index} where ${firstIndex + i} was expected`)
-    w.varint(e.term).u8(e.type === 'normal' ? 0 : 1).bytes(e.data, MAX_ENTRY_DATA_BYTES, 'data')
+    w.varint(e.term)
+      .u8(e.type === 'normal' ? 0 : 1)
+      .bytes(e.data, MAX_ENTRY_DATA_BYTES, 'data')
   }
   return w.finish()
 }
 
-export function decodeHistory (bytes: Uint8Array): SnapshotHistory {
+export function decodeHistory(bytes: Uint8Array): SnapshotHistory {
   return decodeAll(bytes, 'snapshot history', (r: Reader) => {
     r.version([HISTORY_VERSION])
     const firstIndex = r.varint('firstIndex')
@@ -57,7 +62,11 @@ export function decodeHistory (bytes: Uint8Array): SnapshotHistory {
  * Rebuilds the entries of a history on top of `prevHash` (the receiver's hash at firstIndex - 1)
  * and checks they end exactly at the snapshot's index and hash. Returns a reason when they do not.
  */
-export function verifyHistory (history: SnapshotHistory, prevHash: Uint8Array, meta: SnapshotMeta): { entries: Entry[] } | { problem: string } {
+export function verifyHistory(
+  history: SnapshotHistory,
+  prevHash: Uint8Array,
+  meta: SnapshotMeta
+): { entries: Entry[] } | { problem: string } {
   const last = history.firstIndex + history.entries.length - 1
   if (last !== meta.index) return { problem: `the history ends at ${last} but the snapshot is at ${meta.index}` }
   const entries: Entry[] = new Array(history.entries.length)
@@ -73,7 +82,9 @@ export function verifyHistory (history: SnapshotHistory, prevHash: Uint8Array, m
     return { problem: `the last entry has term ${entries[entries.length - 1].term} but the snapshot says ${meta.term}` }
   }
   if (!equalBytes(hash, meta.hash)) {
-    return { problem: `the history hashes to ${toHex(hash).slice(0, 16)}… but the snapshot says ${toHex(meta.hash).slice(0, 16)}…: it does not continue this node's log, or was altered` }
+    return {
+      problem: `the history hashes to ${toHex(hash).slice(0, 16)}… but the snapshot says ${toHex(meta.hash).slice(0, 16)}…: it does not continue this node's log, or was altered`
+    }
   }
   return { entries }
 }

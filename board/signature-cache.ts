@@ -33,12 +33,18 @@ export class SignatureCache {
   private misses = 0
   private invalid = 0
 
-  constructor (readonly maxEntries: number = DEFAULT_SIGNATURE_CACHE_ENTRIES, private readonly verifyFn: VerifySignature = verifyHash) {
-    assert(Number.isInteger(maxEntries) && maxEntries >= 1 && maxEntries <= MAX_SIGNATURE_CACHE_ENTRIES, `signature cache size must be within 1..${MAX_SIGNATURE_CACHE_ENTRIES}, got ${maxEntries}`)
+  constructor(
+    readonly maxEntries: number = DEFAULT_SIGNATURE_CACHE_ENTRIES,
+    private readonly verifyFn: VerifySignature = verifyHash
+  ) {
+    assert(
+      Number.isInteger(maxEntries) && maxEntries >= 1 && maxEntries <= MAX_SIGNATURE_CACHE_ENTRIES,
+      `signature cache size must be within 1..${MAX_SIGNATURE_CACHE_ENTRIES}, got ${maxEntries}`
+    )
   }
 
   /** Same answer as `verifyHash(signature, hash, publicKey)`. */
-  verify (signature: Uint8Array, hash: Uint8Array, publicKey: Uint8Array): boolean {
+  verify(signature: Uint8Array, hash: Uint8Array, publicKey: Uint8Array): boolean {
     if (signature.length !== 64 || hash.length !== 32 || publicKey.length !== 32) {
       this.misses++
       this.invalid++
@@ -67,7 +73,7 @@ export class SignatureCache {
    * follow (applying an entry) are lookups. A batch that fails is checked one by one; the counters
    * then count the single checks. Changes no answer.
    */
-  prepare (checks: readonly Bip340Check[]): void {
+  prepare(checks: readonly Bip340Check[]): void {
     const unknown = checks.filter((c) => !this.knows(c.signature, c.hash, c.key))
     if (unknown.length === 0) return
     if (this.verifyFn === verifyHash && unknown.length > 1 && verifyHashBatch(unknown)) {
@@ -79,21 +85,26 @@ export class SignatureCache {
   }
 
   /** Whether this triple is already known valid (no verification, no counting). */
-  knows (signature: Uint8Array, hash: Uint8Array, publicKey: Uint8Array): boolean {
-    return signature.length === 64 && hash.length === 32 && publicKey.length === 32 && this.valid.has(cacheKey(signature, hash, publicKey))
+  knows(signature: Uint8Array, hash: Uint8Array, publicKey: Uint8Array): boolean {
+    return (
+      signature.length === 64 &&
+      hash.length === 32 &&
+      publicKey.length === 32 &&
+      this.valid.has(cacheKey(signature, hash, publicKey))
+    )
   }
 
   /**
    * Records a triple that was verified elsewhere on this node (a verification worker): the caller
    * vouches that `verifyHash(signature, hash, publicKey)` returned true.
    */
-  remember (signature: Uint8Array, hash: Uint8Array, publicKey: Uint8Array): void {
+  remember(signature: Uint8Array, hash: Uint8Array, publicKey: Uint8Array): void {
     assert(signature.length === 64 && hash.length === 32 && publicKey.length === 32, 'remember: malformed triple')
     const key = cacheKey(signature, hash, publicKey)
     if (!this.valid.has(key)) this.insert(key)
   }
 
-  private insert (key: string): void {
+  private insert(key: string): void {
     if (this.valid.size >= this.maxEntries) {
       const oldest = this.valid.keys().next()
       assert(oldest.done !== true)
@@ -103,17 +114,23 @@ export class SignatureCache {
   }
 
   /** A function with `verifyHash`'s signature that goes through this cache. */
-  get verifier (): VerifySignature {
+  get verifier(): VerifySignature {
     return (signature, hash, publicKey) => this.verify(signature, hash, publicKey)
   }
 
-  stats (): SignatureCacheStats {
-    return { hits: this.hits, misses: this.misses, invalid: this.invalid, entries: this.valid.size, maxEntries: this.maxEntries }
+  stats(): SignatureCacheStats {
+    return {
+      hits: this.hits,
+      misses: this.misses,
+      invalid: this.invalid,
+      entries: this.valid.size,
+      maxEntries: this.maxEntries
+    }
   }
 }
 
 /** The triple itself as a one-byte string (128 characters): as unique as the triple, and cheaper to make than a hash of it. */
-function cacheKey (signature: Uint8Array, hash: Uint8Array, publicKey: Uint8Array): string {
+function cacheKey(signature: Uint8Array, hash: Uint8Array, publicKey: Uint8Array): string {
   const buf = Buffer.allocUnsafe(128)
   buf.set(hash, 0)
   buf.set(publicKey, 32)

@@ -13,7 +13,7 @@ export type SignatureCheck = Bip340Check
  * ahead of time, off the Raft thread, and found in the signature cache when the entry is applied.
  * Only a speed-up: what applying decides does not depend on it. Undecodable entries have none.
  */
-export function signatureChecksOf (entry: Entry): SignatureCheck[] {
+export function signatureChecksOf(entry: Entry): SignatureCheck[] {
   const decoded = decodeBoardEntry(entry)
   switch (decoded.kind) {
     case 'statement': {
@@ -22,8 +22,10 @@ export function signatureChecksOf (entry: Entry): SignatureCheck[] {
         .filter(({ index }) => index < decoded.statement.actives.length)
         .map(({ index, signature }) => ({ signature, hash: id, key: decoded.statement.actives[index] }))
     }
-    case 'state': return stateChecks(decoded.signed)
-    case 'genesis': return stateChecks(decoded.signed)
+    case 'state':
+      return stateChecks(decoded.signed)
+    case 'genesis':
+      return stateChecks(decoded.signed)
     case 'evidence': {
       const ev = decoded.evidence
       return [
@@ -31,11 +33,12 @@ export function signatureChecksOf (entry: Entry): SignatureCheck[] {
         { signature: ev.secondSignature, hash: statementId(ev.second), key: ev.member }
       ]
     }
-    default: return []
+    default:
+      return []
   }
 }
 
-function stateChecks (signed: SignedState): SignatureCheck[] {
+function stateChecks(signed: SignedState): SignatureCheck[] {
   const members = signed.state.pool.members
   if (signed.signatures.length !== members.length) return []
   const h = stateHash(signed.state)

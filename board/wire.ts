@@ -38,10 +38,10 @@
 //
 // Pure: no I/O, no clock, no module-level mutable state.
 
-import { copyBytes } from '../protocol/bytes.js';
-import { DecodeError, EncodeError, Reader, Writer } from '../protocol/codec.js';
-import { MAX_MEMBERS } from '../protocol/limits.js';
-import { readConfiguration, writeConfiguration, type ConfigurationLimits } from './configuration.js';
+import { copyBytes } from '../protocol/bytes.js'
+import { DecodeError, EncodeError, Reader, Writer } from '../protocol/codec.js'
+import { MAX_MEMBERS } from '../protocol/limits.js'
+import { readConfiguration, writeConfiguration, type ConfigurationLimits } from './configuration.js'
 import type {
   Configuration,
   Entry,
@@ -50,14 +50,14 @@ import type {
   MessageType,
   NodeId,
   ElectionCertificate,
-  Snapshot,
-} from './raft/types.js';
+  Snapshot
+} from './raft/types.js'
 
 /** The only version this code reads and writes. */
-export const WIRE_VERSION = 2;
+export const WIRE_VERSION = 2
 /** Every hash in a message (entry hashes, prevHash, snapshot hash) is a sha256 digest. */
-export const WIRE_HASH_BYTES = 32;
-const CONTEXT = 'raft message';
+export const WIRE_HASH_BYTES = 32
+const CONTEXT = 'raft message'
 
 /** Size and count limits of the decoder (and of the encoder, so that a node never sends what its peers refuse). */
 export interface WireLimits {
@@ -66,19 +66,19 @@ export interface WireLimits {
    * Must hold the largest append the core builds: about the core's maxMessageBytes of entry bytes,
    * or one entry of maxEntryBytes, plus a few bytes per entry.
    */
-  readonly maxMessageBytes: number;
+  readonly maxMessageBytes: number
   /** Most entries in one append message. Must be at least the core's maxMessageBytes / ENTRY_OVERHEAD_BYTES + 1. */
-  readonly maxEntriesPerMessage: number;
+  readonly maxEntriesPerMessage: number
   /** Largest payload of one entry, in bytes. Must be at least the core's maxEntryBytes. */
-  readonly maxEntryBytes: number;
+  readonly maxEntryBytes: number
   /** Largest snapshot payload (the application's state), in bytes. */
-  readonly maxSnapshotBytes: number;
+  readonly maxSnapshotBytes: number
   /** Longest node id, in UTF-8 bytes. */
-  readonly maxNodeIdBytes: number;
+  readonly maxNodeIdBytes: number
   /** Most voters plus learners in a snapshot's configuration. */
-  readonly maxConfigurationNodes: number;
+  readonly maxConfigurationNodes: number
   /** Longest read-index context, in bytes (the core refuses more than 256). */
-  readonly maxReadContextBytes: number;
+  readonly maxReadContextBytes: number
 }
 
 export const DEFAULT_WIRE_LIMITS: WireLimits = Object.freeze({
@@ -92,39 +92,44 @@ export const DEFAULT_WIRE_LIMITS: WireLimits = Object.freeze({
   maxNodeIdBytes: 128,
   // A configuration lists at most the pool's members (protocol/limits.ts, the Raft core's limit too).
   maxConfigurationNodes: MAX_MEMBERS,
-  maxReadContextBytes: 256,
-});
+  maxReadContextBytes: 256
+})
 
 function configurationLimits(limits: WireLimits): ConfigurationLimits {
-  return { maxNodes: limits.maxConfigurationNodes, maxNodeIdBytes: limits.maxNodeIdBytes };
+  return { maxNodes: limits.maxConfigurationNodes, maxNodeIdBytes: limits.maxNodeIdBytes }
 }
 
 /** Fills in defaults and checks that every limit is a positive safe integer; throws a RangeError naming the key. */
 export function resolveWireLimits(overrides: Partial<WireLimits> = {}): WireLimits {
-  const limits: WireLimits = { ...DEFAULT_WIRE_LIMITS };
+  const limits: WireLimits = { ...DEFAULT_WIRE_LIMITS }
   for (const [key, value] of Object.entries(overrides)) {
-    if (value === undefined) continue;
-    if (!(key in DEFAULT_WIRE_LIMITS)) throw new RangeError(`wire limits: unknown key ${key}`);
-    (limits as unknown as Record<string, number>)[key] = value;
+    if (value === undefined) continue
+    if (!(key in DEFAULT_WIRE_LIMITS)) throw new RangeError(`wire limits: unknown key ${key}`)
+    ;(limits as unknown as Record<string, number>)[key] = value
   }
   for (const [key, value] of Object.entries(limits)) {
-    if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`wire limits: ${key} must be a positive integer, got ${String(value)}`);
+    if (!Number.isSafeInteger(value) || value < 1)
+      throw new RangeError(`wire limits: ${key} must be a positive integer, got ${String(value)}`)
   }
   if (limits.maxEntryBytes > limits.maxMessageBytes) {
-    throw new RangeError(`wire limits: maxEntryBytes (${limits.maxEntryBytes}) must not exceed maxMessageBytes (${limits.maxMessageBytes})`);
+    throw new RangeError(
+      `wire limits: maxEntryBytes (${limits.maxEntryBytes}) must not exceed maxMessageBytes (${limits.maxMessageBytes})`
+    )
   }
-  return Object.freeze(limits);
+  return Object.freeze(limits)
 }
 
 /** The largest encoded `snap` message the limits allow, in bytes (snapshot payload plus every other field at its maximum). */
 export function maxSnapMessageBytes(limits: WireLimits): number {
-  const id = 9 + limits.maxNodeIdBytes;
-  return 2 + 2 * id + 9 + 9 + 9 + WIRE_HASH_BYTES + 2 * 9 + limits.maxConfigurationNodes * id + 9 + limits.maxSnapshotBytes;
+  const id = 9 + limits.maxNodeIdBytes
+  return (
+    2 + 2 * id + 9 + 9 + 9 + WIRE_HASH_BYTES + 2 * 9 + limits.maxConfigurationNodes * id + 9 + limits.maxSnapshotBytes
+  )
 }
 
 /** The largest encoded message of any type the limits allow, in bytes. */
 export function maxEncodedMessageBytes(limits: WireLimits): number {
-  return Math.max(limits.maxMessageBytes, maxSnapMessageBytes(limits));
+  return Math.max(limits.maxMessageBytes, maxSnapMessageBytes(limits))
 }
 
 /** Type codes on the wire. Never renumber: add new codes at the end. */
@@ -141,28 +146,30 @@ export const TYPE_CODES: Readonly<Record<MessageType, number>> = Object.freeze({
   timeoutNow: 10,
   readIndex: 11,
   readIndexResp: 12,
-  transferLeader: 13,
-});
+  transferLeader: 13
+})
 
 const TYPE_NAMES: readonly (MessageType | undefined)[] = (() => {
-  const names: (MessageType | undefined)[] = [];
-  for (const [name, code] of Object.entries(TYPE_CODES)) names[code] = name as MessageType;
-  return names;
-})();
+  const names: (MessageType | undefined)[] = []
+  for (const [name, code] of Object.entries(TYPE_CODES)) names[code] = name as MessageType
+  return names
+})()
 
-const SNAP_CODE = TYPE_CODES.snap;
+const SNAP_CODE = TYPE_CODES.snap
 /** Fewest bytes an encoded entry takes: index, term, type, empty data, hash. */
-const MIN_ENTRY_BYTES = 1 + 1 + 1 + 1 + WIRE_HASH_BYTES;
+const MIN_ENTRY_BYTES = 1 + 1 + 1 + 1 + WIRE_HASH_BYTES
 /** Upper bound of a varint. */
-const V = 9;
+const V = 9
 
 /** Every message type, in type-code order. */
-export const MESSAGE_TYPES: readonly MessageType[] = Object.freeze(TYPE_NAMES.filter((t): t is MessageType => t !== undefined));
+export const MESSAGE_TYPES: readonly MessageType[] = Object.freeze(
+  TYPE_NAMES.filter((t): t is MessageType => t !== undefined)
+)
 
 /** The message type of an encoded message, read from its header without decoding it (null if the header is not valid). */
 export function peekMessageType(bytes: Uint8Array): MessageType | null {
-  if (bytes.length < 2 || bytes[0] !== WIRE_VERSION) return null;
-  return TYPE_NAMES[bytes[1]!] ?? null;
+  if (bytes.length < 2 || bytes[0] !== WIRE_VERSION) return null
+  return TYPE_NAMES[bytes[1]!] ?? null
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -174,188 +181,196 @@ export function peekMessageType(bytes: Uint8Array): MessageType | null {
  * The result may be a view into a slightly larger buffer.
  */
 export function encodeMessage(m: Message, limits: WireLimits = DEFAULT_WIRE_LIMITS): Uint8Array {
-  const code = TYPE_CODES[m.type];
-  if (code === undefined) throw new EncodeError('type', `unknown message type ${String(m.type)}`);
-  const w = new Writer(sizeBound(m));
-  w.u8(WIRE_VERSION).u8(code);
-  nodeId(w, m.from, limits, 'from');
-  nodeId(w, m.to, limits, 'to');
-  w.varint(m.term, 'term');
+  const code = TYPE_CODES[m.type]
+  if (code === undefined) throw new EncodeError('type', `unknown message type ${String(m.type)}`)
+  const w = new Writer(sizeBound(m))
+  w.u8(WIRE_VERSION).u8(code)
+  nodeId(w, m.from, limits, 'from')
+  nodeId(w, m.to, limits, 'to')
+  w.varint(m.term, 'term')
   switch (m.type) {
     case 'app': {
-      w.varint(m.prevIndex, 'prevIndex').varint(m.prevTerm, 'prevTerm').fixed(m.prevHash, WIRE_HASH_BYTES, 'prevHash');
-      w.varint(m.commit, 'commit');
-      const entries = m.entries;
-      w.count(entries.length, limits.maxEntriesPerMessage, 'entries');
-      for (let i = 0; i < entries.length; i++) writeEntry(w, entries[i]!, limits);
-      optionalCertificate(w, m.certificate, limits);
-      break;
+      w.varint(m.prevIndex, 'prevIndex').varint(m.prevTerm, 'prevTerm').fixed(m.prevHash, WIRE_HASH_BYTES, 'prevHash')
+      w.varint(m.commit, 'commit')
+      const entries = m.entries
+      w.count(entries.length, limits.maxEntriesPerMessage, 'entries')
+      for (let i = 0; i < entries.length; i++) writeEntry(w, entries[i]!, limits)
+      optionalCertificate(w, m.certificate, limits)
+      break
     }
     case 'appResp':
-      w.varint(m.index, 'index');
-      bool(w, m.reject, 'reject');
-      w.varint(m.hintIndex, 'hintIndex').varint(m.hintTerm, 'hintTerm');
-      break;
+      w.varint(m.index, 'index')
+      bool(w, m.reject, 'reject')
+      w.varint(m.hintIndex, 'hintIndex').varint(m.hintTerm, 'hintTerm')
+      break
     case 'vote':
     case 'preVote':
-      w.varint(m.lastIndex, 'lastIndex').varint(m.lastTerm, 'lastTerm');
-      bool(w, m.force, 'force');
-      break;
+      w.varint(m.lastIndex, 'lastIndex').varint(m.lastTerm, 'lastTerm')
+      bool(w, m.force, 'force')
+      break
     case 'voteResp':
     case 'preVoteResp':
-      bool(w, m.reject, 'reject');
-      if (m.signature === undefined) w.u8(0);
-      else w.u8(1).bytes(m.signature, MAX_VOTE_SIGNATURE_BYTES, 'signature');
-      break;
+      bool(w, m.reject, 'reject')
+      if (m.signature === undefined) w.u8(0)
+      else w.u8(1).bytes(m.signature, MAX_VOTE_SIGNATURE_BYTES, 'signature')
+      break
     case 'heartbeat':
-      w.varint(m.commit, 'commit');
-      optionalContext(w, m.context, limits);
-      optionalCertificate(w, m.certificate, limits);
-      break;
+      w.varint(m.commit, 'commit')
+      optionalContext(w, m.context, limits)
+      optionalCertificate(w, m.certificate, limits)
+      break
     case 'heartbeatResp':
-      optionalContext(w, m.context, limits);
-      break;
+      optionalContext(w, m.context, limits)
+      break
     case 'snap':
-      writeSnapshot(w, m.snapshot, limits);
-      optionalCertificate(w, m.certificate, limits);
-      break;
+      writeSnapshot(w, m.snapshot, limits)
+      optionalCertificate(w, m.certificate, limits)
+      break
     case 'timeoutNow':
-      optionalCertificate(w, m.certificate, limits);
-      break;
+      optionalCertificate(w, m.certificate, limits)
+      break
     case 'readIndex':
-      w.bytes(m.context, limits.maxReadContextBytes, 'context');
-      break;
+      w.bytes(m.context, limits.maxReadContextBytes, 'context')
+      break
     case 'readIndexResp':
-      w.varint(m.index, 'index');
-      w.bytes(m.context, limits.maxReadContextBytes, 'context');
-      break;
+      w.varint(m.index, 'index')
+      w.bytes(m.context, limits.maxReadContextBytes, 'context')
+      break
     case 'transferLeader':
-      nodeId(w, m.target, limits, 'target');
-      break;
+      nodeId(w, m.target, limits, 'target')
+      break
     default:
-      return unreachable(m);
+      return unreachable(m)
   }
-  const size = w.length;
+  const size = w.length
   if (code === SNAP_CODE ? size > maxSnapMessageBytes(limits) : size > limits.maxMessageBytes) {
-    throw new EncodeError('message', `encoded size ${size} bytes exceeds limit ${code === SNAP_CODE ? maxSnapMessageBytes(limits) : limits.maxMessageBytes}`);
+    throw new EncodeError(
+      'message',
+      `encoded size ${size} bytes exceeds limit ${code === SNAP_CODE ? maxSnapMessageBytes(limits) : limits.maxMessageBytes}`
+    )
   }
-  return w.subarray();
+  return w.subarray()
 }
 
 /** An upper bound of the encoded size, so that the writer never grows. */
 function sizeBound(m: Message): number {
-  let n = 2 + idBound(m.from) + idBound(m.to) + V + 4 * V + WIRE_HASH_BYTES;
-  if ((m.type === 'voteResp' || m.type === 'preVoteResp') && m.signature !== undefined) n += V + m.signature.length;
-  const certificate = 'certificate' in m ? m.certificate : undefined;
+  let n = 2 + idBound(m.from) + idBound(m.to) + V + 4 * V + WIRE_HASH_BYTES
+  if ((m.type === 'voteResp' || m.type === 'preVoteResp') && m.signature !== undefined) n += V + m.signature.length
+  const certificate = 'certificate' in m ? m.certificate : undefined
   if (certificate !== undefined) {
-    n += 3 * V + idBound(certificate.leader);
-    for (const id of certificate.voters) n += idBound(id);
-    for (const v of certificate.votes) n += idBound(v.voter) + V + v.signature.length;
+    n += 3 * V + idBound(certificate.leader)
+    for (const id of certificate.voters) n += idBound(id)
+    for (const v of certificate.votes) n += idBound(v.voter) + V + v.signature.length
   }
   switch (m.type) {
     case 'app':
-      for (let i = 0; i < m.entries.length; i++) n += m.entries[i]!.data.length + 4 * V + 1 + WIRE_HASH_BYTES;
-      n += V;
-      break;
+      for (let i = 0; i < m.entries.length; i++) n += m.entries[i]!.data.length + 4 * V + 1 + WIRE_HASH_BYTES
+      n += V
+      break
     case 'heartbeat':
     case 'heartbeatResp':
-      n += m.context === null ? 1 : m.context.length + 1 + V;
-      break;
+      n += m.context === null ? 1 : m.context.length + 1 + V
+      break
     case 'readIndex':
     case 'readIndexResp':
-      n += m.context.length + V;
-      break;
+      n += m.context.length + V
+      break
     case 'snap': {
-      const c = m.snapshot.meta.configuration;
-      n += m.snapshot.data.length + 3 * V + WIRE_HASH_BYTES + 2 * V;
-      for (const id of c.voters) n += idBound(id);
-      for (const id of c.learners) n += idBound(id);
-      break;
+      const c = m.snapshot.meta.configuration
+      n += m.snapshot.data.length + 3 * V + WIRE_HASH_BYTES + 2 * V
+      for (const id of c.voters) n += idBound(id)
+      for (const id of c.learners) n += idBound(id)
+      break
     }
     case 'transferLeader':
-      n += idBound(m.target);
-      break;
+      n += idBound(m.target)
+      break
     default:
-      break;
+      break
   }
-  return n;
+  return n
 }
 
 function idBound(id: NodeId): number {
-  return typeof id === 'string' ? 3 * id.length + V : 0;
+  return typeof id === 'string' ? 3 * id.length + V : 0
 }
 
 function nodeId(w: Writer, id: NodeId, limits: WireLimits, field: string): void {
-  if (typeof id !== 'string' || id.length === 0) throw new EncodeError(field, 'node id must be a non-empty string');
-  w.string(id, limits.maxNodeIdBytes, field);
+  if (typeof id !== 'string' || id.length === 0) throw new EncodeError(field, 'node id must be a non-empty string')
+  w.string(id, limits.maxNodeIdBytes, field)
 }
 
 function bool(w: Writer, v: boolean, field: string): void {
-  if (typeof v !== 'boolean') throw new EncodeError(field, `not a boolean: ${String(v)}`);
-  w.u8(v ? 1 : 0);
+  if (typeof v !== 'boolean') throw new EncodeError(field, `not a boolean: ${String(v)}`)
+  w.u8(v ? 1 : 0)
 }
 
 /** Longest vote signature (Ed25519 and BIP340 signatures are 64 bytes). */
-export const MAX_VOTE_SIGNATURE_BYTES = 64;
+export const MAX_VOTE_SIGNATURE_BYTES = 64
 
 function optionalCertificate(w: Writer, c: ElectionCertificate | undefined, limits: WireLimits): void {
   if (c === undefined) {
-    w.u8(0);
-    return;
+    w.u8(0)
+    return
   }
-  w.u8(1).varint(c.term, 'certificate: term');
-  nodeId(w, c.leader, limits, 'certificate: leader');
-  w.count(c.voters.length, limits.maxConfigurationNodes, 'certificate: voters');
-  for (const id of c.voters) nodeId(w, id, limits, 'certificate: voters');
-  w.count(c.votes.length, limits.maxConfigurationNodes, 'certificate: votes');
+  w.u8(1).varint(c.term, 'certificate: term')
+  nodeId(w, c.leader, limits, 'certificate: leader')
+  w.count(c.voters.length, limits.maxConfigurationNodes, 'certificate: voters')
+  for (const id of c.voters) nodeId(w, id, limits, 'certificate: voters')
+  w.count(c.votes.length, limits.maxConfigurationNodes, 'certificate: votes')
   for (const v of c.votes) {
-    nodeId(w, v.voter, limits, 'certificate: voter');
-    w.bytes(v.signature, MAX_VOTE_SIGNATURE_BYTES, 'certificate: signature');
+    nodeId(w, v.voter, limits, 'certificate: voter')
+    w.bytes(v.signature, MAX_VOTE_SIGNATURE_BYTES, 'certificate: signature')
   }
 }
 
 function readOptionalCertificate(r: Reader, limits: WireLimits): { certificate?: ElectionCertificate } {
-  if (!readPresence(r, 'certificate')) return {};
+  if (!readPresence(r, 'certificate')) return {}
   const certificate = r.field('certificate', (rc): ElectionCertificate => {
-    const term = rc.varint('term');
-    const leader = readNodeId(rc, 'leader', limits);
-    const voters = rc.array('voters', limits.maxConfigurationNodes, () => readNodeId(rc, 'voters', limits), 2);
-    const votes = rc.array('votes', limits.maxConfigurationNodes, () => ({
-      voter: readNodeId(rc, 'voter', limits),
-      signature: rc.bytes('signature', MAX_VOTE_SIGNATURE_BYTES),
-    }), 3);
-    return { term, leader, voters, votes };
-  });
-  return { certificate };
+    const term = rc.varint('term')
+    const leader = readNodeId(rc, 'leader', limits)
+    const voters = rc.array('voters', limits.maxConfigurationNodes, () => readNodeId(rc, 'voters', limits), 2)
+    const votes = rc.array(
+      'votes',
+      limits.maxConfigurationNodes,
+      () => ({
+        voter: readNodeId(rc, 'voter', limits),
+        signature: rc.bytes('signature', MAX_VOTE_SIGNATURE_BYTES)
+      }),
+      3
+    )
+    return { term, leader, voters, votes }
+  })
+  return { certificate }
 }
 
 function optionalContext(w: Writer, context: Uint8Array | null, limits: WireLimits): void {
   if (context === null) {
-    w.u8(0);
+    w.u8(0)
   } else {
-    w.u8(1);
-    w.bytes(context, limits.maxReadContextBytes, 'context');
+    w.u8(1)
+    w.bytes(context, limits.maxReadContextBytes, 'context')
   }
 }
 
 function entryTypeCode(type: EntryType): number {
-  if (type === 'normal') return 0;
-  if (type === 'confChange') return 1;
-  throw new EncodeError('entries: type', `unknown entry type ${String(type)}`);
+  if (type === 'normal') return 0
+  if (type === 'confChange') return 1
+  throw new EncodeError('entries: type', `unknown entry type ${String(type)}`)
 }
 
 function writeEntry(w: Writer, e: Entry, limits: WireLimits): void {
-  w.varint(e.index, 'entries: index').varint(e.term, 'entries: term').u8(entryTypeCode(e.type));
-  w.bytes(e.data, limits.maxEntryBytes, 'entries: data');
-  w.fixed(e.hash, WIRE_HASH_BYTES, 'entries: hash');
+  w.varint(e.index, 'entries: index').varint(e.term, 'entries: term').u8(entryTypeCode(e.type))
+  w.bytes(e.data, limits.maxEntryBytes, 'entries: data')
+  w.fixed(e.hash, WIRE_HASH_BYTES, 'entries: hash')
 }
 
 function writeSnapshot(w: Writer, s: Snapshot, limits: WireLimits): void {
-  const meta = s.meta;
-  w.varint(meta.index, 'snapshot: index').varint(meta.term, 'snapshot: term');
-  w.fixed(meta.hash, WIRE_HASH_BYTES, 'snapshot: hash');
-  writeConfiguration(w, meta.configuration, configurationLimits(limits), 'snapshot: configuration');
-  w.bytes(s.data, limits.maxSnapshotBytes, 'snapshot: data');
+  const meta = s.meta
+  w.varint(meta.index, 'snapshot: index').varint(meta.term, 'snapshot: term')
+  w.fixed(meta.hash, WIRE_HASH_BYTES, 'snapshot: hash')
+  writeConfiguration(w, meta.configuration, configurationLimits(limits), 'snapshot: configuration')
+  w.bytes(s.data, limits.maxSnapshotBytes, 'snapshot: data')
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -367,7 +382,7 @@ export interface DecodeOptions {
    * into a private copy of it. Saves copying a large snapshot; the caller must then never modify
    * `bytes`, and the message keeps the whole of `bytes.buffer` alive. Default false.
    */
-  readonly shareInput?: boolean;
+  readonly shareInput?: boolean
 }
 
 /**
@@ -376,130 +391,157 @@ export interface DecodeOptions {
  * result shares no memory with `bytes`: the message is decoded from one private copy (one
  * allocation rather than one per entry, and no pinning of a larger network buffer).
  */
-export function decodeMessage(bytes: Uint8Array, limits: WireLimits = DEFAULT_WIRE_LIMITS, options: DecodeOptions = {}): Message {
-  if (!(bytes instanceof Uint8Array)) throw new DecodeError(CONTEXT, 'input is not a byte array');
+export function decodeMessage(
+  bytes: Uint8Array,
+  limits: WireLimits = DEFAULT_WIRE_LIMITS,
+  options: DecodeOptions = {}
+): Message {
+  if (!(bytes instanceof Uint8Array)) throw new DecodeError(CONTEXT, 'input is not a byte array')
   if (bytes.length > maxEncodedMessageBytes(limits)) {
-    throw new DecodeError(CONTEXT, `${bytes.length} bytes exceeds limit ${maxEncodedMessageBytes(limits)}`);
+    throw new DecodeError(CONTEXT, `${bytes.length} bytes exceeds limit ${maxEncodedMessageBytes(limits)}`)
   }
-  const r: Reader = new Reader(options.shareInput === true ? bytes : copyBytes(bytes), CONTEXT);
-  r.version([WIRE_VERSION]);
-  const code = r.u8('type');
-  const type = TYPE_NAMES[code];
-  if (type === undefined) r.fail('type', `unknown message type ${code}`);
-  const sizeLimit = code === SNAP_CODE ? maxSnapMessageBytes(limits) : limits.maxMessageBytes;
-  if (bytes.length > sizeLimit) r.fail('', `${bytes.length} bytes exceeds limit ${sizeLimit} for a ${type} message`);
-  const from = readNodeId(r, 'from', limits);
-  const to = readNodeId(r, 'to', limits);
-  const term = r.varint('term');
-  let m: Message;
+  const r: Reader = new Reader(options.shareInput === true ? bytes : copyBytes(bytes), CONTEXT)
+  r.version([WIRE_VERSION])
+  const code = r.u8('type')
+  const type = TYPE_NAMES[code]
+  if (type === undefined) r.fail('type', `unknown message type ${code}`)
+  const sizeLimit = code === SNAP_CODE ? maxSnapMessageBytes(limits) : limits.maxMessageBytes
+  if (bytes.length > sizeLimit) r.fail('', `${bytes.length} bytes exceeds limit ${sizeLimit} for a ${type} message`)
+  const from = readNodeId(r, 'from', limits)
+  const to = readNodeId(r, 'to', limits)
+  const term = r.varint('term')
+  let m: Message
   switch (type) {
     case 'app': {
-      const prevIndex = r.varint('prevIndex');
-      const prevTerm = r.varint('prevTerm');
-      const prevHash = r.fixed('prevHash', WIRE_HASH_BYTES);
-      const commit = r.varint('commit');
-      const entries = r.array('entries', limits.maxEntriesPerMessage, (rr) => readEntry(rr, limits), MIN_ENTRY_BYTES);
-      m = { type, from, to, term, prevIndex, prevTerm, prevHash, entries, commit, ...readOptionalCertificate(r, limits) };
-      break;
+      const prevIndex = r.varint('prevIndex')
+      const prevTerm = r.varint('prevTerm')
+      const prevHash = r.fixed('prevHash', WIRE_HASH_BYTES)
+      const commit = r.varint('commit')
+      const entries = r.array('entries', limits.maxEntriesPerMessage, (rr) => readEntry(rr, limits), MIN_ENTRY_BYTES)
+      m = {
+        type,
+        from,
+        to,
+        term,
+        prevIndex,
+        prevTerm,
+        prevHash,
+        entries,
+        commit,
+        ...readOptionalCertificate(r, limits)
+      }
+      break
     }
     case 'appResp': {
-      const index = r.varint('index');
-      const reject = readBool(r, 'reject');
-      const hintIndex = r.varint('hintIndex');
-      const hintTerm = r.varint('hintTerm');
-      m = { type, from, to, term, index, reject, hintIndex, hintTerm };
-      break;
+      const index = r.varint('index')
+      const reject = readBool(r, 'reject')
+      const hintIndex = r.varint('hintIndex')
+      const hintTerm = r.varint('hintTerm')
+      m = { type, from, to, term, index, reject, hintIndex, hintTerm }
+      break
     }
     case 'vote':
     case 'preVote': {
-      const lastIndex = r.varint('lastIndex');
-      const lastTerm = r.varint('lastTerm');
-      const force = readBool(r, 'force');
-      m = { type, from, to, term, lastIndex, lastTerm, force };
-      break;
+      const lastIndex = r.varint('lastIndex')
+      const lastTerm = r.varint('lastTerm')
+      const force = readBool(r, 'force')
+      m = { type, from, to, term, lastIndex, lastTerm, force }
+      break
     }
     case 'voteResp':
     case 'preVoteResp': {
-      const reject = readBool(r, 'reject');
-      m = readPresence(r, 'signature') ? { type, from, to, term, reject, signature: r.bytes('signature', MAX_VOTE_SIGNATURE_BYTES) } : { type, from, to, term, reject };
-      break;
+      const reject = readBool(r, 'reject')
+      m = readPresence(r, 'signature')
+        ? { type, from, to, term, reject, signature: r.bytes('signature', MAX_VOTE_SIGNATURE_BYTES) }
+        : { type, from, to, term, reject }
+      break
     }
     case 'heartbeat': {
-      const commit = r.varint('commit');
-      const context = readOptionalContext(r, limits);
-      m = { type, from, to, term, commit, context, ...readOptionalCertificate(r, limits) };
-      break;
+      const commit = r.varint('commit')
+      const context = readOptionalContext(r, limits)
+      m = { type, from, to, term, commit, context, ...readOptionalCertificate(r, limits) }
+      break
     }
     case 'heartbeatResp':
-      m = { type, from, to, term, context: readOptionalContext(r, limits) };
-      break;
+      m = { type, from, to, term, context: readOptionalContext(r, limits) }
+      break
     case 'snap':
-      m = { type, from, to, term, snapshot: r.field('snapshot', (rr) => readSnapshot(rr, limits)), ...readOptionalCertificate(r, limits) };
-      break;
+      m = {
+        type,
+        from,
+        to,
+        term,
+        snapshot: r.field('snapshot', (rr) => readSnapshot(rr, limits)),
+        ...readOptionalCertificate(r, limits)
+      }
+      break
     case 'timeoutNow':
-      m = { type, from, to, term, ...readOptionalCertificate(r, limits) };
-      break;
+      m = { type, from, to, term, ...readOptionalCertificate(r, limits) }
+      break
     case 'readIndex':
-      m = { type, from, to, term, context: r.bytes('context', limits.maxReadContextBytes) };
-      break;
+      m = { type, from, to, term, context: r.bytes('context', limits.maxReadContextBytes) }
+      break
     case 'readIndexResp': {
-      const index = r.varint('index');
-      m = { type, from, to, term, index, context: r.bytes('context', limits.maxReadContextBytes) };
-      break;
+      const index = r.varint('index')
+      m = { type, from, to, term, index, context: r.bytes('context', limits.maxReadContextBytes) }
+      break
     }
     case 'transferLeader':
-      m = { type, from, to, term, target: readNodeId(r, 'target', limits) };
-      break;
+      m = { type, from, to, term, target: readNodeId(r, 'target', limits) }
+      break
     default:
-      return unreachable(type);
+      return unreachable(type)
   }
-  r.end();
-  return m;
+  r.end()
+  return m
 }
 
 function readNodeId(r: Reader, name: string, limits: WireLimits): NodeId {
-  const id = r.string(name, limits.maxNodeIdBytes);
-  if (id.length === 0) r.fail(name, 'empty node id');
-  return id;
+  const id = r.string(name, limits.maxNodeIdBytes)
+  if (id.length === 0) r.fail(name, 'empty node id')
+  return id
 }
 
 function readBool(r: Reader, name: string): boolean {
-  const b = r.u8(name);
-  if (b > 1) r.fail(name, `boolean must be 0 or 1, got ${b}`);
-  return b === 1;
+  const b = r.u8(name)
+  if (b > 1) r.fail(name, `boolean must be 0 or 1, got ${b}`)
+  return b === 1
 }
 
 function readPresence(r: Reader, name: string): boolean {
-  const present = r.u8(name);
-  if (present > 1) r.fail(name, `presence flag must be 0 or 1, got ${present}`);
-  return present === 1;
+  const present = r.u8(name)
+  if (present > 1) r.fail(name, `presence flag must be 0 or 1, got ${present}`)
+  return present === 1
 }
 
 function readOptionalContext(r: Reader, limits: WireLimits): Uint8Array | null {
-  const present = r.u8('context');
-  if (present > 1) r.fail('context', `presence flag must be 0 or 1, got ${present}`);
-  return present === 0 ? null : r.bytes('context', limits.maxReadContextBytes);
+  const present = r.u8('context')
+  if (present > 1) r.fail('context', `presence flag must be 0 or 1, got ${present}`)
+  return present === 0 ? null : r.bytes('context', limits.maxReadContextBytes)
 }
 
 function readEntry(r: Reader, limits: WireLimits): Entry {
-  const index = r.varint('index');
-  const term = r.varint('term');
-  const t = r.u8('type');
-  if (t > 1) r.fail('type', `unknown entry type ${t}`);
-  const data = r.bytesView('data', limits.maxEntryBytes);
-  const hash = r.fixed('hash', WIRE_HASH_BYTES);
-  return { index, term, type: t === 0 ? 'normal' : 'confChange', data, hash };
+  const index = r.varint('index')
+  const term = r.varint('term')
+  const t = r.u8('type')
+  if (t > 1) r.fail('type', `unknown entry type ${t}`)
+  const data = r.bytesView('data', limits.maxEntryBytes)
+  const hash = r.fixed('hash', WIRE_HASH_BYTES)
+  return { index, term, type: t === 0 ? 'normal' : 'confChange', data, hash }
 }
 
 function readSnapshot(r: Reader, limits: WireLimits): Snapshot {
-  const index = r.varint('index');
-  const term = r.varint('term');
-  const hash = r.fixed('hash', WIRE_HASH_BYTES);
-  const configuration = r.field('configuration', (rc): Configuration => readConfiguration(rc, configurationLimits(limits)));
-  const data = r.bytesView('data', limits.maxSnapshotBytes);
-  return { meta: { index, term, hash, configuration }, data };
+  const index = r.varint('index')
+  const term = r.varint('term')
+  const hash = r.fixed('hash', WIRE_HASH_BYTES)
+  const configuration = r.field(
+    'configuration',
+    (rc): Configuration => readConfiguration(rc, configurationLimits(limits))
+  )
+  const data = r.bytesView('data', limits.maxSnapshotBytes)
+  return { meta: { index, term, hash, configuration }, data }
 }
 
 function unreachable(x: never): never {
-  throw new Error(`unreachable: ${JSON.stringify(x)}`);
+  throw new Error(`unreachable: ${JSON.stringify(x)}`)
 }

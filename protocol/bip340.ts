@@ -11,101 +11,101 @@
  * Inputs are checked by the callers in keys.ts (lengths); these functions may assume 32-byte
  * hashes and keys and 64-byte signatures, and never throw on bad curve data.
  */
-import { createRequire } from 'node:module';
-import { schnorr } from '@noble/curves/secp256k1.js';
+import { createRequire } from 'node:module'
+import { schnorr } from '@noble/curves/secp256k1.js'
 
 /** One check: `signature` over the 32-byte `hash` by the x-only `key`. */
 export interface Bip340Check {
-  signature: Uint8Array;
-  hash: Uint8Array;
-  key: Uint8Array;
+  signature: Uint8Array
+  hash: Uint8Array
+  key: Uint8Array
 }
 
 export interface Bip340 {
-  readonly name: 'libsecp256k1' | 'noble';
-  verify(signature: Uint8Array, hash: Uint8Array, key: Uint8Array): boolean;
+  readonly name: 'libsecp256k1' | 'noble'
+  verify(signature: Uint8Array, hash: Uint8Array, key: Uint8Array): boolean
   /** True if every check verifies (one false says nothing about which). */
-  verifyBatch(checks: readonly Bip340Check[]): boolean;
-  sign(hash: Uint8Array, secretKey: Uint8Array, auxRand: Uint8Array): Uint8Array;
+  verifyBatch(checks: readonly Bip340Check[]): boolean
+  sign(hash: Uint8Array, secretKey: Uint8Array, auxRand: Uint8Array): Uint8Array
   /** The x-only public key; throws on an invalid secret key. */
-  publicKey(secretKey: Uint8Array): Uint8Array;
+  publicKey(secretKey: Uint8Array): Uint8Array
 }
 
 /** The npm module of the native binding, for code that must load it itself (worker threads). */
-export const NATIVE_BIP340_MODULE = 'bcrypto/lib/schnorr.js';
+export const NATIVE_BIP340_MODULE = 'bcrypto/lib/schnorr.js'
 /** bcrypto's `native` flag when its libsecp256k1 backend is in use (0 is its JavaScript code). */
-export const NATIVE_BIP340_FLAG = 2;
+export const NATIVE_BIP340_FLAG = 2
 
 export const nobleBip340: Bip340 = {
   name: 'noble',
   verify(signature, hash, key) {
     try {
-      return schnorr.verify(signature, hash, key);
+      return schnorr.verify(signature, hash, key)
     } catch {
-      return false;
+      return false
     }
   },
   verifyBatch(checks) {
-    return checks.every((c) => this.verify(c.signature, c.hash, c.key));
+    return checks.every((c) => this.verify(c.signature, c.hash, c.key))
   },
   sign(hash, secretKey, auxRand) {
-    return new Uint8Array(schnorr.sign(hash, secretKey, auxRand));
+    return new Uint8Array(schnorr.sign(hash, secretKey, auxRand))
   },
   publicKey(secretKey) {
-    return new Uint8Array(schnorr.getPublicKey(secretKey));
-  },
-};
+    return new Uint8Array(schnorr.getPublicKey(secretKey))
+  }
+}
 
 interface BcryptoSchnorr {
-  native: number;
-  verify(msg: Buffer, sig: Buffer, key: Buffer): boolean;
-  verifyBatch(batch: Array<[Buffer, Buffer, Buffer]>): boolean;
-  sign(msg: Buffer, key: Buffer, aux: Buffer): Buffer;
-  publicKeyCreate(key: Buffer): Buffer;
-  privateKeyVerify(key: Buffer): boolean;
+  native: number
+  verify(msg: Buffer, sig: Buffer, key: Buffer): boolean
+  verifyBatch(batch: Array<[Buffer, Buffer, Buffer]>): boolean
+  sign(msg: Buffer, key: Buffer, aux: Buffer): Buffer
+  publicKeyCreate(key: Buffer): Buffer
+  privateKeyVerify(key: Buffer): boolean
 }
 
 /** A Buffer over the same bytes (no copy): the binding accepts only Buffers. */
 function buf(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 }
 
 /** The libsecp256k1 backend, or null when the binding is missing, failed to build, or is not native. */
 export function loadNativeBip340(): Bip340 | null {
-  let lib: BcryptoSchnorr;
+  let lib: BcryptoSchnorr
   try {
-    lib = createRequire(import.meta.url)(NATIVE_BIP340_MODULE) as BcryptoSchnorr;
+    lib = createRequire(import.meta.url)(NATIVE_BIP340_MODULE) as BcryptoSchnorr
   } catch {
-    return null;
+    return null
   }
-  if (lib.native !== NATIVE_BIP340_FLAG) return null;
+  if (lib.native !== NATIVE_BIP340_FLAG) return null
   return {
     name: 'libsecp256k1',
     verify(signature, hash, key) {
       try {
-        return lib.verify(buf(hash), buf(signature), buf(key));
+        return lib.verify(buf(hash), buf(signature), buf(key))
       } catch {
-        return false;
+        return false
       }
     },
     verifyBatch(checks) {
-      if (checks.length === 0) return true;
+      if (checks.length === 0) return true
       try {
-        return lib.verifyBatch(checks.map((c) => [buf(c.hash), buf(c.signature), buf(c.key)]));
+        return lib.verifyBatch(checks.map((c) => [buf(c.hash), buf(c.signature), buf(c.key)]))
       } catch {
-        return false;
+        return false
       }
     },
     sign(hash, secretKey, auxRand) {
-      if (!lib.privateKeyVerify(buf(secretKey))) throw new RangeError('secret key: invalid');
-      return new Uint8Array(lib.sign(buf(hash), buf(secretKey), buf(auxRand)));
+      if (!lib.privateKeyVerify(buf(secretKey))) throw new RangeError('secret key: invalid')
+      return new Uint8Array(lib.sign(buf(hash), buf(secretKey), buf(auxRand)))
     },
     publicKey(secretKey) {
-      if (!lib.privateKeyVerify(buf(secretKey))) throw new RangeError('secret key: invalid');
-      return new Uint8Array(lib.publicKeyCreate(buf(secretKey)));
-    },
-  };
+      if (!lib.privateKeyVerify(buf(secretKey))) throw new RangeError('secret key: invalid')
+      return new Uint8Array(lib.publicKeyCreate(buf(secretKey)))
+    }
+  }
 }
 
 /** What this process uses: the native binding when it loads, noble otherwise. */
-export const BIP340: Bip340 = loadNativeBip340() ?? nobleBip340;
+export const BIP340: Bip340 = loadNativeBip340() ?? nobleBip340

@@ -17,65 +17,65 @@
  * `evidenceId` = taggedHash('poolboard/evidence', member || statementId(first) || statementId(second)),
  * which does not depend on the signature bytes: use it to de-duplicate.
  */
-import { compareBytes, equalBytes } from './bytes.js';
-import { Writer, decodeAll } from './codec.js';
-import { OK, checkObjectSize, fail, indexOfKey, short, type Verdict } from './common.js';
-import { TAGS, taggedHash } from './hash.js';
-import { verifyHash, type VerifySignature } from './keys.js';
+import { compareBytes, equalBytes } from './bytes.js'
+import { Writer, decodeAll } from './codec.js'
+import { OK, checkObjectSize, fail, indexOfKey, short, type Verdict } from './common.js'
+import { TAGS, taggedHash } from './hash.js'
+import { verifyHash, type VerifySignature } from './keys.js'
 import {
   conflictingOutpoints,
   encodeUnsignedStatement,
   readUnsignedStatement,
   statementId,
   statementSignatureOf,
-  type PartitionStatement,
-} from './statement.js';
+  type PartitionStatement
+} from './statement.js'
 
-export const EVIDENCE_VERSION = 1;
+export const EVIDENCE_VERSION = 1
 
 export interface EquivocationEvidence {
   /** The member who signed both statements. */
-  member: Uint8Array;
+  member: Uint8Array
   /** The statement with the smaller id (its `signatures` are not part of the evidence). */
-  first: PartitionStatement;
-  firstSignature: Uint8Array;
+  first: PartitionStatement
+  firstSignature: Uint8Array
   /** The statement with the larger id. */
-  second: PartitionStatement;
-  secondSignature: Uint8Array;
+  second: PartitionStatement
+  secondSignature: Uint8Array
 }
 
 export function encodeEvidence(ev: EquivocationEvidence): Uint8Array {
-  const a = encodeUnsignedStatement(ev.first);
-  const b = encodeUnsignedStatement(ev.second);
-  const w = new Writer(1 + 32 + a.length + b.length + 128);
+  const a = encodeUnsignedStatement(ev.first)
+  const b = encodeUnsignedStatement(ev.second)
+  const w = new Writer(1 + 32 + a.length + b.length + 128)
   w.field('equivocation evidence', (w) => {
-    w.u8(EVIDENCE_VERSION).bytes32(ev.member, 'member');
-    w.raw(a).bytes64(ev.firstSignature, 'firstSignature');
-    w.raw(b).bytes64(ev.secondSignature, 'secondSignature');
-  });
-  return w.finish();
+    w.u8(EVIDENCE_VERSION).bytes32(ev.member, 'member')
+    w.raw(a).bytes64(ev.firstSignature, 'firstSignature')
+    w.raw(b).bytes64(ev.secondSignature, 'secondSignature')
+  })
+  return w.finish()
 }
 
 /** Decode (structure and canonical order); throws `DecodeError` naming the field. */
 export function decodeEvidence(bytes: Uint8Array): EquivocationEvidence {
-  checkObjectSize(bytes, 'equivocation evidence');
+  checkObjectSize(bytes, 'equivocation evidence')
   return decodeAll(bytes, 'equivocation evidence', (r) => {
-    r.version([EVIDENCE_VERSION]);
-    const member = r.bytes32('member');
-    const first = r.field('first', readUnsignedStatement);
-    const firstSignature = r.bytes64('firstSignature');
-    const second = r.field('second', readUnsignedStatement);
-    const secondSignature = r.bytes64('secondSignature');
-    const c = compareBytes(statementId(first), statementId(second));
-    if (c === 0) r.fail('second', 'is the same statement as first');
-    if (c > 0) r.fail('second', 'statements not in canonical order (first must have the smaller statement id)');
-    return { member, first, firstSignature, second, secondSignature };
-  });
+    r.version([EVIDENCE_VERSION])
+    const member = r.bytes32('member')
+    const first = r.field('first', readUnsignedStatement)
+    const firstSignature = r.bytes64('firstSignature')
+    const second = r.field('second', readUnsignedStatement)
+    const secondSignature = r.bytes64('secondSignature')
+    const c = compareBytes(statementId(first), statementId(second))
+    if (c === 0) r.fail('second', 'is the same statement as first')
+    if (c > 0) r.fail('second', 'statements not in canonical order (first must have the smaller statement id)')
+    return { member, first, firstSignature, second, secondSignature }
+  })
 }
 
 /** De-duplication id of an evidence (independent of the signature bytes). */
 export function evidenceId(ev: EquivocationEvidence): Uint8Array {
-  return taggedHash(TAGS.evidence, ev.member, statementId(ev.first), statementId(ev.second));
+  return taggedHash(TAGS.evidence, ev.member, statementId(ev.first), statementId(ev.second))
 }
 
 /**
@@ -90,16 +90,16 @@ export function buildEvidence(
   b: PartitionStatement,
   sb: Uint8Array,
   idA: Uint8Array = statementId(a),
-  idB: Uint8Array = statementId(b),
+  idB: Uint8Array = statementId(b)
 ): EquivocationEvidence {
-  const [first, firstSignature, second, secondSignature] = compareBytes(idA, idB) < 0 ? [a, sa, b, sb] : [b, sb, a, sa];
+  const [first, firstSignature, second, secondSignature] = compareBytes(idA, idB) < 0 ? [a, sa, b, sb] : [b, sb, a, sa]
   return {
     member: new Uint8Array(member),
     first: { ...first, signatures: [] },
     firstSignature: new Uint8Array(firstSignature),
     second: { ...second, signatures: [] },
-    secondSignature: new Uint8Array(secondSignature),
-  };
+    secondSignature: new Uint8Array(secondSignature)
+  }
 }
 
 /**
@@ -107,16 +107,17 @@ export function buildEvidence(
  * Throws `RangeError` if a signature is missing or invalid, or if the statements do not conflict.
  */
 export function makeEvidence(a: PartitionStatement, b: PartitionStatement, member: Uint8Array): EquivocationEvidence {
-  const sa = statementSignatureOf(a, member);
-  const sb = statementSignatureOf(b, member);
-  if (sa === undefined || sb === undefined) throw new RangeError(`member ${short(member)} has not signed both statements`);
-  return checked(buildEvidence(member, a, sa, b, sb), a.poolId);
+  const sa = statementSignatureOf(a, member)
+  const sb = statementSignatureOf(b, member)
+  if (sa === undefined || sb === undefined)
+    throw new RangeError(`member ${short(member)} has not signed both statements`)
+  return checked(buildEvidence(member, a, sa, b, sb), a.poolId)
 }
 
 function checked(ev: EquivocationEvidence, poolId: Uint8Array, verify?: VerifySignature): EquivocationEvidence {
-  const v = verifyEvidence(ev, poolId, verify);
-  if (!v.ok) throw new RangeError(`not valid evidence: ${v.reason}`);
-  return ev;
+  const v = verifyEvidence(ev, poolId, verify)
+  if (!v.ok) throw new RangeError(`not valid evidence: ${v.reason}`)
+  return ev
 }
 
 /**
@@ -124,23 +125,27 @@ function checked(ev: EquivocationEvidence, poolId: Uint8Array, verify?: VerifySi
  * on both (checked with `verify`, default `verifyHash`), in member key order. Empty if they do not
  * conflict. Throws `RangeError` if they do not make valid evidence (malformed, or of two pools).
  */
-export function findEquivocations(a: PartitionStatement, b: PartitionStatement, verify: VerifySignature = verifyHash): EquivocationEvidence[] {
-  if (conflictingOutpoints(a, b).length === 0) return [];
-  const idA = statementId(a);
-  const idB = statementId(b);
-  const out: EquivocationEvidence[] = [];
+export function findEquivocations(
+  a: PartitionStatement,
+  b: PartitionStatement,
+  verify: VerifySignature = verifyHash
+): EquivocationEvidence[] {
+  if (conflictingOutpoints(a, b).length === 0) return []
+  const idA = statementId(a)
+  const idB = statementId(b)
+  const out: EquivocationEvidence[] = []
   for (const { index, signature } of a.signatures) {
-    const key = a.actives[index];
-    if (key === undefined) continue;
-    const other = statementSignatureOf(b, key);
-    if (other === undefined) continue;
-    if (!verify(signature, idA, key) || !verify(other, idB, key)) continue;
-    const ev = buildEvidence(key, a, signature, b, other, idA, idB);
+    const key = a.actives[index]
+    if (key === undefined) continue
+    const other = statementSignatureOf(b, key)
+    if (other === undefined) continue
+    if (!verify(signature, idA, key) || !verify(other, idB, key)) continue
+    const ev = buildEvidence(key, a, signature, b, other, idA, idB)
     // The loop checked what is about the member (active of both, both signatures); the rest of
     // `verifyEvidence` (structure, pool ids, conflict) is about the pair: check it once.
-    out.push(out.length === 0 ? checked(ev, a.poolId, verify) : ev);
+    out.push(out.length === 0 ? checked(ev, a.poolId, verify) : ev)
   }
-  return out;
+  return out
 }
 
 /**
@@ -149,19 +154,30 @@ export function findEquivocations(a: PartitionStatement, b: PartitionStatement, 
  * `verify`, default `verifyHash`).
  * Returns the reason when invalid; never throws.
  */
-export function verifyEvidence(ev: EquivocationEvidence, poolId: Uint8Array, verify: VerifySignature = verifyHash): Verdict {
-  let e: EquivocationEvidence;
+export function verifyEvidence(
+  ev: EquivocationEvidence,
+  poolId: Uint8Array,
+  verify: VerifySignature = verifyHash
+): Verdict {
+  let e: EquivocationEvidence
   try {
-    e = decodeEvidence(encodeEvidence(ev));
+    e = decodeEvidence(encodeEvidence(ev))
   } catch (err) {
-    return fail(`malformed evidence: ${(err as Error).message}`);
+    return fail(`malformed evidence: ${(err as Error).message}`)
   }
-  if (!equalBytes(e.first.poolId, poolId)) return fail(`first statement belongs to pool ${short(e.first.poolId)}, not ${short(poolId)}`);
-  if (!equalBytes(e.second.poolId, poolId)) return fail(`second statement belongs to pool ${short(e.second.poolId)}, not ${short(poolId)}`);
-  if (conflictingOutpoints(e.first, e.second).length === 0) return fail('the statements do not conflict: no common spent outpoint');
-  if (indexOfKey(e.first.actives, e.member) < 0) return fail(`member ${short(e.member)} is not an active of the first statement`);
-  if (indexOfKey(e.second.actives, e.member) < 0) return fail(`member ${short(e.member)} is not an active of the second statement`);
-  if (!verify(e.firstSignature, statementId(e.first), e.member)) return fail(`member ${short(e.member)}'s signature on the first statement does not verify`);
-  if (!verify(e.secondSignature, statementId(e.second), e.member)) return fail(`member ${short(e.member)}'s signature on the second statement does not verify`);
-  return OK;
+  if (!equalBytes(e.first.poolId, poolId))
+    return fail(`first statement belongs to pool ${short(e.first.poolId)}, not ${short(poolId)}`)
+  if (!equalBytes(e.second.poolId, poolId))
+    return fail(`second statement belongs to pool ${short(e.second.poolId)}, not ${short(poolId)}`)
+  if (conflictingOutpoints(e.first, e.second).length === 0)
+    return fail('the statements do not conflict: no common spent outpoint')
+  if (indexOfKey(e.first.actives, e.member) < 0)
+    return fail(`member ${short(e.member)} is not an active of the first statement`)
+  if (indexOfKey(e.second.actives, e.member) < 0)
+    return fail(`member ${short(e.member)} is not an active of the second statement`)
+  if (!verify(e.firstSignature, statementId(e.first), e.member))
+    return fail(`member ${short(e.member)}'s signature on the first statement does not verify`)
+  if (!verify(e.secondSignature, statementId(e.second), e.member))
+    return fail(`member ${short(e.member)}'s signature on the second statement does not verify`)
+  return OK
 }

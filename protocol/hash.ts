@@ -5,22 +5,22 @@
  * hashed or signed has its own tag, listed in `TAGS` below and nowhere else, so a signature or an id
  * made for one kind of object can never be mistaken for another.
  */
-import * as nodeCrypto from 'node:crypto';
+import * as nodeCrypto from 'node:crypto'
 
 /** Node's one-shot hash (Node 20.12+), which allocates no Hash object: most of what we hash is small. */
-const oneShot = (nodeCrypto as { hash?: (algorithm: string, data: Uint8Array, encoding: 'buffer') => Buffer }).hash;
+const oneShot = (nodeCrypto as { hash?: (algorithm: string, data: Uint8Array, encoding: 'buffer') => Buffer }).hash
 
 /** OpenSSL's sha256 through Node: two to three times as fast as a JavaScript one on the small inputs we hash. */
 function digest(parts: readonly Uint8Array[]): Uint8Array {
-  let out: Buffer;
+  let out: Buffer
   if (oneShot !== undefined) {
-    out = oneShot('sha256', parts.length === 1 ? parts[0]! : Buffer.concat(parts), 'buffer');
+    out = oneShot('sha256', parts.length === 1 ? parts[0]! : Buffer.concat(parts), 'buffer')
   } else {
-    const h = nodeCrypto.createHash('sha256');
-    for (const p of parts) h.update(p);
-    out = h.digest();
+    const h = nodeCrypto.createHash('sha256')
+    for (const p of parts) h.update(p)
+    out = h.digest()
   }
-  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength)
 }
 
 /** Every tag used by poolboard. Adding an object type means adding its tag here. */
@@ -58,41 +58,41 @@ export const TAGS = {
   /** Seed of a member's MuSig2 nonce: its randomness, key and the session (protocol/bitcoin/musig.ts). */
   musigNonce: 'poolboard/musig-nonce',
   /** Hash of every public nonce of a MuSig2 round, sent with the partial signatures (musig.ts). */
-  musigTranscript: 'poolboard/musig-transcript',
-} as const;
+  musigTranscript: 'poolboard/musig-transcript'
+} as const
 
-export type TagName = keyof typeof TAGS;
-export type Tag = (typeof TAGS)[TagName];
+export type TagName = keyof typeof TAGS
+export type Tag = (typeof TAGS)[TagName]
 
 /** Plain sha256. */
 export function sha256(msg: Uint8Array): Uint8Array {
-  return digest([msg]);
+  return digest([msg])
 }
 
 /** Bitcoin's double sha256 (as used for txids, internal byte order). */
 export function sha256d(msg: Uint8Array): Uint8Array {
-  return digest([digest([msg])]);
+  return digest([digest([msg])])
 }
 
-const textEncoder = new TextEncoder();
+const textEncoder = new TextEncoder()
 
 // sha256(tag) for every tag, computed once. The map is filled at module load and never mutated.
 const TAG_PREFIX: ReadonlyMap<string, Uint8Array> = new Map(
   Object.values(TAGS).map((tag) => {
-    const th = digest([textEncoder.encode(tag)]);
-    const prefix = new Uint8Array(64);
-    prefix.set(th, 0);
-    prefix.set(th, 32);
-    return [tag, prefix] as const;
-  }),
-);
+    const th = digest([textEncoder.encode(tag)])
+    const prefix = new Uint8Array(64)
+    prefix.set(th, 0)
+    prefix.set(th, 32)
+    return [tag, prefix] as const
+  })
+)
 
 /**
  * BIP340 tagged hash of the concatenation of `parts` under `tag`. Only the tags in `TAGS` are
  * accepted, which keeps the list of tags complete.
  */
 export function taggedHash(tag: Tag, ...parts: Uint8Array[]): Uint8Array {
-  const prefix = TAG_PREFIX.get(tag);
-  if (prefix === undefined) throw new RangeError(`unknown tag ${JSON.stringify(tag)}`);
-  return digest([prefix, ...parts]);
+  const prefix = TAG_PREFIX.get(tag)
+  if (prefix === undefined) throw new RangeError(`unknown tag ${JSON.stringify(tag)}`)
+  return digest([prefix, ...parts])
 }

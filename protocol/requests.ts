@@ -29,7 +29,7 @@
  * statement id). A share proves only that `member` signed `subject`; the receiver compares
  * `subject` with the hash of the object it expects.
  */
-import { Writer, decodeAll, EncodeError, type Reader } from './codec.js';
+import { Writer, decodeAll, EncodeError, type Reader } from './codec.js'
 import {
   checkObjectSize,
   readBalances,
@@ -41,62 +41,62 @@ import {
   writeSats,
   writeSortedKeys,
   writeStateRef,
-  type StateRef,
-} from './common.js';
-import { TAGS, taggedHash } from './hash.js';
-import { signHash, verifyHash, ZERO_AUX } from './keys.js';
-import { MAX_MEMBERS } from './limits.js';
+  type StateRef
+} from './common.js'
+import { TAGS, taggedHash } from './hash.js'
+import { signHash, verifyHash, ZERO_AUX } from './keys.js'
+import { MAX_MEMBERS } from './limits.js'
 
-export const UPDATE_REQUEST_VERSION = 1;
-export const PARTITION_REQUEST_VERSION = 1;
-export const SIGNATURE_SHARE_VERSION = 1;
-export const MERGE_REQUEST_VERSION = 1;
+export const UPDATE_REQUEST_VERSION = 1
+export const PARTITION_REQUEST_VERSION = 1
+export const SIGNATURE_SHARE_VERSION = 1
+export const MERGE_REQUEST_VERSION = 1
 
 /** A payment inside a (sub-)pool: `amountSats` moves from `payer` to `payee`. */
 export interface Payment {
-  payer: Uint8Array;
-  payee: Uint8Array;
-  amountSats: bigint;
+  payer: Uint8Array
+  payee: Uint8Array
+  amountSats: bigint
 }
 
 /** Proposal to move a (sub-)pool from state N (`from`) to N+1. */
 export interface UpdateRequest {
-  poolId: Uint8Array;
-  from: StateRef;
+  poolId: Uint8Array
+  from: StateRef
   /** `stateHash` of state N, so that everyone agrees on the starting point. */
-  fromStateHash: Uint8Array;
-  proposer: Uint8Array;
+  fromStateHash: Uint8Array
+  proposer: Uint8Array
   /** Height T of the new state's Update (its kick-outs unlock at T + X). */
-  heightT: number;
+  heightT: number
   /** Balances of state N+1, aligned with the pool's members. */
-  newBalances: bigint[];
-  payment: Payment;
+  newBalances: bigint[]
+  payment: Payment
   /** The round fails if not complete by this time (ms since the Unix epoch, by the proposer's clock). */
-  deadlineMs: number;
+  deadlineMs: number
   /** 32 random bytes chosen by the proposer, naming the round. */
-  roundId: Uint8Array;
+  roundId: Uint8Array
   /** Proposer's BIP340 signature over `updateRequestSigningHash`. */
-  signature: Uint8Array;
+  signature: Uint8Array
 }
-export type UnsignedUpdateRequest = Omit<UpdateRequest, 'signature'>;
+export type UnsignedUpdateRequest = Omit<UpdateRequest, 'signature'>
 
 /** Proposal to partition a (sub-)pool state among `actives`. */
 export interface PartitionRequest {
-  poolId: Uint8Array;
-  parent: StateRef;
-  parentStateHash: Uint8Array;
-  proposer: Uint8Array;
+  poolId: Uint8Array
+  parent: StateRef
+  parentStateHash: Uint8Array
+  proposer: Uint8Array
   /** Height T of the partition (its sub-state 0 kick-outs unlock at T + X). */
-  heightT: number;
+  heightT: number
   /** Sorted keys of the actives. */
-  actives: Uint8Array[];
+  actives: Uint8Array[]
   /** New balances of the actives, aligned with `actives`. */
-  newBalances: bigint[];
-  deadlineMs: number;
-  roundId: Uint8Array;
-  signature: Uint8Array;
+  newBalances: bigint[]
+  deadlineMs: number
+  roundId: Uint8Array
+  signature: Uint8Array
 }
-export type UnsignedPartitionRequest = Omit<PartitionRequest, 'signature'>;
+export type UnsignedPartitionRequest = Omit<PartitionRequest, 'signature'>
 
 /**
  * Proposal to fold every partition of a frozen (sub-)pool's state N back into it: state N+1 of that
@@ -104,73 +104,77 @@ export type UnsignedPartitionRequest = Omit<PartitionRequest, 'signature'>;
  * a member that never moved). Every member of the pool signs it, as for an update.
  */
 export interface MergeRequest {
-  poolId: Uint8Array;
-  from: StateRef;
-  fromStateHash: Uint8Array;
-  proposer: Uint8Array;
-  heightT: number;
+  poolId: Uint8Array
+  from: StateRef
+  fromStateHash: Uint8Array
+  proposer: Uint8Array
+  heightT: number
   /** Balances of state N+1, aligned with the pool's members: the folded ones. */
-  newBalances: bigint[];
-  deadlineMs: number;
-  roundId: Uint8Array;
-  signature: Uint8Array;
+  newBalances: bigint[]
+  deadlineMs: number
+  roundId: Uint8Array
+  signature: Uint8Array
 }
-export type UnsignedMergeRequest = Omit<MergeRequest, 'signature'>;
+export type UnsignedMergeRequest = Omit<MergeRequest, 'signature'>
 
-export type ShareKind = 'state' | 'statement';
+export type ShareKind = 'state' | 'statement'
 
 /** One member's signature over a state hash or a statement id, within a round. */
 export interface SignatureShare {
-  kind: ShareKind;
-  poolId: Uint8Array;
-  roundId: Uint8Array;
+  kind: ShareKind
+  poolId: Uint8Array
+  roundId: Uint8Array
   /** The hash signed: a `stateHash` (kind 'state') or a `statementId` (kind 'statement'). */
-  subject: Uint8Array;
-  member: Uint8Array;
-  signature: Uint8Array;
+  subject: Uint8Array
+  member: Uint8Array
+  signature: Uint8Array
 }
 
 // ---- payment ----
 
 export function writePayment(w: Writer, p: Payment): void {
-  w.bytes32(p.payer, 'payment.payer').bytes32(p.payee, 'payment.payee');
-  writeSats(w, p.amountSats, 'payment.amountSats');
+  w.bytes32(p.payer, 'payment.payer').bytes32(p.payee, 'payment.payee')
+  writeSats(w, p.amountSats, 'payment.amountSats')
 }
 
 export function readPayment(r: Reader, name: string): Payment {
-  return r.field(name, (r) => ({ payer: r.bytes32('payer'), payee: r.bytes32('payee'), amountSats: readSats(r, 'amountSats') }));
+  return r.field(name, (r) => ({
+    payer: r.bytes32('payer'),
+    payee: r.bytes32('payee'),
+    amountSats: readSats(r, 'amountSats')
+  }))
 }
 
 /** A counted list of balances: varint n (1..MAX_MEMBERS) × u64. */
 function writeBalanceList(w: Writer, balances: readonly bigint[], field: string): void {
-  w.count(balances.length, MAX_MEMBERS, field);
-  writeBalances(w, balances, field);
+  w.count(balances.length, MAX_MEMBERS, field)
+  writeBalances(w, balances, field)
 }
 
 function readBalanceList(r: Reader, name: string): bigint[] {
-  const n = r.count(name, MAX_MEMBERS, 8);
-  if (n < 1) r.fail(name, 'at least one balance required');
-  return readBalances(r, name, n);
+  const n = r.count(name, MAX_MEMBERS, 8)
+  if (n < 1) r.fail(name, 'at least one balance required')
+  return readBalances(r, name, n)
 }
 
 // ---- update request ----
 
 function writeUnsignedUpdateRequest(w: Writer, q: UnsignedUpdateRequest): Writer {
-  w.u8(UPDATE_REQUEST_VERSION);
-  w.bytes32(q.poolId, 'poolId');
-  w.field('from', (w) => writeStateRef(w, q.from));
-  w.bytes32(q.fromStateHash, 'fromStateHash');
-  w.bytes32(q.proposer, 'proposer');
-  w.u32(q.heightT, 'heightT');
-  if (q.newBalances.length < 1) throw new EncodeError('newBalances', 'at least one balance required');
-  writeBalanceList(w, q.newBalances, 'newBalances');
-  writePayment(w, q.payment);
-  w.u53(q.deadlineMs, 'deadlineMs');
-  return w.bytes32(q.roundId, 'roundId');
+  w.u8(UPDATE_REQUEST_VERSION)
+  w.bytes32(q.poolId, 'poolId')
+  w.field('from', (w) => writeStateRef(w, q.from))
+  w.bytes32(q.fromStateHash, 'fromStateHash')
+  w.bytes32(q.proposer, 'proposer')
+  w.u32(q.heightT, 'heightT')
+  if (q.newBalances.length < 1) throw new EncodeError('newBalances', 'at least one balance required')
+  writeBalanceList(w, q.newBalances, 'newBalances')
+  writePayment(w, q.payment)
+  w.u53(q.deadlineMs, 'deadlineMs')
+  return w.bytes32(q.roundId, 'roundId')
 }
 
 function readUnsignedUpdateRequest(r: Reader): UnsignedUpdateRequest {
-  r.version([UPDATE_REQUEST_VERSION]);
+  r.version([UPDATE_REQUEST_VERSION])
   return {
     poolId: r.bytes32('poolId'),
     from: readStateRef(r, 'from'),
@@ -180,140 +184,161 @@ function readUnsignedUpdateRequest(r: Reader): UnsignedUpdateRequest {
     newBalances: readBalanceList(r, 'newBalances'),
     payment: readPayment(r, 'payment'),
     deadlineMs: r.u53('deadlineMs'),
-    roundId: r.bytes32('roundId'),
-  };
+    roundId: r.bytes32('roundId')
+  }
 }
 
 /** The unsigned encoding (everything but the signature). */
 export function encodeUnsignedUpdateRequest(q: UnsignedUpdateRequest): Uint8Array {
-  const w = new Writer(256 + q.newBalances.length * 8);
-  w.field('update request', (w) => writeUnsignedUpdateRequest(w, q));
-  return w.finish();
+  const w = new Writer(256 + q.newBalances.length * 8)
+  w.field('update request', (w) => writeUnsignedUpdateRequest(w, q))
+  return w.finish()
 }
 
 export function encodeUpdateRequest(q: UpdateRequest): Uint8Array {
-  const w = new Writer(320 + q.newBalances.length * 8);
-  w.field('update request', (w) => writeUnsignedUpdateRequest(w, q).bytes64(q.signature, 'signature'));
-  return w.finish();
+  const w = new Writer(320 + q.newBalances.length * 8)
+  w.field('update request', (w) => writeUnsignedUpdateRequest(w, q).bytes64(q.signature, 'signature'))
+  return w.finish()
 }
 
 /** Decode (structure only: use `verifyUpdateRequestSignature` and the rules for the rest). */
 export function decodeUpdateRequest(bytes: Uint8Array): UpdateRequest {
-  checkObjectSize(bytes, 'update request');
+  checkObjectSize(bytes, 'update request')
   return decodeAll(bytes, 'update request', (r) => {
-    const q = readUnsignedUpdateRequest(r);
-    return { ...q, signature: r.bytes64('signature') };
-  });
+    const q = readUnsignedUpdateRequest(r)
+    return { ...q, signature: r.bytes64('signature') }
+  })
 }
 
 /** Tagged hash (`poolboard/update-request`) of the unsigned encoding. */
 export function updateRequestSigningHash(q: UnsignedUpdateRequest): Uint8Array {
-  return taggedHash(TAGS.updateRequest, encodeUnsignedUpdateRequest(q));
+  return taggedHash(TAGS.updateRequest, encodeUnsignedUpdateRequest(q))
 }
 
 /** Sign as proposer (the caller's key must be `q.proposer`). */
-export function signUpdateRequest(q: UnsignedUpdateRequest, secretKey: Uint8Array, auxRand: Uint8Array = ZERO_AUX): UpdateRequest {
-  return { ...q, signature: signHash(updateRequestSigningHash(q), secretKey, auxRand) };
+export function signUpdateRequest(
+  q: UnsignedUpdateRequest,
+  secretKey: Uint8Array,
+  auxRand: Uint8Array = ZERO_AUX
+): UpdateRequest {
+  return { ...q, signature: signHash(updateRequestSigningHash(q), secretKey, auxRand) }
 }
 
 /** True if the proposer's signature is valid. Never throws. */
 export function verifyUpdateRequestSignature(q: UpdateRequest): boolean {
-  let h: Uint8Array;
+  let h: Uint8Array
   try {
-    h = updateRequestSigningHash(q);
+    h = updateRequestSigningHash(q)
   } catch {
-    return false;
+    return false
   }
-  return verifyHash(q.signature, h, q.proposer);
+  return verifyHash(q.signature, h, q.proposer)
 }
 
 // ---- partition request ----
 
 function writeUnsignedPartitionRequest(w: Writer, q: UnsignedPartitionRequest): Writer {
-  w.u8(PARTITION_REQUEST_VERSION);
-  w.bytes32(q.poolId, 'poolId');
-  w.field('parent', (w) => writeStateRef(w, q.parent));
-  w.bytes32(q.parentStateHash, 'parentStateHash');
-  w.bytes32(q.proposer, 'proposer');
-  w.u32(q.heightT, 'heightT');
-  writeSortedKeys(w, q.actives, 1, MAX_MEMBERS, 'actives');
+  w.u8(PARTITION_REQUEST_VERSION)
+  w.bytes32(q.poolId, 'poolId')
+  w.field('parent', (w) => writeStateRef(w, q.parent))
+  w.bytes32(q.parentStateHash, 'parentStateHash')
+  w.bytes32(q.proposer, 'proposer')
+  w.u32(q.heightT, 'heightT')
+  writeSortedKeys(w, q.actives, 1, MAX_MEMBERS, 'actives')
   if (q.newBalances.length !== q.actives.length) {
-    throw new EncodeError('newBalances', `expected ${q.actives.length} balances (one per active), got ${q.newBalances.length}`);
+    throw new EncodeError(
+      'newBalances',
+      `expected ${q.actives.length} balances (one per active), got ${q.newBalances.length}`
+    )
   }
-  writeBalances(w, q.newBalances, 'newBalances');
-  w.u53(q.deadlineMs, 'deadlineMs');
-  return w.bytes32(q.roundId, 'roundId');
+  writeBalances(w, q.newBalances, 'newBalances')
+  w.u53(q.deadlineMs, 'deadlineMs')
+  return w.bytes32(q.roundId, 'roundId')
 }
 
 function readUnsignedPartitionRequest(r: Reader): UnsignedPartitionRequest {
-  r.version([PARTITION_REQUEST_VERSION]);
-  const poolId = r.bytes32('poolId');
-  const parent = readStateRef(r, 'parent');
-  const parentStateHash = r.bytes32('parentStateHash');
-  const proposer = r.bytes32('proposer');
-  const heightT = readHeight(r, 'heightT');
-  const actives = readSortedKeys(r, 'actives', 1, MAX_MEMBERS);
-  const newBalances = readBalances(r, 'newBalances', actives.length);
-  return { poolId, parent, parentStateHash, proposer, heightT, actives, newBalances, deadlineMs: r.u53('deadlineMs'), roundId: r.bytes32('roundId') };
+  r.version([PARTITION_REQUEST_VERSION])
+  const poolId = r.bytes32('poolId')
+  const parent = readStateRef(r, 'parent')
+  const parentStateHash = r.bytes32('parentStateHash')
+  const proposer = r.bytes32('proposer')
+  const heightT = readHeight(r, 'heightT')
+  const actives = readSortedKeys(r, 'actives', 1, MAX_MEMBERS)
+  const newBalances = readBalances(r, 'newBalances', actives.length)
+  return {
+    poolId,
+    parent,
+    parentStateHash,
+    proposer,
+    heightT,
+    actives,
+    newBalances,
+    deadlineMs: r.u53('deadlineMs'),
+    roundId: r.bytes32('roundId')
+  }
 }
 
 export function encodeUnsignedPartitionRequest(q: UnsignedPartitionRequest): Uint8Array {
-  const w = new Writer(256 + q.actives.length * 40);
-  w.field('partition request', (w) => writeUnsignedPartitionRequest(w, q));
-  return w.finish();
+  const w = new Writer(256 + q.actives.length * 40)
+  w.field('partition request', (w) => writeUnsignedPartitionRequest(w, q))
+  return w.finish()
 }
 
 export function encodePartitionRequest(q: PartitionRequest): Uint8Array {
-  const w = new Writer(320 + q.actives.length * 40);
-  w.field('partition request', (w) => writeUnsignedPartitionRequest(w, q).bytes64(q.signature, 'signature'));
-  return w.finish();
+  const w = new Writer(320 + q.actives.length * 40)
+  w.field('partition request', (w) => writeUnsignedPartitionRequest(w, q).bytes64(q.signature, 'signature'))
+  return w.finish()
 }
 
 export function decodePartitionRequest(bytes: Uint8Array): PartitionRequest {
-  checkObjectSize(bytes, 'partition request');
+  checkObjectSize(bytes, 'partition request')
   return decodeAll(bytes, 'partition request', (r) => {
-    const q = readUnsignedPartitionRequest(r);
-    return { ...q, signature: r.bytes64('signature') };
-  });
+    const q = readUnsignedPartitionRequest(r)
+    return { ...q, signature: r.bytes64('signature') }
+  })
 }
 
 /** Tagged hash (`poolboard/partition-request`) of the unsigned encoding. */
 export function partitionRequestSigningHash(q: UnsignedPartitionRequest): Uint8Array {
-  return taggedHash(TAGS.partitionRequest, encodeUnsignedPartitionRequest(q));
+  return taggedHash(TAGS.partitionRequest, encodeUnsignedPartitionRequest(q))
 }
 
-export function signPartitionRequest(q: UnsignedPartitionRequest, secretKey: Uint8Array, auxRand: Uint8Array = ZERO_AUX): PartitionRequest {
-  return { ...q, signature: signHash(partitionRequestSigningHash(q), secretKey, auxRand) };
+export function signPartitionRequest(
+  q: UnsignedPartitionRequest,
+  secretKey: Uint8Array,
+  auxRand: Uint8Array = ZERO_AUX
+): PartitionRequest {
+  return { ...q, signature: signHash(partitionRequestSigningHash(q), secretKey, auxRand) }
 }
 
 /** True if the proposer's signature is valid. Never throws. */
 export function verifyPartitionRequestSignature(q: PartitionRequest): boolean {
-  let h: Uint8Array;
+  let h: Uint8Array
   try {
-    h = partitionRequestSigningHash(q);
+    h = partitionRequestSigningHash(q)
   } catch {
-    return false;
+    return false
   }
-  return verifyHash(q.signature, h, q.proposer);
+  return verifyHash(q.signature, h, q.proposer)
 }
 
 // ---- merge request ----
 
 function writeUnsignedMergeRequest(w: Writer, q: UnsignedMergeRequest): Writer {
-  w.u8(MERGE_REQUEST_VERSION);
-  w.bytes32(q.poolId, 'poolId');
-  w.field('from', (w) => writeStateRef(w, q.from));
-  w.bytes32(q.fromStateHash, 'fromStateHash');
-  w.bytes32(q.proposer, 'proposer');
-  w.u32(q.heightT, 'heightT');
-  if (q.newBalances.length < 1) throw new EncodeError('newBalances', 'at least one balance required');
-  writeBalanceList(w, q.newBalances, 'newBalances');
-  w.u53(q.deadlineMs, 'deadlineMs');
-  return w.bytes32(q.roundId, 'roundId');
+  w.u8(MERGE_REQUEST_VERSION)
+  w.bytes32(q.poolId, 'poolId')
+  w.field('from', (w) => writeStateRef(w, q.from))
+  w.bytes32(q.fromStateHash, 'fromStateHash')
+  w.bytes32(q.proposer, 'proposer')
+  w.u32(q.heightT, 'heightT')
+  if (q.newBalances.length < 1) throw new EncodeError('newBalances', 'at least one balance required')
+  writeBalanceList(w, q.newBalances, 'newBalances')
+  w.u53(q.deadlineMs, 'deadlineMs')
+  return w.bytes32(q.roundId, 'roundId')
 }
 
 function readUnsignedMergeRequest(r: Reader): UnsignedMergeRequest {
-  r.version([MERGE_REQUEST_VERSION]);
+  r.version([MERGE_REQUEST_VERSION])
   return {
     poolId: r.bytes32('poolId'),
     from: readStateRef(r, 'from'),
@@ -322,95 +347,102 @@ function readUnsignedMergeRequest(r: Reader): UnsignedMergeRequest {
     heightT: readHeight(r, 'heightT'),
     newBalances: readBalanceList(r, 'newBalances'),
     deadlineMs: r.u53('deadlineMs'),
-    roundId: r.bytes32('roundId'),
-  };
+    roundId: r.bytes32('roundId')
+  }
 }
 
 export function encodeUnsignedMergeRequest(q: UnsignedMergeRequest): Uint8Array {
-  const w = new Writer(256 + q.newBalances.length * 8);
-  w.field('merge request', (w) => writeUnsignedMergeRequest(w, q));
-  return w.finish();
+  const w = new Writer(256 + q.newBalances.length * 8)
+  w.field('merge request', (w) => writeUnsignedMergeRequest(w, q))
+  return w.finish()
 }
 
 export function encodeMergeRequest(q: MergeRequest): Uint8Array {
-  const w = new Writer(320 + q.newBalances.length * 8);
-  w.field('merge request', (w) => writeUnsignedMergeRequest(w, q).bytes64(q.signature, 'signature'));
-  return w.finish();
+  const w = new Writer(320 + q.newBalances.length * 8)
+  w.field('merge request', (w) => writeUnsignedMergeRequest(w, q).bytes64(q.signature, 'signature'))
+  return w.finish()
 }
 
 /** Decode (structure only: use `checkMergeRequest` for the rest). */
 export function decodeMergeRequest(bytes: Uint8Array): MergeRequest {
-  checkObjectSize(bytes, 'merge request');
+  checkObjectSize(bytes, 'merge request')
   return decodeAll(bytes, 'merge request', (r) => {
-    const q = readUnsignedMergeRequest(r);
-    return { ...q, signature: r.bytes64('signature') };
-  });
+    const q = readUnsignedMergeRequest(r)
+    return { ...q, signature: r.bytes64('signature') }
+  })
 }
 
 /** Tagged hash (`poolboard/merge-request`) of the unsigned encoding. */
 export function mergeRequestSigningHash(q: UnsignedMergeRequest): Uint8Array {
-  return taggedHash(TAGS.mergeRequest, encodeUnsignedMergeRequest(q));
+  return taggedHash(TAGS.mergeRequest, encodeUnsignedMergeRequest(q))
 }
 
-export function signMergeRequest(q: UnsignedMergeRequest, secretKey: Uint8Array, auxRand: Uint8Array = ZERO_AUX): MergeRequest {
-  return { ...q, signature: signHash(mergeRequestSigningHash(q), secretKey, auxRand) };
+export function signMergeRequest(
+  q: UnsignedMergeRequest,
+  secretKey: Uint8Array,
+  auxRand: Uint8Array = ZERO_AUX
+): MergeRequest {
+  return { ...q, signature: signHash(mergeRequestSigningHash(q), secretKey, auxRand) }
 }
 
 /** True if the proposer's signature is valid. Never throws. */
 export function verifyMergeRequestSignature(q: MergeRequest): boolean {
-  let h: Uint8Array;
+  let h: Uint8Array
   try {
-    h = mergeRequestSigningHash(q);
+    h = mergeRequestSigningHash(q)
   } catch {
-    return false;
+    return false
   }
-  return verifyHash(q.signature, h, q.proposer);
+  return verifyHash(q.signature, h, q.proposer)
 }
 
 // ---- signature share ----
 
-const SHARE_KINDS: readonly ShareKind[] = ['state', 'statement'];
+const SHARE_KINDS: readonly ShareKind[] = ['state', 'statement']
 
 export function encodeSignatureShare(s: SignatureShare): Uint8Array {
-  const kind = SHARE_KINDS.indexOf(s.kind);
-  if (kind < 0) throw new EncodeError('signature share.kind', `unknown share kind ${String(s.kind)}`);
-  const w = new Writer(1 + 1 + 32 * 4 + 64);
+  const kind = SHARE_KINDS.indexOf(s.kind)
+  if (kind < 0) throw new EncodeError('signature share.kind', `unknown share kind ${String(s.kind)}`)
+  const w = new Writer(1 + 1 + 32 * 4 + 64)
   w.field('signature share', (w) => {
-    w.u8(SIGNATURE_SHARE_VERSION).u8(kind);
-    w.bytes32(s.poolId, 'poolId').bytes32(s.roundId, 'roundId').bytes32(s.subject, 'subject').bytes32(s.member, 'member');
-    w.bytes64(s.signature, 'signature');
-  });
-  return w.finish();
+    w.u8(SIGNATURE_SHARE_VERSION).u8(kind)
+    w.bytes32(s.poolId, 'poolId')
+      .bytes32(s.roundId, 'roundId')
+      .bytes32(s.subject, 'subject')
+      .bytes32(s.member, 'member')
+    w.bytes64(s.signature, 'signature')
+  })
+  return w.finish()
 }
 
 export function decodeSignatureShare(bytes: Uint8Array): SignatureShare {
-  checkObjectSize(bytes, 'signature share');
+  checkObjectSize(bytes, 'signature share')
   return decodeAll(bytes, 'signature share', (r) => {
-    r.version([SIGNATURE_SHARE_VERSION]);
-    const k = r.u8('kind');
-    const kind = SHARE_KINDS[k];
-    if (kind === undefined) r.fail('kind', `unknown share kind ${k} (0 = state, 1 = statement)`);
+    r.version([SIGNATURE_SHARE_VERSION])
+    const k = r.u8('kind')
+    const kind = SHARE_KINDS[k]
+    if (kind === undefined) r.fail('kind', `unknown share kind ${k} (0 = state, 1 = statement)`)
     return {
       kind,
       poolId: r.bytes32('poolId'),
       roundId: r.bytes32('roundId'),
       subject: r.bytes32('subject'),
       member: r.bytes32('member'),
-      signature: r.bytes64('signature'),
-    };
-  });
+      signature: r.bytes64('signature')
+    }
+  })
 }
 
 /** Make a share: `member`'s signature over `subject` (a state hash or statement id). */
 export function makeSignatureShare(
   params: { kind: ShareKind; poolId: Uint8Array; roundId: Uint8Array; subject: Uint8Array; member: Uint8Array },
   secretKey: Uint8Array,
-  auxRand: Uint8Array = ZERO_AUX,
+  auxRand: Uint8Array = ZERO_AUX
 ): SignatureShare {
-  return { ...params, signature: signHash(params.subject, secretKey, auxRand) };
+  return { ...params, signature: signHash(params.subject, secretKey, auxRand) }
 }
 
 /** True if the share's signature is `member`'s over `subject`. Never throws. */
 export function verifySignatureShare(s: SignatureShare): boolean {
-  return verifyHash(s.signature, s.subject, s.member);
+  return verifyHash(s.signature, s.subject, s.member)
 }

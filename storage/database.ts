@@ -45,7 +45,7 @@ export const BOARD_UNBORN_KEY = Uint8Array.of(PREFIX.meta, ...new TextEncoder().
 
 /** Thrown when another process holds the database (LevelDB's own lock, released even on kill -9). */
 export class DatabaseLockedError extends Error {
-  constructor (path: string) {
+  constructor(path: string) {
     super(`the database ${path} is in use by another process`)
     this.name = 'DatabaseLockedError'
   }
@@ -56,7 +56,7 @@ export class DatabaseLockedError extends Error {
  * LevelDB's lock doubles as the data directory's lock: it is an OS lock, so a crashed node never
  * leaves a stale one behind.
  */
-export async function openDatabase (path: string, options: { create: boolean }): Promise<Database> {
+export async function openDatabase(path: string, options: { create: boolean }): Promise<Database> {
   const db: Database = new Level<Uint8Array, Uint8Array>(path, {
     keyEncoding: 'view',
     valueEncoding: 'view',
@@ -66,22 +66,28 @@ export async function openDatabase (path: string, options: { create: boolean }):
   try {
     await db.open()
   } catch (err) {
-    const cause = (err as { cause?: { code?: string, message?: string } }).cause
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause
     if (cause?.code === 'LEVEL_LOCKED') throw new DatabaseLockedError(path)
     throw new Error(`cannot open the database ${path}: ${cause?.message ?? (err as Error).message}`)
   }
   try {
     const stored = await db.get(SCHEMA_KEY)
     if (stored === undefined) {
-      if (!options.create) throw new Error(`the database ${path} has no schema version: it was not made by poolboard init`)
-      await db.batch([
-        { type: 'put', key: SCHEMA_KEY, value: encodeU32(SCHEMA_VERSION) },
-        { type: 'put', key: BOARD_UNBORN_KEY, value: new Uint8Array(0) }
-      ], { sync: true })
+      if (!options.create)
+        throw new Error(`the database ${path} has no schema version: it was not made by poolboard init`)
+      await db.batch(
+        [
+          { type: 'put', key: SCHEMA_KEY, value: encodeU32(SCHEMA_VERSION) },
+          { type: 'put', key: BOARD_UNBORN_KEY, value: new Uint8Array(0) }
+        ],
+        { sync: true }
+      )
     } else {
       const version = decodeU32(stored)
       if (version !== SCHEMA_VERSION) {
-        throw new Error(`the database ${path} has schema version ${version}; this poolboard reads version ${SCHEMA_VERSION}`)
+        throw new Error(
+          `the database ${path} has schema version ${version}; this poolboard reads version ${SCHEMA_VERSION}`
+        )
       }
     }
   } catch (err) {
@@ -91,13 +97,13 @@ export async function openDatabase (path: string, options: { create: boolean }):
   return db
 }
 
-function encodeU32 (n: number): Uint8Array {
+function encodeU32(n: number): Uint8Array {
   const out = new Uint8Array(4)
   new DataView(out.buffer).setUint32(0, n)
   return out
 }
 
-function decodeU32 (bytes: Uint8Array): number {
+function decodeU32(bytes: Uint8Array): number {
   if (bytes.length !== 4) throw new Error(`schema version: expected 4 bytes, got ${bytes.length}`)
   return new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0)
 }

@@ -35,27 +35,36 @@ export class PromiseFile {
   private last: BoardPromise | null
   private writing: Promise<void> = Promise.resolve()
 
-  private constructor (private readonly file: FileHandle, loaded: { promise: BoardPromise, seq: bigint } | null) {
+  private constructor(
+    private readonly file: FileHandle,
+    loaded: { promise: BoardPromise; seq: bigint } | null
+  ) {
     this.last = loaded?.promise ?? null
     this.seq = loaded?.seq ?? 0n
   }
 
   /** Reads the record (null if there is none yet) and opens the file for writing. */
-  static async open (path: string): Promise<{ file: PromiseFile, promise: BoardPromise | null }> {
+  static async open(path: string): Promise<{ file: PromiseFile; promise: BoardPromise | null }> {
     const loaded = existsSync(path) ? readPromise(readFileSync(path)) : null
     const file = await open(path, existsSync(path) ? 'r+' : 'w+', 0o600)
     return { file: new PromiseFile(file, loaded), promise: loaded?.promise ?? null }
   }
 
   /** The latest record written (or read). */
-  get current (): BoardPromise | null {
+  get current(): BoardPromise | null {
     return this.last
   }
 
   /** Writes `p` durably (fdatasync) unless it equals the last record; writes are serialised. */
-  async write (p: BoardPromise): Promise<void> {
+  async write(p: BoardPromise): Promise<void> {
     const prev = this.last
-    if (prev !== null && prev.term === p.term && prev.vote === p.vote && prev.lastIndex === p.lastIndex && Buffer.from(prev.lastHash).equals(Buffer.from(p.lastHash))) {
+    if (
+      prev !== null &&
+      prev.term === p.term &&
+      prev.vote === p.vote &&
+      prev.lastIndex === p.lastIndex &&
+      Buffer.from(prev.lastHash).equals(Buffer.from(p.lastHash))
+    ) {
       await this.writing
       return
     }
@@ -70,38 +79,48 @@ export class PromiseFile {
     await run
   }
 
-  async close (): Promise<void> {
+  async close(): Promise<void> {
     await this.writing
     await this.file.close()
   }
 }
 
-function encodeSlot (p: BoardPromise, seq: bigint): Buffer {
+function encodeSlot(p: BoardPromise, seq: bigint): Buffer {
   const vote = Buffer.from(p.vote ?? '', 'utf8')
-  if (vote.length > MAX_VOTE_BYTES) throw new RangeError(`vote id of ${vote.length} bytes is too long for the promise record`)
+  if (vote.length > MAX_VOTE_BYTES)
+    throw new RangeError(`vote id of ${vote.length} bytes is too long for the promise record`)
   if (p.lastHash.length !== 32) throw new RangeError('lastHash must be 32 bytes')
   const b = Buffer.alloc(SLOT_BYTES)
   let at = MAGIC.copy(b, 0)
   b[at++] = VERSION
-  b.writeBigUInt64BE(seq, at); at += 8
-  b.writeBigUInt64BE(BigInt(p.term), at); at += 8
-  b.writeBigUInt64BE(BigInt(p.lastIndex), at); at += 8
+  b.writeBigUInt64BE(seq, at)
+  at += 8
+  b.writeBigUInt64BE(BigInt(p.term), at)
+  at += 8
+  b.writeBigUInt64BE(BigInt(p.lastIndex), at)
+  at += 8
   at += Buffer.from(p.lastHash).copy(b, at)
-  b.writeUInt16BE(p.vote === null ? 0xffff : vote.length, at); at += 2
+  b.writeUInt16BE(p.vote === null ? 0xffff : vote.length, at)
+  at += 2
   vote.copy(b, at)
   b.writeUInt32BE(crc32(b.subarray(0, CRC_AT)), CRC_AT)
   return b
 }
 
-function decodeSlot (b: Buffer): { promise: BoardPromise, seq: bigint } | null {
+function decodeSlot(b: Buffer): { promise: BoardPromise; seq: bigint } | null {
   if (b.length < SLOT_BYTES || !b.subarray(0, 4).equals(MAGIC) || b[4] !== VERSION) return null
   if (b.readUInt32BE(CRC_AT) !== crc32(b.subarray(0, CRC_AT))) return null
   let at = 5
-  const seq = b.readBigUInt64BE(at); at += 8
-  const term = Number(b.readBigUInt64BE(at)); at += 8
-  const lastIndex = Number(b.readBigUInt64BE(at)); at += 8
-  const lastHash = new Uint8Array(b.subarray(at, at + 32)); at += 32
-  const voteLength = b.readUInt16BE(at); at += 2
+  const seq = b.readBigUInt64BE(at)
+  at += 8
+  const term = Number(b.readBigUInt64BE(at))
+  at += 8
+  const lastIndex = Number(b.readBigUInt64BE(at))
+  at += 8
+  const lastHash = new Uint8Array(b.subarray(at, at + 32))
+  at += 32
+  const voteLength = b.readUInt16BE(at)
+  at += 2
   if (!Number.isSafeInteger(term) || !Number.isSafeInteger(lastIndex)) return null
   if (voteLength !== 0xffff && voteLength > MAX_VOTE_BYTES) return null
   const vote = voteLength === 0xffff ? null : b.subarray(at, at + voteLength).toString('utf8')
@@ -109,7 +128,7 @@ function decodeSlot (b: Buffer): { promise: BoardPromise, seq: bigint } | null {
 }
 
 /** The newer of the two slots that pass their checksum (null if neither does). */
-export function readPromise (bytes: Buffer): { promise: BoardPromise, seq: bigint } | null {
+export function readPromise(bytes: Buffer): { promise: BoardPromise; seq: bigint } | null {
   const a = decodeSlot(bytes.subarray(0, SLOT_BYTES))
   const b = decodeSlot(bytes.subarray(SLOT_BYTES, 2 * SLOT_BYTES))
   if (a === null) return b

@@ -2,7 +2,12 @@ import { DecodeError, Reader, Writer } from '../protocol/codec.js'
 import { equalBytes } from '../protocol/bytes.js'
 import { sha256 } from '../protocol/hash.js'
 // The one value storage/ takes from board/: the Raft configuration's codec (the wire's too).
-import { MAX_NODE_ID_BYTES, readConfiguration, writeConfiguration, type ConfigurationLimits } from '../board/configuration.js'
+import {
+  MAX_NODE_ID_BYTES,
+  readConfiguration,
+  writeConfiguration,
+  type ConfigurationLimits
+} from '../board/configuration.js'
 import type { Entry, EntryType, HardState, PersistedState, Ready, SnapshotMeta } from '../board/raft/index.js'
 import { MAX_MEMBERS } from '../protocol/limits.js'
 import { BOARD_UNBORN_KEY, PREFIX, type Database } from './database.js'
@@ -43,16 +48,19 @@ export class RaftStore {
   /** The first write that failed: every later one fails with it. */
   private failure: Error | null = null
 
-  protected constructor (private readonly db: Database, lastIndex: number) {
+  protected constructor(
+    private readonly db: Database,
+    lastIndex: number
+  ) {
     this.lastIndex = lastIndex
   }
 
-  static async open (db: Database): Promise<RaftStore> {
+  static async open(db: Database): Promise<RaftStore> {
     return new this(db, await lastStoredIndex(db))
   }
 
   /** The last index in the stored log (0 when empty). */
-  get lastStoredIndex (): number {
+  get lastStoredIndex(): number {
     return this.lastIndex
   }
 
@@ -60,44 +68,60 @@ export class RaftStore {
    * The state to restart the Raft core from, or null for a node that never ran the board.
    * Throws StoreCorruptError when the store cannot be a log this node wrote.
    */
-  async load (): Promise<PersistedState | null> {
+  async load(): Promise<PersistedState | null> {
     const hardBytes = await this.db.get(HARD_STATE_KEY)
     const snapBytes = await this.db.get(SNAPSHOT_KEY)
     if (hardBytes === undefined && snapBytes === undefined) {
-      if (this.lastIndex !== 0) throw new StoreCorruptError(`the log holds entries up to ${this.lastIndex} but no hard state or snapshot`)
+      if (this.lastIndex !== 0)
+        throw new StoreCorruptError(`the log holds entries up to ${this.lastIndex} but no hard state or snapshot`)
       if ((await this.db.get(BOARD_UNBORN_KEY)) === undefined) {
-        throw new StoreCorruptError('the board state is gone but the database was not just created (wiped or lost): this node may have voted in terms it no longer remembers, so it must not start as new; re-create it (poolboard init, a new identity) and add it again as a member')
+        throw new StoreCorruptError(
+          'the board state is gone but the database was not just created (wiped or lost): this node may have voted in terms it no longer remembers, so it must not start as new; re-create it (poolboard init, a new identity) and add it again as a member'
+        )
       }
       return null
     }
-    if (snapBytes === undefined) throw new StoreCorruptError('the hard state is present but the snapshot metadata is missing')
-    const hardState = hardBytes === undefined ? { term: 0, vote: null, commit: 0 } : decodeStored(hardBytes, 'hard state', (r) => readHardState(r, hardBytes))
+    if (snapBytes === undefined)
+      throw new StoreCorruptError('the hard state is present but the snapshot metadata is missing')
+    const hardState =
+      hardBytes === undefined
+        ? { term: 0, vote: null, commit: 0 }
+        : decodeStored(hardBytes, 'hard state', (r) => readHardState(r, hardBytes))
     this.durableTerm = hardState.term
     this.durableVote = hardState.vote
     const meta = decodeStored(snapBytes, 'snapshot metadata', readSnapshotMeta)
     if (meta.index > 0) {
       const atSnapshot = await this.entry(meta.index)
-      if (atSnapshot === undefined) throw new StoreCorruptError(`the snapshot ends at ${meta.index} but that entry is missing from the log`)
-      if (!equalBytes(atSnapshot.hash, meta.hash)) throw new StoreCorruptError(`the entry at the snapshot index ${meta.index} does not have the snapshot's hash`)
+      if (atSnapshot === undefined)
+        throw new StoreCorruptError(`the snapshot ends at ${meta.index} but that entry is missing from the log`)
+      if (!equalBytes(atSnapshot.hash, meta.hash))
+        throw new StoreCorruptError(`the entry at the snapshot index ${meta.index} does not have the snapshot's hash`)
     }
     const entries = await this.readEntries(meta.index + 1, Number.MAX_SAFE_INTEGER)
     if (hardState.commit > (entries.at(-1)?.index ?? meta.index)) {
-      throw new StoreCorruptError(`the node acknowledged entries up to ${hardState.commit} but the log ends at ${entries.at(-1)?.index ?? meta.index}: writes were lost`)
+      throw new StoreCorruptError(
+        `the node acknowledged entries up to ${hardState.commit} but the log ends at ${entries.at(-1)?.index ?? meta.index}: writes were lost`
+      )
     }
     const appliedBytes = await this.db.get(APPLIED_KEY)
-    const applied = appliedBytes === undefined ? meta.index : decodeStored(appliedBytes, 'applied index', (r) => r.varint('applied'))
+    const applied =
+      appliedBytes === undefined ? meta.index : decodeStored(appliedBytes, 'applied index', (r) => r.varint('applied'))
     return { hardState, snapshot: { meta, data: new Uint8Array(0) }, entries, applied: Math.max(applied, meta.index) }
   }
 
   /** Records the initial state of a node that has never run the board (founding or joining). */
-  async bootstrap (state: PersistedState): Promise<void> {
-    if (this.lastIndex !== 0 || (await this.db.get(SNAPSHOT_KEY)) !== undefined) throw new Error('the board store is already initialized')
-    await this.db.batch([
-      { type: 'put', key: SNAPSHOT_KEY, value: encodeSnapshotMeta(state.snapshot.meta) },
-      { type: 'put', key: HARD_STATE_KEY, value: encodeHardState(state.hardState) },
-      ...state.entries.map(putEntry),
-      { type: 'del', key: BOARD_UNBORN_KEY }
-    ], { sync: true })
+  async bootstrap(state: PersistedState): Promise<void> {
+    if (this.lastIndex !== 0 || (await this.db.get(SNAPSHOT_KEY)) !== undefined)
+      throw new Error('the board store is already initialized')
+    await this.db.batch(
+      [
+        { type: 'put', key: SNAPSHOT_KEY, value: encodeSnapshotMeta(state.snapshot.meta) },
+        { type: 'put', key: HARD_STATE_KEY, value: encodeHardState(state.hardState) },
+        ...state.entries.map(putEntry),
+        { type: 'del', key: BOARD_UNBORN_KEY }
+      ],
+      { sync: true }
+    )
     this.unsyncedOps = null
     this.durableTerm = state.hardState.term
     this.durableVote = state.hardState.vote
@@ -113,7 +137,11 @@ export class RaftStore {
    * `snapshotEntries` are the committed entries the snapshot carries, already verified;
    * `appliedOps` record the board state after applying this Ready's committed entries.
    */
-  async persist (ready: Ready, snapshotEntries: readonly Entry[] = [], appliedOps: readonly BatchOp[] = []): Promise<void> {
+  async persist(
+    ready: Ready,
+    snapshotEntries: readonly Entry[] = [],
+    appliedOps: readonly BatchOp[] = []
+  ): Promise<void> {
     const ops: BatchOp[] = []
     let last = this.lastIndex
     if (ready.snapshot !== null) {
@@ -148,7 +176,7 @@ export class RaftStore {
   }
 
   /** Writes `ops` as one batch once every batch issued before has been written. */
-  protected async enqueue (ops: BatchOp[], sync: boolean): Promise<void> {
+  protected async enqueue(ops: BatchOp[], sync: boolean): Promise<void> {
     if (this.unsyncedOps !== null) {
       ops = [...this.unsyncedOps, ...ops]
       sync = true
@@ -171,17 +199,21 @@ export class RaftStore {
   }
 
   /** Waits until every write issued so far is done. */
-  async flush (): Promise<void> {
+  async flush(): Promise<void> {
     await this.tail
   }
 
   /** Whether persisting `ready` must be synced: it holds entries, a snapshot, a new term or a vote. */
-  mustSync (ready: Ready): boolean {
-    return ready.entries.length > 0 || ready.snapshot !== null || (ready.hardState !== null && this.changesTermOrVote(ready.hardState))
+  mustSync(ready: Ready): boolean {
+    return (
+      ready.entries.length > 0 ||
+      ready.snapshot !== null ||
+      (ready.hardState !== null && this.changesTermOrVote(ready.hardState))
+    )
   }
 
   /** Whether writing `hs` changes the durable term or vote (and so must be synced before anything depends on it). */
-  changesTermOrVote (hs: HardState): boolean {
+  changesTermOrVote(hs: HardState): boolean {
     return hs.term !== this.durableTerm || hs.vote !== this.durableVote
   }
 
@@ -190,29 +222,33 @@ export class RaftStore {
    * after every batch issued before it: the snapshot covers entries whose commit index an unsynced
    * batch recorded, and a crash must never keep the snapshot without that batch.
    */
-  async saveSnapshotMeta (meta: SnapshotMeta): Promise<void> {
+  async saveSnapshotMeta(meta: SnapshotMeta): Promise<void> {
     await this.enqueue([{ type: 'put', key: SNAPSHOT_KEY, value: encodeSnapshotMeta(meta) }], false)
   }
 
   /** The operations that record `applied`, for the board state machine to put in its own batch. */
-  appliedOp (applied: number): BatchOp {
+  appliedOp(applied: number): BatchOp {
     return { type: 'put', key: APPLIED_KEY, value: new Writer(9).varint(applied).finish() }
   }
 
-  async entry (index: number): Promise<Entry | undefined> {
+  async entry(index: number): Promise<Entry | undefined> {
     const bytes = await this.db.get(entryKey(index))
     return bytes === undefined ? undefined : decodeStored(bytes, `entry ${index}`, (r) => readEntry(r, index))
   }
 
   /** Stored entries with from <= index <= to, in order, stopping after `maxBytes` of data (at least one). */
-  async readEntries (from: number, to: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<Entry[]> {
+  async readEntries(from: number, to: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<Entry[]> {
     const out: Entry[] = []
     if (to < from) return out
     let bytes = 0
     let expected = from
-    for await (const [key, value] of this.db.iterator({ gte: entryKey(from), lte: entryKey(Math.min(to, MAX_INDEX)) })) {
+    for await (const [key, value] of this.db.iterator({
+      gte: entryKey(from),
+      lte: entryKey(Math.min(to, MAX_INDEX))
+    })) {
       const index = indexOfKey(key)
-      if (index !== expected) throw new StoreCorruptError(`the log has a gap: expected entry ${expected}, found ${index}`)
+      if (index !== expected)
+        throw new StoreCorruptError(`the log has a gap: expected entry ${expected}, found ${index}`)
       const e = decodeStored(value, `entry ${index}`, (r) => readEntry(r, index))
       out.push(e)
       bytes += e.data.length
@@ -223,11 +259,11 @@ export class RaftStore {
   }
 }
 
-export type BatchOp = { type: 'put', key: Uint8Array, value: Uint8Array } | { type: 'del', key: Uint8Array }
+export type BatchOp = { type: 'put'; key: Uint8Array; value: Uint8Array } | { type: 'del'; key: Uint8Array }
 
 /** The stored log or state is not one this node could have written; the node must not start. */
 export class StoreCorruptError extends Error {
-  constructor (message: string) {
+  constructor(message: string) {
     super(`the board store is damaged: ${message}`)
     this.name = 'StoreCorruptError'
   }
@@ -241,30 +277,35 @@ const HARD_STATE_KEY = Uint8Array.of(PREFIX.raftHardState)
 const SNAPSHOT_KEY = Uint8Array.of(PREFIX.raftSnapshot)
 const APPLIED_KEY = Uint8Array.of(PREFIX.boardApplied)
 
-export function entryKey (index: number): Uint8Array {
+export function entryKey(index: number): Uint8Array {
   const key = new Uint8Array(9)
   key[0] = PREFIX.raftEntry
   new DataView(key.buffer).setBigUint64(1, BigInt(index))
   return key
 }
 
-function indexOfKey (key: Uint8Array): number {
+function indexOfKey(key: Uint8Array): number {
   return Number(new DataView(key.buffer, key.byteOffset, key.byteLength).getBigUint64(1))
 }
 
-async function lastStoredIndex (db: Database): Promise<number> {
-  for await (const key of db.keys({ gte: entryKey(0), lte: entryKey(MAX_INDEX), reverse: true, limit: 1 })) return indexOfKey(key)
+async function lastStoredIndex(db: Database): Promise<number> {
+  for await (const key of db.keys({ gte: entryKey(0), lte: entryKey(MAX_INDEX), reverse: true, limit: 1 }))
+    return indexOfKey(key)
   return 0
 }
 
 /** The batch operation that stores `e` at its index (replacing whatever is there). */
-export function putEntry (e: Entry): BatchOp {
+export function putEntry(e: Entry): BatchOp {
   const w = new Writer(e.data.length + 48)
-  w.u8(STORE_VERSION).varint(e.term).u8(e.type === 'normal' ? 0 : 1).bytes32(e.hash).bytes(e.data, MAX_ENTRY_BYTES)
+  w.u8(STORE_VERSION)
+    .varint(e.term)
+    .u8(e.type === 'normal' ? 0 : 1)
+    .bytes32(e.hash)
+    .bytes(e.data, MAX_ENTRY_BYTES)
   return { type: 'put', key: entryKey(e.index), value: w.finish() }
 }
 
-function readEntry (r: Reader, index: number): Entry {
+function readEntry(r: Reader, index: number): Entry {
   r.version([STORE_VERSION])
   const term = r.varint('term')
   const code = r.u8('type')
@@ -282,8 +323,12 @@ function readEntry (r: Reader, index: number): Entry {
 const HARD_STATE_VERSION = 2
 const HARD_STATE_CHECKSUM_BYTES = 8
 
-function encodeHardState (hs: HardState): Uint8Array {
-  const w = new Writer(64).u8(HARD_STATE_VERSION).varint(hs.term).varint(hs.commit).u8(hs.vote === null ? 0 : 1)
+function encodeHardState(hs: HardState): Uint8Array {
+  const w = new Writer(64)
+    .u8(HARD_STATE_VERSION)
+    .varint(hs.term)
+    .varint(hs.commit)
+    .u8(hs.vote === null ? 0 : 1)
   if (hs.vote !== null) w.string(hs.vote, MAX_NODE_ID_BYTES, 'vote')
   const body = w.finish()
   const out = new Uint8Array(body.length + HARD_STATE_CHECKSUM_BYTES)
@@ -292,7 +337,7 @@ function encodeHardState (hs: HardState): Uint8Array {
   return out
 }
 
-function readHardState (r: Reader, bytes: Uint8Array): HardState {
+function readHardState(r: Reader, bytes: Uint8Array): HardState {
   const version = r.version([STORE_VERSION, HARD_STATE_VERSION])
   const term = r.varint('term')
   const commit = r.varint('commit')
@@ -302,18 +347,19 @@ function readHardState (r: Reader, bytes: Uint8Array): HardState {
   if (version === HARD_STATE_VERSION) {
     const body = bytes.subarray(0, r.offset)
     const checksum = r.fixed('checksum', HARD_STATE_CHECKSUM_BYTES)
-    if (!equalBytes(checksum, sha256(body).subarray(0, HARD_STATE_CHECKSUM_BYTES))) r.fail('checksum', 'the hard state does not match its checksum (bit rot?)')
+    if (!equalBytes(checksum, sha256(body).subarray(0, HARD_STATE_CHECKSUM_BYTES)))
+      r.fail('checksum', 'the hard state does not match its checksum (bit rot?)')
   }
   return { term, vote, commit }
 }
 
-function encodeSnapshotMeta (meta: SnapshotMeta): Uint8Array {
+function encodeSnapshotMeta(meta: SnapshotMeta): Uint8Array {
   const w = new Writer(256).u8(STORE_VERSION).varint(meta.index).varint(meta.term).bytes32(meta.hash)
   writeConfiguration(w, meta.configuration, CONFIGURATION_LIMITS, 'configuration')
   return w.finish()
 }
 
-function readSnapshotMeta (r: Reader): SnapshotMeta {
+function readSnapshotMeta(r: Reader): SnapshotMeta {
   r.version([STORE_VERSION])
   const index = r.varint('index')
   const term = r.varint('term')
@@ -321,7 +367,7 @@ function readSnapshotMeta (r: Reader): SnapshotMeta {
   return { index, term, hash, configuration: readConfiguration(r, CONFIGURATION_LIMITS) }
 }
 
-function decodeStored<T> (bytes: Uint8Array, what: string, read: (r: Reader) => T): T {
+function decodeStored<T>(bytes: Uint8Array, what: string, read: (r: Reader) => T): T {
   try {
     const r = new Reader(bytes, what)
     const value = read(r)

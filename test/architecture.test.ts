@@ -23,29 +23,43 @@ interface Room {
   everything: boolean
 }
 
-interface Import { from: string, to: string, typeOnly: boolean, line: string }
+interface Import {
+  from: string
+  to: string
+  typeOnly: boolean
+  line: string
+}
 
 /** The rooms table of docs/architecture.md: `| \`room/\` | what it holds | may import |`. */
-function readRooms (): Room[] {
+function readRooms(): Room[] {
   const doc = readFileSync(join(ROOT, 'docs/architecture.md'), 'utf8')
   const rooms: Room[] = []
   for (const row of doc.split('\n')) {
     const cells = row.split('|').map((c) => c.trim())
     if (cells.length < 5 || !/^`[^`]+\/`$/.test(cells[1])) continue
     const mayImport = cells[3]
-    const room: Room = { path: cells[1].slice(1, -1), values: [], types: [], files: [], everything: mayImport === 'everything' }
+    const room: Room = {
+      path: cells[1].slice(1, -1),
+      values: [],
+      types: [],
+      files: [],
+      everything: mayImport === 'everything'
+    }
     for (const m of mayImport.matchAll(/`([^`]+)`( \(types\))?/g)) {
       if (m[1].endsWith('.ts')) room.files.push(m[1])
       else if (m[2] !== undefined) room.types.push(m[1])
       else room.values.push(m[1])
     }
-    assert(room.everything || mayImport === 'nothing' || room.values.length + room.types.length > 0, `docs/architecture.md: cannot read what ${room.path} may import: "${mayImport}"`)
+    assert(
+      room.everything || mayImport === 'nothing' || room.values.length + room.types.length > 0,
+      `docs/architecture.md: cannot read what ${room.path} may import: "${mayImport}"`
+    )
     rooms.push(room)
   }
   return rooms
 }
 
-function sourceFiles (dir: string): string[] {
+function sourceFiles(dir: string): string[] {
   const out: string[] = []
   for (const e of readdirSync(join(ROOT, dir), { withFileTypes: true })) {
     const path = `${dir}/${e.name}`
@@ -56,9 +70,10 @@ function sourceFiles (dir: string): string[] {
 }
 
 // `import … from '…'`, `export … from '…'` (over several lines too), `import '…'` and `import('…')`.
-const IMPORT = /(?:^|\n)[ \t]*(?:import|export)[ \t]+(type[ \t]+)?([^;'"]*?)[ \t]*from[ \t]*['"]([^'"]+)['"]|(?:^|\n)[ \t]*import[ \t]*['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)/g
+const IMPORT =
+  /(?:^|\n)[ \t]*(?:import|export)[ \t]+(type[ \t]+)?([^;'"]*?)[ \t]*from[ \t]*['"]([^'"]+)['"]|(?:^|\n)[ \t]*import[ \t]*['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)/g
 
-function importsOf (file: string): Import[] {
+function importsOf(file: string): Import[] {
   const text = readFileSync(join(ROOT, file), 'utf8')
   const out: Import[] = []
   for (const m of text.matchAll(IMPORT)) {
@@ -67,13 +82,20 @@ function importsOf (file: string): Import[] {
     if (!/\.(js|ts)$/.test(spec)) continue // an asset the bundler inlines (the dashboard's CSS)
     const to = normalize(join(dirname(file), spec)).replace(/\.js$/, '.ts')
     const names = (m[2] ?? '').trim()
-    const everyNameIsAType = names.startsWith('{') && names.slice(1, -1).split(',').map((n) => n.trim()).filter((n) => n !== '').every((n) => n.startsWith('type '))
+    const everyNameIsAType =
+      names.startsWith('{') &&
+      names
+        .slice(1, -1)
+        .split(',')
+        .map((n) => n.trim())
+        .filter((n) => n !== '')
+        .every((n) => n.startsWith('type '))
     out.push({ from: file, to, typeOnly: m[1] !== undefined || everyNameIsAType, line: m[0].trim().split('\n').pop()! })
   }
   return out
 }
 
-function roomOf (rooms: readonly Room[], file: string): Room {
+function roomOf(rooms: readonly Room[], file: string): Room {
   const room = [...rooms].sort((a, b) => b.path.length - a.path.length).find((r) => file.startsWith(r.path))
   assert(room !== undefined, `${file} is in no room of docs/architecture.md: add its folder to the table`)
   return room
@@ -85,10 +107,21 @@ describe('architecture: the rooms and their imports (docs/architecture.md)', () 
   const imports = files.flatMap(importsOf)
 
   it('the table names every source folder, and every room it names exists', () => {
-    for (const folder of ['protocol/', 'board/', 'storage/', 'daemon/', 'test/', 'bench/']) assert(rooms.some((r) => r.path === folder), `docs/architecture.md has no row for ${folder}`)
+    for (const folder of ['protocol/', 'board/', 'storage/', 'daemon/', 'test/', 'bench/'])
+      assert(
+        rooms.some((r) => r.path === folder),
+        `docs/architecture.md has no row for ${folder}`
+      )
     for (const r of rooms) {
-      assert(files.some((f) => f.startsWith(r.path)), `docs/architecture.md names ${r.path}, which holds no .ts file`)
-      for (const other of [...r.values, ...r.types]) assert(rooms.some((x) => x.path === other), `${r.path} may import ${other}, which is no room of the table`)
+      assert(
+        files.some((f) => f.startsWith(r.path)),
+        `docs/architecture.md names ${r.path}, which holds no .ts file`
+      )
+      for (const other of [...r.values, ...r.types])
+        assert(
+          rooms.some((x) => x.path === other),
+          `${r.path} may import ${other}, which is no room of the table`
+        )
     }
     for (const f of files) roomOf(rooms, f)
     assert(imports.length > 500, `expected the whole tree's imports, read ${imports.length}`)
@@ -108,7 +141,9 @@ describe('architecture: the rooms and their imports (docs/architecture.md)', () 
       if (from === to || from.everything) continue
       if (from.values.includes(to.path)) continue
       if (from.types.includes(to.path) && (i.typeOnly || from.files.includes(i.to))) continue
-      const why = from.types.includes(to.path) ? `${from.path} may import only types from ${to.path}` : `${from.path} may not import ${to.path}`
+      const why = from.types.includes(to.path)
+        ? `${from.path} may import only types from ${to.path}`
+        : `${from.path} may not import ${to.path}`
       violations.push(`${i.from} imports ${i.to}: ${why} (${i.line})`)
     }
     assert.deepEqual(violations, [], `layer violations:\n${violations.join('\n')}`)
@@ -130,7 +165,10 @@ describe('architecture: the rooms and their imports (docs/architecture.md)', () 
       stack.push(v)
       onStack.add(v)
       for (const w of edges.get(v) ?? []) {
-        if (w === v) { cycles.push([v]); continue }
+        if (w === v) {
+          cycles.push([v])
+          continue
+        }
         if (!index.has(w)) {
           visit(w)
           low.set(v, Math.min(low.get(v)!, low.get(w)!))
@@ -149,12 +187,22 @@ describe('architecture: the rooms and their imports (docs/architecture.md)', () 
       if (component.length > 1) cycles.push(component.sort())
     }
     for (const f of files) if (!index.has(f)) visit(f)
-    assert.deepEqual(cycles.map((c) => c.join(' <-> ')), [], 'import cycles')
+    assert.deepEqual(
+      cycles.map((c) => c.join(' <-> ')),
+      [],
+      'import cycles'
+    )
   })
 
   it('reads what it checks: a type-only import, a value import, a multi-line import', () => {
     const sample = importsOf('storage/pool-store.ts')
-    assert(sample.some((i) => i.to === 'board/pool-board.ts' && i.typeOnly), 'the multi-line `import type { … } from` of board/pool-board.ts')
-    assert(sample.some((i) => i.to === 'protocol/codec.ts' && !i.typeOnly), 'a value import')
+    assert(
+      sample.some((i) => i.to === 'board/pool-board.ts' && i.typeOnly),
+      'the multi-line `import type { … } from` of board/pool-board.ts'
+    )
+    assert(
+      sample.some((i) => i.to === 'protocol/codec.ts' && !i.typeOnly),
+      'a value import'
+    )
   })
 })

@@ -1,76 +1,76 @@
 // Configuration of the Raft core, its defaults and their validation.
 
-import { MAX_NODE_ID_BYTES } from './confchange.js';
-import type { NodeId, VoteAuthority } from './types.js';
+import { MAX_NODE_ID_BYTES } from './confchange.js'
+import type { NodeId, VoteAuthority } from './types.js'
 
 /** Injected randomness: an integer in [0, n). */
-export type RandomInt = (n: number) => number;
+export type RandomInt = (n: number) => number
 
 export interface RaftConfig {
   /** This node's id. */
-  readonly id: NodeId;
+  readonly id: NodeId
   /** Source of randomness for election timeouts. Required: the core never calls Math.random. */
-  readonly rand: RandomInt;
+  readonly rand: RandomInt
   /**
    * A follower that hears nothing from a leader for a random timeout in
    * [electionTicks, 2 * electionTicks) ticks starts an election. Also the leader lease and the
    * check-quorum period. Default 10.
    */
-  readonly electionTicks?: number;
+  readonly electionTicks?: number
   /** The leader sends heartbeats every heartbeatTicks ticks. Must be < electionTicks. Default 1. */
-  readonly heartbeatTicks?: number;
+  readonly heartbeatTicks?: number
   /**
    * Heartbeats to learners go out every this many ticks (rounded up to a whole number of voter
    * heartbeats): a learner neither votes nor campaigns, so it needs them only to keep knowing its
    * leader (it forgets one it has not heard for electionTicks) and to learn the commit index when
    * nothing is appended. At least heartbeatTicks, less than electionTicks. Default heartbeatTicks.
    */
-  readonly learnerHeartbeatTicks?: number;
+  readonly learnerHeartbeatTicks?: number
   /** Run a pre-vote round before bumping the term, so a rejoining node cannot disrupt a healthy leader. Default true. */
-  readonly preVote?: boolean;
+  readonly preVote?: boolean
   /**
    * A leader that does not hear from a quorum within electionTicks steps down, and a follower that
    * heard from its leader within electionTicks ignores (pre-)vote requests. Default true.
    */
-  readonly checkQuorum?: boolean;
+  readonly checkQuorum?: boolean
   /**
    * Compare entry hashes, not only terms, when checking a leader's entries against the local log
    * (see board/raft/log.ts). Lets a follower detect a leader that rewrote an entry keeping its
    * index and term. Default true.
    */
-  readonly verifyHashChain?: boolean;
+  readonly verifyHashChain?: boolean
   /**
    * A message whose term is more than this above ours is refused (and raised as an alarm against
    * its sender), unless it is a leader's message proven by an election certificate or this node
    * has never seen a term. Terms rise by one per election, so no honest member is that far ahead.
    * Default 1,000,000.
    */
-  readonly maxTermAdvance?: number;
+  readonly maxTermAdvance?: number
   /** Upper bound of the entry bytes in one append message (at least one entry is always sent). Default 1 MiB. */
-  readonly maxMessageBytes?: number;
+  readonly maxMessageBytes?: number
   /** Append messages in flight per follower in replicate state. Default 256. */
-  readonly maxInflightMsgs?: number;
+  readonly maxInflightMsgs?: number
   /** Entry bytes in flight per follower in replicate state. Default 32 MiB. */
-  readonly maxInflightBytes?: number;
+  readonly maxInflightBytes?: number
   /** Payload bytes the leader may hold uncommitted before refusing proposals. Default 64 MiB. */
-  readonly maxUncommittedBytes?: number;
+  readonly maxUncommittedBytes?: number
   /** Largest payload of a single proposal. Default 1 MiB. */
-  readonly maxEntryBytes?: number;
+  readonly maxEntryBytes?: number
   /** Upper bound of the entry bytes handed out in one Ready for applying (at least one entry). Default 16 MiB. */
-  readonly maxCommittedBytesPerReady?: number;
+  readonly maxCommittedBytesPerReady?: number
   /** Read-index requests the leader queues at most (pending plus waiting for confirmation). Default 4096. */
-  readonly maxPendingReads?: number;
+  readonly maxPendingReads?: number
   /** A follower in snapshot state that has not acknowledged the snapshot after this many ticks is probed again (the snapshot may have been lost). Default 100. */
-  readonly snapshotTimeoutTicks?: number;
+  readonly snapshotTimeoutTicks?: number
   /**
    * Signs this node's votes and checks other members' (member keys). With it, a leader proves its
    * term with an election certificate and followers adopt a term from a leader only with one.
    * Default null: plain Raft.
    */
-  readonly votes?: VoteAuthority | null;
+  readonly votes?: VoteAuthority | null
 }
 
-export type ResolvedRaftConfig = Required<RaftConfig>;
+export type ResolvedRaftConfig = Required<RaftConfig>
 
 export const RAFT_CONFIG_DEFAULTS = {
   electionTicks: 10,
@@ -88,33 +88,34 @@ export const RAFT_CONFIG_DEFAULTS = {
   maxPendingReads: 4096,
   snapshotTimeoutTicks: 100,
   maxTermAdvance: 1_000_000,
-  votes: null,
-} as const;
+  votes: null
+} as const
 
 export class RaftConfigError extends Error {
   constructor(
     readonly key: string,
-    message: string,
+    message: string
   ) {
-    super(`invalid raft config: ${key}: ${message}`);
-    this.name = 'RaftConfigError';
+    super(`invalid raft config: ${key}: ${message}`)
+    this.name = 'RaftConfigError'
   }
 }
 
 function positiveInt(key: string, v: number): void {
-  if (!Number.isSafeInteger(v) || v < 1) throw new RaftConfigError(key, `must be a positive integer, got ${v}`);
+  if (!Number.isSafeInteger(v) || v < 1) throw new RaftConfigError(key, `must be a positive integer, got ${v}`)
 }
 
 /** Fills in defaults and validates; throws RaftConfigError naming the offending key. */
 export function resolveConfig(c: RaftConfig): ResolvedRaftConfig {
-  if (typeof c.id !== 'string' || c.id.length === 0) throw new RaftConfigError('id', 'must be a non-empty string');
+  if (typeof c.id !== 'string' || c.id.length === 0) throw new RaftConfigError('id', 'must be a non-empty string')
   if (new TextEncoder().encode(c.id).length > MAX_NODE_ID_BYTES) {
-    throw new RaftConfigError('id', `must be at most ${MAX_NODE_ID_BYTES} bytes`);
+    throw new RaftConfigError('id', `must be at most ${MAX_NODE_ID_BYTES} bytes`)
   }
-  if (typeof c.rand !== 'function') throw new RaftConfigError('rand', 'must be a function (n) => integer in [0, n)');
-  const merged: ResolvedRaftConfig = { ...RAFT_CONFIG_DEFAULTS, ...stripUndefined(c) } as ResolvedRaftConfig;
+  if (typeof c.rand !== 'function') throw new RaftConfigError('rand', 'must be a function (n) => integer in [0, n)')
+  const merged: ResolvedRaftConfig = { ...RAFT_CONFIG_DEFAULTS, ...stripUndefined(c) } as ResolvedRaftConfig
   // 0 stands for "as often as voters" (the default).
-  const r: ResolvedRaftConfig = merged.learnerHeartbeatTicks === 0 ? { ...merged, learnerHeartbeatTicks: merged.heartbeatTicks } : merged;
+  const r: ResolvedRaftConfig =
+    merged.learnerHeartbeatTicks === 0 ? { ...merged, learnerHeartbeatTicks: merged.heartbeatTicks } : merged
   for (const key of [
     'electionTicks',
     'heartbeatTicks',
@@ -126,28 +127,38 @@ export function resolveConfig(c: RaftConfig): ResolvedRaftConfig {
     'maxCommittedBytesPerReady',
     'maxPendingReads',
     'snapshotTimeoutTicks',
-    'maxTermAdvance',
+    'maxTermAdvance'
   ] as const) {
-    positiveInt(key, r[key]);
+    positiveInt(key, r[key])
   }
   if (r.heartbeatTicks >= r.electionTicks) {
-    throw new RaftConfigError('heartbeatTicks', `must be less than electionTicks (${r.heartbeatTicks} >= ${r.electionTicks})`);
+    throw new RaftConfigError(
+      'heartbeatTicks',
+      `must be less than electionTicks (${r.heartbeatTicks} >= ${r.electionTicks})`
+    )
   }
-  if (!Number.isSafeInteger(r.learnerHeartbeatTicks) || r.learnerHeartbeatTicks < r.heartbeatTicks || r.learnerHeartbeatTicks >= r.electionTicks) {
-    throw new RaftConfigError('learnerHeartbeatTicks', `must be an integer within heartbeatTicks..electionTicks - 1 (${r.heartbeatTicks}..${r.electionTicks - 1}), got ${r.learnerHeartbeatTicks}`);
+  if (
+    !Number.isSafeInteger(r.learnerHeartbeatTicks) ||
+    r.learnerHeartbeatTicks < r.heartbeatTicks ||
+    r.learnerHeartbeatTicks >= r.electionTicks
+  ) {
+    throw new RaftConfigError(
+      'learnerHeartbeatTicks',
+      `must be an integer within heartbeatTicks..electionTicks - 1 (${r.heartbeatTicks}..${r.electionTicks - 1}), got ${r.learnerHeartbeatTicks}`
+    )
   }
-  if (r.electionTicks < 2) throw new RaftConfigError('electionTicks', 'must be at least 2');
+  if (r.electionTicks < 2) throw new RaftConfigError('electionTicks', 'must be at least 2')
   if (r.maxInflightBytes < r.maxMessageBytes) {
-    throw new RaftConfigError('maxInflightBytes', `must be at least maxMessageBytes (${r.maxMessageBytes})`);
+    throw new RaftConfigError('maxInflightBytes', `must be at least maxMessageBytes (${r.maxMessageBytes})`)
   }
   for (const key of ['preVote', 'checkQuorum', 'verifyHashChain'] as const) {
-    if (typeof r[key] !== 'boolean') throw new RaftConfigError(key, 'must be a boolean');
+    if (typeof r[key] !== 'boolean') throw new RaftConfigError(key, 'must be a boolean')
   }
-  return r;
+  return r
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
-  const out: Partial<T> = {};
-  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
-  return out;
+  const out: Partial<T> = {}
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v
+  return out
 }

@@ -1,6 +1,6 @@
 // Typed errors of the Raft core.
 
-import type { NodeId } from './types.js';
+import type { NodeId } from './types.js'
 
 export type ProposalRefusal =
   /** This node is not the leader; `leader` names the leader if known. */
@@ -22,7 +22,7 @@ export type ProposalRefusal =
   /** The leadership transfer target is not a voter, or is this node. */
   | 'invalid-transfer-target'
   /** The leader already queues maxPendingReads read requests. */
-  | 'too-many-pending-reads';
+  | 'too-many-pending-reads'
 
 /** Thrown by propose(), proposeConfChange(), readIndex() and transferLeadership() when refused. */
 export class ProposalError extends Error {
@@ -30,25 +30,25 @@ export class ProposalError extends Error {
     readonly reason: ProposalRefusal,
     message: string,
     /** The current leader if known (set for 'not-leader'). */
-    readonly leader: NodeId | null = null,
+    readonly leader: NodeId | null = null
   ) {
-    super(message);
-    this.name = 'ProposalError';
+    super(message)
+    this.name = 'ProposalError'
   }
 }
 
 /** The persisted state handed to the constructor is inconsistent; the node must not start. */
 export class InconsistentStoreError extends Error {
   constructor(message: string) {
-    super(`inconsistent raft store: ${message}`);
-    this.name = 'InconsistentStoreError';
+    super(`inconsistent raft store: ${message}`)
+    this.name = 'InconsistentStoreError'
   }
 }
 
 /** A configuration change could not be decoded, or does not apply to the configuration. */
 export class ConfChangeError extends Error {
   constructor(message: string) {
-    super(`invalid conf change: ${message}`);
-    this.name = 'ConfChangeError';
+    super(`invalid conf change: ${message}`)
+    this.name = 'ConfChangeError'
   }
 }

@@ -5,9 +5,9 @@
 // of it are never mutated afterwards; treat them as immutable.
 
 /** Opaque node identifier (in production, a libp2p peer id string). */
-export type NodeId = string;
+export type NodeId = string
 
-export type EntryType = 'normal' | 'confChange';
+export type EntryType = 'normal' | 'confChange'
 
 /**
  * One log entry. `hash` chains the log: sha256 over a domain tag, the previous entry's hash (the
@@ -15,38 +15,38 @@ export type EntryType = 'normal' | 'confChange';
  * type and data. See hash.ts.
  */
 export interface Entry {
-  readonly index: number;
-  readonly term: number;
-  readonly type: EntryType;
-  readonly data: Uint8Array;
-  readonly hash: Uint8Array;
+  readonly index: number
+  readonly term: number
+  readonly type: EntryType
+  readonly data: Uint8Array
+  readonly hash: Uint8Array
 }
 
 /** What must survive a crash besides the log: current term, vote in that term, commit index. */
 export interface HardState {
-  readonly term: number;
-  readonly vote: NodeId | null;
-  readonly commit: number;
+  readonly term: number
+  readonly vote: NodeId | null
+  readonly commit: number
 }
 
 /** The membership: voters elect and form quorums; learners only receive the log. */
 export interface Configuration {
-  readonly voters: readonly NodeId[];
-  readonly learners: readonly NodeId[];
+  readonly voters: readonly NodeId[]
+  readonly learners: readonly NodeId[]
 }
 
 /** Describes the log prefix a snapshot replaces: its last index, term and hash, and the configuration at that index. */
 export interface SnapshotMeta {
-  readonly index: number;
-  readonly term: number;
-  readonly hash: Uint8Array;
-  readonly configuration: Configuration;
+  readonly index: number
+  readonly term: number
+  readonly hash: Uint8Array
+  readonly configuration: Configuration
 }
 
 /** A snapshot: metadata plus the application's opaque state at meta.index. */
 export interface Snapshot {
-  readonly meta: SnapshotMeta;
-  readonly data: Uint8Array;
+  readonly meta: SnapshotMeta
+  readonly data: Uint8Array
 }
 
 /**
@@ -55,23 +55,23 @@ export interface Snapshot {
  * already reflects (default: snapshot.meta.index); committed entries after it are handed out again.
  */
 export interface PersistedState {
-  readonly hardState: HardState;
-  readonly snapshot: Snapshot;
-  readonly entries: readonly Entry[];
-  readonly applied?: number;
+  readonly hardState: HardState
+  readonly snapshot: Snapshot
+  readonly entries: readonly Entry[]
+  readonly applied?: number
 }
 
-export type Role = 'follower' | 'preCandidate' | 'candidate' | 'leader';
+export type Role = 'follower' | 'preCandidate' | 'candidate' | 'leader'
 
 export interface SoftState {
-  readonly role: Role;
-  readonly leader: NodeId | null;
+  readonly role: Role
+  readonly leader: NodeId | null
 }
 
 /** Answer to readIndex(context): the application may serve the read once it has applied `index`. */
 export interface ReadState {
-  readonly index: number;
-  readonly context: Uint8Array;
+  readonly index: number
+  readonly context: Uint8Array
 }
 
 /**
@@ -81,23 +81,23 @@ export interface ReadState {
 export type Alarm =
   | {
       /** A leader offered an entry that differs from one this node knows to be committed. */
-      readonly kind: 'committed-entry-conflict';
-      readonly index: number;
-      readonly localTerm: number;
-      readonly localHash: Uint8Array;
-      readonly offeredTerm: number;
-      readonly offeredHash: Uint8Array;
+      readonly kind: 'committed-entry-conflict'
+      readonly index: number
+      readonly localTerm: number
+      readonly localHash: Uint8Array
+      readonly offeredTerm: number
+      readonly offeredHash: Uint8Array
       /** The node that offered it, and the term it claimed. */
-      readonly from: NodeId;
-      readonly term: number;
+      readonly from: NodeId
+      readonly term: number
     }
   | {
       /** A leader sent a malformed append or snapshot (broken hash chain, bad indexes, ...). */
-      readonly kind: 'invalid-append';
-      readonly from: NodeId;
-      readonly term: number;
-      readonly index: number;
-      readonly reason: string;
+      readonly kind: 'invalid-append'
+      readonly from: NodeId
+      readonly term: number
+      readonly index: number
+      readonly reason: string
     }
   | {
       /**
@@ -105,28 +105,28 @@ export type Alarm =
        * (past what the codec carries, or far above ours), a leader's message in a term another
        * member leads, or a higher term without the election certificate that proves it.
        */
-      readonly kind: 'refused-message';
-      readonly from: NodeId;
-      readonly term: number;
-      readonly type: MessageType;
-      readonly reason: string;
+      readonly kind: 'refused-message'
+      readonly from: NodeId
+      readonly term: number
+      readonly type: MessageType
+      readonly reason: string
     }
   | {
       /**
        * The leader says entries up to `commit` are on this node, but its log ends at `lastIndex`:
        * this node's store lost writes it acknowledged (or the leader lies). Not held against the sender.
        */
-      readonly kind: 'commit-beyond-log';
-      readonly from: NodeId;
-      readonly term: number;
-      readonly commit: number;
-      readonly lastIndex: number;
-    };
+      readonly kind: 'commit-beyond-log'
+      readonly from: NodeId
+      readonly term: number
+      readonly commit: number
+      readonly lastIndex: number
+    }
 
 /** One voter's signed vote for the leader of a term (see VoteAuthority). */
 export interface SignedVote {
-  readonly voter: NodeId;
-  readonly signature: Uint8Array;
+  readonly voter: NodeId
+  readonly signature: Uint8Array
 }
 
 /**
@@ -135,11 +135,11 @@ export interface SignedVote {
  * from a leader's message only with it, so no single member can make itself leader by saying so.
  */
 export interface ElectionCertificate {
-  readonly term: number;
-  readonly leader: NodeId;
+  readonly term: number
+  readonly leader: NodeId
   /** The voters of the leader's configuration when it won. */
-  readonly voters: readonly NodeId[];
-  readonly votes: readonly SignedVote[];
+  readonly voters: readonly NodeId[]
+  readonly votes: readonly SignedVote[]
 }
 
 /**
@@ -148,33 +148,33 @@ export interface ElectionCertificate {
  */
 export interface VoteAuthority {
   /** This node's signature of its vote for `candidate` in `term`. */
-  sign(term: number, candidate: NodeId): Uint8Array;
+  sign(term: number, candidate: NodeId): Uint8Array
   /** True if `voter` is a member of the pool and `signature` is its vote for `candidate` in `term`. */
-  verify(voter: NodeId, term: number, candidate: NodeId, signature: Uint8Array): boolean;
+  verify(voter: NodeId, term: number, candidate: NodeId, signature: Uint8Array): boolean
 }
 
 // ---------------------------------------------------------------------------------------------
 // Messages. Every message carries from, to and the sender's term.
 
 interface MessageBase {
-  readonly from: NodeId;
-  readonly to: NodeId;
-  readonly term: number;
+  readonly from: NodeId
+  readonly to: NodeId
+  readonly term: number
 }
 
 /** Leader to follower: entries after (prevIndex, prevTerm, prevHash), and the leader's commit index. */
 /** What a leader sends carries, when votes are signed, the certificate of its term. */
 interface LeaderMessageBase extends MessageBase {
-  readonly certificate?: ElectionCertificate;
+  readonly certificate?: ElectionCertificate
 }
 
 export interface AppMessage extends LeaderMessageBase {
-  readonly type: 'app';
-  readonly prevIndex: number;
-  readonly prevTerm: number;
-  readonly prevHash: Uint8Array;
-  readonly entries: readonly Entry[];
-  readonly commit: number;
+  readonly type: 'app'
+  readonly prevIndex: number
+  readonly prevTerm: number
+  readonly prevHash: Uint8Array
+  readonly entries: readonly Entry[]
+  readonly commit: number
 }
 
 /**
@@ -183,69 +183,69 @@ export interface AppMessage extends LeaderMessageBase {
  * of where the logs may still agree (hintTerm 0 when unknown), for fast backtracking.
  */
 export interface AppRespMessage extends MessageBase {
-  readonly type: 'appResp';
-  readonly index: number;
-  readonly reject: boolean;
-  readonly hintIndex: number;
-  readonly hintTerm: number;
+  readonly type: 'appResp'
+  readonly index: number
+  readonly reject: boolean
+  readonly hintIndex: number
+  readonly hintTerm: number
 }
 
 /** Candidate asks for a vote in `term`. `force` bypasses the leader lease (leadership transfer). */
 export interface VoteMessage extends MessageBase {
-  readonly type: 'vote' | 'preVote';
-  readonly lastIndex: number;
-  readonly lastTerm: number;
-  readonly force: boolean;
+  readonly type: 'vote' | 'preVote'
+  readonly lastIndex: number
+  readonly lastTerm: number
+  readonly force: boolean
 }
 
 /** For a granted pre-vote, `term` echoes the requested term rather than the voter's own term. */
 export interface VoteRespMessage extends MessageBase {
-  readonly type: 'voteResp' | 'preVoteResp';
-  readonly reject: boolean;
+  readonly type: 'voteResp' | 'preVoteResp'
+  readonly reject: boolean
   /** A granted vote (not a pre-vote), signed by the voter when votes are signed. */
-  readonly signature?: Uint8Array;
+  readonly signature?: Uint8Array
 }
 
 /** Leader to follower: keeps leadership alive, carries min(follower's match, commit) and a read context. */
 export interface HeartbeatMessage extends LeaderMessageBase {
-  readonly type: 'heartbeat';
-  readonly commit: number;
-  readonly context: Uint8Array | null;
+  readonly type: 'heartbeat'
+  readonly commit: number
+  readonly context: Uint8Array | null
 }
 
 export interface HeartbeatRespMessage extends MessageBase {
-  readonly type: 'heartbeatResp';
-  readonly context: Uint8Array | null;
+  readonly type: 'heartbeatResp'
+  readonly context: Uint8Array | null
 }
 
 /** Leader to a follower whose next entry is compacted away. Answered with an appResp. */
 export interface SnapMessage extends LeaderMessageBase {
-  readonly type: 'snap';
-  readonly snapshot: Snapshot;
+  readonly type: 'snap'
+  readonly snapshot: Snapshot
 }
 
 /** Leader to the transfer target: campaign now, bypassing pre-vote and leases. */
 export interface TimeoutNowMessage extends LeaderMessageBase {
-  readonly type: 'timeoutNow';
+  readonly type: 'timeoutNow'
 }
 
 /** Follower to leader: a forwarded readIndex request. */
 export interface ReadIndexMessage extends MessageBase {
-  readonly type: 'readIndex';
-  readonly context: Uint8Array;
+  readonly type: 'readIndex'
+  readonly context: Uint8Array
 }
 
 /** Leader to follower: the read index for a forwarded request, confirmed by a heartbeat quorum. */
 export interface ReadIndexRespMessage extends MessageBase {
-  readonly type: 'readIndexResp';
-  readonly index: number;
-  readonly context: Uint8Array;
+  readonly type: 'readIndexResp'
+  readonly index: number
+  readonly context: Uint8Array
 }
 
 /** Follower to leader: a forwarded transferLeadership request. */
 export interface TransferLeaderMessage extends MessageBase {
-  readonly type: 'transferLeader';
-  readonly target: NodeId;
+  readonly type: 'transferLeader'
+  readonly target: NodeId
 }
 
 export type Message =
@@ -259,9 +259,9 @@ export type Message =
   | TimeoutNowMessage
   | ReadIndexMessage
   | ReadIndexRespMessage
-  | TransferLeaderMessage;
+  | TransferLeaderMessage
 
-export type MessageType = Message['type'];
+export type MessageType = Message['type']
 
 // ---------------------------------------------------------------------------------------------
 
@@ -289,45 +289,45 @@ export type MessageType = Message['type'];
  */
 export interface Ready {
   /** Present when role or leader changed since the previous Ready. Not persisted. */
-  readonly softState: SoftState | null;
+  readonly softState: SoftState | null
   /** Present when term, vote or commit changed since the previous Ready. */
-  readonly hardState: HardState | null;
+  readonly hardState: HardState | null
   /** Entries to append; they replace any stored entries from entries[0].index on. */
-  readonly entries: readonly Entry[];
+  readonly entries: readonly Entry[]
   /** A snapshot received from the leader, to persist and restore the application from. */
-  readonly snapshot: Snapshot | null;
-  readonly messages: readonly Message[];
+  readonly snapshot: Snapshot | null
+  readonly messages: readonly Message[]
   /** Entries known committed, to apply in order (never in the same Ready as a snapshot). */
-  readonly committedEntries: readonly Entry[];
-  readonly readStates: readonly ReadState[];
-  readonly alarms: readonly Alarm[];
+  readonly committedEntries: readonly Entry[]
+  readonly readStates: readonly ReadState[]
+  readonly alarms: readonly Alarm[]
 }
 
-export type ProgressState = 'probe' | 'replicate' | 'snapshot';
+export type ProgressState = 'probe' | 'replicate' | 'snapshot'
 
 export interface PeerStatus {
-  readonly match: number;
-  readonly next: number;
-  readonly state: ProgressState;
-  readonly recentActive: boolean;
-  readonly inflightMsgs: number;
-  readonly pendingSnapshot: number;
-  readonly isLearner: boolean;
+  readonly match: number
+  readonly next: number
+  readonly state: ProgressState
+  readonly recentActive: boolean
+  readonly inflightMsgs: number
+  readonly pendingSnapshot: number
+  readonly isLearner: boolean
 }
 
 export interface Status {
-  readonly id: NodeId;
-  readonly term: number;
-  readonly vote: NodeId | null;
-  readonly role: Role;
-  readonly leader: NodeId | null;
-  readonly commit: number;
-  readonly applied: number;
-  readonly firstIndex: number;
-  readonly lastIndex: number;
-  readonly snapshotIndex: number;
-  readonly configuration: Configuration;
-  readonly leadTransferee: NodeId | null;
+  readonly id: NodeId
+  readonly term: number
+  readonly vote: NodeId | null
+  readonly role: Role
+  readonly leader: NodeId | null
+  readonly commit: number
+  readonly applied: number
+  readonly firstIndex: number
+  readonly lastIndex: number
+  readonly snapshotIndex: number
+  readonly configuration: Configuration
+  readonly leadTransferee: NodeId | null
   /** Only on the leader: every member's replication progress (the leader's own included). */
-  readonly progress: Readonly<Record<NodeId, PeerStatus>> | null;
+  readonly progress: Readonly<Record<NodeId, PeerStatus>> | null
 }

@@ -10,7 +10,12 @@ import type { Logger } from '../host/log.js'
 
 /** An error a handler throws to answer with a status code and a JSON body naming what was wrong. */
 export class ApiError extends Error {
-  constructor (readonly status: number, readonly code: string, message: string, readonly details: Record<string, unknown> = {}) {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details: Record<string, unknown> = {}
+  ) {
     super(message)
     this.name = 'ApiError'
   }
@@ -45,7 +50,7 @@ export interface AdminApiOptions {
   logger: Logger
   maxBodyBytes?: number
   /** Web pages that authenticate on their own (the dashboard, daemon/dashboard/site.ts). */
-  pages?: { owns: (pathname: string) => boolean, handle: (req: IncomingMessage, res: ServerResponse) => Promise<void> }
+  pages?: { owns: (pathname: string) => boolean; handle: (req: IncomingMessage, res: ServerResponse) => Promise<void> }
 }
 
 const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
@@ -63,20 +68,22 @@ export class AdminApi {
   private readonly maxBodyBytes: number
   private inFlight = 0
 
-  constructor (private readonly options: AdminApiOptions) {
+  constructor(private readonly options: AdminApiOptions) {
     this.expectedAuth = Buffer.from('Basic ' + Buffer.from(`${COOKIE_USER}:${options.password}`).toString('base64'))
     this.routes = new Map(options.routes.map((r) => [`${r.method} ${r.path}`, r]))
     this.publicRoutes = new Map(options.publicRoutes.map((r) => [r.path, r]))
     this.maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES
     // No request may stop the node: whatever a handler throws, sync or async, becomes an answer.
     this.server = createServer((req, res) => {
-      this.handle(req, res).catch((err: unknown) => { this.answerError(res, err) })
+      this.handle(req, res).catch((err: unknown) => {
+        this.answerError(res, err)
+      })
     })
     this.server.headersTimeout = 10_000
     this.server.requestTimeout = 0 // long polls (an append waiting to commit) end on their own deadline
   }
 
-  async start (): Promise<HostPort> {
+  async start(): Promise<HostPort> {
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject)
       this.server.listen(this.options.listen.port, this.options.listen.host, () => {
@@ -89,14 +96,20 @@ export class AdminApi {
   }
 
   /** Stops accepting, then ends open connections. */
-  async stop (): Promise<void> {
-    const closed = new Promise<void>((resolve) => { this.server.close(() => { resolve() }) })
+  async stop(): Promise<void> {
+    const closed = new Promise<void>((resolve) => {
+      this.server.close(() => {
+        resolve()
+      })
+    })
     this.server.closeIdleConnections()
-    setTimeout(() => { this.server.closeAllConnections() }, 2_000).unref()
+    setTimeout(() => {
+      this.server.closeAllConnections()
+    }, 2_000).unref()
     await closed
   }
 
-  private async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let url: URL
     try {
       url = new URL(req.url ?? '/', 'http://localhost')
@@ -121,17 +134,29 @@ export class AdminApi {
     }
     if (!this.authorized(req.headers.authorization)) {
       res.setHeader('www-authenticate', 'Basic realm="poolboard"')
-      this.answer(res, 401, { error: { code: 'unauthorized', message: 'missing or wrong credential: use the __cookie__ credential from the data directory\'s .cookie file' } })
+      this.answer(res, 401, {
+        error: {
+          code: 'unauthorized',
+          message: "missing or wrong credential: use the __cookie__ credential from the data directory's .cookie file"
+        }
+      })
       return
     }
     const route = this.routes.get(`${req.method ?? ''} ${url.pathname}`)
     if (route === undefined) {
       const known = [...this.routes.keys()].some((k) => k.endsWith(' ' + url.pathname))
-      this.answer(res, known ? 405 : 404, { error: { code: known ? 'method-not-allowed' : 'not-found', message: `no route ${req.method ?? ''} ${url.pathname}` } })
+      this.answer(res, known ? 405 : 404, {
+        error: {
+          code: known ? 'method-not-allowed' : 'not-found',
+          message: `no route ${req.method ?? ''} ${url.pathname}`
+        }
+      })
       return
     }
     if (this.inFlight >= MAX_CONCURRENT_REQUESTS) {
-      this.answer(res, 503, { error: { code: 'busy', message: `more than ${MAX_CONCURRENT_REQUESTS} requests in flight` } })
+      this.answer(res, 503, {
+        error: { code: 'busy', message: `more than ${MAX_CONCURRENT_REQUESTS} requests in flight` }
+      })
       return
     }
     this.inFlight++
@@ -146,20 +171,21 @@ export class AdminApi {
     }
   }
 
-  private authorized (header: string | undefined): boolean {
+  private authorized(header: string | undefined): boolean {
     if (header === undefined) return false
     const given = Buffer.from(header)
     return given.length === this.expectedAuth.length && timingSafeEqual(given, this.expectedAuth)
   }
 
   /** A POST body: a JSON object sent as `application/json`, or nothing (read as `{}`). */
-  private async readJsonBody (req: IncomingMessage): Promise<Record<string, unknown>> {
+  private async readJsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {
     const chunks: Buffer[] = []
     let bytes = 0
     try {
       for await (const chunk of req) {
         bytes += (chunk as Buffer).length
-        if (bytes > this.maxBodyBytes) throw new ApiError(413, 'body-too-large', `request body is larger than ${this.maxBodyBytes} bytes`)
+        if (bytes > this.maxBodyBytes)
+          throw new ApiError(413, 'body-too-large', `request body is larger than ${this.maxBodyBytes} bytes`)
         chunks.push(chunk as Buffer)
       }
     } catch (err) {
@@ -169,18 +195,24 @@ export class AdminApi {
     }
     if (bytes === 0) return {}
     const contentType = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase()
-    if (contentType !== 'application/json') throw new ApiError(415, 'unsupported-media-type', `request body must be application/json, not ${contentType === '' ? 'untyped' : JSON.stringify(contentType.slice(0, 64))}`)
+    if (contentType !== 'application/json')
+      throw new ApiError(
+        415,
+        'unsupported-media-type',
+        `request body must be application/json, not ${contentType === '' ? 'untyped' : JSON.stringify(contentType.slice(0, 64))}`
+      )
     let body: unknown
     try {
       body = JSON.parse(Buffer.concat(chunks).toString('utf8'))
     } catch {
       throw new ApiError(400, 'bad-json', 'request body is not valid JSON')
     }
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ApiError(400, 'bad-request', 'request body must be a JSON object')
+    if (typeof body !== 'object' || body === null || Array.isArray(body))
+      throw new ApiError(400, 'bad-request', 'request body must be a JSON object')
     return body as Record<string, unknown>
   }
 
-  private answerError (res: ServerResponse, err: unknown): void {
+  private answerError(res: ServerResponse, err: unknown): void {
     if (err instanceof ApiError) {
       this.answer(res, err.status, { error: { code: err.code, message: err.message, ...err.details } })
       return
@@ -189,7 +221,7 @@ export class AdminApi {
     this.answer(res, 500, { error: { code: 'internal', message: err instanceof Error ? err.message : String(err) } })
   }
 
-  private answer (res: ServerResponse, status: number, body: unknown): void {
+  private answer(res: ServerResponse, status: number, body: unknown): void {
     if (res.headersSent || res.destroyed) return
     let text: string
     try {
@@ -204,13 +236,18 @@ export class AdminApi {
 }
 
 /** A value as a client reads it back from `jsonReplacer`'s JSON: its bigints are numbers. */
-export type Json<T> = T extends bigint ? number
-  : T extends ReadonlyArray<infer U> ? Array<Json<U>>
-    : T extends object ? { [K in keyof T]: Json<T[K]> }
+export type Json<T> = T extends bigint
+  ? number
+  : T extends ReadonlyArray<infer U>
+    ? Array<Json<U>>
+    : T extends object
+      ? { [K in keyof T]: Json<T[K]> }
       : T
 
 /** Satoshi amounts are bigints in memory; every valid one (at most 21e14 sats) is a safe JSON number. */
-export function jsonReplacer (_key: string, value: unknown): unknown {
+export function jsonReplacer(_key: string, value: unknown): unknown {
   if (typeof value !== 'bigint') return value
-  return value <= BigInt(Number.MAX_SAFE_INTEGER) && value >= -BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value.toString()
+  return value <= BigInt(Number.MAX_SAFE_INTEGER) && value >= -BigInt(Number.MAX_SAFE_INTEGER)
+    ? Number(value)
+    : value.toString()
 }

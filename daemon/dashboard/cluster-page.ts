@@ -33,12 +33,13 @@ const SNAPSHOT_TIMEOUT_MS = 1_500
 const CLUSTER_POLL_MS = 300
 const START_WAIT_MS = 30_000
 
-export function clusterSite (dir: string, logger: Logger): DashboardSite {
+export function clusterSite(dir: string, logger: Logger): DashboardSite {
   const cluster = new LocalCluster(dir, new Progress(false))
   cluster.read() // a missing cluster is an error now, not on the page
   const index = (body: Record<string, unknown>): number => {
     const i = body.node
-    if (typeof i !== 'number' || !cluster.indexes().includes(i)) throw new Error(`node: expected one of ${cluster.indexes().join(', ')}`)
+    if (typeof i !== 'number' || !cluster.indexes().includes(i))
+      throw new Error(`node: expected one of ${cluster.indexes().join(', ')}`)
     return i
   }
   const actions: Record<string, SiteAction> = {
@@ -66,25 +67,38 @@ export function clusterSite (dir: string, logger: Logger): DashboardSite {
   })
 }
 
-function running (cluster: LocalCluster, i: number): AdminClient {
+function running(cluster: LocalCluster, i: number): AdminClient {
   if (cluster.runningPid(i) === undefined) throw new Error(`node ${i} is not running`)
   return AdminClient.fromDataDir(cluster.dataDir(i))
 }
 
-export async function clusterSnapshot (cluster: LocalCluster): Promise<ClusterSnapshot> {
+export async function clusterSnapshot(cluster: LocalCluster): Promise<ClusterSnapshot> {
   const file = cluster.read()
-  const nodes = await Promise.all(file.nodes.map(async (n): Promise<ClusterNodeView> => {
-    const pid = cluster.runningPid(n.index) ?? null
-    const view: ClusterNodeView = { index: n.index, name: n.name, peerId: n.peerId, api: n.api, pid, running: pid !== null, snapshot: null, problem: null }
-    const dir = cluster.dataDir(n.index)
-    if (pid === null) return { ...view, problem: 'stopped' }
-    if (!existsSync(dir.cookieFile)) return { ...view, problem: 'starting' }
-    try {
-      view.snapshot = await AdminClient.fromDataDir(dir).get<NodeSnapshot>('/v1/dashboard/snapshot', { timeoutMs: SNAPSHOT_TIMEOUT_MS })
-    } catch (err) {
-      view.problem = `not answering: ${(err as Error).message}`
-    }
-    return view
-  }))
+  const nodes = await Promise.all(
+    file.nodes.map(async (n): Promise<ClusterNodeView> => {
+      const pid = cluster.runningPid(n.index) ?? null
+      const view: ClusterNodeView = {
+        index: n.index,
+        name: n.name,
+        peerId: n.peerId,
+        api: n.api,
+        pid,
+        running: pid !== null,
+        snapshot: null,
+        problem: null
+      }
+      const dir = cluster.dataDir(n.index)
+      if (pid === null) return { ...view, problem: 'stopped' }
+      if (!existsSync(dir.cookieFile)) return { ...view, problem: 'starting' }
+      try {
+        view.snapshot = await AdminClient.fromDataDir(dir).get<NodeSnapshot>('/v1/dashboard/snapshot', {
+          timeoutMs: SNAPSHOT_TIMEOUT_MS
+        })
+      } catch (err) {
+        view.problem = `not answering: ${(err as Error).message}`
+      }
+      return view
+    })
+  )
   return { dir: cluster.dir, nodes }
 }

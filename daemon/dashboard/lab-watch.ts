@@ -38,12 +38,12 @@ export interface LabRunView {
   seed: number
   coalitionSize: number
   defense: string
-  cast: { a: string, b: string, c: string, coalition: string[], leader: string | null }
-  steps: Array<{ step: string, atMs: number }>
-  s1: { statementId: string, index: number } | null
+  cast: { a: string; b: string; c: string; coalition: string[]; leader: string | null }
+  steps: Array<{ step: string; atMs: number }>
+  s1: { statementId: string; index: number } | null
   s2: RunRecord['s2']
   cCaughtUp: boolean | null
-  verdict: { text: string, fooled: boolean, detectedBy: string[], error: string | null } | null
+  verdict: { text: string; fooled: boolean; detectedBy: string[]; error: string | null } | null
 }
 
 export interface LabSnapshot {
@@ -54,7 +54,7 @@ export interface LabSnapshot {
   current: LabRunView | null
   nodes: LabNodeView[]
   finished: LabRunView[]
-  done: { outDir: string, summary: Summary } | null
+  done: { outDir: string; summary: Summary } | null
 }
 
 const NODE_TIMEOUT_MS = 1_000
@@ -68,7 +68,16 @@ export class LabWatch {
   private done: LabSnapshot['done'] = null
   private lastNodes: LabNodeView[] = []
 
-  constructor (private readonly options: { members: number, totalRuns: number, seed: number, command: string, workDir: string, logger: Logger }) {
+  constructor(
+    private readonly options: {
+      members: number
+      totalRuns: number
+      seed: number
+      command: string
+      workDir: string
+      logger: Logger
+    }
+  ) {
     this.site = new DashboardSite({
       kind: 'lab',
       title: 'poolboard lab: coalition-drop',
@@ -77,11 +86,11 @@ export class LabWatch {
       cookieName: 'poolboard_lab_session',
       logger: options.logger,
       source: { snapshot: async () => await this.snapshot() },
-      documents: { report: () => this.done === null ? null : renderHtml(this.done.summary) }
+      documents: { report: () => (this.done === null ? null : renderHtml(this.done.summary)) }
     })
   }
 
-  runStarted (plan: RunPlan): void {
+  runStarted(plan: RunPlan): void {
     this.currentPlan = plan
     this.current = {
       run: plan.run,
@@ -98,7 +107,7 @@ export class LabWatch {
     this.site.poke()
   }
 
-  step (step: string, record: RunRecord): void {
+  step(step: string, record: RunRecord): void {
     if (this.current === null) return
     this.current.steps.push({ step, atMs: record.timeline[step] ?? 0 })
     this.current.s1 = record.s1
@@ -107,7 +116,7 @@ export class LabWatch {
     this.site.poke()
   }
 
-  runEnded (record: RunRecord, verdict: string): void {
+  runEnded(record: RunRecord, verdict: string): void {
     if (this.current === null) return
     this.current.s1 = record.s1
     this.current.s2 = record.s2
@@ -123,14 +132,15 @@ export class LabWatch {
     this.site.poke()
   }
 
-  campaignEnded (summary: Summary, outDir: string): void {
+  campaignEnded(summary: Summary, outDir: string): void {
     this.done = { outDir, summary }
     this.site.poke()
   }
 
-  async snapshot (): Promise<LabSnapshot> {
+  async snapshot(): Promise<LabSnapshot> {
     // Between the end of a run and the next, the last run's nodes (now torn down) stay on show.
-    if (this.currentPlan !== null && this.current?.verdict === null) this.lastNodes = await this.readNodes(this.currentPlan)
+    if (this.currentPlan !== null && this.current?.verdict === null)
+      this.lastNodes = await this.readNodes(this.currentPlan)
     return {
       members: this.options.members,
       totalRuns: this.options.totalRuns,
@@ -143,40 +153,65 @@ export class LabWatch {
     }
   }
 
-  private async readNodes (plan: RunPlan): Promise<LabNodeView[]> {
+  private async readNodes(plan: RunPlan): Promise<LabNodeView[]> {
     const dir = join(this.options.workDir, runDirName(plan.run))
     const cluster = new LocalCluster(dir, new Progress(false))
     if (!cluster.exists()) return []
     const names = Object.keys(plan.answerDelayMs).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }))
-    return await Promise.all(names.map(async (name): Promise<LabNodeView> => {
-      const roles = [name === plan.a ? 'A' : null, name === plan.b ? 'B' : null, name === plan.c ? 'C' : null, plan.coalition.includes(name) ? 'coalition' : null].filter((r): r is string => r !== null)
-      const view: LabNodeView = { run: plan.run, name, roles: roles.length === 0 ? ['honest'] : roles, running: false, role: null, leader: null, applied: null, commit: null, hash: null, alarms: [] }
-      const i = Number(name.replace(/^node/, ''))
-      const data = cluster.dataDir(i)
-      // A stopped node keeps what it showed last (its alarms above all), marked as not running.
-      const before = this.lastNodes.find((n) => n.name === name && n.run === plan.run)
-      if (cluster.runningPid(i) === undefined || !existsSync(data.cookieFile)) return before === undefined ? view : { ...before, running: false }
-      view.running = true
-      try {
-        const api = AdminClient.fromDataDir(data)
-        const [board, defense] = await Promise.all([
-          api.get<{ role: string, leader: { name: string | null } | null, applied: number, commit: number }>('/v1/board/status', { timeoutMs: NODE_TIMEOUT_MS }),
-          api.get<DefenseStatus>('/v1/defense', { timeoutMs: NODE_TIMEOUT_MS })
-        ])
-        view.role = board.role
-        view.leader = board.leader?.name ?? null
-        view.applied = board.applied
-        view.commit = board.commit
-        view.alarms = defense.alarms
-        if (board.applied > 0) {
-          const log = await api.get<{ entries: Array<{ hash: string }> }>(`/v1/board/log?from=${board.applied}&limit=1`, { timeoutMs: NODE_TIMEOUT_MS })
-          view.hash = log.entries[0]?.hash ?? null
+    return await Promise.all(
+      names.map(async (name): Promise<LabNodeView> => {
+        const roles = [
+          name === plan.a ? 'A' : null,
+          name === plan.b ? 'B' : null,
+          name === plan.c ? 'C' : null,
+          plan.coalition.includes(name) ? 'coalition' : null
+        ].filter((r): r is string => r !== null)
+        const view: LabNodeView = {
+          run: plan.run,
+          name,
+          roles: roles.length === 0 ? ['honest'] : roles,
+          running: false,
+          role: null,
+          leader: null,
+          applied: null,
+          commit: null,
+          hash: null,
+          alarms: []
         }
-      } catch {
-        // starting or stopping: what it showed last
-        if (before !== undefined) return { ...before, running: true }
-      }
-      return view
-    }))
+        const i = Number(name.replace(/^node/, ''))
+        const data = cluster.dataDir(i)
+        // A stopped node keeps what it showed last (its alarms above all), marked as not running.
+        const before = this.lastNodes.find((n) => n.name === name && n.run === plan.run)
+        if (cluster.runningPid(i) === undefined || !existsSync(data.cookieFile))
+          return before === undefined ? view : { ...before, running: false }
+        view.running = true
+        try {
+          const api = AdminClient.fromDataDir(data)
+          const [board, defense] = await Promise.all([
+            api.get<{ role: string; leader: { name: string | null } | null; applied: number; commit: number }>(
+              '/v1/board/status',
+              { timeoutMs: NODE_TIMEOUT_MS }
+            ),
+            api.get<DefenseStatus>('/v1/defense', { timeoutMs: NODE_TIMEOUT_MS })
+          ])
+          view.role = board.role
+          view.leader = board.leader?.name ?? null
+          view.applied = board.applied
+          view.commit = board.commit
+          view.alarms = defense.alarms
+          if (board.applied > 0) {
+            const log = await api.get<{ entries: Array<{ hash: string }> }>(
+              `/v1/board/log?from=${board.applied}&limit=1`,
+              { timeoutMs: NODE_TIMEOUT_MS }
+            )
+            view.hash = log.entries[0]?.hash ?? null
+          }
+        } catch {
+          // starting or stopping: what it showed last
+          if (before !== undefined) return { ...before, running: true }
+        }
+        return view
+      })
+    )
   }
 }

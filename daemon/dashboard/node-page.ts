@@ -35,9 +35,11 @@ export class NodeDashboard {
   private routes = new Map<string, Route>()
   private readonly apiAddress: () => HostPort | undefined
 
-  constructor (options: { logger: Logger, apiAddress: () => HostPort | undefined, cookieSuffix: string }) {
+  constructor(options: { logger: Logger; apiAddress: () => HostPort | undefined; cookieSuffix: string }) {
     this.apiAddress = options.apiAddress
-    this.activity = new ActivityLog(() => { this.site.poke() })
+    this.activity = new ActivityLog(() => {
+      this.site.poke()
+    })
     this.site = new DashboardSite({
       kind: 'node',
       title: 'poolboard node',
@@ -50,7 +52,7 @@ export class NodeDashboard {
   }
 
   /** The node's routes with rounds recorded, plus the dashboard's own (link, snapshot). */
-  withRoutes (routes: Route[]): Route[] {
+  withRoutes(routes: Route[]): Route[] {
     const wrapped = routes.map((r) => this.activity.wrap(r))
     const own: Route[] = [
       {
@@ -69,13 +71,17 @@ export class NodeDashboard {
     return all
   }
 
-  onBoardResult (result: ApplyResult): void {
+  onBoardResult(result: ApplyResult): void {
     this.activity.onBoardResult(result)
   }
 
-  async snapshot (): Promise<NodeSnapshot> {
+  async snapshot(): Promise<NodeSnapshot> {
     const [node, board, pool, defense, evidence] = await Promise.all([
-      this.read('/v1/status'), this.read('/v1/board/status'), this.read('/v1/pool/status'), this.read('/v1/defense'), this.read('/v1/pool/evidence')
+      this.read('/v1/status'),
+      this.read('/v1/board/status'),
+      this.read('/v1/pool/status'),
+      this.read('/v1/defense'),
+      this.read('/v1/pool/evidence')
     ])
     return {
       node: node as NodeStatus,
@@ -88,7 +94,7 @@ export class NodeDashboard {
     }
   }
 
-  private async read (path: string): Promise<unknown> {
+  private async read(path: string): Promise<unknown> {
     const route = this.routes.get(path)
     if (route === undefined) return null
     const request: ApiRequest = { query: new URLSearchParams(), body: undefined }

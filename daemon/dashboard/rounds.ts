@@ -44,10 +44,13 @@ export class ActivityLog {
   readonly rounds: RoundRecord[] = []
   readonly entries: AppliedEntryRecord[] = []
 
-  constructor (private readonly onChange: () => void, private readonly maxRecords = 50) {}
+  constructor(
+    private readonly onChange: () => void,
+    private readonly maxRecords = 50
+  ) {}
 
   /** `route` with its rounds recorded (other routes as they are). */
-  wrap (route: Route): Route {
+  wrap(route: Route): Route {
     const kind = route.method === 'POST' ? ROUND_PATHS[route.path] : undefined
     if (kind === undefined) return route
     return {
@@ -57,18 +60,32 @@ export class ActivityLog {
         const what = describeRequest(kind, request.body)
         try {
           const result = await route.handler(request)
-          this.pushRound({ atMs, kind, what, outcome: 'ok', latencyMs: Date.now() - atMs, detail: describeResult(result) })
+          this.pushRound({
+            atMs,
+            kind,
+            what,
+            outcome: 'ok',
+            latencyMs: Date.now() - atMs,
+            detail: describeResult(result)
+          })
           return result
         } catch (err) {
           const code = typeof (err as { code?: unknown }).code === 'string' ? (err as { code: string }).code : 'error'
-          this.pushRound({ atMs, kind, what, outcome: code, latencyMs: Date.now() - atMs, detail: (err as Error).message })
+          this.pushRound({
+            atMs,
+            kind,
+            what,
+            outcome: code,
+            latencyMs: Date.now() - atMs,
+            detail: (err as Error).message
+          })
           throw err
         }
       }
     }
   }
 
-  onBoardResult (result: ApplyResult): void {
+  onBoardResult(result: ApplyResult): void {
     this.push(this.entries, {
       atMs: Date.now(),
       index: result.index,
@@ -80,27 +97,27 @@ export class ActivityLog {
     })
   }
 
-  private pushRound (r: RoundRecord): void {
+  private pushRound(r: RoundRecord): void {
     this.push(this.rounds, r)
   }
 
-  private push<T> (list: T[], item: T): void {
+  private push<T>(list: T[], item: T): void {
     list.push(item)
     if (list.length > this.maxRecords) list.splice(0, list.length - this.maxRecords)
     this.onChange()
   }
 }
 
-function describeRequest (kind: string, body: unknown): string {
+function describeRequest(kind: string, body: unknown): string {
   const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>
-  const list = (v: unknown): string => Array.isArray(v) ? v.join(', ') : String(v ?? '')
+  const list = (v: unknown): string => (Array.isArray(v) ? v.join(', ') : String(v ?? ''))
   if (kind === 'pay') return `pay ${String(b.amountSats)} sats to ${String(b.to)}`
   if (kind === 'partition' || kind === 'equivocate') return `${kind} with ${list(b.with)}`
   if (kind === 'kick') return `kick ${String(b.member)}`
   return kind
 }
 
-function describeResult (result: unknown): string {
+function describeResult(result: unknown): string {
   if (typeof result !== 'object' || result === null) return ''
   const r = result as Record<string, unknown>
   const parts: string[] = []

@@ -58,7 +58,10 @@ const DEFAULT_POLL_MS = 250
 const PING_MS = 2_000
 const DEFAULT_MAX_STREAMS = 16
 const MAX_ACTION_BODY_BYTES = 16 * 1024
-const ASSETS: Record<string, string> = { 'app.js': 'text/javascript; charset=utf-8', 'app.css': 'text/css; charset=utf-8' }
+const ASSETS: Record<string, string> = {
+  'app.js': 'text/javascript; charset=utf-8',
+  'app.css': 'text/css; charset=utf-8'
+}
 
 export class DashboardSite {
   readonly sessions: DashboardSessions
@@ -74,50 +77,52 @@ export class DashboardSite {
   /** The loopback host:port the site answers to (set once the server listens). */
   private origin: string | undefined
 
-  constructor (private readonly options: SiteOptions) {
+  constructor(private readonly options: SiteOptions) {
     assert(options.prefix.startsWith('/') && !options.prefix.endsWith('/'))
     this.sessions = options.sessions ?? new DashboardSessions()
     this.log = new LogLimiter(options.logger, 10_000)
   }
 
   /** The port the page is served on: the Host header must name it (with a loopback host). */
-  listeningOn (port: number): void {
+  listeningOn(port: number): void {
     this.origin = String(port)
   }
 
-  get prefixPath (): string { return this.options.prefix }
+  get prefixPath(): string {
+    return this.options.prefix
+  }
 
   /** Whether `pathname` belongs to this site. */
-  owns (pathname: string): boolean {
+  owns(pathname: string): boolean {
     return pathname === this.options.prefix || pathname.startsWith(this.options.prefix + '/')
   }
 
   /** The one-time link a browser opens, for the given base (`http://127.0.0.1:PORT`). */
-  link (base: string): string {
+  link(base: string): string {
     return `${base}${this.options.prefix}/login?token=${this.sessions.newLink()}`
   }
 
   /** Something changed: read the source now rather than at the next poll. */
-  poke (): void {
+  poke(): void {
     if (this.streams.size > 0) this.refresh()
   }
 
   /** Ends every open stream (the server is going down). */
-  stop (): void {
+  stop(): void {
     this.idle()
     for (const res of this.streams) res.end()
     this.streams.clear()
   }
 
   /** No page is open: no more polling. */
-  private idle (): void {
+  private idle(): void {
     clearInterval(this.timer)
     clearInterval(this.pingTimer)
     this.timer = undefined
     this.pingTimer = undefined
   }
 
-  async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost')
     const { prefix } = this.options
     res.setHeader('x-content-type-options', 'nosniff')
@@ -129,20 +134,52 @@ export class DashboardSite {
     }
     const rest = url.pathname.slice(prefix.length)
     try {
-      if (req.method === 'GET' && rest === '/login') { this.login(url, res); return }
-      if (req.method === 'GET' && rest.startsWith('/') && ASSETS[rest.slice(1)] !== undefined) { this.asset(rest.slice(1), res); return }
-      if (req.method === 'GET' && rest === '') { res.writeHead(303, { location: prefix + '/' }); res.end(); return }
-      const session = this.sessions.check(readCookie(req.headers.cookie, this.options.cookieName))
-      if (session === null) {
-        this.text(res, 401, `no session: open the one-time link that \`poolboard dashboard\` prints (${this.options.title})`)
+      if (req.method === 'GET' && rest === '/login') {
+        this.login(url, res)
         return
       }
-      if (req.method === 'GET' && rest === '/') { this.page(res, session.csrf); return }
-      if (req.method === 'GET' && rest === '/snapshot') { this.json(res, 200, await this.options.source.snapshot()); return }
-      if (req.method === 'GET' && rest === '/events') { this.stream(res); return }
-      const document = req.method === 'GET' && Object.hasOwn(this.options.documents ?? {}, rest.slice(1)) ? this.options.documents![rest.slice(1)] : undefined
-      if (document !== undefined) { this.document(res, document()); return }
-      if (req.method === 'POST' && rest.startsWith('/action/')) { await this.action(rest.slice('/action/'.length), req, res, session.csrf); return }
+      if (req.method === 'GET' && rest.startsWith('/') && ASSETS[rest.slice(1)] !== undefined) {
+        this.asset(rest.slice(1), res)
+        return
+      }
+      if (req.method === 'GET' && rest === '') {
+        res.writeHead(303, { location: prefix + '/' })
+        res.end()
+        return
+      }
+      const session = this.sessions.check(readCookie(req.headers.cookie, this.options.cookieName))
+      if (session === null) {
+        this.text(
+          res,
+          401,
+          `no session: open the one-time link that \`poolboard dashboard\` prints (${this.options.title})`
+        )
+        return
+      }
+      if (req.method === 'GET' && rest === '/') {
+        this.page(res, session.csrf)
+        return
+      }
+      if (req.method === 'GET' && rest === '/snapshot') {
+        this.json(res, 200, await this.options.source.snapshot())
+        return
+      }
+      if (req.method === 'GET' && rest === '/events') {
+        this.stream(res)
+        return
+      }
+      const document =
+        req.method === 'GET' && Object.hasOwn(this.options.documents ?? {}, rest.slice(1))
+          ? this.options.documents![rest.slice(1)]
+          : undefined
+      if (document !== undefined) {
+        this.document(res, document())
+        return
+      }
+      if (req.method === 'POST' && rest.startsWith('/action/')) {
+        await this.action(rest.slice('/action/'.length), req, res, session.csrf)
+        return
+      }
       this.text(res, 404, `no page ${req.method ?? ''} ${url.pathname}`)
     } catch (err) {
       this.log.log('warn', 'request', { err, path: url.pathname }, 'dashboard request failed')
@@ -151,13 +188,13 @@ export class DashboardSite {
     }
   }
 
-  private hostAllowed (host: string | undefined): boolean {
+  private hostAllowed(host: string | undefined): boolean {
     if (host === undefined) return false
     const m = /^(127\.0\.0\.1|localhost|\[::1\]):(\d+)$/.exec(host)
     return m !== null && (this.origin === undefined || m[2] === this.origin)
   }
 
-  private login (url: URL, res: ServerResponse): void {
+  private login(url: URL, res: ServerResponse): void {
     const token = url.searchParams.get('token') ?? ''
     const id = token.length > 0 && token.length <= 128 ? this.sessions.redeem(token) : null
     if (id === null) {
@@ -171,7 +208,7 @@ export class DashboardSite {
     res.end()
   }
 
-  private asset (name: string, res: ServerResponse): void {
+  private asset(name: string, res: ServerResponse): void {
     let bytes = this.assets.get(name)
     if (bytes === undefined) {
       const dir = this.options.bundleDir ?? fileURLToPath(new URL('./client/', import.meta.url))
@@ -187,12 +224,13 @@ export class DashboardSite {
     res.end(bytes)
   }
 
-  private page (res: ServerResponse, csrf: string): void {
+  private page(res: ServerResponse, csrf: string): void {
     const { kind, title } = this.options
     res.writeHead(200, {
       'content-type': 'text/html; charset=utf-8',
       // uPlot sizes its canvas with inline styles; nothing else runs but the bundle.
-      'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+      'content-security-policy':
+        "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
     })
     res.end(`<!doctype html>
 <html lang="en">
@@ -212,14 +250,20 @@ export class DashboardSite {
 `)
   }
 
-  private document (res: ServerResponse, html: string | null): void {
-    if (html === null) { this.text(res, 404, 'not there yet'); return }
+  private document(res: ServerResponse, html: string | null): void {
+    if (html === null) {
+      this.text(res, 404, 'not there yet')
+      return
+    }
     // Self-contained pages (the lab's report): inline styles, no script at all.
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'" })
+    res.writeHead(200, {
+      'content-type': 'text/html; charset=utf-8',
+      'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
+    })
     res.end(html)
   }
 
-  private stream (res: ServerResponse): void {
+  private stream(res: ServerResponse): void {
     if (this.streams.size >= (this.options.maxStreams ?? DEFAULT_MAX_STREAMS)) {
       this.text(res, 503, `more than ${this.options.maxStreams ?? DEFAULT_MAX_STREAMS} pages are open`)
       return
@@ -234,13 +278,20 @@ export class DashboardSite {
     // A new page needs the current state even if it did not change.
     this.lastText = ''
     this.refresh()
-    this.timer ??= setInterval(() => { this.refresh() }, this.options.pollMs ?? DEFAULT_POLL_MS)
-    this.pingTimer ??= setInterval(() => { this.send('ping', String(Date.now())) }, PING_MS)
+    this.timer ??= setInterval(() => {
+      this.refresh()
+    }, this.options.pollMs ?? DEFAULT_POLL_MS)
+    this.pingTimer ??= setInterval(() => {
+      this.send('ping', String(Date.now()))
+    }, PING_MS)
   }
 
   /** Reads the source (one read at a time; a poke during a read reads again after it). */
-  private refresh (): void {
-    if (this.reading !== undefined) { this.again = true; return }
+  private refresh(): void {
+    if (this.reading !== undefined) {
+      this.again = true
+      return
+    }
     this.reading = (async () => {
       try {
         const text = JSON.stringify(await this.options.source.snapshot(), jsonReplacer)
@@ -253,20 +304,30 @@ export class DashboardSite {
       }
     })().finally(() => {
       this.reading = undefined
-      if (this.again) { this.again = false; this.refresh() }
+      if (this.again) {
+        this.again = false
+        this.refresh()
+      }
     })
   }
 
-  private send (event: string, data: string): void {
+  private send(event: string, data: string): void {
     for (const res of this.streams) res.write(`event: ${event}\ndata: ${data}\n\n`)
   }
 
-  private async action (name: string, req: IncomingMessage, res: ServerResponse, csrf: string): Promise<void> {
+  private async action(name: string, req: IncomingMessage, res: ServerResponse, csrf: string): Promise<void> {
     const action = Object.hasOwn(this.options.actions ?? {}, name) ? this.options.actions![name] : undefined
-    if (action === undefined) { this.json(res, 404, { error: { code: 'not-found', message: `no action ${name}` } }); return }
+    if (action === undefined) {
+      this.json(res, 404, { error: { code: 'not-found', message: `no action ${name}` } })
+      return
+    }
     const given = req.headers['x-csrf-token']
     const origin = req.headers.origin
-    if (typeof given !== 'string' || !sameText(given, csrf) || (origin !== undefined && !this.hostAllowed(origin.replace(/^http:\/\//, '')))) {
+    if (
+      typeof given !== 'string' ||
+      !sameText(given, csrf) ||
+      (origin !== undefined && !this.hostAllowed(origin.replace(/^http:\/\//, '')))
+    ) {
       this.json(res, 403, { error: { code: 'csrf', message: 'missing or wrong X-CSRF-Token, or a foreign Origin' } })
       return
     }
@@ -274,7 +335,10 @@ export class DashboardSite {
     let bytes = 0
     for await (const chunk of req) {
       bytes += (chunk as Buffer).length
-      if (bytes > MAX_ACTION_BODY_BYTES) { this.json(res, 413, { error: { code: 'body-too-large', message: `body over ${MAX_ACTION_BODY_BYTES} bytes` } }); return }
+      if (bytes > MAX_ACTION_BODY_BYTES) {
+        this.json(res, 413, { error: { code: 'body-too-large', message: `body over ${MAX_ACTION_BODY_BYTES} bytes` } })
+        return
+      }
       chunks.push(chunk as Buffer)
     }
     let body: unknown = {}
@@ -284,7 +348,10 @@ export class DashboardSite {
       this.json(res, 400, { error: { code: 'bad-json', message: 'body is not JSON' } })
       return
     }
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) { this.json(res, 400, { error: { code: 'bad-request', message: 'expected a JSON object' } }); return }
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+      this.json(res, 400, { error: { code: 'bad-request', message: 'expected a JSON object' } })
+      return
+    }
     try {
       this.json(res, 200, await action.run(body as Record<string, unknown>))
     } catch (err) {
@@ -293,19 +360,19 @@ export class DashboardSite {
     this.poke()
   }
 
-  private json (res: ServerResponse, status: number, body: unknown): void {
+  private json(res: ServerResponse, status: number, body: unknown): void {
     res.writeHead(status, { 'content-type': 'application/json' })
     res.end(JSON.stringify(body, jsonReplacer) + '\n')
   }
 
-  private text (res: ServerResponse, status: number, message: string): void {
+  private text(res: ServerResponse, status: number, message: string): void {
     res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' })
     res.end(message + '\n')
   }
 }
 
 /** The value of cookie `name` in a Cookie header. */
-export function readCookie (header: string | undefined, name: string): string | undefined {
+export function readCookie(header: string | undefined, name: string): string | undefined {
   if (header === undefined) return undefined
   for (const part of header.split(';')) {
     const eq = part.indexOf('=')
@@ -314,17 +381,23 @@ export function readCookie (header: string | undefined, name: string): string | 
   return undefined
 }
 
-function escapeHtml (text: string): string {
+function escapeHtml(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;')
 }
 
 /** Serves `sites` on their own loopback server (a cluster's page, the lab's watch page). */
-export async function serveSites (sites: DashboardSite[], port: number): Promise<{ port: number, close: () => Promise<void> }> {
+export async function serveSites(
+  sites: DashboardSite[],
+  port: number
+): Promise<{ port: number; close: () => Promise<void> }> {
   const server = createServer((req, res) => {
     const pathname = new URL(req.url ?? '/', 'http://localhost').pathname
     const site = sites.find((s) => s.owns(pathname))
     if (site === undefined) {
-      res.writeHead(pathname === '/' ? 303 : 404, pathname === '/' ? { location: sites[0].prefixPath + '/' } : { 'content-type': 'text/plain' })
+      res.writeHead(
+        pathname === '/' ? 303 : 404,
+        pathname === '/' ? { location: sites[0].prefixPath + '/' } : { 'content-type': 'text/plain' }
+      )
       res.end(pathname === '/' ? '' : 'not found\n')
       return
     }
@@ -334,7 +407,10 @@ export async function serveSites (sites: DashboardSite[], port: number): Promise
   server.requestTimeout = 0 // event streams stay open
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    server.listen(port, '127.0.0.1', () => { server.off('error', reject); resolve() })
+    server.listen(port, '127.0.0.1', () => {
+      server.off('error', reject)
+      resolve()
+    })
   })
   const bound = (server.address() as AddressInfo).port
   for (const s of sites) s.listeningOn(bound)
@@ -343,7 +419,11 @@ export async function serveSites (sites: DashboardSite[], port: number): Promise
     close: async () => {
       for (const s of sites) s.stop()
       server.closeAllConnections()
-      await new Promise<void>((resolve) => { server.close(() => { resolve() }) })
+      await new Promise<void>((resolve) => {
+        server.close(() => {
+          resolve()
+        })
+      })
     }
   }
 }

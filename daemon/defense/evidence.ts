@@ -5,7 +5,12 @@ import { equalBytes, toHex } from '../../protocol/bytes.js'
 import { indexOfKey } from '../../protocol/common.js'
 import { buildEvidence, evidenceId, verifyEvidence, type EquivocationEvidence } from '../../protocol/evidence.js'
 import type { SignatureShare } from '../../protocol/requests.js'
-import { conflictingOutpoints, statementId, statementSignatureOf, type PartitionStatement } from '../../protocol/statement.js'
+import {
+  conflictingOutpoints,
+  statementId,
+  statementSignatureOf,
+  type PartitionStatement
+} from '../../protocol/statement.js'
 import type { Logger } from '../host/log.js'
 import type { PoolGossip } from '../net/gossip.js'
 import type { BoardReplica } from '../replica/board.js'
@@ -64,23 +69,27 @@ export class EvidenceDefense {
   private readonly timers = new Set<NodeJS.Timeout>()
   private stopped = false
 
-  constructor (private readonly options: EvidenceDefenseOptions) {}
+  constructor(private readonly options: EvidenceDefenseOptions) {}
 
-  stop (): void {
+  stop(): void {
     this.stopped = true
     for (const t of this.timers) clearTimeout(t)
     this.timers.clear()
   }
 
   /** Called with the result of every entry this node applies. */
-  onBoardResult (result: ApplyResult): void {
+  onBoardResult(result: ApplyResult): void {
     const { poolBoard } = this.options
     if (result.kind === 'statement' && result.evidenceIds.length > 0 && this.options.enabled) {
       // The board convicted someone from a conflicting statement: tell every member.
       const ids = new Set(result.evidenceIds.map(toHex))
       for (const e of poolBoard.evidence()) {
         if (!ids.has(toHex(e.id))) continue
-        this.options.record(e.evidence, 'detected', `my board rejected the entry at index ${result.index}: it conflicts with a statement it holds`)
+        this.options.record(
+          e.evidence,
+          'detected',
+          `my board rejected the entry at index ${result.index}: it conflicts with a statement it holds`
+        )
         this.gossipOnce(e.evidence)
       }
     }
@@ -90,16 +99,22 @@ export class EvidenceDefense {
   }
 
   /** Watches the statement of a partition round: its signatures may prove an equivocation. */
-  watchStatement (statement: PartitionStatement, roundId: Uint8Array): void {
+  watchStatement(statement: PartitionStatement, roundId: Uint8Array): void {
     const id = statementId(statement)
     const key = toHex(id)
     const nowMs = Date.now()
     if (!this.watched.has(key)) {
       for (const [k, w] of this.watched) if (w.keepUntilMs < nowMs) this.watched.delete(k)
       while (this.watched.size >= MAX_STATEMENTS_WATCHED) this.watched.delete(this.watched.keys().next().value!)
-      this.watched.set(key, { id, statement: { ...statement, signatures: [] }, signatures: new Map(), keepUntilMs: nowMs + this.options.watchMs })
+      this.watched.set(key, {
+        id,
+        statement: { ...statement, signatures: [] },
+        signatures: new Map(),
+        keepUntilMs: nowMs + this.options.watchMs
+      })
     }
-    while (this.roundStatement.size >= MAX_STATEMENTS_WATCHED) this.roundStatement.delete(this.roundStatement.keys().next().value!)
+    while (this.roundStatement.size >= MAX_STATEMENTS_WATCHED)
+      this.roundStatement.delete(this.roundStatement.keys().next().value!)
     this.roundStatement.set(toHex(roundId), key)
     // Shares that arrived before their request.
     for (let i = this.earlyShares.length - 1; i >= 0; i--) {
@@ -112,7 +127,7 @@ export class EvidenceDefense {
   }
 
   /** A statement signature seen by gossip: does it, with a signature we know, prove an equivocation? */
-  watchShare (share: SignatureShare, from: string): void {
+  watchShare(share: SignatureShare, from: string): void {
     const key = this.roundStatement.get(toHex(share.roundId))
     const w = key === undefined ? undefined : this.watched.get(key)
     if (w === undefined) {
@@ -123,7 +138,11 @@ export class EvidenceDefense {
     if (!equalBytes(share.subject, w.id) || indexOfKey(w.statement.actives, share.member) < 0) return
     const cache = this.options.poolBoard.signatureCache
     if (!cache.verify(share.signature, share.subject, share.member)) {
-      this.options.gossip.drop('forged', from, `a statement signature by ${this.options.nameOf(share.member)} that does not verify`)
+      this.options.gossip.drop(
+        'forged',
+        from,
+        `a statement signature by ${this.options.nameOf(share.member)} that does not verify`
+      )
       return
     }
     w.signatures.set(toHex(share.member), share.signature)
@@ -142,52 +161,78 @@ export class EvidenceDefense {
   }
 
   /** Evidence another member gossiped. */
-  onGossipedEvidence (ev: EquivocationEvidence, from: string): void {
+  onGossipedEvidence(ev: EquivocationEvidence, from: string): void {
     if (!this.options.enabled) return
     const { poolBoard } = this.options
     const poolId = poolBoard.poolId
     if (poolId === null) return
     // Through the signature cache: a signature is checked once per node.
     const v = verifyEvidence(ev, poolId, poolBoard.signatureCache.verifier)
-    if (!v.ok) { this.options.gossip.drop('forged', from, `evidence: ${v.reason}`); return }
+    if (!v.ok) {
+      this.options.gossip.drop('forged', from, `evidence: ${v.reason}`)
+      return
+    }
     this.found(ev, 'gossip')
   }
 
   /** Makes sure the board records `ev`: gossip it, and propose it (the leader at once, others if it is still missing later). */
-  private found (ev: EquivocationEvidence, source: 'detected' | 'gossip'): void {
+  private found(ev: EquivocationEvidence, source: 'detected' | 'gossip'): void {
     if (!this.options.enabled) return
-    this.options.record(ev, source === 'detected' ? 'detected' : 'learned', source === 'detected' ? 'its signatures on both, seen by gossip' : 'evidence sent by another member')
+    this.options.record(
+      ev,
+      source === 'detected' ? 'detected' : 'learned',
+      source === 'detected' ? 'its signatures on both, seen by gossip' : 'evidence sent by another member'
+    )
     const id = toHex(evidenceId(ev))
     if (this.boardHas(id) || this.pending.has(id)) return
     if (this.pending.size >= MAX_PENDING_EVIDENCE) return
     this.pending.set(id, ev)
-    this.options.logger.warn({ member: this.options.nameOf(ev.member), first: toHex(statementId(ev.first)), second: toHex(statementId(ev.second)), source }, 'equivocation: a member signed two conflicting statements')
+    this.options.logger.warn(
+      {
+        member: this.options.nameOf(ev.member),
+        first: toHex(statementId(ev.first)),
+        second: toHex(statementId(ev.second)),
+        source
+      },
+      'equivocation: a member signed two conflicting statements'
+    )
     if (source === 'detected') this.gossipOnce(ev)
-    const propose = (): void => { void this.propose(id) }
+    const propose = (): void => {
+      void this.propose(id)
+    }
     if (this.options.board.role === 'leader') propose()
     else {
-      const timer = setTimeout(() => { this.timers.delete(timer); propose() }, EVIDENCE_FALLBACK_MS)
+      const timer = setTimeout(() => {
+        this.timers.delete(timer)
+        propose()
+      }, EVIDENCE_FALLBACK_MS)
       timer.unref()
       this.timers.add(timer)
     }
   }
 
-  private async propose (id: string): Promise<void> {
+  private async propose(id: string): Promise<void> {
     const ev = this.pending.get(id)
     if (ev === undefined || this.stopped) return
     try {
       if (this.options.board.role !== 'leader') await this.options.read()
       if (this.boardHas(id)) return
       const result = await this.options.propose(encodeEvidenceEntry(ev), EVIDENCE_PROPOSE_TIMEOUT_MS)
-      this.options.logger.info({ evidence: id.slice(0, 16), outcome: result.outcome, reason: result.reason, index: result.index }, 'proposed equivocation evidence')
+      this.options.logger.info(
+        { evidence: id.slice(0, 16), outcome: result.outcome, reason: result.reason, index: result.index },
+        'proposed equivocation evidence'
+      )
     } catch (err) {
-      this.options.logger.warn({ evidence: id.slice(0, 16), err: (err as Error).message }, 'could not propose equivocation evidence')
+      this.options.logger.warn(
+        { evidence: id.slice(0, 16), err: (err as Error).message },
+        'could not propose equivocation evidence'
+      )
     } finally {
       this.pending.delete(id)
     }
   }
 
-  private gossipOnce (ev: EquivocationEvidence): void {
+  private gossipOnce(ev: EquivocationEvidence): void {
     const id = toHex(evidenceId(ev))
     if (this.gossiped.has(id)) return
     if (this.gossiped.size >= MAX_GOSSIPED_EVIDENCE_IDS) this.gossiped.clear()
@@ -195,7 +240,7 @@ export class EvidenceDefense {
     void this.options.gossip.publish({ kind: 'evidence', evidence: ev })
   }
 
-  private boardHas (idHex: string): boolean {
+  private boardHas(idHex: string): boolean {
     return this.options.poolBoard.evidence().some((e) => toHex(e.id) === idHex)
   }
 }

@@ -38,7 +38,7 @@ export interface DefenseStatus {
   labCoalition: boolean
   alarms: DefenseAlarm[]
   /** Statements other members proved this node's board lacks (hash-chain proofs). */
-  reported: Array<{ statementId: string, index: number, reporter: string }>
+  reported: Array<{ statementId: string; index: number; reporter: string }>
   quorumVerifiedThrough: number
 }
 
@@ -50,37 +50,50 @@ export class Defenses {
   private readonly statements: StatementCheck
   private readonly hashChain: HashChainDefense
 
-  constructor (private readonly options: DefensesOptions) {
+  constructor(private readonly options: DefensesOptions) {
     const { config } = options
     this.log = new DefenseLog(options.logger)
     // A coalition member (lab) defends nothing: it is the attacker.
-    this.enabled = config.lab && config.labCoalition
-      ? { quorumRead: false, hashChain: false, gossipCheck: false, evidence: false }
-      : { ...config.defenses }
-    const nameOf = (peerId: string): string => config.members.find((m) => m.peerId === peerId)?.name ?? peerId.slice(0, 12)
+    this.enabled =
+      config.lab && config.labCoalition
+        ? { quorumRead: false, hashChain: false, gossipCheck: false, evidence: false }
+        : { ...config.defenses }
+    const nameOf = (peerId: string): string =>
+      config.members.find((m) => m.peerId === peerId)?.name ?? peerId.slice(0, 12)
     const answerDelayMs = config.lab ? config.labAnswerDelayMs : 0
-    const shared = { ...options, nameOf, nameOfKey: (key: Uint8Array) => this.nameOfKey(key), log: this.log, answerDelayMs, verify: (s: PartitionStatement) => this.verified(s) }
+    const shared = {
+      ...options,
+      nameOf,
+      nameOfKey: (key: Uint8Array) => this.nameOfKey(key),
+      log: this.log,
+      answerDelayMs,
+      verify: (s: PartitionStatement) => this.verified(s)
+    }
     this.quorum = new QuorumRead({ ...shared, enabled: this.enabled.quorumRead })
     this.statements = new StatementCheck({ ...shared, enabled: this.enabled.gossipCheck })
     this.hashChain = new HashChainDefense({ ...shared, enabled: this.enabled.hashChain })
-    options.applied.subscribe(({ entries }) => { this.quorum.onApplied(entries) })
-    options.alarms.subscribe((alarm) => { this.hashChain.onAlarm(alarm) })
+    options.applied.subscribe(({ entries }) => {
+      this.quorum.onApplied(entries)
+    })
+    options.alarms.subscribe((alarm) => {
+      this.hashChain.onAlarm(alarm)
+    })
   }
 
-  async start (): Promise<void> {
+  async start(): Promise<void> {
     // Every node answers the questions, whatever it runs itself: they cost little and help the others.
     await this.quorum.start()
     await this.statements.start()
     await this.hashChain.start()
   }
 
-  stop (): void {
+  stop(): void {
     this.quorum.stop()
     this.hashChain.stop()
   }
 
   /** A member connected: re-offer it the proofs it has not acknowledged (it may have been offline). */
-  onPeerConnected (peerId: string): void {
+  onPeerConnected(peerId: string): void {
     this.hashChain.offerTo(peerId)
   }
 
@@ -88,7 +101,7 @@ export class Defenses {
    * A statement another member proved this node's board lacks, and that conflicts with `statement`:
    * checked before anything else, it needs no network.
    */
-  reportedConflict (statement: PartitionStatement): DefenseRefusal | null {
+  reportedConflict(statement: PartitionStatement): DefenseRefusal | null {
     return this.hashChain.conflictWith(statement)
   }
 
@@ -98,20 +111,36 @@ export class Defenses {
    * DefenseRefusal naming what was found.
    */
   /** A request to sign arrived: the quorum read of what is applied starts now, beside the board read. */
-  prepare (): void {
+  prepare(): void {
     this.quorum.prepare()
   }
 
-  async beforeSign (statement: PartitionStatement, deadlineMs: number, hop: (name: string) => void = () => {}): Promise<void> {
+  async beforeSign(
+    statement: PartitionStatement,
+    deadlineMs: number,
+    hop: (name: string) => void = () => {}
+  ): Promise<void> {
     const [quorum, gossip] = await Promise.all([
-      this.quorum.beforeSign(deadlineMs).then(() => { hop('quorum-read'); return null }, (err: unknown) => err),
-      this.statements.beforeSign(statement, deadlineMs).then(() => { hop('ask-members'); return null }, (err: unknown) => err)
+      this.quorum.beforeSign(deadlineMs).then(
+        () => {
+          hop('quorum-read')
+          return null
+        },
+        (err: unknown) => err
+      ),
+      this.statements.beforeSign(statement, deadlineMs).then(
+        () => {
+          hop('ask-members')
+          return null
+        },
+        (err: unknown) => err
+      )
     ])
     for (const err of [quorum, gossip]) if (err !== null) throw err
   }
 
   /** Equivocation evidence this node found (or was sent): recorded, when the evidence defense is on. */
-  onEvidence (ev: EquivocationEvidence, how: 'detected' | 'learned', where: string): void {
+  onEvidence(ev: EquivocationEvidence, how: 'detected' | 'learned', where: string): void {
     if (!this.enabled.evidence) return
     const accused = this.nameOfKey(ev.member)
     const first = statementId(ev.first)
@@ -126,7 +155,7 @@ export class Defenses {
     })
   }
 
-  status (): DefenseStatus {
+  status(): DefenseStatus {
     return {
       enabled: { ...this.enabled },
       labCoalition: this.options.config.lab && this.options.config.labCoalition,
@@ -136,7 +165,7 @@ export class Defenses {
     }
   }
 
-  private nameOfKey (key: Uint8Array): string {
+  private nameOfKey(key: Uint8Array): string {
     const genesis = this.options.poolBoard.genesis
     const peerId = genesis?.members.find((m) => equalBytes(m.key, key))?.peerId
     const name = peerId === undefined ? undefined : this.options.config.members.find((m) => m.peerId === peerId)?.name
@@ -148,12 +177,12 @@ export class Defenses {
    * be a partition of the state it claims, complete, every signature valid). Null if it is not a
    * statement of a state this node holds as current (then it conflicts with nothing it would sign).
    */
-  private verified (s: PartitionStatement): { ok: true } | { ok: false, reason: string } | null {
+  private verified(s: PartitionStatement): { ok: true } | { ok: false; reason: string } | null {
     const { poolBoard } = this.options
-    if (poolBoard.poolId === null || !equalBytes(s.poolId, poolBoard.poolId)) return { ok: false, reason: 'about another pool' }
+    if (poolBoard.poolId === null || !equalBytes(s.poolId, poolBoard.poolId))
+      return { ok: false, reason: 'about another pool' }
     const parent = poolBoard.currentState(s.parent.pool)
     if (parent === undefined || parent.stateNumber !== s.parent.stateNumber) return null
     return verifyStatement(s, { parent })
   }
 }
-

@@ -24,25 +24,34 @@ export class DefenseLog {
   private readonly alarms: DefenseAlarm[] = []
   private readonly seen = new Set<string>()
 
-  constructor (private readonly logger: Logger) {}
+  constructor(private readonly logger: Logger) {}
 
   /** Records `alarm` unless one with the same `key` was recorded; returns whether it was new. */
-  record (key: string, alarm: Omit<DefenseAlarm, 'atMs'>): boolean {
+  record(key: string, alarm: Omit<DefenseAlarm, 'atMs'>): boolean {
     if (this.seen.has(key)) return false
     if (this.seen.size >= MAX_ALARMS_KEPT * 4) this.seen.clear()
     this.seen.add(key)
     this.alarms.push({ atMs: Date.now(), ...alarm })
     if (this.alarms.length > MAX_ALARMS_KEPT) this.alarms.shift()
-    this.logger.warn({ defense: alarm.defense, how: alarm.how, members: alarm.members, index: alarm.index, statement: alarm.statementId }, `defense: ${alarm.message}`)
+    this.logger.warn(
+      {
+        defense: alarm.defense,
+        how: alarm.how,
+        members: alarm.members,
+        index: alarm.index,
+        statement: alarm.statementId
+      },
+      `defense: ${alarm.message}`
+    )
     return true
   }
 
-  list (): DefenseAlarm[] {
+  list(): DefenseAlarm[] {
     return [...this.alarms]
   }
 
   /** How many detections are kept (at most MAX_ALARMS_KEPT). */
-  get count (): number {
+  get count(): number {
     return this.alarms.length
   }
 }

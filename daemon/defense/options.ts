@@ -35,5 +35,5 @@ export interface DefensePartOptions extends DefensesOptions {
   nameOfKey: (key: Uint8Array) => string
   answerDelayMs: number
   /** Checks a statement another member sent against this node's view (null: not of a state it holds as current). */
-  verify: (s: PartitionStatement) => { ok: true } | { ok: false, reason: string } | null
+  verify: (s: PartitionStatement) => { ok: true } | { ok: false; reason: string } | null
 }

@@ -59,54 +59,96 @@ const KIND_NAMES: Record<number, string> = {
   ...Object.fromEntries(Object.entries(ENTRY_KIND).map(([name, code]) => [code, `a ${name} entry`]))
 }
 
-export interface EntryDigest { index: number, term: number, kind: number, contentHash: Uint8Array }
-export interface DigestRequest { from: number, to: number }
-export interface DigestResponse { applied: number, from: number, entries: Array<Omit<EntryDigest, 'index'>> }
+export interface EntryDigest {
+  index: number
+  term: number
+  kind: number
+  contentHash: Uint8Array
+}
+export interface DigestRequest {
+  from: number
+  to: number
+}
+export interface DigestResponse {
+  applied: number
+  from: number
+  entries: Array<Omit<EntryDigest, 'index'>>
+}
 
 /** Term, kind and content hash of one entry: equal digests mean the same entry. */
-export function digestOf (e: Entry): EntryDigest {
+export function digestOf(e: Entry): EntryDigest {
   let kind = KIND_UNKNOWN
   if (e.type === 'confChange') kind = KIND_CONFIG
   else if (e.data.length === 0) kind = KIND_NOOP
-  else if (e.data.length >= 2 && e.data[0] === BOARD_ENTRY_VERSION && Object.values(ENTRY_KIND).includes(e.data[1] as never)) kind = e.data[1]
-  const h = createHash('sha256').update(Uint8Array.of(e.type === 'normal' ? 0 : 1)).update(e.data).digest()
+  else if (
+    e.data.length >= 2 &&
+    e.data[0] === BOARD_ENTRY_VERSION &&
+    Object.values(ENTRY_KIND).includes(e.data[1] as never)
+  )
+    kind = e.data[1]
+  const h = createHash('sha256')
+    .update(Uint8Array.of(e.type === 'normal' ? 0 : 1))
+    .update(e.data)
+    .digest()
   return { index: e.index, term: e.term, kind, contentHash: new Uint8Array(h.buffer, h.byteOffset, h.byteLength) }
 }
 
-export function encodeDigestRequest (r: DigestRequest): Uint8Array {
+export function encodeDigestRequest(r: DigestRequest): Uint8Array {
   return new Writer(24).u8(DIGEST_VERSION).u53(r.from, 'from').u53(r.to, 'to').finish()
 }
 
-export function decodeDigestRequest (bytes: Uint8Array): DigestRequest {
+export function decodeDigestRequest(bytes: Uint8Array): DigestRequest {
   return decodeAll(bytes, 'digest request', (r: Reader) => {
     r.version([DIGEST_VERSION])
     const from = r.u53('from')
     const to = r.u53('to')
     r.check(from >= 1, 'from', 'expected an index >= 1')
-    r.check(to >= from && to - from < MAX_DIGEST_ENTRIES, 'to', () => `expected from ${from} to ${from + MAX_DIGEST_ENTRIES - 1}, got ${to}`)
+    r.check(
+      to >= from && to - from < MAX_DIGEST_ENTRIES,
+      'to',
+      () => `expected from ${from} to ${from + MAX_DIGEST_ENTRIES - 1}, got ${to}`
+    )
     return { from, to }
   })
 }
 
-export function encodeDigestResponse (r: DigestResponse): Uint8Array {
+export function encodeDigestResponse(r: DigestResponse): Uint8Array {
   const w = new Writer(32 + r.entries.length * 48).u8(DIGEST_VERSION).u53(r.applied, 'applied').u53(r.from, 'from')
-  w.array(r.entries, MAX_DIGEST_ENTRIES, (w, e) => { w.u53(e.term, 'term').u8(e.kind, 'kind').bytes32(e.contentHash, 'contentHash') }, 'entries')
+  w.array(
+    r.entries,
+    MAX_DIGEST_ENTRIES,
+    (w, e) => {
+      w.u53(e.term, 'term').u8(e.kind, 'kind').bytes32(e.contentHash, 'contentHash')
+    },
+    'entries'
+  )
   return w.finish()
 }
 
-export function decodeDigestResponse (bytes: Uint8Array): DigestResponse {
+export function decodeDigestResponse(bytes: Uint8Array): DigestResponse {
   return decodeAll(bytes, 'digest response', (r: Reader) => {
     r.version([DIGEST_VERSION])
     const applied = r.u53('applied')
     const from = r.u53('from')
-    const entries = r.array('entries', MAX_DIGEST_ENTRIES, (r) => ({ term: r.u53('term'), kind: r.u8('kind'), contentHash: r.bytes32('contentHash') }), 41)
+    const entries = r.array(
+      'entries',
+      MAX_DIGEST_ENTRIES,
+      (r) => ({ term: r.u53('term'), kind: r.u8('kind'), contentHash: r.bytes32('contentHash') }),
+      41
+    )
     r.check(from >= 1 && from + entries.length - 1 <= applied, 'entries', 'entries beyond the applied index')
     return { applied, from, entries }
   })
 }
 
 /** A member holding another entry than this node at an index both hold committed. */
-export interface Disagreement { peerId: string, member: string, index: number, mine: EntryDigest, theirs: EntryDigest }
+export interface Disagreement {
+  peerId: string
+  member: string
+  index: number
+  mine: EntryDigest
+  theirs: EntryDigest
+}
 
 export interface QuorumVerdict {
   /** Members whose answers covered the whole range, in the order they came. */
@@ -126,13 +168,13 @@ export class QuorumRead {
   /** Digests of recently applied entries by index; the oldest are dropped first. */
   private readonly digests = new Map<number, EntryDigest>()
   /** Answers waiting until this node has applied an index (woken by onApplied, not polled). */
-  private readonly catchUp = new Set<{ index: number, wake: () => void }>()
+  private readonly catchUp = new Set<{ index: number; wake: () => void }>()
   /** The last entry onApplied saw. */
   private appliedThrough = 0
 
-  constructor (private readonly options: DefensePartOptions) {}
+  constructor(private readonly options: DefensePartOptions) {}
 
-  async start (): Promise<void> {
+  async start(): Promise<void> {
     const { rpc, answerDelayMs } = this.options
     await rpc.handle(DIGEST_PROTOCOL, async (request) => {
       let req: DigestRequest
@@ -150,12 +192,14 @@ export class QuorumRead {
       return encodeDigestResponse({ applied, from: req.from, entries })
     })
     if (!this.options.enabled) return
-    this.timer = setInterval(() => { this.background() }, CHECK_INTERVAL_MS)
+    this.timer = setInterval(() => {
+      this.background()
+    }, CHECK_INTERVAL_MS)
     this.timer.unref()
   }
 
   /** Remembers the digests of entries just applied (each entry is hashed once, here). */
-  onApplied (entries: readonly Entry[]): void {
+  onApplied(entries: readonly Entry[]): void {
     // Kept whether or not this node asks: its answers to the members that do come from here, as
     // soon as an entry is applied (the store's applied index follows once the batch is written).
     for (const e of entries) {
@@ -168,17 +212,21 @@ export class QuorumRead {
   }
 
   /** How far this node has applied: in memory (onApplied) or in the store, whichever is further. */
-  private appliedIndex (): number {
+  private appliedIndex(): number {
     return Math.max(this.options.board.appliedIndex, this.appliedThrough)
   }
 
   /** Resolves once this node has applied `index`, or after `timeoutMs` (the answer then says how far it got). */
-  private async appliedAtLeast (index: number, timeoutMs: number): Promise<void> {
+  private async appliedAtLeast(index: number, timeoutMs: number): Promise<void> {
     if (this.appliedIndex() >= index || this.stopped || this.catchUp.size >= MAX_CATCH_UP_WAITERS) return
     await new Promise<void>((resolve) => {
       const waiter = {
         index,
-        wake: () => { clearTimeout(timer); this.catchUp.delete(waiter); resolve() }
+        wake: () => {
+          clearTimeout(timer)
+          this.catchUp.delete(waiter)
+          resolve()
+        }
       }
       const timer = setTimeout(waiter.wake, timeoutMs)
       this.catchUp.add(waiter)
@@ -186,12 +234,16 @@ export class QuorumRead {
   }
 
   /** Digests of the committed entries from..to this node holds, from memory where it can. */
-  private async digestsOf (from: number, to: number): Promise<EntryDigest[]> {
+  private async digestsOf(from: number, to: number): Promise<EntryDigest[]> {
     const out: EntryDigest[] = []
     let i = from
     while (i <= to) {
       const d = this.digests.get(i)
-      if (d !== undefined) { out.push(d); i++; continue }
+      if (d !== undefined) {
+        out.push(d)
+        i++
+        continue
+      }
       // Not in memory: from the store, which holds what was applied through its applied index.
       const storedThrough = Math.min(to, this.options.board.appliedIndex)
       if (i > storedThrough) break
@@ -205,14 +257,14 @@ export class QuorumRead {
     return out
   }
 
-  stop (): void {
+  stop(): void {
     this.stopped = true
     for (const w of this.catchUp) w.wake()
     if (this.timer !== undefined) clearInterval(this.timer)
   }
 
   /** Before signing: the history up to the applied index must match a majority's. Throws DefenseRefusal. */
-  async beforeSign (deadlineMs: number): Promise<void> {
+  async beforeSign(deadlineMs: number): Promise<void> {
     if (!this.options.enabled) return
     // A background check in flight covers part of the range: let it end first.
     if (this.checking !== null) await this.checking.catch(() => undefined)
@@ -221,11 +273,17 @@ export class QuorumRead {
     const verdict = await this.run(to, Math.min(deadlineMs, Date.now() + QUORUM_TIMEOUT_MS))
     const d = verdict.disagreements[0]
     if (d !== undefined) {
-      throw new DefenseRefusal('quorum-read', `${describe(d)}: some member holds a different board history; I do not sign on a history a majority does not confirm`)
+      throw new DefenseRefusal(
+        'quorum-read',
+        `${describe(d)}: some member holds a different board history; I do not sign on a history a majority does not confirm`
+      )
     }
     if (!verdict.majority) {
       const n = this.options.config.members.length
-      throw new DefenseRefusal('quorum-read', `only ${verdict.answered.length + 1} of ${n} members (me included) confirmed the board history up to index ${to} in time (${verdict.answered.join(', ') || 'nobody else'}); a majority is ${Math.floor(n / 2) + 1}`)
+      throw new DefenseRefusal(
+        'quorum-read',
+        `only ${verdict.answered.length + 1} of ${n} members (me included) confirmed the board history up to index ${to} in time (${verdict.answered.join(', ') || 'nobody else'}); a majority is ${Math.floor(n / 2) + 1}`
+      )
     }
   }
 
@@ -234,7 +292,7 @@ export class QuorumRead {
    * follow its linearizable read: beforeSign then waits for this check and checks only what the
    * read applied after it, so the two run side by side and nothing goes unchecked.
    */
-  prepare (): void {
+  prepare(): void {
     if (!this.options.enabled || this.stopped || this.checking !== null) return
     const to = this.options.board.appliedIndex
     if (to <= this.verifiedThrough) return
@@ -243,7 +301,7 @@ export class QuorumRead {
     })
   }
 
-  private background (): void {
+  private background(): void {
     if (this.stopped || this.checking !== null) return
     const { board } = this.options
     const to = board.appliedIndex
@@ -253,7 +311,7 @@ export class QuorumRead {
     })
   }
 
-  private async run (to: number, deadlineMs: number): Promise<QuorumVerdict> {
+  private async run(to: number, deadlineMs: number): Promise<QuorumVerdict> {
     const work = this.check(to, deadlineMs)
     this.checking = work
     try {
@@ -264,7 +322,7 @@ export class QuorumRead {
   }
 
   /** Cross-checks the entries after `verifiedThrough` up to `to`, page by page, with a majority. */
-  private async check (to: number, deadlineMs: number): Promise<QuorumVerdict> {
+  private async check(to: number, deadlineMs: number): Promise<QuorumVerdict> {
     let from = Math.max(this.verifiedThrough + 1, to - MAX_CHECK_ENTRIES + 1)
     let verdict: QuorumVerdict = { answered: [], disagreements: [], majority: true, to }
     while (from <= to) {
@@ -282,16 +340,21 @@ export class QuorumRead {
       }
       if (verdict.disagreements.length > 0 || !verdict.majority) return verdict
       this.verifiedThrough = Math.max(this.verifiedThrough, last)
+      this.options.logger.debug(
+        { from, to: last, answered: verdict.answered },
+        "quorum read: a majority agrees with this node's history"
+      )
       from = last + 1
     }
     return verdict
   }
 
   /** One page: every other member is asked; the first majority of complete answers decides. */
-  private async page (from: number, to: number, deadlineMs: number): Promise<QuorumVerdict> {
+  private async page(from: number, to: number, deadlineMs: number): Promise<QuorumVerdict> {
     const { config, selfPeerId, rpc, nameOf } = this.options
     const own = await this.digestsOf(from, to)
-    if (own.length !== to - from + 1) throw new Error(`quorum read: this node holds ${own.length} of the entries ${from}..${to}`)
+    if (own.length !== to - from + 1)
+      throw new Error(`quorum read: this node holds ${own.length} of the entries ${from}..${to}`)
     const others = config.members.filter((m) => m.peerId !== selfPeerId)
     const need = Math.floor(config.members.length / 2)
     const request = encodeDigestRequest({ from, to })
@@ -309,30 +372,40 @@ export class QuorumRead {
       }
       const timer = setTimeout(finish, Math.max(0, deadlineMs - Date.now()))
       for (const m of others) {
-        rpc.call(m.peerId, DIGEST_PROTOCOL, request, Math.max(1, deadlineMs - Date.now())).then((bytes) => {
-          if (done) return
-          const answer = decodeDigestResponse(bytes)
-          if (answer.from !== from || answer.applied < to || answer.entries.length !== to - from + 1) return // behind: it cannot confirm
-          answered.push(nameOf(m.peerId))
-          for (let k = 0; k < own.length; k++) {
-            const theirs = { index: from + k, ...answer.entries[k] }
-            const mine = own[k]
-            if (theirs.term !== mine.term || theirs.kind !== mine.kind || !equalBytes(theirs.contentHash, mine.contentHash)) {
-              disagreements.push({ peerId: m.peerId, member: nameOf(m.peerId), index: theirs.index, mine, theirs })
-              break
+        rpc
+          .call(m.peerId, DIGEST_PROTOCOL, request, Math.max(1, deadlineMs - Date.now()))
+          .then((bytes) => {
+            if (done) return
+            const answer = decodeDigestResponse(bytes)
+            if (answer.from !== from || answer.applied < to || answer.entries.length !== to - from + 1) return // behind: it cannot confirm
+            answered.push(nameOf(m.peerId))
+            for (let k = 0; k < own.length; k++) {
+              const theirs = { index: from + k, ...answer.entries[k] }
+              const mine = own[k]
+              if (
+                theirs.term !== mine.term ||
+                theirs.kind !== mine.kind ||
+                !equalBytes(theirs.contentHash, mine.contentHash)
+              ) {
+                disagreements.push({ peerId: m.peerId, member: nameOf(m.peerId), index: theirs.index, mine, theirs })
+                break
+              }
             }
-          }
-          if (answered.length >= need) finish()
-        }).catch(() => { /* unreachable or malformed: not an answer */ }).finally(() => {
-          pending--
-          if (pending === 0) finish()
-        })
+            if (answered.length >= need) finish()
+          })
+          .catch(() => {
+            /* unreachable or malformed: not an answer */
+          })
+          .finally(() => {
+            pending--
+            if (pending === 0) finish()
+          })
       }
       if (others.length === 0) finish()
     })
   }
 }
 
-function describe (d: Disagreement): string {
+function describe(d: Disagreement): string {
   return `${d.member} holds another board entry at index ${d.index} than mine: ${KIND_NAMES[d.theirs.kind] ?? 'an entry'} of term ${d.theirs.term} (content ${toHex(d.theirs.contentHash).slice(0, 16)}), where I hold ${KIND_NAMES[d.mine.kind] ?? 'an entry'} of term ${d.mine.term} (content ${toHex(d.mine.contentHash).slice(0, 16)})`
 }

@@ -7,14 +7,21 @@ import type { RefusalConflict } from '../net/gossip.js'
 
 /** A defense will not let this node sign: becomes a signed refusal naming what was found. */
 export class DefenseRefusal extends Error {
-  constructor (readonly code: string, message: string, readonly conflict: RefusalConflict | null = null) {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly conflict: RefusalConflict | null = null
+  ) {
     super(message)
     this.name = 'DefenseRefusal'
   }
 }
 
 /** The statements among `known` that conflict with `statement` (other ids spending a common outpoint). */
-export function conflictsAmong<T extends { statement: PartitionStatement }> (known: Iterable<T>, statement: PartitionStatement): T[] {
+export function conflictsAmong<T extends { statement: PartitionStatement }>(
+  known: Iterable<T>,
+  statement: PartitionStatement
+): T[] {
   const id = statementId(statement)
   const out: T[] = []
   for (const k of known) {
@@ -25,6 +32,9 @@ export function conflictsAmong<T extends { statement: PartitionStatement }> (kno
 }
 
 /** "node1, node2" for a statement's actives. */
-export function activesOf (s: PartitionStatement, nameOfKey: (key: Uint8Array) => string): string {
-  return s.actives.map(nameOfKey).sort((a, b) => a.localeCompare(b, 'en', { numeric: true })).join(', ')
+export function activesOf(s: PartitionStatement, nameOfKey: (key: Uint8Array) => string): string {
+  return s.actives
+    .map(nameOfKey)
+    .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }))
+    .join(', ')
 }

@@ -2,11 +2,11 @@
 export class EventSource<T> {
   private readonly listeners: Array<(event: T) => void> = []
 
-  subscribe (listener: (event: T) => void): void {
+  subscribe(listener: (event: T) => void): void {
     this.listeners.push(listener)
   }
 
-  emit (event: T): void {
+  emit(event: T): void {
     for (const l of this.listeners) l(event)
   }
 }

@@ -9,10 +9,13 @@ interface WithResolvers<T> {
 const promiseConstructor = Promise as unknown as { withResolvers?: <T>() => WithResolvers<T> }
 
 if (typeof promiseConstructor.withResolvers !== 'function') {
-  promiseConstructor.withResolvers = function withResolvers<T> (): WithResolvers<T> {
+  promiseConstructor.withResolvers = function withResolvers<T>(): WithResolvers<T> {
     let resolve!: WithResolvers<T>['resolve']
     let reject!: WithResolvers<T>['reject']
-    const promise = new Promise<T>((res, rej) => { resolve = res; reject = rej })
+    const promise = new Promise<T>((res, rej) => {
+      resolve = res
+      reject = rej
+    })
     return { promise, resolve, reject }
   }
 }

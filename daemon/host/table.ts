@@ -1,11 +1,16 @@
 /** Renders rows as an aligned text table with a header and a rule under it. */
-export function renderTable (headers: readonly string[], rows: ReadonlyArray<readonly string[]>, options: { alignRight?: readonly number[] } = {}): string {
+export function renderTable(
+  headers: readonly string[],
+  rows: ReadonlyArray<readonly string[]>,
+  options: { alignRight?: readonly number[] } = {}
+): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
   const right = new Set(options.alignRight ?? [])
-  const line = (cells: readonly string[]): string => cells
-    .map((c, i) => right.has(i) ? c.padStart(widths[i]) : c.padEnd(widths[i]))
-    .join('  ')
-    .trimEnd()
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((c, i) => (right.has(i) ? c.padStart(widths[i]) : c.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd()
   return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n')
 }
 
@@ -15,9 +20,12 @@ export class Progress {
   private lastPrintMs = 0
   private readonly tty = process.stderr.isTTY === true
 
-  constructor (private readonly enabled = true, private readonly minIntervalMs = 2_000) {}
+  constructor(
+    private readonly enabled = true,
+    private readonly minIntervalMs = 2_000
+  ) {}
 
-  update (text: string): void {
+  update(text: string): void {
     if (!this.enabled || text === this.lastText) return
     this.lastText = text
     if (this.tty) {
@@ -30,7 +38,7 @@ export class Progress {
     process.stderr.write(text + '\n')
   }
 
-  done (text?: string): void {
+  done(text?: string): void {
     if (!this.enabled) return
     if (this.tty && this.lastText !== '') process.stderr.write('\r\x1b[K')
     if (text !== undefined) process.stderr.write(text + '\n')

@@ -7,8 +7,18 @@ import { sha256, TAGS, taggedHash } from '../../protocol/hash.js'
 import { signHash } from '../../protocol/keys.js'
 import { MAX_OBJECT_BYTES } from '../../protocol/limits.js'
 import {
-  decodeMergeRequest, decodePartitionRequest, decodeSignatureShare, decodeUpdateRequest, encodeMergeRequest, encodePartitionRequest, encodeSignatureShare, encodeUpdateRequest,
-  type MergeRequest, type PartitionRequest, type SignatureShare, type UpdateRequest
+  decodeMergeRequest,
+  decodePartitionRequest,
+  decodeSignatureShare,
+  decodeUpdateRequest,
+  encodeMergeRequest,
+  encodePartitionRequest,
+  encodeSignatureShare,
+  encodeUpdateRequest,
+  type MergeRequest,
+  type PartitionRequest,
+  type SignatureShare,
+  type UpdateRequest
 } from '../../protocol/requests.js'
 import { LogLimiter, type Logger } from '../host/log.js'
 import { sleep } from '../host/wait.js'
@@ -45,8 +55,16 @@ import { sleep } from '../host/wait.js'
 export const GOSSIP_VERSION = 1
 export const REFUSAL_VERSION = 1
 
-export const GOSSIP_KINDS = ['genesis-proposal', 'update-request', 'share', 'partition-request', 'refusal', 'evidence', 'merge-request'] as const
-export type GossipKind = typeof GOSSIP_KINDS[number]
+export const GOSSIP_KINDS = [
+  'genesis-proposal',
+  'update-request',
+  'share',
+  'partition-request',
+  'refusal',
+  'evidence',
+  'merge-request'
+] as const
+export type GossipKind = (typeof GOSSIP_KINDS)[number]
 
 /** Largest payload: a genesis proposal is the biggest (a genesis of up to one protocol object). */
 export const MAX_GOSSIP_PAYLOAD_BYTES = MAX_OBJECT_BYTES + 64
@@ -85,19 +103,19 @@ export interface SignedRefusal {
 export type UnsignedRefusal = Omit<SignedRefusal, 'signature'>
 
 export type GossipMessage =
-  | { kind: 'genesis-proposal', proposal: GenesisProposal }
-  | { kind: 'update-request', request: UpdateRequest }
-  | { kind: 'share', share: SignatureShare }
-  | { kind: 'partition-request', request: PartitionRequest }
-  | { kind: 'refusal', refusal: SignedRefusal }
-  | { kind: 'evidence', evidence: EquivocationEvidence }
-  | { kind: 'merge-request', request: MergeRequest }
+  | { kind: 'genesis-proposal'; proposal: GenesisProposal }
+  | { kind: 'update-request'; request: UpdateRequest }
+  | { kind: 'share'; share: SignatureShare }
+  | { kind: 'partition-request'; request: PartitionRequest }
+  | { kind: 'refusal'; refusal: SignedRefusal }
+  | { kind: 'evidence'; evidence: EquivocationEvidence }
+  | { kind: 'merge-request'; request: MergeRequest }
 
 export const ZERO_POOL_ID = new Uint8Array(32)
 
 // ---- refusal ----
 
-function writeUnsignedRefusal (w: Writer, r: UnsignedRefusal): Writer {
+function writeUnsignedRefusal(w: Writer, r: UnsignedRefusal): Writer {
   w.u8(REFUSAL_VERSION)
   w.bytes32(r.poolId, 'poolId').bytes32(r.roundId, 'roundId').bytes32(r.member, 'member')
   w.string(r.code, MAX_REFUSAL_CODE_BYTES, 'code')
@@ -107,7 +125,7 @@ function writeUnsignedRefusal (w: Writer, r: UnsignedRefusal): Writer {
   return w
 }
 
-function readRefusal (r: Reader): SignedRefusal {
+function readRefusal(r: Reader): SignedRefusal {
   r.version([REFUSAL_VERSION])
   const poolId = r.bytes32('poolId')
   const roundId = r.bytes32('roundId')
@@ -116,26 +134,29 @@ function readRefusal (r: Reader): SignedRefusal {
   const reason = r.string('reason', MAX_REFUSAL_REASON_BYTES)
   const flag = r.u8('conflict')
   let conflict: RefusalConflict | null = null
-  if (flag === 1) conflict = r.field('conflict', (r) => ({ statementId: r.bytes32('statementId'), index: r.u53('index') }))
+  if (flag === 1)
+    conflict = r.field('conflict', (r) => ({ statementId: r.bytes32('statementId'), index: r.u53('index') }))
   else if (flag !== 0) r.fail('conflict', `expected 0 (none) or 1 (statement), got ${flag}`)
   return { poolId, roundId, member, code, reason, conflict, signature: r.bytes64('signature') }
 }
 
 /** What the refusing member signs. */
-export function refusalSigningHash (r: UnsignedRefusal): Uint8Array {
+export function refusalSigningHash(r: UnsignedRefusal): Uint8Array {
   const w = new Writer(256 + r.reason.length)
-  w.field('refusal', (w) => { writeUnsignedRefusal(w, r) })
+  w.field('refusal', (w) => {
+    writeUnsignedRefusal(w, r)
+  })
   // A tag of its own (protocol/hash.ts): a refusal's signature can never pass for a pool object's.
   return taggedHash(TAGS.refusal, w.finish())
 }
 
-export function signRefusal (r: UnsignedRefusal, secretKey: Uint8Array, auxRand?: Uint8Array): SignedRefusal {
+export function signRefusal(r: UnsignedRefusal, secretKey: Uint8Array, auxRand?: Uint8Array): SignedRefusal {
   const unsigned = { ...r, reason: clipUtf8(r.reason, MAX_REFUSAL_REASON_BYTES) }
   return { ...unsigned, signature: signHash(refusalSigningHash(unsigned), secretKey, auxRand) }
 }
 
 /** A reason cut to at most `maxBytes` of UTF-8 without splitting a character. */
-function clipUtf8 (text: string, maxBytes: number): string {
+function clipUtf8(text: string, maxBytes: number): string {
   if (Buffer.byteLength(text) <= maxBytes) return text
   let out = text.slice(0, maxBytes)
   while (Buffer.byteLength(out) > maxBytes - 3) out = out.slice(0, -1)
@@ -144,29 +165,38 @@ function clipUtf8 (text: string, maxBytes: number): string {
 
 // ---- envelope ----
 
-function payloadOf (msg: GossipMessage): Uint8Array {
+function payloadOf(msg: GossipMessage): Uint8Array {
   switch (msg.kind) {
     case 'genesis-proposal': {
       const w = new Writer(1024)
       w.bytes32(msg.proposal.roundId, 'roundId').u53(msg.proposal.deadlineMs, 'deadlineMs')
-      w.field('genesis', (w) => { writeGenesis(w, msg.proposal.genesis) })
+      w.field('genesis', (w) => {
+        writeGenesis(w, msg.proposal.genesis)
+      })
       return w.finish()
     }
-    case 'update-request': return encodeUpdateRequest(msg.request)
-    case 'share': return encodeSignatureShare(msg.share)
-    case 'partition-request': return encodePartitionRequest(msg.request)
+    case 'update-request':
+      return encodeUpdateRequest(msg.request)
+    case 'share':
+      return encodeSignatureShare(msg.share)
+    case 'partition-request':
+      return encodePartitionRequest(msg.request)
     case 'refusal': {
       const w = new Writer(256)
-      w.field('refusal', (w) => { writeUnsignedRefusal(w, msg.refusal).bytes64(msg.refusal.signature, 'signature') })
+      w.field('refusal', (w) => {
+        writeUnsignedRefusal(w, msg.refusal).bytes64(msg.refusal.signature, 'signature')
+      })
       return w.finish()
     }
-    case 'evidence': return encodeEvidence(msg.evidence)
-    case 'merge-request': return encodeMergeRequest(msg.request)
+    case 'evidence':
+      return encodeEvidence(msg.evidence)
+    case 'merge-request':
+      return encodeMergeRequest(msg.request)
   }
 }
 
 /** The envelope of a gossip message; throws `EncodeError` naming the field. */
-export function encodeGossip (msg: GossipMessage): Uint8Array {
+export function encodeGossip(msg: GossipMessage): Uint8Array {
   const code = GOSSIP_KINDS.indexOf(msg.kind) + 1
   if (code < 1) throw new EncodeError('gossip envelope.kind', `unknown kind ${String((msg as { kind: unknown }).kind)}`)
   let payload: Uint8Array
@@ -185,13 +215,15 @@ export function encodeGossip (msg: GossipMessage): Uint8Array {
  * Decodes an envelope and its payload (structure only); throws `DecodeError` whose path names
  * the field, e.g. `gossip envelope: payload: update request: newBalances: count 300 exceeds limit 256`.
  */
-export function decodeGossip (bytes: Uint8Array): GossipMessage {
+export function decodeGossip(bytes: Uint8Array): GossipMessage {
   if (!(bytes instanceof Uint8Array)) throw new DecodeError('gossip envelope', 'input is not a byte array')
-  if (bytes.length > MAX_GOSSIP_MESSAGE_BYTES) throw new DecodeError('gossip envelope', `${bytes.length} bytes, over the limit of ${MAX_GOSSIP_MESSAGE_BYTES}`)
+  if (bytes.length > MAX_GOSSIP_MESSAGE_BYTES)
+    throw new DecodeError('gossip envelope', `${bytes.length} bytes, over the limit of ${MAX_GOSSIP_MESSAGE_BYTES}`)
   const { code, payload } = decodeAll(bytes, 'gossip envelope', (r) => {
     r.version([GOSSIP_VERSION])
     const code = r.u8('kind')
-    if (code < 1 || code > GOSSIP_KINDS.length) r.fail('kind', `unknown kind ${code} (1..${GOSSIP_KINDS.length}: ${GOSSIP_KINDS.join(', ')})`)
+    if (code < 1 || code > GOSSIP_KINDS.length)
+      r.fail('kind', `unknown kind ${code} (1..${GOSSIP_KINDS.length}: ${GOSSIP_KINDS.join(', ')})`)
     return { code, payload: r.bytes('payload', MAX_GOSSIP_PAYLOAD_BYTES) }
   })
   const kind = GOSSIP_KINDS[code - 1]
@@ -203,23 +235,34 @@ export function decodeGossip (bytes: Uint8Array): GossipMessage {
   }
 }
 
-function decodePayload (kind: GossipKind, payload: Uint8Array): GossipMessage {
+function decodePayload(kind: GossipKind, payload: Uint8Array): GossipMessage {
   switch (kind) {
-    case 'genesis-proposal': return {
-      kind,
-      proposal: decodeAll(payload, 'genesis proposal', (r) => ({ roundId: r.bytes32('roundId'), deadlineMs: r.u53('deadlineMs'), genesis: r.field('genesis', readGenesis) }))
-    }
-    case 'update-request': return { kind, request: decodeUpdateRequest(payload) }
-    case 'share': return { kind, share: decodeSignatureShare(payload) }
-    case 'partition-request': return { kind, request: decodePartitionRequest(payload) }
-    case 'refusal': return { kind, refusal: decodeAll(payload, 'refusal', readRefusal) }
-    case 'evidence': return { kind, evidence: decodeEvidence(payload) }
-    case 'merge-request': return { kind, request: decodeMergeRequest(payload) }
+    case 'genesis-proposal':
+      return {
+        kind,
+        proposal: decodeAll(payload, 'genesis proposal', (r) => ({
+          roundId: r.bytes32('roundId'),
+          deadlineMs: r.u53('deadlineMs'),
+          genesis: r.field('genesis', readGenesis)
+        }))
+      }
+    case 'update-request':
+      return { kind, request: decodeUpdateRequest(payload) }
+    case 'share':
+      return { kind, share: decodeSignatureShare(payload) }
+    case 'partition-request':
+      return { kind, request: decodePartitionRequest(payload) }
+    case 'refusal':
+      return { kind, refusal: decodeAll(payload, 'refusal', readRefusal) }
+    case 'evidence':
+      return { kind, evidence: decodeEvidence(payload) }
+    case 'merge-request':
+      return { kind, request: decodeMergeRequest(payload) }
   }
 }
 
 /** The pool's topic: the same on every member, derived from the sorted member peer ids. */
-export function poolTopic (memberPeerIds: readonly string[]): string {
+export function poolTopic(memberPeerIds: readonly string[]): string {
   const ids = [...memberPeerIds].sort().join(',')
   return `/poolboard/pool/1/${toHex(sha256(new TextEncoder().encode(ids))).slice(0, 32)}`
 }
@@ -261,15 +304,17 @@ export class PoolGossip {
   private readonly counters: GossipCounters = { received: 0, delivered: 0, published: 0, publishFailed: 0, dropped: {} }
   private readonly dropLog: LogLimiter
   private readonly decoded = new WeakMap<Message, GossipMessage>()
-  private readonly listener = (event: CustomEvent<Message>): void => { this.deliver(event.detail) }
+  private readonly listener = (event: CustomEvent<Message>): void => {
+    this.deliver(event.detail)
+  }
   private started = false
 
-  constructor (private readonly options: PoolGossipOptions) {
+  constructor(private readonly options: PoolGossipOptions) {
     this.topic = options.topic
     this.dropLog = new LogLimiter(options.logger, options.dropLogIntervalMs ?? DEFAULT_DROP_LOG_INTERVAL_MS)
   }
 
-  start (): void {
+  start(): void {
     const { pubsub } = this.options
     pubsub.topicValidators.set(this.topic, (_peer, message) => this.validate(message))
     pubsub.addEventListener('message', this.listener)
@@ -277,19 +322,24 @@ export class PoolGossip {
     this.started = true
   }
 
-  stop (): void {
+  stop(): void {
     if (!this.started) return
     this.started = false
     const { pubsub } = this.options
     pubsub.removeEventListener('message', this.listener)
     pubsub.topicValidators.delete(this.topic)
-    try { pubsub.unsubscribe(this.topic) } catch { /* libp2p already stopped */ }
+    try {
+      pubsub.unsubscribe(this.topic)
+    } catch {
+      /* libp2p already stopped */
+    }
   }
 
   /** Publishes to every subscribed member; returns how many peers it went to (0 if it could not be sent). */
-  async publish (msg: GossipMessage): Promise<number> {
+  async publish(msg: GossipMessage): Promise<number> {
     const bytes = encodeGossip(msg)
-    if (bytes.length > MAX_GOSSIP_MESSAGE_BYTES) throw new EncodeError('gossip envelope', `${bytes.length} bytes, over the limit of ${MAX_GOSSIP_MESSAGE_BYTES}`)
+    if (bytes.length > MAX_GOSSIP_MESSAGE_BYTES)
+      throw new EncodeError('gossip envelope', `${bytes.length} bytes, over the limit of ${MAX_GOSSIP_MESSAGE_BYTES}`)
     try {
       const result = await this.options.pubsub.publish(this.topic, bytes)
       this.counters.published++
@@ -302,7 +352,7 @@ export class PoolGossip {
   }
 
   /** Peer ids subscribed to the pool's topic. */
-  subscribers (): string[] {
+  subscribers(): string[] {
     return this.options.pubsub.getSubscribers(this.topic).map((p) => p.toString())
   }
 
@@ -310,7 +360,7 @@ export class PoolGossip {
    * Waits (at most `timeoutMs`) until every peer in `peerIds` is subscribed to the topic: gossip
    * published before a peer's subscription is known would not reach it. Returns the ones missing.
    */
-  async waitForSubscribers (peerIds: readonly string[], timeoutMs: number): Promise<string[]> {
+  async waitForSubscribers(peerIds: readonly string[], timeoutMs: number): Promise<string[]> {
     const deadlineMs = Date.now() + timeoutMs
     for (;;) {
       const subscribed = new Set(this.subscribers())
@@ -321,19 +371,19 @@ export class PoolGossip {
   }
 
   /** Counts and logs (rate-limited) a message the pool service found invalid after delivery. */
-  drop (reason: DropReason, from: string, detail: string): void {
+  drop(reason: DropReason, from: string, detail: string): void {
     this.counters.dropped[reason] = (this.counters.dropped[reason] ?? 0) + 1
     this.dropLog.log('warn', reason, { reason, from, detail }, 'dropped a gossip message')
   }
 
-  stats (): GossipCounters {
+  stats(): GossipCounters {
     return { ...this.counters, dropped: { ...this.counters.dropped } }
   }
 
-  private validate (message: Message): TopicValidatorResult {
+  private validate(message: Message): TopicValidatorResult {
     this.counters.received++
     if (message.type !== 'signed') {
-      this.drop('unsigned', '?', 'a message without its publisher\'s signature')
+      this.drop('unsigned', '?', "a message without its publisher's signature")
       return TopicValidatorResult.Reject
     }
     const from = message.from.toString()
@@ -354,7 +404,7 @@ export class PoolGossip {
     return TopicValidatorResult.Accept
   }
 
-  private deliver (message: Message): void {
+  private deliver(message: Message): void {
     if (message.topic !== this.topic || message.type !== 'signed') return
     let msg = this.decoded.get(message)
     if (msg === undefined) {

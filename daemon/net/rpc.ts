@@ -8,7 +8,10 @@ export type RpcHandler = (request: Uint8Array, from: string, signal: AbortSignal
 
 /** An error to send back to the caller, with a stable code. */
 export class RpcError extends Error {
-  constructor (readonly code: string, message: string) {
+  constructor(
+    readonly code: string,
+    message: string
+  ) {
     super(message)
     this.name = 'RpcError'
   }
@@ -38,45 +41,54 @@ export class MemberRpc {
   private readonly protocols: string[] = []
   private serving = 0
 
-  constructor (private readonly options: MemberRpcOptions) {}
+  constructor(private readonly options: MemberRpcOptions) {}
 
-  async handle (protocol: string, handler: RpcHandler): Promise<void> {
+  async handle(protocol: string, handler: RpcHandler): Promise<void> {
     this.protocols.push(protocol)
-    await this.options.libp2p.handle(protocol, async (stream, connection) => {
-      const from = connection.remotePeer.toString()
-      if (!this.options.isMember(from)) {
-        stream.abort(new Error('not a pool member'))
-        return
-      }
-      const lp = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
-      const signal = AbortSignal.timeout(HANDLER_TIMEOUT_MS)
-      try {
-        const request = (await lp.read({ signal })).subarray()
-        let response: Uint8Array
-        if (this.serving >= MAX_CONCURRENT_REQUESTS) {
-          response = encodeError('busy', `more than ${MAX_CONCURRENT_REQUESTS} requests in progress`)
-        } else {
-          this.serving++
-          try {
-            response = encodeOk(await handler(request, from, signal))
-          } catch (err) {
-            response = err instanceof RpcError ? encodeError(err.code, err.message) : encodeError('internal', (err as Error).message)
-            if (!(err instanceof RpcError)) this.options.logger.warn({ protocol, from, err: (err as Error).message }, 'request handler failed')
-          } finally {
-            this.serving--
-          }
+    await this.options.libp2p.handle(
+      protocol,
+      async (stream, connection) => {
+        const from = connection.remotePeer.toString()
+        if (!this.options.isMember(from)) {
+          stream.abort(new Error('not a pool member'))
+          return
         }
-        await lp.write(response, { signal })
-        await stream.close({ signal })
-      } catch (err) {
-        stream.abort(err as Error)
-      }
-    }, { maxInboundStreams: MAX_CONCURRENT_REQUESTS, runOnLimitedConnection: false })
+        const lp = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
+        const signal = AbortSignal.timeout(HANDLER_TIMEOUT_MS)
+        try {
+          const request = (await lp.read({ signal })).subarray()
+          let response: Uint8Array
+          if (this.serving >= MAX_CONCURRENT_REQUESTS) {
+            response = encodeError('busy', `more than ${MAX_CONCURRENT_REQUESTS} requests in progress`)
+          } else {
+            this.serving++
+            try {
+              response = encodeOk(await handler(request, from, signal))
+            } catch (err) {
+              response =
+                err instanceof RpcError
+                  ? encodeError(err.code, err.message)
+                  : encodeError('internal', (err as Error).message)
+              if (!(err instanceof RpcError))
+                this.options.logger.warn({ protocol, from, err: (err as Error).message }, 'request handler failed')
+            } finally {
+              this.serving--
+            }
+          }
+          await lp.write(response, { signal })
+          await stream.close({ signal })
+        } catch (err) {
+          stream.abort(err as Error)
+        }
+      },
+      { maxInboundStreams: MAX_CONCURRENT_REQUESTS, runOnLimitedConnection: false }
+    )
   }
 
   /** Calls `protocol` on member `peerId`; resolves with the response payload or throws RpcError. */
-  async call (peerId: string, protocol: string, request: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
-    if (request.length > MAX_MESSAGE_BYTES) throw new RpcError('too-large', `request of ${request.length} bytes exceeds ${MAX_MESSAGE_BYTES}`)
+  async call(peerId: string, protocol: string, request: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    if (request.length > MAX_MESSAGE_BYTES)
+      throw new RpcError('too-large', `request of ${request.length} bytes exceeds ${MAX_MESSAGE_BYTES}`)
     const signal = AbortSignal.timeout(timeoutMs)
     let stream: Stream
     try {
@@ -97,19 +109,23 @@ export class MemberRpc {
     }
   }
 
-  async stop (): Promise<void> {
-    await Promise.all(this.protocols.map(async (p) => { await this.options.libp2p.unhandle(p).catch(() => {}) }))
+  async stop(): Promise<void> {
+    await Promise.all(
+      this.protocols.map(async (p) => {
+        await this.options.libp2p.unhandle(p).catch(() => {})
+      })
+    )
   }
 }
 
-function encodeOk (payload: Uint8Array): Uint8Array {
+function encodeOk(payload: Uint8Array): Uint8Array {
   const out = new Uint8Array(1 + payload.length)
   out[0] = STATUS_OK
   out.set(payload, 1)
   return out
 }
 
-function encodeError (code: string, message: string): Uint8Array {
+function encodeError(code: string, message: string): Uint8Array {
   const text = new TextEncoder().encode(JSON.stringify({ code, message })).subarray(0, MAX_ERROR_TEXT_BYTES)
   const out = new Uint8Array(1 + text.length)
   out[0] = STATUS_ERROR
@@ -117,12 +133,15 @@ function encodeError (code: string, message: string): Uint8Array {
   return out
 }
 
-function decodeResponse (bytes: Uint8Array): Uint8Array {
+function decodeResponse(bytes: Uint8Array): Uint8Array {
   if (bytes.length === 0) throw new RpcError('malformed', 'empty response')
   if (bytes[0] === STATUS_OK) return bytes.subarray(1)
   if (bytes[0] !== STATUS_ERROR) throw new RpcError('malformed', `unknown response status ${bytes[0]}`)
   try {
-    const { code, message } = JSON.parse(new TextDecoder().decode(bytes.subarray(1))) as { code?: unknown, message?: unknown }
+    const { code, message } = JSON.parse(new TextDecoder().decode(bytes.subarray(1))) as {
+      code?: unknown
+      message?: unknown
+    }
     throw new RpcError(typeof code === 'string' ? code : 'error', typeof message === 'string' ? message : 'error')
   } catch (err) {
     if (err instanceof RpcError) throw err

@@ -2,7 +2,12 @@ import type { PoolBoard, StatementRecord } from '../../board/pool-board.js'
 import { equalBytes } from '../../protocol/bytes.js'
 import { indexOfKey, type Outpoint, type PoolRef, type StateRef } from '../../protocol/common.js'
 import type { PartitionRequest, UpdateRequest } from '../../protocol/requests.js'
-import { buildPartitionStatement, checkPartitionRequestEnvelope, checkUpdateAcceptable, checkUpdateRequest } from '../../protocol/rules.js'
+import {
+  buildPartitionStatement,
+  checkPartitionRequestEnvelope,
+  checkUpdateAcceptable,
+  checkUpdateRequest
+} from '../../protocol/rules.js'
 import { stateHash, type PoolState } from '../../protocol/state.js'
 import { conflictingOutpoints, statementId, type PartitionStatement } from '../../protocol/statement.js'
 import type { RefusalConflict } from '../net/gossip.js'
@@ -18,7 +23,11 @@ import { byName } from './view.js'
 
 /** A member's reasoned refusal to sign (sent as a signed refusal); not a fault. */
 export class WontSign extends Error {
-  constructor (readonly code: string, message: string, readonly conflict: RefusalConflict | null = null) {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly conflict: RefusalConflict | null = null
+  ) {
     super(message)
     this.name = 'WontSign'
   }
@@ -37,15 +46,23 @@ export interface DecisionNames {
  * state, the pool is open, the rules accept it and its own balance is not lowered unless it pays.
  * Null if it is not a member of that pool. Throws `WontSign` (or the rules' `RuleError`).
  */
-export function decideUpdateOn (board: PoolBoard, memberKey: Uint8Array, req: UpdateRequest, nowMs: number, names: DecisionNames): { current: PoolState, proposed: PoolState, hash: Uint8Array } | null {
+export function decideUpdateOn(
+  board: PoolBoard,
+  memberKey: Uint8Array,
+  req: UpdateRequest,
+  nowMs: number,
+  names: DecisionNames
+): { current: PoolState; proposed: PoolState; hash: Uint8Array } | null {
   const current = board.currentState(req.from.pool)
   if (current === undefined) throw new WontSign('unknown-pool', `the board holds no ${names.label(req.from.pool)}`)
   if (indexOfKey(current.pool.members, memberKey) < 0) return null
   const record = board.pool(req.from.pool)!
-  if (record.status !== 'open') throw new WontSign(record.status, `the ${names.label(req.from.pool)} is ${record.status}: it takes no new state`)
+  if (record.status !== 'open')
+    throw new WontSign(record.status, `the ${names.label(req.from.pool)} is ${record.status}: it takes no new state`)
   const proposed = checkUpdateRequest(current, req, { nowMs })
   checkUpdateAcceptable(current, proposed, memberKey, req.payment)
-  if (req.heightT > board.chainHeight) throw new WontSign('height', `heightT ${req.heightT} is above the chain height ${board.chainHeight}`)
+  if (req.heightT > board.chainHeight)
+    throw new WontSign('height', `heightT ${req.heightT} is above the chain height ${board.chainHeight}`)
   return { current, proposed, hash: stateHash(proposed) }
 }
 
@@ -56,29 +73,51 @@ export function decideUpdateOn (board: PoolBoard, memberKey: Uint8Array, req: Up
  * the statement the caller derived from the same parent state, not derived again. Null if it
  * is not an active. Throws `WontSign` (or the rules' `RuleError`).
  */
-export function decidePartitionOn (board: PoolBoard, memberKey: Uint8Array, req: PartitionRequest, nowMs: number, names: DecisionNames, derived: { parent: PoolState, statement: PartitionStatement } | null = null): { parent: PoolState, statement: PartitionStatement, id: Uint8Array, mine: number } | null {
+export function decidePartitionOn(
+  board: PoolBoard,
+  memberKey: Uint8Array,
+  req: PartitionRequest,
+  nowMs: number,
+  names: DecisionNames,
+  derived: { parent: PoolState; statement: PartitionStatement } | null = null
+): { parent: PoolState; statement: PartitionStatement; id: Uint8Array; mine: number } | null {
   if (indexOfKey(req.actives, memberKey) < 0) return null
   const parent = board.currentState(req.parent.pool)
   if (parent === undefined) throw new WontSign('unknown-pool', `the board holds no ${names.label(req.parent.pool)}`)
   const record = board.pool(req.parent.pool)!
-  if (record.status === 'closed') throw new WontSign('closed', `the ${names.label(req.parent.pool)} is closed (a member was kicked out)`)
+  if (record.status === 'closed')
+    throw new WontSign('closed', `the ${names.label(req.parent.pool)} is closed (a member was kicked out)`)
   checkPartitionRequestEnvelope(parent, req, { nowMs })
   // The statement derived when the request arrived is reused while the parent state is the same.
-  const statement = derived !== null && derived.parent === parent
-    ? derived.statement
-    : buildPartitionStatement(parent, req.actives, req.newBalances, req.heightT)
+  const statement =
+    derived !== null && derived.parent === parent
+      ? derived.statement
+      : buildPartitionStatement(parent, req.actives, req.newBalances, req.heightT)
   const id = statementId(statement)
   const conflicts = board.conflictsFor(statement.spent).filter((c) => !equalBytes(c.id, id))
   if (conflicts.length > 0) {
     const c = conflicts[0]
-    const whose = c.statement === null ? [] : conflictingOutpoints(c.statement, statement).map((o) => names.ownerOf(parent, o)).sort(byName)
-    throw new WontSign('conflict', `statement ${names.describeStatement(c)} already spends the Withdraw output${whose.length === 1 ? '' : 's'} of ${whose.join(', ')} at the ${names.stateLabel(statement.parent)}`, { statementId: c.id, index: c.index })
+    const whose =
+      c.statement === null
+        ? []
+        : conflictingOutpoints(c.statement, statement)
+            .map((o) => names.ownerOf(parent, o))
+            .sort(byName)
+    throw new WontSign(
+      'conflict',
+      `statement ${names.describeStatement(c)} already spends the Withdraw output${whose.length === 1 ? '' : 's'} of ${whose.join(', ')} at the ${names.stateLabel(statement.parent)}`,
+      { statementId: c.id, index: c.index }
+    )
   }
-  if (statement.heightT > board.chainHeight) throw new WontSign('height', `heightT ${statement.heightT} is above the chain height ${board.chainHeight}`)
+  if (statement.heightT > board.chainHeight)
+    throw new WontSign('height', `heightT ${statement.heightT} is above the chain height ${board.chainHeight}`)
   const mine = indexOfKey(statement.actives, memberKey)
   const before = parent.balances[indexOfKey(parent.pool.members, memberKey)]
   if (!equalBytes(req.proposer, memberKey) && statement.newBalances[mine] < before) {
-    throw new WontSign('balance-decreased', `my balance would drop from ${before} to ${statement.newBalances[mine]} sats and I am not the one paying`)
+    throw new WontSign(
+      'balance-decreased',
+      `my balance would drop from ${before} to ${statement.newBalances[mine]} sats and I am not the one paying`
+    )
   }
   return { parent, statement, id, mine }
 }

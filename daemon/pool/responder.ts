@@ -2,7 +2,13 @@ import { randomBytes } from 'node:crypto'
 import type { PoolBoard } from '../../board/pool-board.js'
 import { equalBytes, toHex } from '../../protocol/bytes.js'
 import { indexOfKey, short } from '../../protocol/common.js'
-import { partitionRequestSigningHash, type MergeRequest, type PartitionRequest, type SignatureShare, type UpdateRequest } from '../../protocol/requests.js'
+import {
+  partitionRequestSigningHash,
+  type MergeRequest,
+  type PartitionRequest,
+  type SignatureShare,
+  type UpdateRequest
+} from '../../protocol/requests.js'
 import { RuleError } from '../../protocol/rules.js'
 import type { PartitionStatement } from '../../protocol/statement.js'
 import type { Logger } from '../host/log.js'
@@ -21,7 +27,10 @@ const MAX_ANSWERS_KEPT = 1_024
 /** Answers being worked out at once (each may wait for a linearizable read). */
 const MAX_TASKS = 64
 
-interface Answer { msg: GossipMessage | null, keepUntilMs: number }
+interface Answer {
+  msg: GossipMessage | null
+  keepUntilMs: number
+}
 
 export interface RoundResponderOptions {
   memberKey: Uint8Array
@@ -33,6 +42,8 @@ export interface RoundResponderOptions {
   isOwnRound: (roundIdHex: string) => boolean
   /** Every partition request's statement is watched, whoever we are (the evidence defense). */
   watchStatement: (statement: PartitionStatement, roundId: Uint8Array) => void
+  /** Told of each answer: signed (null) or refused with a code (metrics). */
+  onAnswer?: (refusalCode: string | null) => void
   logger: Logger
 }
 
@@ -41,28 +52,53 @@ export class RoundResponder {
   private readonly answering = new Set<string>()
   private tasks = 0
 
-  constructor (private readonly options: RoundResponderOptions) {}
+  constructor(private readonly options: RoundResponderOptions) {}
 
-  onGenesisProposal (proposal: GenesisProposal, from: string): void {
-    this.answer(proposal.roundId, proposal.deadlineMs, from, async () => this.options.signer.decideGenesis(proposal), ZERO_POOL_ID)
+  onGenesisProposal(proposal: GenesisProposal, from: string): void {
+    this.answer(
+      proposal.roundId,
+      proposal.deadlineMs,
+      from,
+      async () => this.options.signer.decideGenesis(proposal),
+      ZERO_POOL_ID
+    )
   }
 
-  onUpdateRequest (request: UpdateRequest, from: string): void {
-    this.answer(request.roundId, request.deadlineMs, from, async () => await this.options.signer.decideUpdate(request), request.poolId)
+  onUpdateRequest(request: UpdateRequest, from: string): void {
+    this.answer(
+      request.roundId,
+      request.deadlineMs,
+      from,
+      async () => await this.options.signer.decideUpdate(request),
+      request.poolId
+    )
   }
 
-  onMergeRequest (request: MergeRequest, from: string): void {
-    this.answer(request.roundId, request.deadlineMs, from, async () => await this.options.signer.decideMerge(request), request.poolId)
+  onMergeRequest(request: MergeRequest, from: string): void {
+    this.answer(
+      request.roundId,
+      request.deadlineMs,
+      from,
+      async () => await this.options.signer.decideMerge(request),
+      request.poolId
+    )
   }
 
-  onPartitionRequest (request: PartitionRequest, from: string): void {
+  onPartitionRequest(request: PartitionRequest, from: string): void {
     const { poolBoard, signer } = this.options
-    if (poolBoard.poolId === null || !equalBytes(request.poolId, poolBoard.poolId)) { this.wrongPool(request.poolId, from); return }
+    if (poolBoard.poolId === null || !equalBytes(request.poolId, poolBoard.poolId)) {
+      this.wrongPool(request.poolId, from)
+      return
+    }
     const active = indexOfKey(request.actives, this.options.memberKey) >= 0
     // The signature is checked first, by actives too: a forged request must cost no linearizable
     // read and take no answer slot (the check when deciding then hits the signature cache).
     if (!poolBoard.signatureCache.verify(request.signature, partitionRequestSigningHash(request), request.proposer)) {
-      this.options.gossip.drop('forged', from, `a partition request whose proposer ${short(request.proposer)}'s signature does not verify`)
+      this.options.gossip.drop(
+        'forged',
+        from,
+        `a partition request whose proposer ${short(request.proposer)}'s signature does not verify`
+      )
       return
     }
     // Derived once, here: watched whoever we are (its signatures may prove an equivocation), and
@@ -70,10 +106,22 @@ export class RoundResponder {
     const derived = signer.derive(request)
     if (derived !== null) this.options.watchStatement(derived.statement, request.roundId)
     if (!active) return // a passive: not asked
-    this.answer(request.roundId, request.deadlineMs, from, async () => await signer.decidePartition(request, { alreadyRead: false, derived }), request.poolId)
+    this.answer(
+      request.roundId,
+      request.deadlineMs,
+      from,
+      async () => await signer.decidePartition(request, { alreadyRead: false, derived }),
+      request.poolId
+    )
   }
 
-  private answer (roundId: Uint8Array, deadlineMs: number, from: string, decide: () => Promise<SignatureShare | null>, poolId: Uint8Array): void {
+  private answer(
+    roundId: Uint8Array,
+    deadlineMs: number,
+    from: string,
+    decide: () => Promise<SignatureShare | null>,
+    poolId: Uint8Array
+  ): void {
     const { gossip, logger } = this.options
     const key = toHex(roundId)
     traceHop(logger, key, 'request-received', { from })
@@ -83,7 +131,10 @@ export class RoundResponder {
       return
     }
     if (this.answering.has(key) || this.options.isOwnRound(key)) return
-    if (this.tasks >= MAX_TASKS) { gossip.drop('busy', from, `more than ${MAX_TASKS} requests being answered`); return }
+    if (this.tasks >= MAX_TASKS) {
+      gossip.drop('busy', from, `more than ${MAX_TASKS} requests being answered`)
+      return
+    }
     this.tasks++
     this.answering.add(key)
     const run = async (): Promise<void> => {
@@ -91,16 +142,29 @@ export class RoundResponder {
       const fromMs = performance.now()
       try {
         const share = await decide()
-        logger.debug({ round: key.slice(0, 16), decideMs: Math.round(performance.now() - fromMs), signed: share !== null }, 'answered a request')
+        logger.debug(
+          { round: key.slice(0, 16), decideMs: Math.round(performance.now() - fromMs), signed: share !== null },
+          'answered a request'
+        )
+        if (share !== null) this.options.onAnswer?.(null)
         msg = share === null ? null : { kind: 'share', share }
       } catch (err) {
-        if (err instanceof Forged) { gossip.drop('wrong-pool', from, err.message); return }
-        if (!(err instanceof WontSign || err instanceof RuleError)) logger.warn({ round: key.slice(0, 16), err: (err as Error).message }, 'could not answer a request')
+        if (err instanceof Forged) {
+          gossip.drop('wrong-pool', from, err.message)
+          return
+        }
+        if (!(err instanceof WontSign || err instanceof RuleError))
+          logger.warn({ round: key.slice(0, 16), err: (err as Error).message }, 'could not answer a request')
         const code = err instanceof WontSign ? err.code : err instanceof RuleError ? err.code : UNAVAILABLE
         const conflict = err instanceof WontSign ? err.conflict : null
-        const refusal = signRefusal({ poolId, roundId, member: this.options.memberKey, code, reason: (err as Error).message, conflict }, this.options.memberSecret, randomBytes(32))
+        const refusal = signRefusal(
+          { poolId, roundId, member: this.options.memberKey, code, reason: (err as Error).message, conflict },
+          this.options.memberSecret,
+          randomBytes(32)
+        )
         msg = { kind: 'refusal', refusal }
         logger.info({ round: key.slice(0, 16), code, reason: refusal.reason }, 'refused to sign')
+        this.options.onAnswer?.(code)
       }
       // Not asked (null) is remembered too, so a republished request costs nothing. A refusal for
       // want of the board (no leader yet) is not: the proposer's next republish gets a fresh try.
@@ -110,20 +174,33 @@ export class RoundResponder {
         traceHop(logger, key, 'answer-published', { kind: msg.kind })
       }
     }
-    run().catch((err: unknown) => { logger.warn({ err: (err as Error).message }, 'answering a request failed') })
-      .finally(() => { this.tasks--; this.answering.delete(key) })
+    run()
+      .catch((err: unknown) => {
+        logger.warn({ err: (err as Error).message }, 'answering a request failed')
+      })
+      .finally(() => {
+        this.tasks--
+        this.answering.delete(key)
+      })
   }
 
-  private keepAnswer (key: string, msg: GossipMessage | null, deadlineMs: number): void {
+  private keepAnswer(key: string, msg: GossipMessage | null, deadlineMs: number): void {
     const nowMs = Date.now()
     for (const [k, a] of this.answers) if (a.keepUntilMs < nowMs) this.answers.delete(k)
     while (this.answers.size >= MAX_ANSWERS_KEPT) this.answers.delete(this.answers.keys().next().value!)
-    this.answers.set(key, { msg, keepUntilMs: Math.max(nowMs, Math.min(deadlineMs, nowMs + MAX_ROUND_TIMEOUT_MS)) + ANSWER_KEPT_MS })
+    this.answers.set(key, {
+      msg,
+      keepUntilMs: Math.max(nowMs, Math.min(deadlineMs, nowMs + MAX_ROUND_TIMEOUT_MS)) + ANSWER_KEPT_MS
+    })
   }
 
-  private wrongPool (poolId: Uint8Array, from: string): void {
+  private wrongPool(poolId: Uint8Array, from: string): void {
     // Before our board applied the genesis we cannot judge a message about the pool: not a fault.
     if (this.options.poolBoard.poolId === null) return
-    this.options.gossip.drop('wrong-pool', from, `a message about pool ${short(poolId)}, not ${short(this.options.poolBoard.poolId)}`)
+    this.options.gossip.drop(
+      'wrong-pool',
+      from,
+      `a message about pool ${short(poolId)}, not ${short(this.options.poolBoard.poolId)}`
+    )
   }
 }

@@ -26,7 +26,7 @@ export interface PayResult {
   poolLabel: string
   state: number
   index: number
-  payment: { from: string, to: string, amountSats: bigint }
+  payment: { from: string; to: string; amountSats: bigint }
   balances: Record<string, bigint>
   totalSats: bigint
 }
@@ -58,14 +58,14 @@ export interface KickResult {
 
 /** GET /v1/pool/status */
 export interface PoolStatus extends PoolStatusView {
-  me: { name: string, key: string, pool: string | null, poolLabel: string | null }
+  me: { name: string; key: string; pool: string | null; poolLabel: string | null }
   pending: PendingRoundView[]
-  gossip: GossipCounters & { topic: string, subscribers: number }
+  gossip: GossipCounters & { topic: string; subscribers: number }
 }
 
 /** GET /v1/pool/members */
 export interface MembersResult {
-  members: Array<{ name: string, peerId: string, key: string | null }>
+  members: Array<{ name: string; peerId: string; key: string | null }>
 }
 
 export interface StatementSummary {
@@ -73,10 +73,18 @@ export interface StatementSummary {
   parent: string
   actives: string[]
   balances: Record<string, bigint>
-  board: { status: string, index: number } | null
+  board: { status: string; index: number } | null
 }
 
-export interface EvidenceView { id: string, member: string, memberKey: string, index: number, source: string, first: StatementSummary, second: StatementSummary }
+export interface EvidenceView {
+  id: string
+  member: string
+  memberKey: string
+  index: number
+  source: string
+  first: StatementSummary
+  second: StatementSummary
+}
 
 /** GET /v1/pool/evidence */
 export interface EvidenceResult {

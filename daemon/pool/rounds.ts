@@ -55,7 +55,12 @@ export interface PendingRoundView {
   missing: string[]
 }
 
-export interface RefusalView { member: string, code: string, reason: string, conflict: { statementId: string, index: number } | null }
+export interface RefusalView {
+  member: string
+  code: string
+  reason: string
+  conflict: { statementId: string; index: number } | null
+}
 
 export interface ProposerRoundsOptions {
   memberKey: Uint8Array
@@ -76,19 +81,19 @@ export class ProposerRounds {
   private readonly rounds = new Map<string, Round>()
   private stopped = false
 
-  constructor (private readonly options: ProposerRoundsOptions) {}
+  constructor(private readonly options: ProposerRoundsOptions) {}
 
-  stop (): void {
+  stop(): void {
     this.stopped = true
     for (const r of this.rounds.values()) r.wake()
   }
 
   /** Whether this node runs the round (its own request comes back by gossip: not to be answered). */
-  has (roundIdHex: string): boolean {
+  has(roundIdHex: string): boolean {
     return this.rounds.has(roundIdHex)
   }
 
-  pending (nowMs: number): PendingRoundView[] {
+  pending(nowMs: number): PendingRoundView[] {
     const { words } = this.options
     return [...this.rounds.values()].map((r) => ({
       kind: r.kind,
@@ -101,12 +106,36 @@ export class ProposerRounds {
     }))
   }
 
-  open (kind: RoundKind, roundId: Uint8Array, poolId: Uint8Array, what: string, shareKind: ShareKind, subject: Uint8Array, needed: Uint8Array[], deadlineMs: number): Round {
+  open(
+    kind: RoundKind,
+    roundId: Uint8Array,
+    poolId: Uint8Array,
+    what: string,
+    shareKind: ShareKind,
+    subject: Uint8Array,
+    needed: Uint8Array[],
+    deadlineMs: number
+  ): Round {
     if (this.stopped) throw new PoolError('busy', 'the node is stopping')
-    if (this.rounds.size >= MAX_OWN_ROUNDS) throw new PoolError('busy', `${MAX_OWN_ROUNDS} rounds are already in progress on this node; try again when one ends`)
+    if (this.rounds.size >= MAX_OWN_ROUNDS)
+      throw new PoolError(
+        'busy',
+        `${MAX_OWN_ROUNDS} rounds are already in progress on this node; try again when one ends`
+      )
     const round: Round = {
-      id: toHex(roundId), roundId, kind, what, poolId, shareKind, subject, needed,
-      shares: new Map(), refusals: new Map(), startedMs: Date.now(), deadlineMs, wake: () => {}
+      id: toHex(roundId),
+      roundId,
+      kind,
+      what,
+      poolId,
+      shareKind,
+      subject,
+      needed,
+      shares: new Map(),
+      refusals: new Map(),
+      startedMs: Date.now(),
+      deadlineMs,
+      wake: () => {}
     }
     this.rounds.set(round.id, round)
     return round
@@ -118,32 +147,43 @@ export class ProposerRounds {
    * and theirs run side by side): it is counted and published once decided, after the request; if
    * deciding it fails, the round ends and that failure is thrown.
    */
-  async run (round: Round, messages: GossipMessage[], own?: Promise<SignatureShare>): Promise<void> {
+  async run(round: Round, messages: GossipMessage[], own?: Promise<SignatureShare>): Promise<void> {
     const { gossip, members, memberKey, logger } = this.options
-    const hop = (name: string, fields?: Record<string, unknown>): void => { if (logger !== undefined) traceHop(logger, round.id, name, fields) }
+    const hop = (name: string, fields?: Record<string, unknown>): void => {
+      if (logger !== undefined) traceHop(logger, round.id, name, fields)
+    }
     const out = [...messages]
     let requestOut = false
     let ownFailed: { err: unknown } | null = null
-    const ownDone = own === undefined
-      ? Promise.resolve()
-      : own.then(async (share) => {
-        round.shares.set(toHex(share.member), share.signature)
-        const msg: GossipMessage = { kind: 'share', share }
-        out.push(msg)
-        hop('own-share')
-        if (settled(round)) round.wake()
-        // Before the request went out once, the first publish picks it up from `out`.
-        if (requestOut) await gossip.publish(msg)
-      }, (err: unknown) => {
-        ownFailed = { err }
-        round.wake()
-      })
+    const ownDone =
+      own === undefined
+        ? Promise.resolve()
+        : own.then(
+            async (share) => {
+              round.shares.set(toHex(share.member), share.signature)
+              const msg: GossipMessage = { kind: 'share', share }
+              out.push(msg)
+              hop('own-share')
+              if (settled(round)) round.wake()
+              // Before the request went out once, the first publish picks it up from `out`.
+              if (requestOut) await gossip.publish(msg)
+            },
+            (err: unknown) => {
+              ownFailed = { err }
+              round.wake()
+            }
+          )
     try {
       const connected = new Set(this.options.connectedPeerIds())
-      const peers = round.needed.filter((k) => !equalBytes(k, memberKey))
-        .map((k) => members.byMemberKey(k)?.peerId).filter((p): p is string => p !== undefined && connected.has(p))
+      const peers = round.needed
+        .filter((k) => !equalBytes(k, memberKey))
+        .map((k) => members.byMemberKey(k)?.peerId)
+        .filter((p): p is string => p !== undefined && connected.has(p))
       hop('subscribers-wait')
-      const missing = await gossip.waitForSubscribers(peers, Math.min(SUBSCRIBER_WAIT_MS, Math.max(0, round.deadlineMs - Date.now())))
+      const missing = await gossip.waitForSubscribers(
+        peers,
+        Math.min(SUBSCRIBER_WAIT_MS, Math.max(0, round.deadlineMs - Date.now()))
+      )
       hop('subscribers-ready', { missing: missing.length })
       let publishes = 0
       while (!this.stopped && ownFailed === null) {
@@ -155,7 +195,10 @@ export class ProposerRounds {
         if (waitMs <= 0) break
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, waitMs)
-          round.wake = () => { clearTimeout(timer); resolve() }
+          round.wake = () => {
+            clearTimeout(timer)
+            resolve()
+          }
         })
         if (settled(round) || Date.now() >= round.deadlineMs) break
       }
@@ -167,21 +210,33 @@ export class ProposerRounds {
   }
 
   /** Throws the round's failure (who refused and why, who did not answer, what to do) unless every member signed. */
-  throwUnlessComplete (round: Round, action: string, advice: (answered: string[]) => string): void {
+  throwUnlessComplete(round: Round, action: string, advice: (answered: string[]) => string): void {
     if (round.shares.size === round.needed.length) return
     const { words, members } = this.options
     const me = toHex(this.options.memberKey)
     const missing = round.needed.filter((k) => !round.shares.has(toHex(k)) && !round.refusals.has(toHex(k)))
-    const refusals: RefusalView[] = [...round.refusals.values()].sort((a, b) => byName(members.nameOf(a.member), members.nameOf(b.member))).map((r) => ({
-      member: members.nameOf(r.member),
-      code: r.code,
-      reason: r.reason,
-      conflict: r.conflict === null ? null : { statementId: toHex(r.conflict.statementId), index: r.conflict.index }
-    }))
-    const answered = words.nameList(round.needed.filter((k) => toHex(k) !== me && (round.shares.has(toHex(k)) || round.refusals.has(toHex(k)))))
+    const refusals: RefusalView[] = [...round.refusals.values()]
+      .sort((a, b) => byName(members.nameOf(a.member), members.nameOf(b.member)))
+      .map((r) => ({
+        member: members.nameOf(r.member),
+        code: r.code,
+        reason: r.reason,
+        conflict: r.conflict === null ? null : { statementId: toHex(r.conflict.statementId), index: r.conflict.index }
+      }))
+    const answered = words.nameList(
+      round.needed.filter((k) => toHex(k) !== me && (round.shares.has(toHex(k)) || round.refusals.has(toHex(k))))
+    )
     const parts: string[] = []
-    if (refusals.length > 0) parts.push(refusals.map((r) => `${r.member} ${r.code === UNAVAILABLE ? 'could not answer' : 'refused'}: ${r.reason}`).join('; '))
-    if (missing.length > 0) parts.push(`${words.names(missing)} did not sign before the deadline (${Math.round((round.deadlineMs - round.startedMs) / 1000)} s)`)
+    if (refusals.length > 0)
+      parts.push(
+        refusals
+          .map((r) => `${r.member} ${r.code === UNAVAILABLE ? 'could not answer' : 'refused'}: ${r.reason}`)
+          .join('; ')
+      )
+    if (missing.length > 0)
+      parts.push(
+        `${words.names(missing)} did not sign before the deadline (${Math.round((round.deadlineMs - round.startedMs) / 1000)} s)`
+      )
     const hint = missing.length > 0 ? advice(answered) : ''
     throw new PoolError('round-failed', `could not ${action}: ${parts.join('; ')}${hint === '' ? '' : `; ${hint}`}`, {
       missing: words.nameList(missing),
@@ -191,16 +246,24 @@ export class ProposerRounds {
   }
 
   /** A share seen by gossip: counted if it is for one of our rounds; false if it was dropped as forged. */
-  onShare (share: SignatureShare, from: string): boolean {
+  onShare(share: SignatureShare, from: string): boolean {
     const round = this.rounds.get(toHex(share.roundId))
     if (round === undefined) return true
     const { gossip, members } = this.options
     if (!equalBytes(share.subject, round.subject) || share.kind !== round.shareKind) {
-      gossip.drop('forged', from, `a share for round ${toHex(share.roundId).slice(0, 16)} over another ${share.kind} than the one being signed`)
+      gossip.drop(
+        'forged',
+        from,
+        `a share for round ${toHex(share.roundId).slice(0, 16)} over another ${share.kind} than the one being signed`
+      )
       return false
     }
     if (!round.needed.some((k) => equalBytes(k, share.member))) {
-      gossip.drop('forged', from, `a share from ${short(share.member)}, who is not asked in round ${round.id.slice(0, 16)}`)
+      gossip.drop(
+        'forged',
+        from,
+        `a share from ${short(share.member)}, who is not asked in round ${round.id.slice(0, 16)}`
+      )
       return false
     }
     if (!this.options.verify(share.signature, share.subject, share.member)) {
@@ -209,17 +272,22 @@ export class ProposerRounds {
     }
     round.shares.set(toHex(share.member), share.signature)
     round.refusals.delete(toHex(share.member))
-    if (this.options.logger !== undefined) traceHop(this.options.logger, round.id, 'share-received', { member: members.nameOf(share.member) })
+    if (this.options.logger !== undefined)
+      traceHop(this.options.logger, round.id, 'share-received', { member: members.nameOf(share.member) })
     if (settled(round)) round.wake()
     return true
   }
 
-  onRefusal (refusal: SignedRefusal, from: string): void {
+  onRefusal(refusal: SignedRefusal, from: string): void {
     const round = this.rounds.get(toHex(refusal.roundId))
     if (round === undefined) return // someone else's round
     const { gossip, members } = this.options
     if (!round.needed.some((k) => equalBytes(k, refusal.member))) {
-      gossip.drop('forged', from, `a refusal from ${short(refusal.member)}, who is not asked in round ${round.id.slice(0, 16)}`)
+      gossip.drop(
+        'forged',
+        from,
+        `a refusal from ${short(refusal.member)}, who is not asked in round ${round.id.slice(0, 16)}`
+      )
       return
     }
     if (!this.options.verify(refusal.signature, this.options.refusalHash(refusal), refusal.member)) {
@@ -233,15 +301,16 @@ export class ProposerRounds {
 }
 
 /** Every member signed or refused for good; a member that could not decide yet may still sign. */
-function settled (round: Round): boolean {
+function settled(round: Round): boolean {
   let final = 0
   for (const r of round.refusals.values()) if (r.code !== UNAVAILABLE) final++
   return round.shares.size + final >= round.needed.length
 }
 
 /** A command's round timeout, checked: DEFAULT_ROUND_TIMEOUT_MS when not given. */
-export function roundTimeout (timeoutMs: number | undefined): number {
+export function roundTimeout(timeoutMs: number | undefined): number {
   const t = timeoutMs ?? DEFAULT_ROUND_TIMEOUT_MS
-  if (!Number.isSafeInteger(t) || t < 100 || t > MAX_ROUND_TIMEOUT_MS) throw new PoolError('bad-request', `timeout: expected 100 to ${MAX_ROUND_TIMEOUT_MS} ms, got ${String(timeoutMs)}`)
+  if (!Number.isSafeInteger(t) || t < 100 || t > MAX_ROUND_TIMEOUT_MS)
+    throw new PoolError('bad-request', `timeout: expected 100 to ${MAX_ROUND_TIMEOUT_MS} ms, got ${String(timeoutMs)}`)
   return t
 }

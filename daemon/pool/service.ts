@@ -15,10 +15,19 @@ import { PoolMembers } from './members.js'
 import { boardReader, type BoardRead, type EntryProposer } from './propose.js'
 import { PoolProposer } from './proposer.js'
 import { RoundResponder } from './responder.js'
-import type { CreateResult, EvidenceView, KickResult, PartitionResult, PayResult, PoolStatus, StatementSummary } from './results.js'
+import type {
+  CreateResult,
+  EvidenceView,
+  KickResult,
+  PartitionResult,
+  PayResult,
+  PoolStatus,
+  StatementSummary
+} from './results.js'
 import { ANSWER_KEPT_MS, MAX_ROUND_TIMEOUT_MS, ProposerRounds } from './rounds.js'
 import { MemberSigner } from './signer.js'
-import { poolStatusView } from './view.js'
+import { homeOf, poolStatusView } from './view.js'
+import { unfinished, type UnfinishedView } from './before-signing.js'
 import { PoolWords } from './words.js'
 
 // daemon/pool/: the pool on top of the board, on one member's node: this facade, the proposer's
@@ -65,6 +74,8 @@ export interface PoolServiceOptions {
   applied: AppliedEvents
   /** Peer ids of the members this node is connected to now. */
   connectedPeerIds: () => string[]
+  /** Told of each answer this member gives to another's request: signed, or refused with a code (metrics). */
+  onAnswer?: (refusalCode: string | null) => void
   logger: Logger
   /** The defenses against a coalition hiding a statement (daemon/defense/index.ts); none when absent. */
   defenses?: Defenses
@@ -83,7 +94,7 @@ export class PoolService {
   private readonly evidence: EvidenceDefense
   private stopped = false
 
-  constructor (private readonly options: PoolServiceOptions) {
+  constructor(private readonly options: PoolServiceOptions) {
     const { config, rpc, poolBoard, logger, memberKey, memberSecret, defenses } = options
     this.members = new PoolMembers({
       selfPeerId: options.selfPeerId,
@@ -99,7 +110,9 @@ export class PoolService {
       topic: poolTopic(config.members.map((m) => m.peerId)),
       isMember: options.isMember,
       logger,
-      onMessage: (msg, from) => { this.onGossip(msg, from) }
+      onMessage: (msg, from) => {
+        this.onGossip(msg, from)
+      }
     })
     this.entries = options.entries
     this.words = new PoolWords(poolBoard, (k) => this.members.nameOf(k))
@@ -111,9 +124,13 @@ export class PoolService {
       poolBoard,
       gossip: this.gossip,
       board: options.board,
-      read: async () => { await this.read() },
+      read: async () => {
+        await this.read()
+      },
       propose: async (data, timeoutMs) => await this.entries.propose(data, timeoutMs),
-      record: (ev, how, where) => { defenses?.onEvidence(ev, how, where) },
+      record: (ev, how, where) => {
+        defenses?.onEvidence(ev, how, where)
+      },
       nameOf: (k) => this.members.nameOf(k),
       watchMs: MAX_ROUND_TIMEOUT_MS + ANSWER_KEPT_MS,
       logger
@@ -143,7 +160,9 @@ export class PoolService {
       words: this.words,
       logger
     })
-    const watchStatement = (statement: PartitionStatement, roundId: Uint8Array): void => { this.evidence.watchStatement(statement, roundId) }
+    const watchStatement = (statement: PartitionStatement, roundId: Uint8Array): void => {
+      this.evidence.watchStatement(statement, roundId)
+    }
     this.responder = new RoundResponder({
       memberKey,
       memberSecret,
@@ -152,6 +171,7 @@ export class PoolService {
       signer: this.signer,
       isOwnRound: (id) => this.rounds.has(id),
       watchStatement,
+      onAnswer: options.onAnswer,
       logger
     })
     this.proposer = new PoolProposer({
@@ -165,18 +185,25 @@ export class PoolService {
       read: this.read,
       words: this.words,
       watchStatement,
+      reachability: {
+        peerOf: (k) => this.members.byMemberKey(k)?.peerId,
+        nameOf: (k) => this.members.nameOf(k),
+        connectedPeerIds: options.connectedPeerIds
+      },
       logger
     })
     if (poolBoard.genesis !== null) this.members.adoptGenesis(poolBoard.genesis)
-    options.applied.subscribe(({ results }) => { for (const r of results) this.onBoardResult(r) })
+    options.applied.subscribe(({ results }) => {
+      for (const r of results) this.onBoardResult(r)
+    })
   }
 
-  async start (): Promise<void> {
+  async start(): Promise<void> {
     await this.members.start()
     this.gossip.start()
   }
 
-  stop (): void {
+  stop(): void {
     this.stopped = true
     this.evidence.stop()
     this.gossip.stop()
@@ -185,32 +212,33 @@ export class PoolService {
   }
 
   /** The result of every entry this node applies. */
-  private onBoardResult (result: ApplyResult): void {
+  private onBoardResult(result: ApplyResult): void {
     const { poolBoard } = this.options
-    if (result.kind === 'genesis' && result.outcome === 'accepted' && poolBoard.genesis !== null) this.members.adoptGenesis(poolBoard.genesis)
+    if (result.kind === 'genesis' && result.outcome === 'accepted' && poolBoard.genesis !== null)
+      this.members.adoptGenesis(poolBoard.genesis)
     this.evidence.onBoardResult(result)
   }
 
   // ------------------------------------------------------------------------------------------
   // commands (daemon/pool/proposer.ts)
 
-  async create (params: Parameters<PoolProposer['create']>[0]): Promise<CreateResult> {
+  async create(params: Parameters<PoolProposer['create']>[0]): Promise<CreateResult> {
     return await this.proposer.create(params)
   }
 
-  async pay (params: Parameters<PoolProposer['pay']>[0]): Promise<PayResult> {
+  async pay(params: Parameters<PoolProposer['pay']>[0]): Promise<PayResult> {
     return await this.proposer.pay(params)
   }
 
-  async partition (params: Parameters<PoolProposer['partition']>[0]): Promise<PartitionResult> {
+  async partition(params: Parameters<PoolProposer['partition']>[0]): Promise<PartitionResult> {
     return await this.proposer.partition(params)
   }
 
-  async kick (params: Parameters<PoolProposer['kick']>[0]): Promise<KickResult> {
+  async kick(params: Parameters<PoolProposer['kick']>[0]): Promise<KickResult> {
     return await this.proposer.kick(params)
   }
 
-  async merge (params: Parameters<PoolProposer['merge']>[0]): Promise<Record<string, unknown>> {
+  async merge(params: Parameters<PoolProposer['merge']>[0]): Promise<Record<string, unknown>> {
     return await this.proposer.merge(params)
   }
 
@@ -221,13 +249,33 @@ export class PoolService {
    * The status after a linearizable read when `fresh`, so that a node that just came back shows
    * what the board holds now; `fresh` in the answer says whether that read succeeded.
    */
-  async freshStatus (timeoutMs: number): Promise<PoolStatus & { fresh: boolean }> {
+  async freshStatus(timeoutMs: number): Promise<PoolStatus & { fresh: boolean }> {
     let fresh = true
-    try { await this.read(timeoutMs) } catch { fresh = false }
+    try {
+      await this.read(timeoutMs)
+    } catch {
+      fresh = false
+    }
     return { ...this.status(), fresh }
   }
 
-  status (): PoolStatus {
+  /** Signatures this member gave that never reached the board, and what completes them (before-signing.ts). */
+  async unfinished(): Promise<UnfinishedView[]> {
+    const { poolBoard, memberKey } = this.options
+    const home = homeOf(poolBoard, memberKey)
+    const current = home === null ? undefined : poolBoard.currentState(home.view.ref)
+    const next =
+      current === undefined
+        ? null
+        : {
+            pool: current.pool.ref,
+            fromNumber: current.stateNumber,
+            record: await this.signer.signedState(current.pool.ref, current.stateNumber)
+          }
+    return unfinished(poolBoard, memberKey, (k) => this.members.nameOf(k), await this.signer.signedStatements(), next)
+  }
+
+  status(): PoolStatus {
     const view = poolStatusView(this.options.poolBoard, (k) => this.members.nameOf(k))
     const key = toHex(this.options.memberKey)
     // The view placed every member of the genesis already; before the genesis, no one has a pool.
@@ -240,7 +288,7 @@ export class PoolService {
     }
   }
 
-  evidenceList (): EvidenceView[] {
+  evidenceList(): EvidenceView[] {
     return this.options.poolBoard.evidence().map((e) => ({
       id: toHex(e.id),
       member: this.members.nameOf(e.evidence.member),
@@ -252,7 +300,7 @@ export class PoolService {
     }))
   }
 
-  private summarize (s: PartitionStatement): StatementSummary {
+  private summarize(s: PartitionStatement): StatementSummary {
     const id = statementId(s)
     const record = this.options.poolBoard.statement(id)
     return {
@@ -266,19 +314,31 @@ export class PoolService {
 
   // ------------------------------------------------------------------------------------------
 
-  private onGossip (msg: GossipMessage, from: string): void {
+  private onGossip(msg: GossipMessage, from: string): void {
     if (this.stopped) return
     switch (msg.kind) {
-      case 'genesis-proposal': this.responder.onGenesisProposal(msg.proposal, from); break
-      case 'update-request': this.responder.onUpdateRequest(msg.request, from); break
-      case 'partition-request': this.responder.onPartitionRequest(msg.request, from); break
-      case 'merge-request': this.responder.onMergeRequest(msg.request, from); break
+      case 'genesis-proposal':
+        this.responder.onGenesisProposal(msg.proposal, from)
+        break
+      case 'update-request':
+        this.responder.onUpdateRequest(msg.request, from)
+        break
+      case 'partition-request':
+        this.responder.onPartitionRequest(msg.request, from)
+        break
+      case 'merge-request':
+        this.responder.onMergeRequest(msg.request, from)
+        break
       case 'share':
         if (!this.rounds.onShare(msg.share, from)) break
         if (msg.share.kind === 'statement') this.evidence.watchShare(msg.share, from)
         break
-      case 'refusal': this.rounds.onRefusal(msg.refusal, from); break
-      case 'evidence': this.evidence.onGossipedEvidence(msg.evidence, from); break
+      case 'refusal':
+        this.rounds.onRefusal(msg.refusal, from)
+        break
+      case 'evidence':
+        this.evidence.onGossipedEvidence(msg.evidence, from)
+        break
     }
   }
 }

@@ -23,27 +23,36 @@ export class ChainTicker {
   private timer: NodeJS.Timeout | undefined
   private mining = false
 
-  constructor (private readonly options: ChainTickerOptions) {}
+  constructor(private readonly options: ChainTickerOptions) {}
 
-  start (): void {
+  start(): void {
     if (this.options.intervalS <= 0) return
-    this.timer = setInterval(() => { this.tick() }, this.options.intervalS * 1000)
+    this.timer = setInterval(() => {
+      this.tick()
+    }, this.options.intervalS * 1000)
     this.timer.unref()
   }
 
-  stop (): void {
+  stop(): void {
     if (this.timer !== undefined) clearInterval(this.timer)
     this.timer = undefined
   }
 
-  private tick (): void {
+  private tick(): void {
     // One block at a time: a slow commit must not pile up proposals.
     if (this.mining || !this.options.isLeader()) return
     this.mining = true
-    this.options.entries.propose(encodeBlocksEntry(1), MINE_TIMEOUT_MS)
-      .then((r) => { this.options.logger.debug({ height: r.height, index: r.index }, 'mined a block') })
-      .catch((err: unknown) => { this.options.logger.warn({ err: (err as Error).message }, 'could not mine a block') })
-      .finally(() => { this.mining = false })
+    this.options.entries
+      .propose(encodeBlocksEntry(1), MINE_TIMEOUT_MS)
+      .then((r) => {
+        this.options.logger.debug({ height: r.height, index: r.index }, 'mined a block')
+      })
+      .catch((err: unknown) => {
+        this.options.logger.warn({ err: (err as Error).message }, 'could not mine a block')
+      })
+      .finally(() => {
+        this.mining = false
+      })
   }
 }
 
@@ -54,19 +63,27 @@ export interface ChainStatus {
   appliedIndex: number
 }
 
-export function chainStatus (poolBoard: PoolBoard, blockIntervalS: number): ChainStatus {
+export function chainStatus(poolBoard: PoolBoard, blockIntervalS: number): ChainStatus {
   return { height: poolBoard.chainHeight, blockIntervalS, appliedIndex: poolBoard.appliedIndex }
 }
 
 /** POST /v1/chain/mine */
-export interface MineResult { height: number, index: number, blocks: number }
+export interface MineResult {
+  height: number
+  index: number
+  blocks: number
+}
 
 /** Mines `blocks` blocks through the board; resolves with the height once applied here. */
-export async function mine (entries: EntryProposer, blocks: unknown): Promise<MineResult> {
+export async function mine(entries: EntryProposer, blocks: unknown): Promise<MineResult> {
   if (typeof blocks !== 'number' || !Number.isSafeInteger(blocks) || blocks < 1 || blocks > MAX_BLOCKS_PER_ENTRY) {
-    throw new PoolError('bad-request', `blocks: expected a whole number from 1 to ${MAX_BLOCKS_PER_ENTRY}, got ${JSON.stringify(blocks)}`)
+    throw new PoolError(
+      'bad-request',
+      `blocks: expected a whole number from 1 to ${MAX_BLOCKS_PER_ENTRY}, got ${JSON.stringify(blocks)}`
+    )
   }
   const result = await entries.propose(encodeBlocksEntry(blocks), MINE_TIMEOUT_MS)
-  if (result.outcome !== 'accepted' || result.height === null) throw new PoolError('rejected', `the board refused the blocks: ${result.reason}`)
+  if (result.outcome !== 'accepted' || result.height === null)
+    throw new PoolError('rejected', `the board refused the blocks: ${result.reason}`)
   return { height: result.height, index: result.index, blocks }
 }

@@ -16,7 +16,7 @@ export const DEFAULT_BALANCE_SATS = 100_000n
 export const DEFAULT_KICKOUT_DELAY_BLOCKS = 144
 
 /** A stable text id of a pool reference: `root`, `partition/<statement id>`, `continuation/<ref hex>`. */
-export function refId (ref: PoolRef): string {
+export function refId(ref: PoolRef): string {
   if (ref.kind === 'root') return 'root'
   if (ref.kind === 'partition') return `partition/${toHex(ref.statementId)}`
   return `continuation/${toHex(encodePoolRef(ref))}`
@@ -26,7 +26,7 @@ export function refId (ref: PoolRef): string {
  * Labels pools for people with what the board knows: a continuation is named after the member
  * kicked out, e.g. `partition 9f3a21c0d4e5b6a7 without node3`.
  */
-export function poolLabeller (board: PoolBoard, nameOf: NameOf): (ref: PoolRef) => string {
+export function poolLabeller(board: PoolBoard, nameOf: NameOf): (ref: PoolRef) => string {
   return (ref) => {
     const without: string[] = []
     let r = ref
@@ -48,12 +48,12 @@ export interface Home {
   index: number
 }
 
-export function homeOf (board: PoolBoard, key: Uint8Array): Home | null {
+export function homeOf(board: PoolBoard, key: Uint8Array): Home | null {
   return homesOf(board)(key)
 }
 
 /** `homeOf` for many members: lists the board's pools once (listing builds a view of every pool). */
-export function homesOf (board: PoolBoard): (key: Uint8Array) => Home | null {
+export function homesOf(board: PoolBoard): (key: Uint8Array) => Home | null {
   const views = board.poolList()
   return (key) => {
     for (const view of views) {
@@ -88,8 +88,8 @@ export interface PoolNodeView {
   totalSats: bigint
   /** Board index of the entry that made it (the genesis, the statement, the kick-out). */
   createdAtIndex: number
-  parent: { ref: string, label: string, state: number } | null
-  members: Array<{ name: string, balanceSats: bigint, movedTo: string | null }>
+  parent: { ref: string; label: string; state: number } | null
+  members: Array<{ name: string; balanceSats: bigint; movedTo: string | null }>
   /** Balances still held here (not moved into a partition), by member name. */
   balances: Record<string, bigint>
   children: PoolNodeView[]
@@ -113,10 +113,10 @@ export interface PoolStatusView {
   tree: PoolNodeView | null
   evidenceCount: number
   equivocators: string[]
-  kickouts: Array<{ member: string, pool: string, state: number, exitSats: bigint, height: number, index: number }>
+  kickouts: Array<{ member: string; pool: string; state: number; exitSats: bigint; height: number; index: number }>
 }
 
-export function poolStatusView (board: PoolBoard, nameOf: NameOf): PoolStatusView {
+export function poolStatusView(board: PoolBoard, nameOf: NameOf): PoolStatusView {
   const genesis = board.genesis
   const id = board.poolId
   const tree = board.poolTree()
@@ -126,7 +126,9 @@ export function poolStatusView (board: PoolBoard, nameOf: NameOf): PoolStatusVie
     const v = node.pool
     const record = board.pool(v.ref)
     const balances: Record<string, bigint> = {}
-    for (const m of v.members) if (m.partitionedBy === null && v.status !== 'closed' && v.status !== 'merged') balances[nameOf(m.key)] = m.balanceSats
+    for (const m of v.members)
+      if (m.partitionedBy === null && v.status !== 'closed' && v.status !== 'merged')
+        balances[nameOf(m.key)] = m.balanceSats
     const out: PoolNodeView = {
       ref: refId(v.ref),
       label: label(v.ref),
@@ -137,8 +139,16 @@ export function poolStatusView (board: PoolBoard, nameOf: NameOf): PoolStatusVie
       kickoutFromHeight: v.heightT + (genesis?.kickoutDelayBlocks ?? 0) + 1,
       totalSats: v.totalSats,
       createdAtIndex: record?.createdAt ?? 0,
-      parent: v.parent === null ? null : { ref: refId(v.parent.pool), label: label(v.parent.pool), state: v.parent.stateNumber },
-      members: v.members.map((m) => ({ name: nameOf(m.key), balanceSats: m.balanceSats, movedTo: m.partitionedBy === null ? null : refId({ kind: 'partition', statementId: m.partitionedBy }) }))
+      parent:
+        v.parent === null
+          ? null
+          : { ref: refId(v.parent.pool), label: label(v.parent.pool), state: v.parent.stateNumber },
+      members: v.members
+        .map((m) => ({
+          name: nameOf(m.key),
+          balanceSats: m.balanceSats,
+          movedTo: m.partitionedBy === null ? null : refId({ kind: 'partition', statementId: m.partitionedBy })
+        }))
         .sort((a, b) => byName(a.name, b.name)),
       balances: sortedRecord(balances),
       children: []
@@ -162,7 +172,14 @@ export function poolStatusView (board: PoolBoard, nameOf: NameOf): PoolStatusVie
     const onChainSats = exits.get(toHex(gm.key)) ?? 0n
     balances[name] = balanceSats
     if (onChainSats > 0n) onChain[name] = onChainSats
-    members.push({ name, key: toHex(gm.key), pool: home === null ? null : refId(home.view.ref), poolLabel: home === null ? null : label(home.view.ref), balanceSats, onChainSats })
+    members.push({
+      name,
+      key: toHex(gm.key),
+      pool: home === null ? null : refId(home.view.ref),
+      poolLabel: home === null ? null : label(home.view.ref),
+      balanceSats,
+      onChainSats
+    })
   }
   nodes.sort((a, b) => a.createdAtIndex - b.createdAtIndex)
   members.sort((a, b) => byName(a.name, b.name))
@@ -180,21 +197,31 @@ export function poolStatusView (board: PoolBoard, nameOf: NameOf): PoolStatusVie
     tree: root,
     evidenceCount: board.evidence().length,
     equivocators: board.equivocators().map(nameOf),
-    kickouts: board.kickouts().map((k) => ({ member: nameOf(k.member), pool: refId(k.pool), state: k.stateNumber, exitSats: k.exitSats, height: k.height, index: k.index }))
+    kickouts: board.kickouts().map((k) => ({
+      member: nameOf(k.member),
+      pool: refId(k.pool),
+      state: k.stateNumber,
+      exitSats: k.exitSats,
+      height: k.height,
+      index: k.index
+    }))
   }
 }
 
 /** The height from which `member` can be kicked out of `state`, and why, for messages. */
-export function kickoutHeight (state: PoolState, member: Uint8Array): { validFromHeight: number, text: string } {
+export function kickoutHeight(state: PoolState, member: Uint8Array): { validFromHeight: number; text: string } {
   const k = kickout(state, member)
-  return { validFromHeight: k.validFromHeight, text: `T ${state.heightT} + X ${state.pool.kickoutDelayBlocks} + 1 = ${k.validFromHeight}` }
+  return {
+    validFromHeight: k.validFromHeight,
+    text: `T ${state.heightT} + X ${state.pool.kickoutDelayBlocks} + 1 = ${k.validFromHeight}`
+  }
 }
 
 /** Names in natural order: node2 before node10. */
-export function byName (a: string, b: string): number {
+export function byName(a: string, b: string): number {
   return a.localeCompare(b, 'en', { numeric: true })
 }
 
-function sortedRecord<T> (r: Record<string, T>): Record<string, T> {
+function sortedRecord<T>(r: Record<string, T>): Record<string, T> {
   return Object.fromEntries(Object.entries(r).sort(([a], [b]) => byName(a, b)))
 }

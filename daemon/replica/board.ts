@@ -69,10 +69,16 @@ export interface BoardClock {
 
 export const NODE_CLOCK: BoardClock = {
   setInterval: (fn, ms) => setInterval(fn, ms),
-  clearInterval: (handle) => { clearInterval(handle as NodeJS.Timeout) },
+  clearInterval: (handle) => {
+    clearInterval(handle as NodeJS.Timeout)
+  },
   setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (handle) => { clearTimeout(handle as NodeJS.Timeout) },
-  nextTurn: async () => { await new Promise((resolve) => setImmediate(resolve)) },
+  clearTimeout: (handle) => {
+    clearTimeout(handle as NodeJS.Timeout)
+  },
+  nextTurn: async () => {
+    await new Promise((resolve) => setImmediate(resolve))
+  },
   nowMs: () => performance.now(),
   isoTime: () => new Date().toISOString(),
   randomInt: (n) => randomInt(n),
@@ -103,11 +109,13 @@ export interface BoardOptions {
    * What this node promised (hard state, last durable entry), kept outside LevelDB and read at
    * start: a store that holds less lost writes (docs/operations.md, "Lost durable state").
    */
-  promises?: { file: PromiseFile, promise: BoardPromise | null }
+  promises?: { file: PromiseFile; promise: BoardPromise | null }
   /** Signs this node's votes and checks others' (election certificates, docs/raft.md); null: plain Raft. */
   votes?: VoteAuthority | null
   /** Called with every alarm the core raises, after it is logged (the hash-chain defense makes a proof of it). */
   onAlarm?: (alarm: Alarm) => void
+  /** Called when this node's role or the leader it knows changes (metrics count leader changes). */
+  onSoftState?: (role: Role, leader: NodeId | null) => void
   /** Timers, event loop and randomness (default NODE_CLOCK); the simulator passes its own. */
   clock?: BoardClock
   /** Lab mode only (daemon/lab/): rewrites a message before the core steps it, as a lying member would. */
@@ -127,7 +135,7 @@ export interface BoardStatus {
   snapshotIndex: number
   configuration: Configuration
   /** On the leader: each member's match index and replication state. */
-  progress: Record<NodeId, { match: number, next: number, state: string, isLearner: boolean }> | null
+  progress: Record<NodeId, { match: number; next: number; state: string; isLearner: boolean }> | null
   alarms: number
   /** Members this node no longer follows or votes for: they offered to rewrite committed entries. */
   shunned: NodeId[]
@@ -137,7 +145,11 @@ export interface BoardStatus {
 
 /** A proposal or read the caller gave up on, or that the board could not take. */
 export class BoardError extends Error {
-  constructor (readonly code: 'not-leader' | 'refused' | 'timeout' | 'superseded' | 'stopped', message: string, readonly leader: NodeId | null = null) {
+  constructor(
+    readonly code: 'not-leader' | 'refused' | 'timeout' | 'superseded' | 'stopped',
+    message: string,
+    readonly leader: NodeId | null = null
+  ) {
     super(message)
     this.name = 'BoardError'
   }
@@ -182,10 +194,10 @@ export class BoardReplica {
   private loop: Promise<void> | undefined
   private stopped = false
   private failed = false
-  private readonly proposals = new Map<number, Waiter<{ index: number, term: number }> & { term: number }>()
+  private readonly proposals = new Map<number, Waiter<{ index: number; term: number }> & { term: number }>()
   private readonly reads = new Map<string, Waiter<number>>()
   /** Reads confirmed by the leader, waiting for this node to apply up to their index. */
-  private readonly confirmedReads: Array<{ index: number, waiter: Waiter<number> }> = []
+  private readonly confirmedReads: Array<{ index: number; waiter: Waiter<number> }> = []
   private readCounter = 0n
   /**
    * Read contexts are this node's random prefix and a counter: the leader ignores a read whose
@@ -202,7 +214,7 @@ export class BoardReplica {
    * Verified entries of the snapshots stepped into the core, by snapshot index, kept until the Ready
    * that restores one persists it (a later one may arrive first; the core ignores those it is past).
    */
-  private readonly incomingSnapshots = new Map<number, { entries: Entry[], prevIndex: number, prevHash: Uint8Array }>()
+  private readonly incomingSnapshots = new Map<number, { entries: Entry[]; prevIndex: number; prevHash: Uint8Array }>()
   readonly recentAlarms: Array<Alarm & { at: string }> = []
   /**
    * Entries whose checks are being prepared (signatures on worker threads), by index. Holds only
@@ -220,7 +232,10 @@ export class BoardReplica {
 
   private readonly clock: BoardClock
 
-  private constructor (private readonly options: BoardOptions, raft: Raft) {
+  private constructor(
+    private readonly options: BoardOptions,
+    raft: Raft
+  ) {
     this.clock = options.clock ?? NODE_CLOCK
     this.readPrefix = this.clock.randomBytes(8)
     this.raft = raft
@@ -230,7 +245,7 @@ export class BoardReplica {
   }
 
   /** Restores the core from the store (or bootstraps it) and wires the transport. */
-  static async open (options: BoardOptions): Promise<BoardReplica> {
+  static async open(options: BoardOptions): Promise<BoardReplica> {
     const { store, selfId, initialConfiguration, timing } = options
     const clock = options.clock ?? NODE_CLOCK
     let persisted = await store.load()
@@ -241,32 +256,47 @@ export class BoardReplica {
     }
     const check = checkPromises(persisted, options.promises?.promise ?? null)
     persisted = check.persisted
-    const raft = new Raft({
-      id: selfId,
-      rand: (n) => clock.randomInt(n),
-      electionTicks: timing.electionTicks,
-      heartbeatTicks: timing.heartbeatTicks,
-      // A learner needs a heartbeat only to keep knowing its leader, which it forgets after an
-      // election timeout: two per timeout is enough, and in a pool of many learners it is most
-      // of the leader's idle traffic (docs/operations.md, "What wakes an idle node").
-      learnerHeartbeatTicks: Math.max(timing.heartbeatTicks, Math.floor(timing.electionTicks / 2)),
-      verifyHashChain: options.verifyHashChain ?? true,
-      votes: options.votes ?? null
-    }, persisted)
+    const raft = new Raft(
+      {
+        id: selfId,
+        rand: (n) => clock.randomInt(n),
+        electionTicks: timing.electionTicks,
+        heartbeatTicks: timing.heartbeatTicks,
+        // A learner needs a heartbeat only to keep knowing its leader, which it forgets after an
+        // election timeout: two per timeout is enough, and in a pool of many learners it is most
+        // of the leader's idle traffic (docs/operations.md, "What wakes an idle node").
+        learnerHeartbeatTicks: Math.max(timing.heartbeatTicks, Math.floor(timing.electionTicks / 2)),
+        verifyHashChain: options.verifyHashChain ?? true,
+        votes: options.votes ?? null
+      },
+      persisted
+    )
     const board = new BoardReplica(options, raft)
     if (check.missing !== null) {
       const p = options.promises!.promise!
       raft.holdVotesUntil(p.lastIndex, p.lastHash)
       board.holdingVotes = !raft.keptPromises()
-      options.logger.error({ missing: check.missing, promisedIndex: p.lastIndex, storedIndex: raft.lastIndex, commit: raft.commitIndex, term: raft.currentTerm },
+      options.logger.error(
+        {
+          missing: check.missing,
+          promisedIndex: p.lastIndex,
+          storedIndex: raft.lastIndex,
+          commit: raft.commitIndex,
+          term: raft.currentTerm
+        },
         `board: the store lost writes this node had made durable (${check.missing}); ` +
-        (board.holdingVotes ? 'it will not vote until it has caught up from the leader' : 'the term and vote are taken from the promise record'))
+          (board.holdingVotes
+            ? 'it will not vote until it has caught up from the leader'
+            : 'the term and vote are taken from the promise record')
+      )
     }
-    options.transport.onMessage((m) => { board.receive(m) })
+    options.transport.onMessage((m) => {
+      board.receive(m)
+    })
     return board
   }
 
-  start (): void {
+  start(): void {
     this.tickTimer = this.clock.setInterval(() => {
       this.raft.tick()
       this.kick()
@@ -274,56 +304,86 @@ export class BoardReplica {
     this.kick()
   }
 
-  async stop (): Promise<void> {
+  async stop(): Promise<void> {
     this.stopped = true
     if (this.tickTimer !== undefined) this.clock.clearInterval(this.tickTimer)
     await this.loop
     await this.options.store.flush()
     await this.options.promises?.file.close()
     const stopped = new BoardError('stopped', 'the node is stopping')
-    for (const w of this.proposals.values()) { this.clock.clearTimeout(w.timer); w.reject(stopped) }
-    for (const w of this.reads.values()) { this.clock.clearTimeout(w.timer); w.reject(stopped) }
-    for (const r of this.confirmedReads) { this.clock.clearTimeout(r.waiter.timer); r.waiter.reject(stopped) }
+    for (const w of this.proposals.values()) {
+      this.clock.clearTimeout(w.timer)
+      w.reject(stopped)
+    }
+    for (const w of this.reads.values()) {
+      this.clock.clearTimeout(w.timer)
+      w.reject(stopped)
+    }
+    for (const r of this.confirmedReads) {
+      this.clock.clearTimeout(r.waiter.timer)
+      r.waiter.reject(stopped)
+    }
     this.proposals.clear()
     this.reads.clear()
     this.confirmedReads.length = 0
   }
 
   /** Proposes `data` and resolves once it is committed and applied on this node. */
-  async propose (data: Uint8Array, timeoutMs: number): Promise<{ index: number, term: number }> {
-    const dropped = this.raft.currentRole === 'leader' ? this.options.labDrop?.(data) ?? null : null
+  async propose(data: Uint8Array, timeoutMs: number): Promise<{ index: number; term: number }> {
+    const dropped = this.raft.currentRole === 'leader' ? (this.options.labDrop?.(data) ?? null) : null
     if (dropped !== null) {
       // What a proposer sees from a censoring leader: its entry never commits.
       this.options.logger.warn({ reason: dropped, bytes: data.length }, 'lab: dropped a proposal')
-      await new Promise((resolve) => { const t = this.clock.setTimeout(() => { resolve(undefined) }, timeoutMs); (t as { unref?: () => void }).unref?.() })
+      await new Promise((resolve) => {
+        const t = this.clock.setTimeout(() => {
+          resolve(undefined)
+        }, timeoutMs)
+        ;(t as { unref?: () => void }).unref?.()
+      })
       throw new BoardError('timeout', `the entry was not committed within ${timeoutMs} ms; it may still commit`)
     }
     return await this.submit(() => this.raft.propose(data), timeoutMs)
   }
 
-  async changeMembership (change: ConfChange, timeoutMs: number): Promise<{ index: number, term: number }> {
+  async changeMembership(change: ConfChange, timeoutMs: number): Promise<{ index: number; term: number }> {
     if (change.kind === 'addVoter' || change.kind === 'promoteLearner') this.checkCaughtUp(change.node)
-    if ((change.kind === 'demoteVoter' || change.kind === 'removeNode') && change.node === this.options.selfId && this.raft.currentRole === 'leader') {
+    if (
+      (change.kind === 'demoteVoter' || change.kind === 'removeNode') &&
+      change.node === this.options.selfId &&
+      this.raft.currentRole === 'leader'
+    ) {
       // A change takes effect when appended: the leader would stop leading before its change commits,
       // and if the voters left lack entries only it holds, no one can be elected (a learner does not
       // campaign; the voters refuse each other's older logs). Hand the lead over first.
-      throw new BoardError('refused', 'the leader cannot demote or remove itself: transfer the lead to another voter first', this.options.selfId)
+      throw new BoardError(
+        'refused',
+        'the leader cannot demote or remove itself: transfer the lead to another voter first',
+        this.options.selfId
+      )
     }
     return await this.submit(() => this.raft.proposeConfChange(change), timeoutMs)
   }
 
   /** Refuses to give a vote to a member that could not use it yet (see MAX_CATCH_UP_LAG_ENTRIES). */
-  private checkCaughtUp (node: NodeId): void {
+  private checkCaughtUp(node: NodeId): void {
     const s = this.raft.status()
     if (s.role !== 'leader' || node === s.id) return // the core refuses or answers these itself
     const pr = s.progress?.[node]
     if (pr === undefined || !pr.isLearner) {
-      throw new BoardError('refused', `${node} is not a learner: add it as a learner first and make it a voter once it has caught up`, s.id)
+      throw new BoardError(
+        'refused',
+        `${node} is not a learner: add it as a learner first and make it a voter once it has caught up`,
+        s.id
+      )
     }
     const lag = s.lastIndex - pr.match
     // match 0: it never acknowledged anything (a fresh learner counts as active for a while).
     if (pr.match === 0 || lag > MAX_CATCH_UP_LAG_ENTRIES || !pr.recentActive) {
-      throw new BoardError('refused', `${node} has not caught up (${pr.match === 0 ? 'no entry acknowledged yet' : `${lag} entries behind`}${pr.recentActive ? '' : ', silent for an election timeout'}); a voter that cannot acknowledge could leave the board without a quorum`, s.id)
+      throw new BoardError(
+        'refused',
+        `${node} has not caught up (${pr.match === 0 ? 'no entry acknowledged yet' : `${lag} entries behind`}${pr.recentActive ? '' : ', silent for an election timeout'}); a voter that cannot acknowledge could leave the board without a quorum`,
+        s.id
+      )
     }
   }
 
@@ -332,9 +392,10 @@ export class BoardReplica {
    * quorum, that it was leader when the read arrived, and this node has applied up to that index.
    * Anything committed before the call is then visible in the applied state.
    */
-  async linearizableRead (timeoutMs: number): Promise<number> {
+  async linearizableRead(timeoutMs: number): Promise<number> {
     this.checkOpen()
-    if (this.reads.size >= MAX_PENDING_READS) throw new BoardError('refused', `more than ${MAX_PENDING_READS} reads pending`)
+    if (this.reads.size >= MAX_PENDING_READS)
+      throw new BoardError('refused', `more than ${MAX_PENDING_READS} reads pending`)
     const context = new Uint8Array(16)
     context.set(this.readPrefix, 0)
     new DataView(context.buffer).setBigUint64(8, ++this.readCounter)
@@ -350,14 +411,17 @@ export class BoardReplica {
       this.raft.readIndex(context)
     } catch (err) {
       const w = this.reads.get(key)
-      if (w !== undefined) { this.clock.clearTimeout(w.timer); this.reads.delete(key) }
+      if (w !== undefined) {
+        this.clock.clearTimeout(w.timer)
+        this.reads.delete(key)
+      }
       throw this.translate(err)
     }
     this.kick()
     return await promise
   }
 
-  transferLeadership (to: NodeId): void {
+  transferLeadership(to: NodeId): void {
     this.checkOpen()
     try {
       this.raft.transferLeadership(to)
@@ -367,12 +431,13 @@ export class BoardReplica {
     this.kick()
   }
 
-  status (): BoardStatus {
+  status(): BoardStatus {
     const s = this.raft.status()
     let progress: BoardStatus['progress'] = null
     if (s.progress !== null) {
       progress = {}
-      for (const [id, p] of Object.entries(s.progress)) progress[id] = { match: p.match, next: p.next, state: p.state, isLearner: p.isLearner }
+      for (const [id, p] of Object.entries(s.progress))
+        progress[id] = { match: p.match, next: p.next, state: p.state, isLearner: p.isLearner }
     }
     return {
       id: s.id,
@@ -391,52 +456,61 @@ export class BoardReplica {
     }
   }
 
-  get appliedIndex (): number {
+  get appliedIndex(): number {
     return this.readableApplied
   }
 
   // Cheap accessors (no copy of the per-member progress that status() makes).
-  get role (): Role {
+  get role(): Role {
     return this.raft.currentRole
   }
 
-  get leader (): NodeId | null {
+  get leader(): NodeId | null {
     return this.raft.leaderId
   }
 
-  get term (): number {
+  get term(): number {
     return this.raft.currentTerm
   }
 
-  get commit (): number {
+  get commit(): number {
     return this.raft.commitIndex
   }
 
-  get alarms (): number {
+  get alarms(): number {
     return this.alarmCount
   }
 
   /** Committed and applied entries from `from`, at most `limit`. */
-  async committedEntries (from: number, limit: number): Promise<Entry[]> {
+  async committedEntries(from: number, limit: number): Promise<Entry[]> {
     const to = Math.min(this.readableApplied, from + limit - 1)
     return await this.options.store.readEntries(Math.max(1, from), to)
   }
 
   // ------------------------------------------------------------------------------------------
 
-  private async submit (propose: () => { index: number, term: number }, timeoutMs: number): Promise<{ index: number, term: number }> {
+  private async submit(
+    propose: () => { index: number; term: number },
+    timeoutMs: number
+  ): Promise<{ index: number; term: number }> {
     this.checkOpen()
-    if (this.proposals.size >= MAX_PENDING_PROPOSALS) throw new BoardError('refused', `more than ${MAX_PENDING_PROPOSALS} proposals pending`)
-    let proposed: { index: number, term: number }
+    if (this.proposals.size >= MAX_PENDING_PROPOSALS)
+      throw new BoardError('refused', `more than ${MAX_PENDING_PROPOSALS} proposals pending`)
+    let proposed: { index: number; term: number }
     try {
       proposed = propose()
     } catch (err) {
       throw this.translate(err)
     }
-    const promise = new Promise<{ index: number, term: number }>((resolve, reject) => {
+    const promise = new Promise<{ index: number; term: number }>((resolve, reject) => {
       const timer = this.clock.setTimeout(() => {
         this.proposals.delete(proposed.index)
-        reject(new BoardError('timeout', `entry ${proposed.index} was not committed within ${timeoutMs} ms; it may still commit`))
+        reject(
+          new BoardError(
+            'timeout',
+            `entry ${proposed.index} was not committed within ${timeoutMs} ms; it may still commit`
+          )
+        )
       }, timeoutMs)
       this.proposals.set(proposed.index, { term: proposed.term, resolve, reject, timer })
     })
@@ -444,7 +518,7 @@ export class BoardReplica {
     return await promise
   }
 
-  private translate (err: unknown): Error {
+  private translate(err: unknown): Error {
     if (err instanceof ProposalError) {
       if (err.reason === 'not-leader') return new BoardError('not-leader', err.message, err.leader)
       return new BoardError('refused', err.message, err.leader)
@@ -452,11 +526,11 @@ export class BoardReplica {
     return err as Error
   }
 
-  private checkOpen (): void {
+  private checkOpen(): void {
     if (this.stopped) throw new BoardError('stopped', 'the node is stopping')
   }
 
-  private receive (m: Message): void {
+  private receive(m: Message): void {
     if (this.stopped) return
     if (this.shunned.has(m.from) && LEADING_MESSAGES.has(m.type)) return
     const verdict = this.quarantine.admit(m.from)
@@ -479,7 +553,7 @@ export class BoardReplica {
    * log before the core sees it: the chain rebuilt from our entry before it must reach the hash the
    * leader claims.
    */
-  private async receiveSnapshot (m: SnapMessage): Promise<void> {
+  private async receiveSnapshot(m: SnapMessage): Promise<void> {
     const { logger, store } = this.options
     // A snapshot of an older term (a deposed leader's, delayed on its own stream) is stale: the core
     // would ignore it, and the leader's match it was cut from may no longer describe this log, so a
@@ -492,7 +566,10 @@ export class BoardReplica {
       if (prevIndex > 0) {
         const prev = await store.entry(prevIndex)
         if (prev === undefined) {
-          logger.warn({ from: m.from, firstIndex: history.firstIndex, lastStored: store.lastStoredIndex }, 'dropped a snapshot that does not start where this node\'s log ends')
+          logger.warn(
+            { from: m.from, firstIndex: history.firstIndex, lastStored: store.lastStoredIndex },
+            "dropped a snapshot that does not start where this node's log ends"
+          )
           return
         }
         prevHash = prev.hash
@@ -500,7 +577,13 @@ export class BoardReplica {
       if (this.stopped || m.term < this.raft.currentTerm) return
       const verified = verifyHistory(history, prevHash, m.snapshot.meta)
       if ('problem' in verified) {
-        this.raiseAlarm({ kind: 'invalid-append', from: m.from, term: m.term, index: m.snapshot.meta.index, reason: `snapshot: ${verified.problem}` })
+        this.raiseAlarm({
+          kind: 'invalid-append',
+          from: m.from,
+          term: m.term,
+          index: m.snapshot.meta.index,
+          reason: `snapshot: ${verified.problem}`
+        })
         return
       }
       const index = m.snapshot.meta.index
@@ -516,12 +599,14 @@ export class BoardReplica {
   }
 
   /** Runs the Ready loop unless it is already running; it drains every Ready there is. */
-  private kick (): void {
+  private kick(): void {
     if (this.loop !== undefined || this.stopped) return
-    this.loop = this.drain().finally(() => { this.loop = undefined })
+    this.loop = this.drain().finally(() => {
+      this.loop = undefined
+    })
   }
 
-  private async drain (): Promise<void> {
+  private async drain(): Promise<void> {
     try {
       // Yield once so that every step/proposal of this turn of the event loop joins the batch.
       await this.clock.nextTurn()
@@ -532,7 +617,7 @@ export class BoardReplica {
   }
 
   /** The store failed: the node cannot keep its promises and must stop. */
-  private fail (err: unknown): void {
+  private fail(err: unknown): void {
     if (this.stopped && this.failed) return
     this.failed = true
     this.stopped = true
@@ -541,7 +626,7 @@ export class BoardReplica {
     this.options.onFatal(err as Error)
   }
 
-  private async handle (rd: Ready): Promise<void> {
+  private async handle(rd: Ready): Promise<void> {
     const { store, transport } = this.options
     let snapshotEntries: Entry[] = []
     /** Committed entries this node stores and has not applied, below a received history. */
@@ -558,8 +643,12 @@ export class BoardReplica {
       if (incoming.prevIndex > this.applied) {
         unappliedBelowHistory = await store.readEntries(this.applied + 1, incoming.prevIndex)
         const last = unappliedBelowHistory.at(-1)
-        assert(unappliedBelowHistory.length === incoming.prevIndex - this.applied && last !== undefined && equalBytes(last.hash, incoming.prevHash),
-          `the stored entries ${this.applied + 1}..${incoming.prevIndex} below a received history changed since it was checked`)
+        assert(
+          unappliedBelowHistory.length === incoming.prevIndex - this.applied &&
+            last !== undefined &&
+            equalBytes(last.hash, incoming.prevHash),
+          `the stored entries ${this.applied + 1}..${incoming.prevIndex} below a received history changed since it was checked`
+        )
       }
     }
     // A leader's appends may go out while its own copy is being written (Raft thesis §10.2.1):
@@ -578,7 +667,10 @@ export class BoardReplica {
 
     // Committed entries are applied in memory now and their records join the same atomic batch as
     // the Raft state: a crash keeps both or neither.
-    const toApply = rd.snapshot !== null ? [...unappliedBelowHistory, ...snapshotEntries.filter((e) => e.index > this.applied)] : rd.committedEntries
+    const toApply =
+      rd.snapshot !== null
+        ? [...unappliedBelowHistory, ...snapshotEntries.filter((e) => e.index > this.applied)]
+        : rd.committedEntries
     await this.prepared(toApply)
     const applyOps = await this.applyInMemory(toApply)
     const durableFirst = store.mustSync(rd)
@@ -595,9 +687,12 @@ export class BoardReplica {
     if (durableFirst) {
       await write
       const persistMs = this.clock.nowMs() - startMs
-      if (persistMs > SLOW_PERSIST_MS) this.options.logger.warn({ persistMs: Math.round(persistMs) }, 'slow disk: persisting a Raft batch took long')
+      if (persistMs > SLOW_PERSIST_MS)
+        this.options.logger.warn({ persistMs: Math.round(persistMs) }, 'slow disk: persisting a Raft batch took long')
     } else {
-      write.catch((err: unknown) => { this.fail(err) })
+      write.catch((err: unknown) => {
+        this.fail(err)
+      })
     }
     // Entries committed by an unsynced batch were written (synced) by an earlier one, so they are
     // readable from the store now; in a synced batch, only once it is written.
@@ -613,20 +708,41 @@ export class BoardReplica {
       else transport.send(m)
     }
     this.answerProposals(toApply)
+    if (toApply.length > 0 && this.options.logger.isLevelEnabled('debug')) {
+      this.options.logger.debug(
+        {
+          from: toApply[0].index,
+          to: toApply[toApply.length - 1].index,
+          term: this.raft.currentTerm,
+          persisted: rd.entries.length,
+          sent: rd.messages.length
+        },
+        'applied board entries'
+      )
+    }
     for (const rs of rd.readStates) this.confirmRead(toHex(rs.context), rs.index)
     for (const alarm of rd.alarms) this.raiseAlarm(alarm)
-    if (rd.softState !== null) this.options.logger.info({ role: rd.softState.role, leader: rd.softState.leader, term: this.raft.currentTerm }, 'board role changed')
+    if (rd.softState !== null) {
+      this.options.logger.info(
+        { role: rd.softState.role, leader: rd.softState.leader, term: this.raft.currentTerm },
+        'board role changed'
+      )
+      this.options.onSoftState?.(rd.softState.role, rd.softState.leader)
+    }
     this.raft.advance(rd)
     if (this.holdingVotes && this.raft.keptPromises()) {
       this.holdingVotes = false
-      this.options.logger.warn({ lastIndex: this.raft.lastIndex, commit: this.raft.commitIndex }, 'board: caught up past what the store had lost; voting again')
+      this.options.logger.warn(
+        { lastIndex: this.raft.lastIndex, commit: this.raft.commitIndex },
+        'board: caught up past what the store had lost; voting again'
+      )
     }
     this.releaseReads()
     await this.maybeCompact()
   }
 
   /** Records, outside LevelDB, the hard state and last entry this Ready makes durable. */
-  private writePromise (rd: Ready): Promise<void> | undefined {
+  private writePromise(rd: Ready): Promise<void> | undefined {
     const file = this.options.promises?.file
     if (file === undefined) return undefined
     const prev = file.current
@@ -642,29 +758,37 @@ export class BoardReplica {
       lastIndex = this.raft.lastIndex
       lastHash = this.raft.hashAt(lastIndex) ?? ZERO_HASH
     }
-    const hs = rd.hardState ?? { term: prev?.term ?? this.raft.currentTerm, vote: prev?.vote ?? this.raft.status().vote }
+    const hs = rd.hardState ?? {
+      term: prev?.term ?? this.raft.currentTerm,
+      vote: prev?.vote ?? this.raft.status().vote
+    }
     return file.write({ term: hs.term, vote: hs.vote, lastIndex, lastHash })
   }
 
   /** Forgets the preparations of entries from `index` on (replaced in the log; never applied). */
-  private forgetPreparing (index: number): void {
+  private forgetPreparing(index: number): void {
     for (const i of this.preparing.keys()) if (i >= index) this.preparing.delete(i)
   }
 
-  private startPreparing (entries: readonly Entry[]): void {
+  private startPreparing(entries: readonly Entry[]): void {
     const prepare = this.options.prepareApply
     if (prepare === undefined) return
     // Only pool entries (version, kind and a payload) carry signatures; a noop is empty.
-    const todo = entries.filter((e) => e.type === 'normal' && e.data.length > ENTRY_HEADER_BYTES && !this.preparing.has(e.index))
+    const todo = entries.filter(
+      (e) => e.type === 'normal' && e.data.length > ENTRY_HEADER_BYTES && !this.preparing.has(e.index)
+    )
     if (todo.length === 0) return
     const work = prepare(todo).catch((err: unknown) => {
-      this.options.logger.warn({ err: (err as Error).message }, 'preparing entries failed; the board verifies them itself')
+      this.options.logger.warn(
+        { err: (err as Error).message },
+        'preparing entries failed; the board verifies them itself'
+      )
     })
     for (const e of todo) this.preparing.set(e.index, work)
   }
 
   /** Waits for the preparation of `entries` (starting what was not started). */
-  private async prepared (entries: readonly Entry[]): Promise<void> {
+  private async prepared(entries: readonly Entry[]): Promise<void> {
     if (this.options.prepareApply === undefined || entries.length === 0) return
     this.startPreparing(entries)
     const works = new Set<Promise<void>>()
@@ -677,7 +801,7 @@ export class BoardReplica {
   }
 
   /** Applies committed entries to the board state in memory; returns the records to write. */
-  private async applyInMemory (entries: readonly Entry[]): Promise<BatchOp[]> {
+  private async applyInMemory(entries: readonly Entry[]): Promise<BatchOp[]> {
     if (entries.length === 0) return []
     const last = entries[entries.length - 1].index
     assert(entries[0].index === this.applied + 1, `applying ${entries[0].index} after ${this.applied}`)
@@ -688,25 +812,31 @@ export class BoardReplica {
   }
 
   /** Answers the proposals among `entries` (now durable and applied): committed as proposed, or replaced. */
-  private answerProposals (entries: readonly Entry[]): void {
+  private answerProposals(entries: readonly Entry[]): void {
     for (const e of entries) {
       const w = this.proposals.get(e.index)
       if (w === undefined) continue
       this.proposals.delete(e.index)
       this.clock.clearTimeout(w.timer)
       if (e.term === w.term) w.resolve({ index: e.index, term: e.term })
-      else w.reject(new BoardError('superseded', `entry ${e.index} was replaced by a new leader's entry before it committed; propose it again`))
+      else
+        w.reject(
+          new BoardError(
+            'superseded',
+            `entry ${e.index} was replaced by a new leader's entry before it committed; propose it again`
+          )
+        )
     }
   }
 
-  private confirmRead (key: string, index: number): void {
+  private confirmRead(key: string, index: number): void {
     const w = this.reads.get(key)
     if (w === undefined) return
     this.reads.delete(key)
     this.confirmedReads.push({ index, waiter: w })
   }
 
-  private releaseReads (): void {
+  private releaseReads(): void {
     for (let i = this.confirmedReads.length - 1; i >= 0; i--) {
       const r = this.confirmedReads[i]
       if (r.index > this.readableApplied) continue
@@ -716,14 +846,17 @@ export class BoardReplica {
     }
   }
 
-  private raiseAlarm (alarm: Alarm): void {
+  private raiseAlarm(alarm: Alarm): void {
     if (alarm.kind === 'committed-entry-conflict' && !this.shunned.has(alarm.from) && this.shunned.size < MAX_SHUNNED) {
       // A member that offered to rewrite an entry this node knows is committed has proved it lies
       // about the log (an honest cluster never does this: docs/raft.md). This node stops following
       // it and will not vote for it, so an honest majority elects around it instead of the board
       // staying stuck under a leader whose appends are all refused.
       this.shunned.add(alarm.from)
-      this.options.logger.error({ member: alarm.from, term: alarm.term }, 'board: no longer following or voting for a member that offered to rewrite committed entries')
+      this.options.logger.error(
+        { member: alarm.from, term: alarm.term },
+        'board: no longer following or voting for a member that offered to rewrite committed entries'
+      )
     }
     this.alarmCount++
     this.recentAlarms.push({ ...alarm, at: this.clock.isoTime() })
@@ -731,14 +864,33 @@ export class BoardReplica {
     const key = `${alarm.kind} ${alarm.from}`
     if (alarm.kind === 'commit-beyond-log') {
       // Most likely this node's own store lost writes: not the sender's fault (docs/raft.md).
-      this.alarmLog.log('error', key, { alarm: alarm.kind, from: alarm.from, term: alarm.term, commit: alarm.commit, lastIndex: alarm.lastIndex },
-        'board alarm: the leader says this node holds entries it does not (lost writes?)')
+      this.alarmLog.log(
+        'error',
+        key,
+        { alarm: alarm.kind, from: alarm.from, term: alarm.term, commit: alarm.commit, lastIndex: alarm.lastIndex },
+        'board alarm: the leader says this node holds entries it does not (lost writes?)'
+      )
     } else {
-      const proof = alarm.kind === 'committed-entry-conflict'
-        ? { index: alarm.index, localTerm: alarm.localTerm, localHash: toHex(alarm.localHash), offeredTerm: alarm.offeredTerm, offeredHash: toHex(alarm.offeredHash) }
-        : alarm.kind === 'invalid-append' ? { index: alarm.index, reason: alarm.reason } : { type: alarm.type, reason: alarm.reason }
-      this.alarmLog.log('error', key, { alarm: alarm.kind, from: alarm.from, term: alarm.term, ...proof },
-        alarm.kind === 'refused-message' ? 'board alarm: refused a member\'s frame no honest member sends' : 'board alarm: a member offered a log that conflicts with what this node knows')
+      const proof =
+        alarm.kind === 'committed-entry-conflict'
+          ? {
+              index: alarm.index,
+              localTerm: alarm.localTerm,
+              localHash: toHex(alarm.localHash),
+              offeredTerm: alarm.offeredTerm,
+              offeredHash: toHex(alarm.offeredHash)
+            }
+          : alarm.kind === 'invalid-append'
+            ? { index: alarm.index, reason: alarm.reason }
+            : { type: alarm.type, reason: alarm.reason }
+      this.alarmLog.log(
+        'error',
+        key,
+        { alarm: alarm.kind, from: alarm.from, term: alarm.term, ...proof },
+        alarm.kind === 'refused-message'
+          ? "board alarm: refused a member's frame no honest member sends"
+          : 'board alarm: a member offered a log that conflicts with what this node knows'
+      )
       // A conflict with a committed entry has its own answer (shunned, above); it stays out of the
       // throttle so that the lab's coalitions keep playing as before.
       if (alarm.kind !== 'committed-entry-conflict') this.refusedFrom(alarm.from)
@@ -746,31 +898,48 @@ export class BoardReplica {
     this.options.onAlarm?.(alarm)
   }
 
-  private refusedFrom (member: NodeId): void {
+  private refusedFrom(member: NodeId): void {
     const change = this.quarantine.refused(member)
-    if (change === 'throttled') this.options.logger.warn({ member }, 'board: throttling a member whose frames keep being refused')
-    if (change === 'quarantined') this.options.logger.warn({ member }, 'board: dropping every frame of a member whose frames keep being refused, for a while')
+    if (change === 'throttled')
+      this.options.logger.warn({ member }, 'board: throttling a member whose frames keep being refused')
+    if (change === 'quarantined')
+      this.options.logger.warn(
+        { member },
+        'board: dropping every frame of a member whose frames keep being refused, for a while'
+      )
   }
 
   /**
    * The core asks to send a snapshot to a member whose next entry is compacted away: send it the
    * committed history it lacks (after its match index), one transfer per member at a time.
    */
-  private sendSnapshot (m: SnapMessage): void {
+  private sendSnapshot(m: SnapMessage): void {
     if (this.snapshotsSending.has(m.to)) return
     this.snapshotsSending.add(m.to)
     const match = this.raft.status().progress?.[m.to]?.match ?? 0
     const firstIndex = Math.min(match + 1, m.snapshot.meta.index)
-    this.options.store.readEntries(firstIndex, m.snapshot.meta.index).then((entries) => {
-      if (this.stopped) return
-      this.options.logger.info({ to: m.to, firstIndex, lastIndex: m.snapshot.meta.index }, 'sending a snapshot of the board history')
-      this.options.transport.send({ ...m, snapshot: { meta: m.snapshot.meta, data: encodeHistory(entries, firstIndex) } })
-    }).catch((err: unknown) => {
-      this.options.logger.error({ to: m.to, err }, 'could not read the history for a snapshot')
-    }).finally(() => { this.snapshotsSending.delete(m.to) })
+    this.options.store
+      .readEntries(firstIndex, m.snapshot.meta.index)
+      .then((entries) => {
+        if (this.stopped) return
+        this.options.logger.info(
+          { to: m.to, firstIndex, lastIndex: m.snapshot.meta.index },
+          'sending a snapshot of the board history'
+        )
+        this.options.transport.send({
+          ...m,
+          snapshot: { meta: m.snapshot.meta, data: encodeHistory(entries, firstIndex) }
+        })
+      })
+      .catch((err: unknown) => {
+        this.options.logger.error({ to: m.to, err }, 'could not read the history for a snapshot')
+      })
+      .finally(() => {
+        this.snapshotsSending.delete(m.to)
+      })
   }
 
-  private async maybeCompact (): Promise<void> {
+  private async maybeCompact(): Promise<void> {
     const snapshotIndex = this.raft.snapshotMeta().index
     if (this.applied - snapshotIndex < this.options.snapshotEveryEntries) return
     const meta = this.raft.compact(this.applied, EMPTY)
@@ -783,7 +952,10 @@ export class BoardReplica {
  * vote) is taken over, so the node never votes twice in a term; a last entry the store no longer
  * holds (and has not committed past) is reported as missing: the node then holds its votes.
  */
-export function checkPromises (persisted: PersistedState, promise: BoardPromise | null): { persisted: PersistedState, missing: string | null } {
+export function checkPromises(
+  persisted: PersistedState,
+  promise: BoardPromise | null
+): { persisted: PersistedState; missing: string | null } {
   if (promise === null) return { persisted, missing: null }
   const missing: string[] = []
   let hs = persisted.hardState
@@ -794,7 +966,12 @@ export function checkPromises (persisted: PersistedState, promise: BoardPromise 
   const meta = persisted.snapshot.meta
   const lastStored = meta.index + persisted.entries.length
   const at = promise.lastIndex
-  const storedHash = at === meta.index ? meta.hash : at > meta.index && at <= lastStored ? persisted.entries[at - meta.index - 1].hash : null
+  const storedHash =
+    at === meta.index
+      ? meta.hash
+      : at > meta.index && at <= lastStored
+        ? persisted.entries[at - meta.index - 1].hash
+        : null
   const entriesMissing = at > hs.commit && (storedHash === null || !equalBytes(storedHash, promise.lastHash))
   if (entriesMissing) missing.push(`entries up to ${at}; the store holds up to ${lastStored}, committed ${hs.commit}`)
   return { persisted: { ...persisted, hardState: hs }, missing: missing.length === 0 ? null : missing.join('; ') }

@@ -27,14 +27,14 @@ export type AppliedEvents = Events<AppliedBatch>
 export class PoolApplier implements BoardApplier {
   private readonly source = new EventSource<AppliedBatch>()
 
-  constructor (readonly board: PoolBoard) {}
+  constructor(readonly board: PoolBoard) {}
 
   /** Every batch applied from now on, in order (the defenses, the pool service, the proposer's waiters). */
-  get applied (): AppliedEvents {
+  get applied(): AppliedEvents {
     return this.source
   }
 
-  async apply (entries: readonly Entry[]): Promise<BatchOp[]> {
+  async apply(entries: readonly Entry[]): Promise<BatchOp[]> {
     const changes: PoolBoardChange[] = []
     const results: ApplyResult[] = []
     for (const e of entries) {
@@ -51,7 +51,7 @@ export class PoolApplier implements BoardApplier {
  * The pool board recorded in `db` (an empty board if none is): every record decoded and checked
  * against its key and against the others. Throws StoreCorruptError naming the damaged key.
  */
-export async function loadPoolBoard (db: Database, options: PoolBoardOptions = {}): Promise<PoolBoard> {
+export async function loadPoolBoard(db: Database, options: PoolBoardOptions = {}): Promise<PoolBoard> {
   const snapshot = await loadPoolBoardSnapshot(db)
   try {
     return PoolBoard.restore(snapshot, options)
@@ -66,12 +66,18 @@ export async function loadPoolBoard (db: Database, options: PoolBoardOptions = {
  * read from the Raft log, writing each chunk's records in one batch. For a node whose Raft log
  * got ahead of its pool records, e.g. one that ran the board before the pool board existed.
  */
-export async function catchUpPoolBoard (board: PoolBoard, raftStore: RaftStore, db: Database, toIndex: number): Promise<number> {
+export async function catchUpPoolBoard(
+  board: PoolBoard,
+  raftStore: RaftStore,
+  db: Database,
+  toIndex: number
+): Promise<number> {
   let applied = 0
   while (board.appliedIndex < toIndex) {
     const from = board.appliedIndex + 1
     const entries = await raftStore.readEntries(from, Math.min(toIndex, from + CATCH_UP_CHUNK_ENTRIES - 1))
-    if (entries.length === 0 || entries[0].index !== from) throw new StoreCorruptError(`the pool board is at entry ${board.appliedIndex} but the log has no entry ${from}`)
+    if (entries.length === 0 || entries[0].index !== from)
+      throw new StoreCorruptError(`the pool board is at entry ${board.appliedIndex} but the log has no entry ${from}`)
     await db.batch(poolChangeOps(entries.flatMap((e) => board.apply(e).changes)))
     applied += entries.length
   }

@@ -38,10 +38,13 @@ export type Verdict = 'pass' | 'throttled' | 'quarantined'
 export class Quarantine {
   private readonly members = new Map<NodeId, MemberRecord>()
 
-  constructor (private readonly limits: QuarantineLimits = DEFAULT_QUARANTINE_LIMITS, private readonly nowMs: () => number = () => performance.now()) {}
+  constructor(
+    private readonly limits: QuarantineLimits = DEFAULT_QUARANTINE_LIMITS,
+    private readonly nowMs: () => number = () => performance.now()
+  ) {}
 
   /** Should a frame from `from` reach the core? */
-  admit (from: NodeId): Verdict {
+  admit(from: NodeId): Verdict {
     const r = this.members.get(from)
     if (r === undefined) return 'pass'
     const now = this.roll(r)
@@ -51,7 +54,7 @@ export class Quarantine {
   }
 
   /** Counts a refused frame; returns the new state when it changed. */
-  refused (from: NodeId): 'throttled' | 'quarantined' | null {
+  refused(from: NodeId): 'throttled' | 'quarantined' | null {
     let r = this.members.get(from)
     if (r === undefined) {
       if (this.members.size >= MAX_TRACKED_MEMBERS) this.members.clear()
@@ -69,12 +72,12 @@ export class Quarantine {
   }
 
   /** Members whose frames are dropped now. */
-  quarantined (): NodeId[] {
+  quarantined(): NodeId[] {
     const now = this.nowMs()
     return [...this.members].filter(([, r]) => r.quarantinedUntilMs > now).map(([id]) => id)
   }
 
-  private roll (r: MemberRecord): number {
+  private roll(r: MemberRecord): number {
     const now = this.nowMs()
     if (now - r.windowStartMs >= this.limits.windowMs) {
       r.windowStartMs = now

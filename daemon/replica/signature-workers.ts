@@ -18,7 +18,11 @@ const DEFAULT_INLINE_MAX_CHECKS = 64
 /** Workers with nothing to do for this long are terminated (started again on demand). */
 const DEFAULT_IDLE_STOP_MS = 30_000
 
-interface Job { triples: Uint8Array, checks: SignatureCheck[], resolve: () => void }
+interface Job {
+  triples: Uint8Array
+  checks: SignatureCheck[]
+  resolve: () => void
+}
 
 export interface SignatureWorkersOptions {
   /** At most this many unknown checks are verified on the calling thread instead (0: never). */
@@ -49,26 +53,37 @@ export class SignatureWorkers {
   private readonly inlineMaxChecks: number
   private readonly idleStopMs: number
 
-  constructor (private readonly cache: SignatureCache, private readonly logger: Logger, private readonly maxThreads = Math.max(1, Math.min(4, availableParallelism() - 1)), options: SignatureWorkersOptions = {}) {
-    this.inlineMaxChecks = options.inlineMaxChecks ?? (bip340Backend() === 'libsecp256k1' ? DEFAULT_INLINE_MAX_CHECKS : 0)
+  constructor(
+    private readonly cache: SignatureCache,
+    private readonly logger: Logger,
+    private readonly maxThreads = Math.max(1, Math.min(4, availableParallelism() - 1)),
+    options: SignatureWorkersOptions = {}
+  ) {
+    this.inlineMaxChecks =
+      options.inlineMaxChecks ?? (bip340Backend() === 'libsecp256k1' ? DEFAULT_INLINE_MAX_CHECKS : 0)
     this.idleStopMs = options.idleStopMs ?? DEFAULT_IDLE_STOP_MS
   }
 
   /** Worker threads at most (they start on demand). */
-  get threads (): number {
+  get threads(): number {
     return this.maxThreads
   }
 
   /** Worker threads started now (0 while idle). */
-  get startedThreads (): number {
+  get startedThreads(): number {
     return this.workers.length
   }
 
-  private startWorkers (): void {
-    if (this.idleTimer !== undefined) { clearTimeout(this.idleTimer); this.idleTimer = undefined }
+  private startWorkers(): void {
+    if (this.idleTimer !== undefined) {
+      clearTimeout(this.idleTimer)
+      this.idleTimer = undefined
+    }
     while (!this.broken && this.workers.length < this.maxThreads) {
       const worker = startWorker()
-      worker.on('message', (message: { valid: Uint8Array }) => { this.done(worker, message.valid) })
+      worker.on('message', (message: { valid: Uint8Array }) => {
+        this.done(worker, message.valid)
+      })
       worker.on('error', (err) => {
         this.logger.error({ err }, 'a signature verification worker failed')
         this.broken = true
@@ -84,8 +99,15 @@ export class SignatureWorkers {
   }
 
   /** Terminates the workers once nothing is queued or running for `idleStopMs`. */
-  private scheduleIdleStop (): void {
-    if (this.stopped || this.idleTimer !== undefined || this.queue.length > 0 || this.running.size > 0 || this.workers.length === 0) return
+  private scheduleIdleStop(): void {
+    if (
+      this.stopped ||
+      this.idleTimer !== undefined ||
+      this.queue.length > 0 ||
+      this.running.size > 0 ||
+      this.workers.length === 0
+    )
+      return
     this.idleTimer = setTimeout(() => {
       this.idleTimer = undefined
       if (this.queue.length > 0 || this.running.size > 0) return
@@ -97,10 +119,13 @@ export class SignatureWorkers {
   }
 
   /** Verifies the checks the cache does not know yet; resolves when they are done (or skipped). */
-  async prepare (checks: readonly SignatureCheck[]): Promise<void> {
+  async prepare(checks: readonly SignatureCheck[]): Promise<void> {
     const unknown = checks.filter((c) => !this.cache.knows(c.signature, c.hash, c.key))
     if (unknown.length === 0 || this.stopped) return
-    if (unknown.length <= this.inlineMaxChecks) { this.cache.prepare(unknown); return }
+    if (unknown.length <= this.inlineMaxChecks) {
+      this.cache.prepare(unknown)
+      return
+    }
     this.startWorkers()
     if (this.workers.length === 0) return
     const jobs: Array<Promise<void>> = []
@@ -113,16 +138,18 @@ export class SignatureWorkers {
         triples.set(c.key, k * 128 + 32)
         triples.set(c.signature, k * 128 + 64)
       })
-      jobs.push(new Promise<void>((resolve) => {
-        this.queue.push({ triples, checks: batch, resolve })
-        this.queuedChecks += batch.length
-      }))
+      jobs.push(
+        new Promise<void>((resolve) => {
+          this.queue.push({ triples, checks: batch, resolve })
+          this.queuedChecks += batch.length
+        })
+      )
     }
     this.pump()
     await Promise.all(jobs)
   }
 
-  async stop (): Promise<void> {
+  async stop(): Promise<void> {
     this.stopped = true
     if (this.idleTimer !== undefined) clearTimeout(this.idleTimer)
     for (const job of this.queue.splice(0)) job.resolve()
@@ -130,7 +157,7 @@ export class SignatureWorkers {
     await Promise.all(this.workers.map(async (w) => await w.terminate()))
   }
 
-  private pump (): void {
+  private pump(): void {
     while (this.idle.length > 0 && this.queue.length > 0) {
       const worker = this.idle.pop()!
       const job = this.queue.shift()!
@@ -140,13 +167,16 @@ export class SignatureWorkers {
     }
   }
 
-  private done (worker: Worker, valid: Uint8Array | null): void {
+  private done(worker: Worker, valid: Uint8Array | null): void {
     const job = this.running.get(worker)
     this.running.delete(worker)
     worker.unref()
     if (job !== undefined) {
       this.queuedChecks -= job.checks.length
-      if (valid !== null) job.checks.forEach((c, i) => { if (valid[i] === 1) this.cache.remember(c.signature, c.hash, c.key) })
+      if (valid !== null)
+        job.checks.forEach((c, i) => {
+          if (valid[i] === 1) this.cache.remember(c.signature, c.hash, c.key)
+        })
       job.resolve()
     }
     if (!this.stopped && this.workers.includes(worker)) {
@@ -166,12 +196,17 @@ export class SignatureWorkers {
  * JavaScript evaluated in the worker, so the same code runs from the build and from the TypeScript
  * sources (tests).
  */
-function startWorker (): Worker {
+function startWorker(): Worker {
   const require = createRequire(import.meta.url)
   const noble = pathToFileURL(require.resolve('@noble/curves/secp256k1.js')).href
   let native: string | null = null
-  try { native = require.resolve(NATIVE_BIP340_MODULE) } catch { /* not installed: noble */ }
-  return new Worker(`
+  try {
+    native = require.resolve(NATIVE_BIP340_MODULE)
+  } catch {
+    /* not installed: noble */
+  }
+  return new Worker(
+    `
     const { parentPort } = require('node:worker_threads')
     function loadNative () {
       try {
@@ -203,5 +238,7 @@ function startWorker (): Worker {
         }
         parentPort.postMessage({ valid }, [valid.buffer])
       })
-    })`, { eval: true })
+    })`,
+    { eval: true }
+  )
 }

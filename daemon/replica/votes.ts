@@ -17,38 +17,47 @@ export class PeerIdVotes implements VoteAuthority {
   private readonly publicKeys = new Map<NodeId, KeyObject | null>()
 
   /** `isMember`: only the pool's members' votes count (anyone can make a peer id). */
-  constructor (privateKey: PrivateKey, private readonly isMember: (peerId: NodeId) => boolean) {
+  constructor(
+    privateKey: PrivateKey,
+    private readonly isMember: (peerId: NodeId) => boolean
+  ) {
     if (privateKey.type !== 'Ed25519') throw new Error(`board votes need an Ed25519 node key, not ${privateKey.type}`)
     const raw = privateKey.raw
-    this.secret = createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d: b64url(raw.subarray(0, 32)), x: b64url(raw.subarray(32, 64)) }, format: 'jwk' })
+    this.secret = createPrivateKey({
+      key: { kty: 'OKP', crv: 'Ed25519', d: b64url(raw.subarray(0, 32)), x: b64url(raw.subarray(32, 64)) },
+      format: 'jwk'
+    })
   }
 
-  sign (term: number, candidate: NodeId): Uint8Array {
+  sign(term: number, candidate: NodeId): Uint8Array {
     return new Uint8Array(sign(null, voteMessage(term, candidate), this.secret))
   }
 
-  verify (voter: NodeId, term: number, candidate: NodeId, signature: Uint8Array): boolean {
+  verify(voter: NodeId, term: number, candidate: NodeId, signature: Uint8Array): boolean {
     if (!this.isMember(voter)) return false
     const key = this.publicKey(voter)
     if (key === null || signature.length !== 64) return false
     return verify(null, voteMessage(term, candidate), key, signature)
   }
 
-  private publicKey (peerId: NodeId): KeyObject | null {
+  private publicKey(peerId: NodeId): KeyObject | null {
     let key = this.publicKeys.get(peerId)
     if (key !== undefined) return key
     key = null
     try {
       const publicKey = peerIdFromString(peerId).publicKey
-      if (publicKey?.type === 'Ed25519') key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: b64url(publicKey.raw) }, format: 'jwk' })
-    } catch { /* not a peer id: no vote of it verifies */ }
+      if (publicKey?.type === 'Ed25519')
+        key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: b64url(publicKey.raw) }, format: 'jwk' })
+    } catch {
+      /* not a peer id: no vote of it verifies */
+    }
     if (this.publicKeys.size >= MAX_KEYS) this.publicKeys.clear()
     this.publicKeys.set(peerId, key)
     return key
   }
 }
 
-function voteMessage (term: number, candidate: NodeId): Uint8Array {
+function voteMessage(term: number, candidate: NodeId): Uint8Array {
   const id = new TextEncoder().encode(candidate)
   const out = new Uint8Array(VOTE_DOMAIN.length + 8 + id.length)
   out.set(VOTE_DOMAIN, 0)
@@ -57,6 +66,6 @@ function voteMessage (term: number, candidate: NodeId): Uint8Array {
   return out
 }
 
-function b64url (bytes: Uint8Array): string {
+function b64url(bytes: Uint8Array): string {
   return Buffer.from(bytes).toString('base64url')
 }

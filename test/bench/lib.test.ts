@@ -5,15 +5,29 @@ describe('bench: options and summaries', () => {
   it('numberOption takes numbers in range and names the option it refuses', () => {
     assert.equal(numberOption('duration-s', '2.5', { min: 0.1 }), 2.5)
     assert.equal(numberOption('failovers', '0', { integer: true }), 0)
-    for (const [text, opts] of [['', {}], ['abc', {}], ['-1', {}], ['Infinity', {}], ['1.5', { integer: true }], ['0', { min: 1 }]] as const) {
-      assert.throws(() => numberOption('runs', text, opts), (err: unknown) => err instanceof UsageError && err.message.startsWith('--runs:') && err.message.includes(`"${text}"`))
+    for (const [text, opts] of [
+      ['', {}],
+      ['abc', {}],
+      ['-1', {}],
+      ['Infinity', {}],
+      ['1.5', { integer: true }],
+      ['0', { min: 1 }]
+    ] as const) {
+      assert.throws(
+        () => numberOption('runs', text, opts),
+        (err: unknown) =>
+          err instanceof UsageError && err.message.startsWith('--runs:') && err.message.includes(`"${text}"`)
+      )
     }
   })
 
   it('countsOption takes positive whole numbers separated by commas', () => {
     assert.deepEqual(countsOption('clients', '1,16,64'), [1, 16, 64])
     for (const text of ['', '1,,2', '0', '3,x', '2.5']) {
-      assert.throws(() => countsOption('clients', text), (err: unknown) => err instanceof UsageError && err.message.startsWith('--clients:'))
+      assert.throws(
+        () => countsOption('clients', text),
+        (err: unknown) => err instanceof UsageError && err.message.startsWith('--clients:')
+      )
     }
   })
 

@@ -16,16 +16,28 @@ describe('admin API', () => {
       logger: pino({ level: 'silent' }),
       maxBodyBytes: 1024,
       routes: [
-        { method: 'GET', path: '/v1/hello', handler: async (r) => ({ hello: r.query.get('name') ?? 'world', sats: 2_100_000_000_000_000n }) },
+        {
+          method: 'GET',
+          path: '/v1/hello',
+          handler: async (r) => ({ hello: r.query.get('name') ?? 'world', sats: 2_100_000_000_000_000n })
+        },
         { method: 'POST', path: '/v1/echo', handler: async (r) => ({ echo: r.body }) },
-        { method: 'GET', path: '/v1/fail', handler: async () => { throw new ApiError(409, 'conflict', 'that conflicts', { statement: 'abc' }) } }
+        {
+          method: 'GET',
+          path: '/v1/fail',
+          handler: async () => {
+            throw new ApiError(409, 'conflict', 'that conflicts', { statement: 'abc' })
+          }
+        }
       ],
       publicRoutes: [{ path: '/metrics', contentType: 'text/plain', handler: async () => 'up 1\n' }]
     })
     const address = await api.start()
     base = `http://127.0.0.1:${address.port}`
   })
-  after(async () => { await api.stop() })
+  after(async () => {
+    await api.stop()
+  })
 
   const basic = (credential: string): string => 'Basic ' + Buffer.from(credential).toString('base64')
 
@@ -33,8 +45,10 @@ describe('admin API', () => {
     const none = await fetch(`${base}/v1/hello`)
     assert.equal(none.status, 401)
     assert.equal(none.headers.get('www-authenticate'), 'Basic realm="poolboard"')
-    assert.equal((await none.json() as { error: { code: string } }).error.code, 'unauthorized')
-    const wrong = await fetch(`${base}/v1/hello`, { headers: { authorization: basic(`__cookie__:${'cd'.repeat(32)}`) } })
+    assert.equal(((await none.json()) as { error: { code: string } }).error.code, 'unauthorized')
+    const wrong = await fetch(`${base}/v1/hello`, {
+      headers: { authorization: basic(`__cookie__:${'cd'.repeat(32)}`) }
+    })
     assert.equal(wrong.status, 401)
     const wrongUser = await fetch(`${base}/v1/hello`, { headers: { authorization: basic(`admin:${password}`) } })
     assert.equal(wrongUser.status, 401)
@@ -48,18 +62,26 @@ describe('admin API', () => {
 
   it('errors carry a code, a message and details; unknown paths are 404', async () => {
     const client = new AdminClient({ host: '127.0.0.1', port: Number(new URL(base).port) }, `__cookie__:${password}`)
-    await assert.rejects(client.get('/v1/fail'), (err: unknown) => err instanceof ApiCallError && err.status === 409 && err.code === 'conflict' && err.body.statement === 'abc')
+    await assert.rejects(
+      client.get('/v1/fail'),
+      (err: unknown) =>
+        err instanceof ApiCallError && err.status === 409 && err.code === 'conflict' && err.body.statement === 'abc'
+    )
     await assert.rejects(client.get('/v1/nothing'), (err: unknown) => err instanceof ApiCallError && err.status === 404)
     await assert.rejects(client.get('/v1/echo'), (err: unknown) => err instanceof ApiCallError && err.status === 405)
   })
 
   it('refuses bodies over the limit and bodies that are not JSON', async () => {
     const headers = { authorization: basic(`__cookie__:${password}`), 'content-type': 'application/json' }
-    const big = await fetch(`${base}/v1/echo`, { method: 'POST', headers, body: JSON.stringify({ x: 'y'.repeat(2000) }) })
+    const big = await fetch(`${base}/v1/echo`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ x: 'y'.repeat(2000) })
+    })
     assert.equal(big.status, 413)
     const bad = await fetch(`${base}/v1/echo`, { method: 'POST', headers, body: '{nope' })
     assert.equal(bad.status, 400)
-    assert.equal((await bad.json() as { error: { code: string } }).error.code, 'bad-json')
+    assert.equal(((await bad.json()) as { error: { code: string } }).error.code, 'bad-json')
   })
 
   // Rule (issue 11): a body is a JSON object sent as application/json; anything else is a 4xx, never a 500.
@@ -68,11 +90,19 @@ describe('admin API', () => {
     for (const body of ['null', '[1]', '"x"', '7']) {
       const res = await fetch(`${base}/v1/echo`, { method: 'POST', headers, body })
       assert.equal(res.status, 400, body)
-      assert.equal((await res.json() as { error: { code: string } }).error.code, 'bad-request')
+      assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'bad-request')
     }
-    const plain = await fetch(`${base}/v1/echo`, { method: 'POST', headers: { ...headers, 'content-type': 'text/plain' }, body: '{"a":1}' })
+    const plain = await fetch(`${base}/v1/echo`, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'text/plain' },
+      body: '{"a":1}'
+    })
     assert.equal(plain.status, 415)
-    const charset = await fetch(`${base}/v1/echo`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json; charset=utf-8' }, body: '{"a":1}' })
+    const charset = await fetch(`${base}/v1/echo`, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'application/json; charset=utf-8' },
+      body: '{"a":1}'
+    })
     assert.equal(charset.status, 200)
   })
 

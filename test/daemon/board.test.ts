@@ -11,7 +11,10 @@ import { waitFor } from '../helpers/process.js'
 // test's hand. Each test is the regression test of a bug found by the audit of issue 12.
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s)
-const toNode = (id: string) => (m: Message): boolean => m.to === id
+const toNode =
+  (id: string) =>
+  (m: Message): boolean =>
+    m.to === id
 
 describe('the board driver', function () {
   this.timeout(60_000)
@@ -22,12 +25,17 @@ describe('the board driver', function () {
     boards = undefined
   })
 
-  async function committedEverywhere (b: TestBoards, index: number): Promise<void> {
-    await waitFor(`every node to apply ${index}`, async () => {
-      b.tick()
-      await b.deliver()
-      return [...b.nodes.values()].every((n) => (n.board?.appliedIndex ?? 0) >= index)
-    }, 20_000, 1)
+  async function committedEverywhere(b: TestBoards, index: number): Promise<void> {
+    await waitFor(
+      `every node to apply ${index}`,
+      async () => {
+        b.tick()
+        await b.deliver()
+        return [...b.nodes.values()].every((n) => (n.board?.appliedIndex ?? 0) >= index)
+      },
+      20_000,
+      1
+    )
   }
 
   // Rule (docs/raft.md, snapshots): a follower applies every committed entry once, in order, also
@@ -55,16 +63,25 @@ describe('the board driver', function () {
     // The next append to c is rejected (its log ends at x1); the leader answers with a history
     // snapshot from c's match + 1, on its own stream, ahead of any heartbeat.
     const last = a.propose(text('x7'), 10_000)
-    await waitFor('a snapshot for c', async () => {
-      b.drop((m) => m.to === 'c' && m.type === 'heartbeat')
-      await b.deliver((m) => m.type !== 'heartbeat' || m.to !== 'c')
-      return b.node('c').board!.status().snapshotIndex > k
-    }, 20_000, 1)
+    await waitFor(
+      'a snapshot for c',
+      async () => {
+        b.drop((m) => m.to === 'c' && m.type === 'heartbeat')
+        await b.deliver((m) => m.type !== 'heartbeat' || m.to !== 'c')
+        return b.node('c').board!.status().snapshotIndex > k
+      },
+      20_000,
+      1
+    )
     assert.equal(b.node('c').fatal, null, 'c did not stop itself')
     await b.until(last)
     await committedEverywhere(b, a.commit)
     const applied = b.node('c').applied.map((e) => e.index)
-    assert.deepEqual(applied, Array.from({ length: applied.length }, (_, i) => applied[0] + i), 'c applied each entry once, in order')
+    assert.deepEqual(
+      applied,
+      Array.from({ length: applied.length }, (_, i) => applied[0] + i),
+      'c applied each entry once, in order'
+    )
     assert.ok(applied.includes(k), `c applied x1 (index ${k})`)
     assert.equal(b.node('c').fatal, null)
   })
@@ -89,7 +106,10 @@ describe('the board driver', function () {
       term: oldTerm,
       snapshot: {
         meta: { index: a.board!.commit, term: oldTerm, hash: entries.at(-1)!.hash, configuration: b.configuration },
-        data: encodeHistory(entries.map((e) => ({ ...e, data: text('other') })), 2)
+        data: encodeHistory(
+          entries.map((e) => ({ ...e, data: text('other') })),
+          2
+        )
       }
     }
     await b.transfer('b')
@@ -102,7 +122,7 @@ describe('the board driver', function () {
 
   // Rule (board/raft/types.ts, Ready): a snapshot in a Ready is persisted with its own verified
   // history, whatever other snapshots arrived meanwhile.
-  it('two snapshots verified before the first one\'s Ready do not stop the follower', async () => {
+  it("two snapshots verified before the first one's Ready do not stop the follower", async () => {
     boards = new TestBoards({ voters: ['a', 'b', 'c'], learners: [] }, { snapshotEveryEntries: 2 })
     const b = boards
     await b.start()
@@ -112,25 +132,54 @@ describe('the board driver', function () {
     b.drop(toNode('c'))
     let real: SnapMessage | undefined
     const last = a.board!.propose(text('y6'), 10_000)
-    await waitFor('a snapshot for c', async () => {
-      const snap = b.queue.find((m): m is SnapMessage => m.type === 'snap' && m.to === 'c')
-      if (snap !== undefined) { real = snap; return true }
-      b.drop((m) => m.to === 'c' && m.type === 'heartbeat')
-      await b.deliver((m) => (m.type !== 'heartbeat' || m.to !== 'c') && m.type !== 'snap')
-      return false
-    }, 20_000, 1)
+    await waitFor(
+      'a snapshot for c',
+      async () => {
+        const snap = b.queue.find((m): m is SnapMessage => m.type === 'snap' && m.to === 'c')
+        if (snap !== undefined) {
+          real = snap
+          return true
+        }
+        b.drop((m) => m.to === 'c' && m.type === 'heartbeat')
+        await b.deliver((m) => (m.type !== 'heartbeat' || m.to !== 'c') && m.type !== 'snap')
+        return false
+      },
+      20_000,
+      1
+    )
     b.drop((m) => m === real)
     const c = b.node('c')
     // c's disk stalls on an append it accepted, so its Ready loop is busy while the snapshots arrive.
     const release = c.holdWrites()
     const prevIndex = c.board!.status().lastIndex
     const prev = (await a.store!.entry(prevIndex))!
-    c.receive({ type: 'app', from: 'a', to: 'c', term: a.board!.term, prevIndex, prevTerm: prev.term, prevHash: prev.hash, entries: await a.store!.readEntries(prevIndex + 1, prevIndex + 1), commit: prevIndex })
+    c.receive({
+      type: 'app',
+      from: 'a',
+      to: 'c',
+      term: a.board!.term,
+      prevIndex,
+      prevTerm: prev.term,
+      prevHash: prev.hash,
+      entries: await a.store!.readEntries(prevIndex + 1, prevIndex + 1),
+      commit: prevIndex
+    })
     c.receive(real!)
-    await waitFor('c to restore the snapshot', async () => c.board!.status().snapshotIndex === real!.snapshot.meta.index, 10_000, 1)
+    await waitFor(
+      'c to restore the snapshot',
+      async () => c.board!.status().snapshotIndex === real!.snapshot.meta.index,
+      10_000,
+      1
+    )
     // An older snapshot of the same leader and term, right behind it: the core is past it.
     const early = await a.store!.readEntries(1, 4)
-    c.receive({ ...real!, snapshot: { meta: { index: 4, term: early[3].term, hash: early[3].hash, configuration: b.configuration }, data: encodeHistory(early, 1) } })
+    c.receive({
+      ...real!,
+      snapshot: {
+        meta: { index: 4, term: early[3].term, hash: early[3].hash, configuration: b.configuration },
+        data: encodeHistory(early, 1)
+      }
+    })
     release()
     await b.deliver()
     assert.equal(c.fatal, null, `c stopped itself: ${c.fatal?.message}`)
@@ -156,12 +205,39 @@ describe('the board driver', function () {
     const replacing = makeEntry(prev.hash, k + 1, term + 1, 'normal', text('b1'))
     b.drop(() => true)
     // After a stall, both arrive in one turn: a's appends of its term, then b's of the next term.
-    c.receive({ type: 'app', from: 'a', to: 'c', term, prevIndex: k, prevTerm: prev.term, prevHash: prev.hash, entries: [first, second], commit: k })
-    c.receive({ type: 'app', from: 'b', to: 'c', term: term + 1, prevIndex: k, prevTerm: prev.term, prevHash: prev.hash, entries: [replacing], commit: k })
+    c.receive({
+      type: 'app',
+      from: 'a',
+      to: 'c',
+      term,
+      prevIndex: k,
+      prevTerm: prev.term,
+      prevHash: prev.hash,
+      entries: [first, second],
+      commit: k
+    })
+    c.receive({
+      type: 'app',
+      from: 'b',
+      to: 'c',
+      term: term + 1,
+      prevIndex: k,
+      prevTerm: prev.term,
+      prevHash: prev.hash,
+      entries: [replacing],
+      commit: k
+    })
     await b.deliver(() => false)
     const acks = b.queue.filter((m) => m.from === 'c' && m.type === 'appResp' && !m.reject)
-    assert.deepEqual(acks.map((m) => [m.to, m.term, (m as { index: number }).index]), [['b', term + 1, k + 1]], 'only b\'s entry is acknowledged')
-    assert.deepEqual((await c.store!.readEntries(k + 1, k + 2)).map((e) => e.term), [term + 1])
+    assert.deepEqual(
+      acks.map((m) => [m.to, m.term, (m as { index: number }).index]),
+      [['b', term + 1, k + 1]],
+      "only b's entry is acknowledged"
+    )
+    assert.deepEqual(
+      (await c.store!.readEntries(k + 1, k + 2)).map((e) => e.term),
+      [term + 1]
+    )
   })
 
   // Rule (docs/raft.md, restart): a member that lost its vote must never vote again as if new.
@@ -174,9 +250,13 @@ describe('the board driver', function () {
     await c.close()
     // The database survives but every key of the board is gone (a restore of the wrong files, say).
     const db = await (await import('../../storage/database.js')).openDatabase(c.path, { create: false })
-    for await (const key of db.keys()) if (key[0] >= PREFIX.raftHardState && key[0] <= PREFIX.boardApplied) await db.del(key)
+    for await (const key of db.keys())
+      if (key[0] >= PREFIX.raftHardState && key[0] <= PREFIX.boardApplied) await db.del(key)
     await db.close()
-    await assert.rejects(c.open(), (err: Error) => err instanceof StoreCorruptError && /voted in terms it no longer remembers/.test(err.message))
+    await assert.rejects(
+      c.open(),
+      (err: Error) => err instanceof StoreCorruptError && /voted in terms it no longer remembers/.test(err.message)
+    )
   })
 
   // Rule (docs/raft.md, membership): a voter is added only once it has caught up, so a board never
@@ -188,9 +268,15 @@ describe('the board driver', function () {
     await b.elect('a')
     const a = b.node('a').board!
     await committedEverywhere(b, 1)
-    await assert.rejects(a.changeMembership({ kind: 'addVoter', node: 'z' }, 5_000), (err: Error) => err instanceof BoardError && err.code === 'refused' && /not a learner/.test(err.message))
+    await assert.rejects(
+      a.changeMembership({ kind: 'addVoter', node: 'z' }, 5_000),
+      (err: Error) => err instanceof BoardError && err.code === 'refused' && /not a learner/.test(err.message)
+    )
     await b.until(a.changeMembership({ kind: 'addLearner', node: 'z' }, 5_000))
-    await assert.rejects(a.changeMembership({ kind: 'promoteLearner', node: 'z' }, 5_000), (err: Error) => err instanceof BoardError && err.code === 'refused' && /has not caught up/.test(err.message))
+    await assert.rejects(
+      a.changeMembership({ kind: 'promoteLearner', node: 'z' }, 5_000),
+      (err: Error) => err instanceof BoardError && err.code === 'refused' && /has not caught up/.test(err.message)
+    )
     b.drop((m) => m.to === 'z')
     // The board still commits, and still accepts a change.
     await b.until(a.changeMembership({ kind: 'removeNode', node: 'z' }, 5_000), (m) => m.to !== 'z')
@@ -206,7 +292,10 @@ describe('the board driver', function () {
     await b.elect('a')
     await committedEverywhere(b, 1)
     for (const kind of ['demoteVoter', 'removeNode'] as const) {
-      await assert.rejects(b.node('a').board!.changeMembership({ kind, node: 'a' }, 5_000), (err: Error) => err instanceof BoardError && err.code === 'refused' && /transfer the lead/.test(err.message))
+      await assert.rejects(
+        b.node('a').board!.changeMembership({ kind, node: 'a' }, 5_000),
+        (err: Error) => err instanceof BoardError && err.code === 'refused' && /transfer the lead/.test(err.message)
+      )
     }
     await b.until(b.node('a').board!.changeMembership({ kind: 'demoteVoter', node: 'c' }, 5_000))
     assert.deepEqual(b.node('a').board!.status().configuration, { voters: ['a', 'b'], learners: ['c'] })

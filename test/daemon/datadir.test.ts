@@ -9,8 +9,12 @@ import { tempDir } from '../helpers/process.js'
 
 describe('data directory', () => {
   let temp: ReturnType<typeof tempDir>
-  beforeEach(() => { temp = tempDir() })
-  afterEach(() => { temp.cleanup() })
+  beforeEach(() => {
+    temp = tempDir()
+  })
+  afterEach(() => {
+    temp.cleanup()
+  })
 
   it('init writes the config, both keys at mode 0600, and a database', async () => {
     const dir = new DataDir(join(temp.path, 'node'))
@@ -48,7 +52,10 @@ describe('data directory', () => {
   })
 
   it('a missing data directory is a clear error that says how to create one', () => {
-    assert.throws(() => new DataDir(join(temp.path, 'nope')).readConfig(), /is not a poolboard data directory .* poolboard init --datadir/)
+    assert.throws(
+      () => new DataDir(join(temp.path, 'nope')).readConfig(),
+      /is not a poolboard data directory .* poolboard init --datadir/
+    )
   })
 
   it('a corrupted member key file is refused with its name', async () => {

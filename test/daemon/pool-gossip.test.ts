@@ -1,13 +1,36 @@
 import assert from 'node:assert/strict'
 import { DecodeError, EncodeError, Writer } from '../../protocol/codec.js'
 import {
-  buildPartitionStatement, encodeUpdateRequest, indexOfKey, initialState, makeEvidence, makePartitionRequest, makeSignatureShare,
-  makeMergeRequest, makeUpdateRequest, signHash, signMergeRequest, signPartitionRequest, signStatement, signUpdateRequest, stateHash, statementId, verifyHash,
-  withStatementSignature, type PartitionStatement
+  buildPartitionStatement,
+  encodeUpdateRequest,
+  indexOfKey,
+  initialState,
+  makeEvidence,
+  makePartitionRequest,
+  makeSignatureShare,
+  makeMergeRequest,
+  makeUpdateRequest,
+  signHash,
+  signMergeRequest,
+  signPartitionRequest,
+  signStatement,
+  signUpdateRequest,
+  stateHash,
+  statementId,
+  verifyHash,
+  withStatementSignature,
+  type PartitionStatement
 } from '../../protocol/index.js'
 import { TopicValidatorResult, type GossipSub, type Message } from '@libp2p/gossipsub'
 import {
-  decodeGossip, encodeGossip, GOSSIP_KINDS, MAX_GOSSIP_MESSAGE_BYTES, PoolGossip, poolTopic, refusalSigningHash, signRefusal,
+  decodeGossip,
+  encodeGossip,
+  GOSSIP_KINDS,
+  MAX_GOSSIP_MESSAGE_BYTES,
+  PoolGossip,
+  poolTopic,
+  refusalSigningHash,
+  signRefusal,
   type GossipMessage
 } from '../../daemon/net/gossip.js'
 import type { Logger } from '../../daemon/host/log.js'
@@ -19,22 +42,57 @@ const B = MEMBERS[1]
 const C = MEMBERS[2]
 const ROUND = new Uint8Array(32).fill(7)
 
-function fixtures (): { messages: GossipMessage[], conflicting: [PartitionStatement, PartitionStatement] } {
+function fixtures(): { messages: GossipMessage[]; conflicting: [PartitionStatement, PartitionStatement] } {
   const g = testGenesis(3, [1000n, 2000n, 3000n], { kickoutDelayBlocks: 5, creationHeight: 10 })
   const s0 = initialState(g)
-  const update = signUpdateRequest(makeUpdateRequest(s0, {
-    proposer: A.publicKey, payment: { payer: A.publicKey, payee: B.publicKey, amountSats: 10n }, heightT: 10, deadlineMs: 1_000_000, roundId: ROUND
-  }), A.secretKey)
+  const update = signUpdateRequest(
+    makeUpdateRequest(s0, {
+      proposer: A.publicKey,
+      payment: { payer: A.publicKey, payee: B.publicKey, amountSats: 10n },
+      heightT: 10,
+      deadlineMs: 1_000_000,
+      roundId: ROUND
+    }),
+    A.secretKey
+  )
   const bal = (k: Uint8Array): bigint => s0.balances[indexOfKey(s0.pool.members, k)]
   const actives = [A.publicKey, B.publicKey]
-  const partition = signPartitionRequest(makePartitionRequest(s0, {
-    proposer: A.publicKey, actives, newBalances: actives.map(bal), heightT: 10, deadlineMs: 1_000_000, roundId: ROUND
-  }), A.secretKey)
-  const sign = (stmt: PartitionStatement, by: Array<typeof A>): PartitionStatement => by.reduce((s, m) => withStatementSignature(s, m.publicKey, signStatement(s, m.secretKey)), stmt)
-  const first = sign(buildPartitionStatement(s0, [A.publicKey, B.publicKey], [bal(A.publicKey), bal(B.publicKey)], 10), [A, B])
-  const second = sign(buildPartitionStatement(s0, [A.publicKey, C.publicKey], [bal(A.publicKey), bal(C.publicKey)], 10), [A])
-  const share = makeSignatureShare({ kind: 'state', poolId: s0.pool.poolId, roundId: ROUND, subject: stateHash(s0), member: B.publicKey }, B.secretKey)
-  const refusal = signRefusal({ poolId: s0.pool.poolId, roundId: ROUND, member: C.publicKey, code: 'conflict', reason: 'statement 9f3a already spends my Withdraw output', conflict: { statementId: statementId(first), index: 14 } }, C.secretKey)
+  const partition = signPartitionRequest(
+    makePartitionRequest(s0, {
+      proposer: A.publicKey,
+      actives,
+      newBalances: actives.map(bal),
+      heightT: 10,
+      deadlineMs: 1_000_000,
+      roundId: ROUND
+    }),
+    A.secretKey
+  )
+  const sign = (stmt: PartitionStatement, by: Array<typeof A>): PartitionStatement =>
+    by.reduce((s, m) => withStatementSignature(s, m.publicKey, signStatement(s, m.secretKey)), stmt)
+  const first = sign(
+    buildPartitionStatement(s0, [A.publicKey, B.publicKey], [bal(A.publicKey), bal(B.publicKey)], 10),
+    [A, B]
+  )
+  const second = sign(
+    buildPartitionStatement(s0, [A.publicKey, C.publicKey], [bal(A.publicKey), bal(C.publicKey)], 10),
+    [A]
+  )
+  const share = makeSignatureShare(
+    { kind: 'state', poolId: s0.pool.poolId, roundId: ROUND, subject: stateHash(s0), member: B.publicKey },
+    B.secretKey
+  )
+  const refusal = signRefusal(
+    {
+      poolId: s0.pool.poolId,
+      roundId: ROUND,
+      member: C.publicKey,
+      code: 'conflict',
+      reason: 'statement 9f3a already spends my Withdraw output',
+      conflict: { statementId: statementId(first), index: 14 }
+    },
+    C.secretKey
+  )
   return {
     messages: [
       { kind: 'genesis-proposal', proposal: { roundId: ROUND, deadlineMs: 123_456, genesis: g } },
@@ -43,27 +101,45 @@ function fixtures (): { messages: GossipMessage[], conflicting: [PartitionStatem
       { kind: 'partition-request', request: partition },
       { kind: 'refusal', refusal },
       { kind: 'evidence', evidence: makeEvidence(first, second, A.publicKey) },
-      { kind: 'merge-request', request: signMergeRequest(makeMergeRequest(s0, { proposer: B.publicKey, folded: [...s0.balances].reverse(), heightT: 10, deadlineMs: 1_000_000, roundId: ROUND }), B.secretKey) }
+      {
+        kind: 'merge-request',
+        request: signMergeRequest(
+          makeMergeRequest(s0, {
+            proposer: B.publicKey,
+            folded: [...s0.balances].reverse(),
+            heightT: 10,
+            deadlineMs: 1_000_000,
+            roundId: ROUND
+          }),
+          B.secretKey
+        )
+      }
     ],
     conflicting: [first, second]
   }
 }
 
 /** Asserts that decoding throws a DecodeError whose path names `field`. */
-function rejects (bytes: Uint8Array, field: RegExp): void {
-  assert.throws(() => decodeGossip(bytes), (err: unknown) => {
-    assert.ok(err instanceof DecodeError, `expected a DecodeError, got ${String(err)}`)
-    assert.match(err.message, /^gossip envelope/)
-    assert.match(err.message, field)
-    return true
-  })
+function rejects(bytes: Uint8Array, field: RegExp): void {
+  assert.throws(
+    () => decodeGossip(bytes),
+    (err: unknown) => {
+      assert.ok(err instanceof DecodeError, `expected a DecodeError, got ${String(err)}`)
+      assert.match(err.message, /^gossip envelope/)
+      assert.match(err.message, field)
+      return true
+    }
+  )
 }
 
 describe('pool gossip envelope', () => {
   const { messages } = fixtures()
 
   it('every kind encodes and decodes back to the same message, byte for byte', () => {
-    assert.deepEqual(messages.map((m) => m.kind), [...GOSSIP_KINDS])
+    assert.deepEqual(
+      messages.map((m) => m.kind),
+      [...GOSSIP_KINDS]
+    )
     for (const m of messages) {
       const bytes = encodeGossip(m)
       const back = decodeGossip(bytes)
@@ -108,7 +184,10 @@ describe('pool gossip envelope', () => {
   it('rejects a payload that is not the kind it claims, naming the inner field', () => {
     // An update request sent as a share: the share decoder reads its fields and stops at the first bad one.
     const update = encodeUpdateRequest((messages[1] as Extract<GossipMessage, { kind: 'update-request' }>).request)
-    const w = new Writer(update.length + 8).u8(1).u8(GOSSIP_KINDS.indexOf('share') + 1).bytes(update, MAX_GOSSIP_MESSAGE_BYTES, 'payload')
+    const w = new Writer(update.length + 8)
+      .u8(1)
+      .u8(GOSSIP_KINDS.indexOf('share') + 1)
+      .bytes(update, MAX_GOSSIP_MESSAGE_BYTES, 'payload')
     rejects(w.finish(), /payload: signature share/)
   })
 
@@ -140,7 +219,16 @@ describe('pool gossip envelope', () => {
   it('rejects evidence whose statements are swapped out of canonical order', () => {
     const { conflicting } = fixtures()
     const ev = makeEvidence(conflicting[0], conflicting[1], A.publicKey)
-    const swapped: GossipMessage = { kind: 'evidence', evidence: { ...ev, first: ev.second, firstSignature: ev.secondSignature, second: ev.first, secondSignature: ev.firstSignature } }
+    const swapped: GossipMessage = {
+      kind: 'evidence',
+      evidence: {
+        ...ev,
+        first: ev.second,
+        firstSignature: ev.secondSignature,
+        second: ev.first,
+        secondSignature: ev.firstSignature
+      }
+    }
     rejects(encodeGossip(swapped), /payload: equivocation evidence: second: statements not in canonical order/)
   })
 
@@ -150,7 +238,10 @@ describe('pool gossip envelope', () => {
 
   it('refuses to encode an invalid message, naming the field', () => {
     const share = (messages[2] as Extract<GossipMessage, { kind: 'share' }>).share
-    assert.throws(() => encodeGossip({ kind: 'share', share: { ...share, subject: new Uint8Array(31) } }), (err: unknown) => err instanceof EncodeError && /gossip envelope\.payload\..*subject/.test(err.message))
+    assert.throws(
+      () => encodeGossip({ kind: 'share', share: { ...share, subject: new Uint8Array(31) } }),
+      (err: unknown) => err instanceof EncodeError && /gossip envelope\.payload\..*subject/.test(err.message)
+    )
   })
 
   it('a refusal is signed by the refusing member; any change breaks the signature', () => {
@@ -162,7 +253,17 @@ describe('pool gossip envelope', () => {
   })
 
   it('a long refusal reason is cut to the limit, still signed and decodable', () => {
-    const refusal = signRefusal({ poolId: new Uint8Array(32), roundId: ROUND, member: C.publicKey, code: 'rule', reason: 'é'.repeat(2_000), conflict: null }, C.secretKey)
+    const refusal = signRefusal(
+      {
+        poolId: new Uint8Array(32),
+        roundId: ROUND,
+        member: C.publicKey,
+        code: 'rule',
+        reason: 'é'.repeat(2_000),
+        conflict: null
+      },
+      C.secretKey
+    )
     const back = decodeGossip(encodeGossip({ kind: 'refusal', refusal }))
     assert.equal(back.kind, 'refusal')
     if (back.kind !== 'refusal') return
@@ -176,7 +277,10 @@ describe('hello answers and the pool topic', () => {
     const sig = signHash(helloHash(A.peerId), A.secretKey)
     const back = decodeHello(encodeHello(A.publicKey, sig))
     assert.ok(verifyHash(back.signature, helloHash(A.peerId), back.memberKey))
-    assert.ok(!verifyHash(back.signature, helloHash(B.peerId), back.memberKey), 'the answer cannot be replayed for another peer id')
+    assert.ok(
+      !verifyHash(back.signature, helloHash(B.peerId), back.memberKey),
+      'the answer cannot be replayed for another peer id'
+    )
   })
 
   it('rejects a malformed hello answer, naming the field', () => {
@@ -197,12 +301,19 @@ describe('the pool gossip transport', () => {
   const STRANGER = MEMBERS[9].peerId
 
   /** Just enough of gossipsub: the topic validator and the message event. */
-  function harness (): { gossip: PoolGossip, deliver: (from: string, data: Uint8Array) => string, delivered: GossipMessage[], warnings: unknown[] } {
+  function harness(): {
+    gossip: PoolGossip
+    deliver: (from: string, data: Uint8Array) => string
+    delivered: GossipMessage[]
+    warnings: unknown[]
+  } {
     const validators = new Map<string, (peer: unknown, msg: Message) => TopicValidatorResult>()
     const listeners: Array<(e: CustomEvent<Message>) => void> = []
     const pubsub = {
       topicValidators: validators,
-      addEventListener: (_: string, l: (e: CustomEvent<Message>) => void) => { listeners.push(l) },
+      addEventListener: (_: string, l: (e: CustomEvent<Message>) => void) => {
+        listeners.push(l)
+      },
       removeEventListener: () => {},
       subscribe: () => {},
       unsubscribe: () => {},
@@ -210,21 +321,38 @@ describe('the pool gossip transport', () => {
       publish: async () => ({ recipients: [] })
     }
     const warnings: unknown[] = []
-    const logger = { warn: (o: unknown) => { warnings.push(o) }, debug: () => {}, info: () => {} }
+    const logger = {
+      warn: (o: unknown) => {
+        warnings.push(o)
+      },
+      debug: () => {},
+      info: () => {}
+    }
     const delivered: GossipMessage[] = []
     const gossip = new PoolGossip({
       pubsub: pubsub as unknown as GossipSub,
       topic: 't',
       isMember: (p) => p === MEMBER,
       logger: logger as unknown as Logger,
-      onMessage: (m) => { delivered.push(m) },
+      onMessage: (m) => {
+        delivered.push(m)
+      },
       dropLogIntervalMs: 60_000
     })
     gossip.start()
     const deliver = (from: string, data: Uint8Array): string => {
-      const msg = { type: 'signed', from: { toString: () => from }, topic: 't', data, sequenceNumber: 1n, signature: new Uint8Array(64), key: undefined } as unknown as Message
+      const msg = {
+        type: 'signed',
+        from: { toString: () => from },
+        topic: 't',
+        data,
+        sequenceNumber: 1n,
+        signature: new Uint8Array(64),
+        key: undefined
+      } as unknown as Message
       const verdict = validators.get('t')!(undefined, msg)
-      if (verdict === TopicValidatorResult.Accept) for (const l of listeners) l(new CustomEvent('message', { detail: msg }))
+      if (verdict === TopicValidatorResult.Accept)
+        for (const l of listeners) l(new CustomEvent('message', { detail: msg }))
       return verdict
     }
     return { gossip, deliver, delivered, warnings }

@@ -9,7 +9,10 @@ describe('board quarantine of a member whose frames keep being refused', () => {
     assert.equal(q.admit('liar'), 'pass')
     const changes = []
     for (let i = 0; i < 10; i++) changes.push(q.refused('liar'))
-    assert.deepEqual(changes.filter((c) => c !== null), ['throttled'])
+    assert.deepEqual(
+      changes.filter((c) => c !== null),
+      ['throttled']
+    )
     let passed = 0
     for (let i = 0; i < 100; i++) if (q.admit('liar') === 'pass') passed++
     assert.equal(passed, 20, 'at most 20 frames per window while throttled')

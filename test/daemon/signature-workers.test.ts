@@ -5,7 +5,15 @@ import { SignatureCache } from '../../board/signature-cache.js'
 import { signatureChecksOf } from '../../board/signatures.js'
 import { SignatureWorkers } from '../../daemon/replica/signature-workers.js'
 import { waitFor } from '../../daemon/host/wait.js'
-import { Harness, TestLog, genesisEntry, partition, smallGenesis, statementEntry, updateEntry } from '../pool/helpers.js'
+import {
+  Harness,
+  TestLog,
+  genesisEntry,
+  partition,
+  smallGenesis,
+  statementEntry,
+  updateEntry
+} from '../pool/helpers.js'
 
 describe('signature checks on worker threads', function () {
   this.timeout(60_000)
@@ -33,7 +41,11 @@ describe('signature checks on worker threads', function () {
       for (const e of entries) assert.equal(board.apply(e).result.outcome, 'accepted')
       const after = cache.stats()
       assert.equal(after.misses - before.misses, 0, 'no signature was verified again while applying')
-      assert.equal(after.hits - before.hits, 4 + 4 + 2, 'every check was a cache hit (4 + 4 state signatures, 2 statement signatures)')
+      assert.equal(
+        after.hits - before.hits,
+        4 + 4 + 2,
+        'every check was a cache hit (4 + 4 state signatures, 2 statement signatures)'
+      )
     } finally {
       await workers.stop()
     }
@@ -45,14 +57,23 @@ describe('signature checks on worker threads', function () {
     h.accept(genesisEntry(g))
     const root = h.state()
     const good = partition(root, [0, 1], [root.balances[0], root.balances[1]])
-    const forged = { ...good, signatures: good.signatures.map((s, i) => i === 0 ? { ...s, signature: s.signature.map((b, k) => k === 5 ? b ^ 1 : b) } : s) }
+    const forged = {
+      ...good,
+      signatures: good.signatures.map((s, i) =>
+        i === 0 ? { ...s, signature: s.signature.map((b, k) => (k === 5 ? b ^ 1 : b)) } : s
+      )
+    }
     const cache = new SignatureCache()
     const workers = new SignatureWorkers(cache, logger, 1, { inlineMaxChecks: 0 })
     try {
       const entry = new TestLog().add(statementEntry(forged))
       const checks = signatureChecksOf(entry)
       await workers.prepare(checks)
-      assert.equal(cache.knows(checks[0].signature, checks[0].hash, checks[0].key), false, 'the forged signature is not known valid')
+      assert.equal(
+        cache.knows(checks[0].signature, checks[0].hash, checks[0].key),
+        false,
+        'the forged signature is not known valid'
+      )
       assert.equal(cache.knows(checks[1].signature, checks[1].hash, checks[1].key), true, 'the good one is')
       const applying = new Harness(new PoolBoard({ signatureCache: cache }))
       applying.accept(genesisEntry(g))

@@ -7,8 +7,12 @@ import type { MemberEntry } from '../../daemon/host/config.js'
  * the voters and 16 others chosen by rendezvous hashing (stable, spread evenly), and the links
  * that result connect every member; gossip's peer score has no IP colocation penalty.
  */
-function membersOf (n: number): MemberEntry[] {
-  return Array.from({ length: n }, (_, i) => ({ name: `m${i}`, peerId: `12D3KooWpeer${String(i).padStart(4, '0')}`, address: { host: '127.0.0.1', port: 10_000 + i } }))
+function membersOf(n: number): MemberEntry[] {
+  return Array.from({ length: n }, (_, i) => ({
+    name: `m${i}`,
+    peerId: `12D3KooWpeer${String(i).padStart(4, '0')}`,
+    address: { host: '127.0.0.1', port: 10_000 + i }
+  }))
 }
 
 describe('member topology', () => {
@@ -25,15 +29,32 @@ describe('member topology', () => {
       const targets = dialTargets(m.peerId, ms, voters)
       const isVoter = voters.includes(m.peerId)
       assert.equal(targets.length, DIALED_MEMBERS + (isVoter ? 4 : 5), m.name)
-      for (const v of voters) if (v !== m.peerId) assert.ok(targets.some((t) => t.peerId === v), `${m.name} dials voter ${v}`)
-      assert.deepEqual(dialTargets(m.peerId, [...ms].reverse(), voters).map((t) => t.peerId).sort(), targets.map((t) => t.peerId).sort())
-      for (const t of targets) { links.get(m.peerId)!.add(t.peerId); links.get(t.peerId)!.add(m.peerId) }
+      for (const v of voters)
+        if (v !== m.peerId)
+          assert.ok(
+            targets.some((t) => t.peerId === v),
+            `${m.name} dials voter ${v}`
+          )
+      assert.deepEqual(
+        dialTargets(m.peerId, [...ms].reverse(), voters)
+          .map((t) => t.peerId)
+          .sort(),
+        targets.map((t) => t.peerId).sort()
+      )
+      for (const t of targets) {
+        links.get(m.peerId)!.add(t.peerId)
+        links.get(t.peerId)!.add(m.peerId)
+      }
     }
     // Without the voters (they link to everyone), the others still form one connected graph.
     const seen = new Set([ms[10].peerId])
     const queue = [ms[10].peerId]
     while (queue.length > 0) {
-      for (const p of links.get(queue.shift()!)!) if (!voters.includes(p) && !seen.has(p)) { seen.add(p); queue.push(p) }
+      for (const p of links.get(queue.shift()!)!)
+        if (!voters.includes(p) && !seen.has(p)) {
+          seen.add(p)
+          queue.push(p)
+        }
     }
     assert.equal(seen.size, 295)
   })

@@ -11,19 +11,42 @@ import { waitFor } from '../helpers/process.js'
  * the CSRF check of actions.
  */
 
-interface Answer { status: number, headers: IncomingHttpHeaders, body: string }
+interface Answer {
+  status: number
+  headers: IncomingHttpHeaders
+  body: string
+}
 
-async function call (port: number, options: { method?: string, path: string, headers?: Record<string, string>, body?: string, stopAfterBytes?: number }): Promise<Answer> {
+async function call(
+  port: number,
+  options: { method?: string; path: string; headers?: Record<string, string>; body?: string; stopAfterBytes?: number }
+): Promise<Answer> {
   return await new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, method: options.method ?? 'GET', path: options.path, headers: { host: `127.0.0.1:${port}`, ...options.headers } }, (res) => {
-      let body = ''
-      res.on('data', (d: Buffer) => {
-        body += d.toString()
-        if (options.stopAfterBytes !== undefined && body.length >= options.stopAfterBytes) { req.destroy(); resolve({ status: res.statusCode!, headers: res.headers, body }) }
-      })
-      res.on('end', () => { resolve({ status: res.statusCode!, headers: res.headers, body }) })
-      res.on('error', () => { resolve({ status: res.statusCode!, headers: res.headers, body }) })
-    })
+    const req = httpRequest(
+      {
+        host: '127.0.0.1',
+        port,
+        method: options.method ?? 'GET',
+        path: options.path,
+        headers: { host: `127.0.0.1:${port}`, ...options.headers }
+      },
+      (res) => {
+        let body = ''
+        res.on('data', (d: Buffer) => {
+          body += d.toString()
+          if (options.stopAfterBytes !== undefined && body.length >= options.stopAfterBytes) {
+            req.destroy()
+            resolve({ status: res.statusCode!, headers: res.headers, body })
+          }
+        })
+        res.on('end', () => {
+          resolve({ status: res.statusCode!, headers: res.headers, body })
+        })
+        res.on('error', () => {
+          resolve({ status: res.statusCode!, headers: res.headers, body })
+        })
+      }
+    )
     req.on('error', reject)
     req.end(options.body)
   })
@@ -33,7 +56,10 @@ describe('dashboard site', () => {
   let nowMs = 1_000_000
   let state = { n: 1 }
   const actions: string[] = []
-  const sessions = new DashboardSessions({ linkTtlMs: 60_000, sessionTtlMs: 3_600_000, maxLinks: 4, maxSessions: 4 }, () => nowMs)
+  const sessions = new DashboardSessions(
+    { linkTtlMs: 60_000, sessionTtlMs: 3_600_000, maxLinks: 4, maxSessions: 4 },
+    () => nowMs
+  )
   const site = new DashboardSite({
     kind: 'node',
     title: 'test',
@@ -43,14 +69,26 @@ describe('dashboard site', () => {
     sessions,
     pollMs: 50,
     source: { snapshot: async () => state },
-    actions: { stop: { run: async (b) => { actions.push(JSON.stringify(b)); return { ok: true } } } }
+    actions: {
+      stop: {
+        run: async (b) => {
+          actions.push(JSON.stringify(b))
+          return { ok: true }
+        }
+      }
+    }
   })
   let server: Awaited<ReturnType<typeof serveSites>>
   let port = 0
-  before(async () => { server = await serveSites([site], 0); port = server.port })
-  after(async () => { await server.close() })
+  before(async () => {
+    server = await serveSites([site], 0)
+    port = server.port
+  })
+  after(async () => {
+    await server.close()
+  })
 
-  const login = async (): Promise<{ cookie: string, csrf: string }> => {
+  const login = async (): Promise<{ cookie: string; csrf: string }> => {
     const url = new URL(site.link(`http://127.0.0.1:${port}`))
     const r = await call(port, { path: url.pathname + url.search })
     assert.equal(r.status, 303)
@@ -68,7 +106,10 @@ describe('dashboard site', () => {
     const first = await call(port, { path: url.pathname + url.search })
     assert.equal(first.status, 303)
     assert.equal(first.headers.location, '/dashboard/')
-    assert.match(first.headers['set-cookie']![0], /^pb_test=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict; Path=\/dashboard$/)
+    assert.match(
+      first.headers['set-cookie']![0],
+      /^pb_test=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict; Path=\/dashboard$/
+    )
     const again = await call(port, { path: url.pathname + url.search })
     assert.equal(again.status, 401)
     assert.match(again.body, /used or expired/)
@@ -96,17 +137,25 @@ describe('dashboard site', () => {
       const r = await call(port, { path: '/dashboard/snapshot', headers: { cookie, host } })
       assert.equal(r.status, 403, host)
     }
-    assert.equal((await call(port, { path: '/dashboard/snapshot', headers: { cookie, host: `localhost:${port}` } })).status, 200)
+    assert.equal(
+      (await call(port, { path: '/dashboard/snapshot', headers: { cookie, host: `localhost:${port}` } })).status,
+      200
+    )
   })
 
   it('the stream sends the snapshot at once and again after a change', async () => {
     const { cookie } = await login()
     state = { n: 1 }
     const events: string[] = []
-    const req = httpRequest({ host: '127.0.0.1', port, path: '/dashboard/events', headers: { host: `127.0.0.1:${port}`, cookie } }, (res) => {
-      assert.equal(res.headers['content-type'], 'text/event-stream; charset=utf-8')
-      res.on('data', (d: Buffer) => { events.push(d.toString()) })
-    })
+    const req = httpRequest(
+      { host: '127.0.0.1', port, path: '/dashboard/events', headers: { host: `127.0.0.1:${port}`, cookie } },
+      (res) => {
+        assert.equal(res.headers['content-type'], 'text/event-stream; charset=utf-8')
+        res.on('data', (d: Buffer) => {
+          events.push(d.toString())
+        })
+      }
+    )
     req.end()
     try {
       await waitFor('the first snapshot', () => events.join('').includes('event: snapshot\ndata: {"n":1}'))
@@ -119,18 +168,66 @@ describe('dashboard site', () => {
     }
   })
 
-  it('an action needs the session\'s CSRF token and a same-origin Origin', async () => {
+  it("an action needs the session's CSRF token and a same-origin Origin", async () => {
     const { cookie, csrf } = await login()
     const body = '{"node":1}'
-    assert.equal((await call(port, { method: 'POST', path: '/dashboard/action/stop', headers: { cookie }, body })).status, 403)
-    assert.equal((await call(port, { method: 'POST', path: '/dashboard/action/stop', headers: { cookie, 'x-csrf-token': 'x' + csrf.slice(1) }, body })).status, 403)
-    assert.equal((await call(port, { method: 'POST', path: '/dashboard/action/stop', headers: { cookie, 'x-csrf-token': csrf, origin: 'http://evil.example' }, body })).status, 403)
+    assert.equal(
+      (await call(port, { method: 'POST', path: '/dashboard/action/stop', headers: { cookie }, body })).status,
+      403
+    )
+    assert.equal(
+      (
+        await call(port, {
+          method: 'POST',
+          path: '/dashboard/action/stop',
+          headers: { cookie, 'x-csrf-token': 'x' + csrf.slice(1) },
+          body
+        })
+      ).status,
+      403
+    )
+    assert.equal(
+      (
+        await call(port, {
+          method: 'POST',
+          path: '/dashboard/action/stop',
+          headers: { cookie, 'x-csrf-token': csrf, origin: 'http://evil.example' },
+          body
+        })
+      ).status,
+      403
+    )
     assert.deepEqual(actions, [], 'nothing ran')
-    const ok = await call(port, { method: 'POST', path: '/dashboard/action/stop', headers: { cookie, 'x-csrf-token': csrf, origin: `http://127.0.0.1:${port}` }, body })
+    const ok = await call(port, {
+      method: 'POST',
+      path: '/dashboard/action/stop',
+      headers: { cookie, 'x-csrf-token': csrf, origin: `http://127.0.0.1:${port}` },
+      body
+    })
     assert.equal(ok.status, 200)
     assert.deepEqual(actions, [body])
-    assert.equal((await call(port, { method: 'POST', path: '/dashboard/action/nope', headers: { cookie, 'x-csrf-token': csrf }, body })).status, 404)
-    assert.equal((await call(port, { method: 'POST', path: '/dashboard/action/stop', headers: { cookie, 'x-csrf-token': csrf }, body: 'x'.repeat(20_000) })).status, 413)
+    assert.equal(
+      (
+        await call(port, {
+          method: 'POST',
+          path: '/dashboard/action/nope',
+          headers: { cookie, 'x-csrf-token': csrf },
+          body
+        })
+      ).status,
+      404
+    )
+    assert.equal(
+      (
+        await call(port, {
+          method: 'POST',
+          path: '/dashboard/action/stop',
+          headers: { cookie, 'x-csrf-token': csrf },
+          body: 'x'.repeat(20_000)
+        })
+      ).status,
+      413
+    )
   })
 
   it('reads one cookie out of a Cookie header', () => {

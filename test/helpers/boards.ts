@@ -19,9 +19,12 @@ export class TestBoards {
   queue: Message[] = []
   private readonly temp = tempDir('poolboard-boards-')
 
-  constructor (readonly configuration: Configuration, private readonly options: { snapshotEveryEntries?: number } = {}) {}
+  constructor(
+    readonly configuration: Configuration,
+    private readonly options: { snapshotEveryEntries?: number } = {}
+  ) {}
 
-  async start (ids: readonly NodeId[] = [...this.configuration.voters, ...this.configuration.learners]): Promise<void> {
+  async start(ids: readonly NodeId[] = [...this.configuration.voters, ...this.configuration.learners]): Promise<void> {
     for (const id of ids) {
       const node = new TestBoardNode(this, id, join(this.temp.path, id), this.options.snapshotEveryEntries ?? 1_000)
       this.nodes.set(id, node)
@@ -29,13 +32,13 @@ export class TestBoards {
     }
   }
 
-  node (id: NodeId): TestBoardNode {
+  node(id: NodeId): TestBoardNode {
     const n = this.nodes.get(id)
     if (n === undefined) throw new Error(`no node ${id}`)
     return n
   }
 
-  send (m: Message): void {
+  send(m: Message): void {
     this.queue.push(m)
   }
 
@@ -43,7 +46,7 @@ export class TestBoards {
    * Delivers the queued messages `which` selects (all by default) until none is left or sent
    * anew, waiting for the boards to handle them; messages not selected stay queued.
    */
-  async deliver (which: (m: Message) => boolean = () => true): Promise<void> {
+  async deliver(which: (m: Message) => boolean = () => true): Promise<void> {
     let quietRounds = 0
     while (quietRounds < 3) {
       const now = this.queue.filter(which)
@@ -56,45 +59,57 @@ export class TestBoards {
   }
 
   /** Delivers what `which` selects until `work` settles, and returns its outcome. */
-  async until<T> (work: Promise<T>, which: (m: Message) => boolean = () => true): Promise<T> {
+  async until<T>(work: Promise<T>, which: (m: Message) => boolean = () => true): Promise<T> {
     let settled = false
-    const done = work.finally(() => { settled = true })
+    const done = work.finally(() => {
+      settled = true
+    })
     done.catch(() => {})
     while (!settled) await this.deliver(which)
     return await done
   }
 
   /** Hands the lead from whoever has it to `id` (a follower in a leader's lease never campaigns). */
-  async transfer (id: NodeId): Promise<void> {
-    await waitFor(`${id} to lead`, async () => {
-      const leader = [...this.nodes.values()].find((n) => n.board?.role === 'leader')
-      leader?.board?.transferLeadership(id)
-      await this.deliver()
-      return this.node(id).board?.role === 'leader'
-    }, 20_000, 1)
+  async transfer(id: NodeId): Promise<void> {
+    await waitFor(
+      `${id} to lead`,
+      async () => {
+        const leader = [...this.nodes.values()].find((n) => n.board?.role === 'leader')
+        leader?.board?.transferLeadership(id)
+        await this.deliver()
+        return this.node(id).board?.role === 'leader'
+      },
+      20_000,
+      1
+    )
   }
 
-  drop (which: (m: Message) => boolean): Message[] {
+  drop(which: (m: Message) => boolean): Message[] {
     const dropped = this.queue.filter(which)
     this.queue = this.queue.filter((m) => !which(m))
     return dropped
   }
 
   /** Ticks node `id` (every node by default) once. */
-  tick (id?: NodeId): void {
+  tick(id?: NodeId): void {
     for (const n of this.nodes.values()) if (id === undefined || n.id === id) n.tick()
   }
 
   /** Ticks `id` until it leads, delivering every message between ticks. */
-  async elect (id: NodeId): Promise<void> {
-    await waitFor(`${id} to lead`, async () => {
-      this.tick(id)
-      await this.deliver()
-      return this.node(id).board?.role === 'leader'
-    }, 20_000, 1)
+  async elect(id: NodeId): Promise<void> {
+    await waitFor(
+      `${id} to lead`,
+      async () => {
+        this.tick(id)
+        await this.deliver()
+        return this.node(id).board?.role === 'leader'
+      },
+      20_000,
+      1
+    )
   }
 
-  async close (): Promise<void> {
+  async close(): Promise<void> {
     for (const n of this.nodes.values()) await n.close()
     this.temp.cleanup()
   }
@@ -110,29 +125,55 @@ export class TestBoardNode {
   fatal: Error | null = null
   private readonly ticks = new Set<() => void>()
 
-  constructor (private readonly boards: TestBoards, readonly id: NodeId, readonly path: string, private readonly snapshotEveryEntries: number) {}
+  constructor(
+    private readonly boards: TestBoards,
+    readonly id: NodeId,
+    readonly path: string,
+    private readonly snapshotEveryEntries: number
+  ) {}
 
   /** Opens the node's database (created with `create`) and its board, as `poolboard start` does. */
-  async open (create = false): Promise<void> {
+  async open(create = false): Promise<void> {
     this.db = await openDatabase(this.path, { create })
     this.store = await RaftStore.open(this.db)
     const ticks = this.ticks
     const clock: BoardClock = {
       ...NODE_CLOCK,
-      setInterval: (fn) => { ticks.add(fn); return fn },
-      clearInterval: (handle) => { ticks.delete(handle as () => void) }
+      setInterval: (fn) => {
+        ticks.add(fn)
+        return fn
+      },
+      clearInterval: (handle) => {
+        ticks.delete(handle as () => void)
+      }
     }
     const options: BoardOptions = {
       selfId: this.id,
       store: this.store,
-      transport: { send: (m) => { this.boards.send(m) }, onMessage: (handler) => { this.handler = handler } },
-      applier: { apply: async (entries) => { this.applied.push(...entries); return [] } },
+      transport: {
+        send: (m) => {
+          this.boards.send(m)
+        },
+        onMessage: (handler) => {
+          this.handler = handler
+        }
+      },
+      applier: {
+        apply: async (entries) => {
+          this.applied.push(...entries)
+          return []
+        }
+      },
       logger: pino({ level: 'silent' }),
       timing: { tickMs: 100, heartbeatTicks: 1, electionTicks: 10 },
       snapshotEveryEntries: this.snapshotEveryEntries,
       initialConfiguration: this.boards.configuration,
-      onFatal: (err) => { this.fatal = err },
-      onAlarm: (alarm) => { this.alarms.push(alarm) },
+      onFatal: (err) => {
+        this.fatal = err
+      },
+      onAlarm: (alarm) => {
+        this.alarms.push(alarm)
+      },
       clock
     }
     this.board = await BoardReplica.open(options)
@@ -145,24 +186,34 @@ export class TestBoardNode {
    * Holds every write of this node's store (a stalled disk) until the returned function is
    * called; reads go on. The Ready loop waits on the write it is handling meanwhile.
    */
-  holdWrites (): () => void {
+  holdWrites(): () => void {
     const db = this.db!
     const batch = db.batch.bind(db) as (ops: unknown, options?: unknown) => Promise<void>
     let release!: () => void
-    const gate = new Promise<void>((resolve) => { release = resolve })
-    Object.assign(db, { batch: async (ops: unknown, options?: unknown) => { await gate; await batch(ops, options) } })
-    return () => { Object.assign(db, { batch }); release() }
+    const gate = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    Object.assign(db, {
+      batch: async (ops: unknown, options?: unknown) => {
+        await gate
+        await batch(ops, options)
+      }
+    })
+    return () => {
+      Object.assign(db, { batch })
+      release()
+    }
   }
 
-  receive (m: Message): void {
+  receive(m: Message): void {
     if (this.board !== undefined) this.handler?.(m)
   }
 
-  tick (): void {
+  tick(): void {
     for (const fn of this.ticks) fn()
   }
 
-  async close (): Promise<void> {
+  async close(): Promise<void> {
     await this.board?.stop()
     this.board = undefined
     await this.db?.close()
@@ -170,7 +221,7 @@ export class TestBoardNode {
   }
 
   /** Stops the node and deletes its database, as a disk replaced after a failure would. */
-  async wipe (): Promise<void> {
+  async wipe(): Promise<void> {
     await this.close()
     rmSync(this.path, { recursive: true, force: true })
   }

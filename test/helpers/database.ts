@@ -13,12 +13,12 @@ export interface TempDatabase {
  * A fresh LevelDB in a temporary directory for each test of the enclosing `describe`, closed and
  * deleted after it. Call it in the `describe` body.
  */
-export function tempDatabaseEachTest (): TempDatabase {
+export function tempDatabaseEachTest(): TempDatabase {
   let temp: ReturnType<typeof tempDir> | undefined
   const path = (): string => join(temp!.path, 'db')
   const handle: TempDatabase = {
     db: undefined as unknown as Database,
-    async reopen () {
+    async reopen() {
       await handle.db.close()
       handle.db = await openDatabase(path(), { create: false })
       return handle.db

@@ -8,12 +8,12 @@ import { TestCluster } from '../helpers/cluster.js'
 import { isAlive } from '../helpers/process.js'
 
 /** Writes raw bytes to the admin API and returns what came back (maybe nothing) once the server closes or goes quiet. */
-async function rawRequest (port: number, bytes: Buffer, quietMs = 1_500): Promise<string> {
+async function rawRequest(port: number, bytes: Buffer, quietMs = 1_500): Promise<string> {
   return await new Promise((resolve) => {
     const chunks: Buffer[] = []
     const socket = connect(port, '127.0.0.1')
     let timer = setTimeout(done, quietMs)
-    function done (): void {
+    function done(): void {
       clearTimeout(timer)
       socket.destroy()
       resolve(Buffer.concat(chunks).toString('latin1'))
@@ -21,7 +21,10 @@ async function rawRequest (port: number, bytes: Buffer, quietMs = 1_500): Promis
     socket.on('data', (chunk) => {
       chunks.push(chunk)
       // One answer is enough: stop once its head is in (bodies are short JSON).
-      if (Buffer.concat(chunks).includes('\r\n\r\n')) { clearTimeout(timer); timer = setTimeout(done, 50) }
+      if (Buffer.concat(chunks).includes('\r\n\r\n')) {
+        clearTimeout(timer)
+        timer = setTimeout(done, 50)
+      }
     })
     socket.on('error', done)
     socket.on('close', done)
@@ -53,7 +56,9 @@ describe('hostile: the admin API of a real node survives any request', function 
     assert.ok(node.pid !== null)
     pid = node.pid
   })
-  after(async () => { await cluster?.destroy() })
+  after(async () => {
+    await cluster?.destroy()
+  })
 
   const auth = (): string => 'Basic ' + Buffer.from(cookie).toString('base64')
   const alive = async (): Promise<void> => {
@@ -61,8 +66,10 @@ describe('hostile: the admin API of a real node survives any request', function 
     const status = await client.get<{ peerId: string }>('/v1/status')
     assert.equal(typeof status.peerId, 'string')
   }
-  const post = (path: string, body: string, contentType: string): Buffer => Buffer.from(
-    `POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth()}\r\nContent-Type: ${contentType}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+  const post = (path: string, body: string, contentType: string): Buffer =>
+    Buffer.from(
+      `POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth()}\r\nContent-Type: ${contentType}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
+    )
 
   it('the attacks the issue names answer 4xx and leave the node up', async () => {
     const badTarget = await rawRequest(port, Buffer.from('GET //[ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'))
@@ -80,18 +87,72 @@ describe('hostile: the admin API of a real node survives any request', function 
   })
 
   it('random request lines, methods, headers, bodies and content types (fast-check)', async () => {
-    const paths = ['/', '//[', '/v1/status', '/v1/board/status', '/v1/board/members', '/v1/board/transfer', '/v1/board/entries', '/v1/board/log',
-      '/v1/pool/status', '/v1/pool/pay', '/v1/pool/partition', '/v1/pool/kick', '/v1/pool/create', '/v1/chain/mine', '/v1/chain/status',
-      '/v1/defense', '/v1/lab/censor', '/v1/lab/equivocate', '/metrics', '/v1/board/entries?from=-1&limit=1e99', '/v1/board/log?from=9007199254740993']
+    const paths = [
+      '/',
+      '//[',
+      '/v1/status',
+      '/v1/board/status',
+      '/v1/board/members',
+      '/v1/board/transfer',
+      '/v1/board/entries',
+      '/v1/board/log',
+      '/v1/pool/status',
+      '/v1/pool/pay',
+      '/v1/pool/partition',
+      '/v1/pool/kick',
+      '/v1/pool/create',
+      '/v1/chain/mine',
+      '/v1/chain/status',
+      '/v1/defense',
+      '/v1/lab/censor',
+      '/v1/lab/equivocate',
+      '/metrics',
+      '/v1/board/entries?from=-1&limit=1e99',
+      '/v1/board/log?from=9007199254740993'
+    ]
     const text = fc.string({ maxLength: 40 })
-    const target = fc.oneof(fc.constantFrom(...paths), fc.constantFrom(...paths).chain((p) => text.map((t) => p + t)), text.map((t) => '/' + t),
-      fc.constantFrom('*', '//[', 'http://[::1', '/%', '/%zz', '/v1/board/entries?from=%ff&limit=', '/\u0000'))
-    const method = fc.oneof(fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'OPTIONS', 'PATCH', 'CONNECT'), fc.stringMatching(/^[A-Z]{1,8}$/))
+    const target = fc.oneof(
+      fc.constantFrom(...paths),
+      fc.constantFrom(...paths).chain((p) => text.map((t) => p + t)),
+      text.map((t) => '/' + t),
+      fc.constantFrom('*', '//[', 'http://[::1', '/%', '/%zz', '/v1/board/entries?from=%ff&limit=', '/\u0000')
+    )
+    const method = fc.oneof(
+      fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'OPTIONS', 'PATCH', 'CONNECT'),
+      fc.stringMatching(/^[A-Z]{1,8}$/)
+    )
     const jsonValue = fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v) ?? 'null')
-    const body = fc.oneof(jsonValue, text, fc.constantFrom('', 'null', '[]', '"x"', '1e999', '{"to":null}', '{"op":"add","member":{}}', '{"to":"node1"}',
-      '{"amountSats":-1,"to":"node1"}', '{"__proto__":{"x":1}}', '{'))
-    const contentType = fc.oneof(fc.constantFrom('application/json', 'text/plain', 'application/json; charset=utf-8', '', 'multipart/form-data; boundary=x'), text)
-    const header = fc.tuple(fc.stringMatching(/^[A-Za-z-]{1,16}$/), fc.string({ maxLength: 30 }).map((s) => s.replace(/[\r\n]/g, '')))
+    const body = fc.oneof(
+      jsonValue,
+      text,
+      fc.constantFrom(
+        '',
+        'null',
+        '[]',
+        '"x"',
+        '1e999',
+        '{"to":null}',
+        '{"op":"add","member":{}}',
+        '{"to":"node1"}',
+        '{"amountSats":-1,"to":"node1"}',
+        '{"__proto__":{"x":1}}',
+        '{'
+      )
+    )
+    const contentType = fc.oneof(
+      fc.constantFrom(
+        'application/json',
+        'text/plain',
+        'application/json; charset=utf-8',
+        '',
+        'multipart/form-data; boundary=x'
+      ),
+      text
+    )
+    const header = fc.tuple(
+      fc.stringMatching(/^[A-Za-z-]{1,16}$/),
+      fc.string({ maxLength: 30 }).map((s) => s.replace(/[\r\n]/g, ''))
+    )
     const request = fc.record({
       method,
       target,
@@ -102,22 +163,35 @@ describe('hostile: the admin API of a real node survives any request', function 
       lengthDelta: fc.constantFrom(0, 0, 0, -1, 5),
       raw: fc.option(fc.uint8Array({ maxLength: 200 }), { freq: 8 })
     })
-    await fc.assert(fc.asyncProperty(request, async (r) => {
-      let bytes: Buffer
-      if (r.raw !== null) {
-        bytes = Buffer.from(r.raw)
-      } else {
-        const length = Math.max(0, Buffer.byteLength(r.body) + r.lengthDelta)
-        const head = [`${r.method} ${r.target} HTTP/1.1`, 'Host: x', ...(r.withAuth ? [`Authorization: ${auth()}`] : []),
-          `Content-Type: ${r.contentType}`, `Content-Length: ${length}`, ...r.headers.map(([k, v]) => `${k}: ${v}`), 'Connection: close']
-        bytes = Buffer.from(head.join('\r\n') + '\r\n\r\n' + r.body)
-      }
-      const answer = await rawRequest(port, bytes, 300)
-      const status = statusOf(answer)
-      if (status !== undefined && status >= 500) assert.fail(`a 5xx answer: ${answer}`)
-      await alive()
-    }), { numRuns: 150, seed: 11, endOnFailure: true })
-    const failures = cluster.log(1).split('\n').filter((l) => l.includes('admin API handler failed'))
+    await fc.assert(
+      fc.asyncProperty(request, async (r) => {
+        let bytes: Buffer
+        if (r.raw !== null) {
+          bytes = Buffer.from(r.raw)
+        } else {
+          const length = Math.max(0, Buffer.byteLength(r.body) + r.lengthDelta)
+          const head = [
+            `${r.method} ${r.target} HTTP/1.1`,
+            'Host: x',
+            ...(r.withAuth ? [`Authorization: ${auth()}`] : []),
+            `Content-Type: ${r.contentType}`,
+            `Content-Length: ${length}`,
+            ...r.headers.map(([k, v]) => `${k}: ${v}`),
+            'Connection: close'
+          ]
+          bytes = Buffer.from(head.join('\r\n') + '\r\n\r\n' + r.body)
+        }
+        const answer = await rawRequest(port, bytes, 300)
+        const status = statusOf(answer)
+        if (status !== undefined && status >= 500) assert.fail(`a 5xx answer: ${answer}`)
+        await alive()
+      }),
+      { numRuns: 150, seed: 11, endOnFailure: true }
+    )
+    const failures = cluster
+      .log(1)
+      .split('\n')
+      .filter((l) => l.includes('admin API handler failed'))
     assert.deepEqual(failures, [], 'no handler threw')
   })
 })

@@ -10,7 +10,7 @@ const LIAR = fileURLToPath(new URL('./liar.ts', import.meta.url))
 const TSX = fileURLToPath(new URL('../../node_modules/.bin/tsx', import.meta.url))
 
 /** Runs the lying member (a separate process holding a real member's node.key) to completion. */
-async function lie (attack: string, keyFile: string, term: number, targets: string[]): Promise<string> {
+async function lie(attack: string, keyFile: string, term: number, targets: string[]): Promise<string> {
   return await new Promise((resolve, reject) => {
     execFile(TSX, [LIAR, attack, keyFile, String(term), ...targets], { timeout: 60_000 }, (err, stdout, stderr) => {
       if (err !== null) reject(new Error(`liar ${attack} failed: ${stderr}`))
@@ -43,7 +43,9 @@ describe('hostile: a member that lies in its Raft frames', function () {
     // The liar takes over member `liar`'s identity: that node stops, its key lies.
     await cluster.run('stop', String(liar))
   })
-  after(async () => { await cluster?.destroy() })
+  after(async () => {
+    await cluster?.destroy()
+  })
 
   for (const attack of ['max-term', 'max-index', 'impersonate', 'higher-term']) {
     it(attack, async () => {
@@ -63,12 +65,17 @@ describe('hostile: a member that lies in its Raft frames', function () {
         const pid = nodes[i - 1].pid
         assert.ok(pid !== null && isAlive(pid))
         // 1,000 refused frames: the liar is throttled, then its frames are dropped for a while.
-        assert.deepEqual(s.quarantined.map((m) => m.name), [`node${liar}`], `node${i} quarantines the liar`)
+        assert.deepEqual(
+          s.quarantined.map((m) => m.name),
+          [`node${liar}`],
+          `node${i} quarantines the liar`
+        )
       }
       const added = honest.map((i, k) => alarmLines(cluster.log(i)) - logBefore[k])
       for (const n of added) assert.ok(n <= 4, `${n} alarm lines for 2,000 lying frames (rate-limited)`)
-      process.stderr.write(`      ${attack}: term ${before.term} kept, alarm lines added ${added.join('/')}, quarantined on leader: ${(await board.status(leader)).quarantined.length}\n`)
+      process.stderr.write(
+        `      ${attack}: term ${before.term} kept, alarm lines added ${added.join('/')}, quarantined on leader: ${(await board.status(leader)).quarantined.length}\n`
+      )
     })
   }
-
 })

@@ -6,14 +6,20 @@ import { TestCluster } from '../helpers/cluster.js'
 import { tempDir, waitFor } from '../helpers/process.js'
 
 /** The largest write-ahead log of a node's LevelDB (what holds its latest writes after a kill -9). */
-function walOf (datadir: string): string {
+function walOf(datadir: string): string {
   const db = join(datadir, 'db')
-  const logs = readdirSync(db).filter((f) => f.endsWith('.log')).map((f) => join(db, f))
+  const logs = readdirSync(db)
+    .filter((f) => f.endsWith('.log'))
+    .map((f) => join(db, f))
   assert.ok(logs.length > 0, `no .log file in ${db}`)
   return logs.sort((a, b) => statSync(b).size - statSync(a).size)[0]
 }
 
-type Corruption = 'truncate the log to half' | 'flip 16 bytes of the log' | 'delete the log' | 'restore an older copy of db/'
+type Corruption =
+  | 'truncate the log to half'
+  | 'flip 16 bytes of the log'
+  | 'delete the log'
+  | 'restore an older copy of db/'
 
 // Rule (issue 11, "lost durable state is detected, refused and repaired"): a node whose store lost
 // writes it had made durable says so in one line, does not vote until it has them again, and catches
@@ -44,7 +50,12 @@ describe('hostile: a node whose store lost writes detects it and catches up', fu
     return last
   }
 
-  for (const corruption of ['truncate the log to half', 'flip 16 bytes of the log', 'delete the log', 'restore an older copy of db/'] as Corruption[]) {
+  for (const corruption of [
+    'truncate the log to half',
+    'flip 16 bytes of the log',
+    'delete the log',
+    'restore an older copy of db/'
+  ] as Corruption[]) {
     it(corruption, async () => {
       const leader = await board.waitForLeader()
       const victim = [1, 2, 3].find((i) => i !== leader)!
@@ -85,7 +96,7 @@ describe('hostile: a node whose store lost writes detects it and catches up', fu
       await board.waitApplied([victim], Math.max(later, commit), 90_000)
       const expected = await board.entries(others[0])
       const got = await board.entries(victim)
-      assert.deepEqual(got.slice(0, expected.length), expected, 'the victim serves exactly the cluster\'s board')
+      assert.deepEqual(got.slice(0, expected.length), expected, "the victim serves exactly the cluster's board")
       const log = cluster.log(victim).slice(logFrom) // this start's lines only
       const lostLines = log.split('\n').filter((l) => l.includes('the store lost writes'))
       const status = await board.status(victim)
@@ -101,8 +112,12 @@ describe('hostile: a node whose store lost writes detects it and catches up', fu
       const beyond = log.split('\n').filter((l) => l.includes('commit-beyond-log')).length
       assert.ok(beyond <= 5, `${beyond} lines about the leader's commit beyond the log (rate-limited)`)
       assert.equal(status.quarantined.length, 0)
-      await waitFor('every node to be connected', async () => (await cluster.status()).every((n) => n.running && n.connectedPeers === 2))
-      process.stderr.write(`      ${corruption}: lost-writes line: ${lostLines.length > 0 ? 'yes' : 'no (LevelDB recovered all)'}, caught up to ${status.applied}\n`)
+      await waitFor('every node to be connected', async () =>
+        (await cluster.status()).every((n) => n.running && n.connectedPeers === 2)
+      )
+      process.stderr.write(
+        `      ${corruption}: lost-writes line: ${lostLines.length > 0 ? 'yes' : 'no (LevelDB recovered all)'}, caught up to ${status.applied}\n`
+      )
     })
   }
 })

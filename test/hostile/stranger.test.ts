@@ -8,7 +8,7 @@ import { waitFor } from '../helpers/process.js'
  * handshake (each sends the first bytes of multistream-select, then nothing), reopening any the node
  * closes.
  */
-function holdHandshakes (port: number, count: number): { opened: () => number, stop: () => void } {
+function holdHandshakes(port: number, count: number): { opened: () => number; stop: () => void } {
   const sockets = new Set<Socket>()
   let stopped = false
   let opened = 0
@@ -17,12 +17,23 @@ function holdHandshakes (port: number, count: number): { opened: () => number, s
     const s = connect(port, '127.0.0.1')
     opened++
     sockets.add(s)
-    s.on('connect', () => { s.write(Buffer.from('\x13/multistream/1.0.0\n')) })
+    s.on('connect', () => {
+      s.write(Buffer.from('\x13/multistream/1.0.0\n'))
+    })
     s.on('error', () => undefined)
-    s.on('close', () => { sockets.delete(s); setTimeout(open, 20) })
+    s.on('close', () => {
+      sockets.delete(s)
+      setTimeout(open, 20)
+    })
   }
   for (let i = 0; i < count; i++) open()
-  return { opened: () => opened, stop: () => { stopped = true; for (const s of sockets) s.destroy() } }
+  return {
+    opened: () => opened,
+    stop: () => {
+      stopped = true
+      for (const s of sockets) s.destroy()
+    }
+  }
 }
 
 // Rule (issue 11, "members can always get in"): however many handshakes a stranger holds open,
@@ -32,7 +43,9 @@ describe('hostile: a stranger holding handshakes open cannot lock members out', 
   let cluster: TestCluster
   let stranger: ReturnType<typeof holdHandshakes> | undefined
 
-  before(async () => { cluster = await TestCluster.up(3) })
+  before(async () => {
+    cluster = await TestCluster.up(3)
+  })
   after(async () => {
     stranger?.stop()
     await cluster?.destroy()
@@ -42,13 +55,22 @@ describe('hostile: a stranger holding handshakes open cannot lock members out', 
     const nodes = await cluster.status()
     const ports = nodes.map((n) => Number(n.listen.split(':')[1]))
     const holders = ports.map((p) => holdHandshakes(p, 40))
-    stranger = { opened: () => holders.reduce((a, h) => a + h.opened(), 0), stop: () => { for (const h of holders) h.stop() } }
+    stranger = {
+      opened: () => holders.reduce((a, h) => a + h.opened(), 0),
+      stop: () => {
+        for (const h of holders) h.stop()
+      }
+    }
     await cluster.run('kill', '2')
     await cluster.run('start', '2')
-    const connected = await waitFor('node2 to be connected to both others while the stranger holds handshakes', async () => {
-      const n = await cluster.node(2)
-      return n.connectedPeers === 2 ? n : undefined
-    }, 60_000)
+    const connected = await waitFor(
+      'node2 to be connected to both others while the stranger holds handshakes',
+      async () => {
+        const n = await cluster.node(2)
+        return n.connectedPeers === 2 ? n : undefined
+      },
+      60_000
+    )
     assert.equal(connected.connectedPeers, 2)
     assert.ok(stranger.opened() >= 120, `the stranger opened ${stranger.opened()} connections`)
     const warned = [1, 3].some((i) => cluster.log(i).includes('a host holds many unfinished handshakes'))

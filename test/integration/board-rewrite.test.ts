@@ -16,7 +16,9 @@ describe('a member that rewrites a committed entry and takes the lead (5 process
     board = new BoardClient(cluster)
     await board.waitForLeader()
   })
-  after(async () => { await cluster?.destroy() }) // unset if before() failed
+  after(async () => {
+    await cluster?.destroy()
+  }) // unset if before() failed
 
   it('honest members refuse its log, stop following it, elect around it, and keep the true entry', async () => {
     // Node 5 must not lead while it is still honest: the test needs it to take the lead later.
@@ -37,7 +39,7 @@ describe('a member that rewrites a committed entry and takes the lead (5 process
     const configFile = join(cluster.datadir(5), 'poolboard.conf')
     const config = readFileSync(configFile, 'utf8')
     const lying = config.replace(/^lab-coalition=0$/m, 'lab-coalition=1')
-    assert.notEqual(lying, config, 'node5\'s config had lab-coalition=0 to turn on')
+    assert.notEqual(lying, config, "node5's config had lab-coalition=0 to turn on")
     writeFileSync(configFile, lying)
     await cluster.run('start', '5')
     await board.waitApplied([5], after.index)
@@ -59,10 +61,14 @@ describe('a member that rewrites a committed entry and takes the lead (5 process
     await board.waitApplied([1, 2, 3, 4], next.index)
     for (const i of [1, 2, 3, 4]) {
       const entries = await board.entries(i, 'raw')
-      assert.ok(entries.some((e) => e.index === secret.index && text(e) === 'the entry the liar hides'), `node ${i} keeps the true entry`)
+      assert.ok(
+        entries.some((e) => e.index === secret.index && text(e) === 'the entry the liar hides'),
+        `node ${i} keeps the true entry`
+      )
     }
     const shunners = await shunnedBy()
     assert.ok(shunners.length > 0, 'an honest member stopped following node5')
-    for (const i of shunners) assert.ok((await board.status(i)).alarms > 0, `node ${i} raised the alarm before it stopped following node5`)
+    for (const i of shunners)
+      assert.ok((await board.status(i)).alarms > 0, `node ${i} raised the alarm before it stopped following node5`)
   })
 })

@@ -5,7 +5,7 @@ import { TestCluster } from '../helpers/cluster.js'
 import { cli, waitFor } from '../helpers/process.js'
 
 /** Every node's committed log must be the same list: index, term, type and data. */
-function assertSameLogs (logs: Map<number, CommittedEntry[]>): void {
+function assertSameLogs(logs: Map<number, CommittedEntry[]>): void {
   const [first, ...rest] = [...logs.entries()]
   for (const [index, log] of rest) assert.deepEqual(log, first[1], `node ${index}'s log equals node ${first[0]}'s`)
 }
@@ -21,7 +21,9 @@ describe('the board on real nodes (5 processes, lab mode)', function () {
     board = new BoardClient(cluster)
     await board.waitForLeader()
   })
-  after(async () => { await cluster?.destroy() }) // unset if before() failed
+  after(async () => {
+    await cluster?.destroy()
+  }) // unset if before() failed
 
   it('every acknowledged append is on every node exactly once, in the same order, while the leader is killed and restarted', async () => {
     const acknowledged = new Map<string, number>()
@@ -51,14 +53,22 @@ describe('the board on real nodes (5 processes, lab mode)', function () {
     const highest = Math.max(...acknowledged.values())
     await board.waitApplied(all, highest)
     const logs = new Map<number, CommittedEntry[]>()
-    for (const i of all) logs.set(i, (await board.entries(i)).filter((e) => e.index <= highest))
+    for (const i of all)
+      logs.set(
+        i,
+        (await board.entries(i)).filter((e) => e.index <= highest)
+      )
     assertSameLogs(logs)
     const raw = logs.get(1)!.filter((e) => e.type === 'raw')
     const counts = new Map<string, number>()
     for (const e of raw) counts.set(text(e), (counts.get(text(e)) ?? 0) + 1)
     for (const [payload, index] of acknowledged) {
       assert.equal(counts.get(payload), 1, `${payload} appears exactly once`)
-      assert.equal(text(raw.find((e) => e.index === index)!), payload, `${payload} is at the index it was acknowledged with`)
+      assert.equal(
+        text(raw.find((e) => e.index === index)!),
+        payload,
+        `${payload} is at the index it was acknowledged with`
+      )
     }
   })
 
@@ -70,7 +80,10 @@ describe('the board on real nodes (5 processes, lab mode)', function () {
     assert.ok((await board.status(5)).applied < last, 'node 5 did not get the entries while cut off')
     await cluster.run('heal', '5')
     await board.waitApplied([5], last)
-    assert.deepEqual((await board.entries(5)).filter((e) => e.index <= last), (await board.entries(leader)).filter((e) => e.index <= last))
+    assert.deepEqual(
+      (await board.entries(5)).filter((e) => e.index <= last),
+      (await board.entries(leader)).filter((e) => e.index <= last)
+    )
   })
 
   it('a minority cannot commit', async () => {
@@ -80,8 +93,12 @@ describe('the board on real nodes (5 processes, lab mode)', function () {
     const isolated = others.slice(0, 3)
     for (const i of isolated) await cluster.run('cut', String(i))
     const appliedBefore = (await board.status(leader)).applied
-    await assert.rejects(board.appendOn(leader, 'minority-write', 15_000), (err: unknown) => err instanceof ApiCallError && ['timeout', 'not-leader'].includes(err.code))
-    for (const i of [leader, others[3]]) assert.equal((await board.status(i)).applied, appliedBefore, `node ${i} applied nothing new`)
+    await assert.rejects(
+      board.appendOn(leader, 'minority-write', 15_000),
+      (err: unknown) => err instanceof ApiCallError && ['timeout', 'not-leader'].includes(err.code)
+    )
+    for (const i of [leader, others[3]])
+      assert.equal((await board.status(i)).applied, appliedBefore, `node ${i} applied nothing new`)
     for (const i of isolated) await cluster.run('heal', String(i))
     // The unacknowledged write may still commit once a majority is back (Raft allows it); what
     // matters is that every node ends with the same log.
@@ -89,7 +106,11 @@ describe('the board on real nodes (5 processes, lab mode)', function () {
     const after = await board.appendOn(newLeader, 'after-heal')
     await board.waitApplied(all, after.index)
     const logs = new Map<number, CommittedEntry[]>()
-    for (const i of all) logs.set(i, (await board.entries(i)).filter((e) => e.index <= after.index))
+    for (const i of all)
+      logs.set(
+        i,
+        (await board.entries(i)).filter((e) => e.index <= after.index)
+      )
     assertSameLogs(logs)
   })
 
@@ -110,7 +131,9 @@ describe('learners and snapshots (5 processes: 3 voters, 2 learners)', function 
     board = new BoardClient(cluster)
     await board.waitForLeader()
   })
-  after(async () => { await cluster?.destroy() }) // unset if before() failed
+  after(async () => {
+    await cluster?.destroy()
+  }) // unset if before() failed
 
   it('a learner receives the log but never votes or leads', async () => {
     const leader = await board.waitForLeader()
@@ -140,13 +163,21 @@ describe('learners and snapshots (5 processes: 3 voters, 2 learners)', function 
     await cluster.run('stop', String(lagger))
     let last = 0
     for (let batch = 0; batch < 20; batch++) {
-      const results = await Promise.all(Array.from({ length: 40 }, async (_, i) => await board.appendOn(leader, `bulk-${batch}-${i}`)))
+      const results = await Promise.all(
+        Array.from({ length: 40 }, async (_, i) => await board.appendOn(leader, `bulk-${batch}-${i}`))
+      )
       last = Math.max(last, ...results.map((r) => r.index))
     }
-    assert.ok((await board.status(leader)).snapshotIndex > laggerApplied, 'the leader no longer holds in memory what the stopped node lacks')
+    assert.ok(
+      (await board.status(leader)).snapshotIndex > laggerApplied,
+      'the leader no longer holds in memory what the stopped node lacks'
+    )
     await cluster.run('start', String(lagger))
     await board.waitApplied([lagger], last)
     assert.match(cluster.log(leader), /sending a snapshot of the board history/)
-    assert.deepEqual((await board.entries(lagger)).filter((e) => e.index <= last), (await board.entries(leader)).filter((e) => e.index <= last))
+    assert.deepEqual(
+      (await board.entries(lagger)).filter((e) => e.index <= last),
+      (await board.entries(leader)).filter((e) => e.index <= last)
+    )
   })
 })

@@ -19,8 +19,12 @@ import { runCli, tempDir } from '../helpers/process.js'
 describe('the attack lab: coalition drop on 7 real nodes', function () {
   this.timeout(300_000)
   let lab: LabRuns
-  before(() => { lab = new LabRuns() })
-  after(() => { lab?.cleanup() }) // unset if before() failed
+  before(() => {
+    lab = new LabRuns()
+  })
+  after(() => {
+    lab?.cleanup()
+  }) // unset if before() failed
 
   const one = async (coalition: number, defenses: string, seed: number): Promise<RunRecord> => {
     const { records } = await lab.play({ coalition: String(coalition), defenses, seed })
@@ -33,7 +37,7 @@ describe('the attack lab: coalition drop on 7 real nodes', function () {
     const r = await one(4, 'none', 101)
     assert.equal(r.coalition.led, true, 'a coalition member led the board')
     assert.equal(r.fooled, true, `C signed S2: ${JSON.stringify(r.s2)}`)
-    assert.equal(r.acceptedByC, true, 'S2 is an accepted partition on C\'s board')
+    assert.equal(r.acceptedByC, true, "S2 is an accepted partition on C's board")
     assert.deepEqual(r.detections, [])
   })
 
@@ -51,8 +55,14 @@ describe('the attack lab: coalition drop on 7 real nodes', function () {
     const r = await one(2, 'quorum-read', 103)
     assert.equal(r.fooled, false)
     assert.equal(r.cRefusal?.code, 'quorum-read', `C refused by quorum read: ${r.cRefusal?.reason}`)
-    assert.match(r.cRefusal!.reason, new RegExp(`holds another board entry at index ${r.s1!.index} than mine: a statement entry`))
-    assert(r.detections.some((d) => d.role === 'C' && d.defense === 'quorum-read'), 'C detected it')
+    assert.match(
+      r.cRefusal!.reason,
+      new RegExp(`holds another board entry at index ${r.s1!.index} than mine: a statement entry`)
+    )
+    assert(
+      r.detections.some((d) => d.role === 'C' && d.defense === 'quorum-read'),
+      'C detected it'
+    )
     assert.deepEqual(defensesOf(r), ['quorum-read'])
   })
 
@@ -66,7 +76,10 @@ describe('the attack lab: coalition drop on 7 real nodes', function () {
     const early = r.detections.filter((d) => d.defense === 'hash-chain' && d.how === 'detected' && d.atMs < 0)
     assert(early.length > 0, 'honest followers raised the alarm before the offer')
     assert(early.every((d) => d.role !== 'C'))
-    assert(r.learned.some((d) => d.role === 'C' && d.defense === 'hash-chain'), 'C learned the proof when it came back')
+    assert(
+      r.learned.some((d) => d.role === 'C' && d.defense === 'hash-chain'),
+      'C learned the proof when it came back'
+    )
   })
 
   it('gossip check: C asks the members it reaches, B reports S1, and C refuses even against a majority coalition', async () => {
@@ -83,7 +96,10 @@ describe('the attack lab: coalition drop on 7 real nodes', function () {
     const found = r.detections.filter((d) => d.defense === 'evidence' && d.how === 'detected')
     assert(found.length > 0, 'an honest member detected the equivocation')
     assert(found.some((d) => d.message.includes(`${r.cast.a} signed two conflicting statements`)))
-    assert(found.every((d) => d.atMs >= 0), 'only once S2 was offered')
+    assert(
+      found.every((d) => d.atMs >= 0),
+      'only once S2 was offered'
+    )
   })
 })
 
@@ -97,7 +113,9 @@ describe('the attack lab: a censoring leader (3 real nodes)', function () {
     pool = new PoolDriver(cluster)
     board = new BoardClient(cluster)
   })
-  after(async () => { await cluster?.destroy() }) // unset if before() failed
+  after(async () => {
+    await cluster?.destroy()
+  }) // unset if before() failed
 
   it('a censored statement does not commit while the censor leads, and does once an honest member leads', async () => {
     await board.transferLeadTo(1, { timeoutMs: 30_000, intervalMs: 500 })
@@ -109,16 +127,22 @@ describe('the attack lab: a censoring leader (3 real nodes)', function () {
     assert.match(refused.stderr, /did not commit the entry/)
     for (const i of [1, 2, 3]) assert.deepEqual((await pool.status(i)).partitions, [], `node${i} holds no partition`)
     await board.transferLeadTo(3, { timeoutMs: 30_000, intervalMs: 500 })
-    const accepted = await pool.json<{ statementId: string, index: number }>(2, 'pool', 'partition', '--with', 'node3')
-    await pool.waitAgreed([1, 2, 3], 'the partition', (s) => s.partitions.some((p) => p.ref === `partition/${accepted.statementId}`))
+    const accepted = await pool.json<{ statementId: string; index: number }>(2, 'pool', 'partition', '--with', 'node3')
+    await pool.waitAgreed([1, 2, 3], 'the partition', (s) =>
+      s.partitions.some((p) => p.ref === `partition/${accepted.statementId}`)
+    )
   })
 })
 
 describe('the attack lab: a node without lab mode refuses every adversarial command', function () {
   this.timeout(120_000)
   let cluster: TestCluster
-  before(async () => { cluster = await TestCluster.up(2, ['--pool', '--set', 'block-interval-s=0']) })
-  after(async () => { await cluster?.destroy() }) // unset if before() failed
+  before(async () => {
+    cluster = await TestCluster.up(2, ['--pool', '--set', 'block-interval-s=0'])
+  })
+  after(async () => {
+    await cluster?.destroy()
+  }) // unset if before() failed
 
   it('lab equivocate, lab censor, lab drop, raw board entries: each refused, saying it needs lab mode', async () => {
     const dir = cluster.datadir(1)
@@ -129,16 +153,26 @@ describe('the attack lab: a node without lab mode refuses every adversarial comm
     assert.notEqual(censor.code, 0)
     assert.match(censor.stderr, /censoring is an adversarial lab behaviour/)
     const client = AdminClient.fromDataDir(new DataDir(dir))
-    await assert.rejects(client.get('/v1/lab/censor'), (err: unknown) => err instanceof ApiCallError && err.status === 403 && err.code === 'lab-only')
-    await assert.rejects(client.post('/v1/lab/equivocate', { with: ['node2'] }), (err: unknown) => err instanceof ApiCallError && err.status === 403)
+    await assert.rejects(
+      client.get('/v1/lab/censor'),
+      (err: unknown) => err instanceof ApiCallError && err.status === 403 && err.code === 'lab-only'
+    )
+    await assert.rejects(
+      client.post('/v1/lab/equivocate', { with: ['node2'] }),
+      (err: unknown) => err instanceof ApiCallError && err.status === 403
+    )
     const raw = await runCli(['board', 'append', '--data', 'x', '--datadir', dir])
     assert.notEqual(raw.code, 0)
     assert.match(raw.stderr, /lab mode/)
     const drop = await runCli(['lab', 'drop', '--statement', '0123456789abcdef', '--datadir', cluster.datadir(2)])
     assert.notEqual(drop.code, 0)
     assert.match(drop.stderr, /is not a lab node \(lab=0 .*\): dropping a statement is an adversarial lab behaviour/)
-    const defense = await client.get<{ enabled: Record<string, boolean>, labCoalition: boolean }>('/v1/defense')
-    assert.deepEqual(defense.enabled, { quorumRead: true, hashChain: true, gossipCheck: true, evidence: true }, 'every defense is on by default')
+    const defense = await client.get<{ enabled: Record<string, boolean>; labCoalition: boolean }>('/v1/defense')
+    assert.deepEqual(
+      defense.enabled,
+      { quorumRead: true, hashChain: true, gossipCheck: true, evidence: true },
+      'every defense is on by default'
+    )
     assert.equal(defense.labCoalition, false)
   })
 
@@ -146,7 +180,16 @@ describe('the attack lab: a node without lab mode refuses every adversarial comm
     const temp = tempDir()
     try {
       for (const setting of ['lab-coalition=1', 'lab-answer-delay-ms=100']) {
-        const r = await runCli(['cluster', 'create', '--nodes', '1', '--dir', join(temp.path, setting.replace(/\W/g, '')), '--set', setting])
+        const r = await runCli([
+          'cluster',
+          'create',
+          '--nodes',
+          '1',
+          '--dir',
+          join(temp.path, setting.replace(/\W/g, '')),
+          '--set',
+          setting
+        ])
         assert.notEqual(r.code, 0, setting)
         assert.match(r.stderr, /needs lab mode \(lab=1\)/)
       }

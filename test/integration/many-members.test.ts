@@ -17,10 +17,20 @@ describe('a pool of 16 members on real nodes (16 processes, 5 voters)', function
   let pool: PoolDriver
 
   before(async () => {
-    cluster = await TestCluster.up(N, ['--voters', '5', '--pool', '--balance', String(BALANCE), '--set', 'block-interval-s=0'])
+    cluster = await TestCluster.up(N, [
+      '--voters',
+      '5',
+      '--pool',
+      '--balance',
+      String(BALANCE),
+      '--set',
+      'block-interval-s=0'
+    ])
     pool = new PoolDriver(cluster)
   })
-  after(async () => { await cluster?.destroy() }) // unset if before() failed
+  after(async () => {
+    await cluster?.destroy()
+  }) // unset if before() failed
 
   it('the pool is created: every node shows state 0 with all 16 members', async () => {
     const s = await pool.waitAgreed(all, 'state 0', (s) => s.poolId !== null)

@@ -24,11 +24,16 @@ describe('merging partitions back on real nodes (5 processes)', function () {
    * `pool merge` on node `i`, again while its only refusal is the failed payment's promise (that
    * round is over 10 s, the clock slack, after its deadline); returns the last result.
    */
-  async function merge (i: number, ...args: string[]): Promise<{ code: number | null, stdout: string, stderr: string }> {
-    return await waitFor('a merge not blocked by the failed payment\'s round', async () => {
-      const r = await pool.run(i, 'pool', 'merge', ...args)
-      return /in a round that may still complete/.test(r.stderr) ? undefined : r
-    }, 60_000, 2_000)
+  async function merge(i: number, ...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    return await waitFor(
+      "a merge not blocked by the failed payment's round",
+      async () => {
+        const r = await pool.run(i, 'pool', 'merge', ...args)
+        return /in a round that may still complete/.test(r.stderr) ? undefined : r
+      },
+      60_000,
+      2_000
+    )
   }
 
   before(async () => {
@@ -36,7 +41,9 @@ describe('merging partitions back on real nodes (5 processes)', function () {
     pool = new PoolDriver(cluster)
     await pool.waitAgreed(all, 'state 0', (s) => s.poolId !== null)
   })
-  after(async () => { await cluster?.destroy() })
+  after(async () => {
+    await cluster?.destroy()
+  })
 
   it('a payment, then with node4 and node5 stopped a failed payment and a partition among the other three, who pay inside it', async () => {
     assert.equal((await pool.run(1, 'pool', 'pay', '--to', 'node2', '--amount', '1500')).code, 0)
@@ -55,7 +62,10 @@ describe('merging partitions back on real nodes (5 processes)', function () {
     // a frozen pool takes no new state, and nothing in it says merge yet: node4, node5 are away
     const refused = await merge(1, '--timeout', '2')
     assert.notEqual(refused.code, 0)
-    assert.match(refused.stderr, /could not make state 2 of the root pool, merging 1 partition: .*node4, node5 did not sign before the deadline/)
+    assert.match(
+      refused.stderr,
+      /could not make state 2 of the root pool, merging 1 partition: .*node4, node5 did not sign before the deadline/
+    )
     assert.match(refused.stderr, /a merge needs every member of the pool online/)
   })
 
@@ -71,10 +81,16 @@ describe('merging partitions back on real nodes (5 processes)', function () {
     await pool.waitAgreed(all, 'node5 caught up', (s) => find(s, partition)?.state === 1)
     const r = await merge(4, '--json')
     assert.equal(r.code, 0, r.stderr)
-    const merged = JSON.parse(r.stdout) as { state: number, merged: string[], balances: Record<string, number> }
+    const merged = JSON.parse(r.stdout) as { state: number; merged: string[]; balances: Record<string, number> }
     assert.equal(merged.state, 2)
     assert.equal(merged.merged.length, 1)
-    const expected = { node1: BALANCE - 1500 - 500 + 700, node2: BALANCE + 1500 - 700, node3: BALANCE + 500, node4: BALANCE, node5: BALANCE }
+    const expected = {
+      node1: BALANCE - 1500 - 500 + 700,
+      node2: BALANCE + 1500 - 700,
+      node3: BALANCE + 500,
+      node4: BALANCE,
+      node5: BALANCE
+    }
     assert.deepEqual(merged.balances, expected)
     const s = await pool.waitAgreed(all, 'the merge', (s) => s.state === 2)
     assert.equal(s.tree?.status, 'open')

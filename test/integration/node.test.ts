@@ -1,18 +1,30 @@
 import assert from 'node:assert/strict'
 import type { ChildProcess } from 'node:child_process'
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { TestCluster } from '../helpers/cluster.js'
 import { cli, cliJson, exitOf, isAlive, killChild, runCli, spawnCli, tempDir, waitFor } from '../helpers/process.js'
 
-interface Status { peerId: string, connectedPeers: Array<{ peerId: string }>, connectedPeerCount: number, uptimeSeconds: number, version: string, memberKey: string, listenAddresses: string[] }
+interface Status {
+  peerId: string
+  connectedPeers: Array<{ peerId: string }>
+  connectedPeerCount: number
+  uptimeSeconds: number
+  version: string
+  memberKey: string
+  listenAddresses: string[]
+}
 
 describe('a local cluster of real node processes', function () {
   this.timeout(120_000)
   let cluster: TestCluster
 
-  before(async () => { cluster = await TestCluster.up(3) })
-  after(async () => { await cluster?.destroy() }) // unset if before() failed
+  before(async () => {
+    cluster = await TestCluster.up(3)
+  })
+  after(async () => {
+    await cluster?.destroy()
+  }) // unset if before() failed
 
   it('comes up with every node connected to every other', async () => {
     const nodes = await cluster.status()
@@ -33,7 +45,10 @@ describe('a local cluster of real node processes', function () {
     const before = (await cluster.status()).map((n) => n.pid)
     const out = await cli(['cluster', 'up', '--dir', cluster.dir])
     assert.match(out, /already running/)
-    assert.deepEqual((await cluster.status()).map((n) => n.pid), before)
+    assert.deepEqual(
+      (await cluster.status()).map((n) => n.pid),
+      before
+    )
   })
 
   it('a node killed with SIGKILL and started again reconnects with the same peer id', async () => {
@@ -63,13 +78,28 @@ describe('a local cluster of real node processes', function () {
       const listen = readFileSync(join(cluster.datadir(1), 'poolboard.conf'), 'utf8').match(/^listen=(.*)$/m)?.[1]
       assert.ok(listen !== undefined)
       const strangerDir = join(temp.path, 'stranger')
-      const made = await cliJson<{ peerId: string }>(['init', '--datadir', strangerDir, '--name', 'stranger', '--listen', '127.0.0.1:0', '--api', '127.0.0.1:0', '--member', `node1 ${node1.peerId} ${listen}`])
+      const made = await cliJson<{ peerId: string }>([
+        'init',
+        '--datadir',
+        strangerDir,
+        '--name',
+        'stranger',
+        '--listen',
+        '127.0.0.1:0',
+        '--api',
+        '127.0.0.1:0',
+        '--member',
+        `node1 ${node1.peerId} ${listen}`
+      ])
       // The stranger lists node1 and itself, so it keeps dialing node1; node1 does not list it.
       const config = readFileSync(join(strangerDir, 'poolboard.conf'), 'utf8')
       writeFileSync(join(strangerDir, 'poolboard.conf'), config + `member=stranger ${made.peerId} 127.0.0.1:9\n`)
       const stranger = spawnCli(['start', '--datadir', strangerDir, '--quiet'])
       try {
-        await waitFor('node1 to log the refusal', () => cluster.log(1).includes(made.peerId) && cluster.log(1).includes('not a pool member'))
+        await waitFor(
+          'node1 to log the refusal',
+          () => cluster.log(1).includes(made.peerId) && cluster.log(1).includes('not a pool member')
+        )
         const status = await cliJson<Status>(['status', '--datadir', cluster.datadir(1)])
         assert.ok(!status.connectedPeers.some((p) => p.peerId === made.peerId))
         assert.equal(status.connectedPeerCount, 2)
@@ -93,6 +123,12 @@ describe('a local cluster of real node processes', function () {
   })
 })
 
+/** A one-member pool: init, then the node's own member line in its config (a node with no members does not start). */
+async function initAlone(dir: string): Promise<void> {
+  await cli(['init', '--datadir', dir, '--listen', '127.0.0.1:0', '--api', '127.0.0.1:0'])
+  appendFileSync(join(dir, 'poolboard.conf'), await cli(['member-line', '--datadir', dir]))
+}
+
 describe('a node in the foreground', function () {
   this.timeout(60_000)
 
@@ -100,11 +136,13 @@ describe('a node in the foreground', function () {
     const temp = tempDir()
     try {
       const dir = join(temp.path, 'node')
-      await cli(['init', '--datadir', dir, '--listen', '127.0.0.1:0', '--api', '127.0.0.1:0'])
+      await initAlone(dir)
       const node = spawnCli(['start', '--datadir', dir])
       let again: ChildProcess | undefined
       let stdout = ''
-      node.stdout?.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+      node.stdout?.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString()
+      })
       try {
         await waitFor('the cookie', () => existsSync(join(dir, '.cookie')))
         assert.match(readFileSync(join(dir, '.cookie'), 'utf8'), /^__cookie__:[0-9a-f]{64}$/)
@@ -116,7 +154,7 @@ describe('a node in the foreground', function () {
         assert.match(readFileSync(join(dir, 'logs', 'poolboard.log'), 'utf8'), /"msg":"stopped"/)
         // It starts again on the same directory: the lock was released.
         again = spawnCli(['start', '--datadir', dir, '--quiet'])
-        await waitFor('the restarted node\'s cookie', () => existsSync(join(dir, '.cookie')))
+        await waitFor("the restarted node's cookie", () => existsSync(join(dir, '.cookie')))
         again.kill('SIGINT')
         assert.equal(await exitOf(again), 0)
       } finally {
@@ -132,7 +170,7 @@ describe('a node in the foreground', function () {
     const temp = tempDir()
     try {
       const dir = join(temp.path, 'node')
-      await cli(['init', '--datadir', dir, '--listen', '127.0.0.1:0', '--api', '127.0.0.1:0'])
+      await initAlone(dir)
       const node = spawnCli(['start', '--datadir', dir, '--quiet'])
       try {
         // The pid file is written as soon as the lock is taken, long before the node is up.
@@ -142,7 +180,11 @@ describe('a node in the foreground', function () {
         assert.equal(existsSync(join(dir, '.cookie')), false)
         assert.equal(existsSync(join(dir, 'poolboard.pid')), false)
         const log = readFileSync(join(dir, 'logs', 'poolboard.log'), 'utf8')
-        assert.match(log, /"msg":"signal while starting: stopping once started"/, 'the signal came while the node was starting')
+        assert.match(
+          log,
+          /"msg":"signal while starting: stopping once started"/,
+          'the signal came while the node was starting'
+        )
         assert.match(log, /"msg":"stopped"/)
       } finally {
         await killChild(node)
@@ -156,7 +198,7 @@ describe('a node in the foreground', function () {
     const temp = tempDir()
     try {
       const result = await runCli(['start', '--datadir', join(temp.path, 'none')])
-      assert.equal(result.code, 1)
+      assert.equal(result.code, 2, 'a usage error (docs/operations.md, exit codes)')
       assert.match(result.stderr, /^poolboard: .* is not a poolboard data directory/)
     } finally {
       temp.cleanup()

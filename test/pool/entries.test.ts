@@ -3,8 +3,16 @@
  */
 import assert from 'node:assert/strict'
 import {
-  BOARD_ENTRY_VERSION, ENTRY_KIND, MAX_POOL_ENTRY_PAYLOAD_BYTES, decodeBoardEntry, encodeBlocksEntry, encodeEvidenceEntry, encodeGenesisEntry,
-  encodeKickoutEntry, encodeStateEntry, encodeStatementEntry
+  BOARD_ENTRY_VERSION,
+  ENTRY_KIND,
+  MAX_POOL_ENTRY_PAYLOAD_BYTES,
+  decodeBoardEntry,
+  encodeBlocksEntry,
+  encodeEvidenceEntry,
+  encodeGenesisEntry,
+  encodeKickoutEntry,
+  encodeStateEntry,
+  encodeStatementEntry
 } from '../../board/entries.js'
 import { makeEntry, ZERO_HASH } from '../../board/raft/index.js'
 import { findEquivocations, initialState, type PoolRef } from '../../protocol/index.js'
@@ -18,7 +26,11 @@ describe('pool entries', () => {
 
   it('round-trip through their encoders and decodeBoardEntry', () => {
     const signed0 = signAllState(s0)
-    assert.deepStrictEqual(decodeBoardEntry(entry(encodeGenesisEntry(g, signed0))), { kind: 'genesis', genesis: g, signed: signed0 })
+    assert.deepStrictEqual(decodeBoardEntry(entry(encodeGenesisEntry(g, signed0))), {
+      kind: 'genesis',
+      genesis: g,
+      signed: signed0
+    })
     const signed1 = signAllState(nextState(s0, 0, 1, 5n))
     assert.deepStrictEqual(decodeBoardEntry(entry(encodeStateEntry(signed1))), { kind: 'state', signed: signed1 })
     const stmt = partition(s0, [0, 1], [150_000n, 150_000n])
@@ -27,7 +39,12 @@ describe('pool entries', () => {
     const [ev] = findEquivocations(partition(s0, [1], [200_000n], [B]), partition(s0, [1, 2], [1n, 499_999n], [B]))
     assert.deepStrictEqual(decodeBoardEntry(entry(encodeEvidenceEntry(ev))), { kind: 'evidence', evidence: ev })
     assert.deepStrictEqual(decodeBoardEntry(entry(encodeBlocksEntry(10_000))), { kind: 'blocks', count: 10_000 })
-    const pool: PoolRef = { kind: 'continuation', parent: { kind: 'partition', statementId: new Uint8Array(32).fill(5) }, parentStateNumber: 3, evictedIndex: 1 }
+    const pool: PoolRef = {
+      kind: 'continuation',
+      parent: { kind: 'partition', statementId: new Uint8Array(32).fill(5) },
+      parentStateNumber: 3,
+      evictedIndex: 1
+    }
     const request = { pool, stateNumber: 7, member: B }
     assert.deepStrictEqual(decodeBoardEntry(entry(encodeKickoutEntry(request))), { kind: 'kickout', request })
   })
@@ -42,21 +59,41 @@ describe('pool entries', () => {
   it('encoders refuse what no node would accept', () => {
     assert.throws(() => encodeBlocksEntry(0), /blocks.count: 0 is not within 1..10000/)
     assert.throws(() => encodeBlocksEntry(10_001), /blocks.count: 10001 is not within 1..10000/)
-    assert.throws(() => encodeKickoutEntry({ pool: { kind: 'root' }, stateNumber: -1, member: new Uint8Array(32) }), /kickout.stateNumber: not a u32/)
-    assert.throws(() => encodeKickoutEntry({ pool: { kind: 'root' }, stateNumber: 0, member: new Uint8Array(31) }), /kickout.member: expected 32 bytes/)
+    assert.throws(
+      () => encodeKickoutEntry({ pool: { kind: 'root' }, stateNumber: -1, member: new Uint8Array(32) }),
+      /kickout.stateNumber: not a u32/
+    )
+    assert.throws(
+      () => encodeKickoutEntry({ pool: { kind: 'root' }, stateNumber: 0, member: new Uint8Array(31) }),
+      /kickout.member: expected 32 bytes/
+    )
   })
 
   it('an undecodable entry is reported with the field that was wrong', () => {
     const signed = encodeStateEntry(signAllState(s0))
-    assert.deepStrictEqual(decodeBoardEntry(entry(Uint8Array.of(...signed, 0))), { kind: 'unknown', code: ENTRY_KIND.state, reason: 'state entry: signed state: 1 trailing bytes after offset ' + String(signed.length - 2) })
+    assert.deepStrictEqual(decodeBoardEntry(entry(Uint8Array.of(...signed, 0))), {
+      kind: 'unknown',
+      code: ENTRY_KIND.state,
+      reason: 'state entry: signed state: 1 trailing bytes after offset ' + String(signed.length - 2)
+    })
     const k = encodeKickoutEntry({ pool: { kind: 'root' }, stateNumber: 0, member: new Uint8Array(32) })
     const bad = k.slice()
     bad[2] = 9
-    assert.match((decodeBoardEntry(entry(bad)) as { reason: string }).reason, /^kickout entry: kickout: pool: kind: unknown pool reference kind 9/)
+    assert.match(
+      (decodeBoardEntry(entry(bad)) as { reason: string }).reason,
+      /^kickout entry: kickout: pool: kind: unknown pool reference kind 9/
+    )
     const big = new Uint8Array(2 + MAX_POOL_ENTRY_PAYLOAD_BYTES + 1)
     big[0] = BOARD_ENTRY_VERSION
     big[1] = ENTRY_KIND.statement
-    assert.match((decodeBoardEntry(entry(big)) as { reason: string }).reason, /statement entry: payload of 524289 bytes exceeds 524288/)
-    assert.deepStrictEqual(decodeBoardEntry(entry(Uint8Array.of(1, 0x42))), { kind: 'unknown', code: 0x42, reason: 'unknown entry kind 66' })
+    assert.match(
+      (decodeBoardEntry(entry(big)) as { reason: string }).reason,
+      /statement entry: payload of 524289 bytes exceeds 524288/
+    )
+    assert.deepStrictEqual(decodeBoardEntry(entry(Uint8Array.of(1, 0x42))), {
+      kind: 'unknown',
+      code: 0x42,
+      reason: 'unknown entry kind 66'
+    })
   })
 })

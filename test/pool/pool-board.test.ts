@@ -7,19 +7,47 @@ import { BOARD_ENTRY_VERSION, ENTRY_KIND, encodeGenesisEntry, encodeRawEntry } f
 import { MAX_EVIDENCE_PER_MEMBER, PoolBoard } from '../../board/pool-board.js'
 import { SignatureCache } from '../../board/signature-cache.js'
 import {
-  encodeStatement, equalBytes, findEquivocations, initialState, kickout, poolIdOf, short, signState, stateHash as stateHashOf,
-  statementId, toHex, txid, verifyEvidence, withdrawOutpoints, type PoolRef, type PoolState
+  encodeStatement,
+  equalBytes,
+  findEquivocations,
+  initialState,
+  kickout,
+  poolIdOf,
+  short,
+  signState,
+  stateHash as stateHashOf,
+  statementId,
+  toHex,
+  txid,
+  verifyEvidence,
+  withdrawOutpoints,
+  type PoolRef,
+  type PoolState
 } from '../../protocol/index.js'
 import {
-  Harness, MEMBERS, blocksEntry, evidenceEntry, genesisEntry, kickoutEntry, mergeEntry, mergeOf, nextState, partition, secretOf,
-  signAllState, signedEntry, smallGenesis, statementEntry, updateEntry
+  Harness,
+  MEMBERS,
+  blocksEntry,
+  evidenceEntry,
+  genesisEntry,
+  kickoutEntry,
+  mergeEntry,
+  mergeOf,
+  nextState,
+  partition,
+  secretOf,
+  signAllState,
+  signedEntry,
+  smallGenesis,
+  statementEntry,
+  updateEntry
 } from './helpers.js'
 
 const ROOT: PoolRef = { kind: 'root' }
 const HEX16 = '[0-9a-f]{16}'
 
 /** A board with the 5-member pool open and at state 1 (member 0 paid member 1 1,000 sats). */
-function openPool (): { h: Harness, s1: PoolState } {
+function openPool(): { h: Harness; s1: PoolState } {
   const h = new Harness()
   h.accept(genesisEntry(smallGenesis()))
   h.accept(updateEntry(h.state(), 0, 1, 1_000n))
@@ -34,8 +62,14 @@ describe('PoolBoard', () => {
       const s0 = initialState(g)
       const forged = signAllState(s0)
       forged.signatures[2] = signState(s0, MEMBERS[7].secretKey)
-      h.reject(encodeGenesisEntry(g, forged), new RegExp(`state 0: the signature of member 2 \\(${short(s0.pool.members[2])}\\) does not verify`))
-      h.reject(encodeGenesisEntry(g, signAllState(nextState(s0, 0, 1, 5n))), /the signed state is not state 0 of this genesis: state number 1, expected 0/)
+      h.reject(
+        encodeGenesisEntry(g, forged),
+        new RegExp(`state 0: the signature of member 2 \\(${short(s0.pool.members[2])}\\) does not verify`)
+      )
+      h.reject(
+        encodeGenesisEntry(g, signAllState(nextState(s0, 0, 1, 5n))),
+        /the signed state is not state 0 of this genesis: state number 1, expected 0/
+      )
       assert.equal(h.board.genesis, null)
 
       const opened = h.accept(genesisEntry(g))
@@ -46,7 +80,12 @@ describe('PoolBoard', () => {
       assert.deepStrictEqual(h.board.signedState(ROOT), signAllState(s0))
       assert.equal(h.board.chainHeight, 100, 'the chain is at least at the creation height')
 
-      h.reject(genesisEntry(smallGenesis(3)), new RegExp(`the board already holds pool ${short(poolIdOf(g))}; a second genesis \\(pool ${HEX16}\\) is refused`))
+      h.reject(
+        genesisEntry(smallGenesis(3)),
+        new RegExp(
+          `the board already holds pool ${short(poolIdOf(g))}; a second genesis \\(pool ${HEX16}\\) is refused`
+        )
+      )
       h.reject(genesisEntry(g), /the board already holds pool/)
       h.board.checkConsistency()
     })
@@ -80,10 +119,18 @@ describe('PoolBoard', () => {
       const next = nextState(s1, 0, 1, 1n)
       const forged = signAllState(next)
       forged.signatures[3] = signState(next, MEMBERS[8].secretKey)
-      h.reject(signedEntry(forged), new RegExp(`state 2 of the root pool: the signature of member 3 \\(${short(next.pool.members[3])}\\) does not verify`))
+      h.reject(
+        signedEntry(forged),
+        new RegExp(
+          `state 2 of the root pool: the signature of member 3 \\(${short(next.pool.members[3])}\\) does not verify`
+        )
+      )
       const missing = signAllState(next)
       missing.signatures[1] = new Uint8Array(64)
-      h.reject(signedEntry(missing), new RegExp(`the signature of member 1 \\(${short(next.pool.members[1])}\\) does not verify`))
+      h.reject(
+        signedEntry(missing),
+        new RegExp(`the signature of member 1 \\(${short(next.pool.members[1])}\\) does not verify`)
+      )
       // a signature over another state (state 1) does not count for state 2
       const replayed = signAllState(next)
       replayed.signatures[0] = signState(s1, secretOf(s1.pool.members[0]))
@@ -107,7 +154,10 @@ describe('PoolBoard', () => {
       const { h } = openPool()
       const other = initialState(smallGenesis(3))
       h.reject(updateEntry(other, 0, 1, 1n), new RegExp(`the update is for pool ${HEX16}, the board holds pool`))
-      const ghost: PoolState = { ...h.state(), pool: { ...h.state().pool, ref: { kind: 'partition', statementId: new Uint8Array(32).fill(3) } } }
+      const ghost: PoolState = {
+        ...h.state(),
+        pool: { ...h.state().pool, ref: { kind: 'partition', statementId: new Uint8Array(32).fill(3) } }
+      }
       h.reject(updateEntry(ghost, 0, 1, 1n), /unknown pool: the board holds no partition 0303030303030303/)
     })
   })
@@ -128,8 +178,14 @@ describe('PoolBoard', () => {
       assert.deepStrictEqual(h.state(), s1)
       assert.equal(h.board.pool(ROOT)?.status, 'frozen')
       const root = h.board.poolList()[0]
-      assert.deepStrictEqual(root.members.map((m) => m.partitionedBy === null ? null : toHex(m.partitionedBy)), [toHex(id), null, toHex(id), null, toHex(id)])
-      assert.deepStrictEqual(root.members.map((m) => m.balanceSats), s1.balances)
+      assert.deepStrictEqual(
+        root.members.map((m) => (m.partitionedBy === null ? null : toHex(m.partitionedBy))),
+        [toHex(id), null, toHex(id), null, toHex(id)]
+      )
+      assert.deepStrictEqual(
+        root.members.map((m) => m.balanceSats),
+        s1.balances
+      )
 
       const s = h.state(sub)
       assert.equal(s.stateNumber, 0)
@@ -137,13 +193,20 @@ describe('PoolBoard', () => {
       assert.deepStrictEqual(s.balances, [399_000n, 200_000n, 300_000n])
       assert.deepStrictEqual(s.pool.funding, { txid: txid(stmt.intermediateTx), vout: 0 })
       assert.deepStrictEqual(h.board.pool(sub)?.proof, { kind: 'statement', statementId: id })
-      assert.equal(h.board.signedState(sub), undefined, 'state 0 of a partition is signed by its statement, not by an update')
+      assert.equal(
+        h.board.signedState(sub),
+        undefined,
+        'state 0 of a partition is signed by its statement, not by an update'
+      )
 
       const record = h.board.statement(id)
       assert.equal(record?.status, 'accepted')
       assert.equal(record?.index, a.result.index)
       assert.deepStrictEqual(h.board.result(a.result.index), a.result)
-      assert.deepStrictEqual(h.board.conflictsFor(withdrawOutpoints(s1)).map((r) => toHex(r.id)), [toHex(id)])
+      assert.deepStrictEqual(
+        h.board.conflictsFor(withdrawOutpoints(s1)).map((r) => toHex(r.id)),
+        [toHex(id)]
+      )
       assert.deepStrictEqual(h.board.conflictsFor([withdrawOutpoints(s1)[1]]), [])
       assert.deepStrictEqual(h.board.spentBy(withdrawOutpoints(s1)[2]), id)
       h.board.checkConsistency()
@@ -156,8 +219,12 @@ describe('PoolBoard', () => {
       h.accept(statementEntry(first))
       // C (index 2) also signs a partition with D that spends C's Withdraw again
       const second = partition(s1, [2, 3], [350_000n, 350_000n])
-      const a = h.reject(statementEntry(second),
-        new RegExp(`conflicts with statement ${short(statementId(first))} \\(accepted at index 3\\): both spend outpoint [0-9a-f]{64}:0; equivocation by ${short(C)}`))
+      const a = h.reject(
+        statementEntry(second),
+        new RegExp(
+          `conflicts with statement ${short(statementId(first))} \\(accepted at index 3\\): both spend outpoint [0-9a-f]{64}:0; equivocation by ${short(C)}`
+        )
+      )
       assert.deepStrictEqual(a.result.conflictsWith, statementId(first))
       assert.equal(a.result.evidenceIds.length, 1)
       const record = h.board.statement(statementId(second))
@@ -180,12 +247,18 @@ describe('PoolBoard', () => {
       assert.equal(b.result.evidenceIds.length, 1)
       // a conflicting statement signed only by someone who never signed the first convicts nobody
       const fourth = partition(s1, [2, 3], [1n, 699_999n], [D])
-      const c = h.reject(statementEntry(fourth), /^conflicts with statement [0-9a-f]{16} \(accepted at index 3\): both spend outpoint [0-9a-f]{64}:0$/)
+      const c = h.reject(
+        statementEntry(fourth),
+        /^conflicts with statement [0-9a-f]{16} \(accepted at index 3\): both spend outpoint [0-9a-f]{64}:0$/
+      )
       assert.deepStrictEqual(c.result.evidenceIds, [])
       assert.deepStrictEqual(h.board.equivocators(), [C])
       assert.equal(h.board.evidence().length, 2)
       // the same accepted statement again is a duplicate, not a conflict
-      h.reject(statementEntry(first), new RegExp(`statement ${short(statementId(first))} is already on the board \\(accepted at index 3\\)`))
+      h.reject(
+        statementEntry(first),
+        new RegExp(`statement ${short(statementId(first))} is already on the board \\(accepted at index 3\\)`)
+      )
       h.board.checkConsistency()
     })
 
@@ -194,20 +267,32 @@ describe('PoolBoard', () => {
       h.accept(genesisEntry(smallGenesis()))
       const s0 = h.state()
       h.accept(updateEntry(s0, 0, 1, 1_000n))
-      h.reject(statementEntry(partition(s0, [0, 1], [150_000n, 150_000n])), /stale: the statement partitions state 0 of the root pool, whose current state is 1/)
+      h.reject(
+        statementEntry(partition(s0, [0, 1], [150_000n, 150_000n])),
+        /stale: the statement partitions state 0 of the root pool, whose current state is 1/
+      )
       const s2 = nextState(h.state(), 0, 1, 1n)
-      h.reject(statementEntry(partition(s2, [0, 1], [150_000n, 150_000n])), /partitions state 2 of the root pool, which is only at state 1/)
+      h.reject(
+        statementEntry(partition(s2, [0, 1], [150_000n, 150_000n])),
+        /partitions state 2 of the root pool, which is only at state 1/
+      )
       assert.equal(h.board.pool(ROOT)?.status, 'open')
     })
 
     it('an incomplete or badly signed statement is rejected, naming the active', () => {
       const { h, s1 } = openPool()
       const [A, , C] = s1.pool.members
-      h.reject(statementEntry(partition(s1, [0, 2], [200_000n, 199_000n], [A])), new RegExp(`incomplete: missing the signatures of actives 1 \\(${short(C)}\\)`))
+      h.reject(
+        statementEntry(partition(s1, [0, 2], [200_000n, 199_000n], [A])),
+        new RegExp(`incomplete: missing the signatures of actives 1 \\(${short(C)}\\)`)
+      )
       const bad = partition(s1, [0, 2], [200_000n, 199_000n])
       bad.signatures[1] = { index: 1, signature: new Uint8Array(64).fill(1) }
       h.reject(statementEntry(bad), new RegExp(`the signature of active 1 \\(${short(C)}\\) does not verify`))
-      h.reject(statementEntry(partition(s1, [0, 2], [200_000n, 199_000n], undefined, 101)), /heightT 101 is above the chain height 100/)
+      h.reject(
+        statementEntry(partition(s1, [0, 2], [200_000n, 199_000n], undefined, 101)),
+        /heightT 101 is above the chain height 100/
+      )
       assert.equal(h.board.pool(ROOT)?.status, 'open')
       assert.equal(h.board.statement(statementId(bad))?.status, 'rejected')
     })
@@ -216,13 +301,23 @@ describe('PoolBoard', () => {
       const { h, s1 } = openPool()
       const first = partition(s1, [0, 2, 4], [399_000n, 200_000n, 300_000n])
       h.accept(statementEntry(first))
-      h.reject(updateEntry(s1, 1, 3, 10n),
-        new RegExp(`the root pool is frozen: its state 1 was partitioned by statement ${short(statementId(first))} \\(index 3\\); a new state would drop those partitions: merge them back first`))
+      h.reject(
+        updateEntry(s1, 1, 3, 10n),
+        new RegExp(
+          `the root pool is frozen: its state 1 was partitioned by statement ${short(statementId(first))} \\(index 3\\); a new state would drop those partitions: merge them back first`
+        )
+      )
       h.reject(kickoutEntry(ROOT, 1, s1.pool.members[1]), /the root pool is frozen/)
       const parallel = partition(s1, [1, 3], [300_000n, 301_000n])
       h.accept(statementEntry(parallel))
       const tree = h.board.poolTree()
-      assert.deepStrictEqual(tree?.children.map((c) => c.pool.ref), [{ kind: 'partition', statementId: statementId(first) }, { kind: 'partition', statementId: statementId(parallel) }])
+      assert.deepStrictEqual(
+        tree?.children.map((c) => c.pool.ref),
+        [
+          { kind: 'partition', statementId: statementId(first) },
+          { kind: 'partition', statementId: statementId(parallel) }
+        ]
+      )
       assert.equal(h.board.valueHeldSats(), 1_500_000n)
       h.board.checkConsistency()
     })
@@ -251,7 +346,10 @@ describe('PoolBoard', () => {
       assert.deepStrictEqual(tree?.children[0].children[0].pool.ref, nestedRef)
       assert.deepStrictEqual(tree?.children[0].children[0].pool.parent, { pool: sub, stateNumber: 1 })
       // the nested statement conflicts with nothing at the root: root outpoints and sub-pool outpoints differ
-      assert.deepStrictEqual(h.board.conflictsFor(withdrawOutpoints(sub1)).map((r) => toHex(r.id)), [toHex(statementId(nested))])
+      assert.deepStrictEqual(
+        h.board.conflictsFor(withdrawOutpoints(sub1)).map((r) => toHex(r.id)),
+        [toHex(statementId(nested))]
+      )
       h.board.checkConsistency()
     })
   })
@@ -269,13 +367,25 @@ describe('PoolBoard', () => {
       assert.deepStrictEqual(h.board.equivocators(), [B])
       assert.equal(h.board.evidence()[0].source, 'entry')
       h.reject(evidenceEntry(ev), /is already recorded/)
-      const other = findEquivocations(partition(s1, [3, 4], [1n, 899_999n], [s1.pool.members[3]]), partition(s1, [3], [400_000n], [s1.pool.members[3]]))[0]
-      h.reject(evidenceEntry({ ...other, secondSignature: ev.secondSignature }), /signature on the second statement does not verify/)
-      h.reject(evidenceEntry({ ...other, firstSignature: new Uint8Array(64).fill(2) }), /signature on the first statement does not verify/)
+      const other = findEquivocations(
+        partition(s1, [3, 4], [1n, 899_999n], [s1.pool.members[3]]),
+        partition(s1, [3], [400_000n], [s1.pool.members[3]])
+      )[0]
+      h.reject(
+        evidenceEntry({ ...other, secondSignature: ev.secondSignature }),
+        /signature on the second statement does not verify/
+      )
+      h.reject(
+        evidenceEntry({ ...other, firstSignature: new Uint8Array(64).fill(2) }),
+        /signature on the first statement does not verify/
+      )
       const foreign = initialState(smallGenesis(3))
       const fx = partition(foreign, [0, 1], [150_000n, 150_000n], [foreign.pool.members[0]])
       const fy = partition(foreign, [0], [100_000n], [foreign.pool.members[0]])
-      h.reject(evidenceEntry(findEquivocations(fx, fy)[0]), new RegExp(`^first statement belongs to pool [0-9a-f]{16}, not ${short(poolIdOf(h.board.genesis!))}$`))
+      h.reject(
+        evidenceEntry(findEquivocations(fx, fy)[0]),
+        new RegExp(`^first statement belongs to pool [0-9a-f]{16}, not ${short(poolIdOf(h.board.genesis!))}$`)
+      )
     })
 
     it('keeps at most a bounded number of pieces of evidence per member', () => {
@@ -300,7 +410,13 @@ describe('PoolBoard', () => {
       const a = h.accept(blocksEntry(5))
       assert.equal(a.result.height, 105)
       assert.equal(h.board.chainHeight, 105)
-      const raw = (count: number): Uint8Array => { const b = new Uint8Array(6); b[0] = BOARD_ENTRY_VERSION; b[1] = ENTRY_KIND.blocks; new DataView(b.buffer).setUint32(2, count, true); return b }
+      const raw = (count: number): Uint8Array => {
+        const b = new Uint8Array(6)
+        b[0] = BOARD_ENTRY_VERSION
+        b[1] = ENTRY_KIND.blocks
+        new DataView(b.buffer).setUint32(2, count, true)
+        return b
+      }
       h.reject(raw(0), /block count 0 is not within 1..10000/)
       h.reject(raw(10_001), /block count 10001 is not within 1..10000/)
       h.reject(raw(5).subarray(0, 5), /blocks entry: blocks: count: expected 4 bytes, got 3/)
@@ -313,7 +429,12 @@ describe('PoolBoard', () => {
       h.accept(genesisEntry(g))
       const s0 = h.state()
       const [A, B, C, D, E] = s0.pool.members
-      h.reject(kickoutEntry(ROOT, 0, B), new RegExp(`the kick-out of member 1 \\(${short(B)}\\) from state 0 of the root pool is valid from height 111 \\(T 100 \\+ X 10 \\+ 1\\); the chain is at 100`))
+      h.reject(
+        kickoutEntry(ROOT, 0, B),
+        new RegExp(
+          `the kick-out of member 1 \\(${short(B)}\\) from state 0 of the root pool is valid from height 111 \\(T 100 \\+ X 10 \\+ 1\\); the chain is at 100`
+        )
+      )
       h.accept(blocksEntry(10))
       h.reject(kickoutEntry(ROOT, 0, B), /valid from height 111 .* the chain is at 110/)
       h.accept(blocksEntry(1))
@@ -341,7 +462,12 @@ describe('PoolBoard', () => {
       assert.deepStrictEqual(h.board.pool(cont)?.proof, { kind: 'kickout', kickoutTxid: record.txid })
 
       // the closed root takes nothing more; the continuation updates with the remaining four
-      h.reject(updateEntry(s0, 0, 2, 1n), new RegExp(`the root pool is closed: member 1 \\(${short(B)}\\) was kicked out at state 0 \\(index 8\\); it continues as the continuation of root pool after kick-out of member 1 at state 0`))
+      h.reject(
+        updateEntry(s0, 0, 2, 1n),
+        new RegExp(
+          `the root pool is closed: member 1 \\(${short(B)}\\) was kicked out at state 0 \\(index 8\\); it continues as the continuation of root pool after kick-out of member 1 at state 0`
+        )
+      )
       h.reject(kickoutEntry(ROOT, 0, C), /the root pool is closed/)
       const u = h.accept(updateEntry(c0, 0, 1, 50_000n))
       assert.deepStrictEqual(u.result.pool, cont)
@@ -350,7 +476,10 @@ describe('PoolBoard', () => {
       const c1 = h.state(cont)
       h.accept(statementEntry(partition(c1, [0, 1], [25_000n, 375_000n])))
       assert.equal(h.board.pool(cont)?.status, 'frozen')
-      assert.deepStrictEqual(h.board.poolTree()?.children.map((c) => c.pool.ref), [cont])
+      assert.deepStrictEqual(
+        h.board.poolTree()?.children.map((c) => c.pool.ref),
+        [cont]
+      )
       h.board.checkConsistency()
     })
 
@@ -369,7 +498,7 @@ describe('PoolBoard', () => {
 
   describe('merging partitions back', () => {
     /** Root at state 1, partitioned among members 0, 2, 4 (who then pay inside it), with a nested partition of 0 and 4. */
-    function partitioned (): { h: Harness, s1: PoolState, sub: PoolRef, nested: PoolRef } {
+    function partitioned(): { h: Harness; s1: PoolState; sub: PoolRef; nested: PoolRef } {
       const { h, s1 } = openPool()
       const stmt = partition(s1, [0, 2, 4], [399_000n, 200_000n, 300_000n])
       h.accept(statementEntry(stmt))
@@ -403,16 +532,30 @@ describe('PoolBoard', () => {
       h.board.checkConsistency()
 
       // the partitions take nothing more, and naming the merge says where to go on
-      h.reject(updateEntry(h.state(nested), 0, 1, 1n), new RegExp(`the partition ${HEX16} was merged back into the partition ${HEX16} at index ${a.result.index}: its members go on there`))
-      h.reject(updateEntry(h.state(sub), 0, 1, 1n), new RegExp(`was merged back into the root pool at index ${a.result.index}`))
+      h.reject(
+        updateEntry(h.state(nested), 0, 1, 1n),
+        new RegExp(
+          `the partition ${HEX16} was merged back into the partition ${HEX16} at index ${a.result.index}: its members go on there`
+        )
+      )
+      h.reject(
+        updateEntry(h.state(sub), 0, 1, 1n),
+        new RegExp(`was merged back into the root pool at index ${a.result.index}`)
+      )
       h.reject(statementEntry(partition(h.state(nested), [0], [439_000n])), /was merged back/)
       // a statement on the superseded root state is stale
-      h.reject(statementEntry(partition(s1, [1, 3], [201_000n, 400_000n])), /stale: the statement partitions state 1 of the root pool, whose current state is 2/)
+      h.reject(
+        statementEntry(partition(s1, [1, 3], [201_000n, 400_000n])),
+        /stale: the statement partitions state 1 of the root pool, whose current state is 2/
+      )
       // the root pays among all five again, and can be partitioned again at its new state
       h.accept(updateEntry(s2, 3, 2, 5_000n))
       h.accept(statementEntry(partition(h.state(), [1, 3], [201_000n, 395_000n])))
       assert.equal(h.board.pool(ROOT)?.status, 'frozen')
-      assert.deepStrictEqual(h.board.poolTree()?.children.map((c) => c.pool.status), ['merged', 'open'])
+      assert.deepStrictEqual(
+        h.board.poolTree()?.children.map((c) => c.pool.status),
+        ['merged', 'open']
+      )
       h.board.checkConsistency()
       // and merged again
       h.accept(mergeEntry(mergeOf(h.board)))
@@ -434,24 +577,41 @@ describe('PoolBoard', () => {
 
     it('a merge is refused unless the pool is frozen, its balances are the folded ones, every member signed, and no kick-out closed a pool under it', () => {
       const { h, s1 } = openPool()
-      h.reject(mergeEntry(signAllState(nextState(s1, 0, 1, 1n))), /the root pool is open: only a frozen pool \(one whose state was partitioned\) can be merged/)
+      h.reject(
+        mergeEntry(signAllState(nextState(s1, 0, 1, 1n))),
+        /the root pool is open: only a frozen pool \(one whose state was partitioned\) can be merged/
+      )
       const stmt = partition(s1, [0, 2], [100_000n, 299_000n])
       h.accept(statementEntry(stmt))
       const sub: PoolRef = { kind: 'partition', statementId: statementId(stmt) }
       // balances that are not where the funds are: the update the root had before the partition, say
-      h.reject(mergeEntry(signAllState(nextState(s1, 0, 1, 1n))), new RegExp(`the merge gives member 0 \\(${HEX16}\\) 98999 sats, but its funds under the root pool are 100000 sats`))
+      h.reject(
+        mergeEntry(signAllState(nextState(s1, 0, 1, 1n))),
+        new RegExp(
+          `the merge gives member 0 \\(${HEX16}\\) 98999 sats, but its funds under the root pool are 100000 sats`
+        )
+      )
       const good = mergeOf(h.board)
       const forged = { ...good, signatures: [...good.signatures] }
       forged.signatures[3] = signState(good.state, MEMBERS[8].secretKey)
-      h.reject(mergeEntry(forged), new RegExp(`merged state 2 of the root pool: the signature of member 3 \\(${HEX16}\\) does not verify`))
+      h.reject(
+        mergeEntry(forged),
+        new RegExp(`merged state 2 of the root pool: the signature of member 3 \\(${HEX16}\\) does not verify`)
+      )
       h.reject(mergeEntry(mergeOf(h.board, ROOT, 200)), /heightT 200 is above the chain height 100/)
-      h.reject(mergeEntry(signAllState(nextState(h.state(sub), 0, 1, 1n))), /the partition [0-9a-f]{16} is open: only a frozen pool/)
+      h.reject(
+        mergeEntry(signAllState(nextState(h.state(sub), 0, 1, 1n))),
+        /the partition [0-9a-f]{16} is open: only a frozen pool/
+      )
       // a kick-out under it: its funds left on chain
       h.accept(blocksEntry(11))
       h.accept(kickoutEntry(sub, 0, s1.pool.members[2]))
       const fold = h.board.foldPartitions(ROOT)
       assert.ok(!fold.ok)
-      assert.match(fold.reason, /the partition [0-9a-f]{16} under the root pool is closed: member 1 \([0-9a-f]{16}\) was kicked out of it at index \d+, and its funds left on chain/)
+      assert.match(
+        fold.reason,
+        /the partition [0-9a-f]{16} under the root pool is closed: member 1 \([0-9a-f]{16}\) was kicked out of it at index \d+, and its funds left on chain/
+      )
       h.reject(mergeEntry(good), /under the root pool is closed/)
       assert.equal(h.board.pool(ROOT)?.status, 'frozen')
       h.board.checkConsistency()
@@ -465,7 +625,10 @@ describe('PoolBoard', () => {
       h.reject(Uint8Array.of(9, ENTRY_KIND.state), /unsupported entry version 9/)
       const stmt = statementEntry(partition(s1, [0], [99_000n]))
       h.reject(stmt.subarray(0, stmt.length - 10), /^statement entry: partition statement: /)
-      h.reject(Uint8Array.of(BOARD_ENTRY_VERSION, ENTRY_KIND.genesis), /^genesis entry: genesis: version: expected 1 bytes, got 0/)
+      h.reject(
+        Uint8Array.of(BOARD_ENTRY_VERSION, ENTRY_KIND.genesis),
+        /^genesis entry: genesis: version: expected 1 bytes, got 0/
+      )
       assert.equal(h.push(new Uint8Array(0)).result.outcome, 'ignored')
       assert.equal(h.push(encodeRawEntry(Uint8Array.of(1, 2, 3))).result.outcome, 'ignored')
       assert.equal(h.state().stateNumber, 1)
@@ -473,11 +636,14 @@ describe('PoolBoard', () => {
 
     it('never throws on arbitrary entry bytes', () => {
       const { h } = openPool()
-      fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat(8), (bytes, kind) => {
-        const data = bytes.length >= 2 ? Uint8Array.of(BOARD_ENTRY_VERSION, kind, ...bytes.subarray(2)) : bytes
-        const a = h.push(data)
-        assert.notEqual(a.result.outcome, 'accepted')
-      }), { numRuns: 300 })
+      fc.assert(
+        fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat(8), (bytes, kind) => {
+          const data = bytes.length >= 2 ? Uint8Array.of(BOARD_ENTRY_VERSION, kind, ...bytes.subarray(2)) : bytes
+          const a = h.push(data)
+          assert.notEqual(a.result.outcome, 'accepted')
+        }),
+        { numRuns: 300 }
+      )
       assert.equal(h.state().stateNumber, 1)
       h.board.checkConsistency()
     })
@@ -497,7 +663,8 @@ describe('PoolBoard', () => {
       const s0 = one.state()
       const stmt = partition(s0, [0, 1], [150_000n, 150_000n])
       // gossip brings the statement first: its signatures are verified then
-      for (const { index, signature } of stmt.signatures) assert.ok(cache.verify(signature, statementId(stmt), stmt.actives[index]))
+      for (const { index, signature } of stmt.signatures)
+        assert.ok(cache.verify(signature, statementId(stmt), stmt.actives[index]))
       const before = cache.stats()
       one.accept(statementEntry(stmt))
       const after = cache.stats()
@@ -540,10 +707,16 @@ describe('PoolBoard', () => {
     assert.equal(tree.pool.totalSats, 1_500_000n)
     assert.equal(tree.children.length, 1)
     const child = tree.children[0].pool
-    assert.deepStrictEqual(child.members.map((m) => m.balanceSats), [1_000n, 398_000n])
+    assert.deepStrictEqual(
+      child.members.map((m) => m.balanceSats),
+      [1_000n, 398_000n]
+    )
     assert.deepStrictEqual(child.parent, { pool: ROOT, stateNumber: 1 })
     assert.equal(child.proof, 'statement')
-    assert.deepStrictEqual(h.board.poolList().map((p) => p.ref.kind), ['root', 'partition'])
+    assert.deepStrictEqual(
+      h.board.poolList().map((p) => p.ref.kind),
+      ['root', 'partition']
+    )
     assert.ok(equalBytes(encodeStatement(h.board.statement(statementId(stmt))!.statement!), encodeStatement(stmt)))
     h.board.checkConsistency()
   })

@@ -14,7 +14,17 @@ import { RaftStore, StoreCorruptError, type BatchOp } from '../../storage/raft-s
 import { PREFIX } from '../../storage/database.js'
 import { tempDatabaseEachTest } from '../helpers/database.js'
 import {
-  Harness, blocksEntry, evidenceEntry, genesisEntry, kickoutEntry, mergeEntry, mergeOf, partition, smallGenesis, statementEntry, updateEntry
+  Harness,
+  blocksEntry,
+  evidenceEntry,
+  genesisEntry,
+  kickoutEntry,
+  mergeEntry,
+  mergeOf,
+  partition,
+  smallGenesis,
+  statementEntry,
+  updateEntry
 } from './helpers.js'
 
 const ROOT: PoolRef = { kind: 'root' }
@@ -24,7 +34,7 @@ const ROOT: PoolRef = { kind: 'root' }
  * conflicting statement with evidence, evidence from elsewhere, a nested partition, blocks, a
  * kick-out and its continuation's update, a merge of the nested partition, garbage, a second genesis.
  */
-function story (): Entry[] {
+function story(): Entry[] {
   const h = new Harness()
   h.push(new Uint8Array(0))
   h.accept(genesisEntry(smallGenesis()))
@@ -34,7 +44,9 @@ function story (): Entry[] {
   h.accept(statementEntry(first))
   h.reject(statementEntry(partition(s1, [2, 3], [350_000n, 350_000n])), /conflicts with/)
   const B = s1.pool.members[1]
-  h.accept(evidenceEntry(findEquivocations(partition(s1, [1, 3], [1n, 600_999n], [B]), partition(s1, [1], [201_000n], [B]))[0]))
+  h.accept(
+    evidenceEntry(findEquivocations(partition(s1, [1, 3], [1n, 600_999n], [B]), partition(s1, [1], [201_000n], [B]))[0])
+  )
   const sub: PoolRef = { kind: 'partition', statementId: statementId(first) }
   h.accept(updateEntry(h.state(sub), 1, 0, 9_000n))
   h.reject(updateEntry(s1, 1, 3, 5n), /frozen/)
@@ -88,11 +100,13 @@ describe('the pool store on LevelDB', () => {
     assert.deepStrictEqual(board.snapshot(), reference.snapshot())
   })
 
-  it('the applier returns the operations for the driver\'s batch, with the applied index', async () => {
+  it("the applier returns the operations for the driver's batch, with the applied index", async () => {
     const board = new PoolBoard()
     const results: string[] = []
     const applier = new PoolApplier(board)
-    applier.applied.subscribe(({ results: applied }) => { for (const r of applied) results.push(r.outcome) })
+    applier.applied.subscribe(({ results: applied }) => {
+      for (const r of applied) results.push(r.outcome)
+    })
     const raft = await RaftStore.open(disk.db)
     for (const chunk of [STORY.slice(0, 5), STORY.slice(5, 6), STORY.slice(6)]) {
       const ops = await applier.apply(chunk)
@@ -109,7 +123,16 @@ describe('the pool store on LevelDB', () => {
   it('catches up a pool board that is behind the Raft log', async () => {
     const raft = await RaftStore.open(disk.db)
     await raft.bootstrap(joiningState())
-    const ready: Ready = { softState: null, hardState: { term: 1, vote: null, commit: STORY.length }, entries: STORY, snapshot: null, messages: [], committedEntries: [], readStates: [], alarms: [] }
+    const ready: Ready = {
+      softState: null,
+      hardState: { term: 1, vote: null, commit: STORY.length },
+      entries: STORY,
+      snapshot: null,
+      messages: [],
+      committedEntries: [],
+      readStates: [],
+      alarms: []
+    }
     await raft.persist(ready)
     const board = new PoolBoard()
     for (const e of STORY.slice(0, 3)) await disk.db.batch(poolChangeOps(board.apply(e).changes))
@@ -137,9 +160,18 @@ describe('the pool store on LevelDB', () => {
     }
     await disk.db.batch(ops)
     assert.equal(h.board.result(1), undefined, 'the oldest result is forgotten')
-    assert.deepStrictEqual(h.board.recentResults().map((r) => r.index), Array.from({ length: 30 }, (_, i) => 12 + i))
+    assert.deepStrictEqual(
+      h.board.recentResults().map((r) => r.index),
+      Array.from({ length: 30 }, (_, i) => 12 + i)
+    )
     assert.equal(h.board.statement(first.statementId!), undefined, 'the oldest rejected statement is forgotten')
-    assert.deepStrictEqual(h.board.snapshot().statements.map((r) => r.index).sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => 22 + i))
+    assert.deepStrictEqual(
+      h.board
+        .snapshot()
+        .statements.map((r) => r.index)
+        .sort((a, b) => a - b),
+      Array.from({ length: 20 }, (_, i) => 22 + i)
+    )
     await reopen()
     const restored = await loadPoolBoard(disk.db, retention)
     assert.deepStrictEqual(restored.snapshot(), h.board.snapshot())
@@ -153,11 +185,14 @@ describe('the pool store on LevelDB', () => {
     assert.equal(a.changes.filter((c) => c.type === 'statement-forgotten').length, 15)
     await disk.db.batch(poolChangeOps(a.changes))
     await reopen()
-    assert.deepStrictEqual((await loadPoolBoard(disk.db, { resultsKept: 5, rejectedStatementsKept: 5 })).snapshot(), smaller.snapshot())
+    assert.deepStrictEqual(
+      (await loadPoolBoard(disk.db, { resultsKept: 5, rejectedStatementsKept: 5 })).snapshot(),
+      smaller.snapshot()
+    )
   })
 
   describe('damage', () => {
-    async function stored (): Promise<PoolBoardSnapshot> {
+    async function stored(): Promise<PoolBoardSnapshot> {
       const board = new PoolBoard()
       for (const e of STORY) await disk.db.batch(poolChangeOps(board.apply(e).changes))
       return board.snapshot()
@@ -166,8 +201,14 @@ describe('the pool store on LevelDB', () => {
     it('a record that does not decode stops the load, naming the key', async () => {
       await stored()
       await disk.db.put(poolStateKey(ROOT), Uint8Array.of(1, 0, 9))
-      await assert.rejects(loadPoolBoard(disk.db), (err: unknown) => err instanceof StoreCorruptError &&
-        /the board store is damaged: pool state record at key 1100: pool state: updatedAt: expected 1 bytes, got 0/.test(err.message))
+      await assert.rejects(
+        loadPoolBoard(disk.db),
+        (err: unknown) =>
+          err instanceof StoreCorruptError &&
+          /the board store is damaged: pool state record at key 1100: pool state: updatedAt: expected 1 bytes, got 0/.test(
+            err.message
+          )
+      )
     })
 
     it('a record under another key, or an unknown version, stops the load', async () => {
@@ -175,18 +216,26 @@ describe('the pool store on LevelDB', () => {
       const rootBytes = await disk.db.get(poolStateKey(ROOT))
       assert(rootBytes !== undefined)
       await disk.db.put(poolStateKey({ kind: 'partition', statementId: new Uint8Array(32) }), rootBytes)
-      await assert.rejects(loadPoolBoard(disk.db), /pool state record at key 1101000000.*: the record is for another pool than its key/)
+      await assert.rejects(
+        loadPoolBoard(disk.db),
+        /pool state record at key 1101000000.*: the record is for another pool than its key/
+      )
       await disk.db.del(poolStateKey({ kind: 'partition', statementId: new Uint8Array(32) }))
       await disk.db.put(Uint8Array.of(PREFIX.poolMeta), Uint8Array.of(2))
-      await assert.rejects(loadPoolBoard(disk.db), /pool board meta record at key 10: pool board meta: version: unsupported version 2/)
+      await assert.rejects(
+        loadPoolBoard(disk.db),
+        /pool board meta record at key 10: pool board meta: version: unsupported version 2/
+      )
     })
 
     it('records that disagree with one another stop the load', async () => {
       const snap = await stored()
       const spent = snap.spent[0]
       await disk.db.put(spentKey(spent.outpoint), Uint8Array.of(1, ...new Uint8Array(32).fill(4)))
-      await assert.rejects(loadPoolBoard(disk.db), (err: unknown) => err instanceof StoreCorruptError &&
-        /inconsistent pool board: .*statement/.test(err.message))
+      await assert.rejects(
+        loadPoolBoard(disk.db),
+        (err: unknown) => err instanceof StoreCorruptError && /inconsistent pool board: .*statement/.test(err.message)
+      )
     })
 
     it('a lost meta record with pool records present stops the load', async () => {

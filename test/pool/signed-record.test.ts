@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict'
 import { SignedRecords } from '../../daemon/pool/signed-record.js'
-import { applyPayment, buildPartitionStatement, initialState, stateHash, statementId, withdrawOutpoints } from '../../protocol/index.js'
+import {
+  applyPayment,
+  buildPartitionStatement,
+  initialState,
+  stateHash,
+  statementId,
+  withdrawOutpoints
+} from '../../protocol/index.js'
 import { tempDatabaseEachTest } from '../helpers/database.js'
 import { testGenesis } from '../protocol/fixtures.js'
 
@@ -9,15 +16,35 @@ describe('what a member signed (never twice)', () => {
   const g = testGenesis(3, [1000n, 2000n, 3000n], { kickoutDelayBlocks: 5, creationHeight: 10 })
   const s0 = initialState(g)
   const [a, b, c] = s0.pool.members
-  const pay = (payee: Uint8Array, amountSats: bigint, deadlineMs = 5_000): { stateHash: Uint8Array, roundId: Uint8Array, heightT: number, payment: { payer: Uint8Array, payee: Uint8Array, amountSats: bigint }, deadlineMs: number } => {
+  const pay = (
+    payee: Uint8Array,
+    amountSats: bigint,
+    deadlineMs = 5_000
+  ): {
+    stateHash: Uint8Array
+    roundId: Uint8Array
+    heightT: number
+    payment: { payer: Uint8Array; payee: Uint8Array; amountSats: bigint }
+    deadlineMs: number
+  } => {
     const payment = { payer: a, payee, amountSats }
-    return { stateHash: stateHash(applyPayment(s0, payment, 10)), roundId: new Uint8Array(32).fill(Number(amountSats % 200n)), heightT: 10, payment, deadlineMs }
+    return {
+      stateHash: stateHash(applyPayment(s0, payment, 10)),
+      roundId: new Uint8Array(32).fill(Number(amountSats % 200n)),
+      heightT: 10,
+      payment,
+      deadlineMs
+    }
   }
 
   it('signs one state N+1 per state N; the same state again is fine', async () => {
     const memory = new SignedRecords(disk.db)
     assert.deepEqual(await memory.promiseState(s0.pool.ref, 0, pay(b, 10n)), { ok: true })
-    assert.deepEqual(await memory.promiseState(s0.pool.ref, 0, pay(b, 10n)), { ok: true }, 'a retried round signs the same state')
+    assert.deepEqual(
+      await memory.promiseState(s0.pool.ref, 0, pay(b, 10n)),
+      { ok: true },
+      'a retried round signs the same state'
+    )
     const other = await memory.promiseState(s0.pool.ref, 0, pay(c, 10n))
     assert.equal(other.ok, false)
     if (!other.ok) {
@@ -25,10 +52,14 @@ describe('what a member signed (never twice)', () => {
       assert.deepEqual(other.earlier.payment.payee, b)
       assert.equal(other.earlier.payment.amountSats, 10n)
     }
-    assert.deepEqual(await memory.promiseState(s0.pool.ref, 1, pay(c, 10n)), { ok: true }, 'another state number is another promise')
+    assert.deepEqual(
+      await memory.promiseState(s0.pool.ref, 1, pay(c, 10n)),
+      { ok: true },
+      'another state number is another promise'
+    )
   })
 
-  it('a merge replaces a promise only once that round\'s deadline passed (rule: no honest member signs after a deadline)', async () => {
+  it("a merge replaces a promise only once that round's deadline passed (rule: no honest member signs after a deadline)", async () => {
     const memory = new SignedRecords(disk.db)
     assert.deepEqual(await memory.promiseState(s0.pool.ref, 0, pay(b, 10n, 5_000)), { ok: true })
     const early = await memory.promiseState(s0.pool.ref, 0, pay(c, 10n), { expiredBeforeMs: 5_000 })
@@ -42,7 +73,9 @@ describe('what a member signed (never twice)', () => {
 
   it('concurrent requests for the same state number: exactly one wins', async () => {
     const memory = new SignedRecords(disk.db)
-    const results = await Promise.all([1n, 2n, 3n, 4n, 5n].map(async (n) => await memory.promiseState(s0.pool.ref, 0, pay(b, n))))
+    const results = await Promise.all(
+      [1n, 2n, 3n, 4n, 5n].map(async (n) => await memory.promiseState(s0.pool.ref, 0, pay(b, n)))
+    )
     assert.equal(results.filter((r) => r.ok).length, 1)
   })
 

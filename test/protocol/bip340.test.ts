@@ -14,22 +14,44 @@ import { SignatureCache } from '../../board/signature-cache.js'
  * the same signature; a batch is valid exactly when each of its signatures is.
  */
 
-interface Vector { index: number, secretKey: string, publicKey: string, auxRand: string, message: string, signature: string, valid: boolean, comment: string }
+interface Vector {
+  index: number
+  secretKey: string
+  publicKey: string
+  auxRand: string
+  message: string
+  signature: string
+  valid: boolean
+  comment: string
+}
 
 /** The vectors of BIP340's test-vectors.csv (those with 32-byte messages: all we sign). */
-function vectors (): Vector[] {
+function vectors(): Vector[] {
   const text = readFileSync(fileURLToPath(new URL('vectors/bip340.csv', import.meta.url)), 'utf8')
-  return text.trim().split('\n').slice(1).map((line) => {
-    const f = line.split(',')
-    return { index: Number(f[0]), secretKey: f[1], publicKey: f[2], auxRand: f[3], message: f[4], signature: f[5], valid: f[6] === 'TRUE', comment: f.slice(7).join(',') }
-  })
+  return text
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((line) => {
+      const f = line.split(',')
+      return {
+        index: Number(f[0]),
+        secretKey: f[1],
+        publicKey: f[2],
+        auxRand: f[3],
+        message: f[4],
+        signature: f[5],
+        valid: f[6] === 'TRUE',
+        comment: f.slice(7).join(',')
+      }
+    })
 }
 
 const native = loadNativeBip340()
 const backends: Bip340[] = [nobleBip340, ...(native === null ? [] : [native])]
 
 /** Valid checks from seeded keys, and each tampered in one byte of its signature, hash or key. */
-function checks (n: number): { valid: Bip340Check[], tampered: Bip340Check[] } {
+function checks(n: number): { valid: Bip340Check[]; tampered: Bip340Check[] } {
   const valid: Bip340Check[] = []
   const tampered: Bip340Check[] = []
   for (let i = 0; i < n; i++) {
@@ -38,7 +60,11 @@ function checks (n: number): { valid: Bip340Check[], tampered: Bip340Check[] } {
     const hash = secretKeyFromSeed(new TextEncoder().encode(`bip340 message ${i}`))
     const signature = nobleBip340.sign(hash, secret, new Uint8Array(32).fill(i))
     valid.push({ signature, hash, key })
-    const flip = (b: Uint8Array, at: number): Uint8Array => { const c = new Uint8Array(b); c[at] ^= 1 << (i % 8); return c }
+    const flip = (b: Uint8Array, at: number): Uint8Array => {
+      const c = new Uint8Array(b)
+      c[at] ^= 1 << (i % 8)
+      return c
+    }
     tampered.push({ signature: flip(signature, i % 64), hash, key })
     tampered.push({ signature, hash: flip(hash, i % 32), key })
     tampered.push({ signature, hash, key: flip(key, i % 32) })
@@ -50,7 +76,7 @@ describe('BIP340 implementations (libsecp256k1 binding and noble)', () => {
   it('the native binding loads on this machine, and is what keys.ts uses', function () {
     // CI and developer machines build it at install (node-gyp); a machine without a compiler runs on noble.
     if (process.env.POOLBOARD_EXPECT_NOBLE === '1') this.skip()
-    assert.notEqual(native, null, 'bcrypto\'s libsecp256k1 binding did not load: is it built (npm ci runs node-gyp)?')
+    assert.notEqual(native, null, "bcrypto's libsecp256k1 binding did not load: is it built (npm ci runs node-gyp)?")
     assert.equal(BIP340.name, 'libsecp256k1')
     assert.equal(bip340Backend(), 'libsecp256k1')
   })
@@ -112,7 +138,7 @@ describe('BIP340 implementations (libsecp256k1 binding and noble)', () => {
     }
   })
 
-  it('the signature cache\'s batch preparation remembers exactly the valid signatures', () => {
+  it("the signature cache's batch preparation remembers exactly the valid signatures", () => {
     const { valid, tampered } = checks(6)
     const cache = new SignatureCache()
     cache.prepare([...valid, tampered[0], tampered[4]])
@@ -124,7 +150,7 @@ describe('BIP340 implementations (libsecp256k1 binding and noble)', () => {
     assert.equal(cache.stats().hits, hits + valid.length)
   })
 
-  it('without the binding (bcrypto\'s NODE_BACKEND=js) a node runs on noble, with the same answers', () => {
+  it("without the binding (bcrypto's NODE_BACKEND=js) a node runs on noble, with the same answers", () => {
     const url = new URL('../../protocol/keys.ts', import.meta.url).href
     const { valid, tampered } = checks(2)
     const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
@@ -133,8 +159,11 @@ describe('BIP340 implementations (libsecp256k1 binding and noble)', () => {
       const h = (s) => Uint8Array.from(Buffer.from(s, 'hex'))
       const cs = ${JSON.stringify([...valid, ...tampered].map((c) => [hex(c.signature), hex(c.hash), hex(c.key)]))}
       console.log(JSON.stringify({ backend: k.bip340Backend(), answers: cs.map(([s, m, p]) => k.verifyHash(h(s), h(m), h(p))) }))`
-    const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env: { ...process.env, NODE_BACKEND: 'js' }, encoding: 'utf8' })
-    const { backend, answers } = JSON.parse(out) as { backend: string, answers: boolean[] }
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      env: { ...process.env, NODE_BACKEND: 'js' },
+      encoding: 'utf8'
+    })
+    const { backend, answers } = JSON.parse(out) as { backend: string; answers: boolean[] }
     assert.equal(backend, 'noble')
     assert.deepEqual(answers, [...valid.map(() => true), ...tampered.map(() => false)])
   })

@@ -2,75 +2,84 @@
 // exactly, runs clean over thousands of seeds with every fault on, keeps the properties that hold
 // with Byzantine members today, and finds the planted driver and store bugs.
 
-import assert from 'node:assert/strict';
-import { NODE_BUG_DESCRIPTIONS, NODE_BUGS, type NodeBug } from './node-bugs.js';
-import { runNodeSimulation } from './node-sim.js';
-import { replayCommand, runBatch, type BatchSummary } from './runner.js';
+import assert from 'node:assert/strict'
+import { NODE_BUG_DESCRIPTIONS, NODE_BUGS, type NodeBug } from './node-bugs.js'
+import { runNodeSimulation } from './node-sim.js'
+import { replayCommand, runBatch, type BatchSummary } from './runner.js'
 
 function explain(s: BatchSummary): string {
   return s.failed
     .slice(0, 3)
     .map((r) => `seed ${r.seed}: ${r.failure}\n  ${r.params}\n  ${r.trace.join('\n  ')}`)
-    .join('\n\n');
+    .join('\n\n')
 }
 
 /** Seeds searched for each planted bug; the first failing seed is printed (fixed seeds: deterministic). */
-const BUDGET_SEEDS = 800;
+const BUDGET_SEEDS = 800
 /** Found by its regression test (test/daemon/board.test.ts) only: two snapshots must meet before one Ready. */
-const NOT_FOUND_BY_SIMULATION: ReadonlySet<NodeBug> = new Set(['snapshot-single-slot']);
+const NOT_FOUND_BY_SIMULATION: ReadonlySet<NodeBug> = new Set(['snapshot-single-slot'])
 
 describe('whole-node simulator', function () {
-  this.timeout(900_000);
+  this.timeout(900_000)
 
   it('replays a seed exactly (same steps, stats and trace)', async () => {
-    const a = await runNodeSimulation({ seed: 4242, nodes: 5, steps: 2000, alwaysTrace: true });
-    const b = await runNodeSimulation({ seed: 4242, nodes: 5, steps: 2000, alwaysTrace: true });
-    const c = await runNodeSimulation({ seed: 4242, nodes: 5, steps: 2000 });
-    assert.equal(a.steps, b.steps);
-    assert.deepEqual(a.stats, b.stats);
-    assert.deepEqual(a.trace, b.trace);
-    assert.equal(c.steps, a.steps, 'the trace does not change the run');
-    const d = await runNodeSimulation({ seed: 4243, nodes: 5, steps: 2000 });
-    assert.notDeepEqual(a.stats, d.stats, 'another seed is another run');
-  });
+    const a = await runNodeSimulation({ seed: 4242, nodes: 5, steps: 2000, alwaysTrace: true })
+    const b = await runNodeSimulation({ seed: 4242, nodes: 5, steps: 2000, alwaysTrace: true })
+    const c = await runNodeSimulation({ seed: 4242, nodes: 5, steps: 2000 })
+    assert.equal(a.steps, b.steps)
+    assert.deepEqual(a.stats, b.stats)
+    assert.deepEqual(a.trace, b.trace)
+    assert.equal(c.steps, a.steps, 'the trace does not change the run')
+    const d = await runNodeSimulation({ seed: 4243, nodes: 5, steps: 2000 })
+    assert.notDeepEqual(a.stats, d.stats, 'another seed is another run')
+  })
 
   // Rule (docs/raft.md, simulator): no honest node stops itself or raises an alarm, and every
   // safety check holds after every step, whatever the disk, network and clocks do.
   it('runs 2,000 seeds of 5-node clusters with every fault on, clean', async () => {
-    const s = await runBatch({ firstSeed: 1, seeds: 2000, nodes: 5, steps: 3000, jobs: 2, mode: 'node' });
-    assert.equal(s.failures, 0, explain(s));
-    assert.equal(s.seedsRun, 2000);
-  });
+    const s = await runBatch({ firstSeed: 1, seeds: 2000, nodes: 5, steps: 3000, jobs: 2, mode: 'node' })
+    assert.equal(s.failures, 0, explain(s))
+    assert.equal(s.seedsRun, 2000)
+  })
 
   it('runs 200 seeds of 3-node clusters and 50 of a single node, clean', async () => {
-    const three = await runBatch({ firstSeed: 1_000_000, seeds: 200, nodes: 3, steps: 3000, jobs: 2, mode: 'node' });
-    assert.equal(three.failures, 0, explain(three));
-    const one = await runBatch({ firstSeed: 2_000_000, seeds: 50, nodes: 1, steps: 1000, jobs: 1, mode: 'node' });
-    assert.equal(one.failures, 0, explain(one));
-  });
+    const three = await runBatch({ firstSeed: 1_000_000, seeds: 200, nodes: 3, steps: 3000, jobs: 2, mode: 'node' })
+    assert.equal(three.failures, 0, explain(three))
+    const one = await runBatch({ firstSeed: 2_000_000, seeds: 50, nodes: 1, steps: 1000, jobs: 1, mode: 'node' })
+    assert.equal(one.failures, 0, explain(one))
+  })
 
   // Rule (docs/raft.md, Byzantine members): frames that do not decode, or that claim another
   // sender, are dropped by the transport; a liar's own board may lead, and the board goes on. The
   // lies that do not hold yet (random, replayed, forged, contradicting messages) are listed there.
   it('with one liar and with a coalition of two sending garbage frames, every property holds', async () => {
     for (const byzantine of [1, 2]) {
-      const s = await runBatch({ firstSeed: 1, seeds: 150, nodes: 5, steps: 3000, jobs: 2, mode: 'node', byzantine, lies: ['garbage'] });
-      assert.equal(s.failures, 0, explain(s));
+      const s = await runBatch({
+        firstSeed: 1,
+        seeds: 150,
+        nodes: 5,
+        steps: 3000,
+        jobs: 2,
+        mode: 'node',
+        byzantine,
+        lies: ['garbage']
+      })
+      assert.equal(s.failures, 0, explain(s))
     }
-  });
+  })
 
   for (const bug of NODE_BUGS) {
-    if (NOT_FOUND_BY_SIMULATION.has(bug)) continue;
+    if (NOT_FOUND_BY_SIMULATION.has(bug)) continue
     it(`finds "${bug}" (${NODE_BUG_DESCRIPTIONS[bug]}) within ${BUDGET_SEEDS} seeds`, async () => {
       for (let seed = 1; seed <= BUDGET_SEEDS; seed++) {
-        const r = await runNodeSimulation({ seed, nodes: 5, steps: 3000, bug });
+        const r = await runNodeSimulation({ seed, nodes: 5, steps: 3000, bug })
         if (!r.ok) {
-          console.log(`      found at seed ${seed}: ${r.failure!.split('\n')[0]!.slice(0, 160)}`);
-          console.log(`      replay: ${replayCommand(seed, 5, 3000, null, { mode: 'node', nodeBug: bug })}`);
-          return;
+          console.log(`      found at seed ${seed}: ${r.failure!.split('\n')[0]!.slice(0, 160)}`)
+          console.log(`      replay: ${replayCommand(seed, 5, 3000, null, { mode: 'node', nodeBug: bug })}`)
+          return
         }
       }
-      assert.fail(`${bug} not found in ${BUDGET_SEEDS} seeds`);
-    });
+      assert.fail(`${bug} not found in ${BUDGET_SEEDS} seeds`)
+    })
   }
-});
+})

@@ -17,14 +17,18 @@ describe('a 1,000-member pool, simulated', function () {
   })
 
   it('every round is accepted on every sampled board, with invariants checked after each entry', () => {
-    assert.deepEqual(report.rounds.map((r) => r.round), ['genesis', 'update 1', 'partition of 600', 'partition of 300 in it', 'update in it', 'kick-out'])
+    assert.deepEqual(
+      report.rounds.map((r) => r.round),
+      ['genesis', 'update 1', 'partition of 600', 'partition of 300 in it', 'update in it', 'kick-out']
+    )
     for (const r of report.rounds) assert.equal(r.outcome, 'accepted', r.round)
     assert.ok(report.invariantChecks >= 2 * report.rounds.length)
     assert.equal(report.totalSats, String(1_000n * 100_000n))
   })
 
   it('gossip reaches every member within a bounded number of hops', () => {
-    for (const r of report.rounds.filter((x) => x.signers > 0)) assert.ok(r.maxHops <= 8, `${r.round}: ${r.maxHops} hops`)
+    for (const r of report.rounds.filter((x) => x.signers > 0))
+      assert.ok(r.maxHops <= 8, `${r.round}: ${r.maxHops} hops`)
   })
 
   it('a member receives a bounded number of copies per signer: the cost is linear in the signers', () => {
@@ -37,7 +41,8 @@ describe('a 1,000-member pool, simulated', function () {
   it('the same seed replays the same run (messages and bytes)', () => {
     const a = runScaleSimulation({ members: 60, seed: 5, updates: 1, sampled: 2 })
     const b = runScaleSimulation({ members: 60, seed: 5, updates: 1, sampled: 2 })
-    const counts = (r: ScaleReport): unknown => r.rounds.map((x) => [x.round, x.signers, x.messagesPerMember, x.bytesPerMember, x.gossipCopies, x.maxHops])
+    const counts = (r: ScaleReport): unknown =>
+      r.rounds.map((x) => [x.round, x.signers, x.messagesPerMember, x.bytesPerMember, x.gossipCopies, x.maxHops])
     assert.deepEqual(counts(a), counts(b))
   })
 })

@@ -11,7 +11,9 @@ const hash = (b: number): Uint8Array => new Uint8Array(32).fill(b)
 // Rule (issue 11): what the board made durable is kept outside LevelDB and survives a torn write.
 describe('storage: the promise file', () => {
   const temp = tempDir()
-  after(() => { temp.cleanup() })
+  after(() => {
+    temp.cleanup()
+  })
 
   it('reads back the last record written, across reopening', async () => {
     const path = join(temp.path, 'p1')
@@ -24,7 +26,12 @@ describe('storage: the promise file', () => {
     assert.deepEqual(again.promise, { term: 4, vote: null, lastIndex: 12, lastHash: hash(2) })
     await again.file.write({ term: 4, vote: 'peer-b', lastIndex: 13, lastHash: hash(3) })
     await again.file.close()
-    assert.deepEqual(readPromise(readFileSync(path))?.promise, { term: 4, vote: 'peer-b', lastIndex: 13, lastHash: hash(3) })
+    assert.deepEqual(readPromise(readFileSync(path))?.promise, {
+      term: 4,
+      vote: 'peer-b',
+      lastIndex: 13,
+      lastHash: hash(3)
+    })
   })
 
   it('a torn (corrupt) newer slot falls back to the older one', async () => {
@@ -45,10 +52,16 @@ describe('storage: the promise file', () => {
     const store = { ...boot, hardState: { term: 2, vote: 'a', commit: 2 }, entries: [...boot.entries, e2] }
     assert.equal(checkPromises(store, { term: 2, vote: 'a', lastIndex: 2, lastHash: e2.hash }).missing, null)
     const lost = checkPromises(store, { term: 5, vote: 'b', lastIndex: 9, lastHash: hash(9) })
-    assert.equal(lost.missing, 'term 5 and its vote; the store has term 2; entries up to 9; the store holds up to 2, committed 2')
+    assert.equal(
+      lost.missing,
+      'term 5 and its vote; the store has term 2; entries up to 9; the store holds up to 2, committed 2'
+    )
     assert.deepEqual(lost.persisted.hardState, { term: 5, vote: 'b', commit: 2 })
     // Same index, another hash, not committed: an entry it held is gone.
     const other = { ...store, hardState: { ...store.hardState, commit: 1 } }
-    assert.match(checkPromises(other, { term: 2, vote: 'a', lastIndex: 2, lastHash: hash(7) }).missing ?? '', /entries up to 2/)
+    assert.match(
+      checkPromises(other, { term: 2, vote: 'a', lastIndex: 2, lastHash: hash(7) }).missing ?? '',
+      /entries up to 2/
+    )
   })
 })

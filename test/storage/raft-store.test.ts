@@ -6,7 +6,7 @@ import { tempDatabaseEachTest } from '../helpers/database.js'
 
 const CONFIG = { voters: ['a', 'b', 'c'], learners: ['d'] }
 
-function chain (from: number, count: number, term: number, prevHash: Uint8Array, tag = 'x'): Entry[] {
+function chain(from: number, count: number, term: number, prevHash: Uint8Array, tag = 'x'): Entry[] {
   const out: Entry[] = []
   let prev = prevHash
   for (let i = 0; i < count; i++) {
@@ -17,14 +17,24 @@ function chain (from: number, count: number, term: number, prevHash: Uint8Array,
   return out
 }
 
-function ready (parts: Partial<Ready>): Ready {
-  return { softState: null, hardState: null, entries: [], snapshot: null, messages: [], committedEntries: [], readStates: [], alarms: [], ...parts }
+function ready(parts: Partial<Ready>): Ready {
+  return {
+    softState: null,
+    hardState: null,
+    entries: [],
+    snapshot: null,
+    messages: [],
+    committedEntries: [],
+    readStates: [],
+    alarms: [],
+    ...parts
+  }
 }
 
 describe('the board store on LevelDB', () => {
   const disk = tempDatabaseEachTest()
 
-  async function reopen (): Promise<RaftStore> {
+  async function reopen(): Promise<RaftStore> {
     return await RaftStore.open(await disk.reopen())
   }
 
@@ -58,7 +68,7 @@ describe('the board store on LevelDB', () => {
     assert.deepEqual((await reopened.load())?.entries, [first[0], first[1], ...replacement])
   })
 
-  it('a snapshot keeps the history below it and drops this node\'s entries above it', async () => {
+  it("a snapshot keeps the history below it and drops this node's entries above it", async () => {
     const store = await RaftStore.open(disk.db)
     await store.bootstrap(joiningState())
     const mine = chain(1, 4, 1, ZERO_HASH)
@@ -66,7 +76,10 @@ describe('the board store on LevelDB', () => {
     // The leader's history from 3 to 10 (our 3 and 4 were never committed).
     const history = chain(3, 8, 3, mine[1].hash, 'z')
     const meta = { index: 10, term: 3, hash: history[history.length - 1].hash, configuration: CONFIG }
-    await store.persist(ready({ snapshot: { meta, data: new Uint8Array(0) }, hardState: { term: 3, vote: null, commit: 10 } }), history)
+    await store.persist(
+      ready({ snapshot: { meta, data: new Uint8Array(0) }, hardState: { term: 3, vote: null, commit: 10 } }),
+      history
+    )
     const reopened = await reopen()
     const loaded = await reopened.load()
     assert.equal(loaded?.snapshot.meta.index, 10)
@@ -79,7 +92,12 @@ describe('the board store on LevelDB', () => {
     await store.bootstrap(joiningState())
     await store.persist(ready({ entries: chain(1, 3, 1, ZERO_HASH), hardState: { term: 1, vote: 'a', commit: 3 } }))
     await disk.db.del(entryKey(3))
-    await assert.rejects((await reopen()).load(), (err: unknown) => err instanceof StoreCorruptError && /acknowledged entries up to 3 but the log ends at 2: writes were lost/.test((err as Error).message))
+    await assert.rejects(
+      (await reopen()).load(),
+      (err: unknown) =>
+        err instanceof StoreCorruptError &&
+        /acknowledged entries up to 3 but the log ends at 2: writes were lost/.test((err as Error).message)
+    )
   })
 
   it('refuses a damaged entry, naming it', async () => {
@@ -109,11 +127,16 @@ describe('the board store on LevelDB', () => {
   })
 
   /** Records every batch the store writes, with its sync flag (the writes still reach LevelDB). */
-  function recordBatches (): Array<{ sync: boolean, ops: Array<{ key: Uint8Array }> }> {
-    const out: Array<{ sync: boolean, ops: Array<{ key: Uint8Array }> }> = []
+  function recordBatches(): Array<{ sync: boolean; ops: Array<{ key: Uint8Array }> }> {
+    const out: Array<{ sync: boolean; ops: Array<{ key: Uint8Array }> }> = []
     const db = disk.db
     const batch = db.batch.bind(db) as (ops: unknown, options?: { sync?: boolean }) => Promise<void>
-    Object.assign(db, { batch: async (ops: Array<{ key: Uint8Array }>, options?: { sync?: boolean }) => { out.push({ sync: options?.sync === true, ops }); await batch(ops, options) } })
+    Object.assign(db, {
+      batch: async (ops: Array<{ key: Uint8Array }>, options?: { sync?: boolean }) => {
+        out.push({ sync: options?.sync === true, ops })
+        await batch(ops, options)
+      }
+    })
     return out
   }
 
@@ -144,8 +167,15 @@ describe('the board store on LevelDB', () => {
     await store.persist(ready({ hardState: { term: 1, vote: 'a', commit: 2 } }), [], [store.appliedOp(2)])
     await store.persist(ready({ hardState: { term: 1, vote: 'a', commit: 3 } }), [], [store.appliedOp(3)])
     await store.saveSnapshotMeta({ index: 3, term: 1, hash: entries[2].hash, configuration: CONFIG })
-    assert.deepEqual(batches.map((b) => b.sync), [true, false, true, false, true])
-    assert.deepEqual(batches[2].ops.slice(0, batches[1].ops.length), batches[1].ops, 'the synced batch starts with the unsynced one')
+    assert.deepEqual(
+      batches.map((b) => b.sync),
+      [true, false, true, false, true]
+    )
+    assert.deepEqual(
+      batches[2].ops.slice(0, batches[1].ops.length),
+      batches[1].ops,
+      'the synced batch starts with the unsynced one'
+    )
     assert.deepEqual(batches[4].ops.slice(0, batches[3].ops.length), batches[3].ops)
     assert.deepEqual((await (await reopen()).load())?.hardState, { term: 1, vote: 'a', commit: 3 })
   })
@@ -167,7 +197,8 @@ describe('the board store on LevelDB', () => {
   it('an empty board store in a database that ran the board before is refused, not bootstrapped', async () => {
     const store = await RaftStore.open(disk.db)
     await store.bootstrap(bootstrapState(CONFIG))
-    for (const key of [Uint8Array.of(PREFIX.raftHardState), Uint8Array.of(PREFIX.raftSnapshot), entryKey(1)]) await disk.db.del(key)
+    for (const key of [Uint8Array.of(PREFIX.raftHardState), Uint8Array.of(PREFIX.raftSnapshot), entryKey(1)])
+      await disk.db.del(key)
     await assert.rejects((await reopen()).load(), /voted in terms it no longer remembers/)
   })
 
@@ -181,8 +212,16 @@ describe('the board store on LevelDB', () => {
     const issued: boolean[] = []
     const db = disk.db
     const batch = db.batch.bind(db) as (ops: unknown, options?: { sync?: boolean }) => Promise<void>
-    Object.assign(db, { batch: async (ops: unknown, options?: { sync?: boolean }) => { issued.push(options?.sync === true); if (issued.length === 1) throw new Error('EIO'); await batch(ops, options) } })
-    const failed = store.persist(ready({ entries: chain(4, 1, 1, entries[2].hash), hardState: { term: 1, vote: 'a', commit: 3 } }))
+    Object.assign(db, {
+      batch: async (ops: unknown, options?: { sync?: boolean }) => {
+        issued.push(options?.sync === true)
+        if (issued.length === 1) throw new Error('EIO')
+        await batch(ops, options)
+      }
+    })
+    const failed = store.persist(
+      ready({ entries: chain(4, 1, 1, entries[2].hash), hardState: { term: 1, vote: 'a', commit: 3 } })
+    )
     const later = store.saveSnapshotMeta({ index: 3, term: 1, hash: entries[2].hash, configuration: CONFIG })
     await assert.rejects(failed, /EIO/)
     await assert.rejects(later, /EIO/)

@@ -41,13 +41,13 @@ export interface NodeOptions {
   timing?: Partial<TransportTiming>
 }
 
-export async function newKey (): Promise<{ key: PrivateKey, id: string }> {
+export async function newKey(): Promise<{ key: PrivateKey; id: string }> {
   const key = await generateKeyPair('Ed25519')
   return { key, id: peerIdFromPrivateKey(key).toString() }
 }
 
 /** Starts a libp2p node listening on 127.0.0.1 (port 0 unless given) and its transport. */
-export async function startNode (options: NodeOptions): Promise<TestNode> {
+export async function startNode(options: NodeOptions): Promise<TestNode> {
   const key = options.key ?? (await newKey()).key
   const id = peerIdFromPrivateKey(key).toString()
   const deny = (peer: { toString: () => string }): boolean => !options.allowed.has(peer.toString())
@@ -64,14 +64,30 @@ export async function startNode (options: NodeOptions): Promise<TestNode> {
     }
   })
   const logLines: string[] = []
-  const logger = pino({ level: 'warn' }, { write: (line: string) => { logLines.push(line) } })
+  const logger = pino(
+    { level: 'warn' },
+    {
+      write: (line: string) => {
+        logLines.push(line)
+      }
+    }
+  )
   const members = options.members ?? options.allowed
   const inbox: Message[] = []
   let transport: RaftTransport
   let port: number
   try {
-    transport = new RaftTransport({ libp2p, selfId: id, isMember: (peer) => members.has(peer), logger, limits: options.limits, timing: options.timing })
-    transport.onMessage((m) => { inbox.push(m) })
+    transport = new RaftTransport({
+      libp2p,
+      selfId: id,
+      isMember: (peer) => members.has(peer),
+      logger,
+      limits: options.limits,
+      timing: options.timing
+    })
+    transport.onMessage((m) => {
+      inbox.push(m)
+    })
     await transport.start()
     port = Number(/\/tcp\/(\d+)/.exec(libp2p.getMultiaddrs()[0]!.toString())?.[1])
     assert.ok(port > 0, 'listening on a TCP port')
@@ -99,11 +115,13 @@ export async function startNode (options: NodeOptions): Promise<TestNode> {
 }
 
 /** Tells `from` where `to` listens. */
-export async function introduce (from: TestNode, to: { id: string, port: number }): Promise<void> {
-  await from.libp2p.peerStore.merge(peerIdFromString(to.id), { multiaddrs: [multiaddr(`/ip4/127.0.0.1/tcp/${to.port}`)] })
+export async function introduce(from: TestNode, to: { id: string; port: number }): Promise<void> {
+  await from.libp2p.peerStore.merge(peerIdFromString(to.id), {
+    multiaddrs: [multiaddr(`/ip4/127.0.0.1/tcp/${to.port}`)]
+  })
 }
 
 /** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs`. */
-export async function until<T> (what: string, check: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
+export async function until<T>(what: string, check: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
   return await waitFor(what, check, timeoutMs, UNTIL_POLL_MS)
 }

@@ -8,41 +8,88 @@ import pino from 'pino'
 import type { Message, MessageType, SnapMessage } from '../../board/raft/types.js'
 import { decodeMessage, encodeMessage } from '../../board/wire.js'
 import { Writer } from '../../protocol/codec.js'
-import { RAFT_PROTOCOL, RaftTransport, SNAPSHOT_PROTOCOL, type TransportLibp2p } from '../../daemon/replica/transport/index.js'
+import {
+  RAFT_PROTOCOL,
+  RaftTransport,
+  SNAPSHOT_PROTOCOL,
+  type TransportLibp2p
+} from '../../daemon/replica/transport/index.js'
 import { introduce, newKey, startNode, until, type NodeOptions, type TestNode } from './nodes.js'
 
 const h32 = (b: number): Uint8Array => new Uint8Array(32).fill(b)
 
 /** A message of each non-snapshot type; `term` carries a sequence number so that order can be checked. */
-function sample (type: Exclude<MessageType, 'snap'>, term: number, from: string, to: string): Message {
+function sample(type: Exclude<MessageType, 'snap'>, term: number, from: string, to: string): Message {
   const base = { from, to, term }
   switch (type) {
-    case 'app': return { type, ...base, prevIndex: term, prevTerm: 1, prevHash: h32(1), commit: 3, entries: [{ index: term + 1, term: 1, type: 'normal', data: new Uint8Array([term & 0xff, 2, 3]), hash: h32(2) }] }
-    case 'appResp': return { type, ...base, index: 7, reject: term % 2 === 0, hintIndex: 5, hintTerm: 1 }
-    case 'vote': case 'preVote': return { type, ...base, lastIndex: 9, lastTerm: 2, force: false }
-    case 'voteResp': case 'preVoteResp': return { type, ...base, reject: true }
-    case 'heartbeat': return { type, ...base, commit: 4, context: term % 2 === 0 ? null : new Uint8Array([1]) }
-    case 'heartbeatResp': return { type, ...base, context: null }
-    case 'timeoutNow': return { type, ...base }
-    case 'readIndex': return { type, ...base, context: new Uint8Array([9, 9]) }
-    case 'readIndexResp': return { type, ...base, index: 12, context: new Uint8Array([9, 9]) }
-    case 'transferLeader': return { type, ...base, target: to }
+    case 'app':
+      return {
+        type,
+        ...base,
+        prevIndex: term,
+        prevTerm: 1,
+        prevHash: h32(1),
+        commit: 3,
+        entries: [{ index: term + 1, term: 1, type: 'normal', data: new Uint8Array([term & 0xff, 2, 3]), hash: h32(2) }]
+      }
+    case 'appResp':
+      return { type, ...base, index: 7, reject: term % 2 === 0, hintIndex: 5, hintTerm: 1 }
+    case 'vote':
+    case 'preVote':
+      return { type, ...base, lastIndex: 9, lastTerm: 2, force: false }
+    case 'voteResp':
+    case 'preVoteResp':
+      return { type, ...base, reject: true }
+    case 'heartbeat':
+      return { type, ...base, commit: 4, context: term % 2 === 0 ? null : new Uint8Array([1]) }
+    case 'heartbeatResp':
+      return { type, ...base, context: null }
+    case 'timeoutNow':
+      return { type, ...base }
+    case 'readIndex':
+      return { type, ...base, context: new Uint8Array([9, 9]) }
+    case 'readIndexResp':
+      return { type, ...base, index: 12, context: new Uint8Array([9, 9]) }
+    case 'transferLeader':
+      return { type, ...base, target: to }
   }
 }
 
-const TYPES: Array<Exclude<MessageType, 'snap'>> = ['app', 'appResp', 'vote', 'preVote', 'voteResp', 'preVoteResp', 'heartbeat', 'heartbeatResp', 'timeoutNow', 'readIndex', 'readIndexResp', 'transferLeader']
+const TYPES: Array<Exclude<MessageType, 'snap'>> = [
+  'app',
+  'appResp',
+  'vote',
+  'preVote',
+  'voteResp',
+  'preVoteResp',
+  'heartbeat',
+  'heartbeatResp',
+  'timeoutNow',
+  'readIndex',
+  'readIndexResp',
+  'transferLeader'
+]
 
-function heartbeat (seq: number, from: string, to: string): Message {
+function heartbeat(seq: number, from: string, to: string): Message {
   return { type: 'heartbeat', from, to, term: 1, commit: seq, context: null }
 }
 
-function snap (from: string, to: string, dataBytes: number): SnapMessage {
+function snap(from: string, to: string, dataBytes: number): SnapMessage {
   const data = new Uint8Array(dataBytes)
   randomFillSync(data)
-  return { type: 'snap', from, to, term: 2, snapshot: { meta: { index: 1000, term: 2, hash: h32(7), configuration: { voters: [from, to], learners: [] } }, data } }
+  return {
+    type: 'snap',
+    from,
+    to,
+    term: 2,
+    snapshot: {
+      meta: { index: 1000, term: 2, hash: h32(7), configuration: { voters: [from, to], learners: [] } },
+      data
+    }
+  }
 }
 
-function sameBytes (a: Uint8Array, b: Uint8Array): boolean {
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength))
 }
 
@@ -51,14 +98,14 @@ describe('raft transport over real libp2p nodes (loopback TCP)', function () {
   const running: TestNode[] = []
   const rawStreams: Stream[] = []
 
-  async function node (options: NodeOptions): Promise<TestNode> {
+  async function node(options: NodeOptions): Promise<TestNode> {
     const n = await startNode(options)
     running.push(n)
     return n
   }
 
   /** Two members that know each other's address. */
-  async function pair (options: Partial<NodeOptions> = {}): Promise<{ a: TestNode, b: TestNode }> {
+  async function pair(options: Partial<NodeOptions> = {}): Promise<{ a: TestNode; b: TestNode }> {
     const ka = await newKey()
     const kb = await newKey()
     const allowed = new Set([ka.id, kb.id])
@@ -70,7 +117,7 @@ describe('raft transport over real libp2p nodes (loopback TCP)', function () {
   }
 
   /** A raw stream from `from` to `to`, bypassing `from`'s transport, to send arbitrary frames. */
-  async function rawStream (from: TestNode, to: TestNode, protocol: string): Promise<Stream> {
+  async function rawStream(from: TestNode, to: TestNode, protocol: string): Promise<Stream> {
     const stream = await from.libp2p.dialProtocol(peerIdFromString(to.id), protocol)
     rawStreams.push(stream)
     return stream
@@ -78,7 +125,11 @@ describe('raft transport over real libp2p nodes (loopback TCP)', function () {
 
   afterEach(async () => {
     for (const s of rawStreams.splice(0)) s.abort(new Error('test over'))
-    await Promise.all(running.splice(0).map(async (n) => { await n.stop() }))
+    await Promise.all(
+      running.splice(0).map(async (n) => {
+        await n.stop()
+      })
+    )
   })
 
   it('delivers messages of every type, in order, both ways', async () => {
@@ -107,12 +158,24 @@ describe('raft transport over real libp2p nodes (loopback TCP)', function () {
 
     const sa = a.transport.stats()
     const sb = b.transport.stats()
-    assert.equal(Object.values(sa.sent).reduce((x, y) => x + y, 0), 601)
+    assert.equal(
+      Object.values(sa.sent).reduce((x, y) => x + y, 0),
+      601
+    )
     assert.equal(sa.sent.snap, 1)
-    assert.equal(Object.values(sb.received).reduce((x, y) => x + y, 0), 601)
+    assert.equal(
+      Object.values(sb.received).reduce((x, y) => x + y, 0),
+      601
+    )
     for (const t of TYPES) assert.equal(sb.received[t], 50, t)
-    assert.deepEqual(Object.values(sa.droppedOutbound).filter((n) => n > 0), [])
-    assert.deepEqual(Object.values(sb.droppedInbound).filter((n) => n > 0), [])
+    assert.deepEqual(
+      Object.values(sa.droppedOutbound).filter((n) => n > 0),
+      []
+    )
+    assert.deepEqual(
+      Object.values(sb.droppedInbound).filter((n) => n > 0),
+      []
+    )
     assert.equal(sa.streams.outboundOpened, 1)
     assert.equal(sb.streams.inboundAccepted, 1)
     const peer = sa.peers.find((p) => p.peer === b.id)
@@ -140,11 +203,16 @@ describe('raft transport over real libp2p nodes (loopback TCP)', function () {
     assert.equal(got.snapshot.data.length, s.snapshot.data.length)
     assert.ok(sameBytes(got.snapshot.data, s.snapshot.data), 'snapshot data intact')
     assert.deepEqual(got.snapshot.meta, s.snapshot.meta)
-    const heartbeatsBeforeSnap = b.inbox.slice(0, snapAt).filter((m) => m.type === 'heartbeat' && m.commit > seqAtSnapshot)
+    const heartbeatsBeforeSnap = b.inbox
+      .slice(0, snapAt)
+      .filter((m) => m.type === 'heartbeat' && m.commit > seqAtSnapshot)
     assert.ok(heartbeatsBeforeSnap.length > 0, 'heartbeats sent after the snapshot arrived before it')
     // And the heartbeats stayed in order around it.
     const commits = b.inbox.filter((m) => m.type === 'heartbeat').map((m) => (m as { commit: number }).commit)
-    assert.deepEqual(commits, [...commits].sort((x, y) => x - y))
+    assert.deepEqual(
+      commits,
+      [...commits].sort((x, y) => x - y)
+    )
     assert.equal(b.transport.stats().received.snap, 1)
   })
 
@@ -155,11 +223,16 @@ describe('raft transport over real libp2p nodes (loopback TCP)', function () {
     a.transport.send(snap(a.id, b.id, 1000))
     assert.equal(a.transport.stats().droppedOutbound['snapshot-busy'], 1)
     await until('the first snapshot', () => b.inbox.find((m) => m.type === 'snap'))
-    await until('the transfer slot is free', () => a.transport.stats().peers.find((p) => p.peer === b.id)?.snapshotOut === null)
+    await until(
+      'the transfer slot is free',
+      () => a.transport.stats().peers.find((p) => p.peer === b.id)?.snapshotOut === null
+    )
     const third = snap(a.id, b.id, 1000)
     a.transport.send(third)
     await until('the third snapshot', () => b.inbox.filter((m) => m.type === 'snap').length === 2)
-    assert.ok(sameBytes((b.inbox.filter((m) => m.type === 'snap')[1] as SnapMessage).snapshot.data, third.snapshot.data))
+    assert.ok(
+      sameBytes((b.inbox.filter((m) => m.type === 'snap')[1] as SnapMessage).snapshot.data, third.snapshot.data)
+    )
   })
 
   it('re-opens the stream when the peer comes back with the same key on the same port', async () => {
@@ -183,7 +256,10 @@ describe('raft transport over real libp2p nodes (loopback TCP)', function () {
     for (let i = 0; i < 100; i++) a.transport.send(heartbeat(++seq, a.id, b.id))
     await until('100 more', () => b2.inbox.length >= before + 100)
     const commits = b2.inbox.map((m) => (m as { commit: number }).commit)
-    assert.deepEqual(commits, [...commits].sort((x, y) => x - y))
+    assert.deepEqual(
+      commits,
+      [...commits].sort((x, y) => x - y)
+    )
     assert.ok(a.transport.stats().streams.outboundOpened >= 2)
   })
 
@@ -201,7 +277,10 @@ describe('raft transport over real libp2p nodes (loopback TCP)', function () {
     await until('two valid heartbeats', () => a.inbox.length >= 2)
     await lp.write(encodeMessage(heartbeat(5, b.id, a.id)))
     await until('a third', () => a.inbox.length >= 3)
-    assert.deepEqual(a.inbox.map((m) => (m as { commit: number }).commit), [1, 4, 5])
+    assert.deepEqual(
+      a.inbox.map((m) => (m as { commit: number }).commit),
+      [1, 4, 5]
+    )
     const st = a.transport.stats()
     assert.equal(st.droppedInbound.malformed, 22)
     assert.equal(st.droppedInbound['forged-from'], 1)
@@ -213,8 +292,10 @@ describe('raft transport over real libp2p nodes (loopback TCP)', function () {
     assert.equal(malformedLines.length, 1)
   })
 
-  it('resets a stream that keeps sending garbage or an oversized frame; the peer\'s own stream still works', async () => {
-    const { a, b } = await pair({ limits: { maxInvalidFramesPerStream: 5, maxMessageBytes: 64 * 1024, maxEntryBytes: 32 * 1024 } })
+  it("resets a stream that keeps sending garbage or an oversized frame; the peer's own stream still works", async () => {
+    const { a, b } = await pair({
+      limits: { maxInvalidFramesPerStream: 5, maxMessageBytes: 64 * 1024, maxEntryBytes: 32 * 1024 }
+    })
     const garbage = await rawStream(b, a, RAFT_PROTOCOL)
     const lp = lpStream(garbage)
     for (let i = 0; i < 5; i++) await lp.write(new Uint8Array([0xff, i]))
@@ -253,7 +334,10 @@ describe('raft transport over real libp2p nodes (loopback TCP)', function () {
     a.transport.send(heartbeat(1, a.id, c.id))
     assert.equal(a.transport.stats().droppedOutbound['bad-address'], 1)
     assert.deepEqual(a.inbox, [])
-    assert.equal(Object.values(a.transport.stats().received).reduce((x, y) => x + y, 0), 0)
+    assert.equal(
+      Object.values(a.transport.stats().received).reduce((x, y) => x + y, 0),
+      0
+    )
   })
 
   it('lets a newer snapshot transfer from the same peer replace an unfinished one', async () => {
@@ -262,7 +346,10 @@ describe('raft transport over real libp2p nodes (loopback TCP)', function () {
     const lp = lpStream(old)
     await lp.write(new Writer().u8(1).varint(5000).finish())
     await lp.write(new Uint8Array(10))
-    await until('a has the transfer in progress', () => a.transport.stats().peers.find((p) => p.peer === b.id)?.snapshotIn?.receivedBytes === 10)
+    await until(
+      'a has the transfer in progress',
+      () => a.transport.stats().peers.find((p) => p.peer === b.id)?.snapshotIn?.receivedBytes === 10
+    )
     const s = snap(b.id, a.id, 5000)
     b.transport.send(s)
     const got = await until('the newer snapshot', () => a.inbox.find((m) => m.type === 'snap'))
@@ -293,7 +380,10 @@ describe('raft transport over real libp2p nodes (loopback TCP)', function () {
     const lp = lpStream(raw)
     await lp.write(new Writer().u8(1).varint(1000).finish())
     await lp.write(new Uint8Array(10))
-    await until('a aborts the stalled inbound transfer', () => a.transport.stats().droppedInbound['snapshot-stalled'] === 1)
+    await until(
+      'a aborts the stalled inbound transfer',
+      () => a.transport.stats().droppedInbound['snapshot-stalled'] === 1
+    )
     await until('the slot is free', () => a.transport.stats().peers.find((p) => p.peer === b.id)?.snapshotIn == null)
     const s = snap(b.id, a.id, 5000)
     b.transport.send(s)
@@ -301,10 +391,19 @@ describe('raft transport over real libp2p nodes (loopback TCP)', function () {
 
     // Outbound: a receiver that accepts the stream but never reads.
     await b.transport.stop()
-    await b.libp2p.handle(SNAPSHOT_PROTOCOL, (stream) => { stream.pause(); rawStreams.push(stream) })
+    await b.libp2p.handle(SNAPSHOT_PROTOCOL, (stream) => {
+      stream.pause()
+      rawStreams.push(stream)
+    })
     a.transport.send(snap(a.id, b.id, 8 * 1024 * 1024))
-    await until('a aborts the stalled outbound transfer', () => a.transport.stats().droppedOutbound['snapshot-stalled'] === 1)
-    await until('and frees the slot', () => a.transport.stats().peers.find((p) => p.peer === b.id)?.snapshotOut === null)
+    await until(
+      'a aborts the stalled outbound transfer',
+      () => a.transport.stats().droppedOutbound['snapshot-stalled'] === 1
+    )
+    await until(
+      'and frees the slot',
+      () => a.transport.stats().peers.find((p) => p.peer === b.id)?.snapshotOut === null
+    )
   })
 })
 
@@ -313,33 +412,53 @@ describe('raft transport: queue and reopen policy', () => {
   const selfId = '12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo'
   const peer = '12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK'
 
-  interface Dial { resolve: (s: Stream) => void, reject: (err: Error) => void }
+  interface Dial {
+    resolve: (s: Stream) => void
+    reject: (err: Error) => void
+  }
 
   /** A libp2p stand-in whose dials are answered by the test. */
-  function fakeLibp2p (): { libp2p: TransportLibp2p, dials: Dial[] } {
+  function fakeLibp2p(): { libp2p: TransportLibp2p; dials: Dial[] } {
     const dials: Dial[] = []
     const libp2p = {
       peerId: peerIdFromString(selfId),
       handle: async () => {},
       unhandle: async () => {},
-      dialProtocol: async () => await new Promise<Stream>((resolve, reject) => { dials.push({ resolve, reject }) })
+      dialProtocol: async () =>
+        await new Promise<Stream>((resolve, reject) => {
+          dials.push({ resolve, reject })
+        })
     } as unknown as TransportLibp2p
     return { libp2p, dials }
   }
 
-  async function readTerms (stream: Stream, n: number): Promise<number[]> {
+  async function readTerms(stream: Stream, n: number): Promise<number[]> {
     const lp = lpStream(stream)
     const terms: number[] = []
     for (let i = 0; i < n; i++) terms.push(decodeMessage((await lp.read()).subarray()).term)
     return terms
   }
 
-  const vote = (term: number): Message => ({ type: 'vote', from: selfId, to: peer, term, lastIndex: 1, lastTerm: 1, force: false })
+  const vote = (term: number): Message => ({
+    type: 'vote',
+    from: selfId,
+    to: peer,
+    term,
+    lastIndex: 1,
+    lastTerm: 1,
+    force: false
+  })
   const hb = (term: number): Message => ({ type: 'heartbeat', from: selfId, to: peer, term, commit: 0, context: null })
 
   it('evicts the oldest non-critical message when full, keeps votes, drops a new message when only critical ones remain', async () => {
     const { libp2p, dials } = fakeLibp2p()
-    const t = new RaftTransport({ libp2p, selfId, isMember: () => true, logger, limits: { maxQueueMessagesPerPeer: 5 } })
+    const t = new RaftTransport({
+      libp2p,
+      selfId,
+      isMember: () => true,
+      logger,
+      limits: { maxQueueMessagesPerPeer: 5 }
+    })
     await t.start()
     try {
       t.send(vote(1))
@@ -365,10 +484,26 @@ describe('raft transport: queue and reopen policy', () => {
 
   it('bounds the queue by bytes too', async () => {
     const { libp2p, dials } = fakeLibp2p()
-    const t = new RaftTransport({ libp2p, selfId, isMember: () => true, logger, limits: { maxMessageBytes: 1000, maxEntryBytes: 500, maxQueueBytesPerPeer: 1000 } })
+    const t = new RaftTransport({
+      libp2p,
+      selfId,
+      isMember: () => true,
+      logger,
+      limits: { maxMessageBytes: 1000, maxEntryBytes: 500, maxQueueBytesPerPeer: 1000 }
+    })
     await t.start()
     try {
-      const app = (term: number): Message => ({ type: 'app', from: selfId, to: peer, term, prevIndex: 0, prevTerm: 0, prevHash: h32(0), commit: 0, entries: [{ index: 1, term: 1, type: 'normal', data: new Uint8Array(300), hash: h32(1) }] })
+      const app = (term: number): Message => ({
+        type: 'app',
+        from: selfId,
+        to: peer,
+        term,
+        prevIndex: 0,
+        prevTerm: 0,
+        prevHash: h32(0),
+        commit: 0,
+        entries: [{ index: 1, term: 1, type: 'normal', data: new Uint8Array(300), hash: h32(1) }]
+      })
       for (let term = 1; term <= 4; term++) t.send(app(term))
       assert.equal(t.stats().droppedOutbound['queue-full'], 2)
       assert.ok(t.stats().peers[0]!.queueBytes <= 1000)
@@ -416,9 +551,21 @@ describe('raft transport: queue and reopen policy', () => {
 
   it('checks its options', () => {
     const { libp2p } = fakeLibp2p()
-    assert.throws(() => new RaftTransport({ libp2p, selfId: peer, isMember: () => true, logger }), /selfId must be the libp2p node's peer id/)
-    assert.throws(() => new RaftTransport({ libp2p, selfId, isMember: () => true, logger, limits: { maxQueueBytesPerPeer: 10 } }), /maxQueueBytesPerPeer .* must be at least maxMessageBytes/)
-    assert.throws(() => new RaftTransport({ libp2p, selfId, isMember: () => true, logger, limits: { maxSnapshotBytes: -1 } }), /maxSnapshotBytes must be a positive integer/)
-    assert.throws(() => new RaftTransport({ libp2p, selfId, isMember: () => true, logger, timing: { reopenMinMs: 0 } }), /reopenMinMs must be a positive number/)
+    assert.throws(
+      () => new RaftTransport({ libp2p, selfId: peer, isMember: () => true, logger }),
+      /selfId must be the libp2p node's peer id/
+    )
+    assert.throws(
+      () => new RaftTransport({ libp2p, selfId, isMember: () => true, logger, limits: { maxQueueBytesPerPeer: 10 } }),
+      /maxQueueBytesPerPeer .* must be at least maxMessageBytes/
+    )
+    assert.throws(
+      () => new RaftTransport({ libp2p, selfId, isMember: () => true, logger, limits: { maxSnapshotBytes: -1 } }),
+      /maxSnapshotBytes must be a positive integer/
+    )
+    assert.throws(
+      () => new RaftTransport({ libp2p, selfId, isMember: () => true, logger, timing: { reopenMinMs: 0 } }),
+      /reopenMinMs must be a positive number/
+    )
   })
 })

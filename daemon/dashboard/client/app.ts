@@ -5,15 +5,20 @@ import { connect } from './live.js'
 import { NodeView, type Snapshot } from './node-view.js'
 
 /** The dashboard's one bundle: the page's kind is in <body data-page>. */
-function main (): void {
+function main(): void {
   const app = document.getElementById('app')!
   const page = document.body.dataset.page
   if (page === 'node') {
     const view = new NodeView(false)
     app.replaceChildren(view.root)
     connect<Snapshot>({
-      onSnapshot: (s) => { view.update(s); document.title = `${s.node.name} · poolboard` },
-      onReachable: (ok, why) => { view.setReachable(ok, why) }
+      onSnapshot: (s) => {
+        view.update(s)
+        document.title = `${s.node.name} · poolboard`
+      },
+      onReachable: (ok, why) => {
+        view.setReachable(ok, why)
+      }
     })
   } else if (page === 'cluster') {
     renderClusterPage(app)

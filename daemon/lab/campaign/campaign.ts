@@ -35,16 +35,27 @@ export interface CampaignWatcher {
 /** A first guess of one run's wall time, before any run has been measured. */
 export const ESTIMATED_RUN_S = 12
 
-export interface CampaignResult { summary: Summary, records: RunRecord[], outDir: string, files: string[] }
+export interface CampaignResult {
+  summary: Summary
+  records: RunRecord[]
+  outDir: string
+  files: string[]
+}
 
-export async function runCampaign (options: CampaignOptions, progress: Progress, say: (line: string) => void): Promise<CampaignResult> {
+export async function runCampaign(
+  options: CampaignOptions,
+  progress: Progress,
+  say: (line: string) => void
+): Promise<CampaignResult> {
   const outDir = resolve(options.outDir)
   const runsDir = join(outDir, 'runs')
   const workDir = clustersDir(outDir)
   mkdirSync(runsDir, { recursive: true })
   mkdirSync(workDir, { recursive: true })
   const plans = planRuns(options)
-  say(`${plans.length} runs of ${options.members} node processes each (seed ${options.seed}); about ${formatDuration(plans.length * ESTIMATED_RUN_S * 1000)} in all`)
+  say(
+    `${plans.length} runs of ${options.members} node processes each (seed ${options.seed}); about ${formatDuration(plans.length * ESTIMATED_RUN_S * 1000)} in all`
+  )
   const records: RunRecord[] = []
   const startMs = Date.now()
   let current: RunPlan | null = null
@@ -66,12 +77,21 @@ export async function runCampaign (options: CampaignOptions, progress: Progress,
       const eta = `about ${formatDuration(avgMs * (plans.length - done))} left`
       progress.update(`${head} (${eta})`)
       options.watch?.runStarted(plan)
-      const record = await playRun(plan, workDir, { keep: options.keep, onStep: (step, partial) => { progress.update(`${head}: ${step} (${eta})`); options.watch?.step(step, partial) } })
+      const record = await playRun(plan, workDir, {
+        keep: options.keep,
+        onStep: (step, partial) => {
+          progress.update(`${head}: ${step} (${eta})`)
+          options.watch?.step(step, partial)
+        }
+      })
       records.push(record)
       const file = join(runsDir, `${runDirName(plan.run)}-k${plan.coalitionSize}-${plan.defense}.json`)
       writeFileSync(file, JSON.stringify(record, jsonReplacer, 2) + '\n')
       files.push(file)
-      const verdict = record.error !== null ? `failed: ${record.error}` : `${record.fooled ? 'C FOOLED' : 'C not fooled'}${record.detections.length > 0 ? `, detected by ${[...new Set(record.detections.map((d) => `${d.node} (${d.defense})`))].join(', ')}` : ', not detected'}`
+      const verdict =
+        record.error !== null
+          ? `failed: ${record.error}`
+          : `${record.fooled ? 'C FOOLED' : 'C not fooled'}${record.detections.length > 0 ? `, detected by ${[...new Set(record.detections.map((d) => `${d.node} (${d.defense})`))].join(', ')}` : ', not detected'}`
       progress.done(`${head}: ${verdict} [${(record.durationMs / 1000).toFixed(1)} s]`)
       options.watch?.runEnded(record, verdict)
     }
@@ -80,7 +100,12 @@ export async function runCampaign (options: CampaignOptions, progress: Progress,
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
   }
-  const summary = summarize(records, { command: options.command, durationMs: Date.now() - startMs, version: VERSION, machine: machineDescription() })
+  const summary = summarize(records, {
+    command: options.command,
+    durationMs: Date.now() - startMs,
+    version: VERSION,
+    machine: machineDescription()
+  })
   const out = {
     'summary.json': JSON.stringify(summary, jsonReplacer, 2) + '\n',
     'summary.csv': renderCsv(summary),
@@ -98,19 +123,18 @@ export async function runCampaign (options: CampaignOptions, progress: Progress,
   return { summary, records, outDir, files }
 }
 
-
 /** The machine, for a report: "4 x Intel(R) Xeon(R) ..., 16 GiB, linux 6.1.0, node v20.20.0". */
-export function machineDescription (): string {
+export function machineDescription(): string {
   const cores = cpus()
   return `${cores.length} x ${cores[0]?.model.trim() ?? 'unknown CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB, ${platform()} ${release()}, node ${process.version}`
 }
 
 /** Where the runs' cluster directories go under the campaign's output directory. */
-export function clustersDir (outDir: string): string {
+export function clustersDir(outDir: string): string {
   return join(resolve(outDir), 'clusters')
 }
 
-export function formatDuration (ms: number): string {
+export function formatDuration(ms: number): string {
   const s = Math.max(0, Math.round(ms / 1000))
   if (s < 90) return `${s} s`
   const m = Math.round(s / 60)

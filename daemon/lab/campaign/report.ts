@@ -47,7 +47,10 @@ export interface Summary {
 
 const DEFENSE_ORDER: readonly DefenseName[] = ['quorum-read', 'hash-chain', 'gossip-check', 'evidence']
 
-export function summarize (records: readonly RunRecord[], meta: { command: string, durationMs: number, createdAt?: string, version?: string, machine?: string }): Summary {
+export function summarize(
+  records: readonly RunRecord[],
+  meta: { command: string; durationMs: number; createdAt?: string; version?: string; machine?: string }
+): Summary {
   const groups = new Map<string, RunRecord[]>()
   for (const r of records) {
     const key = `${r.coalition.size}/${r.defense}`
@@ -65,7 +68,7 @@ export function summarize (records: readonly RunRecord[], meta: { command: strin
     const firsts = detectedRuns.map((r) => r.detections[0].atMs).sort((a, b) => a - b)
     const cAnswers: Record<string, number> = {}
     for (const r of ok) {
-      const a = r.fooled ? 'signed' : r.cRefusal?.code ?? 'no answer'
+      const a = r.fooled ? 'signed' : (r.cRefusal?.code ?? 'no answer')
       cAnswers[a] = (cAnswers[a] ?? 0) + 1
     }
     cells.push({
@@ -84,7 +87,9 @@ export function summarize (records: readonly RunRecord[], meta: { command: strin
       acceptedByC: ok.filter((r) => r.acceptedByC).length
     })
   }
-  cells.sort((a, b) => a.coalitionSize - b.coalitionSize || DEFENSE_SETS.indexOf(a.defense) - DEFENSE_SETS.indexOf(b.defense))
+  cells.sort(
+    (a, b) => a.coalitionSize - b.coalitionSize || DEFENSE_SETS.indexOf(a.defense) - DEFENSE_SETS.indexOf(b.defense)
+  )
   return {
     createdAt: meta.createdAt ?? new Date().toISOString(),
     command: meta.command,
@@ -98,37 +103,57 @@ export function summarize (records: readonly RunRecord[], meta: { command: strin
   }
 }
 
-const pct = (x: number | null): string => x === null ? '-' : `${Math.round(x * 100)}%`
+const pct = (x: number | null): string => (x === null ? '-' : `${Math.round(x * 100)}%`)
 
-function ratio (count: number, runs: number, rate: number | null): string {
+function ratio(count: number, runs: number, rate: number | null): string {
   return runs === 0 ? '-' : `${count}/${runs} ${pct(rate)}`
 }
 
-function byText (c: Cell): string {
+function byText(c: Cell): string {
   const parts = DEFENSE_ORDER.filter((d) => c.byDefense[d] !== undefined).map((d) => `${d} ${c.byDefense[d]}`)
   return parts.length === 0 ? '-' : parts.join(', ')
 }
 
-function whenText (c: Cell): string {
+function whenText(c: Cell): string {
   if (c.firstDetectionMedianMs === null) return '-'
   const ms = c.firstDetectionMedianMs
   return ms < 0 ? `${(-ms / 1000).toFixed(1)} s before` : `${(ms / 1000).toFixed(1)} s after`
 }
 
-function answersText (c: Cell): string {
-  return Object.entries(c.cAnswers).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ') || '-'
+function answersText(c: Cell): string {
+  return (
+    Object.entries(c.cAnswers)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ') || '-'
+  )
 }
 
-export const TABLE_HEADERS = ['coalition', 'defenses', 'runs', 'C fooled', 'detected', 'by', 'first detection (median)', 'C answered'] as const
+export const TABLE_HEADERS = [
+  'coalition',
+  'defenses',
+  'runs',
+  'C fooled',
+  'detected',
+  'by',
+  'first detection (median)',
+  'C answered'
+] as const
 
-export function tableRows (s: Summary): string[][] {
+export function tableRows(s: Summary): string[][] {
   return s.cells.map((c) => [
-    String(c.coalitionSize), c.defense, String(c.runs + c.errors) + (c.errors > 0 ? ` (${c.errors} failed)` : ''),
-    ratio(c.fooled, c.runs, c.fooledRate), ratio(c.detected, c.runs, c.detectionRate), byText(c), whenText(c), answersText(c)
+    String(c.coalitionSize),
+    c.defense,
+    String(c.runs + c.errors) + (c.errors > 0 ? ` (${c.errors} failed)` : ''),
+    ratio(c.fooled, c.runs, c.fooledRate),
+    ratio(c.detected, c.runs, c.detectionRate),
+    byText(c),
+    whenText(c),
+    answersText(c)
   ])
 }
 
-export function renderSummaryTable (s: Summary): string {
+export function renderSummaryTable(s: Summary): string {
   return renderTable([...TABLE_HEADERS], tableRows(s), { alignRight: [0, 2] })
 }
 
@@ -147,23 +172,23 @@ export const COLORS: Record<DefenseSet, string> = {
   all: '#009e73'
 }
 
-function esc (text: string): string {
+function esc(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;')
 }
 
 /** The 95% Wilson score interval of `k` successes in `n` runs: sound for few runs and rates of 0 or 1. */
-export function wilson (k: number, n: number): { low: number, high: number } {
+export function wilson(k: number, n: number): { low: number; high: number } {
   if (n === 0) return { low: 0, high: 1 }
   const z = 1.96
   const p = k / n
-  const d = 1 + z * z / n
-  const center = (p + z * z / (2 * n)) / d
-  const half = (z * Math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))) / d
+  const d = 1 + (z * z) / n
+  const center = (p + (z * z) / (2 * n)) / d
+  const half = (z * Math.sqrt((p * (1 - p)) / n + (z * z) / (4 * n * n))) / d
   return { low: Math.max(0, center - half), high: Math.min(1, center + half) }
 }
 
 /** Runs per bar, as a title says it: "2 runs per bar" or "1 to 3 runs per bar". */
-function runsPerBar (s: Summary): string {
+function runsPerBar(s: Summary): string {
   const ns = s.cells.map((c) => c.runs)
   if (ns.length === 0) return 'no runs'
   const lo = Math.min(...ns)
@@ -172,7 +197,7 @@ function runsPerBar (s: Summary): string {
 }
 
 /** Width of `text` at `fontPx` in a sans-serif font, over-estimated so that nothing overlaps. */
-function textWidth (text: string, fontPx: number): number {
+function textWidth(text: string, fontPx: number): number {
   return text.length * fontPx * 0.62
 }
 
@@ -183,7 +208,7 @@ export const CHART_WIDTH = 960
  * with its 95% interval over the runs (seeds). The plot spans the whole width whatever the number
  * of sizes and sets; the legend wraps to as many rows as it needs.
  */
-export function renderSvg (s: Summary, options: { responsive?: boolean } = {}): string {
+export function renderSvg(s: Summary, options: { responsive?: boolean } = {}): string {
   const sizes = [...new Set(s.cells.map((c) => c.coalitionSize))].sort((a, b) => a - b)
   const sets = DEFENSE_SETS.filter((d) => s.cells.some((c) => c.defense === d))
   const width = CHART_WIDTH
@@ -193,12 +218,15 @@ export function renderSvg (s: Summary, options: { responsive?: boolean } = {}): 
   const panelH = 200
   const legendRowH = 18
   // legend rows: entries placed left to right, wrapped at the plot's width
-  const legend: Array<{ d: DefenseSet, x: number, row: number }> = []
+  const legend: Array<{ d: DefenseSet; x: number; row: number }> = []
   let lx = left
   let row = 0
   for (const d of sets) {
     const w = 15 + textWidth(d, 12) + 18
-    if (lx + w > left + plotW && lx > left) { lx = left; row++ }
+    if (lx + w > left + plotW && lx > left) {
+      lx = left
+      row++
+    }
     legend.push({ d, x: lx, row })
     lx += w
   }
@@ -207,23 +235,36 @@ export function renderSvg (s: Summary, options: { responsive?: boolean } = {}): 
   const panelGap = 74
   const height = top + 2 * panelH + panelGap + 50
   const out: string[] = []
-  const size = options.responsive === true ? `width="100%" style="max-width:${width}px"` : `width="${width}" height="${height}"`
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" ${size} viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`)
+  const size =
+    options.responsive === true ? `width="100%" style="max-width:${width}px"` : `width="${width}" height="${height}"`
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" ${size} viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`
+  )
   out.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`)
-  out.push(`<text class="chart-title" x="${left}" y="20" font-size="15" font-weight="bold">${esc(`Coalition-drop attack: ${s.totalRuns} run${s.totalRuns === 1 ? '' : 's'}, ${s.members} members, ${runsPerBar(s)}`)}</text>`)
+  out.push(
+    `<text class="chart-title" x="${left}" y="20" font-size="15" font-weight="bold">${esc(`Coalition-drop attack: ${s.totalRuns} run${s.totalRuns === 1 ? '' : 's'}, ${s.members} members, ${runsPerBar(s)}`)}</text>`
+  )
   for (const e of legend) {
     const y = legendTop + e.row * legendRowH
-    out.push(`<g class="legend-entry" data-defense="${e.d}"><rect x="${e.x}" y="${y}" width="11" height="11" fill="${COLORS[e.d]}"/><text x="${e.x + 15}" y="${y + 10}">${esc(e.d)}</text></g>`)
+    out.push(
+      `<g class="legend-entry" data-defense="${e.d}"><rect x="${e.x}" y="${y}" width="11" height="11" fill="${COLORS[e.d]}"/><text x="${e.x + 15}" y="${y + 10}">${esc(e.d)}</text></g>`
+    )
   }
-  const panels: Array<{ title: string, count: (c: Cell) => number, value: (c: Cell) => number | null }> = [
+  const panels: Array<{ title: string; count: (c: Cell) => number; value: (c: Cell) => number | null }> = [
     { title: 'C fooled (signed S2): share of runs', count: (c) => c.fooled, value: (c) => c.fooledRate },
-    { title: 'attack detected by an honest node: share of runs', count: (c) => c.detected, value: (c) => c.detectionRate }
+    {
+      title: 'attack detected by an honest node: share of runs',
+      count: (c) => c.detected,
+      value: (c) => c.detectionRate
+    }
   ]
   const groupW = plotW / Math.max(1, sizes.length)
   const barW = (groupW * 0.8) / Math.max(1, sets.length)
   panels.forEach((p, pi) => {
     const y0 = top + pi * (panelH + panelGap)
-    out.push(`<text class="panel-title" x="${left}" y="${y0 - 10}" font-weight="bold">${esc(`${p.title} (${s.members} members, ${runsPerBar(s)}; whiskers: 95% interval)`)}</text>`)
+    out.push(
+      `<text class="panel-title" x="${left}" y="${y0 - 10}" font-weight="bold">${esc(`${p.title} (${s.members} members, ${runsPerBar(s)}; whiskers: 95% interval)`)}</text>`
+    )
     for (const t of [0, 0.25, 0.5, 0.75, 1]) {
       const y = y0 + panelH - t * panelH
       out.push(`<line x1="${left}" y1="${y}" x2="${left + plotW}" y2="${y}" stroke="#e0e0e0"/>`)
@@ -239,40 +280,85 @@ export function renderSvg (s: Summary, options: { responsive?: boolean } = {}): 
         const h = Math.max(v * panelH, 1.5)
         const ci = wilson(p.count(c), c.runs)
         const label = `coalition ${k}, ${d}: ${pct(v)} of ${c.runs} runs (95% interval ${pct(ci.low)} to ${pct(ci.high)})`
-        out.push(`<rect class="bar" data-defense="${d}" data-size="${k}" x="${x.toFixed(1)}" y="${(y0 + panelH - h).toFixed(1)}" width="${Math.max(1, barW - 2).toFixed(1)}" height="${h.toFixed(1)}" fill="${COLORS[d]}"><title>${esc(label)}</title></rect>`)
+        out.push(
+          `<rect class="bar" data-defense="${d}" data-size="${k}" x="${x.toFixed(1)}" y="${(y0 + panelH - h).toFixed(1)}" width="${Math.max(1, barW - 2).toFixed(1)}" height="${h.toFixed(1)}" fill="${COLORS[d]}"><title>${esc(label)}</title></rect>`
+        )
         const cx = x + (barW - 2) / 2
         const yl = y0 + panelH - ci.low * panelH
         const yh = y0 + panelH - ci.high * panelH
         const cap = Math.min(6, barW / 3)
-        out.push(`<path class="ci" d="M${cx.toFixed(1)} ${yl.toFixed(1)}V${yh.toFixed(1)}M${(cx - cap).toFixed(1)} ${yl.toFixed(1)}h${(2 * cap).toFixed(1)}M${(cx - cap).toFixed(1)} ${yh.toFixed(1)}h${(2 * cap).toFixed(1)}" stroke="#333" stroke-width="1" fill="none"/>`)
+        out.push(
+          `<path class="ci" d="M${cx.toFixed(1)} ${yl.toFixed(1)}V${yh.toFixed(1)}M${(cx - cap).toFixed(1)} ${yl.toFixed(1)}h${(2 * cap).toFixed(1)}M${(cx - cap).toFixed(1)} ${yh.toFixed(1)}h${(2 * cap).toFixed(1)}" stroke="#333" stroke-width="1" fill="none"/>`
+        )
       })
-      out.push(`<text x="${(left + gi * groupW + groupW / 2).toFixed(1)}" y="${y0 + panelH + 16}" text-anchor="middle">${k}</text>`)
+      out.push(
+        `<text x="${(left + gi * groupW + groupW / 2).toFixed(1)}" y="${y0 + panelH + 16}" text-anchor="middle">${k}</text>`
+      )
     })
     out.push(`<line x1="${left}" y1="${y0 + panelH}" x2="${left + plotW}" y2="${y0 + panelH}" stroke="#444"/>`)
-    out.push(`<text x="${left + plotW / 2}" y="${y0 + panelH + 34}" text-anchor="middle" fill="#444">coalition size (members hiding S1, A included)</text>`)
+    out.push(
+      `<text x="${left + plotW / 2}" y="${y0 + panelH + 34}" text-anchor="middle" fill="#444">coalition size (members hiding S1, A included)</text>`
+    )
   })
   out.push('</svg>')
   return out.join('\n') + '\n'
 }
 
 /** The summary as CSV: one line per coalition size and defense set, rates with their 95% intervals. */
-export function renderCsv (s: Summary): string {
-  const head = ['coalition', 'defenses', 'members', 'runs', 'errors', 'fooled', 'fooled_rate', 'fooled_low95', 'fooled_high95',
-    'detected', 'detection_rate', 'detected_low95', 'detected_high95', ...DEFENSE_ORDER.map((d) => `by_${d.replace('-', '_')}`),
-    'detected_before_offer', 'first_detection_median_ms', 'accepted_by_c']
-  const num = (x: number | null): string => x === null ? '' : String(Math.round(x * 10_000) / 10_000)
+export function renderCsv(s: Summary): string {
+  const head = [
+    'coalition',
+    'defenses',
+    'members',
+    'runs',
+    'errors',
+    'fooled',
+    'fooled_rate',
+    'fooled_low95',
+    'fooled_high95',
+    'detected',
+    'detection_rate',
+    'detected_low95',
+    'detected_high95',
+    ...DEFENSE_ORDER.map((d) => `by_${d.replace('-', '_')}`),
+    'detected_before_offer',
+    'first_detection_median_ms',
+    'accepted_by_c'
+  ]
+  const num = (x: number | null): string => (x === null ? '' : String(Math.round(x * 10_000) / 10_000))
   const lines = s.cells.map((c) => {
     const f = wilson(c.fooled, c.runs)
     const d = wilson(c.detected, c.runs)
-    return [String(c.coalitionSize), c.defense, String(s.members), String(c.runs), String(c.errors), String(c.fooled), num(c.fooledRate), num(c.runs === 0 ? null : f.low), num(c.runs === 0 ? null : f.high),
-      String(c.detected), num(c.detectionRate), num(c.runs === 0 ? null : d.low), num(c.runs === 0 ? null : d.high), ...DEFENSE_ORDER.map((x) => String(c.byDefense[x] ?? 0)),
-      String(c.detectedBeforeOffer), c.firstDetectionMedianMs === null ? '' : String(c.firstDetectionMedianMs), String(c.acceptedByC)].join(',')
+    return [
+      String(c.coalitionSize),
+      c.defense,
+      String(s.members),
+      String(c.runs),
+      String(c.errors),
+      String(c.fooled),
+      num(c.fooledRate),
+      num(c.runs === 0 ? null : f.low),
+      num(c.runs === 0 ? null : f.high),
+      String(c.detected),
+      num(c.detectionRate),
+      num(c.runs === 0 ? null : d.low),
+      num(c.runs === 0 ? null : d.high),
+      ...DEFENSE_ORDER.map((x) => String(c.byDefense[x] ?? 0)),
+      String(c.detectedBeforeOffer),
+      c.firstDetectionMedianMs === null ? '' : String(c.firstDetectionMedianMs),
+      String(c.acceptedByC)
+    ].join(',')
   })
   return [head.join(','), ...lines].join('\n') + '\n'
 }
 
-export function renderHtml (s: Summary): string {
-  const rows = tableRows(s).map((r) => `<tr>${r.map((cell, i) => `<td${i === 0 || i === 2 ? ' class="num"' : ''}>${esc(cell)}</td>`).join('')}</tr>`).join('\n')
+export function renderHtml(s: Summary): string {
+  const rows = tableRows(s)
+    .map(
+      (r) =>
+        `<tr>${r.map((cell, i) => `<td${i === 0 || i === 2 ? ' class="num"' : ''}>${esc(cell)}</td>`).join('')}</tr>`
+    )
+    .join('\n')
   return `<!doctype html>
 <html lang="en">
 <head>

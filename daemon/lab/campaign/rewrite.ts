@@ -29,12 +29,13 @@ export interface RewriteResult {
  * entry (and the snapshot's hash if it covers them), then rebuilds the pool board's records by
  * replaying the rewritten log up to the applied index. The Raft hard state is kept.
  */
-export async function rewriteStoredEntry (db: Database, index: number, data: Uint8Array): Promise<RewriteResult> {
+export async function rewriteStoredEntry(db: Database, index: number, data: Uint8Array): Promise<RewriteResult> {
   const store = await RaftStore.open(db)
   const persisted = await store.load()
   if (persisted === null) throw new Error('this node never ran the board: its log is empty')
   const target = await store.entry(index)
-  if (target === undefined) throw new Error(`the log holds no entry at index ${index} (it ends at ${store.lastStoredIndex})`)
+  if (target === undefined)
+    throw new Error(`the log holds no entry at index ${index} (it ends at ${store.lastStoredIndex})`)
   const hashBefore = index === 1 ? ZERO_HASH : (await store.entry(index - 1))?.hash
   if (hashBefore === undefined) throw new Error(`the log holds no entry at index ${index - 1}`)
   let prevHash: Uint8Array = hashBefore
@@ -45,7 +46,10 @@ export async function rewriteStoredEntry (db: Database, index: number, data: Uin
     const entries = await store.readEntries(from, Math.min(last, from + REWRITE_CHUNK_ENTRIES - 1))
     const ops: BatchOp[] = []
     for (const e of entries) {
-      const next = e.index === index ? makeEntry(prevHash, index, e.term, 'normal', data) : makeEntry(prevHash, e.index, e.term, e.type, e.data)
+      const next =
+        e.index === index
+          ? makeEntry(prevHash, index, e.term, 'normal', data)
+          : makeEntry(prevHash, e.index, e.term, e.type, e.data)
       if (e.index !== index) rehashed++
       ops.push(putEntry(next))
       prevHash = next.hash

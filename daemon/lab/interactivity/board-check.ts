@@ -1,4 +1,11 @@
-import { encodeBlocksEntry, encodeGenesisEntry, encodeKickoutEntry, encodeMergeEntry, encodeStateEntry, encodeStatementEntry } from '../../../board/entries.js'
+import {
+  encodeBlocksEntry,
+  encodeGenesisEntry,
+  encodeKickoutEntry,
+  encodeMergeEntry,
+  encodeStateEntry,
+  encodeStatementEntry
+} from '../../../board/entries.js'
 import { PoolBoard, type ApplyResult } from '../../../board/pool-board.js'
 import { makeEntry, ZERO_HASH, type Entry } from '../../../board/raft/index.js'
 import { sha256 } from '../../../protocol/hash.js'
@@ -27,9 +34,11 @@ export interface BoardCheck {
 
 export class BoardCheckError extends Error {}
 
-export function checkOnBoard (run: RunResult): BoardCheck {
+export function checkOnBoard(run: RunResult): BoardCheck {
   const p = run.params
-  const secrets = Array.from({ length: p.members }, (_, i) => secretKeyFromSeed(new TextEncoder().encode(`interactivity member ${i}`)))
+  const secrets = Array.from({ length: p.members }, (_, i) =>
+    secretKeyFromSeed(new TextEncoder().encode(`interactivity member ${i}`))
+  )
   const keys = secrets.map(publicKeyOf)
   const secretOf = new Map(keys.map((k, i) => [Buffer.from(k).toString('hex'), secrets[i]]))
   const board = new PoolBoard()
@@ -40,12 +49,16 @@ export function checkOnBoard (run: RunResult): BoardCheck {
     const e: Entry = makeEntry(prev, ++index, 1, 'normal', data)
     prev = e.hash
     const { result } = board.apply(e)
-    if (result.outcome !== 'accepted') throw new BoardCheckError(`the board refused ${what} (entry ${index}): ${result.reason}`)
+    if (result.outcome !== 'accepted')
+      throw new BoardCheckError(`the board refused ${what} (entry ${index}): ${result.reason}`)
     return result
   }
   const signAll = (state: PoolState): SignedState => {
     signatures += state.pool.members.length
-    return { state, signatures: state.pool.members.map((k) => signState(state, secretOf.get(Buffer.from(k).toString('hex'))!)) }
+    return {
+      state,
+      signatures: state.pool.members.map((k) => signState(state, secretOf.get(Buffer.from(k).toString('hex'))!))
+    }
   }
   const genesis = makeGenesis({
     members: keys.map((key, i) => ({ key, peerId: `m${i}`, balanceSats: BigInt(p.balanceSats) })),
@@ -57,11 +70,15 @@ export function checkOnBoard (run: RunResult): BoardCheck {
   const refs = new Map<number, PoolRef>([[0, { kind: 'root' }]])
   const refOf = (id: number, op: PoolOp): PoolRef => {
     const ref = refs.get(id)
-    if (ref === undefined) throw new BoardCheckError(`${op.kind} at ${op.t.toFixed(1)} min names model pool ${id}, which the board never made`)
+    if (ref === undefined)
+      throw new BoardCheckError(
+        `${op.kind} at ${op.t.toFixed(1)} min names model pool ${id}, which the board never made`
+      )
     return ref
   }
   const mineTo = (height: number): void => {
-    while (board.chainHeight < height) push(encodeBlocksEntry(Math.min(MAX_BLOCKS_PER_ENTRY, height - board.chainHeight)), `blocks up to ${height}`)
+    while (board.chainHeight < height)
+      push(encodeBlocksEntry(Math.min(MAX_BLOCKS_PER_ENTRY, height - board.chainHeight)), `blocks up to ${height}`)
   }
   for (const op of run.ops) {
     const what = `the ${op.kind} at ${op.t.toFixed(1)} min`
@@ -69,7 +86,11 @@ export function checkOnBoard (run: RunResult): BoardCheck {
       case 'update': {
         mineTo(op.heightT)
         const state = board.currentState(refOf(op.pool, op))!
-        const next = applyPayment(state, { payer: keys[op.payer], payee: keys[op.payee], amountSats: BigInt(op.amountSats) }, op.heightT)
+        const next = applyPayment(
+          state,
+          { payer: keys[op.payer], payee: keys[op.payee], amountSats: BigInt(op.amountSats) },
+          op.heightT
+        )
         push(encodeStateEntry(signAll(next)), what)
         break
       }
@@ -97,9 +118,13 @@ export function checkOnBoard (run: RunResult): BoardCheck {
       case 'kickout': {
         mineTo(op.height)
         const ref = refOf(op.pool, op)
-        const r = push(encodeKickoutEntry({ pool: ref, stateNumber: board.currentState(ref)!.stateNumber, member: keys[op.member] }), what)
+        const r = push(
+          encodeKickoutEntry({ pool: ref, stateNumber: board.currentState(ref)!.stateNumber, member: keys[op.member] }),
+          what
+        )
         if (op.created !== null) {
-          if (r.createdPool === null) throw new BoardCheckError(`${what}: the model continues the pool, the board does not`)
+          if (r.createdPool === null)
+            throw new BoardCheckError(`${what}: the model continues the pool, the board does not`)
           refs.set(op.created, r.createdPool)
         }
         break
@@ -111,7 +136,10 @@ export function checkOnBoard (run: RunResult): BoardCheck {
   keys.forEach((k, m) => {
     const h = home(k)
     const sats = h === null ? 0 : Number(h.view.members[h.index].balanceSats)
-    if (sats !== run.finalBalances[m]) throw new BoardCheckError(`member ${m}: the model ends with ${run.finalBalances[m]} sats where its funds are, the board with ${sats}`)
+    if (sats !== run.finalBalances[m])
+      throw new BoardCheckError(
+        `member ${m}: the model ends with ${run.finalBalances[m]} sats where its funds are, the board with ${sats}`
+      )
   })
   return { entries: index, signatures }
 }

@@ -20,7 +20,7 @@ import { mixSeed, Prng } from '../campaign/plan.js'
  */
 
 export const POLICIES = ['unanimity', 'kickout', 'partitions', 'partitions-kickout'] as const
-export type Policy = typeof POLICIES[number]
+export type Policy = (typeof POLICIES)[number]
 
 export interface ModelParams {
   members: number
@@ -61,8 +61,8 @@ export const DEFAULT_MODEL: Omit<ModelParams, 'members' | 'uptime' | 'policy' | 
 export const MAX_MODEL_MEMBERS = 1_024
 
 export type ScheduleEvent =
-  | { t: number, kind: 'online' | 'offline', member: number }
-  | { t: number, kind: 'pay', id: number, payer: number, payee: number, amountSats: number }
+  | { t: number; kind: 'online' | 'offline'; member: number }
+  | { t: number; kind: 'pay'; id: number; payer: number; payee: number; amountSats: number }
 
 export interface Schedule {
   /** Whether each member is online at time 0. */
@@ -72,8 +72,13 @@ export interface Schedule {
 }
 
 /** The sessions and payments of a run: the same for every policy. */
-export function makeSchedule (p: Pick<ModelParams, 'members' | 'uptime' | 'seed' | 'horizonMin' | 'cycleMin' | 'paymentsPerDay'>): Schedule {
-  assert(Number.isInteger(p.members) && p.members >= 2 && p.members <= MAX_MODEL_MEMBERS, `members must be within 2..${MAX_MODEL_MEMBERS}`)
+export function makeSchedule(
+  p: Pick<ModelParams, 'members' | 'uptime' | 'seed' | 'horizonMin' | 'cycleMin' | 'paymentsPerDay'>
+): Schedule {
+  assert(
+    Number.isInteger(p.members) && p.members >= 2 && p.members <= MAX_MODEL_MEMBERS,
+    `members must be within 2..${MAX_MODEL_MEMBERS}`
+  )
   assert(p.uptime > 0 && p.uptime <= 1, 'uptime must be within (0, 1]')
   const events: ScheduleEvent[] = []
   const initiallyOnline: boolean[] = []
@@ -94,7 +99,7 @@ export function makeSchedule (p: Pick<ModelParams, 'members' | 'uptime' | 'seed'
     }
   }
   const rng = new Prng(mixSeed(p.seed, 0))
-  const ratePerMin = p.members * p.paymentsPerDay / (24 * 60)
+  const ratePerMin = (p.members * p.paymentsPerDay) / (24 * 60)
   let id = 0
   for (let t = exponential(rng, 1 / ratePerMin); t < p.horizonMin; t += exponential(rng, 1 / ratePerMin)) {
     const payer = rng.int(p.members)
@@ -106,7 +111,7 @@ export function makeSchedule (p: Pick<ModelParams, 'members' | 'uptime' | 'seed'
   return { initiallyOnline, events }
 }
 
-function exponential (rng: Prng, mean: number): number {
+function exponential(rng: Prng, mean: number): number {
   return -mean * Math.log(1 - rng.next())
 }
 
@@ -133,10 +138,19 @@ interface Pool {
 
 /** One pool operation, as the board would see it (members by index; pools by model id). */
 export type PoolOp =
-  | { t: number, kind: 'update', pool: number, payer: number, payee: number, amountSats: number, heightT: number, paymentId: number }
-  | { t: number, kind: 'partition', pool: number, created: number, actives: number[], heightT: number }
-  | { t: number, kind: 'merge', pool: number, folded: number[], heightT: number }
-  | { t: number, kind: 'kickout', pool: number, member: number, created: number | null, height: number }
+  | {
+      t: number
+      kind: 'update'
+      pool: number
+      payer: number
+      payee: number
+      amountSats: number
+      heightT: number
+      paymentId: number
+    }
+  | { t: number; kind: 'partition'; pool: number; created: number; actives: number[]; heightT: number }
+  | { t: number; kind: 'merge'; pool: number; folded: number[]; heightT: number }
+  | { t: number; kind: 'kickout'; pool: number; member: number; created: number | null; height: number }
 
 export interface PaymentOutcome {
   id: number
@@ -193,10 +207,16 @@ interface Member {
   offlineSinceMin: number
 }
 
-interface Pending { id: number, t: number, payer: number, payee: number, amountSats: number }
+interface Pending {
+  id: number
+  t: number
+  payer: number
+  payee: number
+  amountSats: number
+}
 
 /** Runs one policy on one schedule. */
-export function runModel (params: ModelParams, schedule: Schedule = makeSchedule(params)): RunResult {
+export function runModel(params: ModelParams, schedule: Schedule = makeSchedule(params)): RunResult {
   return new Run(params, schedule).run()
 }
 
@@ -212,18 +232,31 @@ class Run {
   private readonly ops: PoolOp[] = []
   private readonly onChain: number[]
   /** Kick checks: member, the time its offline session started, when to check. */
-  private kickChecks: Array<{ t: number, member: number, since: number }> = []
+  private kickChecks: Array<{ t: number; member: number; since: number }> = []
   private nowMin = 0
   private readonly partitions: boolean
   private readonly kickouts: boolean
   private readonly total: number
 
-  constructor (private readonly p: ModelParams, private readonly schedule: Schedule) {
+  constructor(
+    private readonly p: ModelParams,
+    private readonly schedule: Schedule
+  ) {
     assert(schedule.initiallyOnline.length === p.members, 'the schedule is for another pool size')
     this.partitions = p.policy === 'partitions' || p.policy === 'partitions-kickout'
     this.kickouts = p.policy === 'kickout' || p.policy === 'partitions-kickout'
     const all = Array.from({ length: p.members }, (_, i) => i)
-    this.pools.push({ id: 0, kind: 'root', parent: -1, members: all, status: 'open', stateNumber: 0, heightT: 0, online: 0, blocked: false })
+    this.pools.push({
+      id: 0,
+      kind: 'root',
+      parent: -1,
+      members: all,
+      status: 'open',
+      stateNumber: 0,
+      heightT: 0,
+      online: 0,
+      blocked: false
+    })
     for (let m = 0; m < p.members; m++) {
       const online = schedule.initiallyOnline[m]
       this.members.push({ online, path: [0], balanceSats: p.balanceSats, offlineSinceMin: 0 })
@@ -235,10 +268,14 @@ class Run {
     this.total = p.members * p.balanceSats
   }
 
-  run (): RunResult {
+  run(): RunResult {
     let nextSample = 0
     for (const e of this.schedule.events) {
-      while (nextSample <= e.t) { this.advance(nextSample); this.sample(nextSample); nextSample += this.p.sampleMin }
+      while (nextSample <= e.t) {
+        this.advance(nextSample)
+        this.sample(nextSample)
+        nextSample += this.p.sampleMin
+      }
       this.advance(e.t)
       if (e.kind === 'pay') {
         const q = { id: e.id, t: e.t, payer: e.payer, payee: e.payee, amountSats: e.amountSats }
@@ -247,7 +284,11 @@ class Run {
         this.toggle(e.member, e.kind === 'online')
       }
     }
-    while (nextSample <= this.p.horizonMin) { this.advance(nextSample); this.sample(nextSample); nextSample += this.p.sampleMin }
+    while (nextSample <= this.p.horizonMin) {
+      this.advance(nextSample)
+      this.sample(nextSample)
+      nextSample += this.p.sampleMin
+    }
     this.advance(this.p.horizonMin)
     // What is still waiting at the end is counted as given up only if its patience ran out.
     for (const q of this.pending.values()) if (this.p.horizonMin - q.t >= this.p.patienceMin) this.fail(q, 'patience')
@@ -258,14 +299,14 @@ class Run {
       samples: this.samples,
       ops: this.ops,
       exit: this.exitFootprint(),
-      finalBalances: this.members.map((m) => m.path.length === 0 ? 0 : m.balanceSats),
+      finalBalances: this.members.map((m) => (m.path.length === 0 ? 0 : m.balanceSats)),
       onChainSats: [...this.onChain],
       maxStateNumber: Math.max(...this.pools.map((x) => x.stateNumber))
     }
   }
 
   /** Moves the clock to `t`: kick checks and patience that ran out before it. */
-  private advance (t: number): void {
+  private advance(t: number): void {
     for (;;) {
       const due = this.kickChecks.filter((k) => k.t <= t).sort((a, b) => a.t - b.t || a.member - b.member)[0]
       if (due === undefined) break
@@ -278,7 +319,7 @@ class Run {
     this.expire()
   }
 
-  private expire (): void {
+  private expire(): void {
     for (const q of this.pending.values()) {
       if (this.nowMin - q.t < this.p.patienceMin) break // oldest first
       this.unwait(q)
@@ -286,32 +327,32 @@ class Run {
     }
   }
 
-  private wait (q: Pending): void {
+  private wait(q: Pending): void {
     this.pending.set(q.id, q)
     this.pendingOf[q.payer].add(q.id)
     this.pendingOf[q.payee].add(q.id)
   }
 
-  private unwait (q: Pending): void {
+  private unwait(q: Pending): void {
     this.pending.delete(q.id)
     this.pendingOf[q.payer].delete(q.id)
     this.pendingOf[q.payee].delete(q.id)
   }
 
-  private fail (q: Pending, failure: PaymentOutcome['failure']): void {
+  private fail(q: Pending, failure: PaymentOutcome['failure']): void {
     this.payments.push({ id: q.id, t: q.t, payer: q.payer, payee: q.payee, delayMin: null, failure })
   }
 
-  private height (): number {
+  private height(): number {
     return Math.floor(this.nowMin / this.p.blockMin)
   }
 
-  private home (m: number): Pool | undefined {
+  private home(m: number): Pool | undefined {
     const path = this.members[m].path
     return path.length === 0 ? undefined : this.pools[path[path.length - 1]]
   }
 
-  private toggle (m: number, online: boolean): void {
+  private toggle(m: number, online: boolean): void {
     const member = this.members[m]
     if (member.online === online) return
     member.online = online
@@ -332,7 +373,7 @@ class Run {
   // ---- payments ----
 
   /** Tries the waiting payments in the order they started (only those `member` pays or is paid by, when given). */
-  private tryPending (member?: number): void {
+  private tryPending(member?: number): void {
     const ids = member === undefined ? [...this.pending.keys()] : [...this.pendingOf[member]].sort((a, b) => a - b)
     for (const id of ids) {
       const q = this.pending.get(id)
@@ -341,56 +382,93 @@ class Run {
   }
 
   /** True once the payment is settled (made, or given up for good). */
-  private tryPay (q: Pending): boolean {
+  private tryPay(q: Pending): boolean {
     const payer = this.members[q.payer]
     const payee = this.members[q.payee]
-    if (payer.path.length === 0 || payee.path.length === 0) { this.fail(q, 'kicked'); return true }
+    if (payer.path.length === 0 || payee.path.length === 0) {
+      this.fail(q, 'kicked')
+      return true
+    }
     if (!payer.online || !payee.online) return false
     const home = this.home(q.payer)!
     if (home !== this.home(q.payee)) return false // in different pools: only a merge brings them together
-    if (payer.balanceSats < q.amountSats) { this.fail(q, 'funds'); return true }
+    if (payer.balanceSats < q.amountSats) {
+      this.fail(q, 'funds')
+      return true
+    }
     let pool = home
     // An open pool's members all hold their funds in it (a partition freezes it).
     if (pool.status !== 'open' || pool.online < pool.members.length) {
       if (!this.partitions) return false
       pool = this.partition(home)
     }
-    assert(pool.status === 'open' && pool.online === pool.members.length, 'a payment is signed by every member of its pool')
+    assert(
+      pool.status === 'open' && pool.online === pool.members.length,
+      'a payment is signed by every member of its pool'
+    )
     payer.balanceSats -= q.amountSats
     payee.balanceSats += q.amountSats
     pool.stateNumber++
     pool.heightT = Math.max(pool.heightT, this.height())
-    this.ops.push({ t: this.nowMin, kind: 'update', pool: pool.id, payer: q.payer, payee: q.payee, amountSats: q.amountSats, heightT: pool.heightT, paymentId: q.id })
+    this.ops.push({
+      t: this.nowMin,
+      kind: 'update',
+      pool: pool.id,
+      payer: q.payer,
+      payee: q.payee,
+      amountSats: q.amountSats,
+      heightT: pool.heightT,
+      paymentId: q.id
+    })
     this.payments.push({ id: q.id, t: q.t, payer: q.payer, payee: q.payee, delayMin: this.nowMin - q.t, failure: null })
     return true
   }
 
   /** Members whose funds are in `pool` itself (not moved on into a partition of it). */
-  private holders (pool: Pool): number[] {
+  private holders(pool: Pool): number[] {
     return pool.members.filter((m) => this.home(m) === pool)
   }
 
   /** Partitions `parent` among its online holders; returns the new pool. */
-  private partition (parent: Pool): Pool {
+  private partition(parent: Pool): Pool {
     const actives = this.holders(parent).filter((m) => this.members[m].online)
     assert(actives.length >= 1)
     const heightT = Math.max(parent.heightT, this.height())
-    const sub: Pool = { id: this.pools.length, kind: 'partition', parent: parent.id, members: actives, status: 'open', stateNumber: 0, heightT, online: actives.length, blocked: false }
+    const sub: Pool = {
+      id: this.pools.length,
+      kind: 'partition',
+      parent: parent.id,
+      members: actives,
+      status: 'open',
+      stateNumber: 0,
+      heightT,
+      online: actives.length,
+      blocked: false
+    }
     this.pools.push(sub)
     for (const m of actives) this.members[m].path.push(sub.id)
     if (parent.status === 'open') parent.status = 'frozen'
-    this.ops.push({ t: this.nowMin, kind: 'partition', pool: parent.id, created: sub.id, actives: [...actives], heightT })
+    this.ops.push({
+      t: this.nowMin,
+      kind: 'partition',
+      pool: parent.id,
+      created: sub.id,
+      actives: [...actives],
+      heightT
+    })
     return sub
   }
 
   // ---- merging ----
 
   /** Merges the topmost frozen pool above `m` whose members are all online again; true if it did. */
-  private tryMerge (m: number): boolean {
+  private tryMerge(m: number): boolean {
     for (const id of this.members[m].path) {
       const pool = this.pools[id]
       if (pool.status !== 'frozen' || pool.blocked || pool.online < pool.members.length) continue
-      const folded = this.pools.filter((x) => (x.status === 'open' || x.status === 'frozen') && x.id !== pool.id && this.isUnder(x, pool.id))
+      const folded = this.pools.filter(
+        (x) => (x.status === 'open' || x.status === 'frozen') && x.id !== pool.id && this.isUnder(x, pool.id)
+      )
       for (const x of folded) x.status = 'merged'
       for (const u of pool.members) {
         const path = this.members[u].path
@@ -400,39 +478,46 @@ class Run {
       pool.status = 'open'
       pool.stateNumber++
       pool.heightT = Math.max(pool.heightT, this.height())
-      this.ops.push({ t: this.nowMin, kind: 'merge', pool: pool.id, folded: folded.map((x) => x.id), heightT: pool.heightT })
+      this.ops.push({
+        t: this.nowMin,
+        kind: 'merge',
+        pool: pool.id,
+        folded: folded.map((x) => x.id),
+        heightT: pool.heightT
+      })
       return true
     }
     return false
   }
 
-  private isUnder (x: Pool, ancestor: number): boolean {
+  private isUnder(x: Pool, ancestor: number): boolean {
     for (let p = x.parent; p >= 0; p = this.pools[p].parent) if (p === ancestor) return true
     return false
   }
 
   // ---- kick-outs ----
 
-  private scheduleKickCheck (m: number, since: number): void {
+  private scheduleKickCheck(m: number, since: number): void {
     if (!this.kickouts) return
     this.kickChecks.push({ t: since + this.p.kickoutDelayBlocks * this.p.blockMin, member: m, since })
   }
 
-  private kickCheck (m: number, since: number): void {
+  private kickCheck(m: number, since: number): void {
     const member = this.members[m]
     if (member.online || member.offlineSinceMin !== since || member.path.length === 0) return
     const pool = this.home(m)!
     // A frozen pool cannot be kicked out of; K(N,u) is valid from T + X + 1.
     const validFrom = pool.heightT + this.p.kickoutDelayBlocks + 1
     if (pool.status !== 'open' || this.height() < validFrom) {
-      const retry = pool.status !== 'open' ? this.nowMin + this.p.kickoutDelayBlocks * this.p.blockMin : validFrom * this.p.blockMin
+      const retry =
+        pool.status !== 'open' ? this.nowMin + this.p.kickoutDelayBlocks * this.p.blockMin : validFrom * this.p.blockMin
       if (retry < this.p.horizonMin) this.kickChecks.push({ t: retry, member: m, since })
       return
     }
     this.kick(m, pool)
   }
 
-  private kick (m: number, pool: Pool): void {
+  private kick(m: number, pool: Pool): void {
     const rest = pool.members.filter((u) => u !== m)
     pool.status = 'closed'
     for (let p = pool.parent; p >= 0; p = this.pools[p].parent) this.pools[p].blocked = true
@@ -441,8 +526,15 @@ class Run {
     const restSats = rest.reduce((a, u) => a + this.members[u].balanceSats, 0)
     if (rest.length > 0 && restSats > 0) {
       const cont: Pool = {
-        id: this.pools.length, kind: 'continuation', parent: pool.id, members: rest, status: 'open', stateNumber: 0,
-        heightT: this.height(), online: rest.filter((u) => this.members[u].online).length, blocked: false
+        id: this.pools.length,
+        kind: 'continuation',
+        parent: pool.id,
+        members: rest,
+        status: 'open',
+        stateNumber: 0,
+        heightT: this.height(),
+        online: rest.filter((u) => this.members[u].online).length,
+        blocked: false
       }
       this.pools.push(cont)
       created = cont.id
@@ -464,7 +556,7 @@ class Run {
 
   // ---- measurements ----
 
-  private sample (t: number): void {
+  private sample(t: number): void {
     const open = this.pools.filter((x) => x.status === 'open')
     const openSizes = open.map((x) => this.holders(x).length).filter((k) => k > 0)
     let frozenSats = 0
@@ -488,8 +580,14 @@ class Run {
    * continuation is funded by its parent's kick-out), its kickoff and L layers, then its state (or,
    * once kicked out of, the kick-out). Each graph transaction comes with one fee child.
    */
-  private exitFootprint (): ExitFootprint {
-    const out: ExitFootprint = { transactions: 0, vbytes: 0, overTrucLimit: 0, kickoutTransactions: 0, kickoutVbytes: 0 }
+  private exitFootprint(): ExitFootprint {
+    const out: ExitFootprint = {
+      transactions: 0,
+      vbytes: 0,
+      overTrucLimit: 0,
+      kickoutTransactions: 0,
+      kickoutVbytes: 0
+    }
     const published = new Set<number>()
     for (const pool of this.pools) {
       if (pool.status !== 'closed') continue
@@ -506,7 +604,10 @@ class Run {
         out.transactions += 2
         out.vbytes += vb + GRAPH_VBYTES.feeChild
         if (vb > TRUC_MAX_VBYTES) out.overTrucLimit++
-        if (published.has(pool.id)) { out.kickoutTransactions += 2; out.kickoutVbytes += vb + GRAPH_VBYTES.feeChild }
+        if (published.has(pool.id)) {
+          out.kickoutTransactions += 2
+          out.kickoutVbytes += vb + GRAPH_VBYTES.feeChild
+        }
       }
     }
     return out
@@ -534,11 +635,11 @@ export const GRAPH_VBYTES = {
 }
 
 /** state(N): one input, one output per member, the anchor. */
-export function stateVbytes (members: number): number {
+export function stateVbytes(members: number): number {
   return 10.5 + 57.5 + 43 * members + 13
 }
 
 /** A partition transaction: one input per active, one shared output, the anchor. */
-export function partitionVbytes (actives: number): number {
+export function partitionVbytes(actives: number): number {
   return 10.5 + 57.5 * actives + 43 + 13
 }

@@ -30,7 +30,7 @@ export interface ReplayResult {
   toggles: number
   operations: number
   succeeded: number
-  failures: Array<{ op: string, error: string }>
+  failures: Array<{ op: string; error: string }>
   balancesAgree: boolean
   mismatches: string[]
   /** Off-chain share of the replayed schedule: the model's, and the cluster's (a payment counts if its update succeeded). */
@@ -40,14 +40,28 @@ export interface ReplayResult {
   durationMs: number
 }
 
-export async function replayOnCluster (options: { seed: number, dir: string, say: (line: string) => void, keep?: boolean }): Promise<ReplayResult> {
+export async function replayOnCluster(options: {
+  seed: number
+  dir: string
+  say: (line: string) => void
+  keep?: boolean
+}): Promise<ReplayResult> {
   const started = Date.now()
-  const params: ModelParams = { ...DEFAULT_MODEL, members: REPLAY_MEMBERS, uptime: REPLAY_UPTIME, policy: 'partitions', seed: mixSeed(options.seed, 0), horizonMin: REPLAY_HORIZON_MIN }
+  const params: ModelParams = {
+    ...DEFAULT_MODEL,
+    members: REPLAY_MEMBERS,
+    uptime: REPLAY_UPTIME,
+    policy: 'partitions',
+    seed: mixSeed(options.seed, 0),
+    horizonMin: REPLAY_HORIZON_MIN
+  }
   const schedule = makeSchedule(params)
   const run = runModel(params, schedule)
   const metrics = measure(run)
   const say = options.say
-  say(`  replay: n ${params.members}, p ${params.uptime}, ${params.horizonMin / 60} h, policy partitions: ${run.ops.length} operations`)
+  say(
+    `  replay: n ${params.members}, p ${params.uptime}, ${params.horizonMin / 60} h, policy partitions: ${run.ops.length} operations`
+  )
   rmSync(options.dir, { recursive: true, force: true })
   const cluster = new LocalCluster(options.dir, new Progress(false))
   const name = (m: number): string => `node${m + 1}`
@@ -62,15 +76,33 @@ export async function replayOnCluster (options: { seed: number, dir: string, say
     const pids = Array.from({ length: params.members }, (_, m) => cluster.startNode(m + 1))
     for (let m = 0; m < params.members; m++) await cluster.waitForApi(m + 1, deadlineMs, pids[m])
     await cluster.waitConnected(deadlineMs, 'connecting')
-    await ensureClusterPool(cluster, { balanceSats: String(DEFAULT_BALANCE_SATS), kickoutDelayBlocks: DEFAULT_KICKOUT_DELAY_BLOCKS, deadlineMs, progress: new Progress(false) })
-    await Promise.all(schedule.initiallyOnline.map(async (on, m) => { if (!on) await cluster.signalNode(m + 1, 'SIGTERM') }))
+    await ensureClusterPool(cluster, {
+      balanceSats: String(DEFAULT_BALANCE_SATS),
+      kickoutDelayBlocks: DEFAULT_KICKOUT_DELAY_BLOCKS,
+      deadlineMs,
+      progress: new Progress(false)
+    })
+    await Promise.all(
+      schedule.initiallyOnline.map(async (on, m) => {
+        if (!on) await cluster.signalNode(m + 1, 'SIGTERM')
+      })
+    )
     // Model pool id → what the cluster calls it, and its members (for who proposes a merge).
     const poolName = new Map<number, string>([[0, 'root']])
     const poolMembers = new Map<number, number[]>([[0, Array.from({ length: params.members }, (_, m) => m)]])
-    const online = new Set(schedule.initiallyOnline.flatMap((on, m) => on ? [m] : []))
-    const steps: Array<{ t: number, order: number, toggle?: Extract<ScheduleEvent, { kind: 'online' | 'offline' }>, op?: PoolOp }> = []
-    schedule.events.forEach((e) => { if (e.kind !== 'pay') steps.push({ t: e.t, order: 0, toggle: e }) })
-    run.ops.forEach((op) => { steps.push({ t: op.t, order: 1, op }) })
+    const online = new Set(schedule.initiallyOnline.flatMap((on, m) => (on ? [m] : [])))
+    const steps: Array<{
+      t: number
+      order: number
+      toggle?: Extract<ScheduleEvent, { kind: 'online' | 'offline' }>
+      op?: PoolOp
+    }> = []
+    schedule.events.forEach((e) => {
+      if (e.kind !== 'pay') steps.push({ t: e.t, order: 0, toggle: e })
+    })
+    run.ops.forEach((op) => {
+      steps.push({ t: op.t, order: 1, op })
+    })
     steps.sort((a, b) => a.t - b.t || a.order - b.order)
     let toggles = 0
     for (const step of steps) {
@@ -105,18 +137,39 @@ export async function replayOnCluster (options: { seed: number, dir: string, say
       }
       try {
         if (op.kind === 'update') {
-          await attempt(async () => await api(op.payer).post('/v1/pool/pay', { to: name(op.payee), amountSats: op.amountSats, timeoutMs: ROUND_TIMEOUT_MS }, { timeoutMs: ROUND_TIMEOUT_MS + 30_000 }))
+          await attempt(
+            async () =>
+              await api(op.payer).post(
+                '/v1/pool/pay',
+                { to: name(op.payee), amountSats: op.amountSats, timeoutMs: ROUND_TIMEOUT_MS },
+                { timeoutMs: ROUND_TIMEOUT_MS + 30_000 }
+              )
+          )
           succeededPayments.add(op.paymentId)
         } else if (op.kind === 'partition') {
           const [proposer, ...others] = op.actives
           const withNames = others.length === 0 ? [name(proposer)] : others.map(name)
-          const r = await attempt(async () => await api(proposer).post<{ pool: string }>('/v1/pool/partition', { with: withNames, timeoutMs: ROUND_TIMEOUT_MS }, { timeoutMs: ROUND_TIMEOUT_MS + 30_000 }))
+          const r = await attempt(
+            async () =>
+              await api(proposer).post<{ pool: string }>(
+                '/v1/pool/partition',
+                { with: withNames, timeoutMs: ROUND_TIMEOUT_MS },
+                { timeoutMs: ROUND_TIMEOUT_MS + 30_000 }
+              )
+          )
           poolName.set(op.created, r.pool.replace(/^partition\//, ''))
           poolMembers.set(op.created, op.actives)
         } else if (op.kind === 'merge') {
           const proposer = (poolMembers.get(op.pool) ?? []).find((m) => online.has(m))
           if (proposer === undefined) throw new Error(`no member of model pool ${op.pool} is online`)
-          await attempt(async () => await api(proposer).post('/v1/pool/merge', { pool: poolName.get(op.pool), timeoutMs: ROUND_TIMEOUT_MS }, { timeoutMs: ROUND_TIMEOUT_MS + 30_000 }))
+          await attempt(
+            async () =>
+              await api(proposer).post(
+                '/v1/pool/merge',
+                { pool: poolName.get(op.pool), timeoutMs: ROUND_TIMEOUT_MS },
+                { timeoutMs: ROUND_TIMEOUT_MS + 30_000 }
+              )
+          )
         } else {
           throw new Error('the replay runs the partitions policy: no kick-outs')
         }
@@ -125,11 +178,16 @@ export async function replayOnCluster (options: { seed: number, dir: string, say
         failures.push({ op: label, error: (err as Error).message })
         say(`  replay: ${label} failed: ${(err as Error).message}`)
       }
-      if ((succeeded + failures.length) % 20 === 0) say(`  replay: ${succeeded + failures.length}/${run.ops.length} operations, ${toggles} sessions`)
+      if ((succeeded + failures.length) % 20 === 0)
+        say(`  replay: ${succeeded + failures.length}/${run.ops.length} operations, ${toggles} sessions`)
     }
     const reader = [...online][0]
-    const status = await api(reader).get<{ balances: Record<string, number> }>('/v1/pool/status?fresh=1', { timeoutMs: 10_000 })
-    mismatches = run.finalBalances.flatMap((b, m) => status.balances[name(m)] === b ? [] : [`${name(m)}: model ${b}, cluster ${status.balances[name(m)]}`])
+    const status = await api(reader).get<{ balances: Record<string, number> }>('/v1/pool/status?fresh=1', {
+      timeoutMs: 10_000
+    })
+    mismatches = run.finalBalances.flatMap((b, m) =>
+      status.balances[name(m)] === b ? [] : [`${name(m)}: model ${b}, cluster ${status.balances[name(m)]}`]
+    )
     const counted = run.payments.filter((x) => x.t < params.horizonMin - params.patienceMin)
     const clusterDone = counted.filter((x) => x.delayMin !== null && succeededPayments.has(x.id)).length
     return {
@@ -146,8 +204,13 @@ export async function replayOnCluster (options: { seed: number, dir: string, say
       durationMs: Date.now() - started
     }
   } finally {
-    await Promise.all(Array.from({ length: params.members }, async (_, m) => { await cluster.signalNode(m + 1, 'SIGKILL').catch(() => false) }))
-    if (options.keep !== true && failures.length === 0 && mismatches.length === 0) rmSync(options.dir, { recursive: true, force: true })
+    await Promise.all(
+      Array.from({ length: params.members }, async (_, m) => {
+        await cluster.signalNode(m + 1, 'SIGKILL').catch(() => false)
+      })
+    )
+    if (options.keep !== true && failures.length === 0 && mismatches.length === 0)
+      rmSync(options.dir, { recursive: true, force: true })
   }
 }
 
@@ -156,18 +219,22 @@ export async function replayOnCluster (options: { seed: number, dir: string, say
  * model's outcome on its schedule exactly, and that one run's share is compared with the spread of
  * single runs (a 95% prediction interval: one run, not a mean, is being compared).
  */
-export function renderReplay (r: ReplayResult, study: StudyResult): string {
-  const runs = study.runs.filter((x) => x.members === r.params.members && x.uptime === r.params.uptime && x.policy === 'partitions').map((x) => x.offChainShare).sort((a, b) => a - b)
+export function renderReplay(r: ReplayResult, study: StudyResult): string {
+  const runs = study.runs
+    .filter((x) => x.members === r.params.members && x.uptime === r.params.uptime && x.policy === 'partitions')
+    .map((x) => x.offChainShare)
+    .sort((a, b) => a - b)
   const e = estimate(runs)
   const pct = (x: number): string => `${(x * 100).toFixed(1)}%`
   let spread = '  (the grid has no runs for this pool size and uptime)'
   if (e !== null && runs.length > 1) {
-    const sd = e.ci95 * Math.sqrt(runs.length) / tQuantile975(runs.length - 1)
+    const sd = (e.ci95 * Math.sqrt(runs.length)) / tQuantile975(runs.length - 1)
     const half = tQuantile975(runs.length - 1) * sd * Math.sqrt(1 + 1 / runs.length)
     const lo = Math.max(0, e.mean - half)
     const hi = Math.min(1, e.mean + half)
     const inside = r.clusterOffChainShare >= lo - 1e-9 && r.clusterOffChainShare <= hi + 1e-9
-    spread = `  the grid's ${runs.length} single runs of n ${r.params.members}, p ${r.params.uptime} (${study.grid.model.horizonMin / 1440} days each): ` +
+    spread =
+      `  the grid's ${runs.length} single runs of n ${r.params.members}, p ${r.params.uptime} (${study.grid.model.horizonMin / 1440} days each): ` +
       `mean ${pct(e.mean)} ± ${pct(e.ci95)}, from ${pct(runs[0])} to ${pct(runs[runs.length - 1])}, 95% prediction interval for one run ${pct(lo)} to ${pct(hi)}: the replay is ${inside ? 'inside' : 'outside'} it`
   }
   return [

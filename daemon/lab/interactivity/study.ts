@@ -1,5 +1,13 @@
 import { mixSeed } from '../campaign/plan.js'
-import { DEFAULT_MODEL, makeSchedule, POLICIES, runModel, type ModelParams, type Policy, type RunResult } from './model.js'
+import {
+  DEFAULT_MODEL,
+  makeSchedule,
+  POLICIES,
+  runModel,
+  type ModelParams,
+  type Policy,
+  type RunResult
+} from './model.js'
 
 /**
  * The study's grid: every (members, uptime) pair, every policy on the same schedules, several
@@ -64,12 +72,15 @@ export interface RunMetrics {
   maxStateNumber: number
 }
 
-export function measure (r: RunResult): RunMetrics {
+export function measure(r: RunResult): RunMetrics {
   const p = r.params
   const counted = r.payments.filter((x) => x.t < p.horizonMin - p.patienceMin)
-  const delays = counted.filter((x) => x.delayMin !== null).map((x) => x.delayMin!).sort((a, b) => a - b)
+  const delays = counted
+    .filter((x) => x.delayMin !== null)
+    .map((x) => x.delayMin!)
+    .sort((a, b) => a - b)
   const samples = r.samples
-  const avg = (xs: number[]): number => xs.length === 0 ? 0 : xs.reduce((a, b) => a + b, 0) / xs.length
+  const avg = (xs: number[]): number => (xs.length === 0 ? 0 : xs.reduce((a, b) => a + b, 0) / xs.length)
   const ops = (kind: string): number => r.ops.filter((o) => o.kind === kind).length
   return {
     members: p.members,
@@ -98,34 +109,56 @@ export function measure (r: RunResult): RunMetrics {
 }
 
 /** The q-quantile of sorted values (nearest rank); null when empty. */
-export function quantile (sorted: readonly number[], q: number): number | null {
+export function quantile(sorted: readonly number[], q: number): number | null {
   if (sorted.length === 0) return null
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]
 }
 
-export interface Estimate { mean: number, ci95: number, n: number }
+export interface Estimate {
+  mean: number
+  ci95: number
+  n: number
+}
 
 /** Mean and the half-width of its 95% confidence interval (Student's t over the seeds). */
-export function estimate (xs: ReadonlyArray<number | null>): Estimate | null {
+export function estimate(xs: ReadonlyArray<number | null>): Estimate | null {
   const v = xs.filter((x): x is number => x !== null)
   if (v.length === 0) return null
   const mean = v.reduce((a, b) => a + b, 0) / v.length
   if (v.length === 1) return { mean, ci95: 0, n: 1 }
   const sd = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1))
-  return { mean, ci95: tQuantile975(v.length - 1) * sd / Math.sqrt(v.length), n: v.length }
+  return { mean, ci95: (tQuantile975(v.length - 1) * sd) / Math.sqrt(v.length), n: v.length }
 }
 
-const T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086]
+const T975 = [
+  12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.16, 2.145, 2.131, 2.12, 2.11,
+  2.101, 2.093, 2.086
+]
 /** Student's t 97.5% quantile for `df` degrees of freedom. */
-export function tQuantile975 (df: number): number {
+export function tQuantile975(df: number): number {
   return df <= T975.length ? T975[df - 1] : 1.96 + 2.4 / df
 }
 
 export const METRICS = [
-  'offChainShare', 'delayP50Min', 'delayP99Min', 'openPoolsMean', 'openPoolsMax', 'openPoolSizeMean', 'frozenFundsShareMean',
-  'kickedFundsShare', 'exitTransactions', 'exitVbytes', 'exitOverTruc', 'kickoutTransactions', 'updates', 'partitions', 'merges', 'kickouts', 'maxStateNumber'
+  'offChainShare',
+  'delayP50Min',
+  'delayP99Min',
+  'openPoolsMean',
+  'openPoolsMax',
+  'openPoolSizeMean',
+  'frozenFundsShareMean',
+  'kickedFundsShare',
+  'exitTransactions',
+  'exitVbytes',
+  'exitOverTruc',
+  'kickoutTransactions',
+  'updates',
+  'partitions',
+  'merges',
+  'kickouts',
+  'maxStateNumber'
 ] as const
-export type MetricName = typeof METRICS[number]
+export type MetricName = (typeof METRICS)[number]
 
 export interface Cell {
   members: number
@@ -141,7 +174,7 @@ export interface Series {
   uptime: number
   policy: Policy
   /** One run's open pools and frozen funds over time (the first seed). */
-  points: Array<{ t: number, openPools: number, frozenFundsShare: number }>
+  points: Array<{ t: number; openPools: number; frozenFundsShare: number }>
 }
 
 export interface StudyResult {
@@ -156,7 +189,7 @@ export interface StudyResult {
 export const SERIES_AT = { members: 64, uptime: 0.9 }
 
 /** Runs the grid: for each pair and seed one schedule, every policy on it. */
-export function runStudy (grid: Grid, onPair?: (done: number, total: number) => void): StudyResult {
+export function runStudy(grid: Grid, onPair?: (done: number, total: number) => void): StudyResult {
   const started = performance.now()
   const runs: RunMetrics[] = []
   const series: Series[] = []
@@ -169,9 +202,20 @@ export function runStudy (grid: Grid, onPair?: (done: number, total: number) => 
       for (const policy of grid.policies) {
         const result = runModel({ ...grid.model, members: n, uptime: p, policy, seed }, schedule)
         runs.push(measure(result))
-        const at = grid.members.includes(SERIES_AT.members) ? SERIES_AT : { members: grid.members[0], uptime: grid.uptimes[0] }
+        const at = grid.members.includes(SERIES_AT.members)
+          ? SERIES_AT
+          : { members: grid.members[0], uptime: grid.uptimes[0] }
         if (r === 0 && n === at.members && p === at.uptime) {
-          series.push({ members: n, uptime: p, policy, points: result.samples.map((s) => ({ t: s.t, openPools: s.openPools, frozenFundsShare: s.frozenFundsShare })) })
+          series.push({
+            members: n,
+            uptime: p,
+            policy,
+            points: result.samples.map((s) => ({
+              t: s.t,
+              openPools: s.openPools,
+              frozenFundsShare: s.frozenFundsShare
+            }))
+          })
         }
       }
     }
@@ -180,7 +224,7 @@ export function runStudy (grid: Grid, onPair?: (done: number, total: number) => 
   return { grid, runs, cells: aggregate(runs), series, durationMs: performance.now() - started }
 }
 
-export function aggregate (runs: readonly RunMetrics[]): Cell[] {
+export function aggregate(runs: readonly RunMetrics[]): Cell[] {
   const groups = new Map<string, RunMetrics[]>()
   for (const r of runs) {
     const key = `${r.members}/${r.uptime}/${r.policy}`
@@ -192,6 +236,9 @@ export function aggregate (runs: readonly RunMetrics[]): Cell[] {
     policy: rs[0].policy,
     runs: rs.length,
     payments: rs.reduce((a, r) => a + r.payments, 0),
-    estimates: Object.fromEntries(METRICS.map((m) => [m, estimate(rs.map((r) => r[m]))])) as Record<MetricName, Estimate | null>
+    estimates: Object.fromEntries(METRICS.map((m) => [m, estimate(rs.map((r) => r[m]))])) as Record<
+      MetricName,
+      Estimate | null
+    >
   }))
 }

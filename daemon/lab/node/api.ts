@@ -16,16 +16,29 @@ import type { LabEquivocation } from './equivocate.js'
  *     POST /v1/lab/censor {"member": NAME | null}   censor NAME's statements (null: stop)
  *     POST /v1/lab/equivocate {"with":[...],"timeoutMs"}   sign a conflicting partition (equivocate.ts)
  */
-export function labRoutes (options: { lab: boolean, censor: Censor, pool: PoolService, equivocation: LabEquivocation }): Route[] {
+export function labRoutes(options: {
+  lab: boolean
+  censor: Censor
+  pool: PoolService
+  equivocation: LabEquivocation
+}): Route[] {
   const { lab, censor, pool, equivocation } = options
   const requireLab = (): void => {
-    if (!lab) throw new ApiError(403, 'lab-only', 'censoring is an adversarial lab behaviour: start the node with --lab (lab=1)')
+    if (!lab)
+      throw new ApiError(
+        403,
+        'lab-only',
+        'censoring is an adversarial lab behaviour: start the node with --lab (lab=1)'
+      )
   }
   return [
     {
       method: 'GET',
       path: '/v1/lab/censor',
-      handler: async () => { requireLab(); return { censoring: censor.member } }
+      handler: async () => {
+        requireLab()
+        return { censoring: censor.member }
+      }
     },
     {
       method: 'POST',
@@ -33,9 +46,13 @@ export function labRoutes (options: { lab: boolean, censor: Censor, pool: PoolSe
       handler: async ({ body }) => {
         requireLab()
         const member = (body as { member?: unknown } | null)?.member
-        if (member === null) { censor.set(null); return { censoring: null } }
-        if (typeof member !== 'string' || member.trim() === '') throw new ApiError(400, 'bad-request', 'member: expected a member name, or null to stop censoring')
-        let target: { name: string, key: Uint8Array }
+        if (member === null) {
+          censor.set(null)
+          return { censoring: null }
+        }
+        if (typeof member !== 'string' || member.trim() === '')
+          throw new ApiError(400, 'bad-request', 'member: expected a member name, or null to stop censoring')
+        let target: { name: string; key: Uint8Array }
         try {
           target = pool.members.resolve(member)
         } catch (err) {
@@ -50,7 +67,10 @@ export function labRoutes (options: { lab: boolean, censor: Censor, pool: PoolSe
       path: '/v1/lab/equivocate',
       handler: guarded(async ({ body }) => {
         const b = object(body)
-        return await equivocation.equivocate({ with: names(b.with, 'with'), timeoutMs: optionalInteger(b.timeoutMs, 'timeoutMs') })
+        return await equivocation.equivocate({
+          with: names(b.with, 'with'),
+          timeoutMs: optionalInteger(b.timeoutMs, 'timeoutMs')
+        })
       })
     }
   ]

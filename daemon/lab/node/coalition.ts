@@ -17,7 +17,7 @@ import { computeEntryHash, type Entry, type Message, type Raft } from '../../../
 type LogView = Pick<Raft, 'entryAt' | 'termAt' | 'hashAt'>
 
 /** Re-bases an append on this node's own hashes: entries it holds (same index and term) are its own, the others chain from them. */
-export function rehashInbound (m: Message, log: LogView): Message {
+export function rehashInbound(m: Message, log: LogView): Message {
   if (m.type !== 'app') return m
   const prevHash = log.hashAt(m.prevIndex)
   if (prevHash === null || log.termAt(m.prevIndex) !== m.prevTerm) return m // the core rejects it anyway
@@ -33,7 +33,8 @@ export function rehashInbound (m: Message, log: LogView): Message {
 }
 
 /** While a coalition member leads: evidence entries are dropped. */
-export function coalitionDrop (data: Uint8Array): string | null {
-  if (data.length >= 2 && data[0] === BOARD_ENTRY_VERSION && data[1] === ENTRY_KIND.evidence) return 'a coalition leader keeps equivocation evidence off the board'
+export function coalitionDrop(data: Uint8Array): string | null {
+  if (data.length >= 2 && data[0] === BOARD_ENTRY_VERSION && data[1] === ENTRY_KIND.evidence)
+    return 'a coalition leader keeps equivocation evidence off the board'
   return null
 }

@@ -94,7 +94,7 @@ export const OUTBOUND_DROP_REASONS = [
   /** A snapshot transfer made no progress within snapshotStallTimeoutMs. */
   'snapshot-stalled'
 ] as const
-export type OutboundDropReason = typeof OUTBOUND_DROP_REASONS[number]
+export type OutboundDropReason = (typeof OUTBOUND_DROP_REASONS)[number]
 
 export const INBOUND_DROP_REASONS = [
   /** The transport is not running. */
@@ -124,7 +124,7 @@ export const INBOUND_DROP_REASONS = [
   /** A snapshot transfer made no progress within snapshotStallTimeoutMs. */
   'snapshot-stalled'
 ] as const
-export type InboundDropReason = typeof INBOUND_DROP_REASONS[number]
+export type InboundDropReason = (typeof INBOUND_DROP_REASONS)[number]
 
 export interface PeerTransportStats {
   peer: string
@@ -133,8 +133,8 @@ export interface PeerTransportStats {
   streamOpen: boolean
   /** Stream opens since the last stream that stayed open healthyStreamMs (drives the re-open backoff). */
   openFailures: number
-  snapshotOut: { sentBytes: number, totalBytes: number } | null
-  snapshotIn: { receivedBytes: number, totalBytes: number } | null
+  snapshotOut: { sentBytes: number; totalBytes: number } | null
+  snapshotIn: { receivedBytes: number; totalBytes: number } | null
   inboundStreamOpen: boolean
 }
 
@@ -167,7 +167,7 @@ export interface TransportCounters {
   receivedBytes: number
   droppedOutbound: Record<OutboundDropReason, number>
   droppedInbound: Record<InboundDropReason, number>
-  streams: { outboundOpened: number, outboundOpenFailures: number, inboundAccepted: number, inboundReset: number }
+  streams: { outboundOpened: number; outboundOpenFailures: number; inboundAccepted: number; inboundReset: number }
 }
 
 export type TransportState = 'new' | 'running' | 'stopping' | 'stopped'
@@ -197,33 +197,37 @@ export class TransportCore {
     streams: { outboundOpened: 0, outboundOpenFailures: 0, inboundAccepted: 0, inboundReset: 0 }
   }
 
-  constructor (options: RaftTransportOptions) {
+  constructor(options: RaftTransportOptions) {
     this.libp2p = options.libp2p
     this.selfId = options.selfId
     this.isMember = options.isMember
     this.logger = options.logger
-    assert.equal(options.libp2p.peerId.toString(), options.selfId, 'selfId must be the libp2p node\'s peer id')
+    assert.equal(options.libp2p.peerId.toString(), options.selfId, "selfId must be the libp2p node's peer id")
     const { wire, transport } = splitLimits(options.limits ?? {})
     this.limits = Object.freeze({ ...DEFAULT_TRANSPORT_LIMITS, ...transport, ...resolveWireLimits(wire) })
     for (const [key, value] of Object.entries(this.limits)) {
-      if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`raft transport limits: ${key} must be a positive integer, got ${String(value)}`)
+      if (!Number.isSafeInteger(value) || value < 1)
+        throw new RangeError(`raft transport limits: ${key} must be a positive integer, got ${String(value)}`)
     }
     if (this.limits.maxQueueBytesPerPeer < this.limits.maxMessageBytes) {
-      throw new RangeError(`raft transport limits: maxQueueBytesPerPeer (${this.limits.maxQueueBytesPerPeer}) must be at least maxMessageBytes (${this.limits.maxMessageBytes})`)
+      throw new RangeError(
+        `raft transport limits: maxQueueBytesPerPeer (${this.limits.maxQueueBytesPerPeer}) must be at least maxMessageBytes (${this.limits.maxMessageBytes})`
+      )
     }
     this.timing = Object.freeze({ ...DEFAULT_TRANSPORT_TIMING, ...stripUndefined(options.timing ?? {}) })
     for (const [key, value] of Object.entries(this.timing)) {
-      if (!Number.isFinite(value) || value <= 0) throw new RangeError(`raft transport timing: ${key} must be a positive number, got ${String(value)}`)
+      if (!Number.isFinite(value) || value <= 0)
+        throw new RangeError(`raft transport timing: ${key} must be a positive number, got ${String(value)}`)
     }
     this.logLimiter = new LogLimiter(this.logger, this.timing.logIntervalMs)
   }
 
-  get running (): boolean {
+  get running(): boolean {
     return this.state === 'running'
   }
 
   /** The sending member of an inbound stream, or null once the stream is refused (stopped, or not a member). */
-  acceptInbound (stream: Stream, connection: Connection): string | null {
+  acceptInbound(stream: Stream, connection: Connection): string | null {
     const peer = connection.remotePeer.toString()
     if (this.state !== 'running') {
       stream.abort(new Error('transport stopped'))
@@ -238,7 +242,7 @@ export class TransportCore {
   }
 
   /** Hands a decoded message to the handler if it is addressed right; false if it was invalid. */
-  deliver (peer: string, m: Message): boolean {
+  deliver(peer: string, m: Message): boolean {
     // Membership may have changed since the stream was accepted.
     if (!this.isMember(peer)) {
       this.dropIn('not-member', peer, { type: m.type })
@@ -270,25 +274,39 @@ export class TransportCore {
     return true
   }
 
-  dropOut (reason: OutboundDropReason, peer: string, fields: Record<string, unknown>): void {
+  dropOut(reason: OutboundDropReason, peer: string, fields: Record<string, unknown>): void {
     this.counters.droppedOutbound[reason]++
-    this.logLimiter.log(reason === 'queue-full' || reason === 'snapshot-busy' ? 'debug' : 'warn', `${peer}:out:${reason}`, { peer, reason, ...fields }, 'raft transport: dropped an outbound message')
+    this.logLimiter.log(
+      reason === 'queue-full' || reason === 'snapshot-busy' ? 'debug' : 'warn',
+      `${peer}:out:${reason}`,
+      { peer, reason, ...fields },
+      'raft transport: dropped an outbound message'
+    )
   }
 
-  dropIn (reason: InboundDropReason, peer: string, fields: Record<string, unknown>): void {
+  dropIn(reason: InboundDropReason, peer: string, fields: Record<string, unknown>): void {
     this.counters.droppedInbound[reason]++
-    this.logLimiter.log('warn', `${peer}:in:${reason}`, { peer, reason, ...fields }, 'raft transport: dropped an inbound message')
+    this.logLimiter.log(
+      'warn',
+      `${peer}:in:${reason}`,
+      { peer, reason, ...fields },
+      'raft transport: dropped an inbound message'
+    )
   }
 }
 
 /** Reads a source to its end, discarding it (the far side is not supposed to write on this stream). */
-export async function discard (source: AsyncIterable<unknown>): Promise<void> {
+export async function discard(source: AsyncIterable<unknown>): Promise<void> {
   try {
-    for await (const _ of source) { /* nothing is expected here */ }
-  } catch { /* the stream's own close handling reports errors */ }
+    for await (const _ of source) {
+      /* nothing is expected here */
+    }
+  } catch {
+    /* the stream's own close handling reports errors */
+  }
 }
 
-function zeroCounts<K extends string> (keys: readonly K[]): Record<K, number> {
+function zeroCounts<K extends string>(keys: readonly K[]): Record<K, number> {
   const out = {} as Record<K, number>
   for (const k of keys) out[k] = 0
   return out
@@ -296,7 +314,10 @@ function zeroCounts<K extends string> (keys: readonly K[]): Record<K, number> {
 
 const WIRE_KEYS = new Set(Object.keys(DEFAULT_WIRE_LIMITS))
 
-function splitLimits (limits: Partial<TransportLimits>): { wire: Partial<WireLimits>, transport: Partial<TransportLimits> } {
+function splitLimits(limits: Partial<TransportLimits>): {
+  wire: Partial<WireLimits>
+  transport: Partial<TransportLimits>
+} {
   const wire: Record<string, number> = {}
   const transport: Record<string, number> = {}
   for (const [key, value] of Object.entries(limits)) {
@@ -308,7 +329,7 @@ function splitLimits (limits: Partial<TransportLimits>): { wire: Partial<WireLim
   return { wire, transport }
 }
 
-function stripUndefined<T extends object> (o: T): Partial<T> {
+function stripUndefined<T extends object>(o: T): Partial<T> {
   const out: Partial<T> = {}
   for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v
   return out

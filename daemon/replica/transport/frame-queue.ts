@@ -1,7 +1,14 @@
 import type { MessageType } from '../../../board/raft/types.js'
 
 /** Elections and leadership transfer: never evicted from a full queue for a newer message. */
-export const CRITICAL_TYPES: ReadonlySet<MessageType> = new Set<MessageType>(['vote', 'preVote', 'voteResp', 'preVoteResp', 'timeoutNow', 'transferLeader'])
+export const CRITICAL_TYPES: ReadonlySet<MessageType> = new Set<MessageType>([
+  'vote',
+  'preVote',
+  'voteResp',
+  'preVoteResp',
+  'timeoutNow',
+  'transferLeader'
+])
 
 /** One encoded Raft message waiting for its peer's stream. */
 export interface QueuedFrame {
@@ -16,20 +23,20 @@ export class FrameQueue {
   private head = 0
   bytes = 0
 
-  get length (): number {
+  get length(): number {
     return this.items.length - this.head
   }
 
-  push (f: QueuedFrame): void {
+  push(f: QueuedFrame): void {
     this.items.push(f)
     this.bytes += f.bytes.length
   }
 
-  peek (): QueuedFrame | undefined {
+  peek(): QueuedFrame | undefined {
     return this.items[this.head]
   }
 
-  shift (): QueuedFrame | undefined {
+  shift(): QueuedFrame | undefined {
     const f = this.items[this.head]
     if (f === undefined) return undefined
     this.items[this.head++] = undefined
@@ -45,7 +52,7 @@ export class FrameQueue {
   }
 
   /** Removes and returns the oldest frame satisfying `pred`. */
-  removeOldest (pred: (f: QueuedFrame) => boolean): QueuedFrame | undefined {
+  removeOldest(pred: (f: QueuedFrame) => boolean): QueuedFrame | undefined {
     for (let i = this.head; i < this.items.length; i++) {
       const f = this.items[i]!
       if (!pred(f)) continue
@@ -57,7 +64,7 @@ export class FrameQueue {
     return undefined
   }
 
-  clear (): number {
+  clear(): number {
     const n = this.length
     this.items = []
     this.head = 0

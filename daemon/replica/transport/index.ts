@@ -10,9 +10,19 @@ import { MessageStreams, RAFT_PROTOCOL } from './message-stream.js'
 import { SNAPSHOT_PROTOCOL, SnapshotStreams } from './snapshot-stream.js'
 
 export {
-  DEFAULT_TRANSPORT_LIMITS, DEFAULT_TRANSPORT_TIMING, INBOUND_DROP_REASONS, OUTBOUND_DROP_REASONS,
-  type InboundDropReason, type MessageHandler, type OutboundDropReason, type PeerTransportStats,
-  type RaftTransportOptions, type RaftTransportStats, type TransportLibp2p, type TransportLimits, type TransportTiming
+  DEFAULT_TRANSPORT_LIMITS,
+  DEFAULT_TRANSPORT_TIMING,
+  INBOUND_DROP_REASONS,
+  OUTBOUND_DROP_REASONS,
+  type InboundDropReason,
+  type MessageHandler,
+  type OutboundDropReason,
+  type PeerTransportStats,
+  type RaftTransportOptions,
+  type RaftTransportStats,
+  type TransportLibp2p,
+  type TransportLimits,
+  type TransportTiming
 } from './core.js'
 export { RAFT_PROTOCOL } from './message-stream.js'
 export { SNAPSHOT_PROTOCOL } from './snapshot-stream.js'
@@ -36,19 +46,31 @@ export class RaftTransport {
   private readonly snapshots: SnapshotStreams
   private stopping: Promise<void> | null = null
 
-  constructor (options: RaftTransportOptions) {
+  constructor(options: RaftTransportOptions) {
     this.core = new TransportCore(options)
     this.messages = new MessageStreams(this.core)
     this.snapshots = new SnapshotStreams(this.core)
   }
 
   /** Registers the stream handlers. Messages sent before start() are dropped. */
-  async start (): Promise<void> {
+  async start(): Promise<void> {
     const core = this.core
     assert.equal(core.state, 'new', 'RaftTransport.start() called twice')
     core.state = 'running'
-    await core.libp2p.handle(RAFT_PROTOCOL, (stream, connection) => { this.messages.onStream(stream, connection) }, { maxInboundStreams: 8, maxOutboundStreams: 8 })
-    await core.libp2p.handle(SNAPSHOT_PROTOCOL, (stream, connection) => { this.snapshots.onStream(stream, connection) }, { maxInboundStreams: 4, maxOutboundStreams: 4 })
+    await core.libp2p.handle(
+      RAFT_PROTOCOL,
+      (stream, connection) => {
+        this.messages.onStream(stream, connection)
+      },
+      { maxInboundStreams: 8, maxOutboundStreams: 8 }
+    )
+    await core.libp2p.handle(
+      SNAPSHOT_PROTOCOL,
+      (stream, connection) => {
+        this.snapshots.onStream(stream, connection)
+      },
+      { maxInboundStreams: 4, maxOutboundStreams: 4 }
+    )
     this.snapshots.start()
   }
 
@@ -56,7 +78,7 @@ export class RaftTransport {
    * Stops: unregisters the handlers, drops what is queued, closes the outbound streams (waiting at
    * most closeTimeoutMs for what is being written), resets inbound streams and snapshot transfers.
    */
-  async stop (): Promise<void> {
+  async stop(): Promise<void> {
     if (this.stopping === null) {
       if (this.core.state !== 'running') {
         this.core.state = 'stopped'
@@ -67,7 +89,7 @@ export class RaftTransport {
     await this.stopping
   }
 
-  private async shutDown (): Promise<void> {
+  private async shutDown(): Promise<void> {
     const core = this.core
     core.state = 'stopping'
     this.snapshots.stopStallWatch()
@@ -81,7 +103,7 @@ export class RaftTransport {
   }
 
   /** Sets the function that receives every valid message addressed to this node (replacing any previous one). */
-  onMessage (handler: MessageHandler): void {
+  onMessage(handler: MessageHandler): void {
     this.core.handler = handler
   }
 
@@ -89,7 +111,7 @@ export class RaftTransport {
    * Queues a message for its `to` peer and returns at once. Never throws for a message that
    * cannot be sent: it is dropped and counted (see stats().droppedOutbound).
    */
-  send (message: Message): void {
+  send(message: Message): void {
     const core = this.core
     if (!core.running) {
       core.counters.droppedOutbound.stopped++
@@ -112,7 +134,7 @@ export class RaftTransport {
     this.messages.send(link, message)
   }
 
-  stats (): RaftTransportStats {
+  stats(): RaftTransportStats {
     const c = this.core.counters
     const peers = new Set([...this.messages.peers(), ...this.snapshots.peers()])
     return {

@@ -47,10 +47,10 @@ export class MessageStreams {
   private readonly links = new Map<string, Link>()
   private readonly inbound = new Map<string, Stream>()
 
-  constructor (private readonly core: TransportCore) {}
+  constructor(private readonly core: TransportCore) {}
 
   /** The peer's link, created on first use; null if `peer` is not a peer id. */
-  link (peer: string): Link | null {
+  link(peer: string): Link | null {
     let link = this.links.get(peer)
     if (link === undefined) {
       let peerId: PeerId
@@ -65,21 +65,21 @@ export class MessageStreams {
     return link
   }
 
-  existingLink (peer: string): Link | undefined {
+  existingLink(peer: string): Link | undefined {
     return this.links.get(peer)
   }
 
   /** Peers this node sends to or receives raft streams from. */
-  peers (): string[] {
+  peers(): string[] {
     return [...this.links.keys(), ...this.inbound.keys()]
   }
 
-  hasInbound (peer: string): boolean {
+  hasInbound(peer: string): boolean {
     return this.inbound.has(peer)
   }
 
   /** Queues a non-snapshot message on an addressed link (see RaftTransport.send). */
-  send (link: Link, message: Message): void {
+  send(link: Link, message: Message): void {
     const core = this.core
     if (link.session === null && !link.opening && performance.now() < link.nextOpenAtMs) {
       core.counters.droppedOutbound.unreachable++
@@ -98,7 +98,7 @@ export class MessageStreams {
   }
 
   /** Drops what is queued, closes the outbound streams and resets the inbound ones; resolves once closed. */
-  async stop (): Promise<void> {
+  async stop(): Promise<void> {
     const closing: Array<Promise<void>> = []
     for (const link of this.links.values()) {
       this.core.counters.droppedOutbound.stopped += link.queue.clear()
@@ -115,7 +115,7 @@ export class MessageStreams {
   // ---------------------------------------------------------------------------------------------
   // Outbound
 
-  private enqueue (link: Link, frame: QueuedFrame): void {
+  private enqueue(link: Link, frame: QueuedFrame): void {
     const q = link.queue
     const { maxQueueMessagesPerPeer, maxQueueBytesPerPeer } = this.core.limits
     while (q.length >= maxQueueMessagesPerPeer || q.bytes + frame.bytes.length > maxQueueBytesPerPeer) {
@@ -129,14 +129,14 @@ export class MessageStreams {
     q.push(frame)
   }
 
-  private backoffMs (failures: number): number {
+  private backoffMs(failures: number): number {
     const { reopenMinMs, reopenMaxMs } = this.core.timing
     const base = Math.min(reopenMaxMs, reopenMinMs * 2 ** Math.min(failures - 1, 20))
     // Jitter spreads the re-opens of nodes that lost each other at the same moment.
     return base * (0.75 + Math.random() * 0.5)
   }
 
-  private async open (link: Link): Promise<void> {
+  private async open(link: Link): Promise<void> {
     const core = this.core
     link.opening = true
     // Back off before the outcome is known: a stream that opens and dies at once counts as a failure
@@ -145,13 +145,20 @@ export class MessageStreams {
     link.nextOpenAtMs = performance.now() + this.backoffMs(link.failures)
     let stream: Stream
     try {
-      stream = await core.libp2p.dialProtocol(link.peerId, RAFT_PROTOCOL, { signal: AbortSignal.timeout(core.timing.openTimeoutMs) })
+      stream = await core.libp2p.dialProtocol(link.peerId, RAFT_PROTOCOL, {
+        signal: AbortSignal.timeout(core.timing.openTimeoutMs)
+      })
     } catch (err) {
       link.opening = false
       core.counters.streams.outboundOpenFailures++
       const dropped = link.queue.clear()
       core.counters.droppedOutbound.unreachable += dropped
-      core.logLimiter.log('debug', `${link.peer}:open`, { peer: link.peer, failures: link.failures, dropped, err: errorMessage(err) }, 'raft transport: could not open a stream')
+      core.logLimiter.log(
+        'debug',
+        `${link.peer}:open`,
+        { peer: link.peer, failures: link.failures, dropped, err: errorMessage(err) },
+        'raft transport: could not open a stream'
+      )
       return
     }
     link.opening = false
@@ -162,30 +169,49 @@ export class MessageStreams {
     core.counters.streams.outboundOpened++
     const session: OutboundSession = { stream, openedAtMs: performance.now(), wake: null, closed: false, writer: null }
     link.session = session
-    stream.addEventListener('close', () => { this.onSessionClosed(link, session) }, { once: true })
+    stream.addEventListener(
+      'close',
+      () => {
+        this.onSessionClosed(link, session)
+      },
+      { once: true }
+    )
     const duplex = messageStreamToDuplex(stream)
     void discard(duplex.source)
-    session.writer = pipe(this.batches(link, session), duplex.sink).catch((err: unknown) => {
-      if (core.running) {
-        core.logLimiter.log('debug', `${link.peer}:write`, { peer: link.peer, err: errorMessage(err) }, 'raft transport: stream write failed')
-      }
-      stream.abort(err instanceof Error ? err : new Error(String(err)))
-    }).finally(() => { this.onSessionClosed(link, session) })
+    session.writer = pipe(this.batches(link, session), duplex.sink)
+      .catch((err: unknown) => {
+        if (core.running) {
+          core.logLimiter.log(
+            'debug',
+            `${link.peer}:write`,
+            { peer: link.peer, err: errorMessage(err) },
+            'raft transport: stream write failed'
+          )
+        }
+        stream.abort(err instanceof Error ? err : new Error(String(err)))
+      })
+      .finally(() => {
+        this.onSessionClosed(link, session)
+      })
   }
 
   /** The writer loop: yields coalesced, length-prefixed frames while the session lives. */
-  private async * batches (link: Link, session: OutboundSession): AsyncGenerator<Uint8Array, void, undefined> {
+  private async *batches(link: Link, session: OutboundSession): AsyncGenerator<Uint8Array, void, undefined> {
     const core = this.core
     const { maxBatchBytes, maxMessageBytes } = core.limits
     const q = link.queue
     while (true) {
       if (session.closed || !core.running || session.stream.writeStatus !== 'writable') return
       if (q.length === 0) {
-        await new Promise<void>((resolve) => { session.wake = resolve })
+        await new Promise<void>((resolve) => {
+          session.wake = resolve
+        })
         session.wake = null
         // Let whatever else is sent in this turn of the event loop (the rest of a Ready, the answers
         // to every frame of one socket read) join the batch: one write instead of one per message.
-        await new Promise<void>((resolve) => { setImmediate(resolve) })
+        await new Promise<void>((resolve) => {
+          setImmediate(resolve)
+        })
         continue
       }
       const frames: Uint8Array[] = []
@@ -203,14 +229,14 @@ export class MessageStreams {
       // joined into one write so that the muxer and the encryption handle one chunk, not two per frame.
       const parts = [...lp.encode(frames, { maxDataLength: maxMessageBytes })]
       if (bytes >= maxBatchBytes) {
-        yield * parts
+        yield* parts
       } else {
         yield concatBytes(...parts)
       }
     }
   }
 
-  private onSessionClosed (link: Link, session: OutboundSession): void {
+  private onSessionClosed(link: Link, session: OutboundSession): void {
     if (session.closed) return
     session.closed = true
     session.wake?.()
@@ -228,13 +254,23 @@ export class MessageStreams {
     }
   }
 
-  private async closeSession (session: OutboundSession): Promise<void> {
+  private async closeSession(session: OutboundSession): Promise<void> {
     const stream = session.stream
     const timeout = AbortSignal.timeout(this.core.timing.closeTimeoutMs)
-    const aborted = new Promise<void>((resolve) => { timeout.addEventListener('abort', () => { resolve() }, { once: true }) })
+    const aborted = new Promise<void>((resolve) => {
+      timeout.addEventListener(
+        'abort',
+        () => {
+          resolve()
+        },
+        { once: true }
+      )
+    })
     await Promise.race([session.writer ?? Promise.resolve(), aborted])
     if (stream.writeStatus !== 'closed') {
-      await stream.close({ signal: timeout }).catch(() => { stream.abort(new Error('transport stopped')) })
+      await stream.close({ signal: timeout }).catch(() => {
+        stream.abort(new Error('transport stopped'))
+      })
     }
     if (timeout.aborted) stream.abort(new Error('transport stopped'))
   }
@@ -242,7 +278,7 @@ export class MessageStreams {
   // ---------------------------------------------------------------------------------------------
   // Inbound
 
-  onStream (stream: Stream, connection: Connection): void {
+  onStream(stream: Stream, connection: Connection): void {
     const core = this.core
     const peer = core.acceptInbound(stream, connection)
     if (peer === null) return
@@ -261,29 +297,47 @@ export class MessageStreams {
           if (this.receiveFrame(peer, frame.subarray())) continue
           if (++invalid >= core.limits.maxInvalidFramesPerStream) {
             core.counters.streams.inboundReset++
-            core.logLimiter.log('warn', `${peer}:reset`, { peer, invalid }, 'raft transport: resetting a stream that sent too many invalid frames')
+            core.logLimiter.log(
+              'warn',
+              `${peer}:reset`,
+              { peer, invalid },
+              'raft transport: resetting a stream that sent too many invalid frames'
+            )
             stream.abort(new Error('too many invalid frames'))
             return
           }
         }
       }
-    ).catch((err: unknown) => {
-      if ((err as { code?: string } | null)?.code === 'ERR_MSG_DATA_TOO_LONG' || (err as { code?: string } | null)?.code === 'ERR_MSG_LENGTH_TOO_LONG') {
-        core.counters.streams.inboundReset++
-        core.dropIn('frame-too-large', peer, { limit: core.limits.maxMessageBytes })
-        stream.abort(new Error('frame too large'))
-      } else if (core.running) {
-        core.logLimiter.log('debug', `${peer}:read`, { peer, err: errorMessage(err) }, 'raft transport: inbound stream ended with an error')
-      }
-    }).finally(() => {
-      if (this.inbound.get(peer) === stream) this.inbound.delete(peer)
-      // We never write on an inbound stream: closing our end completes the remote's close.
-      if (stream.status === 'open') stream.close().catch(() => { stream.abort(new Error('close failed')) })
-    })
+    )
+      .catch((err: unknown) => {
+        if (
+          (err as { code?: string } | null)?.code === 'ERR_MSG_DATA_TOO_LONG' ||
+          (err as { code?: string } | null)?.code === 'ERR_MSG_LENGTH_TOO_LONG'
+        ) {
+          core.counters.streams.inboundReset++
+          core.dropIn('frame-too-large', peer, { limit: core.limits.maxMessageBytes })
+          stream.abort(new Error('frame too large'))
+        } else if (core.running) {
+          core.logLimiter.log(
+            'debug',
+            `${peer}:read`,
+            { peer, err: errorMessage(err) },
+            'raft transport: inbound stream ended with an error'
+          )
+        }
+      })
+      .finally(() => {
+        if (this.inbound.get(peer) === stream) this.inbound.delete(peer)
+        // We never write on an inbound stream: closing our end completes the remote's close.
+        if (stream.status === 'open')
+          stream.close().catch(() => {
+            stream.abort(new Error('close failed'))
+          })
+      })
   }
 
   /** Handles one frame of the raft stream; false if it was invalid (counts towards a reset). */
-  private receiveFrame (peer: string, bytes: Uint8Array): boolean {
+  private receiveFrame(peer: string, bytes: Uint8Array): boolean {
     const core = this.core
     core.counters.receivedBytes += bytes.length
     let m: Message

@@ -37,7 +37,7 @@ interface InboundSnapshot {
 
 /** A snapshot stream broke its framing. */
 class SnapshotStreamError extends Error {
-  constructor (message: string) {
+  constructor(message: string) {
     super(message)
     this.name = 'SnapshotStreamError'
   }
@@ -54,24 +54,26 @@ export class SnapshotStreams {
   private readonly snapLimitBytes: number
   private stallTimer: NodeJS.Timeout | undefined
 
-  constructor (private readonly core: TransportCore) {
+  constructor(private readonly core: TransportCore) {
     this.snapLimitBytes = maxSnapMessageBytes(core.limits)
   }
 
   /** Starts the stall watch (the stream handler itself is registered by the transport). */
-  start (): void {
+  start(): void {
     const checkEveryMs = Math.max(10, Math.min(1_000, this.core.timing.snapshotStallTimeoutMs / 4))
-    this.stallTimer = setInterval(() => { this.checkStalls() }, checkEveryMs)
+    this.stallTimer = setInterval(() => {
+      this.checkStalls()
+    }, checkEveryMs)
     this.stallTimer.unref()
   }
 
   /** Ends the stall watch (first thing on stop, before the handlers go). */
-  stopStallWatch (): void {
+  stopStallWatch(): void {
     if (this.stallTimer !== undefined) clearInterval(this.stallTimer)
   }
 
   /** Aborts every transfer in progress. */
-  stop (): void {
+  stop(): void {
     for (const t of this.outbound.values()) {
       t.abort.abort(new Error('transport stopped'))
       t.stream?.abort(new Error('transport stopped'))
@@ -80,20 +82,20 @@ export class SnapshotStreams {
   }
 
   /** Resets the inbound bookkeeping once every stream has ended. */
-  clear (): void {
+  clear(): void {
     this.inbound.clear()
   }
 
-  peers (): string[] {
+  peers(): string[] {
     return [...this.outbound.keys(), ...this.inbound.keys()]
   }
 
-  outboundProgress (peer: string): { sentBytes: number, totalBytes: number } | null {
+  outboundProgress(peer: string): { sentBytes: number; totalBytes: number } | null {
     const t = this.outbound.get(peer)
     return t === undefined ? null : { sentBytes: t.sentBytes, totalBytes: t.bytes.length }
   }
 
-  inboundProgress (peer: string): { receivedBytes: number, totalBytes: number } | null {
+  inboundProgress(peer: string): { receivedBytes: number; totalBytes: number } | null {
     const t = this.inbound.get(peer)
     return t === undefined ? null : { receivedBytes: t.receivedBytes, totalBytes: t.totalBytes }
   }
@@ -101,7 +103,7 @@ export class SnapshotStreams {
   // ---------------------------------------------------------------------------------------------
   // Outbound
 
-  send (peer: string, peerId: PeerId, m: SnapMessage): void {
+  send(peer: string, peerId: PeerId, m: SnapMessage): void {
     const core = this.core
     if (this.outbound.has(peer)) {
       core.dropOut('snapshot-busy', peer, { index: m.snapshot.meta.index })
@@ -114,14 +116,21 @@ export class SnapshotStreams {
       core.dropOut('encode-error', peer, { type: m.type, err: errorMessage(err) })
       return
     }
-    const transfer: OutboundSnapshot = { bytes, sentBytes: 0, lastProgressMs: performance.now(), stalled: false, stream: null, abort: new AbortController() }
+    const transfer: OutboundSnapshot = {
+      bytes,
+      sentBytes: 0,
+      lastProgressMs: performance.now(),
+      stalled: false,
+      stream: null,
+      abort: new AbortController()
+    }
     this.outbound.set(peer, transfer)
     void this.runOutbound(peer, peerId, transfer).finally(() => {
       if (this.outbound.get(peer) === transfer) this.outbound.delete(peer)
     })
   }
 
-  private async runOutbound (peer: string, peerId: PeerId, t: OutboundSnapshot): Promise<void> {
+  private async runOutbound(peer: string, peerId: PeerId, t: OutboundSnapshot): Promise<void> {
     const core = this.core
     try {
       const signal = AbortSignal.any([t.abort.signal, AbortSignal.timeout(core.timing.openTimeoutMs)])
@@ -131,7 +140,11 @@ export class SnapshotStreams {
       t.lastProgressMs = performance.now()
       const duplex = messageStreamToDuplex(stream)
       void discard(duplex.source)
-      await pipe(this.chunks(t), (source) => lp.encode(source, { maxDataLength: core.limits.snapshotChunkBytes }), duplex.sink)
+      await pipe(
+        this.chunks(t),
+        (source) => lp.encode(source, { maxDataLength: core.limits.snapshotChunkBytes }),
+        duplex.sink
+      )
       if (t.stalled) throw new Error('snapshot transfer stalled')
       core.counters.sent.snap++
       core.counters.sentBytes += t.bytes.length
@@ -140,13 +153,17 @@ export class SnapshotStreams {
       if (!core.running) {
         core.counters.droppedOutbound.stopped++
       } else {
-        core.dropOut(t.stalled ? 'snapshot-stalled' : 'snapshot-failed', peer, { bytes: t.bytes.length, sentBytes: t.sentBytes, err: errorMessage(err) })
+        core.dropOut(t.stalled ? 'snapshot-stalled' : 'snapshot-failed', peer, {
+          bytes: t.bytes.length,
+          sentBytes: t.sentBytes,
+          err: errorMessage(err)
+        })
       }
       t.stream?.abort(err instanceof Error ? err : new Error(String(err)))
     }
   }
 
-  private * chunks (t: OutboundSnapshot): Generator<Uint8Array, void, undefined> {
+  private *chunks(t: OutboundSnapshot): Generator<Uint8Array, void, undefined> {
     yield new Writer(16).u8(SNAPSHOT_STREAM_VERSION).varint(t.bytes.length).finish()
     const chunk = this.core.limits.snapshotChunkBytes
     for (let off = 0; off < t.bytes.length; off += chunk) {
@@ -161,7 +178,7 @@ export class SnapshotStreams {
   // ---------------------------------------------------------------------------------------------
   // Inbound
 
-  onStream (stream: Stream, connection: Connection): void {
+  onStream(stream: Stream, connection: Connection): void {
     const core = this.core
     const peer = core.acceptInbound(stream, connection)
     if (peer === null) return
@@ -172,7 +189,16 @@ export class SnapshotStreams {
       stream.abort(new Error('too many snapshot transfers in progress'))
       return
     }
-    const t: InboundSnapshot = { stream, buffer: null, receivedBytes: 0, totalBytes: 0, delivered: false, lastProgressMs: performance.now(), stalled: false, replaced: false }
+    const t: InboundSnapshot = {
+      stream,
+      buffer: null,
+      receivedBytes: 0,
+      totalBytes: 0,
+      delivered: false,
+      lastProgressMs: performance.now(),
+      stalled: false,
+      replaced: false
+    }
     this.inbound.set(peer, t)
     if (previous !== undefined) {
       previous.replaced = true
@@ -184,22 +210,36 @@ export class SnapshotStreams {
       (source) => lp.decode(source, { maxDataLength: core.limits.snapshotChunkBytes }),
       async (frames) => {
         for await (const frame of frames) this.onFrame(peer, t, frame)
-        if (!t.delivered) throw new SnapshotStreamError(`stream ended after ${t.receivedBytes} of ${t.totalBytes} bytes`)
+        if (!t.delivered)
+          throw new SnapshotStreamError(`stream ended after ${t.receivedBytes} of ${t.totalBytes} bytes`)
       }
-    ).catch((err: unknown) => {
-      if (!core.running) return
-      const reason: InboundDropReason = t.replaced
-        ? 'snapshot-replaced'
-        : t.stalled ? 'snapshot-stalled' : err instanceof SnapshotStreamError ? 'snapshot-malformed' : 'snapshot-aborted'
-      core.dropIn(reason, peer, { receivedBytes: t.receivedBytes, totalBytes: t.totalBytes, err: errorMessage(err) })
-      stream.abort(err instanceof Error ? err : new Error(String(err)))
-    }).finally(() => {
-      if (this.inbound.get(peer) === t) this.inbound.delete(peer)
-      if (stream.status === 'open') stream.close().catch(() => { stream.abort(new Error('close failed')) })
-    })
+    )
+      .catch((err: unknown) => {
+        if (!core.running) return
+        const reason: InboundDropReason = t.replaced
+          ? 'snapshot-replaced'
+          : t.stalled
+            ? 'snapshot-stalled'
+            : err instanceof SnapshotStreamError
+              ? 'snapshot-malformed'
+              : 'snapshot-aborted'
+        core.dropIn(reason, peer, { receivedBytes: t.receivedBytes, totalBytes: t.totalBytes, err: errorMessage(err) })
+        stream.abort(err instanceof Error ? err : new Error(String(err)))
+      })
+      .finally(() => {
+        if (this.inbound.get(peer) === t) this.inbound.delete(peer)
+        if (stream.status === 'open')
+          stream.close().catch(() => {
+            stream.abort(new Error('close failed'))
+          })
+      })
   }
 
-  private onFrame (peer: string, t: InboundSnapshot, frame: Iterable<Uint8Array> & { byteLength: number, subarray: () => Uint8Array }): void {
+  private onFrame(
+    peer: string,
+    t: InboundSnapshot,
+    frame: Iterable<Uint8Array> & { byteLength: number; subarray: () => Uint8Array }
+  ): void {
     const core = this.core
     t.lastProgressMs = performance.now()
     if (t.delivered) throw new SnapshotStreamError('data after the end of the snapshot')
@@ -239,7 +279,7 @@ export class SnapshotStreams {
     core.deliver(peer, m)
   }
 
-  private checkStalls (): void {
+  private checkStalls(): void {
     const nowMs = performance.now()
     const limitMs = this.core.timing.snapshotStallTimeoutMs
     for (const t of this.outbound.values()) {
