@@ -28,7 +28,18 @@ import { Progress, renderTable } from '../daemon/host/table.js'
 import { VERSION } from '../daemon/host/version.js'
 import { BenchCluster, poolboard, rawEntryBody } from './board.js'
 import { ensureEtcd, EtcdCluster, killAllEtcdNow } from './etcd.js'
-import { UsageError, countsOption, fmt, numberOption, percentile, summarize, writeResult, type Summary } from './lib.js'
+import {
+  UsageError,
+  countsOption,
+  fmt,
+  numberOption,
+  percentile,
+  summarize,
+  withBudget,
+  writeResult,
+  type Budget,
+  type Summary
+} from './lib.js'
 import { CLUSTER_LOAD_OPTIONS, closedLoopEach, post, type LoadResult, type Target } from './load.js'
 
 /**
@@ -478,6 +489,19 @@ function summaryLine(r: LoadResult, unit: string): string {
 
 function ratio(a: number, b: number): string {
   return Number.isFinite(a / b) ? (a / b).toFixed(2) : '-'
+}
+
+/** The board's goals against etcd: at least etcd's writes/s at every load, 1.5x at 64 clients and more. */
+function throughputBudget(clients: number): Budget {
+  return { atLeast: clients >= 64 ? 1.5 : 1.0 }
+}
+/** At 1 client (pure latency) the board's p50 is at most etcd's. */
+const ONE_CLIENT_P50_BUDGET: Budget = { atMost: 1.0 }
+
+/** A ratio with its goal beside it, when it has one. */
+function budgeted(a: number, b: number, budget: Budget | null): string {
+  if (budget === null || !Number.isFinite(a / b)) return ratio(a, b)
+  return withBudget(a / b, budget, 2)
 }
 
 export async function run(argv: string[]): Promise<void> {
@@ -969,8 +993,8 @@ export async function run(argv: string[]): Promise<void> {
             rate(r.poolboard),
             fmt(r.poolboard.latencyMs.p50, 2),
             fmt(r.poolboard.latencyMs.p99, 2),
-            ratio(r.poolboard.throughputPerS, r.etcd.throughputPerS),
-            ratio(r.poolboard.latencyMs.p50, r.etcd.latencyMs.p50),
+            budgeted(r.poolboard.throughputPerS, r.etcd.throughputPerS, throughputBudget(r.clients)),
+            budgeted(r.poolboard.latencyMs.p50, r.etcd.latencyMs.p50, r.clients === 1 ? ONE_CLIENT_P50_BUDGET : null),
             ratio(r.poolboard.latencyMs.p99, r.etcd.latencyMs.p99),
             `${r.etcd.errors}/${r.poolboard.errors}`,
             `${fmt(r.etcd.oursCores, 1)}/${fmt(r.poolboard.oursCores, 1)}`,
@@ -982,6 +1006,9 @@ export async function run(argv: string[]): Promise<void> {
     )
     process.stdout.write(
       'cpu: cores used during the run by this benchmark (load generator and both clusters); others: by everything else on the machine\n'
+    )
+    process.stdout.write(
+      'goals: ratio /s at least 1.0 at every load and 1.5 at 64 clients; at 1 client, ratio p50 at most 1.0 (the board no slower than etcd)\n'
     )
 
     if (results.some((s) => s.rows.some((r) => r.statements !== undefined))) {

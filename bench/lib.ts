@@ -94,3 +94,27 @@ export function countsOption(name: string, text: string): number[] {
     throw new UsageError(`--${name}: expected positive whole numbers separated by commas, got "${text}"`)
   return counts
 }
+
+/** A goal a benchmark figure is held to: at most (latency) or at least (throughput, ratio) `limit`. */
+export interface Budget {
+  atMost?: number
+  atLeast?: number
+}
+
+/** Whether `value` meets `budget`. */
+export function meets(value: number, budget: Budget): boolean {
+  return (
+    (budget.atMost === undefined || value <= budget.atMost) && (budget.atLeast === undefined || value >= budget.atLeast)
+  )
+}
+
+/** A figure with its goal beside it and whether it is met: "215.0 (goal ≤ 30: missed)". */
+export function withBudget(value: number, budget: Budget, digits = 1): string {
+  const goal = [
+    budget.atMost === undefined ? null : `≤ ${fmt(budget.atMost, digits)}`,
+    budget.atLeast === undefined ? null : `≥ ${fmt(budget.atLeast, digits)}`
+  ]
+    .filter((g) => g !== null)
+    .join(', ')
+  return `${fmt(value, digits)} (goal ${goal}: ${meets(value, budget) ? 'met' : 'MISSED'})`
+}

@@ -26,7 +26,7 @@ import {
 } from '../protocol/index.js'
 import { renderTable } from '../daemon/host/table.js'
 import { BenchCluster } from './board.js'
-import { UsageError, fmt, numberOption, summarize, writeResult, type Summary } from './lib.js'
+import { UsageError, fmt, numberOption, summarize, withBudget, writeResult, type Budget, type Summary } from './lib.js'
 
 /**
  * `npm run bench -- pool`:
@@ -135,6 +135,10 @@ interface ApiNode {
   api: string
 }
 
+/** The goals of a round (partition or payment) on loopback: issue 18. */
+const ROUND_P50_BUDGET: Budget = { atMost: 30 }
+const ROUND_P99_BUDGET: Budget = { atMost: 60 }
+
 async function post<T>(node: ApiNode, path: string, body: unknown, timeoutMs: number): Promise<T> {
   const cookie = readFileSync(join(node.datadir, '.cookie'), 'utf8').trim()
   const res = await fetch(`http://${node.api}${path}`, {
@@ -148,28 +152,87 @@ async function post<T>(node: ApiNode, path: string, body: unknown, timeoutMs: nu
   return json
 }
 
-async function partitionLatency(
+const wallMs = (): number => performance.timeOrigin + performance.now()
+
+/** One step of a round as a node logged it (daemon/pool/trace.ts), offset from the API call. */
+interface TraceRow {
+  step: string
+  ms: Summary
+}
+
+/**
+ * The rounds' timeline from the nodes' debug logs: for each step ("proposer: published",
+ * "member: read"), its time after the API call, over every measured round.
+ */
+function roundTimeline(
+  nodes: ApiNode[],
+  proposer: ApiNode,
+  starts: Array<{ atMs: number; endMs: number }>
+): TraceRow[] {
+  const hops: Array<{ who: string; hop: string; atMs: number }> = []
+  for (const n of nodes) {
+    const file = join(n.datadir, 'logs', 'poolboard.log')
+    for (const line of readFileSync(file, 'utf8').split('\n')) {
+      if (!line.includes('"round hop"')) continue
+      const j = JSON.parse(line) as { hop: string; atMs: number }
+      hops.push({ who: n.index === proposer.index ? 'proposer' : 'member', hop: j.hop, atMs: j.atMs })
+    }
+  }
+  const byStep = new Map<string, number[]>()
+  for (const { atMs, endMs } of starts) {
+    const seen = new Map<string, number>()
+    for (const h of hops) {
+      if (h.atMs < atMs || h.atMs > endMs) continue
+      const step = `${h.who}: ${h.hop}`
+      // A member's step: the last member to get there (the round waits for every active).
+      seen.set(step, Math.max(seen.get(step) ?? 0, h.atMs - atMs))
+    }
+    for (const [step, ms] of seen) byStep.set(step, [...(byStep.get(step) ?? []), ms])
+    byStep.set('answer', [...(byStep.get('answer') ?? []), endMs - atMs])
+  }
+  return [...byStep].map(([step, ms]) => ({ step, ms: summarize(ms) })).sort((a, b) => a.ms.p50 - b.ms.p50)
+}
+
+type RoundKind = 'partition' | 'payment'
+
+async function roundLatency(
+  kind: RoundKind,
   members: number,
   actives: number,
-  count: number
-): Promise<{ latencyMs: Summary; samples: number[] }> {
-  process.stderr.write(`partition latency: a ${members}-member pool, ${actives} actives, ${count} partitions\n`)
-  const cluster = await BenchCluster.up(members, ['--pool', '--set', 'block-interval-s=0'])
+  count: number,
+  trace: boolean
+): Promise<{ latencyMs: Summary; samples: number[]; timeline: TraceRow[] | null }> {
+  process.stderr.write(
+    `${kind} latency: a ${members}-member pool${kind === 'partition' ? `, ${actives} actives` : ''}, ${count} ${kind}s\n`
+  )
+  const cluster = await BenchCluster.up(members, [
+    '--pool',
+    '--set',
+    'block-interval-s=0',
+    ...(trace ? ['--set', 'log-level=debug'] : [])
+  ])
   try {
     const nodes = (await cluster.nodes()).filter((n) => n.running)
     const proposer = nodes[0]
     const others = nodes.slice(1, actives).map((n) => `node${n.index}`)
-    // One partition first, unmeasured: the first round also waits for gossip subscriptions to settle.
-    await post(proposer, '/v1/pool/partition', { with: others }, 60_000)
+    const once = async (): Promise<void> => {
+      if (kind === 'partition') await post(proposer, '/v1/pool/partition', { with: others }, 60_000)
+      else await post(proposer, '/v1/pool/pay', { to: `node${nodes[1].index}`, amountSats: '1' }, 60_000)
+    }
+    // One round first, unmeasured: the first round also waits for gossip subscriptions to settle.
+    await once()
     const samples: number[] = []
+    const starts: Array<{ atMs: number; endMs: number }> = []
     for (let i = 0; i < count; i++) {
+      const atMs = wallMs()
       const t0 = performance.now()
-      await post(proposer, '/v1/pool/partition', { with: others }, 60_000)
+      await once()
       samples.push(performance.now() - t0)
+      starts.push({ atMs, endMs: wallMs() })
       process.stderr.write(`\r  ${i + 1}/${count}: ${fmt(samples[i], 1)} ms   `)
     }
     process.stderr.write('\n')
-    return { latencyMs: summarize(samples), samples }
+    return { latencyMs: summarize(samples), samples, timeline: trace ? roundTimeline(nodes, proposer, starts) : null }
   } finally {
     await cluster.down()
   }
@@ -282,7 +345,9 @@ export async function run(argv: string[]): Promise<void> {
       actives: { type: 'string', default: '3' },
       partitions: { type: 'string', default: '20' },
       statements: { type: 'string', default: '300' },
+      payments: { type: 'string', default: '20' },
       'skip-cluster': { type: 'boolean', default: false },
+      trace: { type: 'boolean', default: false },
       'catch-up': { type: 'string', default: String(CATCH_UP_GOAL_STATEMENTS) },
       verifies: { type: 'string', default: '20000' }
     }
@@ -291,6 +356,7 @@ export async function run(argv: string[]): Promise<void> {
   const actives = numberOption('actives', values.actives, { min: 1, integer: true })
   const statements = numberOption('statements', values.statements, { min: 1, integer: true })
   const partitions = numberOption('partitions', values.partitions, { min: 1, integer: true })
+  const payments = numberOption('payments', values.payments, { min: 0, integer: true })
   const catchUpCount = numberOption('catch-up', values['catch-up'], { min: 0, integer: true })
   const verifyCount = numberOption('verifies', values.verifies, { min: 256, integer: true })
   if (actives > members)
@@ -305,28 +371,45 @@ export async function run(argv: string[]): Promise<void> {
     process.stderr.write(`PoolBoard.apply: ${statements} statements of ${a} actives ...\n`)
     rates.push(applyRate(members, a, statements))
   }
-  const latency = values['skip-cluster'] ? null : await partitionLatency(members, actives, partitions)
+  const trace = values.trace
+  const latency = values['skip-cluster'] ? null : await roundLatency('partition', members, actives, partitions, trace)
+  const payment =
+    values['skip-cluster'] || payments === 0 ? null : await roundLatency('payment', members, actives, payments, trace)
 
-  if (latency !== null) {
+  const rounds: Array<[string, string, NonNullable<typeof latency>]> = []
+  if (latency !== null) rounds.push(['partition', `${actives} actives of ${members}`, latency])
+  if (payment !== null) rounds.push(['payment', `${members} members`, payment])
+  if (rounds.length > 0) {
     process.stdout.write(
-      `\npartition to accepted (admin API call on the proposer; ${actives} actives in a ${members}-member pool, all online, loopback)\n`
+      `\nround to accepted (admin API call on the proposer, all online, loopback; a partition is committed and applied, a payment's state too)\n`
     )
     process.stdout.write(
       renderTable(
-        ['partitions', 'p50 ms', 'p90 ms', 'p99 ms', 'min ms', 'max ms'],
-        [
-          [
-            String(latency.latencyMs.count),
-            fmt(latency.latencyMs.p50),
-            fmt(latency.latencyMs.p90),
-            fmt(latency.latencyMs.p99),
-            fmt(latency.latencyMs.min),
-            fmt(latency.latencyMs.max)
-          ]
-        ],
-        { alignRight: [0, 1, 2, 3, 4, 5] }
+        ['round', 'pool', 'rounds', 'p50 ms', 'p90 ms', 'p99 ms', 'min ms', 'max ms'],
+        rounds.map(([kind, pool, r]) => [
+          kind,
+          pool,
+          String(r.latencyMs.count),
+          withBudget(r.latencyMs.p50, ROUND_P50_BUDGET),
+          fmt(r.latencyMs.p90),
+          withBudget(r.latencyMs.p99, ROUND_P99_BUDGET),
+          fmt(r.latencyMs.min),
+          fmt(r.latencyMs.max)
+        ]),
+        { alignRight: [2, 3, 4, 5, 6, 7] }
       ) + '\n'
     )
+    for (const [kind, , r] of rounds) {
+      if (r.timeline === null) continue
+      process.stdout.write(`\n${kind} round timeline (ms after the API call; a member's step is the last active's)\n`)
+      process.stdout.write(
+        renderTable(
+          ['step', 'p50 ms', 'p90 ms', 'p99 ms'],
+          r.timeline.map((t) => [t.step, fmt(t.ms.p50), fmt(t.ms.p90), fmt(t.ms.p99)]),
+          { alignRight: [1, 2, 3] }
+        ) + '\n'
+      )
+    }
   }
   process.stdout.write(
     '\nstatements applied per second by PoolBoard.apply on one thread (every one valid, with all its signatures)\n'
@@ -393,6 +476,6 @@ export async function run(argv: string[]): Promise<void> {
     )
   }
   process.stdout.write(
-    `results: ${writeResult('pool', { members, actives, partitionLatency: latency, applyRates: rates, verifies, catchUp: caughtUp })}\n`
+    `results: ${writeResult('pool', { members, actives, partitionLatency: latency, paymentLatency: payment, applyRates: rates, verifies, catchUp: caughtUp })}\n`
   )
 }

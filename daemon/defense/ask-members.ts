@@ -91,7 +91,7 @@ export class StatementCheck {
       } catch (err) {
         throw new RpcError('malformed', (err as Error).message)
       }
-      await sleep(answerDelayMs)
+      if (answerDelayMs > 0) await sleep(answerDelayMs)
       // What this node's board holds: a coalition member's board is the rewritten one, so it lies without trying.
       const found = poolBoard
         .conflictsFor(outpoints)

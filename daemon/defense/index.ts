@@ -110,14 +110,29 @@ export class Defenses {
    * check: the quorum read and the gossip check (at once, to keep the round short). Throws
    * DefenseRefusal naming what was found.
    */
-  async beforeSign(statement: PartitionStatement, deadlineMs: number): Promise<void> {
+  /** A request to sign arrived: the quorum read of what is applied starts now, beside the board read. */
+  prepare(): void {
+    this.quorum.prepare()
+  }
+
+  async beforeSign(
+    statement: PartitionStatement,
+    deadlineMs: number,
+    hop: (name: string) => void = () => {}
+  ): Promise<void> {
     const [quorum, gossip] = await Promise.all([
       this.quorum.beforeSign(deadlineMs).then(
-        () => null,
+        () => {
+          hop('quorum-read')
+          return null
+        },
         (err: unknown) => err
       ),
       this.statements.beforeSign(statement, deadlineMs).then(
-        () => null,
+        () => {
+          hop('ask-members')
+          return null
+        },
         (err: unknown) => err
       )
     ])

@@ -45,7 +45,8 @@ const DIGEST_CACHE_ENTRIES = 65_536
 const QUORUM_TIMEOUT_MS = 3_000
 /** How long a member slightly behind the asker waits to apply the range before it answers. */
 const ANSWER_CATCH_UP_MS = 1_000
-const ANSWER_POLL_MS = 10
+/** Answers waiting for this node to apply what the asker applied, at most (each is one asker's request). */
+const MAX_CATCH_UP_WAITERS = 256
 
 /** Digest kind codes: the board entry kinds (board/entries.ts) and these. */
 const KIND_NOOP = 0
@@ -166,11 +167,15 @@ export class QuorumRead {
   private stopped = false
   /** Digests of recently applied entries by index; the oldest are dropped first. */
   private readonly digests = new Map<number, EntryDigest>()
+  /** Answers waiting until this node has applied an index (woken by onApplied, not polled). */
+  private readonly catchUp = new Set<{ index: number; wake: () => void }>()
+  /** The last entry onApplied saw. */
+  private appliedThrough = 0
 
   constructor(private readonly options: DefensePartOptions) {}
 
   async start(): Promise<void> {
-    const { rpc, board, answerDelayMs } = this.options
+    const { rpc, answerDelayMs } = this.options
     await rpc.handle(DIGEST_PROTOCOL, async (request) => {
       let req: DigestRequest
       try {
@@ -178,13 +183,13 @@ export class QuorumRead {
       } catch (err) {
         throw new RpcError('malformed', (err as Error).message)
       }
-      await sleep(answerDelayMs)
+      if (answerDelayMs > 0) await sleep(answerDelayMs)
       // The asker has applied up to `to`; a member a few entries behind answers once it has too.
-      const untilMs = Date.now() + ANSWER_CATCH_UP_MS
-      while (board.appliedIndex < req.to && Date.now() < untilMs) await sleep(ANSWER_POLL_MS)
-      const to = Math.min(req.to, board.appliedIndex)
+      await this.appliedAtLeast(req.to, ANSWER_CATCH_UP_MS)
+      const applied = this.appliedIndex()
+      const to = Math.min(req.to, applied)
       const entries = to < req.from ? [] : await this.digestsOf(req.from, to)
-      return encodeDigestResponse({ applied: board.appliedIndex, from: req.from, entries })
+      return encodeDigestResponse({ applied, from: req.from, entries })
     })
     if (!this.options.enabled) return
     this.timer = setInterval(() => {
@@ -195,28 +200,66 @@ export class QuorumRead {
 
   /** Remembers the digests of entries just applied (each entry is hashed once, here). */
   onApplied(entries: readonly Entry[]): void {
-    if (!this.options.enabled) return
+    // Kept whether or not this node asks: its answers to the members that do come from here, as
+    // soon as an entry is applied (the store's applied index follows once the batch is written).
     for (const e of entries) {
       this.digests.set(e.index, digestOf(e))
       if (this.digests.size > DIGEST_CACHE_ENTRIES) this.digests.delete(this.digests.keys().next().value as number)
     }
+    if (entries.length > 0) this.appliedThrough = Math.max(this.appliedThrough, entries[entries.length - 1].index)
+    const applied = this.appliedIndex()
+    for (const w of this.catchUp) if (w.index <= applied) w.wake()
+  }
+
+  /** How far this node has applied: in memory (onApplied) or in the store, whichever is further. */
+  private appliedIndex(): number {
+    return Math.max(this.options.board.appliedIndex, this.appliedThrough)
+  }
+
+  /** Resolves once this node has applied `index`, or after `timeoutMs` (the answer then says how far it got). */
+  private async appliedAtLeast(index: number, timeoutMs: number): Promise<void> {
+    if (this.appliedIndex() >= index || this.stopped || this.catchUp.size >= MAX_CATCH_UP_WAITERS) return
+    await new Promise<void>((resolve) => {
+      const waiter = {
+        index,
+        wake: () => {
+          clearTimeout(timer)
+          this.catchUp.delete(waiter)
+          resolve()
+        }
+      }
+      const timer = setTimeout(waiter.wake, timeoutMs)
+      this.catchUp.add(waiter)
+    })
   }
 
   /** Digests of the committed entries from..to this node holds, from memory where it can. */
   private async digestsOf(from: number, to: number): Promise<EntryDigest[]> {
     const out: EntryDigest[] = []
-    for (let i = from; i <= to; i++) {
+    let i = from
+    while (i <= to) {
       const d = this.digests.get(i)
-      if (d === undefined) break
-      out.push(d)
+      if (d !== undefined) {
+        out.push(d)
+        i++
+        continue
+      }
+      // Not in memory: from the store, which holds what was applied through its applied index.
+      const storedThrough = Math.min(to, this.options.board.appliedIndex)
+      if (i > storedThrough) break
+      let end = i
+      while (end < storedThrough && !this.digests.has(end + 1)) end++
+      const stored = await this.options.board.committedEntries(i, end - i + 1)
+      if (stored.length === 0) break
+      out.push(...stored.map(digestOf))
+      i += stored.length
     }
-    if (out.length === to - from + 1) return out
-    const rest = await this.options.board.committedEntries(from + out.length, to - from + 1 - out.length)
-    return [...out, ...rest.map(digestOf)]
+    return out
   }
 
   stop(): void {
     this.stopped = true
+    for (const w of this.catchUp) w.wake()
     if (this.timer !== undefined) clearInterval(this.timer)
   }
 
@@ -242,6 +285,20 @@ export class QuorumRead {
         `only ${verdict.answered.length + 1} of ${n} members (me included) confirmed the board history up to index ${to} in time (${verdict.answered.join(', ') || 'nobody else'}); a majority is ${Math.floor(n / 2) + 1}`
       )
     }
+  }
+
+  /**
+   * Starts checking the history this node has applied so far, ahead of a beforeSign that will
+   * follow its linearizable read: beforeSign then waits for this check and checks only what the
+   * read applied after it, so the two run side by side and nothing goes unchecked.
+   */
+  prepare(): void {
+    if (!this.options.enabled || this.stopped || this.checking !== null) return
+    const to = this.options.board.appliedIndex
+    if (to <= this.verifiedThrough) return
+    this.run(to, Date.now() + QUORUM_TIMEOUT_MS).catch((err: unknown) => {
+      this.options.logger.debug({ err: (err as Error).message }, 'quorum read: check ahead of a signature failed')
+    })
   }
 
   private background(): void {

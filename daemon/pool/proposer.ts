@@ -45,6 +45,7 @@ import {
 } from './view.js'
 import type { CreateResult, KickResult, PartitionResult, PayResult } from './results.js'
 import type { PoolWords } from './words.js'
+import { traceHop } from './trace.js'
 import { requireAnotherActive, requireBalance, requireConnected, type Reachability } from './before-signing.js'
 
 /**
@@ -205,7 +206,9 @@ export class PoolProposer {
         : `to go on without them, partition with the online ones: poolboard pool partition --with ${online.join(',')}`
     )
     this.options.logger.debug({ what, needed: this.options.words.nameList(current.pool.members) }, 'starting a round')
-    const own = await this.decideAsProposer(async () => await this.options.signer.decideUpdate(request))
+    // Our own share is decided while the members decide theirs; the round fails if we refuse.
+    const own = this.decideAsProposer(async () => await this.options.signer.decideUpdate(request))
+    own.catch(() => {}) // the round takes the failure; this keeps it handled if the round cannot open
     const round = this.options.rounds.open(
       'update',
       request.roundId,
@@ -216,8 +219,9 @@ export class PoolProposer {
       current.pool.members,
       deadlineMs
     )
-    round.shares.set(toHex(me), own.signature)
-    await this.options.rounds.run(round, [{ kind: 'update-request', request }])
+    traceHop(this.options.logger, request.roundId, 'asking')
+    await this.options.rounds.run(round, [{ kind: 'update-request', request }], own)
+    traceHop(this.options.logger, request.roundId, 'gathered')
     this.options.rounds.throwUnlessComplete(round, `make ${what}`, (answered) =>
       answered.length === 0
         ? 'nobody answered; to go on without the members who are offline, partition with the online ones: poolboard pool partition --with MEMBERS'
@@ -228,6 +232,7 @@ export class PoolProposer {
       signatures: proposed.pool.members.map((k) => round.shares.get(toHex(k))!)
     }
     const result = await this.options.entries.propose(encodeStateEntry(signed), BOARD_TIMEOUT_MS)
+    traceHop(this.options.logger, request.roundId, 'applied')
     if (result.outcome !== 'accepted')
       throw new PoolError('rejected', `every member signed ${what}, but the board refused it: ${result.reason}`)
     return {
@@ -343,13 +348,15 @@ export class PoolProposer {
       { what: `partition of the ${where}`, needed: this.options.words.nameList(activeKeys) },
       'starting a round'
     )
-    const own = await this.decideAsProposer(
+    // Our own share (its defenses included) is decided while the members decide theirs; the round fails if we refuse.
+    const own = this.decideAsProposer(
       async () =>
         await this.options.signer.decidePartition(request, {
           alreadyRead: true,
           derived: { parent: parentState, statement }
         })
     )
+    own.catch(() => {}) // the round takes the failure; this keeps it handled if the round cannot open
     return await this.runPartition(request, statement, own, deadlineMs, where, { startMs, readMs })
   }
 
@@ -442,7 +449,7 @@ export class PoolProposer {
   async runPartition(
     request: PartitionRequest,
     statement: PartitionStatement,
-    own: SignatureShare,
+    own: SignatureShare | Promise<SignatureShare>,
     deadlineMs: number,
     where: string,
     timing: { startMs: number; readMs: number } = { startMs: performance.now(), readMs: 0 }
@@ -460,14 +467,12 @@ export class PoolProposer {
       statement.actives,
       deadlineMs
     )
-    round.shares.set(toHex(own.member), own.signature)
     // Our own signature goes out too: any member can then check it against the statements it knows.
     const gatherFromMs = performance.now()
-    await this.options.rounds.run(round, [
-      { kind: 'partition-request', request },
-      { kind: 'share', share: own }
-    ])
+    traceHop(this.options.logger, request.roundId, 'asking', { readMs: Math.round(timing.readMs) })
+    await this.options.rounds.run(round, [{ kind: 'partition-request', request }], Promise.resolve(own))
     const gatherMs = performance.now() - gatherFromMs
+    traceHop(this.options.logger, request.roundId, 'gathered')
     this.options.rounds.throwUnlessComplete(round, `make ${what}`, (answered) =>
       answered.length === 0 ? '' : `the ones who answered: ${answered.join(', ')}`
     )
@@ -478,6 +483,7 @@ export class PoolProposer {
     const commitFromMs = performance.now()
     const result = await this.options.entries.propose(encodeStatementEntry(complete), BOARD_TIMEOUT_MS)
     const commitMs = performance.now() - commitFromMs
+    traceHop(this.options.logger, request.roundId, 'applied')
     const record = this.options.poolBoard.statement(id)
     if (result.outcome !== 'accepted' || record?.status !== 'accepted') {
       const conflict =

@@ -15,6 +15,7 @@ import type { Logger } from '../host/log.js'
 import { signRefusal, ZERO_POOL_ID, type GenesisProposal, type GossipMessage, type PoolGossip } from '../net/gossip.js'
 import { ANSWER_KEPT_MS, MAX_ROUND_TIMEOUT_MS } from './rounds.js'
 import { Forged, UNAVAILABLE, WontSign, type MemberSigner } from './signer.js'
+import { traceHop } from './trace.js'
 
 /**
  * This member's side of other members' rounds: it works out (once per round) whether it signs,
@@ -123,6 +124,7 @@ export class RoundResponder {
   ): void {
     const { gossip, logger } = this.options
     const key = toHex(roundId)
+    traceHop(logger, key, 'request-received', { from })
     const kept = this.answers.get(key)
     if (kept !== undefined) {
       if (kept.msg !== null) void gossip.publish(kept.msg)
@@ -167,7 +169,10 @@ export class RoundResponder {
       // Not asked (null) is remembered too, so a republished request costs nothing. A refusal for
       // want of the board (no leader yet) is not: the proposer's next republish gets a fresh try.
       if (msg?.kind !== 'refusal' || msg.refusal.code !== UNAVAILABLE) this.keepAnswer(key, msg, deadlineMs)
-      if (msg !== null) await gossip.publish(msg)
+      if (msg !== null) {
+        await gossip.publish(msg)
+        traceHop(logger, key, 'answer-published', { kind: msg.kind })
+      }
     }
     run()
       .catch((err: unknown) => {

@@ -7,6 +7,8 @@ import { PoolError } from './propose.js'
 import { UNAVAILABLE } from './signer.js'
 import { byName } from './view.js'
 import type { PoolWords } from './words.js'
+import type { Logger } from '../host/log.js'
+import { traceHop } from './trace.js'
 
 /**
  * The rounds this node runs as a proposer: it publishes a request, again every REPUBLISH_MS until
@@ -71,6 +73,8 @@ export interface ProposerRoundsOptions {
   /** Peer ids of the members this node is connected to now. */
   connectedPeerIds: () => string[]
   words: PoolWords
+  /** Where the round's debug trace goes (daemon/pool/trace.ts). */
+  logger?: Logger
 }
 
 export class ProposerRounds {
@@ -137,19 +141,56 @@ export class ProposerRounds {
     return round
   }
 
-  /** Publishes the round's messages, again every REPUBLISH_MS, until every member answered or the deadline. */
-  async run(round: Round, messages: GossipMessage[]): Promise<void> {
-    const { gossip, members, memberKey } = this.options
+  /**
+   * Publishes the round's messages, again every REPUBLISH_MS, until every member answered or the
+   * deadline. `own` is this node's own share, decided while the members decide theirs (its checks
+   * and theirs run side by side): it is counted and published once decided, after the request; if
+   * deciding it fails, the round ends and that failure is thrown.
+   */
+  async run(round: Round, messages: GossipMessage[], own?: Promise<SignatureShare>): Promise<void> {
+    const { gossip, members, memberKey, logger } = this.options
+    const hop = (name: string, fields?: Record<string, unknown>): void => {
+      if (logger !== undefined) traceHop(logger, round.id, name, fields)
+    }
+    const out = [...messages]
+    let requestOut = false
+    let ownFailed: { err: unknown } | null = null
+    const ownDone =
+      own === undefined
+        ? Promise.resolve()
+        : own.then(
+            async (share) => {
+              round.shares.set(toHex(share.member), share.signature)
+              const msg: GossipMessage = { kind: 'share', share }
+              out.push(msg)
+              hop('own-share')
+              if (settled(round)) round.wake()
+              // Before the request went out once, the first publish picks it up from `out`.
+              if (requestOut) await gossip.publish(msg)
+            },
+            (err: unknown) => {
+              ownFailed = { err }
+              round.wake()
+            }
+          )
     try {
       const connected = new Set(this.options.connectedPeerIds())
       const peers = round.needed
         .filter((k) => !equalBytes(k, memberKey))
         .map((k) => members.byMemberKey(k)?.peerId)
         .filter((p): p is string => p !== undefined && connected.has(p))
-      await gossip.waitForSubscribers(peers, Math.min(SUBSCRIBER_WAIT_MS, Math.max(0, round.deadlineMs - Date.now())))
-      while (!this.stopped) {
-        for (const m of messages) await gossip.publish(m)
-        if (settled(round)) break
+      hop('subscribers-wait')
+      const missing = await gossip.waitForSubscribers(
+        peers,
+        Math.min(SUBSCRIBER_WAIT_MS, Math.max(0, round.deadlineMs - Date.now()))
+      )
+      hop('subscribers-ready', { missing: missing.length })
+      let publishes = 0
+      while (!this.stopped && ownFailed === null) {
+        for (const m of out) await gossip.publish(m)
+        requestOut = true
+        hop('published', { publishes: ++publishes })
+        if (settled(round) || ownFailed !== null) break
         const waitMs = Math.min(REPUBLISH_MS, round.deadlineMs - Date.now())
         if (waitMs <= 0) break
         await new Promise<void>((resolve) => {
@@ -164,6 +205,8 @@ export class ProposerRounds {
     } finally {
       this.rounds.delete(round.id)
     }
+    await ownDone
+    if (ownFailed !== null) throw (ownFailed as { err: unknown }).err
   }
 
   /** Throws the round's failure (who refused and why, who did not answer, what to do) unless every member signed. */
@@ -229,6 +272,8 @@ export class ProposerRounds {
     }
     round.shares.set(toHex(share.member), share.signature)
     round.refusals.delete(toHex(share.member))
+    if (this.options.logger !== undefined)
+      traceHop(this.options.logger, round.id, 'share-received', { member: members.nameOf(share.member) })
     if (settled(round)) round.wake()
     return true
   }

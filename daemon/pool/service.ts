@@ -147,7 +147,8 @@ export class PoolService {
       words: this.words,
       defenses,
       refuseEquivocators: evidenceOn,
-      maxRoundMs: MAX_ROUND_TIMEOUT_MS
+      maxRoundMs: MAX_ROUND_TIMEOUT_MS,
+      logger: options.logger
     })
     this.rounds = new ProposerRounds({
       memberKey,
@@ -156,7 +157,8 @@ export class PoolService {
       verify: (signature, hash, key) => poolBoard.signatureCache.verify(signature, hash, key),
       refusalHash: refusalSigningHash,
       connectedPeerIds: options.connectedPeerIds,
-      words: this.words
+      words: this.words,
+      logger
     })
     const watchStatement = (statement: PartitionStatement, roundId: Uint8Array): void => {
       this.evidence.watchStatement(statement, roundId)

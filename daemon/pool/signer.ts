@@ -21,6 +21,8 @@ import type { Member } from './members.js'
 import { READ_TIMEOUT_MS, type BoardRead } from './propose.js'
 import { SignedRecords, type SignedStateRecord, type SignedStatementRecord } from './signed-record.js'
 import { MergeRefusal, PoolMerge } from './merge.js'
+import type { Logger } from '../host/log.js'
+import { traceHop } from './trace.js'
 import type { PoolWords } from './words.js'
 import { WontSign, decidePartitionOn, decideUpdateOn } from './decide.js'
 
@@ -46,7 +48,9 @@ export interface SignerDefenses {
   /** A statement another member proved this node's board lacks, conflicting with `statement` (no network). */
   reportedConflict: (statement: PartitionStatement) => DefenseRefusal | null
   /** The checks that need other members; throws DefenseRefusal naming what was found. */
-  beforeSign: (statement: PartitionStatement, deadlineMs: number) => Promise<void>
+  beforeSign: (statement: PartitionStatement, deadlineMs: number, hop?: (name: string) => void) => Promise<void>
+  /** Starts what of beforeSign needs no read yet (the quorum read of what is applied), beside the read. */
+  prepare?: () => void
 }
 
 /** A partition request's statement, derived once from the parent state this node held as current. */
@@ -74,6 +78,8 @@ export interface MemberSignerOptions {
   refuseEquivocators: boolean
   /** The longest round (rounds.ts): a statement signed longer ago is no longer being signed. */
   maxRoundMs: number
+  /** Where the round's debug trace goes (daemon/pool/trace.ts). */
+  logger?: Logger
 }
 
 /** How far members' clocks may disagree: a round is over this long after its deadline (merges rely on it). */
@@ -196,6 +202,7 @@ export class MemberSigner {
     // Behind the request (or its height)? Make sure we have applied everything committed first.
     if (current === undefined || current.stateNumber < req.from.stateNumber || req.heightT > poolBoard.chainHeight) {
       await this.options.read(readTimeout(req.deadlineMs))
+      if (this.options.logger !== undefined) traceHop(this.options.logger, req.roundId, 'read')
       current = poolBoard.currentState(req.from.pool)
     }
     if (current !== undefined && indexOfKey(current.pool.members, memberKey) >= 0) this.refuseEquivocator(req.proposer)
@@ -210,6 +217,7 @@ export class MemberSigner {
       payment: req.payment,
       deadlineMs: req.deadlineMs
     })
+    if (this.options.logger !== undefined) traceHop(this.options.logger, req.roundId, 'promised')
     if (!kept.ok) {
       const p = kept.earlier.payment
       throw new WontSign(
@@ -245,7 +253,14 @@ export class MemberSigner {
     // A statement another member proved my board lacks needs no read to refuse (the board may be unreadable).
     const reportedAsked = !opts.alreadyRead && derived !== null
     if (reportedAsked) this.refuseReported(derived.statement)
-    if (!opts.alreadyRead) await this.options.read(readTimeout(req.deadlineMs))
+    const hop = (name: string): void => {
+      if (this.options.logger !== undefined) traceHop(this.options.logger, req.roundId, name)
+    }
+    if (!opts.alreadyRead) {
+      this.options.defenses?.prepare?.()
+      await this.options.read(readTimeout(req.deadlineMs))
+      hop('read')
+    }
     const decided = decidePartitionOn(poolBoard, memberKey, req, Date.now(), words, derived)
     if (decided === null) return null
     const { statement, id, mine } = decided
@@ -253,13 +268,15 @@ export class MemberSigner {
     if (defenses !== undefined) {
       if (!reportedAsked) this.refuseReported(statement)
       try {
-        await defenses.beforeSign(statement, req.deadlineMs)
+        await defenses.beforeSign(statement, req.deadlineMs, hop)
+        hop('defenses')
       } catch (err) {
         if (err instanceof DefenseRefusal) throw new WontSign(err.code, err.message, err.conflict)
         throw err
       }
     }
     const kept = await this.memory.promiseStatement(statement.spent[mine], statement)
+    hop('promised')
     if (!kept.ok) {
       const e = kept.earlier
       const onBoard = poolBoard.statement(e.statementId)

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { countsOption, numberOption, summarize, UsageError } from '../../bench/lib.js'
+import { countsOption, meets, numberOption, summarize, UsageError, withBudget } from '../../bench/lib.js'
 
 describe('bench: options and summaries', () => {
   it('numberOption takes numbers in range and names the option it refuses', () => {
@@ -37,5 +37,14 @@ describe('bench: options and summaries', () => {
     assert.deepEqual([s.count, s.min, s.p50, s.p90, s.p99, s.max], [200_000, 1, 100_000, 180_000, 198_000, 200_000])
     assert.equal(s.mean, 100_000.5)
     assert.equal(summarize([]).count, 0)
+  })
+
+  it('a budget prints its goal beside the figure and says whether it is met, at the limit included (benchmarks show their goals)', () => {
+    assert.equal(meets(30, { atMost: 30 }), true)
+    assert.equal(meets(30.1, { atMost: 30 }), false)
+    assert.equal(meets(1.5, { atLeast: 1.5 }), true)
+    assert.equal(meets(1.49, { atLeast: 1.5 }), false)
+    assert.equal(withBudget(215, { atMost: 30 }), '215.0 (goal ≤ 30.0: MISSED)')
+    assert.equal(withBudget(1.62, { atLeast: 1.5 }, 2), '1.62 (goal ≥ 1.50: met)')
   })
 })
