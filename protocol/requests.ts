@@ -43,7 +43,7 @@ import {
   writeStateRef,
   type StateRef
 } from './common.js'
-import { TAGS, taggedHash } from './hash.js'
+import { TAGS, type Tag, taggedHash } from './hash.js'
 import { signHash, verifyHash, ZERO_AUX } from './keys.js'
 import { MAX_MEMBERS } from './limits.js'
 
@@ -157,6 +157,50 @@ function readBalanceList(r: Reader, name: string): bigint[] {
   return readBalances(r, name, n)
 }
 
+/**
+ * The one codec of a request its proposer signs: the unsigned encoding, the same with the
+ * proposer's signature appended, a strict decoder, and the signature over the tagged hash of the
+ * unsigned encoding. Update, partition and merge requests differ only in their fields.
+ */
+function proposerSignedCodec<U extends { proposer: Uint8Array }, S extends U & { signature: Uint8Array }>(
+  name: string,
+  tag: Tag,
+  write: (w: Writer, q: U) => Writer,
+  read: (r: Reader) => U,
+  bytesHint: (q: U) => number
+) {
+  const encodeUnsigned = (q: U): Uint8Array => {
+    const w = new Writer(bytesHint(q))
+    w.field(name, (w) => write(w, q))
+    return w.finish()
+  }
+  const signingHash = (q: U): Uint8Array => taggedHash(tag, encodeUnsigned(q))
+  return {
+    encodeUnsigned,
+    encode: (q: S): Uint8Array => {
+      const w = new Writer(bytesHint(q) + 64)
+      w.field(name, (w) => write(w, q).bytes64(q.signature, 'signature'))
+      return w.finish()
+    },
+    decode: (bytes: Uint8Array): S => {
+      checkObjectSize(bytes, name)
+      return decodeAll(bytes, name, (r) => ({ ...read(r), signature: r.bytes64('signature') }) as S)
+    },
+    signingHash,
+    sign: (q: U, secretKey: Uint8Array, auxRand: Uint8Array = ZERO_AUX): S =>
+      ({ ...q, signature: signHash(signingHash(q), secretKey, auxRand) }) as S,
+    verify: (q: S): boolean => {
+      let h: Uint8Array
+      try {
+        h = signingHash(q)
+      } catch {
+        return false
+      }
+      return verifyHash(q.signature, h, q.proposer)
+    }
+  }
+}
+
 // ---- update request ----
 
 function writeUnsignedUpdateRequest(w: Writer, q: UnsignedUpdateRequest): Writer {
@@ -188,52 +232,24 @@ function readUnsignedUpdateRequest(r: Reader): UnsignedUpdateRequest {
   }
 }
 
+const updateRequestCodec = proposerSignedCodec<UnsignedUpdateRequest, UpdateRequest>(
+  'update request',
+  TAGS.updateRequest,
+  writeUnsignedUpdateRequest,
+  readUnsignedUpdateRequest,
+  (q) => 256 + q.newBalances.length * 8
+)
 /** The unsigned encoding (everything but the signature). */
-export function encodeUnsignedUpdateRequest(q: UnsignedUpdateRequest): Uint8Array {
-  const w = new Writer(256 + q.newBalances.length * 8)
-  w.field('update request', (w) => writeUnsignedUpdateRequest(w, q))
-  return w.finish()
-}
-
-export function encodeUpdateRequest(q: UpdateRequest): Uint8Array {
-  const w = new Writer(320 + q.newBalances.length * 8)
-  w.field('update request', (w) => writeUnsignedUpdateRequest(w, q).bytes64(q.signature, 'signature'))
-  return w.finish()
-}
-
-/** Decode (structure only: use `verifyUpdateRequestSignature` and the rules for the rest). */
-export function decodeUpdateRequest(bytes: Uint8Array): UpdateRequest {
-  checkObjectSize(bytes, 'update request')
-  return decodeAll(bytes, 'update request', (r) => {
-    const q = readUnsignedUpdateRequest(r)
-    return { ...q, signature: r.bytes64('signature') }
-  })
-}
-
+export const encodeUnsignedUpdateRequest = updateRequestCodec.encodeUnsigned
+export const encodeUpdateRequest = updateRequestCodec.encode
+/** Decode (structure only: the signature and the rules are checked apart). */
+export const decodeUpdateRequest = updateRequestCodec.decode
 /** Tagged hash (`poolboard/update-request`) of the unsigned encoding. */
-export function updateRequestSigningHash(q: UnsignedUpdateRequest): Uint8Array {
-  return taggedHash(TAGS.updateRequest, encodeUnsignedUpdateRequest(q))
-}
-
+export const updateRequestSigningHash = updateRequestCodec.signingHash
 /** Sign as proposer (the caller's key must be `q.proposer`). */
-export function signUpdateRequest(
-  q: UnsignedUpdateRequest,
-  secretKey: Uint8Array,
-  auxRand: Uint8Array = ZERO_AUX
-): UpdateRequest {
-  return { ...q, signature: signHash(updateRequestSigningHash(q), secretKey, auxRand) }
-}
-
+export const signUpdateRequest = updateRequestCodec.sign
 /** True if the proposer's signature is valid. Never throws. */
-export function verifyUpdateRequestSignature(q: UpdateRequest): boolean {
-  let h: Uint8Array
-  try {
-    h = updateRequestSigningHash(q)
-  } catch {
-    return false
-  }
-  return verifyHash(q.signature, h, q.proposer)
-}
+export const verifyUpdateRequestSignature = updateRequestCodec.verify
 
 // ---- partition request ----
 
@@ -278,49 +294,24 @@ function readUnsignedPartitionRequest(r: Reader): UnsignedPartitionRequest {
   }
 }
 
-export function encodeUnsignedPartitionRequest(q: UnsignedPartitionRequest): Uint8Array {
-  const w = new Writer(256 + q.actives.length * 40)
-  w.field('partition request', (w) => writeUnsignedPartitionRequest(w, q))
-  return w.finish()
-}
-
-export function encodePartitionRequest(q: PartitionRequest): Uint8Array {
-  const w = new Writer(320 + q.actives.length * 40)
-  w.field('partition request', (w) => writeUnsignedPartitionRequest(w, q).bytes64(q.signature, 'signature'))
-  return w.finish()
-}
-
-export function decodePartitionRequest(bytes: Uint8Array): PartitionRequest {
-  checkObjectSize(bytes, 'partition request')
-  return decodeAll(bytes, 'partition request', (r) => {
-    const q = readUnsignedPartitionRequest(r)
-    return { ...q, signature: r.bytes64('signature') }
-  })
-}
-
+const partitionRequestCodec = proposerSignedCodec<UnsignedPartitionRequest, PartitionRequest>(
+  'partition request',
+  TAGS.partitionRequest,
+  writeUnsignedPartitionRequest,
+  readUnsignedPartitionRequest,
+  (q) => 256 + q.actives.length * 40
+)
+/** The unsigned encoding (everything but the signature). */
+export const encodeUnsignedPartitionRequest = partitionRequestCodec.encodeUnsigned
+export const encodePartitionRequest = partitionRequestCodec.encode
+/** Decode (structure only: the signature and the rules are checked apart). */
+export const decodePartitionRequest = partitionRequestCodec.decode
 /** Tagged hash (`poolboard/partition-request`) of the unsigned encoding. */
-export function partitionRequestSigningHash(q: UnsignedPartitionRequest): Uint8Array {
-  return taggedHash(TAGS.partitionRequest, encodeUnsignedPartitionRequest(q))
-}
-
-export function signPartitionRequest(
-  q: UnsignedPartitionRequest,
-  secretKey: Uint8Array,
-  auxRand: Uint8Array = ZERO_AUX
-): PartitionRequest {
-  return { ...q, signature: signHash(partitionRequestSigningHash(q), secretKey, auxRand) }
-}
-
+export const partitionRequestSigningHash = partitionRequestCodec.signingHash
+/** Sign as proposer (the caller's key must be `q.proposer`). */
+export const signPartitionRequest = partitionRequestCodec.sign
 /** True if the proposer's signature is valid. Never throws. */
-export function verifyPartitionRequestSignature(q: PartitionRequest): boolean {
-  let h: Uint8Array
-  try {
-    h = partitionRequestSigningHash(q)
-  } catch {
-    return false
-  }
-  return verifyHash(q.signature, h, q.proposer)
-}
+export const verifyPartitionRequestSignature = partitionRequestCodec.verify
 
 // ---- merge request ----
 
@@ -351,50 +342,24 @@ function readUnsignedMergeRequest(r: Reader): UnsignedMergeRequest {
   }
 }
 
-export function encodeUnsignedMergeRequest(q: UnsignedMergeRequest): Uint8Array {
-  const w = new Writer(256 + q.newBalances.length * 8)
-  w.field('merge request', (w) => writeUnsignedMergeRequest(w, q))
-  return w.finish()
-}
-
-export function encodeMergeRequest(q: MergeRequest): Uint8Array {
-  const w = new Writer(320 + q.newBalances.length * 8)
-  w.field('merge request', (w) => writeUnsignedMergeRequest(w, q).bytes64(q.signature, 'signature'))
-  return w.finish()
-}
-
-/** Decode (structure only: use `checkMergeRequest` for the rest). */
-export function decodeMergeRequest(bytes: Uint8Array): MergeRequest {
-  checkObjectSize(bytes, 'merge request')
-  return decodeAll(bytes, 'merge request', (r) => {
-    const q = readUnsignedMergeRequest(r)
-    return { ...q, signature: r.bytes64('signature') }
-  })
-}
-
+const mergeRequestCodec = proposerSignedCodec<UnsignedMergeRequest, MergeRequest>(
+  'merge request',
+  TAGS.mergeRequest,
+  writeUnsignedMergeRequest,
+  readUnsignedMergeRequest,
+  (q) => 256 + q.newBalances.length * 8
+)
+/** The unsigned encoding (everything but the signature). */
+export const encodeUnsignedMergeRequest = mergeRequestCodec.encodeUnsigned
+export const encodeMergeRequest = mergeRequestCodec.encode
+/** Decode (structure only: the signature and the rules are checked apart). */
+export const decodeMergeRequest = mergeRequestCodec.decode
 /** Tagged hash (`poolboard/merge-request`) of the unsigned encoding. */
-export function mergeRequestSigningHash(q: UnsignedMergeRequest): Uint8Array {
-  return taggedHash(TAGS.mergeRequest, encodeUnsignedMergeRequest(q))
-}
-
-export function signMergeRequest(
-  q: UnsignedMergeRequest,
-  secretKey: Uint8Array,
-  auxRand: Uint8Array = ZERO_AUX
-): MergeRequest {
-  return { ...q, signature: signHash(mergeRequestSigningHash(q), secretKey, auxRand) }
-}
-
+export const mergeRequestSigningHash = mergeRequestCodec.signingHash
+/** Sign as proposer (the caller's key must be `q.proposer`). */
+export const signMergeRequest = mergeRequestCodec.sign
 /** True if the proposer's signature is valid. Never throws. */
-export function verifyMergeRequestSignature(q: MergeRequest): boolean {
-  let h: Uint8Array
-  try {
-    h = mergeRequestSigningHash(q)
-  } catch {
-    return false
-  }
-  return verifyHash(q.signature, h, q.proposer)
-}
+export const verifyMergeRequestSignature = mergeRequestCodec.verify
 
 // ---- signature share ----
 

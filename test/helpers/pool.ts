@@ -17,35 +17,23 @@ interface EvidenceView {
 }
 
 /** What every node must agree on: the status without what is local to the node asking. */
+const AGREED_FIELDS = [
+  'poolId',
+  'state',
+  'chainHeight',
+  'totalSats',
+  'balances',
+  'onChain',
+  'members',
+  'partitions',
+  'tree',
+  'evidenceCount',
+  'equivocators',
+  'kickouts'
+] as const satisfies ReadonlyArray<keyof PoolStatus>
+
 function agreed(s: PoolStatus): unknown {
-  const {
-    poolId,
-    state,
-    chainHeight,
-    totalSats,
-    balances,
-    onChain,
-    members,
-    partitions,
-    tree,
-    evidenceCount,
-    equivocators,
-    kickouts
-  } = s
-  return {
-    poolId,
-    state,
-    chainHeight,
-    totalSats,
-    balances,
-    onChain,
-    members,
-    partitions,
-    tree,
-    evidenceCount,
-    equivocators,
-    kickouts
-  }
+  return Object.fromEntries(AGREED_FIELDS.map((k) => [k, s[k]]))
 }
 
 /** Drives the pool of a TestCluster: commands through the CLI, state through the admin API. */
