@@ -26,6 +26,12 @@
 //   app, heartbeat, snap, timeoutNow += optional certificate
 //   certificate   = term || leader node id || count || voter id* || count || (voter node id || signature)*
 //
+// Signed acknowledgements (with lying voters, RaftConfig.faultyVoters; version 2, trailing and
+// written only when present, so messages without them keep their bytes):
+//   appResp += trailing (1 || hash || locked || signature)
+//   app, heartbeat, snap += trailing (1 || count || signedAck*)
+//   signedAck     = voter node id || term || index || hash || locked || signature
+//
 // The encoding is canonical: a decoder accepts exactly the bytes the encoder produces (minimal
 // varints, booleans 0 or 1, well-formed UTF-8, no trailing bytes), so decode(encode(m)) equals m
 // and encode(decode(b)) equals b for every accepted b.
@@ -50,6 +56,7 @@ import type {
   MessageType,
   NodeId,
   ElectionCertificate,
+  CommitCertificate,
   Snapshot
 } from './raft/types.js'
 
@@ -196,12 +203,17 @@ export function encodeMessage(m: Message, limits: WireLimits = DEFAULT_WIRE_LIMI
       w.count(entries.length, limits.maxEntriesPerMessage, 'entries')
       for (let i = 0; i < entries.length; i++) writeEntry(w, entries[i]!, limits)
       optionalCertificate(w, m.certificate, limits)
+      trailingCommitCertificate(w, m.commitCertificate, limits)
       break
     }
     case 'appResp':
       w.varint(m.index, 'index')
       bool(w, m.reject, 'reject')
       w.varint(m.hintIndex, 'hintIndex').varint(m.hintTerm, 'hintTerm')
+      if (m.ack !== undefined) {
+        w.u8(1).fixed(m.ack.hash, WIRE_HASH_BYTES, 'ack: hash').varint(m.ack.locked, 'ack: locked')
+        w.bytes(m.ack.signature, MAX_VOTE_SIGNATURE_BYTES, 'ack: signature')
+      }
       break
     case 'vote':
     case 'preVote':
@@ -218,6 +230,7 @@ export function encodeMessage(m: Message, limits: WireLimits = DEFAULT_WIRE_LIMI
       w.varint(m.commit, 'commit')
       optionalContext(w, m.context, limits)
       optionalCertificate(w, m.certificate, limits)
+      trailingCommitCertificate(w, m.commitCertificate, limits)
       break
     case 'heartbeatResp':
       optionalContext(w, m.context, limits)
@@ -225,6 +238,7 @@ export function encodeMessage(m: Message, limits: WireLimits = DEFAULT_WIRE_LIMI
     case 'snap':
       writeSnapshot(w, m.snapshot, limits)
       optionalCertificate(w, m.certificate, limits)
+      trailingCommitCertificate(w, m.commitCertificate, limits)
       break
     case 'timeoutNow':
       optionalCertificate(w, m.certificate, limits)
@@ -256,6 +270,12 @@ export function encodeMessage(m: Message, limits: WireLimits = DEFAULT_WIRE_LIMI
 function sizeBound(m: Message): number {
   let n = 2 + idBound(m.from) + idBound(m.to) + V + 4 * V + WIRE_HASH_BYTES
   if ((m.type === 'voteResp' || m.type === 'preVoteResp') && m.signature !== undefined) n += V + m.signature.length
+  if (m.type === 'appResp' && m.ack !== undefined) n += 1 + WIRE_HASH_BYTES + 2 * V + m.ack.signature.length
+  const commitCertificate = 'commitCertificate' in m ? m.commitCertificate : undefined
+  if (commitCertificate !== undefined) {
+    n += 1 + V
+    for (const a of commitCertificate.acks) n += idBound(a.voter) + 4 * V + WIRE_HASH_BYTES + a.signature.length
+  }
   const certificate = 'certificate' in m ? m.certificate : undefined
   if (certificate !== undefined) {
     n += 3 * V + idBound(certificate.leader)
@@ -322,6 +342,48 @@ function optionalCertificate(w: Writer, c: ElectionCertificate | undefined, limi
     nodeId(w, v.voter, limits, 'certificate: voter')
     w.bytes(v.signature, MAX_VOTE_SIGNATURE_BYTES, 'certificate: signature')
   }
+}
+
+function trailingCommitCertificate(w: Writer, c: CommitCertificate | undefined, limits: WireLimits): void {
+  if (c === undefined) return
+  w.u8(1).count(c.acks.length, limits.maxConfigurationNodes, 'commitCertificate: acks')
+  for (const a of c.acks) {
+    nodeId(w, a.voter, limits, 'commitCertificate: voter')
+    w.varint(a.term, 'commitCertificate: term').varint(a.index, 'commitCertificate: index')
+    w.fixed(a.hash, WIRE_HASH_BYTES, 'commitCertificate: hash').varint(a.locked, 'commitCertificate: locked')
+    w.bytes(a.signature, MAX_VOTE_SIGNATURE_BYTES, 'commitCertificate: signature')
+  }
+}
+
+/** A trailing field is there only if bytes remain; its presence flag is then 1 (canonical). */
+function readTrailing(r: Reader, name: string): boolean {
+  if (r.remaining === 0) return false
+  const present = r.u8(name)
+  if (present !== 1) r.fail(name, `presence flag of a trailing field must be 1, got ${present}`)
+  return true
+}
+
+function readTrailingCommitCertificate(r: Reader, limits: WireLimits): { commitCertificate?: CommitCertificate } {
+  if (!readTrailing(r, 'commitCertificate')) return {}
+  const commitCertificate = r.field(
+    'commitCertificate',
+    (rc): CommitCertificate => ({
+      acks: rc.array(
+        'acks',
+        limits.maxConfigurationNodes,
+        () => ({
+          voter: readNodeId(rc, 'voter', limits),
+          term: rc.varint('term'),
+          index: rc.varint('index'),
+          hash: rc.fixed('hash', WIRE_HASH_BYTES),
+          locked: rc.varint('locked'),
+          signature: rc.bytes('signature', MAX_VOTE_SIGNATURE_BYTES)
+        }),
+        4 + WIRE_HASH_BYTES
+      )
+    })
+  )
+  return { commitCertificate }
 }
 
 function readOptionalCertificate(r: Reader, limits: WireLimits): { certificate?: ElectionCertificate } {
@@ -428,7 +490,8 @@ export function decodeMessage(
         prevHash,
         entries,
         commit,
-        ...readOptionalCertificate(r, limits)
+        ...readOptionalCertificate(r, limits),
+        ...readTrailingCommitCertificate(r, limits)
       }
       break
     }
@@ -437,7 +500,23 @@ export function decodeMessage(
       const reject = readBool(r, 'reject')
       const hintIndex = r.varint('hintIndex')
       const hintTerm = r.varint('hintTerm')
-      m = { type, from, to, term, index, reject, hintIndex, hintTerm }
+      m = readTrailing(r, 'ack')
+        ? {
+            type,
+            from,
+            to,
+            term,
+            index,
+            reject,
+            hintIndex,
+            hintTerm,
+            ack: {
+              hash: r.fixed('ack: hash', WIRE_HASH_BYTES),
+              locked: r.varint('ack: locked'),
+              signature: r.bytes('ack: signature', MAX_VOTE_SIGNATURE_BYTES)
+            }
+          }
+        : { type, from, to, term, index, reject, hintIndex, hintTerm }
       break
     }
     case 'vote':
@@ -459,7 +538,16 @@ export function decodeMessage(
     case 'heartbeat': {
       const commit = r.varint('commit')
       const context = readOptionalContext(r, limits)
-      m = { type, from, to, term, commit, context, ...readOptionalCertificate(r, limits) }
+      m = {
+        type,
+        from,
+        to,
+        term,
+        commit,
+        context,
+        ...readOptionalCertificate(r, limits),
+        ...readTrailingCommitCertificate(r, limits)
+      }
       break
     }
     case 'heartbeatResp':
@@ -472,7 +560,8 @@ export function decodeMessage(
         to,
         term,
         snapshot: r.field('snapshot', (rr) => readSnapshot(rr, limits)),
-        ...readOptionalCertificate(r, limits)
+        ...readOptionalCertificate(r, limits),
+        ...readTrailingCommitCertificate(r, limits)
       }
       break
     case 'timeoutNow':

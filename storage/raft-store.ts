@@ -208,6 +208,7 @@ export class RaftStore {
     return (
       ready.entries.length > 0 ||
       ready.snapshot !== null ||
+      ready.syncCommit === true ||
       (ready.hardState !== null && this.changesTermOrVote(ready.hardState))
     )
   }

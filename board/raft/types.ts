@@ -151,6 +151,37 @@ export interface VoteAuthority {
   sign(term: number, candidate: NodeId): Uint8Array
   /** True if `voter` is a member of the pool and `signature` is its vote for `candidate` in `term`. */
   verify(voter: NodeId, term: number, candidate: NodeId, signature: Uint8Array): boolean
+  /** This node's signature of an acknowledgement (see SignedAck); needed with `faultyVoters` > 0. */
+  signAck?(ack: AckClaim): Uint8Array
+  /** True if `voter` is a member of the pool and `signature` is its acknowledgement `ack`. */
+  verifyAck?(voter: NodeId, ack: AckClaim, signature: Uint8Array): boolean
+}
+
+/**
+ * What a voter's signed acknowledgement says (with `faultyVoters` > 0): in `term`, its log holds
+ * the entry `index` with `hash` (so the whole chain before it), and it durably holds a commit index
+ * `locked` (<= index) on that chain, which it will never truncate.
+ */
+export interface AckClaim {
+  readonly term: number
+  readonly index: number
+  readonly hash: Uint8Array
+  readonly locked: number
+}
+
+export interface SignedAck extends AckClaim {
+  readonly voter: NodeId
+  readonly signature: Uint8Array
+}
+
+/**
+ * The leader's proof of what is committed (with `faultyVoters` > 0): the latest signed
+ * acknowledgement of each voter in the leader's term. A follower checks each against its own log
+ * and counts: an index acknowledged by a quorum is committed (and then never truncated); an index
+ * a quorum holds committed may be applied.
+ */
+export interface CommitCertificate {
+  readonly acks: readonly SignedAck[]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -166,6 +197,8 @@ interface MessageBase {
 /** What a leader sends carries, when votes are signed, the certificate of its term. */
 interface LeaderMessageBase extends MessageBase {
   readonly certificate?: ElectionCertificate
+  /** With `faultyVoters` > 0: what commits (app, heartbeat, snap). */
+  readonly commitCertificate?: CommitCertificate
 }
 
 export interface AppMessage extends LeaderMessageBase {
@@ -188,6 +221,8 @@ export interface AppRespMessage extends MessageBase {
   readonly reject: boolean
   readonly hintIndex: number
   readonly hintTerm: number
+  /** Accepted, with `faultyVoters` > 0: the signed claim (this term, `index`) the leader may show. */
+  readonly ack?: { readonly hash: Uint8Array; readonly locked: number; readonly signature: Uint8Array }
 }
 
 /** Candidate asks for a vote in `term`. `force` bypasses the leader lease (leadership transfer). */
@@ -301,6 +336,11 @@ export interface Ready {
   readonly committedEntries: readonly Entry[]
   readonly readStates: readonly ReadState[]
   readonly alarms: readonly Alarm[]
+  /**
+   * With `faultyVoters` > 0, true when the hard state's commit index changed: it must be synced
+   * like a vote, since this node's signed acknowledgements promise it (AckClaim.locked).
+   */
+  readonly syncCommit?: boolean
 }
 
 export type ProgressState = 'probe' | 'replicate' | 'snapshot'

@@ -112,6 +112,11 @@ export interface BoardOptions {
   promises?: { file: PromiseFile; promise: BoardPromise | null }
   /** Signs this node's votes and checks others' (election certificates, docs/raft.md); null: plain Raft. */
   votes?: VoteAuthority | null
+  /**
+   * Voters that may lie (docs/raft.md, "A member that lies"): quorums of floor((n + f) / 2) + 1,
+   * signed acknowledgements, commits proven by certificate. Needs `votes`. Default 0.
+   */
+  faultyVoters?: number
   /** Called with every alarm the core raises, after it is logged (the hash-chain defense makes a proof of it). */
   onAlarm?: (alarm: Alarm) => void
   /** Called when this node's role or the leader it knows changes (metrics count leader changes). */
@@ -267,7 +272,8 @@ export class BoardReplica {
         // of the leader's idle traffic (docs/operations.md, "What wakes an idle node").
         learnerHeartbeatTicks: Math.max(timing.heartbeatTicks, Math.floor(timing.electionTicks / 2)),
         verifyHashChain: options.verifyHashChain ?? true,
-        votes: options.votes ?? null
+        votes: options.votes ?? null,
+        faultyVoters: options.faultyVoters ?? 0
       },
       persisted
     )
@@ -563,6 +569,7 @@ export class BoardReplica {
       const history = decodeHistory(m.snapshot.data)
       const prevIndex = history.firstIndex - 1
       let prevHash = ZERO_HASH
+      let prevTerm = 0
       if (prevIndex > 0) {
         const prev = await store.entry(prevIndex)
         if (prev === undefined) {
@@ -573,6 +580,7 @@ export class BoardReplica {
           return
         }
         prevHash = prev.hash
+        prevTerm = prev.term
       }
       if (this.stopped || m.term < this.raft.currentTerm) return
       const verified = verifyHistory(history, prevHash, m.snapshot.meta)
@@ -584,6 +592,22 @@ export class BoardReplica {
           index: m.snapshot.meta.index,
           reason: `snapshot: ${verified.problem}`
         })
+        return
+      }
+      if ((this.options.faultyVoters ?? 0) > 0) {
+        // With lying voters a history commits nothing on the leader's word: it is stepped as an
+        // append of its entries, which commits by certificate like any other (docs/raft.md).
+        const { snapshot: _, ...rest } = m
+        this.raft.step({
+          ...rest,
+          type: 'app',
+          prevIndex,
+          prevTerm,
+          prevHash,
+          entries: verified.entries,
+          commit: m.snapshot.meta.index
+        })
+        this.kick()
         return
       }
       const index = m.snapshot.meta.index

@@ -301,6 +301,7 @@ class NodeSimulation {
     const initial: Configuration = { voters: ids, learners: [] }
     this.initial = initial
     const liars = Math.min(opts.byzantine ?? 0, Math.floor((opts.nodes - 1) / 2))
+    this.liars = liars
     for (const id of ids) this.addNode(id)
     for (let i = 0; i < liars; i++) this.nodes.get(ids[ids.length - 1 - i]!)!.byzantine = true
     this.byzantine =
@@ -316,6 +317,8 @@ class NodeSimulation {
   }
 
   private readonly initial: Configuration
+  /** Members that lie: the boards run with faultyVoters set to it. */
+  private readonly liars: number
 
   async run(): Promise<SimResult> {
     let failure: string | null = null
@@ -470,7 +473,9 @@ class NodeSimulation {
       },
       clock: this.clockOf(node, life),
       // With liars, votes are signed (docs/raft.md): a liar cannot lead a term by saying so.
-      votes: this.byzantine !== null ? simVotes(node.id) : null
+      votes: this.byzantine !== null ? simVotes(node.id) : null,
+      // ... and quorums, acknowledgements and commits are those of a board with that many liars.
+      faultyVoters: this.liars
     }
     void (async () => {
       try {
@@ -1175,9 +1180,9 @@ class NodeSimulation {
         const stored = n.disk.durableGet(entryKey(e.index))
         if (stored !== undefined && equalBytes(storedHash(stored), e.hash)) holders++
       }
-      // A liar's own acknowledgement may count in a quorum (it runs a real board too); nothing more.
+      // Committed means: stored by a majority of the honest voters, whatever the liars say.
       const liars = config.voters.filter((id) => this.nodes.get(id)?.byzantine === true).length
-      const need = Math.floor(config.voters.length / 2) + 1 - liars
+      const need = Math.floor((config.voters.length - liars) / 2) + 1
       if (holders >= need) return
       best = `only ${holders} honest voters of [${config.voters.join(',')}] store it (need ${need})`
     }

@@ -28,7 +28,8 @@ import {
   type RaftConfig,
   type Ready,
   type Role,
-  type VoteAuthority
+  type VoteAuthority,
+  type AckClaim
 } from '../../board/raft/index.js'
 import { raftFactory, type PlantedBug, type RaftFactory } from './bugs.js'
 import { SimDisk, type Batch, type DurableState } from './disk.js'
@@ -187,6 +188,15 @@ function drawParams(rng: Prng): Params {
  * produces here (no member of the simulator forges). What is tested is that honest elections
  * always gather and pass their certificates, under every fault.
  */
+/** A simulated acknowledgement signature: its signer and claim (a liar lies in its own name only). */
+function ackText(voter: NodeId, ack: AckClaim): Uint8Array {
+  const head = new TextEncoder().encode(`${voter}:${ack.term}:${ack.index}:${ack.locked}:`)
+  const out = new Uint8Array(head.length + 8)
+  out.set(head, 0)
+  out.set(ack.hash.subarray(0, 8), head.length)
+  return out
+}
+
 export function simVotes(self: NodeId): VoteAuthority {
   const text = (voter: NodeId, term: number, candidate: NodeId): Uint8Array =>
     new TextEncoder().encode(`${voter}>${candidate}@${term}`)
@@ -194,6 +204,11 @@ export function simVotes(self: NodeId): VoteAuthority {
     sign: (term, candidate) => text(self, term, candidate),
     verify: (voter, term, candidate, signature) => {
       const expected = text(voter, term, candidate)
+      return signature.length === expected.length && signature.every((b, i) => b === expected[i])
+    },
+    signAck: (ack) => ackText(self, ack),
+    verifyAck: (voter, ack, signature) => {
+      const expected = ackText(voter, ack)
       return signature.length === expected.length && signature.every((b, i) => b === expected[i])
     }
   }
