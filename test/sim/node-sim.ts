@@ -971,7 +971,9 @@ class NodeSimulation {
           { kind: 'removeNode', node: l }
         )
       const honestVoters = config.voters.filter((v) => !this.nodes.get(v)?.byzantine)
-      if (config.voters.length > this.p.minVoters && honestVoters.length > 1) {
+      // With f liars the honest voters alone make a quorum only among 3f + 1 voters or more
+      // (docs/raft.md, "A member that lies"): the board keeps that many.
+      if (config.voters.length > Math.max(this.p.minVoters, 3 * this.liars + 1) && honestVoters.length > 1) {
         for (const v of honestVoters) options.push({ kind: 'removeNode', node: v }, { kind: 'demoteVoter', node: v })
       }
       if (config.voters.length + config.learners.length < this.opts.nodes + 2) {
