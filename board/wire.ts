@@ -28,7 +28,8 @@
 //
 // Signed acknowledgements (with lying voters, RaftConfig.faultyVoters; version 2, trailing and
 // written only when present, so messages without them keep their bytes):
-//   appResp += trailing (1 || hash || locked || signature)
+//   appResp, voteResp, preVoteResp += trailing (1 || hash || locked || signature)
+//   vote, preVote += trailing (1 || commit index || hash)
 //   app, heartbeat, snap += trailing (1 || count || signedAck*)
 //   signedAck     = voter node id || term || index || hash || locked || signature
 //
@@ -210,21 +211,22 @@ export function encodeMessage(m: Message, limits: WireLimits = DEFAULT_WIRE_LIMI
       w.varint(m.index, 'index')
       bool(w, m.reject, 'reject')
       w.varint(m.hintIndex, 'hintIndex').varint(m.hintTerm, 'hintTerm')
-      if (m.ack !== undefined) {
-        w.u8(1).fixed(m.ack.hash, WIRE_HASH_BYTES, 'ack: hash').varint(m.ack.locked, 'ack: locked')
-        w.bytes(m.ack.signature, MAX_VOTE_SIGNATURE_BYTES, 'ack: signature')
-      }
+      trailingAck(w, m.ack)
       break
     case 'vote':
     case 'preVote':
       w.varint(m.lastIndex, 'lastIndex').varint(m.lastTerm, 'lastTerm')
       bool(w, m.force, 'force')
+      if (m.commit !== undefined) {
+        w.u8(1).varint(m.commit.index, 'commit: index').fixed(m.commit.hash, WIRE_HASH_BYTES, 'commit: hash')
+      }
       break
     case 'voteResp':
     case 'preVoteResp':
       bool(w, m.reject, 'reject')
       if (m.signature === undefined) w.u8(0)
       else w.u8(1).bytes(m.signature, MAX_VOTE_SIGNATURE_BYTES, 'signature')
+      trailingAck(w, m.ack)
       break
     case 'heartbeat':
       w.varint(m.commit, 'commit')
@@ -270,7 +272,9 @@ export function encodeMessage(m: Message, limits: WireLimits = DEFAULT_WIRE_LIMI
 function sizeBound(m: Message): number {
   let n = 2 + idBound(m.from) + idBound(m.to) + V + 4 * V + WIRE_HASH_BYTES
   if ((m.type === 'voteResp' || m.type === 'preVoteResp') && m.signature !== undefined) n += V + m.signature.length
-  if (m.type === 'appResp' && m.ack !== undefined) n += 1 + WIRE_HASH_BYTES + 2 * V + m.ack.signature.length
+  const ack = m.type === 'appResp' || m.type === 'voteResp' || m.type === 'preVoteResp' ? m.ack : undefined
+  if (ack !== undefined) n += 1 + WIRE_HASH_BYTES + 2 * V + ack.signature.length
+  if ((m.type === 'vote' || m.type === 'preVote') && m.commit !== undefined) n += 1 + V + WIRE_HASH_BYTES
   const commitCertificate = 'commitCertificate' in m ? m.commitCertificate : undefined
   if (commitCertificate !== undefined) {
     n += 1 + V
@@ -341,6 +345,25 @@ function optionalCertificate(w: Writer, c: ElectionCertificate | undefined, limi
   for (const v of c.votes) {
     nodeId(w, v.voter, limits, 'certificate: voter')
     w.bytes(v.signature, MAX_VOTE_SIGNATURE_BYTES, 'certificate: signature')
+  }
+}
+
+type WireAck = { readonly hash: Uint8Array; readonly locked: number; readonly signature: Uint8Array }
+
+function trailingAck(w: Writer, ack: WireAck | undefined): void {
+  if (ack === undefined) return
+  w.u8(1).fixed(ack.hash, WIRE_HASH_BYTES, 'ack: hash').varint(ack.locked, 'ack: locked')
+  w.bytes(ack.signature, MAX_VOTE_SIGNATURE_BYTES, 'ack: signature')
+}
+
+function readTrailingAck(r: Reader): { ack?: WireAck } {
+  if (!readTrailing(r, 'ack')) return {}
+  return {
+    ack: {
+      hash: r.fixed('ack: hash', WIRE_HASH_BYTES),
+      locked: r.varint('ack: locked'),
+      signature: r.bytes('ack: signature', MAX_VOTE_SIGNATURE_BYTES)
+    }
   }
 }
 
@@ -500,23 +523,7 @@ export function decodeMessage(
       const reject = readBool(r, 'reject')
       const hintIndex = r.varint('hintIndex')
       const hintTerm = r.varint('hintTerm')
-      m = readTrailing(r, 'ack')
-        ? {
-            type,
-            from,
-            to,
-            term,
-            index,
-            reject,
-            hintIndex,
-            hintTerm,
-            ack: {
-              hash: r.fixed('ack: hash', WIRE_HASH_BYTES),
-              locked: r.varint('ack: locked'),
-              signature: r.bytes('ack: signature', MAX_VOTE_SIGNATURE_BYTES)
-            }
-          }
-        : { type, from, to, term, index, reject, hintIndex, hintTerm }
+      m = { type, from, to, term, index, reject, hintIndex, hintTerm, ...readTrailingAck(r) }
       break
     }
     case 'vote':
@@ -524,7 +531,18 @@ export function decodeMessage(
       const lastIndex = r.varint('lastIndex')
       const lastTerm = r.varint('lastTerm')
       const force = readBool(r, 'force')
-      m = { type, from, to, term, lastIndex, lastTerm, force }
+      m = readTrailing(r, 'commit')
+        ? {
+            type,
+            from,
+            to,
+            term,
+            lastIndex,
+            lastTerm,
+            force,
+            commit: { index: r.varint('commit: index'), hash: r.fixed('commit: hash', WIRE_HASH_BYTES) }
+          }
+        : { type, from, to, term, lastIndex, lastTerm, force }
       break
     }
     case 'voteResp':
@@ -533,6 +551,7 @@ export function decodeMessage(
       m = readPresence(r, 'signature')
         ? { type, from, to, term, reject, signature: r.bytes('signature', MAX_VOTE_SIGNATURE_BYTES) }
         : { type, from, to, term, reject }
+      if (r.remaining > 0) m = { ...m, ...readTrailingAck(r) }
       break
     }
     case 'heartbeat': {

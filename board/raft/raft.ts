@@ -699,15 +699,25 @@ export class Raft {
     }
     const lastIndex = this.log.lastIndex()
     const lastTerm = this.log.lastTerm()
+    const commitHash = this.certified ? this.log.hash(this.durableCommit) : null
+    const commit = commitHash !== null ? { commit: { index: this.durableCommit, hash: commitHash } } : {}
     for (const v of this.tracker.config.voters) {
       if (v === this.id) continue
-      this.send({ type, to: v, term: voteTerm, lastIndex, lastTerm, force: kind === 'transfer' })
+      this.send({ type, to: v, term: voteTerm, lastIndex, lastTerm, force: kind === 'transfer', ...commit })
     }
   }
 
   /** Election restriction (§5.4.1): grant only to a candidate whose log is at least as up-to-date. */
   protected candidateLogOk(m: VoteMessage): boolean {
-    return this.log.isUpToDate(m.lastIndex, m.lastTerm)
+    if (this.log.isUpToDate(m.lastIndex, m.lastTerm)) return true
+    // With lying voters: our log holds another entry where the candidate holds one committed.
+    // Only a leader that lied can have given it to us (a later honest leader holds the committed
+    // one), so the terms after it prove nothing. A false claim wins a liar no more than lying
+    // about its last term would.
+    const c = this.certified ? m.commit : undefined
+    if (c === undefined || !isIndex(c.index) || !isBytes(c.hash) || c.index <= this.log.committed) return false
+    const local = this.log.hash(c.index)
+    return local !== null && !equalBytes(local, c.hash)
   }
 
   protected handleVoteRequest(m: VoteMessage): void {
@@ -721,16 +731,24 @@ export class Raft {
     if (canVote && this.candidateLogOk(m) && this.keptPromises()) {
       // Answer with the request's term: a granted pre-vote must match the pre-candidate's future term.
       // A vote is signed, so the candidate can prove it won (the election certificate).
+      const lock = this.certified ? this.lockClaim(m.term) : undefined
       if (m.type === 'vote' && this.cfg.votes !== null) {
         this.send({
           type: respType,
           to: m.from,
           term: m.term,
           reject: false,
-          signature: this.cfg.votes.sign(m.term, m.from)
+          signature: this.cfg.votes.sign(m.term, m.from),
+          ...(lock !== undefined ? { ack: lock } : {})
         })
       } else {
-        this.send({ type: respType, to: m.from, term: m.term, reject: false })
+        this.send({
+          type: respType,
+          to: m.from,
+          term: m.term,
+          reject: false,
+          ...(lock !== undefined ? { ack: lock } : {})
+        })
       }
       if (m.type === 'vote') {
         this.electionElapsedTicks = 0
@@ -741,11 +759,35 @@ export class Raft {
     }
   }
 
+  /** This node's durable commit index and its hash, signed: what a grant tells a candidate it must hold. */
+  protected lockClaim(term: number): { hash: Uint8Array; locked: number; signature: Uint8Array } | undefined {
+    const index = this.durableCommit
+    const hash = this.log.hash(index)
+    if (hash === null) return undefined
+    const signature = this.cfg.votes!.signAck!({ term, index, hash, locked: index })
+    return { hash, locked: index, signature }
+  }
+
+  /** Does this log hold the entry `index` with `hash` (or has it compacted past it, all applied)? */
+  protected holdsEntry(index: number, hash: Uint8Array): boolean {
+    if (index <= this.log.snapshotMeta().index) return true
+    const local = this.log.hash(index)
+    return local !== null && equalBytes(local, hash)
+  }
+
   protected handleVoteResponse(m: VoteRespMessage): void {
     const expected = this.role === 'preCandidate' ? 'preVoteResp' : 'voteResp'
     if (m.type !== expected) return
     // A grant from an earlier pre-vote round at a lower term does not count.
     if (m.type === 'preVoteResp' && !m.reject && m.term !== this.term + 1) return
+    if (this.certified && !m.reject && m.ack !== undefined && !this.holdsEntry(m.ack.locked, m.ack.hash)) {
+      // The voter holds committed an entry our log lacks: a leader must hold every committed entry
+      // (§5.4.1). Plain Raft's comparison of last terms cannot see this when a lying leader gave
+      // different members different entries at one index and term.
+      this.tracker.recordVote(m.from, false)
+      if (this.tracker.tallyVotes() === 'lost') this.becomeFollower(this.term, null)
+      return
+    }
     if (m.type === 'voteResp' && !m.reject && this.cfg.votes !== null) {
       // Only a vote the candidate can show counts: it goes into the certificate.
       if (m.signature === undefined || !this.cfg.votes.verify(m.from, this.term, this.id, m.signature)) {

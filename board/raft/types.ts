@@ -231,6 +231,12 @@ export interface VoteMessage extends MessageBase {
   readonly lastIndex: number
   readonly lastTerm: number
   readonly force: boolean
+  /**
+   * With `faultyVoters` > 0: the candidate's commit index and its hash. A voter whose log holds a
+   * different entry there (above its own commit index) took it from a lying leader, and its last
+   * term says nothing: it grants even if its log looks more up to date.
+   */
+  readonly commit?: { readonly index: number; readonly hash: Uint8Array }
 }
 
 /** For a granted pre-vote, `term` echoes the requested term rather than the voter's own term. */
@@ -239,6 +245,11 @@ export interface VoteRespMessage extends MessageBase {
   readonly reject: boolean
   /** A granted vote (not a pre-vote), signed by the voter when votes are signed. */
   readonly signature?: Uint8Array
+  /**
+   * Granted, with `faultyVoters` > 0: the voter's commit index and its hash, signed as an AckClaim
+   * (index = locked). A candidate whose log does not hold it does not count the grant.
+   */
+  readonly ack?: { readonly hash: Uint8Array; readonly locked: number; readonly signature: Uint8Array }
 }
 
 /** Leader to follower: keeps leadership alive, carries min(follower's match, commit) and a read context. */
