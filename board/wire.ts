@@ -26,11 +26,11 @@
 //   app, heartbeat, snap, timeoutNow += optional certificate
 //   certificate   = term || leader node id || count || voter id* || count || (voter node id || signature)*
 //
-// Signed acknowledgements (with lying voters, RaftConfig.faultyVoters; version 2, trailing and
-// written only when present, so messages without them keep their bytes):
-//   appResp, voteResp, preVoteResp += trailing (1 || hash || locked || signature)
-//   vote, preVote += trailing (1 || commit index || hash)
-//   app, heartbeat, snap += trailing (1 || count || signedAck*)
+// Signed acknowledgements (version 3; used with lying voters, RaftConfig.faultyVoters):
+//   appResp, voteResp, preVoteResp += optional (hash || locked || signature)
+//   vote, preVote += optional (commit index || hash)
+//   app, heartbeat, snap += optional commitCertificate
+//   commitCertificate = count || signedAck*
 //   signedAck     = voter node id || term || index || hash || locked || signature
 //
 // The encoding is canonical: a decoder accepts exactly the bytes the encoder produces (minimal
@@ -62,7 +62,7 @@ import type {
 } from './raft/types.js'
 
 /** The only version this code reads and writes. */
-export const WIRE_VERSION = 2
+export const WIRE_VERSION = 3
 /** Every hash in a message (entry hashes, prevHash, snapshot hash) is a sha256 digest. */
 export const WIRE_HASH_BYTES = 32
 const CONTEXT = 'raft message'
@@ -204,35 +204,34 @@ export function encodeMessage(m: Message, limits: WireLimits = DEFAULT_WIRE_LIMI
       w.count(entries.length, limits.maxEntriesPerMessage, 'entries')
       for (let i = 0; i < entries.length; i++) writeEntry(w, entries[i]!, limits)
       optionalCertificate(w, m.certificate, limits)
-      trailingCommitCertificate(w, m.commitCertificate, limits)
+      optionalCommitCertificate(w, m.commitCertificate, limits)
       break
     }
     case 'appResp':
       w.varint(m.index, 'index')
       bool(w, m.reject, 'reject')
       w.varint(m.hintIndex, 'hintIndex').varint(m.hintTerm, 'hintTerm')
-      trailingAck(w, m.ack)
+      optionalAck(w, m.ack)
       break
     case 'vote':
     case 'preVote':
       w.varint(m.lastIndex, 'lastIndex').varint(m.lastTerm, 'lastTerm')
       bool(w, m.force, 'force')
-      if (m.commit !== undefined) {
-        w.u8(1).varint(m.commit.index, 'commit: index').fixed(m.commit.hash, WIRE_HASH_BYTES, 'commit: hash')
-      }
+      if (m.commit === undefined) w.u8(0)
+      else w.u8(1).varint(m.commit.index, 'commit: index').fixed(m.commit.hash, WIRE_HASH_BYTES, 'commit: hash')
       break
     case 'voteResp':
     case 'preVoteResp':
       bool(w, m.reject, 'reject')
       if (m.signature === undefined) w.u8(0)
       else w.u8(1).bytes(m.signature, MAX_VOTE_SIGNATURE_BYTES, 'signature')
-      trailingAck(w, m.ack)
+      optionalAck(w, m.ack)
       break
     case 'heartbeat':
       w.varint(m.commit, 'commit')
       optionalContext(w, m.context, limits)
       optionalCertificate(w, m.certificate, limits)
-      trailingCommitCertificate(w, m.commitCertificate, limits)
+      optionalCommitCertificate(w, m.commitCertificate, limits)
       break
     case 'heartbeatResp':
       optionalContext(w, m.context, limits)
@@ -240,7 +239,7 @@ export function encodeMessage(m: Message, limits: WireLimits = DEFAULT_WIRE_LIMI
     case 'snap':
       writeSnapshot(w, m.snapshot, limits)
       optionalCertificate(w, m.certificate, limits)
-      trailingCommitCertificate(w, m.commitCertificate, limits)
+      optionalCommitCertificate(w, m.commitCertificate, limits)
       break
     case 'timeoutNow':
       optionalCertificate(w, m.certificate, limits)
@@ -270,7 +269,7 @@ export function encodeMessage(m: Message, limits: WireLimits = DEFAULT_WIRE_LIMI
 
 /** An upper bound of the encoded size, so that the writer never grows. */
 function sizeBound(m: Message): number {
-  let n = 2 + idBound(m.from) + idBound(m.to) + V + 4 * V + WIRE_HASH_BYTES
+  let n = 3 + idBound(m.from) + idBound(m.to) + V + 4 * V + WIRE_HASH_BYTES
   if ((m.type === 'voteResp' || m.type === 'preVoteResp') && m.signature !== undefined) n += V + m.signature.length
   const ack = m.type === 'appResp' || m.type === 'voteResp' || m.type === 'preVoteResp' ? m.ack : undefined
   if (ack !== undefined) n += 1 + WIRE_HASH_BYTES + 2 * V + ack.signature.length
@@ -350,14 +349,17 @@ function optionalCertificate(w: Writer, c: ElectionCertificate | undefined, limi
 
 type WireAck = { readonly hash: Uint8Array; readonly locked: number; readonly signature: Uint8Array }
 
-function trailingAck(w: Writer, ack: WireAck | undefined): void {
-  if (ack === undefined) return
+function optionalAck(w: Writer, ack: WireAck | undefined): void {
+  if (ack === undefined) {
+    w.u8(0)
+    return
+  }
   w.u8(1).fixed(ack.hash, WIRE_HASH_BYTES, 'ack: hash').varint(ack.locked, 'ack: locked')
   w.bytes(ack.signature, MAX_VOTE_SIGNATURE_BYTES, 'ack: signature')
 }
 
-function readTrailingAck(r: Reader): { ack?: WireAck } {
-  if (!readTrailing(r, 'ack')) return {}
+function readOptionalAck(r: Reader): { ack?: WireAck } {
+  if (!readPresence(r, 'ack')) return {}
   return {
     ack: {
       hash: r.fixed('ack: hash', WIRE_HASH_BYTES),
@@ -367,8 +369,11 @@ function readTrailingAck(r: Reader): { ack?: WireAck } {
   }
 }
 
-function trailingCommitCertificate(w: Writer, c: CommitCertificate | undefined, limits: WireLimits): void {
-  if (c === undefined) return
+function optionalCommitCertificate(w: Writer, c: CommitCertificate | undefined, limits: WireLimits): void {
+  if (c === undefined) {
+    w.u8(0)
+    return
+  }
   w.u8(1).count(c.acks.length, limits.maxConfigurationNodes, 'commitCertificate: acks')
   for (const a of c.acks) {
     nodeId(w, a.voter, limits, 'commitCertificate: voter')
@@ -378,16 +383,8 @@ function trailingCommitCertificate(w: Writer, c: CommitCertificate | undefined, 
   }
 }
 
-/** A trailing field is there only if bytes remain; its presence flag is then 1 (canonical). */
-function readTrailing(r: Reader, name: string): boolean {
-  if (r.remaining === 0) return false
-  const present = r.u8(name)
-  if (present !== 1) r.fail(name, `presence flag of a trailing field must be 1, got ${present}`)
-  return true
-}
-
-function readTrailingCommitCertificate(r: Reader, limits: WireLimits): { commitCertificate?: CommitCertificate } {
-  if (!readTrailing(r, 'commitCertificate')) return {}
+function readOptionalCommitCertificate(r: Reader, limits: WireLimits): { commitCertificate?: CommitCertificate } {
+  if (!readPresence(r, 'commitCertificate')) return {}
   const commitCertificate = r.field(
     'commitCertificate',
     (rc): CommitCertificate => ({
@@ -514,7 +511,7 @@ export function decodeMessage(
         entries,
         commit,
         ...readOptionalCertificate(r, limits),
-        ...readTrailingCommitCertificate(r, limits)
+        ...readOptionalCommitCertificate(r, limits)
       }
       break
     }
@@ -523,7 +520,7 @@ export function decodeMessage(
       const reject = readBool(r, 'reject')
       const hintIndex = r.varint('hintIndex')
       const hintTerm = r.varint('hintTerm')
-      m = { type, from, to, term, index, reject, hintIndex, hintTerm, ...readTrailingAck(r) }
+      m = { type, from, to, term, index, reject, hintIndex, hintTerm, ...readOptionalAck(r) }
       break
     }
     case 'vote':
@@ -531,7 +528,7 @@ export function decodeMessage(
       const lastIndex = r.varint('lastIndex')
       const lastTerm = r.varint('lastTerm')
       const force = readBool(r, 'force')
-      m = readTrailing(r, 'commit')
+      m = readPresence(r, 'commit')
         ? {
             type,
             from,
@@ -551,7 +548,7 @@ export function decodeMessage(
       m = readPresence(r, 'signature')
         ? { type, from, to, term, reject, signature: r.bytes('signature', MAX_VOTE_SIGNATURE_BYTES) }
         : { type, from, to, term, reject }
-      if (r.remaining > 0) m = { ...m, ...readTrailingAck(r) }
+      m = { ...m, ...readOptionalAck(r) }
       break
     }
     case 'heartbeat': {
@@ -565,7 +562,7 @@ export function decodeMessage(
         commit,
         context,
         ...readOptionalCertificate(r, limits),
-        ...readTrailingCommitCertificate(r, limits)
+        ...readOptionalCommitCertificate(r, limits)
       }
       break
     }
@@ -580,7 +577,7 @@ export function decodeMessage(
         term,
         snapshot: r.field('snapshot', (rr) => readSnapshot(rr, limits)),
         ...readOptionalCertificate(r, limits),
-        ...readTrailingCommitCertificate(r, limits)
+        ...readOptionalCommitCertificate(r, limits)
       }
       break
     case 'timeoutNow':
