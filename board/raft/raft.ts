@@ -219,6 +219,10 @@ export class Raft {
   step(m: Message): void {
     assert.equal(m.to, this.id, `message for ${m.to} delivered to ${this.id}`)
     if (m.from === this.id || !wellFormed(m)) return
+    // With lying voters, a node that never saw a term (a joiner) learns it from its leader's proven
+    // message only: anyone else could give it any term, which it would carry to every member it
+    // answers. Nothing else needs its answer before its leader has reached it.
+    if (this.certified && this.term === 0 && !isLeaderMessage(m)) return
     const refusal = this.refusal(m)
     if (refusal !== null) {
       this.raiseAlarm({ kind: 'refused-message', from: m.from, term: m.term, type: m.type, reason: refusal })
