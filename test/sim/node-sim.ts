@@ -349,34 +349,6 @@ class NodeSimulation {
           const missing = this.convergenceProblem()
           if (missing === null) break
           if (this.now >= this.quietDeadline && !this.props.has('liveness')) break
-          if (this.now >= this.quietDeadline && process.env.SIM_DUMP === '1') {
-            for (const n of this.nodes.values()) {
-              const r = n.raft
-              if (r === null) {
-                console.log(n.id, 'down')
-                continue
-              }
-              const hs: string[] = []
-              for (let i = Math.max(1, r.lastIndex - 8); i <= r.lastIndex; i++)
-                hs.push(`${i}:${r.termAt(i)}:${toHex(r.hashAt(i) ?? ZERO_HASH).slice(0, 6)}`)
-              console.log(
-                n.id,
-                n.byzantine ? 'LIAR' : '',
-                r.currentRole,
-                'term',
-                r.currentTerm,
-                'commit',
-                r.commitIndex,
-                'applied',
-                n.appliedIndex,
-                'conf',
-                JSON.stringify(r.configuration()),
-                hs.join(' '),
-                'status',
-                JSON.stringify((n.board as unknown as { holdingVotes: boolean }).holdingVotes)
-              )
-            }
-          }
           if (this.now >= this.quietDeadline)
             throw new Violation(
               `liveness: not converged ${this.quietMs() / TICK_MS} ticks after faults stopped: ${missing}`
