@@ -14,7 +14,7 @@
 // Checked after every step: one leader per term, one vote per member and term, every applied entry
 // is the committed one (and the applied state a node restarts with is the committed prefix),
 // leader completeness, no honest node stops itself or raises an alarm (in a Byzantine run: alarms
-// name a liar only). A quiet phase at the end: a leader, every request committed, every member
+// name a liar only, and what honest nodes apply is stored by a majority of the honest voters). A quiet phase at the end: a leader, every request committed, every member
 // applied everything.
 
 import { pino } from 'pino'
@@ -65,9 +65,13 @@ export interface NodeSimOptions {
   readonly byzantine?: number
   readonly lies?: readonly ByzantineKind[]
   /**
-   * The properties checked in a run with liars (default all): 'alarms' (an honest node's alarms name a
-   * liar), 'safety' (honest nodes apply only what an honest quorum stored, all the same entries),
-   * 'liveness' (the honest members elect an honest leader and commit every request). Honest runs check all.
+   * The properties checked in a run with f liars (default all; honest runs check all), the boards
+   * running with faultyVoters f and at least 3f + 1 voters (docs/raft.md, "Lying voters"):
+   * 'safety': an entry an honest node applies is, when first applied anywhere, durably stored by a
+   * majority of the honest voters of the configuration; honest nodes apply the same entry at each
+   * index, in order; honest leaders hold every entry applied before their term; one vote per honest
+   * member and term. 'alarms': every alarm an honest node raises names a liar. 'liveness': after
+   * the faults stop, a leader (a liar too) commits every request and every honest member applies it.
    */
   readonly properties?: readonly ByzantineProperty[]
   readonly traceEvents?: number
