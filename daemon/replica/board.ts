@@ -786,7 +786,9 @@ export class BoardReplica {
       term: prev?.term ?? this.raft.currentTerm,
       vote: prev?.vote ?? this.raft.status().vote
     }
-    return file.write({ term: hs.term, vote: hs.vote, lastIndex, lastHash })
+    // Synced only when the term or vote changes (storage/promise-file.ts): one fsync per batch, not two.
+    const sync = prev === null || prev.term !== hs.term || prev.vote !== hs.vote
+    return file.write({ term: hs.term, vote: hs.vote, lastIndex, lastHash }, sync)
   }
 
   /** Forgets the preparations of entries from `index` on (replaced in the log; never applied). */
