@@ -1220,6 +1220,14 @@ class NodeSimulation {
         this.fail(new Violation(`${node.id} acknowledged entry ${m.index} before it was on disk`))
       }
     }
+    // A signed acknowledgement promises never to truncate up to `locked`: that commit index is on disk.
+    const ack = m.type === 'appResp' || m.type === 'voteResp' || m.type === 'preVoteResp' ? m.ack : undefined
+    if (ack !== undefined) {
+      const hs = node.disk.durableGet(Uint8Array.of(PREFIX.raftHardState))
+      const commit = hs === undefined ? 0 : readHardStateCommit(hs)
+      if (ack.locked > commit)
+        this.fail(new Violation(`${node.id} signed that it holds ${ack.locked} committed, but its disk says ${commit}`))
+    }
   }
 
   private checkVote(voter: NodeId, term: number, candidate: NodeId): void {
@@ -1332,6 +1340,13 @@ function storedHash(value: Uint8Array): Uint8Array {
   r.varint('term')
   r.u8('type')
   return r.bytes32('hash')
+}
+
+function readHardStateCommit(bytes: Uint8Array): number {
+  const r = new Reader(bytes, 'hard state')
+  r.u8('version')
+  r.varint('term')
+  return r.varint('commit')
 }
 
 function readHardStateVote(bytes: Uint8Array): { term: number; vote: string | null } {
