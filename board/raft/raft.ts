@@ -1097,7 +1097,12 @@ export class Raft {
     // Do not push a snapshot at a node that may be down; a heartbeat response will retry.
     if (!pr.recentActive) return false
     const snapshot = this.log.snapshot()
-    this.send({ type: 'snap', to, snapshot })
+    this.send({
+      type: 'snap',
+      to,
+      snapshot,
+      ...(this.certified ? { commitCertificate: this.commitCertificateFor(snapshot.meta.index) } : {})
+    })
     pr.becomeSnapshot(snapshot.meta.index)
     return true
   }
