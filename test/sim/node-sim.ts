@@ -103,6 +103,12 @@ interface Params {
   crashAfterVoteRate: number
   /** Milliseconds a link's writer takes per frame, at most (a slow link fills its queue). */
   writeGapMs: number
+  /**
+   * Right behind a snapshot, the link's previous snapshot comes again (a transfer the sender gave up
+   * on and that still arrives, a replay): older than what was just verified, and it may come before
+   * that one's Ready is taken (board.ts keeps every verified history until its Ready).
+   */
+  snapReplayRate: number
 }
 
 function drawParams(rng: Prng, nodes: number): Params {
@@ -130,7 +136,8 @@ function drawParams(rng: Prng, nodes: number): Params {
     wipeRate: rng.pick([0, 0.1, 0.3]),
     keepUnsyncedRate: rng.pick([0, 0.5, 1]),
     crashAfterVoteRate: rng.pick([0, 0.05, 0.2]),
-    writeGapMs: rng.pick([0, 1, 4])
+    writeGapMs: rng.pick([0, 1, 4]),
+    snapReplayRate: rng.pick([0, 0.2, 0.6])
   }
 }
 
@@ -158,6 +165,8 @@ interface Link {
   writing: boolean
   lastArrival: number
   snapBusy: boolean
+  /** The last snapshot delivered on this link (replayed behind the next one: snapReplayRate). */
+  lastSnap: Uint8Array | null
 }
 
 class SimNode {
@@ -286,6 +295,7 @@ class NodeSimulation {
     messagesDelivered: 0,
     queueDrops: 0,
     snapBusyDrops: 0,
+    snapshotsReplayed: 0,
     lies: 0,
     alarms: 0
   }
@@ -744,7 +754,7 @@ class NodeSimulation {
     const key = `${from}>${to}`
     let l = this.links.get(key)
     if (l === undefined) {
-      l = { queue: new FrameQueue(), writing: false, lastArrival: 0, snapBusy: false }
+      l = { queue: new FrameQueue(), writing: false, lastArrival: 0, snapBusy: false, lastSnap: null }
       this.links.set(key, l)
     }
     return l
@@ -834,7 +844,18 @@ class NodeSimulation {
 
   /** Returns whether the frame reached a node's board. */
   private deliver(ev: Ev & { kind: 'deliver' }): boolean {
-    if (ev.held !== true && ev.stream === 'snap') this.link(ev.from, ev.to).snapBusy = false
+    if (ev.held !== true && ev.stream === 'snap') {
+      const link = this.link(ev.from, ev.to)
+      link.snapBusy = false
+      const previous = link.lastSnap
+      link.lastSnap = ev.bytes
+      if (previous !== null && this.phase === 'chaos' && this.p.snapReplayRate > 0) {
+        if (this.rng.chance(this.p.snapReplayRate)) {
+          this.stats.snapshotsReplayed++
+          this.schedule(this.rng.range(0, 4), { ...ev, bytes: previous, held: true })
+        }
+      }
+    }
     const node = this.nodes.get(ev.to)
     if (node === undefined || !node.alive || this.cuts.has(`${ev.from}>${ev.to}`)) return false
     if (node.paused) {
