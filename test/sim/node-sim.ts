@@ -23,9 +23,7 @@ import { Reader } from '../../protocol/codec.js'
 import {
   applyConfEntry,
   decodeConfEntry,
-  EMPTY_CONFIGURATION,
   InconsistentStoreError,
-  ZERO_HASH,
   type Alarm,
   type ConfChange,
   type Configuration,
@@ -41,12 +39,13 @@ import { CRITICAL_TYPES, FrameQueue } from '../../daemon/replica/transport/frame
 import { BOARD_UNBORN_KEY, PREFIX } from '../../storage/database.js'
 import { entryKey, type RaftStore, StoreCorruptError, type BatchOp } from '../../storage/raft-store.js'
 import { Byzantine, BYZANTINE_KINDS, type ByzantineKind } from './byzantine.js'
+import { CommittedLog, Violation } from './committed.js'
 import { simVotes } from './sim.js'
 import { EventHeap } from './heap.js'
 import { plantInBoard, storeFactory, type NodeBug } from './node-bugs.js'
 import { Prng } from './prng.js'
 import { SimDiskStore, type PendingWrite, type SimLevel } from './sim-level.js'
-import { Violation, type SimResult } from './sim.js'
+import type { SimResult } from './sim.js'
 
 /** Simulated milliseconds per tick of every board (a node's clock may drift from it). */
 const TICK_MS = 10
@@ -258,13 +257,8 @@ class NodeSimulation {
   private readonly props: ReadonlySet<ByzantineProperty>
   private refusals = 0
 
-  private readonly leaderOfTerm = new Map<number, NodeId>()
   private readonly votes = new Map<string, NodeId>()
-  private readonly committed: Uint8Array[] = [ZERO_HASH]
-  private readonly commitTerms: number[] = [0]
-  private readonly committedConfigs: { index: number; config: Configuration }[] = [
-    { index: 0, config: EMPTY_CONFIGURATION }
-  ]
+  private readonly log = new CommittedLog()
   private readonly requests = new Map<number, Request>()
   private readonly pending: number[] = []
   private nextRequestId = 1
@@ -543,7 +537,7 @@ class NodeSimulation {
       count++
       if (index > applied)
         throw new Violation(`${node.id} restarted with applied ${applied} but holds the applied state of ${index}`)
-      if (index >= this.committed.length || !equalBytes(this.committed[index]!, value)) {
+      if (index >= this.log.hashes.length || !equalBytes(this.log.hashes[index]!, value)) {
         throw new Violation(`${node.id} restarted with applied state at ${index} that is not the committed entry`)
       }
     }
@@ -578,7 +572,7 @@ class NodeSimulation {
     let damage = ''
     // A member lost for good is survivable only while the board keeps a quorum without it.
     // Every configuration in effect anywhere (changes take effect when appended) must keep three voters.
-    const configs = [this.committedConfigs[this.committedConfigs.length - 1]!.config]
+    const configs = [this.log.config]
     for (const n of this.nodes.values()) if (n.raft !== null) configs.push(n.raft.configuration())
     const canLose =
       this.phase === 'chaos' &&
@@ -957,7 +951,7 @@ class NodeSimulation {
     const node = this.rng.pick(live)
     let minIndex = 0
     for (const n of this.nodes.values()) if (n.alive && !n.byzantine) minIndex = Math.max(minIndex, n.raft!.commitIndex)
-    minIndex = Math.max(minIndex, this.committed.length - 1)
+    minIndex = Math.max(minIndex, this.log.lastIndex)
     const life = node.life
     const id = this.nextReadId++
     node.board!.linearizableRead(PROPOSAL_TIMEOUT_MS).then(
@@ -1048,10 +1042,9 @@ class NodeSimulation {
   }
 
   private decommissionRemoved(): void {
-    const config = this.committedConfigs[this.committedConfigs.length - 1]!.config
+    const config = this.log.config
     const everMember = new Set<NodeId>()
-    for (const c of this.committedConfigs)
-      for (const id of [...c.config.voters, ...c.config.learners]) everMember.add(id)
+    for (const c of this.log.configs) for (const id of [...c.config.voters, ...c.config.learners]) everMember.add(id)
     for (const node of this.nodes.values()) {
       if (node.decommissioned || !everMember.has(node.id)) continue
       if (config.voters.includes(node.id) || config.learners.includes(node.id)) continue
@@ -1165,34 +1158,17 @@ class NodeSimulation {
   }
 
   private recordCommitted(node: SimNode, e: Entry): void {
-    if (e.index < this.committed.length) {
-      if (!equalBytes(this.committed[e.index]!, e.hash) && this.props.has('safety')) {
-        this.fail(
-          new Violation(
-            `state machine safety: ${node.id} applied a different entry at ${e.index} (term ${e.term}) than was applied there before`
-          )
-        )
-      }
+    const problem = this.log.appliedProblem(node.id, e)
+    if (problem !== null) {
+      if (this.props.has('safety')) this.fail(new Violation(problem))
       return
     }
-    if (e.index !== this.committed.length) {
-      if (this.props.has('safety'))
-        this.fail(
-          new Violation(
-            `${node.id} applied ${e.index} but nothing is known committed after ${this.committed.length - 1}`
-          )
-        )
-      return
-    }
+    if (e.index <= this.log.lastIndex) return
     // With liars, committed must mean stored by an honest quorum (honest runs check leader completeness).
     if (this.byzantine !== null && this.props.has('safety')) this.checkHonestQuorum(node, e)
-    this.committed.push(e.hash)
-    for (let i = this.commitTerms.length; i <= e.index; i++) this.commitTerms.push(node.raft?.currentTerm ?? 0)
+    this.log.add(e, node.raft?.currentTerm ?? 0)
     this.stats.committed = e.index
-    if (e.type === 'confChange') {
-      const prev = this.committedConfigs[this.committedConfigs.length - 1]!.config
-      this.committedConfigs.push({ index: e.index, config: applyConfEntry(prev, decodeConfEntry(e.data)) })
-    } else if (e.data.length >= 6 && e.data[1] === 0xee) {
+    if (e.type !== 'confChange' && e.data.length >= 6 && e.data[1] === 0xee) {
       const req = this.requests.get(new DataView(e.data.buffer, e.data.byteOffset).getUint32(2))
       if (req !== undefined) req.committed = true
     }
@@ -1206,7 +1182,7 @@ class NodeSimulation {
     if (e.index === 1) return // the founding configuration: committed by every founding member's bootstrap
     // A change takes effect when appended: the entry committed under the configuration after the
     // committed ones (and itself), or under one appended after it and in effect on the applier.
-    let after = this.committedConfigs[this.committedConfigs.length - 1]!.config
+    let after = this.log.config
     if (e.type === 'confChange') after = applyConfEntry(after, decodeConfEntry(e.data))
     const candidates = [after]
     if (node.raft !== null) candidates.push(node.raft.configuration())
@@ -1283,7 +1259,7 @@ class NodeSimulation {
       const term = raft.currentTerm
       if (term > this.stats.maxTerm) this.stats.maxTerm = term
       if (role === 'leader') {
-        for (let i = this.commitTerms.length; i <= raft.commitIndex; i++) this.commitTerms.push(term)
+        this.log.committedUpTo(raft.commitIndex, term)
         if (node.lastRole !== 'leader' || node.lastTerm !== term) this.onBecameLeader(node, term)
       }
       node.lastRole = role
@@ -1293,22 +1269,9 @@ class NodeSimulation {
 
   private onBecameLeader(node: SimNode, term: number): void {
     this.stats.elections++
-    const other = this.leaderOfTerm.get(term)
     if (!this.props.has('safety')) return
-    if (other !== undefined && other !== node.id)
-      throw new Violation(`election safety: ${other} and ${node.id} both lead term ${term}`)
-    this.leaderOfTerm.set(term, node.id)
     this.record(node.id, `LEADS term ${term}`)
-    const raft = node.raft!
-    const snap = raft.snapshotMeta()
-    for (let c = 1; c < this.committed.length; c++) {
-      if (this.commitTerms[c]! >= term) continue
-      if (c < snap.index) continue
-      const hash = c === snap.index ? snap.hash : raft.hashAt(c)
-      if (hash === null || !equalBytes(hash, this.committed[c]!)) {
-        throw new Violation(`leader completeness: ${node.id} leads term ${term} without the entry committed at ${c}`)
-      }
-    }
+    this.log.checkNewLeader(node.id, term, node.raft!)
   }
 
   private record(node: string, text: string): void {
