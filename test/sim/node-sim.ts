@@ -250,7 +250,7 @@ class NodeSimulation {
    * Per directed link: the transport's queue of frames (daemon/replica/transport/frame-queue.ts, with
    * its eviction rule), whether its writer is busy, when the last frame arrives, a snapshot in flight.
    */
-  private readonly links = new Map<string, Link>()
+  private readonly links = new Map<NodeId, Map<NodeId, Link>>()
   private readonly bug: NodeBug | null
   private readonly byzantine: Byzantine | null
   private nextTimerId = 1
@@ -745,13 +745,21 @@ class NodeSimulation {
   // Network
 
   private link(from: NodeId, to: NodeId): Link {
-    const key = `${from}>${to}`
-    let l = this.links.get(key)
+    let out = this.links.get(from)
+    if (out === undefined) {
+      out = new Map()
+      this.links.set(from, out)
+    }
+    let l = out.get(to)
     if (l === undefined) {
       l = { queue: new FrameQueue(), writing: false, lastArrival: 0, snapBusy: false, lastSnap: null }
-      this.links.set(key, l)
+      out.set(to, l)
     }
     return l
+  }
+
+  private isCut(from: NodeId, to: NodeId): boolean {
+    return this.cuts.size > 0 && this.cuts.has(`${from}>${to}`)
   }
 
   private send(node: SimNode, m: Message): void {
@@ -780,7 +788,7 @@ class NodeSimulation {
   }
 
   sendBytes(from: NodeId, to: NodeId, stream: 'msg' | 'snap', bytes: Uint8Array, type: Message['type']): void {
-    if (this.cuts.has(`${from}>${to}`)) return
+    if (this.isCut(from, to)) return
     const link = this.link(from, to)
     const chaos = this.phase === 'chaos'
     if (stream === 'snap') {
@@ -828,7 +836,7 @@ class NodeSimulation {
       return
     }
     this.schedule(this.rng.range(0, this.p.writeGapMs), { kind: 'write', from, to })
-    if (this.cuts.has(`${from}>${to}`)) return // the connection is down: what was queued is lost
+    if (this.isCut(from, to)) return // the connection is down: what was queued is lost
     if (this.phase === 'chaos' && this.rng.chance(this.p.dropRate)) return // a stream reset
     // One ordered stream per link: a frame never overtakes the one written before it.
     const at = Math.max(this.now + this.rng.range(1, this.phase === 'quiet' ? 3 : this.p.maxDelayMs), link.lastArrival)
@@ -851,7 +859,7 @@ class NodeSimulation {
       }
     }
     const node = this.nodes.get(ev.to)
-    if (node === undefined || !node.alive || this.cuts.has(`${ev.from}>${ev.to}`)) return false
+    if (node === undefined || !node.alive || this.isCut(ev.from, ev.to)) return false
     if (node.paused) {
       // Held in the socket until the process resumes (off the sender's queue already).
       ev.held = true
