@@ -111,14 +111,6 @@ interface Params {
 }
 
 function drawParams(rng: Prng, nodes: number): Params {
-  const p = drawBaseParams(rng, nodes)
-  // A run lasts about a second of simulated time: a board that may shrink to one voter changes its
-  // membership four times as often, or it seldom gets there (and never runs a lone voter long).
-  if (p.minVoters === 1) p.memberIntervalMs = Math.round(p.memberIntervalMs / 4)
-  return p
-}
-
-function drawBaseParams(rng: Prng, nodes: number): Params {
   const electionTicks = rng.range(5, 12)
   return {
     electionTicks,
