@@ -19,7 +19,7 @@ const BUDGET_SEEDS = 800
 /**
  * Found by its regression test (test/daemon/board.test.ts) only: its trigger needs a lone voter,
  * which a run of about a second of simulated time seldom reaches (seed 293 before the snapshot
- * replay changed the runs; none in 1..1000 since). Changing membership four times as often in the
+ * replay changed the runs; none in 1..700 since). Changing membership four times as often in the
  * seeds that may shrink to one voter finds it at seed 104, and also a liveness wedge of the core
  * (docs/raft.md, simulator) that must be fixed first.
  */
