@@ -138,6 +138,28 @@ describe('member calls (one stream per caller and callee)', function () {
     }
   })
 
+  it('serves at most 32 requests of one member at once; the rest are answered busy (rule: a limit on everything)', async () => {
+    let release: () => void = () => {}
+    const gate = new Promise<void>((r) => {
+      release = r
+    })
+    await p.rpcB.handle('/test/held/1', async (req) => {
+      await gate
+      return req
+    })
+    const calls = Array.from({ length: 40 }, (_, i) =>
+      p.rpcA.call(p.b.id, '/test/held/1', new Uint8Array([i]), 10_000).then(
+        () => 'ok',
+        (err: unknown) => (err instanceof RpcError ? err.code : 'other')
+      )
+    )
+    // The 8 over the limit are answered at once, while the 32 wait for the gate.
+    const busy = await Promise.all(calls.slice(32))
+    assert.deepEqual(busy, Array(8).fill('busy'))
+    release()
+    assert.deepEqual(await Promise.all(calls.slice(0, 32)), Array(32).fill('ok'))
+  })
+
   it('serves no one who is not a member (rule: only members are served)', async () => {
     await p.rpcB.handle('/test/upper/1', async (req) => enc(dec(req).toUpperCase()))
     p.members.delete(p.a.id)
