@@ -16,8 +16,14 @@ function explain(s: BatchSummary): string {
 
 /** Seeds searched for each planted bug; the first failing seed is printed (fixed seeds: deterministic). */
 const BUDGET_SEEDS = 800
-/** Found by its regression test (test/daemon/board.test.ts) only: two snapshots must meet before one Ready. */
-const NOT_FOUND_BY_SIMULATION: ReadonlySet<NodeBug> = new Set(['snapshot-single-slot'])
+/**
+ * Found by its regression test (test/daemon/board.test.ts) only: its trigger needs a lone voter,
+ * which a run of about a second of simulated time seldom reaches (seed 293 before the snapshot
+ * replay changed the runs; none in 1..700 since). Changing membership four times as often in the
+ * seeds that may shrink to one voter finds it at seed 104, and also a liveness wedge of the core
+ * (docs/raft.md, simulator) that must be fixed first.
+ */
+const NOT_FOUND_BY_SIMULATION: ReadonlySet<NodeBug> = new Set(['no-catch-up-check'])
 
 describe('whole-node simulator', function () {
   this.timeout(900_000)
