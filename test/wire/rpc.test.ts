@@ -104,6 +104,10 @@ describe('member calls (one stream per caller and callee)', function () {
       if (slow) await new Promise((r) => setTimeout(r, 300))
       return req
     })
+    // The stream opens first: the timeout below is the answer's, not the open's (which says unreachable).
+    slow = false
+    assert.equal(dec(await p.rpcA.call(p.b.id, '/test/slow/1', enc('open'), 5_000)), 'open')
+    slow = true
     await assert.rejects(p.rpcA.call(p.b.id, '/test/slow/1', enc('late'), 50), (err: unknown) => {
       assert.ok(err instanceof RpcError)
       assert.equal(err.code, 'timeout')
