@@ -61,6 +61,14 @@ export function writeResult(name: string, result: unknown): string {
   return file
 }
 
+/** utime + stime of a process, in seconds (Linux /proc). */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  // Fields 14 and 15 of stat(5), counted from the state field (3): clock ticks of 1/100 s.
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
 /** Resident set size of a process in MiB, from /proc (Linux). */
 export function rssMiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8')

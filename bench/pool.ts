@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { encodeGenesisEntry, encodeStatementEntry } from '../board/entries.js'
@@ -26,7 +27,17 @@ import {
 } from '../protocol/index.js'
 import { renderTable } from '../daemon/host/table.js'
 import { BenchCluster } from './board.js'
-import { UsageError, fmt, numberOption, summarize, withBudget, writeResult, type Budget, type Summary } from './lib.js'
+import {
+  UsageError,
+  cpuSeconds,
+  fmt,
+  numberOption,
+  summarize,
+  withBudget,
+  writeResult,
+  type Budget,
+  type Summary
+} from './lib.js'
 
 /**
  * `npm run bench -- pool`:
@@ -201,7 +212,7 @@ async function roundLatency(
   actives: number,
   count: number,
   trace: boolean
-): Promise<{ latencyMs: Summary; samples: number[]; timeline: TraceRow[] | null }> {
+): Promise<{ latencyMs: Summary; samples: number[]; timeline: TraceRow[] | null; cpuMsPerRound: number }> {
   process.stderr.write(
     `${kind} latency: a ${members}-member pool${kind === 'partition' ? `, ${actives} actives` : ''}, ${count} ${kind}s\n`
   )
@@ -223,6 +234,10 @@ async function roundLatency(
     await once()
     const samples: number[] = []
     const starts: Array<{ atMs: number; endMs: number }> = []
+    // The CPU every node spent during the measured rounds: on a machine with fewer cores than nodes,
+    // CPU per round over the cores is a floor under the round's latency.
+    const pids = nodes.map((n) => n.pid).filter((pid): pid is number => pid !== null)
+    const cpuBefore = pids.map(cpuSeconds)
     for (let i = 0; i < count; i++) {
       const atMs = wallMs()
       const t0 = performance.now()
@@ -231,8 +246,14 @@ async function roundLatency(
       starts.push({ atMs, endMs: wallMs() })
       process.stderr.write(`\r  ${i + 1}/${count}: ${fmt(samples[i], 1)} ms   `)
     }
+    const cpuMsPerRound = (pids.reduce((sum, pid, k) => sum + cpuSeconds(pid) - cpuBefore[k], 0) * 1000) / count
     process.stderr.write('\n')
-    return { latencyMs: summarize(samples), samples, timeline: trace ? roundTimeline(nodes, proposer, starts) : null }
+    return {
+      latencyMs: summarize(samples),
+      samples,
+      timeline: trace ? roundTimeline(nodes, proposer, starts) : null,
+      cpuMsPerRound
+    }
   } finally {
     await cluster.down()
   }
@@ -385,7 +406,7 @@ export async function run(argv: string[]): Promise<void> {
     )
     process.stdout.write(
       renderTable(
-        ['round', 'pool', 'rounds', 'p50 ms', 'p90 ms', 'p99 ms', 'min ms', 'max ms'],
+        ['round', 'pool', 'rounds', 'p50 ms', 'p90 ms', 'p99 ms', 'min ms', 'max ms', 'node CPU ms / round', 'cores'],
         rounds.map(([kind, pool, r]) => [
           kind,
           pool,
@@ -394,10 +415,15 @@ export async function run(argv: string[]): Promise<void> {
           fmt(r.latencyMs.p90),
           withBudget(r.latencyMs.p99, ROUND_P99_BUDGET),
           fmt(r.latencyMs.min),
-          fmt(r.latencyMs.max)
+          fmt(r.latencyMs.max),
+          fmt(r.cpuMsPerRound, 0),
+          fmt(r.cpuMsPerRound / r.latencyMs.mean, 2)
         ]),
-        { alignRight: [2, 3, 4, 5, 6, 7] }
+        { alignRight: [2, 3, 4, 5, 6, 7, 8, 9] }
       ) + '\n'
+    )
+    process.stdout.write(
+      `node CPU: utime + stime of every node over the measured rounds, per round; cores: that over the mean round time (this machine has ${availableParallelism()})\n`
     )
     for (const [kind, , r] of rounds) {
       if (r.timeline === null) continue

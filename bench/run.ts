@@ -40,6 +40,11 @@ const BENCHMARKS: Record<
       "one 16-signer MuSig2 session (scure JS vs libsecp256k1-zkp WASM); per state of 4, 16, 64 members: sessions, messages, bytes, each round's CPU time",
     load: async () => await import('./musig.js')
   },
+  profile: {
+    description:
+      'where a CPU-profiled process spent its time (.cpuprofile files written by bench/profile/preload.ts), by package and function',
+    load: async () => await import('./profile/summary.js')
+  },
   pool: {
     description:
       'partition to accepted p50/p99 (3 actives of 7 members), statements verified/s with a cold and a warm signature cache',

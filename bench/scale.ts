@@ -9,7 +9,7 @@ import { ensureClusterPool } from '../daemon/cluster/pool.js'
 import { AdminClient } from '../daemon/api/client.js'
 import { Progress, renderTable } from '../daemon/host/table.js'
 import { sleep, waitFor } from '../daemon/host/wait.js'
-import { countsOption, fmt, numberOption, rssMiB, summarize, writeResult, type Summary } from './lib.js'
+import { countsOption, cpuSeconds, fmt, numberOption, rssMiB, summarize, writeResult, type Summary } from './lib.js'
 
 /**
  * `npm run bench -- scale`: pools of many members.
@@ -55,14 +55,6 @@ interface PoolStatusLite {
 
 function client(c: LocalCluster, index: number): AdminClient {
   return AdminClient.fromDataDir(c.dataDir(index))
-}
-
-/** utime + stime of a process, in seconds (Linux /proc). */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  // Fields 14 and 15 of stat(5), counted from the state field (3): clock ticks of 1/100 s.
-  return (Number(fields[11]) + Number(fields[12])) / 100
 }
 
 async function idleCost(
