@@ -364,13 +364,13 @@ export class BoardReplica {
   }
 
   /**
-   * The member network's news. A leader wakes when a member connects (a member coming back gets
-   * its heartbeat, and with it the entries it lacks, at the full rate); a follower wakes when its
-   * link to the leader drops, so a leader that died is replaced within a full-rate election
-   * timeout, not a quiet one.
+   * The member network's news. A leader wakes on any link change: a member coming back gets its
+   * heartbeat, and with it the entries it lacks, at the full rate, and a leader cut off from its
+   * voters steps down within a full-rate election timeout. A follower wakes when its link to the
+   * leader drops, so a leader that died is replaced as fast as on a busy board.
    */
-  memberLinkChanged(peerId: NodeId, connected: boolean): void {
-    if (connected ? this.raft.currentRole === 'leader' : peerId === this.raft.leaderId) this.wake()
+  memberLinkChanged(peerId: NodeId, _connected: boolean): void {
+    if (this.raft.currentRole === 'leader' || peerId === this.raft.leaderId) this.wake()
   }
 
   async stop(): Promise<void> {

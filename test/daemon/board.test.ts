@@ -322,6 +322,9 @@ describe('the board driver', function () {
     assert.equal(b.node('b').tickPeriodMs, 1_000, 'a link to another follower changes nothing')
     b.node('b').board!.memberLinkChanged('a', false)
     assert.equal(b.node('b').tickPeriodMs, 100)
+    // The leader wakes on any link change (it must step down soon if it lost its voters).
+    b.node('a').board!.memberLinkChanged('c', false)
+    assert.equal(b.node('a').tickPeriodMs, 100)
   })
 
   it('the leader refuses to demote or remove itself', async () => {
