@@ -9,6 +9,8 @@ import { countsOption, fmt, numberOption, rssMiB, summarize, writeResult, type S
 import { CLUSTER_LOAD_OPTIONS, closedLoop, payloadMaker, post, type LoadResult, type Target } from './load.js'
 import { renderTable } from '../daemon/host/table.js'
 import { sleep, waitFor } from '../daemon/host/wait.js'
+import { Level } from 'level'
+import { PromiseFile } from '../storage/promise-file.js'
 
 const CLI = fileURLToPath(new URL('../daemon/cli.js', import.meta.url))
 
@@ -142,9 +144,17 @@ export async function run(argv: string[]): Promise<void> {
     args: argv,
     options: {
       ...CLUSTER_LOAD_OPTIONS,
-      'catchup-entries': { type: 'string', default: '100000' }
+      'catchup-entries': { type: 'string', default: '100000' },
+      'promise-writes': { type: 'string', default: '2000' },
+      'promise-only': { type: 'boolean', default: false }
     }
   })
+  const promiseWrites = numberOption('promise-writes', values['promise-writes'], { integer: true })
+  const promise = promiseWrites > 0 ? await measurePromiseRecord(promiseWrites) : undefined
+  if (values['promise-only']) {
+    if (promise !== undefined) process.stdout.write(`\nresults: ${writeResult('board-promise', { promise })}\n`)
+    return
+  }
   const sizes = countsOption('sizes', values.sizes)
   const clientCounts = countsOption('clients', values.clients)
   const durationMs = numberOption('duration-s', values['duration-s'], { min: 0.1 }) * 1000
@@ -216,10 +226,79 @@ export async function run(argv: string[]): Promise<void> {
       { alignRight: [0, 1, 2, 3, 4] }
     ) + '\n'
   )
-  process.stdout.write(`results: ${writeResult('board', { sizes, clientCounts, durationMs, results })}\n`)
+  process.stdout.write(`results: ${writeResult('board', { sizes, clientCounts, durationMs, results, promise })}\n`)
 }
 
 /** Stops a follower, commits `entries` more, starts it, and times how long it takes to apply them all. */
+/** One way of writing a Raft batch with its promise record (storage/promise-file.ts). */
+type PromiseMode = 'batch alone' | 'batch + record synced (before)' | 'batch + record, synced on term/vote change (now)'
+
+/**
+ * The promise record's cost per Raft batch: `writes` synced LevelDB batches of one 256-byte entry
+ * and a hard state, alone, with the record written and synced beside each (as it was), and with
+ * the record written beside each and synced only when the term or vote changes (as it is: here
+ * every 100th batch, an election every 100 batches being far more than a healthy board has).
+ */
+async function measurePromiseRecord(writes: number): Promise<Record<PromiseMode, Summary & { perS: number }>> {
+  const dir = mkdtempSync(join(tmpdir(), 'poolboard-bench-promise-'))
+  const out = {} as Record<PromiseMode, Summary & { perS: number }>
+  try {
+    const db = new Level<Uint8Array, Uint8Array>(join(dir, 'db'), { keyEncoding: 'view', valueEncoding: 'view' })
+    await db.open()
+    const { file } = await PromiseFile.open(join(dir, 'board-promise'))
+    const value = new Uint8Array(256).fill(7)
+    const hash = new Uint8Array(32)
+    let index = 0
+    const modes: PromiseMode[] = [
+      'batch alone',
+      'batch + record synced (before)',
+      'batch + record, synced on term/vote change (now)'
+    ]
+    process.stderr.write(`\npromise record: ${writes} synced batches each way\n`)
+    for (const mode of modes) {
+      const ms: number[] = []
+      const t0 = performance.now()
+      for (let i = 0; i < writes; i++) {
+        index++
+        const key = new Uint8Array(9)
+        new DataView(key.buffer).setBigUint64(1, BigInt(index))
+        const start = performance.now()
+        const batch = db.batch(
+          [
+            { type: 'put', key, value },
+            { type: 'put', key: Uint8Array.of(0), value: key }
+          ],
+          { sync: true }
+        )
+        const term = Math.floor(index / 100)
+        const record =
+          mode === 'batch alone'
+            ? undefined
+            : file.write({ term, vote: null, lastIndex: index, lastHash: hash }, mode === modes[1] || index % 100 === 0)
+        await Promise.all([batch, record])
+        ms.push(performance.now() - start)
+      }
+      const perS = writes / ((performance.now() - t0) / 1000)
+      out[mode] = { ...summarize(ms), perS }
+      process.stderr.write(`  ${mode}: ${fmt(perS, 0)} batches/s, p50 ${fmt(out[mode].p50, 3)} ms\n`)
+    }
+    await file.close()
+    await db.close()
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+  process.stdout.write(
+    '\npromise record (storage/promise-file.ts) per synced Raft batch; goal: no extra fsync per append\n' +
+      renderTable(
+        ['writes', 'batches/s', 'p50 ms', 'p99 ms'],
+        Object.entries(out).map(([mode, r]) => [mode, fmt(r.perS, 0), fmt(r.p50, 3), fmt(r.p99, 3)]),
+        { alignRight: [1, 2, 3] }
+      ) +
+      '\n'
+  )
+  return out
+}
+
 async function measureCatchUp(
   cluster: BenchCluster,
   entries: number,

@@ -26,6 +26,13 @@
 //   app, heartbeat, snap, timeoutNow += optional certificate
 //   certificate   = term || leader node id || count || voter id* || count || (voter node id || signature)*
 //
+// Signed acknowledgements (version 3; used with lying voters, RaftConfig.faultyVoters):
+//   appResp, voteResp, preVoteResp += optional (hash || locked || signature)
+//   vote, preVote += optional (commit index || hash)
+//   app, heartbeat, snap += optional commitCertificate
+//   commitCertificate = count || signedAck*
+//   signedAck     = voter node id || term || index || hash || locked || signature
+//
 // The encoding is canonical: a decoder accepts exactly the bytes the encoder produces (minimal
 // varints, booleans 0 or 1, well-formed UTF-8, no trailing bytes), so decode(encode(m)) equals m
 // and encode(decode(b)) equals b for every accepted b.
@@ -39,7 +46,7 @@
 // Pure: no I/O, no clock, no module-level mutable state.
 
 import { copyBytes } from '../protocol/bytes.js'
-import { DecodeError, EncodeError, Reader, Writer } from '../protocol/codec.js'
+import { DecodeError, EncodeError, Reader, Writer, varintSize } from '../protocol/codec.js'
 import { MAX_MEMBERS } from '../protocol/limits.js'
 import { readConfiguration, writeConfiguration, type ConfigurationLimits } from './configuration.js'
 import type {
@@ -50,11 +57,12 @@ import type {
   MessageType,
   NodeId,
   ElectionCertificate,
+  CommitCertificate,
   Snapshot
 } from './raft/types.js'
 
 /** The only version this code reads and writes. */
-export const WIRE_VERSION = 2
+export const WIRE_VERSION = 3
 /** Every hash in a message (entry hashes, prevHash, snapshot hash) is a sha256 digest. */
 export const WIRE_HASH_BYTES = 32
 const CONTEXT = 'raft message'
@@ -196,28 +204,34 @@ export function encodeMessage(m: Message, limits: WireLimits = DEFAULT_WIRE_LIMI
       w.count(entries.length, limits.maxEntriesPerMessage, 'entries')
       for (let i = 0; i < entries.length; i++) writeEntry(w, entries[i]!, limits)
       optionalCertificate(w, m.certificate, limits)
+      optionalCommitCertificate(w, m.commitCertificate, limits)
       break
     }
     case 'appResp':
       w.varint(m.index, 'index')
       bool(w, m.reject, 'reject')
       w.varint(m.hintIndex, 'hintIndex').varint(m.hintTerm, 'hintTerm')
+      optionalAck(w, m.ack)
       break
     case 'vote':
     case 'preVote':
       w.varint(m.lastIndex, 'lastIndex').varint(m.lastTerm, 'lastTerm')
       bool(w, m.force, 'force')
+      if (m.commit === undefined) w.u8(0)
+      else w.u8(1).varint(m.commit.index, 'commit: index').fixed(m.commit.hash, WIRE_HASH_BYTES, 'commit: hash')
       break
     case 'voteResp':
     case 'preVoteResp':
       bool(w, m.reject, 'reject')
       if (m.signature === undefined) w.u8(0)
       else w.u8(1).bytes(m.signature, MAX_VOTE_SIGNATURE_BYTES, 'signature')
+      optionalAck(w, m.ack)
       break
     case 'heartbeat':
       w.varint(m.commit, 'commit')
       optionalContext(w, m.context, limits)
       optionalCertificate(w, m.certificate, limits)
+      optionalCommitCertificate(w, m.commitCertificate, limits)
       break
     case 'heartbeatResp':
       optionalContext(w, m.context, limits)
@@ -225,6 +239,7 @@ export function encodeMessage(m: Message, limits: WireLimits = DEFAULT_WIRE_LIMI
     case 'snap':
       writeSnapshot(w, m.snapshot, limits)
       optionalCertificate(w, m.certificate, limits)
+      optionalCommitCertificate(w, m.commitCertificate, limits)
       break
     case 'timeoutNow':
       optionalCertificate(w, m.certificate, limits)
@@ -254,8 +269,18 @@ export function encodeMessage(m: Message, limits: WireLimits = DEFAULT_WIRE_LIMI
 
 /** An upper bound of the encoded size, so that the writer never grows. */
 function sizeBound(m: Message): number {
-  let n = 2 + idBound(m.from) + idBound(m.to) + V + 4 * V + WIRE_HASH_BYTES
+  // Small enough for most messages to stay a buffer on the V8 heap (at most 64 bytes): cheaper to
+  // make. The constant covers the booleans and presence flags (with the v3 ones).
+  let n = 2 + idBound(m.from) + idBound(m.to) + varintSize(m.term) + 4 * V + 5
   if ((m.type === 'voteResp' || m.type === 'preVoteResp') && m.signature !== undefined) n += V + m.signature.length
+  const ack = m.type === 'appResp' || m.type === 'voteResp' || m.type === 'preVoteResp' ? m.ack : undefined
+  if (ack !== undefined) n += 1 + WIRE_HASH_BYTES + 2 * V + ack.signature.length
+  if ((m.type === 'vote' || m.type === 'preVote') && m.commit !== undefined) n += 1 + V + WIRE_HASH_BYTES
+  const commitCertificate = 'commitCertificate' in m ? m.commitCertificate : undefined
+  if (commitCertificate !== undefined) {
+    n += 1 + V
+    for (const a of commitCertificate.acks) n += idBound(a.voter) + 4 * V + WIRE_HASH_BYTES + a.signature.length
+  }
   const certificate = 'certificate' in m ? m.certificate : undefined
   if (certificate !== undefined) {
     n += 3 * V + idBound(certificate.leader)
@@ -265,7 +290,7 @@ function sizeBound(m: Message): number {
   switch (m.type) {
     case 'app':
       for (let i = 0; i < m.entries.length; i++) n += m.entries[i]!.data.length + 4 * V + 1 + WIRE_HASH_BYTES
-      n += V
+      n += V + WIRE_HASH_BYTES
       break
     case 'heartbeat':
     case 'heartbeatResp':
@@ -277,7 +302,7 @@ function sizeBound(m: Message): number {
       break
     case 'snap': {
       const c = m.snapshot.meta.configuration
-      n += m.snapshot.data.length + 3 * V + WIRE_HASH_BYTES + 2 * V
+      n += m.snapshot.data.length + 3 * V + WIRE_HASH_BYTES + 2 * V + 4 * V + WIRE_HASH_BYTES
       for (const id of c.voters) n += idBound(id)
       for (const id of c.learners) n += idBound(id)
       break
@@ -292,7 +317,7 @@ function sizeBound(m: Message): number {
 }
 
 function idBound(id: NodeId): number {
-  return typeof id === 'string' ? 3 * id.length + V : 0
+  return typeof id === 'string' ? 3 * id.length + varintSize(3 * id.length) : 0
 }
 
 function nodeId(w: Writer, id: NodeId, limits: WireLimits, field: string): void {
@@ -322,6 +347,65 @@ function optionalCertificate(w: Writer, c: ElectionCertificate | undefined, limi
     nodeId(w, v.voter, limits, 'certificate: voter')
     w.bytes(v.signature, MAX_VOTE_SIGNATURE_BYTES, 'certificate: signature')
   }
+}
+
+type WireAck = { readonly hash: Uint8Array; readonly locked: number; readonly signature: Uint8Array }
+
+function optionalAck(w: Writer, ack: WireAck | undefined): void {
+  if (ack === undefined) {
+    w.u8(0)
+    return
+  }
+  w.u8(1).fixed(ack.hash, WIRE_HASH_BYTES, 'ack: hash').varint(ack.locked, 'ack: locked')
+  w.bytes(ack.signature, MAX_VOTE_SIGNATURE_BYTES, 'ack: signature')
+}
+
+function readOptionalAck(r: Reader): { ack?: WireAck } {
+  if (!readPresence(r, 'ack')) return {}
+  return {
+    ack: {
+      hash: r.fixed('ack: hash', WIRE_HASH_BYTES),
+      locked: r.varint('ack: locked'),
+      signature: r.bytes('ack: signature', MAX_VOTE_SIGNATURE_BYTES)
+    }
+  }
+}
+
+function optionalCommitCertificate(w: Writer, c: CommitCertificate | undefined, limits: WireLimits): void {
+  if (c === undefined) {
+    w.u8(0)
+    return
+  }
+  w.u8(1).count(c.acks.length, limits.maxConfigurationNodes, 'commitCertificate: acks')
+  for (const a of c.acks) {
+    nodeId(w, a.voter, limits, 'commitCertificate: voter')
+    w.varint(a.term, 'commitCertificate: term').varint(a.index, 'commitCertificate: index')
+    w.fixed(a.hash, WIRE_HASH_BYTES, 'commitCertificate: hash').varint(a.locked, 'commitCertificate: locked')
+    w.bytes(a.signature, MAX_VOTE_SIGNATURE_BYTES, 'commitCertificate: signature')
+  }
+}
+
+function readOptionalCommitCertificate(r: Reader, limits: WireLimits): { commitCertificate?: CommitCertificate } {
+  if (!readPresence(r, 'commitCertificate')) return {}
+  const commitCertificate = r.field(
+    'commitCertificate',
+    (rc): CommitCertificate => ({
+      acks: rc.array(
+        'acks',
+        limits.maxConfigurationNodes,
+        () => ({
+          voter: readNodeId(rc, 'voter', limits),
+          term: rc.varint('term'),
+          index: rc.varint('index'),
+          hash: rc.fixed('hash', WIRE_HASH_BYTES),
+          locked: rc.varint('locked'),
+          signature: rc.bytes('signature', MAX_VOTE_SIGNATURE_BYTES)
+        }),
+        4 + WIRE_HASH_BYTES
+      )
+    })
+  )
+  return { commitCertificate }
 }
 
 function readOptionalCertificate(r: Reader, limits: WireLimits): { certificate?: ElectionCertificate } {
@@ -428,7 +512,8 @@ export function decodeMessage(
         prevHash,
         entries,
         commit,
-        ...readOptionalCertificate(r, limits)
+        ...readOptionalCertificate(r, limits),
+        ...readOptionalCommitCertificate(r, limits)
       }
       break
     }
@@ -437,7 +522,7 @@ export function decodeMessage(
       const reject = readBool(r, 'reject')
       const hintIndex = r.varint('hintIndex')
       const hintTerm = r.varint('hintTerm')
-      m = { type, from, to, term, index, reject, hintIndex, hintTerm }
+      m = { type, from, to, term, index, reject, hintIndex, hintTerm, ...readOptionalAck(r) }
       break
     }
     case 'vote':
@@ -445,7 +530,18 @@ export function decodeMessage(
       const lastIndex = r.varint('lastIndex')
       const lastTerm = r.varint('lastTerm')
       const force = readBool(r, 'force')
-      m = { type, from, to, term, lastIndex, lastTerm, force }
+      m = readPresence(r, 'commit')
+        ? {
+            type,
+            from,
+            to,
+            term,
+            lastIndex,
+            lastTerm,
+            force,
+            commit: { index: r.varint('commit: index'), hash: r.fixed('commit: hash', WIRE_HASH_BYTES) }
+          }
+        : { type, from, to, term, lastIndex, lastTerm, force }
       break
     }
     case 'voteResp':
@@ -454,12 +550,22 @@ export function decodeMessage(
       m = readPresence(r, 'signature')
         ? { type, from, to, term, reject, signature: r.bytes('signature', MAX_VOTE_SIGNATURE_BYTES) }
         : { type, from, to, term, reject }
+      m = { ...m, ...readOptionalAck(r) }
       break
     }
     case 'heartbeat': {
       const commit = r.varint('commit')
       const context = readOptionalContext(r, limits)
-      m = { type, from, to, term, commit, context, ...readOptionalCertificate(r, limits) }
+      m = {
+        type,
+        from,
+        to,
+        term,
+        commit,
+        context,
+        ...readOptionalCertificate(r, limits),
+        ...readOptionalCommitCertificate(r, limits)
+      }
       break
     }
     case 'heartbeatResp':
@@ -472,7 +578,8 @@ export function decodeMessage(
         to,
         term,
         snapshot: r.field('snapshot', (rr) => readSnapshot(rr, limits)),
-        ...readOptionalCertificate(r, limits)
+        ...readOptionalCertificate(r, limits),
+        ...readOptionalCommitCertificate(r, limits)
       }
       break
     case 'timeoutNow':

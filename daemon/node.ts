@@ -147,6 +147,7 @@ export class PoolboardNode {
         onFatal: options.onFatal,
         verifyHashChain: config.defenses.hashChain && !coalition,
         votes: new PeerIdVotes(keys.libp2pKey, isMember),
+        faultyVoters: config.board.faultyVoters,
         promises,
         onAlarm: (alarm) => {
           alarms.emit(alarm)

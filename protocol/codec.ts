@@ -65,6 +65,16 @@ const utf8Encoder = new TextEncoder()
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false
+  return true
+}
+
+function isAsciiBytes(buf: Uint8Array, at: number, len: number): boolean {
+  for (let i = at; i < at + len; i++) if (buf[i]! > 0x7f) return false
+  return true
+}
+
 /** Number of bytes the CompactSize varint encoding of `n` takes. */
 export function varintSize(n: number): number {
   return n < 0xfd ? 1 : n <= 0xffff ? 3 : n <= MAX_U32 ? 5 : 9
@@ -76,12 +86,18 @@ export function varintSize(n: number): number {
  */
 export class Writer {
   private buf: Uint8Array
-  private view: DataView
+  // Made on the first fixed-width write: a view of a small buffer moves it off the V8 heap, which
+  // costs more than the writes of a short message (most are varints and bytes).
+  private dataView: DataView | null = null
   private pos = 0
 
   constructor(initialCapacity = 256) {
     this.buf = new Uint8Array(Math.max(16, initialCapacity))
-    this.view = new DataView(this.buf.buffer)
+  }
+
+  private get view(): DataView {
+    this.dataView ??= new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength)
+    return this.dataView
   }
 
   /** Bytes written so far. */
@@ -97,7 +113,7 @@ export class Writer {
     const next = new Uint8Array(cap)
     next.set(this.buf.subarray(0, this.pos))
     this.buf = next
-    this.view = new DataView(next.buffer)
+    this.dataView = null
   }
 
   u8(v: number, field = 'u8'): this {
@@ -214,6 +230,13 @@ export class Writer {
   /** Varint byte length + UTF-8; `maxBytes` is the limit on the encoded length. */
   string(s: string, maxBytes: number, field = 'string'): this {
     if (typeof s !== 'string') throw new EncodeError(field, 'not a string')
+    if (s.length < 0xfd && s.length <= maxBytes && isAscii(s)) {
+      // ASCII (node ids, names): one byte per character, no surrogates; same bytes as the encoder's.
+      this.ensure(1 + s.length)
+      this.buf[this.pos++] = s.length
+      for (let i = 0; i < s.length; i++) this.buf[this.pos++] = s.charCodeAt(i)
+      return this
+    }
     if (LONE_SURROGATE.test(s)) throw new EncodeError(field, 'string is not well-formed Unicode (lone surrogate)')
     const enc = utf8Encoder.encode(s)
     if (enc.length > maxBytes) throw new EncodeError(field, `length ${enc.length} bytes exceeds limit ${maxBytes}`)
@@ -280,7 +303,8 @@ export class Writer {
  */
 export class Reader {
   private readonly buf: Uint8Array
-  private readonly dv: DataView
+  // Made on the first fixed-width read (see Writer: a view moves a small buffer off the V8 heap).
+  private dataView: DataView | null = null
   private pos = 0
   private readonly context: string
   // The current field path, kept as parallel stacks so that no string is built unless an error
@@ -291,9 +315,14 @@ export class Reader {
   constructor(bytes: Uint8Array, context: string) {
     if (!(bytes instanceof Uint8Array)) throw new DecodeError(context, 'input is not a byte array')
     // Normalise a Buffer (or any view) to a plain Uint8Array view over the same memory.
-    this.buf = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-    this.dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    this.buf =
+      bytes.constructor === Uint8Array ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
     this.context = context
+  }
+
+  private get dv(): DataView {
+    this.dataView ??= new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength)
+    return this.dataView
   }
 
   /** Current read position. */
@@ -451,6 +480,13 @@ export class Reader {
   string(name: string, maxBytes: number): string {
     const len = this.lengthPrefix(name, maxBytes)
     let s: string
+    if (len <= 64 && isAsciiBytes(this.buf, this.pos, len)) {
+      // ASCII (node ids, names): what the decoder returns, without its call.
+      s = ''
+      for (let i = this.pos; i < this.pos + len; i++) s += String.fromCharCode(this.buf[i]!)
+      this.pos += len
+      return s
+    }
     try {
       s = utf8Decoder.decode(this.buf.subarray(this.pos, this.pos + len))
     } catch {

@@ -4,8 +4,12 @@
 // short, flipped bytes, a deleted log file, an older copy of db/ put back) must not vote or
 // acknowledge again as if nothing happened: it may have counted toward a commit, or vote twice in a
 // term. LevelDB recovers what it can without saying what it dropped, so the node keeps a small
-// record of its promises in its own file, synced with every synced Raft batch, and compares the
-// store with it at start (docs/operations.md, "Lost durable state").
+// record of its promises in its own file, written with every synced Raft batch, and compares the
+// store with it at start (docs/operations.md, "Lost durable state"). The record is synced only when
+// the term or vote changes: what it guards against (a write-ahead log cut short, flipped bytes, a
+// deleted log, an older db/ put back) leaves the operating system's copy of the file intact, and a
+// power loss that drops an unsynced record leaves an older one, which detects less, never falsely.
+// So a Raft batch costs one fsync, not two (bench/board.ts, the promise record).
 //
 // Layout: two fixed 512-byte slots written in turn (a torn write spoils one slot, never both):
 //   magic "PBPR" || version u8 (1) || seq u64 || term u64 || lastIndex u64 || lastHash (32 bytes)
@@ -55,8 +59,11 @@ export class PromiseFile {
     return this.last
   }
 
-  /** Writes `p` durably (fdatasync) unless it equals the last record; writes are serialised. */
-  async write(p: BoardPromise): Promise<void> {
+  /**
+   * Writes `p` unless it equals the last record, and syncs it (fdatasync) if `sync`; writes are
+   * serialised.
+   */
+  async write(p: BoardPromise, sync = true): Promise<void> {
     const prev = this.last
     if (
       prev !== null &&
@@ -73,7 +80,7 @@ export class PromiseFile {
     const slot = encodeSlot(p, seq)
     const run = this.writing.then(async () => {
       await this.file.write(slot, 0, SLOT_BYTES, Number(seq % 2n) * SLOT_BYTES)
-      await this.file.datasync()
+      if (sync) await this.file.datasync()
     })
     this.writing = run.catch(() => undefined)
     await run

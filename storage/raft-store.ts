@@ -208,6 +208,7 @@ export class RaftStore {
     return (
       ready.entries.length > 0 ||
       ready.snapshot !== null ||
+      ready.syncCommit === true ||
       (ready.hardState !== null && this.changesTermOrVote(ready.hardState))
     )
   }
@@ -278,14 +279,29 @@ const SNAPSHOT_KEY = Uint8Array.of(PREFIX.raftSnapshot)
 const APPLIED_KEY = Uint8Array.of(PREFIX.boardApplied)
 
 export function entryKey(index: number): Uint8Array {
+  // Byte by byte (u64 big-endian; indexes are safe integers): a DataView over this small buffer
+  // would move it off the V8 heap, which costs more than the key.
   const key = new Uint8Array(9)
   key[0] = PREFIX.raftEntry
-  new DataView(key.buffer).setBigUint64(1, BigInt(index))
+  let hi = Math.floor(index / 0x1_0000_0000)
+  let lo = index >>> 0
+  for (let i = 8; i >= 5; i--) {
+    key[i] = lo & 0xff
+    lo >>>= 8
+  }
+  for (let i = 4; i >= 1; i--) {
+    key[i] = hi & 0xff
+    hi >>>= 8
+  }
   return key
 }
 
 function indexOfKey(key: Uint8Array): number {
-  return Number(new DataView(key.buffer, key.byteOffset, key.byteLength).getBigUint64(1))
+  let hi = 0
+  let lo = 0
+  for (let i = 1; i <= 4; i++) hi = hi * 256 + key[i]!
+  for (let i = 5; i <= 8; i++) lo = lo * 256 + key[i]!
+  return hi * 0x1_0000_0000 + lo
 }
 
 async function lastStoredIndex(db: Database): Promise<number> {

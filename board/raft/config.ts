@@ -68,6 +68,13 @@ export interface RaftConfig {
    * Default null: plain Raft.
    */
   readonly votes?: VoteAuthority | null
+  /**
+   * Voters that may lie (f, docs/raft.md "A member that lies"). With f > 0 every quorum has
+   * floor((n + f) / 2) + 1 of the n voters, so two quorums share an honest voter; acknowledgements
+   * are signed, and a follower commits and applies only what a commit certificate proves. Needs
+   * `votes` with signAck and verifyAck. Default 0: plain majorities.
+   */
+  readonly faultyVoters?: number
 }
 
 export type ResolvedRaftConfig = Required<RaftConfig>
@@ -88,7 +95,8 @@ export const RAFT_CONFIG_DEFAULTS = {
   maxPendingReads: 4096,
   snapshotTimeoutTicks: 100,
   maxTermAdvance: 1_000_000,
-  votes: null
+  votes: null,
+  faultyVoters: 0
 } as const
 
 export class RaftConfigError extends Error {
@@ -131,6 +139,10 @@ export function resolveConfig(c: RaftConfig): ResolvedRaftConfig {
   ] as const) {
     positiveInt(key, r[key])
   }
+  if (!Number.isSafeInteger(r.faultyVoters) || r.faultyVoters < 0)
+    throw new RaftConfigError('faultyVoters', `must be a non-negative integer, got ${r.faultyVoters}`)
+  if (r.faultyVoters > 0 && (r.votes?.signAck === undefined || r.votes.verifyAck === undefined))
+    throw new RaftConfigError('faultyVoters', 'needs votes that sign and verify acknowledgements')
   if (r.heartbeatTicks >= r.electionTicks) {
     throw new RaftConfigError(
       'heartbeatTicks',

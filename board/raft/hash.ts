@@ -8,7 +8,7 @@
 // snapshot index; the (empty) log before index 1 has the all-zero hash. Because each hash covers
 // the previous one, two logs with the same hash at index i are identical up to i.
 
-import { createHash, type Hash } from 'node:crypto'
+import { sha256 } from '../../protocol/hash.js'
 import type { Entry, EntryType } from './types.js'
 
 export const HASH_BYTES = 32
@@ -17,8 +17,7 @@ export const ENTRY_HASH_TAG = 'poolboard/raft/entry/v1'
 export const ZERO_HASH: Uint8Array = new Uint8Array(HASH_BYTES)
 
 const TAG_BYTES = new TextEncoder().encode(ENTRY_HASH_TAG)
-// A hash already fed with the tag; copied for every entry instead of hashing the tag again.
-const TAGGED: Hash = createHash('sha256').update(TAG_BYTES)
+const HEADER_BYTES = HASH_BYTES + 8 + 8 + 1 + 4
 
 export function entryTypeCode(type: EntryType): number {
   return type === 'normal' ? 0 : 1
@@ -31,19 +30,18 @@ export function computeEntryHash(
   type: EntryType,
   data: Uint8Array
 ): Uint8Array {
-  const header = new Uint8Array(HASH_BYTES + 8 + 8 + 1 + 4)
-  header.set(prevHash, 0)
-  const view = new DataView(header.buffer)
-  setU64(view, HASH_BYTES, index)
-  setU64(view, HASH_BYTES + 8, term)
-  view.setUint8(HASH_BYTES + 16, entryTypeCode(type))
-  view.setUint32(HASH_BYTES + 17, data.length)
-  const h = TAGGED.copy()
-  h.update(header)
-  h.update(data)
-  const digest = h.digest()
-  // Plain Uint8Array (not a Buffer) so entries stay plain data.
-  return new Uint8Array(digest.buffer, digest.byteOffset, digest.byteLength)
+  // One buffer and one one-shot hash: cheaper than a Hash object per entry (entries are small).
+  const at = TAG_BYTES.length
+  const msg = new Uint8Array(at + HEADER_BYTES + data.length)
+  msg.set(TAG_BYTES, 0)
+  msg.set(prevHash, at)
+  const view = new DataView(msg.buffer)
+  setU64(view, at + HASH_BYTES, index)
+  setU64(view, at + HASH_BYTES + 8, term)
+  view.setUint8(at + HASH_BYTES + 16, entryTypeCode(type))
+  view.setUint32(at + HASH_BYTES + 17, data.length)
+  msg.set(data, at + HEADER_BYTES)
+  return sha256(msg)
 }
 
 function setU64(view: DataView, at: number, v: number): void {

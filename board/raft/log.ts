@@ -28,8 +28,13 @@ export class RaftLog {
   committed: number
   /** Highest index the application acknowledged as applied (advance()). */
   applied: number
-  /** Highest index handed out for applying (ready()); applied <= applying <= committed. */
+  /** Highest index handed out for applying (ready()); applied <= applying <= min(committed, applicable). */
   applying: number
+  /**
+   * Highest index that may be applied. Plain Raft applies what is committed (Infinity); with
+   * lying voters, only what a quorum holds committed (the commit certificate's second count).
+   */
+  applicable = Number.POSITIVE_INFINITY
   /** First index not yet handed out for persisting. */
   unstableFrom: number
   /** The log is durable up to here (handed out in a Ready that was advanced); <= lastIndex. */
@@ -255,13 +260,13 @@ export class RaftLog {
   }
 
   hasCommittedToApply(): boolean {
-    return this.pendingSnapshot === null && this.committed > this.applying
+    return this.pendingSnapshot === null && Math.min(this.committed, this.applicable) > this.applying
   }
 
   takeCommittedToApply(maxBytes: number): Entry[] {
     if (!this.hasCommittedToApply()) return []
     const lo = Math.max(this.applying + 1, this.firstIndex())
-    const out = this.sliceBytes(lo, this.committed, maxBytes).entries
+    const out = this.sliceBytes(lo, Math.min(this.committed, this.applicable), maxBytes).entries
     if (out.length > 0) this.applying = out[out.length - 1]!.index
     return out
   }

@@ -193,9 +193,12 @@ export class Progress {
 
 export type VoteResult = 'won' | 'lost' | 'pending'
 
-/** Majority of n voters. */
-export function quorumSize(n: number): number {
-  return Math.floor(n / 2) + 1
+/**
+ * The quorum of n voters of whom up to `faulty` may lie: floor((n + f) / 2) + 1 (at most n), so
+ * that any two quorums share f + 1 voters, one of them honest. A majority when f is 0.
+ */
+export function quorumSize(n: number, faulty = 0): number {
+  return Math.min(n, Math.floor((n + faulty) / 2) + 1)
 }
 
 /** The configuration, the leader's per-member progress, and votes collected in an election. */
@@ -204,7 +207,11 @@ export class ProgressTracker {
   readonly progress = new Map<NodeId, Progress>()
   private readonly votes = new Map<NodeId, boolean>()
 
-  constructor(config: Configuration) {
+  constructor(
+    config: Configuration,
+    /** Voters that may lie (RaftConfig.faultyVoters). */
+    readonly faulty = 0
+  ) {
     this.config = config
   }
 
@@ -213,7 +220,7 @@ export class ProgressTracker {
   }
 
   quorum(): number {
-    return quorumSize(this.config.voters.length)
+    return quorumSize(this.config.voters.length, this.faulty)
   }
 
   /** The highest index replicated on a quorum of voters (match of the quorum-th best voter). */

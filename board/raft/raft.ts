@@ -31,6 +31,8 @@ import type {
   AppMessage,
   ElectionCertificate,
   AppRespMessage,
+  AckClaim,
+  CommitCertificate,
   Configuration,
   Entry,
   EntryType,
@@ -43,6 +45,7 @@ import type {
   PersistedState,
   ReadState,
   Ready,
+  SignedAck,
   Role,
   SnapMessage,
   Snapshot,
@@ -70,6 +73,10 @@ function isLeaderMessage(
 ): m is AppMessage | HeartbeatMessage | SnapMessage | (Message & { type: 'timeoutNow' }) {
   return m.type === 'app' || m.type === 'heartbeat' || m.type === 'snap' || m.type === 'timeoutNow'
 }
+
+/** Signed acknowledgements kept per member (leader) and checked signatures cached per voter (follower). */
+const ACK_HISTORY = 16
+const NO_SIGNATURE = new Uint8Array(0)
 
 /** Largest read-index context accepted. */
 export const MAX_READ_CONTEXT_BYTES = 256
@@ -135,6 +142,21 @@ export class Raft {
   protected promised: { index: number; hash: Uint8Array } | null = null
   protected readonly log: RaftLog
   protected readonly tracker: ProgressTracker
+  /**
+   * With lying voters (faultyVoters > 0): acknowledgements are signed and what commits is proven
+   * by them (commitByCertificate), never taken on the leader's word.
+   */
+  protected readonly certified: boolean
+  /** The commit index known synced: what this node's signed acknowledgements promise never to truncate. */
+  protected durableCommit: number
+  /** Highest index of this node's log known to match the current term's leader (follower). */
+  protected leaderMatch = 0
+  /** Leader: each member's latest verified acknowledgements in this term, by rising index (at most ACK_HISTORY). */
+  protected acks = new Map<NodeId, SignedAck[]>()
+  /** Leader: its own signed acknowledgement, re-signed when what it says changes. */
+  private selfAck: SignedAck | null = null
+  /** Follower: acknowledgements whose signatures were checked, by voter (at most ACK_HISTORY each). */
+  private verifiedAcks = new Map<NodeId, SignedAck[]>()
 
   protected electionElapsedTicks = 0
   protected heartbeatElapsedTicks = 0
@@ -177,7 +199,11 @@ export class Raft {
     } catch (err) {
       throw new InconsistentStoreError(`log does not replay: ${(err as Error).message}`)
     }
-    this.tracker = new ProgressTracker(this.log.configuration())
+    this.tracker = new ProgressTracker(this.log.configuration(), this.cfg.faultyVoters)
+    this.certified = this.cfg.faultyVoters > 0
+    this.durableCommit = persisted.hardState.commit
+    // What was applied stays applied; anything beyond must be proven applicable again.
+    if (this.certified) this.log.applicable = applied
     this.term = persisted.hardState.term
     this.vote = persisted.hardState.vote
     this.prevHard = persisted.hardState
@@ -193,6 +219,10 @@ export class Raft {
   step(m: Message): void {
     assert.equal(m.to, this.id, `message for ${m.to} delivered to ${this.id}`)
     if (m.from === this.id || !wellFormed(m)) return
+    // With lying voters, a node that never saw a term (a joiner) learns it from its leader's proven
+    // message only: anyone else could give it any term, which it would carry to every member it
+    // answers. Nothing else needs its answer before its leader has reached it.
+    if (this.certified && this.term === 0 && !isLeaderMessage(m)) return
     const refusal = this.refusal(m)
     if (refusal !== null) {
       this.raiseAlarm({ kind: 'refused-message', from: m.from, term: m.term, type: m.type, reason: refusal })
@@ -359,10 +389,11 @@ export class Raft {
       hardState,
       entries,
       snapshot,
-      messages: this.msgs,
+      messages: this.certified ? this.signAcks(this.msgs) : this.msgs,
       committedEntries,
       readStates: this.readStates,
-      alarms: this.alarms
+      alarms: this.alarms,
+      ...(this.certified && hardState !== null && hardState.commit !== this.prevHard.commit ? { syncCommit: true } : {})
     }
     if (softState !== null) this.prevSoft = softState
     if (hardState !== null) this.prevHard = hardState
@@ -383,6 +414,19 @@ export class Raft {
     }
     const n = rd.committedEntries.length
     if (n > 0) this.log.applied = Math.max(this.log.applied, rd.committedEntries[n - 1]!.index)
+    if (this.certified && rd.hardState !== null && rd.hardState.commit > this.durableCommit) {
+      // The commit index is synced (Ready.syncCommit): promise it to the leader, so that what a
+      // quorum holds committed can be applied.
+      this.durableCommit = rd.hardState.commit
+      const leader = this.termLeader
+      if (this.role !== 'leader' && leader !== null && leader !== this.id && this.tracker.isVoter(this.id)) {
+        this.sendAccept(leader, Math.max(this.leaderMatch, this.log.committed))
+      }
+    }
+    if (this.certified && this.role === 'leader') {
+      this.recordSelfAck()
+      if (this.maybeCommit()) this.afterLeaderCommit()
+    }
     if (rd.entries.length > 0) {
       const last = rd.entries[rd.entries.length - 1]!
       this.log.markPersisted(last.index, last.hash)
@@ -471,7 +515,8 @@ export class Raft {
       if (m.term === this.term && this.termLeader !== null) {
         return m.from === this.termLeader ? null : `${m.type} in term ${m.term}, which ${this.termLeader} leads`
       }
-      if (this.cfg.votes !== null && this.tracker.config.voters.length > 0) return this.checkCertificate(m)
+      if (this.cfg.votes !== null && (this.tracker.config.voters.length > 0 || this.certified))
+        return this.checkCertificate(m)
     }
     if (this.term > 0 && m.term > this.term + this.cfg.maxTermAdvance) {
       return `term ${m.term} is more than ${this.cfg.maxTermAdvance} above this node's term ${this.term}`
@@ -496,7 +541,7 @@ export class Raft {
     if (claimed.size < 2 && !(ours.length === 1 && ours[0] === c.leader && claimed.has(c.leader))) {
       return 'the certificate is signed by its leader alone'
     }
-    const needed = quorumSize(claimed.size)
+    const needed = quorumSize(claimed.size, this.cfg.faultyVoters)
     const counted = new Set<NodeId>()
     for (const v of c.votes) {
       if (counted.has(v.voter) || !claimed.has(v.voter)) continue
@@ -538,7 +583,11 @@ export class Raft {
       this.vote = null
       this.termLeader = null
       this.certificate = null
+      this.leaderMatch = 0
+      this.verifiedAcks.clear()
     }
+    this.acks.clear()
+    this.selfAck = null
     this.leader = null
     this.electionElapsedTicks = 0
     this.heartbeatElapsedTicks = 0
@@ -597,6 +646,7 @@ export class Raft {
     // reset() emptied the progress map: this builds every member's progress afresh, the leader's own
     // in replicate state with match at its durable index.
     this.syncProgressWithConfiguration()
+    if (this.certified) this.recordSelfAck()
     // An entry of the new term: committing it commits everything before it (§5.4.2) and lets
     // ReadIndex and configuration changes proceed.
     this.appendAsLeader('normal', new Uint8Array(0))
@@ -653,15 +703,25 @@ export class Raft {
     }
     const lastIndex = this.log.lastIndex()
     const lastTerm = this.log.lastTerm()
+    const commitHash = this.certified ? this.log.hash(this.durableCommit) : null
+    const commit = commitHash !== null ? { commit: { index: this.durableCommit, hash: commitHash } } : {}
     for (const v of this.tracker.config.voters) {
       if (v === this.id) continue
-      this.send({ type, to: v, term: voteTerm, lastIndex, lastTerm, force: kind === 'transfer' })
+      this.send({ type, to: v, term: voteTerm, lastIndex, lastTerm, force: kind === 'transfer', ...commit })
     }
   }
 
   /** Election restriction (§5.4.1): grant only to a candidate whose log is at least as up-to-date. */
   protected candidateLogOk(m: VoteMessage): boolean {
-    return this.log.isUpToDate(m.lastIndex, m.lastTerm)
+    if (this.log.isUpToDate(m.lastIndex, m.lastTerm)) return true
+    // With lying voters: our log holds another entry where the candidate holds one committed.
+    // Only a leader that lied can have given it to us (a later honest leader holds the committed
+    // one), so the terms after it prove nothing. A false claim wins a liar no more than lying
+    // about its last term would.
+    const c = this.certified ? m.commit : undefined
+    if (c === undefined || !isIndex(c.index) || !isBytes(c.hash) || c.index <= this.log.committed) return false
+    const local = this.log.hash(c.index)
+    return local !== null && !equalBytes(local, c.hash)
   }
 
   protected handleVoteRequest(m: VoteMessage): void {
@@ -675,16 +735,24 @@ export class Raft {
     if (canVote && this.candidateLogOk(m) && this.keptPromises()) {
       // Answer with the request's term: a granted pre-vote must match the pre-candidate's future term.
       // A vote is signed, so the candidate can prove it won (the election certificate).
+      const lock = this.certified ? this.lockClaim(m.term) : undefined
       if (m.type === 'vote' && this.cfg.votes !== null) {
         this.send({
           type: respType,
           to: m.from,
           term: m.term,
           reject: false,
-          signature: this.cfg.votes.sign(m.term, m.from)
+          signature: this.cfg.votes.sign(m.term, m.from),
+          ...(lock !== undefined ? { ack: lock } : {})
         })
       } else {
-        this.send({ type: respType, to: m.from, term: m.term, reject: false })
+        this.send({
+          type: respType,
+          to: m.from,
+          term: m.term,
+          reject: false,
+          ...(lock !== undefined ? { ack: lock } : {})
+        })
       }
       if (m.type === 'vote') {
         this.electionElapsedTicks = 0
@@ -695,11 +763,35 @@ export class Raft {
     }
   }
 
+  /** This node's durable commit index and its hash, signed: what a grant tells a candidate it must hold. */
+  protected lockClaim(term: number): { hash: Uint8Array; locked: number; signature: Uint8Array } | undefined {
+    const index = this.durableCommit
+    const hash = this.log.hash(index)
+    if (hash === null) return undefined
+    const signature = this.cfg.votes!.signAck!({ term, index, hash, locked: index })
+    return { hash, locked: index, signature }
+  }
+
+  /** Does this log hold the entry `index` with `hash` (or has it compacted past it, all applied)? */
+  protected holdsEntry(index: number, hash: Uint8Array): boolean {
+    if (index <= this.log.snapshotMeta().index) return true
+    const local = this.log.hash(index)
+    return local !== null && equalBytes(local, hash)
+  }
+
   protected handleVoteResponse(m: VoteRespMessage): void {
     const expected = this.role === 'preCandidate' ? 'preVoteResp' : 'voteResp'
     if (m.type !== expected) return
     // A grant from an earlier pre-vote round at a lower term does not count.
     if (m.type === 'preVoteResp' && !m.reject && m.term !== this.term + 1) return
+    if (this.certified && !m.reject && m.ack !== undefined && !this.holdsEntry(m.ack.locked, m.ack.hash)) {
+      // The voter holds committed an entry our log lacks: a leader must hold every committed entry
+      // (§5.4.1). Plain Raft's comparison of last terms cannot see this when a lying leader gave
+      // different members different entries at one index and term.
+      this.tracker.recordVote(m.from, false)
+      if (this.tracker.tallyVotes() === 'lost') this.becomeFollower(this.term, null)
+      return
+    }
     if (m.type === 'voteResp' && !m.reject && this.cfg.votes !== null) {
       // Only a vote the candidate can show counts: it goes into the certificate.
       if (m.signature === undefined || !this.cfg.votes.verify(m.from, this.term, this.id, m.signature)) {
@@ -742,14 +834,17 @@ export class Raft {
       case 'snap':
         this.electionElapsedTicks = 0
         this.leader = this.termLeader = m.from
-        this.handleSnapshot(m)
+        // With lying voters nothing is committed on a leader's word: the driver steps a snapshot's
+        // history as an append, which commits by certificate like any other.
+        if (!this.certified) this.handleSnapshot(m)
         break
       case 'timeoutNow':
         // The leader hands over: campaign at once, skipping pre-vote and leases.
         if (this.promotable()) this.campaign('transfer')
         break
       case 'readIndexResp':
-        this.readStates.push({ index: m.index, context: m.context })
+        // Only the term's leader answers reads: anyone else's index could be stale.
+        if (m.from === this.termLeader) this.readStates.push({ index: m.index, context: m.context })
         break
       default:
         break
@@ -883,6 +978,7 @@ export class Raft {
    * Figure 8).
    */
   protected maybeCommit(): boolean {
+    if (this.certified) return this.commitByCertificate(this.leaderAcks())
     const index = this.tracker.quorumMatchIndex()
     if (index <= this.log.committed || this.log.term(index) !== this.term) return false
     this.commitTo(index)
@@ -990,7 +1086,8 @@ export class Raft {
       prevTerm,
       prevHash: this.log.hash(prevIndex)!,
       entries,
-      commit: this.log.committed
+      commit: this.log.committed,
+      ...(this.certified ? { commitCertificate: this.commitCertificateFor(prevIndex + entries.length) } : {})
     })
     pr.sentEntries(entries.length, bytes)
     return true
@@ -1000,7 +1097,12 @@ export class Raft {
     // Do not push a snapshot at a node that may be down; a heartbeat response will retry.
     if (!pr.recentActive) return false
     const snapshot = this.log.snapshot()
-    this.send({ type: 'snap', to, snapshot })
+    this.send({
+      type: 'snap',
+      to,
+      snapshot,
+      ...(this.certified ? { commitCertificate: this.commitCertificateFor(snapshot.meta.index) } : {})
+    })
     pr.becomeSnapshot(snapshot.meta.index)
     return true
   }
@@ -1010,7 +1112,14 @@ export class Raft {
     for (const [id, pr] of this.tracker.progress) {
       if (id === this.id || (pr.isLearner && !learnersToo)) continue
       // Never tell a follower to commit beyond what it is known to hold.
-      this.send({ type: 'heartbeat', to: id, commit: Math.min(pr.match, this.log.committed), context })
+      const commit = Math.min(pr.match, this.log.committed)
+      this.send({
+        type: 'heartbeat',
+        to: id,
+        commit,
+        context,
+        ...(this.certified ? { commitCertificate: this.commitCertificateFor(Math.max(commit, pr.match)) } : {})
+      })
     }
   }
 
@@ -1035,6 +1144,7 @@ export class Raft {
       return
     }
     if (m.index > this.log.lastIndex()) return // acknowledges entries we never had: not from our term
+    if (this.certified) this.recordAck(m)
     const wasPaused = pr.isPaused()
     if (pr.maybeUpdate(m.index) || (pr.match === m.index && pr.state === 'probe')) {
       if (pr.state === 'probe') {
@@ -1169,6 +1279,18 @@ export class Raft {
       appendFrom = k
       break
     }
+    if (appendFrom >= 0 && this.certified && m.entries[appendFrom]!.index <= this.leaderMatch) {
+      // This term's leader already gave us a different entry here: a leader never rewrites its own
+      // log, so it told different members different things.
+      this.raiseAlarm({
+        kind: 'invalid-append',
+        from: m.from,
+        term: m.term,
+        index: m.entries[appendFrom]!.index,
+        reason: `equivocation: the leader of term ${m.term} sent a different entry ${m.entries[appendFrom]!.index} before`
+      })
+      return
+    }
     if (appendFrom >= 0) {
       const fresh = m.entries.slice(appendFrom)
       const problem = this.checkConfChangesApply(fresh)
@@ -1185,17 +1307,202 @@ export class Raft {
       this.truncateAndAppend(fresh)
     }
     const lastNew = m.prevIndex + m.entries.length
-    this.commitTo(Math.min(m.commit, lastNew, this.log.lastIndex()))
+    if (this.certified) {
+      this.leaderMatch = Math.max(this.leaderMatch, Math.min(lastNew, this.log.lastIndex()))
+      this.commitByCertificate(this.checkedAcks(m.commitCertificate))
+    } else {
+      this.commitTo(Math.min(m.commit, lastNew, this.log.lastIndex()))
+    }
     // Acknowledge: our log matches the leader's up to lastNew, and up to our commit index anyway
     // (the leader holds every committed entry, §5.4.1).
-    this.send({
-      type: 'appResp',
-      to: m.from,
-      index: Math.max(lastNew, this.log.committed),
-      reject: false,
-      hintIndex: 0,
-      hintTerm: 0
-    })
+    this.sendAccept(m.from, Math.max(lastNew, this.log.committed))
+  }
+
+  /** An accepting appResp; with lying voters it carries the claim signed in ready() (signAcks). */
+  protected sendAccept(to: NodeId, index: number): void {
+    const hash = this.certified ? this.log.hash(index) : null
+    if (hash === null) {
+      this.send({ type: 'appResp', to, index, reject: false, hintIndex: 0, hintTerm: 0 })
+      return
+    }
+    // The claim is made now, while it is true; it is signed once per Ready for each leader.
+    const ack = { hash, locked: Math.min(this.durableCommit, index), signature: NO_SIGNATURE }
+    this.send({ type: 'appResp', to, index, reject: false, hintIndex: 0, hintTerm: 0, ack })
+  }
+
+  /**
+   * Signs the last acceptance to each member in this Ready (acknowledgements are cumulative) and
+   * drops the earlier ones, and acceptances of a term this node has left: one signature per batch.
+   */
+  private signAcks(msgs: Message[]): Message[] {
+    const last = new Map<NodeId, number>()
+    for (let k = 0; k < msgs.length; k++) {
+      const m = msgs[k]!
+      if (m.type === 'appResp' && m.ack !== undefined) last.set(m.to, k)
+    }
+    if (last.size === 0) return msgs
+    const out: Message[] = []
+    for (let k = 0; k < msgs.length; k++) {
+      const m = msgs[k]!
+      if (m.type !== 'appResp' || m.ack === undefined) {
+        out.push(m)
+        continue
+      }
+      if (last.get(m.to) !== k || m.term !== this.term) continue
+      const claim: AckClaim = { term: m.term, index: m.index, hash: m.ack.hash, locked: m.ack.locked }
+      out.push({ ...m, ack: { ...m.ack, signature: this.cfg.votes!.signAck!(claim) } })
+    }
+    return out
+  }
+
+  /**
+   * Counts acknowledgements that match this log, one per voter: the quorum-th highest index is
+   * committed if it is of this term (§5.4.2), and the quorum-th highest index held committed
+   * (`locked`) may be applied: a quorum promised never to truncate it, so no other entry can ever
+   * be committed there (docs/raft.md, "A member that lies"). Returns true if either rose.
+   */
+  protected commitByCertificate(acks: ReadonlyMap<NodeId, SignedAck>): boolean {
+    const q = this.tracker.quorum()
+    const held: number[] = []
+    const locked: number[] = []
+    for (const v of this.tracker.config.voters) {
+      const a = acks.get(v)
+      if (a === undefined) continue
+      held.push(a.index)
+      locked.push(Math.min(a.locked, a.index))
+    }
+    if (q === 0 || held.length < q) return false
+    held.sort((a, b) => b - a)
+    locked.sort((a, b) => b - a)
+    const applicable = Math.min(locked[q - 1]!, this.log.lastIndex())
+    let commit = Math.min(held[q - 1]!, this.log.lastIndex())
+    if (this.log.term(commit) !== this.term) commit = 0
+    const oldCommit = this.log.committed
+    const oldApplicable = this.log.applicable
+    const target = Math.max(commit, applicable)
+    if (target > oldCommit) this.commitTo(target)
+    if (applicable > oldApplicable) this.log.applicable = Math.min(applicable, this.log.committed)
+    return this.log.committed > oldCommit || this.log.applicable > oldApplicable
+  }
+
+  /** Leader: the latest verified acknowledgement of each member, its own included. */
+  protected leaderAcks(): Map<NodeId, SignedAck> {
+    const out = new Map<NodeId, SignedAck>()
+    for (const [id, ring] of this.acks) {
+      const a = ring[ring.length - 1]
+      if (a !== undefined) out.set(id, a)
+    }
+    return out
+  }
+
+  /** Leader: signs what its own durable log and commit index say, when that changed. */
+  protected recordSelfAck(): void {
+    const index = this.log.persistedIndex
+    const hash = this.log.hash(index)
+    if (hash === null) return
+    const locked = Math.min(this.durableCommit, index)
+    const s = this.selfAck
+    if (s !== null && s.index === index && s.locked === locked && s.term === this.term) return
+    const claim: AckClaim = { term: this.term, index, hash, locked }
+    this.selfAck = { ...claim, voter: this.id, signature: this.cfg.votes!.signAck!(claim) }
+    this.pushAck(this.id, this.selfAck)
+  }
+
+  /** Leader: keeps a follower's acknowledgement if it is signed and matches this log. */
+  protected recordAck(m: AppRespMessage): void {
+    const a = m.ack
+    if (a === undefined || !isIndex(a.locked) || a.locked > m.index || !isBytes(a.hash)) return
+    const hash = this.log.hash(m.index)
+    if (hash === null || !equalBytes(hash, a.hash)) return
+    const ring = this.acks.get(m.from)
+    const last = ring?.[ring.length - 1]
+    if (last !== undefined && last.index === m.index && last.locked === a.locked) return
+    const claim: AckClaim = { term: m.term, index: m.index, hash: a.hash, locked: a.locked }
+    if (!isBytes(a.signature) || !this.cfg.votes!.verifyAck!(m.from, claim, a.signature)) {
+      this.raiseAlarm({
+        kind: 'refused-message',
+        from: m.from,
+        term: m.term,
+        type: m.type,
+        reason: 'an acknowledgement without a valid signature'
+      })
+      return
+    }
+    this.pushAck(m.from, { ...claim, voter: m.from, signature: a.signature })
+  }
+
+  private pushAck(id: NodeId, ack: SignedAck): void {
+    let ring = this.acks.get(id)
+    if (ring === undefined) {
+      ring = []
+      this.acks.set(id, ring)
+    }
+    // Rising by index: a member that went back (lost writes) starts again from there.
+    while (ring.length > 0 && ring[ring.length - 1]!.index >= ack.index) ring.pop()
+    ring.push(ack)
+    if (ring.length > ACK_HISTORY) ring.shift()
+  }
+
+  /**
+   * Leader: for a message after which the follower holds the log up to `upTo`, each voter's latest
+   * acknowledgement at or below it, which the follower can check against its own log.
+   */
+  protected commitCertificateFor(upTo: number): CommitCertificate {
+    const acks: SignedAck[] = []
+    for (const v of this.tracker.config.voters) {
+      const ring = this.acks.get(v)
+      if (ring === undefined) continue
+      for (let k = ring.length - 1; k >= 0; k--) {
+        if (ring[k]!.index <= upTo) {
+          acks.push(ring[k]!)
+          break
+        }
+      }
+    }
+    return { acks }
+  }
+
+  /**
+   * Follower: the acknowledgements of a commit certificate that count: of this term, by a voter of
+   * our configuration, signed, and naming an entry our log holds with the same hash (so the signer
+   * holds our log up to it).
+   */
+  protected checkedAcks(cert: CommitCertificate | undefined): Map<NodeId, SignedAck> {
+    const out = new Map<NodeId, SignedAck>()
+    if (cert === undefined || !Array.isArray(cert.acks)) return out
+    const voters = this.tracker.config.voters
+    let seen = 0
+    for (const a of cert.acks) {
+      if (++seen > voters.length * 2) break
+      if (typeof a !== 'object' || a === null || a.term !== this.term || out.has(a.voter)) continue
+      if (!voters.includes(a.voter) || !isIndex(a.index) || !isIndex(a.locked) || a.locked > a.index) continue
+      if (a.index > this.log.lastIndex() || !isBytes(a.hash) || !isBytes(a.signature)) continue
+      const hash = this.log.hash(a.index)
+      if (hash === null || !equalBytes(hash, a.hash)) continue
+      if (!this.ackVerified(a)) continue
+      out.set(a.voter, a)
+    }
+    return out
+  }
+
+  /** A signature check per acknowledgement, not per message: checked ones are remembered. */
+  private ackVerified(a: SignedAck): boolean {
+    let cache = this.verifiedAcks.get(a.voter)
+    const same = (c: SignedAck): boolean =>
+      c.term === a.term &&
+      c.index === a.index &&
+      c.locked === a.locked &&
+      equalBytes(c.hash, a.hash) &&
+      equalBytes(c.signature, a.signature)
+    if (cache?.some(same)) return true
+    if (!this.cfg.votes!.verifyAck!(a.voter, a, a.signature)) return false
+    if (cache === undefined) {
+      cache = []
+      this.verifiedAcks.set(a.voter, cache)
+    }
+    cache.push(a)
+    if (cache.length > ACK_HISTORY) cache.shift()
+    return true
   }
 
   /** Would the configuration changes among `entries` apply, starting from the configuration before entries[0]? */
@@ -1274,9 +1581,10 @@ export class Raft {
         hintIndex: this.log.lastIndex(),
         hintTerm: 0
       })
-    } else {
+    } else if (!this.certified) {
       this.commitTo(m.commit)
     }
+    if (this.certified) this.commitByCertificate(this.checkedAcks(m.commitCertificate))
     this.send({ type: 'heartbeatResp', to: m.from, context: m.context })
   }
 

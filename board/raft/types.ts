@@ -151,6 +151,37 @@ export interface VoteAuthority {
   sign(term: number, candidate: NodeId): Uint8Array
   /** True if `voter` is a member of the pool and `signature` is its vote for `candidate` in `term`. */
   verify(voter: NodeId, term: number, candidate: NodeId, signature: Uint8Array): boolean
+  /** This node's signature of an acknowledgement (see SignedAck); needed with `faultyVoters` > 0. */
+  signAck?(ack: AckClaim): Uint8Array
+  /** True if `voter` is a member of the pool and `signature` is its acknowledgement `ack`. */
+  verifyAck?(voter: NodeId, ack: AckClaim, signature: Uint8Array): boolean
+}
+
+/**
+ * What a voter's signed acknowledgement says (with `faultyVoters` > 0): in `term`, its log holds
+ * the entry `index` with `hash` (so the whole chain before it), and it durably holds a commit index
+ * `locked` (<= index) on that chain, which it will never truncate.
+ */
+export interface AckClaim {
+  readonly term: number
+  readonly index: number
+  readonly hash: Uint8Array
+  readonly locked: number
+}
+
+export interface SignedAck extends AckClaim {
+  readonly voter: NodeId
+  readonly signature: Uint8Array
+}
+
+/**
+ * The leader's proof of what is committed (with `faultyVoters` > 0): the latest signed
+ * acknowledgement of each voter in the leader's term. A follower checks each against its own log
+ * and counts: an index acknowledged by a quorum is committed (and then never truncated); an index
+ * a quorum holds committed may be applied.
+ */
+export interface CommitCertificate {
+  readonly acks: readonly SignedAck[]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -166,6 +197,8 @@ interface MessageBase {
 /** What a leader sends carries, when votes are signed, the certificate of its term. */
 interface LeaderMessageBase extends MessageBase {
   readonly certificate?: ElectionCertificate
+  /** With `faultyVoters` > 0: what commits (app, heartbeat, snap). */
+  readonly commitCertificate?: CommitCertificate
 }
 
 export interface AppMessage extends LeaderMessageBase {
@@ -188,6 +221,8 @@ export interface AppRespMessage extends MessageBase {
   readonly reject: boolean
   readonly hintIndex: number
   readonly hintTerm: number
+  /** Accepted, with `faultyVoters` > 0: the signed claim (this term, `index`) the leader may show. */
+  readonly ack?: { readonly hash: Uint8Array; readonly locked: number; readonly signature: Uint8Array }
 }
 
 /** Candidate asks for a vote in `term`. `force` bypasses the leader lease (leadership transfer). */
@@ -196,6 +231,12 @@ export interface VoteMessage extends MessageBase {
   readonly lastIndex: number
   readonly lastTerm: number
   readonly force: boolean
+  /**
+   * With `faultyVoters` > 0: the candidate's commit index and its hash. A voter whose log holds a
+   * different entry there (above its own commit index) took it from a lying leader, and its last
+   * term says nothing: it grants even if its log looks more up to date.
+   */
+  readonly commit?: { readonly index: number; readonly hash: Uint8Array }
 }
 
 /** For a granted pre-vote, `term` echoes the requested term rather than the voter's own term. */
@@ -204,6 +245,11 @@ export interface VoteRespMessage extends MessageBase {
   readonly reject: boolean
   /** A granted vote (not a pre-vote), signed by the voter when votes are signed. */
   readonly signature?: Uint8Array
+  /**
+   * Granted, with `faultyVoters` > 0: the voter's commit index and its hash, signed as an AckClaim
+   * (index = locked). A candidate whose log does not hold it does not count the grant.
+   */
+  readonly ack?: { readonly hash: Uint8Array; readonly locked: number; readonly signature: Uint8Array }
 }
 
 /** Leader to follower: keeps leadership alive, carries min(follower's match, commit) and a read context. */
@@ -301,6 +347,11 @@ export interface Ready {
   readonly committedEntries: readonly Entry[]
   readonly readStates: readonly ReadState[]
   readonly alarms: readonly Alarm[]
+  /**
+   * With `faultyVoters` > 0, true when the hard state's commit index changed: it must be synced
+   * like a vote, since this node's signed acknowledgements promise it (AckClaim.locked).
+   */
+  readonly syncCommit?: boolean
 }
 
 export type ProgressState = 'probe' | 'replicate' | 'snapshot'

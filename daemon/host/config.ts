@@ -80,6 +80,8 @@ export interface BoardConfig {
   snapshotEveryEntries: number
   /** Names of the members that vote on the new board; null: every member. The others are learners. */
   voters: string[] | null
+  /** Voters that may lie (docs/raft.md, "Lying voters"): larger quorums, commits proven by signed acknowledgements. */
+  faultyVoters: number
 }
 
 interface Setting {
@@ -112,7 +114,8 @@ export function defaultConfig(): NodeConfig {
       electionTicks: 20,
       idleTickMs: 500,
       snapshotEveryEntries: 10_000,
-      voters: null
+      voters: null,
+      faultyVoters: 0
     },
     blockIntervalS: 600,
     defenses: { quorumRead: true, hashChain: true, gossipCheck: true, evidence: true },
@@ -251,6 +254,15 @@ export const SETTINGS: readonly Setting[] = [
       c.board = { ...c.board, snapshotEveryEntries: parseInteger(v, 1, 100_000_000) }
     },
     render: (c) => [`snapshot-entries=${c.board.snapshotEveryEntries}`]
+  },
+  {
+    key: 'faulty-voters',
+    defaultText: '0',
+    help: 'voters that may lie (f): quorums of (n + f) / 2 + 1 of the n voters, commits proven by signed acknowledgements; the same on every member (docs/raft.md, "Lying voters")',
+    apply: (c, v) => {
+      c.board = { ...c.board, faultyVoters: parseInteger(v, 0, 100) }
+    },
+    render: (c) => [`faulty-voters=${c.board.faultyVoters}`]
   },
   {
     key: 'voters',

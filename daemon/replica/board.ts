@@ -122,6 +122,11 @@ export interface BoardOptions {
   promises?: { file: PromiseFile; promise: BoardPromise | null }
   /** Signs this node's votes and checks others' (election certificates, docs/raft.md); null: plain Raft. */
   votes?: VoteAuthority | null
+  /**
+   * Voters that may lie (docs/raft.md, "A member that lies"): quorums of floor((n + f) / 2) + 1,
+   * signed acknowledgements, commits proven by certificate. Needs `votes`. Default 0.
+   */
+  faultyVoters?: number
   /** Called with every alarm the core raises, after it is logged (the hash-chain defense makes a proof of it). */
   onAlarm?: (alarm: Alarm) => void
   /** Called when this node's role or the leader it knows changes (metrics count leader changes). */
@@ -281,7 +286,8 @@ export class BoardReplica {
         // of the leader's idle traffic (docs/operations.md, "What wakes an idle node").
         learnerHeartbeatTicks: Math.max(timing.heartbeatTicks, Math.floor(timing.electionTicks / 2)),
         verifyHashChain: options.verifyHashChain ?? true,
-        votes: options.votes ?? null
+        votes: options.votes ?? null,
+        faultyVoters: options.faultyVoters ?? 0
       },
       persisted
     )
@@ -637,6 +643,7 @@ export class BoardReplica {
       const history = decodeHistory(m.snapshot.data)
       const prevIndex = history.firstIndex - 1
       let prevHash = ZERO_HASH
+      let prevTerm = 0
       if (prevIndex > 0) {
         const prev = await store.entry(prevIndex)
         if (prev === undefined) {
@@ -647,6 +654,7 @@ export class BoardReplica {
           return
         }
         prevHash = prev.hash
+        prevTerm = prev.term
       }
       if (this.stopped || m.term < this.raft.currentTerm) return
       const verified = verifyHistory(history, prevHash, m.snapshot.meta)
@@ -658,6 +666,22 @@ export class BoardReplica {
           index: m.snapshot.meta.index,
           reason: `snapshot: ${verified.problem}`
         })
+        return
+      }
+      if ((this.options.faultyVoters ?? 0) > 0) {
+        // With lying voters a history commits nothing on the leader's word: it is stepped as an
+        // append of its entries, which commits by certificate like any other (docs/raft.md).
+        const { snapshot: _, ...rest } = m
+        this.raft.step({
+          ...rest,
+          type: 'app',
+          prevIndex,
+          prevTerm,
+          prevHash,
+          entries: verified.entries,
+          commit: m.snapshot.meta.index
+        })
+        this.kick()
         return
       }
       const index = m.snapshot.meta.index
@@ -837,7 +861,9 @@ export class BoardReplica {
       term: prev?.term ?? this.raft.currentTerm,
       vote: prev?.vote ?? this.raft.status().vote
     }
-    return file.write({ term: hs.term, vote: hs.vote, lastIndex, lastHash })
+    // Synced only when the term or vote changes (storage/promise-file.ts): one fsync per batch, not two.
+    const sync = prev === null || prev.term !== hs.term || prev.vote !== hs.vote
+    return file.write({ term: hs.term, vote: hs.vote, lastIndex, lastHash }, sync)
   }
 
   /** Forgets the preparations of entries from `index` on (replaced in the log; never applied). */

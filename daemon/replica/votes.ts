@@ -1,10 +1,12 @@
 import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto'
 import type { PrivateKey } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import type { NodeId, VoteAuthority } from '../../board/raft/index.js'
+import type { AckClaim, NodeId, VoteAuthority } from '../../board/raft/index.js'
 
 /** What a vote signs: this domain, the term (u64 big-endian) and the candidate's peer id. */
 const VOTE_DOMAIN = new TextEncoder().encode('poolboard/raft-vote/1\0')
+/** What an acknowledgement signs: this domain, term, index, locked (u64 big-endian each) and the hash. */
+const ACK_DOMAIN = new TextEncoder().encode('poolboard/raft-ack/1\0')
 const MAX_KEYS = 4_096
 
 /**
@@ -40,6 +42,17 @@ export class PeerIdVotes implements VoteAuthority {
     return verify(null, voteMessage(term, candidate), key, signature)
   }
 
+  signAck(ack: AckClaim): Uint8Array {
+    return new Uint8Array(sign(null, ackMessage(ack), this.secret))
+  }
+
+  verifyAck(voter: NodeId, ack: AckClaim, signature: Uint8Array): boolean {
+    if (!this.isMember(voter)) return false
+    const key = this.publicKey(voter)
+    if (key === null || signature.length !== 64) return false
+    return verify(null, ackMessage(ack), key, signature)
+  }
+
   private publicKey(peerId: NodeId): KeyObject | null {
     let key = this.publicKeys.get(peerId)
     if (key !== undefined) return key
@@ -63,6 +76,17 @@ function voteMessage(term: number, candidate: NodeId): Uint8Array {
   out.set(VOTE_DOMAIN, 0)
   new DataView(out.buffer).setBigUint64(VOTE_DOMAIN.length, BigInt(term))
   out.set(id, VOTE_DOMAIN.length + 8)
+  return out
+}
+
+function ackMessage(ack: AckClaim): Uint8Array {
+  const out = new Uint8Array(ACK_DOMAIN.length + 24 + ack.hash.length)
+  out.set(ACK_DOMAIN, 0)
+  const view = new DataView(out.buffer)
+  view.setBigUint64(ACK_DOMAIN.length, BigInt(ack.term))
+  view.setBigUint64(ACK_DOMAIN.length + 8, BigInt(ack.index))
+  view.setBigUint64(ACK_DOMAIN.length + 16, BigInt(ack.locked))
+  out.set(ack.hash, ACK_DOMAIN.length + 24)
   return out
 }
 

@@ -382,12 +382,15 @@ describe('raft config', () => {
       maxPendingReads: 4096,
       snapshotTimeoutTicks: 100,
       maxTermAdvance: 1_000_000,
-      votes: null
+      votes: null,
+      faultyVoters: 0
     })
   })
 
   const bad: { name: string; patch: Record<string, unknown>; key: string }[] = [
     { name: 'heartbeat not below election', patch: { heartbeatTicks: 10, electionTicks: 10 }, key: 'heartbeatTicks' },
+    { name: 'faulty voters without signed acknowledgements', patch: { faultyVoters: 1 }, key: 'faultyVoters' },
+    { name: 'faulty voters not an integer', patch: { faultyVoters: 0.5 }, key: 'faultyVoters' },
     { name: 'zero election ticks', patch: { electionTicks: 0 }, key: 'electionTicks' },
     { name: 'fractional inflight', patch: { maxInflightMsgs: 1.5 }, key: 'maxInflightMsgs' },
     {

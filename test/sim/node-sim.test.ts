@@ -3,6 +3,7 @@
 // with Byzantine members today, and finds the planted driver and store bugs.
 
 import assert from 'node:assert/strict'
+import { ALL_BYZANTINE_KINDS } from './byzantine.js'
 import { NODE_BUG_DESCRIPTIONS, NODE_BUGS, type NodeBug } from './node-bugs.js'
 import { runNodeSimulation } from './node-sim.js'
 import { replayCommand, runBatch, type BatchSummary } from './runner.js'
@@ -16,8 +17,14 @@ function explain(s: BatchSummary): string {
 
 /** Seeds searched for each planted bug; the first failing seed is printed (fixed seeds: deterministic). */
 const BUDGET_SEEDS = 800
-/** Found by its regression test (test/daemon/board.test.ts) only: two snapshots must meet before one Ready. */
-const NOT_FOUND_BY_SIMULATION: ReadonlySet<NodeBug> = new Set(['snapshot-single-slot'])
+/**
+ * Found by its regression test (test/daemon/board.test.ts) only: its trigger needs a lone voter,
+ * which a run of about a second of simulated time seldom reaches (seed 293 before the snapshot
+ * replay changed the runs; none in 1..700 since). Changing membership four times as often in the
+ * seeds that may shrink to one voter finds it at seed 104, and also a liveness wedge of the core
+ * (docs/raft.md, simulator) that must be fixed first.
+ */
+const NOT_FOUND_BY_SIMULATION: ReadonlySet<NodeBug> = new Set(['no-catch-up-check'])
 
 describe('whole-node simulator', function () {
   this.timeout(900_000)
@@ -49,23 +56,50 @@ describe('whole-node simulator', function () {
     assert.equal(one.failures, 0, explain(one))
   })
 
-  // Rule (docs/raft.md, Byzantine members): frames that do not decode, or that claim another
-  // sender, are dropped by the transport; a liar's own board may lead, and the board goes on. The
-  // lies that do not hold yet (random, replayed, forged, contradicting messages) are listed there.
-  it('with one liar and with a coalition of two sending garbage frames, every property holds', async () => {
-    for (const byzantine of [1, 2]) {
-      const s = await runBatch({
-        firstSeed: 1,
-        seeds: 150,
-        nodes: 5,
-        steps: 3000,
-        jobs: 2,
-        mode: 'node',
-        byzantine,
-        lies: ['garbage']
-      })
-      assert.equal(s.failures, 0, explain(s))
-    }
+  // Rule (docs/raft.md, "A member that lies"): with f liars (faultyVoters f), the honest members
+  // still elect a leader and commit among 3f + 1 voters or more; no honest node applies an entry a
+  // majority of the honest voters does not store, and all apply the same entries; an honest node's
+  // alarms name a liar only. Every lie is on: garbage, random, replayed, forged, contradicting
+  // messages, huge terms.
+  const ALL_LIES = [...ALL_BYZANTINE_KINDS]
+  it('with one liar of 5 members telling every lie, every property holds', async () => {
+    const s = await runBatch({
+      firstSeed: 1,
+      seeds: 300,
+      nodes: 5,
+      steps: 3000,
+      jobs: 2,
+      mode: 'node',
+      byzantine: 1,
+      lies: ALL_LIES
+    })
+    assert.equal(s.failures, 0, explain(s))
+  })
+
+  it('with a coalition of two among 7 every property holds; among 5, safety and alarms (liveness needs 3f + 1 voters)', async () => {
+    const seven = await runBatch({
+      firstSeed: 100_000,
+      seeds: 60,
+      nodes: 7,
+      steps: 3000,
+      jobs: 2,
+      mode: 'node',
+      byzantine: 2,
+      lies: ALL_LIES
+    })
+    assert.equal(seven.failures, 0, explain(seven))
+    const five = await runBatch({
+      firstSeed: 200_000,
+      seeds: 40,
+      nodes: 5,
+      steps: 3000,
+      jobs: 2,
+      mode: 'node',
+      byzantine: 2,
+      lies: ALL_LIES,
+      properties: ['alarms', 'safety']
+    })
+    assert.equal(five.failures, 0, explain(five))
   })
 
   for (const bug of NODE_BUGS) {

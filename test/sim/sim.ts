@@ -10,15 +10,11 @@
 
 import { equalBytes, toHex } from '../../protocol/bytes.js'
 import {
-  applyConfEntry,
   bootstrapState,
   computeEntryHash,
-  decodeConfEntry,
-  EMPTY_CONFIGURATION,
   joiningState,
   ProposalError,
   quorumSize,
-  ZERO_HASH,
   type Configuration,
   type ConfChange,
   type Entry,
@@ -28,9 +24,11 @@ import {
   type RaftConfig,
   type Ready,
   type Role,
-  type VoteAuthority
+  type VoteAuthority,
+  type AckClaim
 } from '../../board/raft/index.js'
 import { raftFactory, type PlantedBug, type RaftFactory } from './bugs.js'
+import { CommittedLog, Violation } from './committed.js'
 import { SimDisk, type Batch, type DurableState } from './disk.js'
 import { EventHeap } from './heap.js'
 import { Prng } from './prng.js'
@@ -90,12 +88,7 @@ export interface SimResult {
   readonly params: string
 }
 
-export class Violation extends Error {
-  constructor(message: string) {
-    super(message)
-    this.name = 'Violation'
-  }
-}
+export { Violation }
 
 /** Per-run parameters, all drawn from the seed. */
 interface Params {
@@ -187,6 +180,15 @@ function drawParams(rng: Prng): Params {
  * produces here (no member of the simulator forges). What is tested is that honest elections
  * always gather and pass their certificates, under every fault.
  */
+/** A simulated acknowledgement signature: its signer and claim (a liar lies in its own name only). */
+function ackText(voter: NodeId, ack: AckClaim): Uint8Array {
+  const head = new TextEncoder().encode(`${voter}:${ack.term}:${ack.index}:${ack.locked}:`)
+  const out = new Uint8Array(head.length + 8)
+  out.set(head, 0)
+  out.set(ack.hash.subarray(0, 8), head.length)
+  return out
+}
+
 export function simVotes(self: NodeId): VoteAuthority {
   const text = (voter: NodeId, term: number, candidate: NodeId): Uint8Array =>
     new TextEncoder().encode(`${voter}>${candidate}@${term}`)
@@ -194,6 +196,11 @@ export function simVotes(self: NodeId): VoteAuthority {
     sign: (term, candidate) => text(self, term, candidate),
     verify: (voter, term, candidate, signature) => {
       const expected = text(voter, term, candidate)
+      return signature.length === expected.length && signature.every((b, i) => b === expected[i])
+    },
+    signAck: (ack) => ackText(self, ack),
+    verifyAck: (voter, ack, signature) => {
+      const expected = ackText(voter, ack)
       return signature.length === expected.length && signature.every((b, i) => b === expected[i])
     }
   }
@@ -291,15 +298,11 @@ class Simulation {
   private readonly isolated = new Map<NodeId, string[]>()
 
   // Checker state.
-  private readonly leaderOfTerm = new Map<number, NodeId>()
-  /** committed[i] = hash of the entry committed at index i (index 0: the empty log). */
-  private readonly committed: Uint8Array[] = [ZERO_HASH]
   /**
-   * commitTerms[i]: the term in which index i was committed (exact when seen on the leader; an
-   * upper bound when first learned otherwise). Leader completeness concerns leaders of later terms.
+   * What is known committed: log.terms[i] is the term in which index i was committed (exact when
+   * seen on the leader; an upper bound when first learned otherwise).
    */
-  private readonly commitTerms: number[] = [0]
-  private readonly committedConfigs: { index: number; config: Configuration }[]
+  private readonly log = new CommittedLog()
   private readonly seenEntries = new Map<number, Entry[]>()
   private readonly chainChecked = new WeakMap<Entry, Uint8Array>()
   private readonly requests = new Map<number, ClientRequest>()
@@ -337,7 +340,6 @@ class Simulation {
     const ids: NodeId[] = []
     for (let i = 0; i < opts.nodes; i++) ids.push(this.newNodeId())
     const initial: Configuration = { voters: ids, learners: [] }
-    this.committedConfigs = [{ index: 0, config: EMPTY_CONFIGURATION }]
     for (const id of ids) this.addNode(id, bootstrapState(initial))
   }
 
@@ -741,7 +743,7 @@ class Simulation {
     const ctx = new Uint8Array(4)
     new DataView(ctx.buffer).setUint32(0, this.nextReadId++)
     // Everything known committed anywhere before the request must be visible to the read.
-    let minIndex = this.committed.length - 1
+    let minIndex = this.log.lastIndex
     for (const n of live) minIndex = Math.max(minIndex, n.raft!.commitIndex)
     try {
       node.raft!.readIndex(ctx)
@@ -816,9 +818,9 @@ class Simulation {
 
   /** Stops, for good, nodes whose removal is committed (they keep running for a while before). */
   private decommissionRemoved(): void {
-    const config = this.committedConfigs[this.committedConfigs.length - 1]!.config
+    const config = this.log.config
     const removedAt = new Set<NodeId>()
-    for (const c of this.committedConfigs) {
+    for (const c of this.log.configs) {
       for (const n of this.nodes.keys())
         if (c.config.voters.includes(n) || c.config.learners.includes(n)) removedAt.add(n)
     }
@@ -984,27 +986,12 @@ class Simulation {
   }
 
   private recordCommitted(node: SimNode, e: Entry): void {
-    if (e.index < this.committed.length) {
-      if (!equalBytes(this.committed[e.index]!, e.hash)) {
-        throw new Violation(
-          `state machine safety: ${node.id} applied index ${e.index} (term ${e.term}, hash ${toHex(e.hash).slice(0, 12)}), ` +
-            `but a different entry (hash ${toHex(this.committed[e.index]!).slice(0, 12)}) was applied there before`
-        )
-      }
-      return
-    }
-    if (e.index !== this.committed.length) {
-      throw new Violation(
-        `${node.id} applied index ${e.index} but nothing is known committed after ${this.committed.length - 1}`
-      )
-    }
-    this.committed.push(e.hash)
-    for (let i = this.commitTerms.length; i <= e.index; i++) this.commitTerms.push(node.raft!.currentTerm)
+    const problem = this.log.appliedProblem(node.id, e)
+    if (problem !== null) throw new Violation(problem)
+    if (e.index <= this.log.lastIndex) return
+    this.log.add(e, node.raft!.currentTerm)
     this.stats.committed = e.index
-    if (e.type === 'confChange') {
-      const prev = this.committedConfigs[this.committedConfigs.length - 1]!.config
-      this.committedConfigs.push({ index: e.index, config: applyConfEntry(prev, decodeConfEntry(e.data)) })
-    } else if (e.data.length >= 4) {
+    if (e.type !== 'confChange' && e.data.length >= 4) {
       const id = new DataView(e.data.buffer, e.data.byteOffset, e.data.byteLength).getUint32(0)
       const req = this.requests.get(id)
       if (req !== undefined) req.committed = true
@@ -1020,12 +1007,12 @@ class Simulation {
     ) {
       throw new Violation(`${node.id} received a snapshot whose data does not describe index ${index}`)
     }
-    if (index >= this.committed.length) {
+    if (index >= this.log.hashes.length) {
       throw new Violation(
-        `${node.id} installs a snapshot at ${index}, beyond everything committed (${this.committed.length - 1})`
+        `${node.id} installs a snapshot at ${index}, beyond everything committed (${this.log.lastIndex})`
       )
     }
-    if (!equalBytes(this.committed[index]!, hash)) {
+    if (!equalBytes(this.log.hashes[index]!, hash)) {
       throw new Violation(
         `state machine safety: ${node.id} installs a snapshot at ${index} that differs from the committed entry`
       )
@@ -1098,7 +1085,7 @@ class Simulation {
       }
     }
     const last = snapIndex + d.entries.length
-    for (let i = this.commitTerms.length; i <= d.hardState.commit; i++) this.commitTerms.push(d.hardState.term)
+    this.log.committedUpTo(d.hardState.commit, d.hardState.term)
     if (d.hardState.commit > last) {
       throw new Violation(`${node.id} persisted commit ${d.hardState.commit} beyond its stored log (last ${last})`)
     }
@@ -1114,7 +1101,7 @@ class Simulation {
       const role = raft.currentRole
       const term = raft.currentTerm
       if (role === 'leader') {
-        for (let i = this.commitTerms.length; i <= raft.commitIndex; i++) this.commitTerms.push(term)
+        this.log.committedUpTo(raft.commitIndex, term)
         if (node.lastRole !== 'leader' || node.lastTerm !== term) this.onBecameLeader(node)
       }
       node.lastRole = role
@@ -1129,44 +1116,18 @@ class Simulation {
     const term = raft.currentTerm
     this.stats.elections++
     this.record(node.id, `LEADER of term ${term} (last ${raft.lastIndex}, commit ${raft.commitIndex})`)
-    // Election safety: at most one leader per term.
-    const other = this.leaderOfTerm.get(term)
-    if (other !== undefined && other !== node.id)
-      throw new Violation(`election safety: ${other} and ${node.id} both lead term ${term}`)
-    this.leaderOfTerm.set(term, node.id)
-    // Leader completeness: the new leader holds every entry committed in an earlier term.
-    let c = this.committed.length - 1
-    while (c > 0 && this.commitTerms[c]! >= term) c--
-    if (c === 0) return
-    if (raft.lastIndex < c) {
-      throw new Violation(
-        `leader completeness: ${node.id} leads term ${term} with last index ${raft.lastIndex}, but ${c} was committed in term ${this.commitTerms[c]}`
-      )
-    }
-    const h = raft.hashAt(c)
-    if (h !== null) {
-      if (!equalBytes(h, this.committed[c]!)) {
-        throw new Violation(
-          `leader completeness: ${node.id} leads term ${term} without the entry at ${c} committed in term ${this.commitTerms[c]}`
-        )
-      }
-    } else {
-      const sm = raft.snapshotMeta()
-      if (sm.index < this.committed.length && !equalBytes(this.committed[sm.index]!, sm.hash)) {
-        throw new Violation(`leader completeness: ${node.id}'s snapshot at ${sm.index} contradicts the committed log`)
-      }
-    }
+    this.log.checkNewLeader(node.id, term, raft)
   }
 
   /** The latest committed entry is durable on enough voters that every quorum holds it. */
   private checkCommittedDurable(): void {
-    const c = this.committed.length - 1
+    const c = this.log.lastIndex
     if (c === 0) return
-    const config = this.committedConfigs[this.committedConfigs.length - 1]!.config
+    const config = this.log.config
     const n = config.voters.length
     const need = n - quorumSize(n) + 1
     let holders = 0
-    const want = this.committed[c]!
+    const want = this.log.hashes[c]!
     for (const v of config.voters) {
       const disk = this.nodes.get(v)!.disk
       if (disk.durable.snapshot.meta.index >= c) holders++

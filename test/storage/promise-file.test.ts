@@ -34,6 +34,19 @@ describe('storage: the promise file', () => {
     })
   })
 
+  // Rule (storage/promise-file.ts): a record not synced (no change of term or vote) is still what
+  // the next start reads: the damage the record detects leaves the operating system's copy intact.
+  it('a record written without a sync is read back across reopening', async () => {
+    const path = join(temp.path, 'p-unsynced')
+    const first = await PromiseFile.open(path)
+    await first.file.write({ term: 5, vote: 'peer-a', lastIndex: 20, lastHash: hash(4) })
+    await first.file.write({ term: 5, vote: 'peer-a', lastIndex: 21, lastHash: hash(5) }, false)
+    await first.file.close()
+    const again = await PromiseFile.open(path)
+    assert.deepEqual(again.promise, { term: 5, vote: 'peer-a', lastIndex: 21, lastHash: hash(5) })
+    await again.file.close()
+  })
+
   it('a torn (corrupt) newer slot falls back to the older one', async () => {
     const path = join(temp.path, 'p2')
     const { file } = await PromiseFile.open(path)

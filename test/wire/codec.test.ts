@@ -173,9 +173,9 @@ describe('wire: Raft message codec', () => {
     })
 
     it('a hash that is cut short', () => {
-      // The last byte is the certificate's presence flag (0).
+      // The last two bytes are the presence flags (0) of the election and commit certificates.
       rejects(
-        () => decodeMessage(good.subarray(0, good.length - 6)),
+        () => decodeMessage(good.subarray(0, good.length - 7)),
         /^raft message: entries\[0\]: hash: expected 32 bytes, got 27/
       )
     })
@@ -183,7 +183,8 @@ describe('wire: Raft message codec', () => {
     it('booleans, flags and enums out of range', () => {
       const vote = encodeMessage({ type: 'vote', from: 'a', to: 'b', term: 1, lastIndex: 2, lastTerm: 1, force: true })
       const v = vote.slice()
-      v[v.length - 1] = 2
+      // force, then the presence flag of the candidate's commit (0).
+      v[v.length - 2] = 2
       rejects(() => decodeMessage(v), /^raft message: force: boolean must be 0 or 1, got 2/)
       const hb = encodeMessage({ type: 'heartbeatResp', from: 'a', to: 'b', term: 1, context: null }).slice()
       hb[hb.length - 1] = 7
