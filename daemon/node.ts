@@ -181,6 +181,14 @@ export class PoolboardNode {
       net.libp2p.addEventListener('peer:connect', (event) => {
         defenses.onPeerConnected(event.detail.toString())
       })
+      // A quiet board ticks slowly (docs/operations.md, "What wakes an idle node"); links wake it.
+      const replica = board
+      net.libp2p.addEventListener('peer:connect', (event) => {
+        replica.memberLinkChanged(event.detail.toString(), true)
+      })
+      net.libp2p.addEventListener('peer:disconnect', (event) => {
+        replica.memberLinkChanged(event.detail.toString(), false)
+      })
       // Every board proposal of this node is timed (poolboard_board_commit_seconds).
       const timedRouter = {
         propose: async (data: Uint8Array, timeoutMs: number) =>

@@ -71,6 +71,11 @@ export interface BoardConfig {
   heartbeatTicks: number
   /** A follower that hears no leader for a random [1x, 2x) of this many ticks starts an election. */
   electionTicks: number
+  /**
+   * While the board is quiet (nothing to replicate, nothing pending) one tick lasts this long
+   * instead of `tickMs`: heartbeats and election timeouts stretch by the same factor. 0: never.
+   */
+  idleTickMs: number
   /** Snapshot (compact the in-memory log) every this many applied entries. */
   snapshotEveryEntries: number
   /** Names of the members that vote on the new board; null: every member. The others are learners. */
@@ -107,6 +112,7 @@ export function defaultConfig(): NodeConfig {
       tickMs: 25,
       heartbeatTicks: 2,
       electionTicks: 20,
+      idleTickMs: 500,
       snapshotEveryEntries: 10_000,
       voters: null,
       faultyVoters: 0
@@ -232,6 +238,15 @@ export const SETTINGS: readonly Setting[] = [
     render: (c) => [`election-ticks=${c.board.electionTicks}`]
   },
   {
+    key: 'idle-tick-ms',
+    defaultText: '500',
+    help: 'one Raft tick in ms while the board is quiet (heartbeats and elections slow down alike); 0 = always tick-ms',
+    apply: (c, v) => {
+      c.board = { ...c.board, idleTickMs: parseInteger(v, 0, 60_000) }
+    },
+    render: (c) => [`idle-tick-ms=${c.board.idleTickMs}`]
+  },
+  {
     key: 'snapshot-entries',
     defaultText: '10000',
     help: 'compact the in-memory Raft log every this many applied entries (the history stays on disk)',
@@ -325,6 +340,8 @@ function checkConfig(config: NodeConfig): string | null {
   if (board.heartbeatTicks * 5 > board.electionTicks) {
     return `election-ticks (${board.electionTicks}) must be at least 5 heartbeats (heartbeat-ticks ${board.heartbeatTicks} x 5)`
   }
+  if (board.idleTickMs !== 0 && board.idleTickMs < board.tickMs)
+    return `idle-tick-ms (${board.idleTickMs}) must be 0 or at least tick-ms (${board.tickMs})`
   if (board.voters !== null) {
     const names = new Set(config.members.map((m) => m.name))
     const unknown = board.voters.filter((v) => !names.has(v))

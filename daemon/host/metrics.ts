@@ -29,6 +29,9 @@ export interface MetricSources {
 
 export type RoundKind = 'create' | 'pay' | 'partition' | 'kick'
 
+/** How often the event-loop delay is sampled. */
+const EVENT_LOOP_SAMPLE_MS = 250
+
 export class NodeMetrics {
   readonly registry = new Registry()
   private readonly commitSeconds: Histogram
@@ -42,7 +45,13 @@ export class NodeMetrics {
 
   constructor(sources: MetricSources) {
     const registers = [this.registry]
-    collectDefaultMetrics({ register: this.registry, prefix: 'poolboard_' })
+    // The event-loop delay histogram samples on a timer: every 10 ms by default, which alone cost an
+    // idle node 0.4% of a core. Every 250 ms still catches the stalls it is there for.
+    collectDefaultMetrics({
+      register: this.registry,
+      prefix: 'poolboard_',
+      eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS
+    })
     this.commitSeconds = new Histogram({
       name: 'poolboard_board_commit_seconds',
       help: 'From proposing a board entry (on any node) to its commit',

@@ -44,7 +44,17 @@ export interface BoardTiming {
   tickMs: number
   heartbeatTicks: number
   electionTicks: number
+  /**
+   * The length of a tick while the board is quiet (see `BoardReplica.quiet`): heartbeats and
+   * election timeouts stretch alike, so an idle pool wakes a few times a second instead of forty.
+   * 0 or absent: always `tickMs` (the simulator's choice).
+   */
+  idleTickMs?: number
 }
+
+/** A leader slows down after this long without activity; its followers slow down sooner. */
+const LEADER_QUIET_AFTER_MS = 2_000
+const FOLLOWER_QUIET_AFTER_MS = 1_000
 
 /**
  * Time and chance as the board sees them: Node's timers, event loop and crypto in production
@@ -196,6 +206,10 @@ const ALARM_LOG_INTERVAL_MS = 10_000
 export class BoardReplica {
   private readonly raft: Raft
   private tickTimer: unknown
+  /** The period of `tickTimer`: `tickMs`, or `idleTickMs` while quiet. */
+  private tickPeriodMs = 0
+  /** Last time something other than heartbeats happened here (a proposal, a read, an entry, a vote). */
+  private lastActiveMs = 0
   private loop: Promise<void> | undefined
   private stopped = false
   private failed = false
@@ -303,11 +317,66 @@ export class BoardReplica {
   }
 
   start(): void {
+    this.lastActiveMs = this.clock.nowMs()
+    this.setTickPeriod(this.options.timing.tickMs)
+    this.kick()
+  }
+
+  private setTickPeriod(periodMs: number): void {
+    if (this.stopped || periodMs === this.tickPeriodMs) return
+    if (this.tickTimer !== undefined) this.clock.clearInterval(this.tickTimer)
+    this.tickPeriodMs = periodMs
     this.tickTimer = this.clock.setInterval(() => {
       this.raft.tick()
       this.kick()
-    }, this.options.timing.tickMs)
-    this.kick()
+      if (this.tickPeriodMs !== this.options.timing.idleTickMs && this.quiet()) {
+        this.setTickPeriod(this.options.timing.idleTickMs!)
+      }
+    }, periodMs)
+  }
+
+  /**
+   * Nothing for Raft to do but keep its leader: a leader with everything committed and nothing
+   * pending for a while, or a follower of a known leader that has applied everything. The leader
+   * waits longer, so that its followers, which count its slower heartbeats against a timeout
+   * stretched alike, have slowed down first. A follower still ticking fast would time out between
+   * a quiet leader's heartbeats and start a pre-vote, which the others refuse: harmless, but work.
+   */
+  private quiet(): boolean {
+    const idleTickMs = this.options.timing.idleTickMs ?? 0
+    if (idleTickMs <= this.options.timing.tickMs) return false
+    if (this.proposals.size > 0 || this.reads.size > 0 || this.confirmedReads.length > 0) return false
+    if (this.snapshotsSending.size > 0 || this.incomingSnapshots.size > 0) return false
+    const quietMs = this.clock.nowMs() - this.lastActiveMs
+    const raft = this.raft
+    if (raft.currentRole === 'leader') {
+      return (
+        quietMs >= LEADER_QUIET_AFTER_MS && raft.commitIndex === raft.lastIndex && raft.status().leadTransferee === null
+      )
+    }
+    return (
+      raft.currentRole === 'follower' &&
+      raft.leaderId !== null &&
+      quietMs >= FOLLOWER_QUIET_AFTER_MS &&
+      this.applied === raft.commitIndex
+    )
+  }
+
+  /** Something happened: tick at the full rate again, at once. */
+  private wake(): void {
+    this.lastActiveMs = this.clock.nowMs()
+    if (this.tickTimer !== undefined && this.tickPeriodMs !== this.options.timing.tickMs)
+      this.setTickPeriod(this.options.timing.tickMs)
+  }
+
+  /**
+   * The member network's news. A leader wakes on any link change: a member coming back gets its
+   * heartbeat, and with it the entries it lacks, at the full rate, and a leader cut off from its
+   * voters steps down within a full-rate election timeout. A follower wakes when its link to the
+   * leader drops, so a leader that died is replaced as fast as on a busy board.
+   */
+  memberLinkChanged(peerId: NodeId, _connected: boolean): void {
+    if (this.raft.currentRole === 'leader' || peerId === this.raft.leaderId) this.wake()
   }
 
   async stop(): Promise<void> {
@@ -423,12 +492,14 @@ export class BoardReplica {
       }
       throw this.translate(err)
     }
+    this.wake()
     this.kick()
     return await promise
   }
 
   transferLeadership(to: NodeId): void {
     this.checkOpen()
+    this.wake()
     try {
       this.raft.transferLeadership(to)
     } catch (err) {
@@ -508,6 +579,7 @@ export class BoardReplica {
     } catch (err) {
       throw this.translate(err)
     }
+    this.wake()
     const promise = new Promise<{ index: number; term: number }>((resolve, reject) => {
       const timer = this.clock.setTimeout(() => {
         this.proposals.delete(proposed.index)
@@ -545,6 +617,8 @@ export class BoardReplica {
       if (verdict === 'throttled') this.refusedFrom(m.from)
       return
     }
+    // Heartbeats are what a quiet board still exchanges; anything else is activity.
+    if (m.type !== 'heartbeat' && m.type !== 'heartbeatResp') this.wake()
     if (m.type === 'snap') {
       void this.receiveSnapshot(m)
       return
@@ -752,6 +826,7 @@ export class BoardReplica {
         'board role changed'
       )
       this.options.onSoftState?.(rd.softState.role, rd.softState.leader)
+      this.wake()
     }
     this.raft.advance(rd)
     if (this.holdingVotes && this.raft.keptPromises()) {

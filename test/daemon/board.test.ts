@@ -285,6 +285,48 @@ describe('the board driver', function () {
 
   // Rule (docs/raft.md, membership): a change takes effect when appended, so a leader that demoted
   // itself would stop leading before its change commits; it hands the lead over first.
+  // Rule (docs/operations.md, "What wakes an idle node"): a quiet board ticks at idle-tick-ms,
+  // followers before their leader; a proposal, or a follower losing its leader's link, brings the
+  // full rate back at once.
+  it('a quiet board ticks slowly and wakes on a proposal or a lost leader link', async () => {
+    boards = new TestBoards({ voters: ['a', 'b', 'c'], learners: [] }, { idleTickMs: 1_000 })
+    const b = boards
+    await b.start()
+    await b.elect('a')
+    await b.until(b.node('a').board!.propose(text('x'), 5_000))
+    await committedEverywhere(b, 2)
+    const periods = (): number[] => ['a', 'b', 'c'].map((id) => b.node(id).tickPeriodMs)
+    assert.deepEqual(periods(), [100, 100, 100], 'busy: every node ticks at tick-ms')
+    // 1.5 s of heartbeats only: the followers slow down, the leader not yet.
+    b.clockOffsetMs += 1_500
+    b.tick()
+    await b.deliver()
+    assert.deepEqual(periods(), [100, 1_000, 1_000])
+    b.clockOffsetMs += 1_000
+    b.tick()
+    await b.deliver()
+    assert.deepEqual(periods(), [1_000, 1_000, 1_000], 'quiet: every node ticks at idle-tick-ms')
+    // A proposal wakes the leader; the append it sends wakes the followers.
+    const proposed = b.node('a').board!.propose(text('y'), 5_000)
+    assert.equal(b.node('a').tickPeriodMs, 100)
+    await b.until(proposed)
+    assert.deepEqual(periods(), [100, 100, 100])
+    b.clockOffsetMs += 3_000
+    b.tick()
+    await b.deliver()
+    b.tick()
+    await b.deliver()
+    assert.deepEqual(periods(), [1_000, 1_000, 1_000])
+    // A follower whose link to the leader drops counts the election timeout at the full rate.
+    b.node('b').board!.memberLinkChanged('c', false)
+    assert.equal(b.node('b').tickPeriodMs, 1_000, 'a link to another follower changes nothing')
+    b.node('b').board!.memberLinkChanged('a', false)
+    assert.equal(b.node('b').tickPeriodMs, 100)
+    // The leader wakes on any link change (it must step down soon if it lost its voters).
+    b.node('a').board!.memberLinkChanged('c', false)
+    assert.equal(b.node('a').tickPeriodMs, 100)
+  })
+
   it('the leader refuses to demote or remove itself', async () => {
     boards = new TestBoards({ voters: ['a', 'b', 'c'], learners: [] })
     const b = boards

@@ -18,15 +18,23 @@ export class TestBoards {
   /** Messages sent and not yet delivered or dropped, in the order they were sent. */
   queue: Message[] = []
   private readonly temp = tempDir('poolboard-boards-')
+  /** Added to the boards' clock (`nowMs`): how a test lets time pass without waiting. */
+  clockOffsetMs = 0
 
   constructor(
     readonly configuration: Configuration,
-    private readonly options: { snapshotEveryEntries?: number } = {}
+    private readonly options: { snapshotEveryEntries?: number; idleTickMs?: number } = {}
   ) {}
 
   async start(ids: readonly NodeId[] = [...this.configuration.voters, ...this.configuration.learners]): Promise<void> {
     for (const id of ids) {
-      const node = new TestBoardNode(this, id, join(this.temp.path, id), this.options.snapshotEveryEntries ?? 1_000)
+      const node = new TestBoardNode(
+        this,
+        id,
+        join(this.temp.path, id),
+        this.options.snapshotEveryEntries ?? 1_000,
+        this.options.idleTickMs
+      )
       this.nodes.set(id, node)
       await node.open(true)
     }
@@ -124,12 +132,15 @@ export class TestBoardNode {
   alarms: Alarm[] = []
   fatal: Error | null = null
   private readonly ticks = new Set<() => void>()
+  /** The period the board last asked its tick timer for. */
+  tickPeriodMs = 0
 
   constructor(
     private readonly boards: TestBoards,
     readonly id: NodeId,
     readonly path: string,
-    private readonly snapshotEveryEntries: number
+    private readonly snapshotEveryEntries: number,
+    private readonly idleTickMs?: number
   ) {}
 
   /** Opens the node's database (created with `create`) and its board, as `poolboard start` does. */
@@ -139,8 +150,10 @@ export class TestBoardNode {
     const ticks = this.ticks
     const clock: BoardClock = {
       ...NODE_CLOCK,
-      setInterval: (fn) => {
+      nowMs: () => performance.now() + this.boards.clockOffsetMs,
+      setInterval: (fn, ms) => {
         ticks.add(fn)
+        this.tickPeriodMs = ms
         return fn
       },
       clearInterval: (handle) => {
@@ -165,7 +178,7 @@ export class TestBoardNode {
         }
       },
       logger: pino({ level: 'silent' }),
-      timing: { tickMs: 100, heartbeatTicks: 1, electionTicks: 10 },
+      timing: { tickMs: 100, heartbeatTicks: 1, electionTicks: 10, idleTickMs: this.idleTickMs },
       snapshotEveryEntries: this.snapshotEveryEntries,
       initialConfiguration: this.boards.configuration,
       onFatal: (err) => {
