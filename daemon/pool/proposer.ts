@@ -324,17 +324,10 @@ export class PoolProposer {
     let request: PartitionRequest
     let statement: PartitionStatement
     try {
-      request = signPartitionRequest(
-        makePartitionRequest(parentState, {
-          proposer: me,
-          actives: activeKeys,
-          newBalances: balances,
-          heightT,
-          deadlineMs,
-          roundId: randomBytes(32)
-        }),
-        this.options.memberSecret,
-        randomBytes(32)
+      request = signNewPartitionRequest(
+        parentState,
+        { proposer: me, actives: activeKeys, newBalances: balances, heightT, deadlineMs },
+        this.options.memberSecret
       )
       statement = checkPartitionRequest(parentState, request)
     } catch (err) {
@@ -574,4 +567,17 @@ export class PoolProposer {
       throw new PoolError('unknown-member', (err as Error).message)
     }
   }
+}
+
+/** A fresh partition request with a new round id and signing nonce, signed by `memberSecret`. */
+export function signNewPartitionRequest(
+  parentState: Parameters<typeof makePartitionRequest>[0],
+  fields: Omit<Parameters<typeof makePartitionRequest>[1], 'roundId'>,
+  memberSecret: Uint8Array
+): PartitionRequest {
+  return signPartitionRequest(
+    makePartitionRequest(parentState, { ...fields, roundId: randomBytes(32) }),
+    memberSecret,
+    randomBytes(32)
+  )
 }

@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto'
 import type { PoolBoard } from '../../../board/pool-board.js'
 import { compareBytes, equalBytes, toHex } from '../../../protocol/bytes.js'
 import { indexOfKey, short } from '../../../protocol/common.js'
-import { makeSignatureShare, signPartitionRequest } from '../../../protocol/requests.js'
-import { checkPartitionRequest, makePartitionRequest } from '../../../protocol/rules.js'
+import { makeSignatureShare } from '../../../protocol/requests.js'
+import { checkPartitionRequest } from '../../../protocol/rules.js'
 import { statementId } from '../../../protocol/statement.js'
 import type { Logger } from '../../host/log.js'
-import type { PoolProposer } from '../../pool/proposer.js'
+import { type PoolProposer, signNewPartitionRequest } from '../../pool/proposer.js'
 import { PoolError, type BoardRead } from '../../pool/propose.js'
 import type { PartitionResult } from '../../pool/results.js'
 import { roundTimeout, type RefusalView } from '../../pool/rounds.js'
@@ -86,17 +86,10 @@ export class LabEquivocation {
     const activeKeys = [...actives.values()].sort(compareBytes)
     const balances = activeKeys.map((k) => parentState.balances[indexOfKey(parentState.pool.members, k)])
     const heightT = Math.max(parentState.heightT, poolBoard.chainHeight)
-    const request = signPartitionRequest(
-      makePartitionRequest(parentState, {
-        proposer: me,
-        actives: activeKeys,
-        newBalances: balances,
-        heightT,
-        deadlineMs,
-        roundId: randomBytes(32)
-      }),
-      this.options.memberSecret,
-      randomBytes(32)
+    const request = signNewPartitionRequest(
+      parentState,
+      { proposer: me, actives: activeKeys, newBalances: balances, heightT, deadlineMs },
+      this.options.memberSecret
     )
     const statement = checkPartitionRequest(parentState, request)
     const id = statementId(statement)
